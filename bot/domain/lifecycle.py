@@ -1,0 +1,82 @@
+"""The lifecycle of a participation request as explicit state transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.domain.sense import Proposal
+
+
+class RequestState(StrEnum):
+    """Where a request stands."""
+
+    PENDING = "pending"  # filed; its room is being created
+    OPEN = "open"  # ballot open: positions are taken
+    DRAFTED = "drafted"  # ballot closed; the draft sense awaits the chair
+    DECIDED = "decided"  # the chair confirmed or decided; outcome announced
+    BLOCKED = "blocked"  # the bot lost control of the room (kicked, encryption on, ...)
+
+
+class Action(StrEnum):
+    """Things that move a request from one state to another."""
+
+    ROOM_READY = "room-ready"
+    CLOSE = "close"
+    CONFIRM = "confirm"
+    DECIDE = "decide"
+    REOPEN = "reopen"
+    BLOCK = "block"
+
+
+class Outcome(StrEnum):
+    """The chair's decision."""
+
+    ADMIT = "admit"
+    DECLINE = "decline"
+    NO_CONSENSUS = "no-consensus"
+
+
+class LifecycleError(Exception):
+    """A transition that is not allowed now; the message is fit to show the chair."""
+
+
+_TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
+    (RequestState.PENDING, Action.ROOM_READY): RequestState.OPEN,
+    (RequestState.OPEN, Action.CLOSE): RequestState.DRAFTED,
+    (RequestState.DRAFTED, Action.CONFIRM): RequestState.DECIDED,
+    (RequestState.OPEN, Action.DECIDE): RequestState.DECIDED,
+    (RequestState.DRAFTED, Action.DECIDE): RequestState.DECIDED,
+    (RequestState.DRAFTED, Action.REOPEN): RequestState.OPEN,
+    (RequestState.DECIDED, Action.REOPEN): RequestState.OPEN,
+    (RequestState.PENDING, Action.BLOCK): RequestState.BLOCKED,
+    (RequestState.OPEN, Action.BLOCK): RequestState.BLOCKED,
+    (RequestState.DRAFTED, Action.BLOCK): RequestState.BLOCKED,
+}
+
+_WHY_NOT: dict[Action, str] = {
+    Action.ROOM_READY: "the request's room is already set up",
+    Action.CLOSE: "the ballot is not open",
+    Action.CONFIRM: "there is no draft sense of the room to confirm yet (close the ballot first)",
+    Action.DECIDE: "the request is already decided (reopen it first)",
+    Action.REOPEN: "the ballot is still open",
+    Action.BLOCK: "the request is already decided",
+}
+
+
+def transition(state: RequestState, action: Action) -> RequestState:
+    """The state after `action`, or LifecycleError saying why it cannot happen now."""
+    try:
+        return _TRANSITIONS[(state, action)]
+    except KeyError:
+        raise LifecycleError(_WHY_NOT[action]) from None
+
+
+def outcome_for(proposal: Proposal) -> Outcome:
+    """The outcome a chair's `confirm` records for a draft; refuses a draft with open objections."""
+    if proposal is Proposal.NO_CONSENSUS_YET:
+        raise LifecycleError(
+            "objections are still open: dispose of each, or decide with a rationale"
+        )
+    if proposal is Proposal.ROUGH_CONSENSUS_ADMIT:
+        return Outcome.ADMIT
+    return Outcome.NO_CONSENSUS

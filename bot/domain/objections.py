@@ -1,0 +1,47 @@
+"""Objections: each one is tracked until the chair disposes of it (RFC 7282 §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ObjectionState(StrEnum):
+    """An objection is open until disposed of; the dispositions are RFC 7282's vocabulary."""
+
+    OPEN = "open"
+    ACCOMMODATED = "accommodated"  # the issue was resolved to the objector's satisfaction
+    ADDRESSED = "addressed"  # considered and answered, not accepted: the objector is "in the rough"
+    DUPLICATE = "duplicate"  # the same issue as another objection
+    WITHDRAWN = "withdrawn"  # the objector withdrew it
+
+    @property
+    def is_open(self) -> bool:
+        """True while the objection still blocks consensus."""
+        return self is ObjectionState.OPEN
+
+
+DISPOSITIONS: tuple[ObjectionState, ...] = (
+    ObjectionState.ACCOMMODATED,
+    ObjectionState.ADDRESSED,
+    ObjectionState.DUPLICATE,
+    ObjectionState.WITHDRAWN,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Objection:
+    """One member's objection on one request, with its disposition once made."""
+
+    id: int
+    request_id: int
+    member: str
+    reason: str | None
+    state: ObjectionState
+    rationale: str | None = None
+    disposed_by: str | None = None
+
+    @property
+    def needs_reason(self) -> bool:
+        """An objection must say why; a bare 👎 is recorded and the member is asked."""
+        return not (self.reason and self.reason.strip())

@@ -1,0 +1,60 @@
+"""A participation request as the domain sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.lifecycle import Outcome, RequestState
+from bot.domain.sense import Proposal
+
+
+@dataclass(frozen=True, slots=True)
+class Applicant:
+    """Who asks to participate, as filed."""
+
+    applicant: str  # a Matrix user ID or a name
+    name: str | None = None
+    org: str | None = None
+    stakeholder: str | None = None
+    region: str | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        """The applicant's Matrix user ID, when one was given."""
+        a = self.applicant
+        return a if a.startswith("@") and ":" in a else None
+
+    @property
+    def display(self) -> str:
+        """How to name the applicant in messages."""
+        if self.name and self.name != self.applicant:
+            return f"{self.name} ({self.applicant})"
+        return self.applicant
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A participation request and where it stands."""
+
+    id: int
+    applicant: Applicant
+    statement: str
+    filed_by: str
+    self_applied: bool
+    state: RequestState
+    room_id: str | None
+    ballot_event_id: str | None
+    deadline_at: int
+    created_at: int
+    opened_at: int | None = None
+    closed_at: int | None = None
+    proposal: Proposal | None = None
+    outcome: Outcome | None = None
+    decided_by: str | None = None
+    rationale: str | None = None
+    decided_at: int | None = None
+
+    @property
+    def title(self) -> str:
+        """Short title: 'Request #3: Jane Doe (@jane:example.org)'."""
+        return f"Request #{self.id}: {self.applicant.display}"

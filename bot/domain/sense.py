@@ -1,0 +1,168 @@
+"""The draft sense of the room: what the bot proposes to the chair, never a bare vote count.
+
+Rules (SPEC.md, "Determination"):
+- eligible = members snapshotted when the ballot opened, minus those who recused;
+- any objection not yet disposed of -> no-consensus-yet, listing what must be addressed;
+- else participation below quorum -> insufficient-participation;
+- else support and no-objection clearly outweigh concerns -> rough-consensus-admit,
+  naming those whose objections were addressed but not accommodated ("in the rough");
+- else no-consensus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bot.domain.objections import Objection, ObjectionState
+from bot.domain.positions import Position
+from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+
+# "Clearly outweigh": at least twice as many support/no-objection as concerns, and at least one.
+OUTWEIGH_FACTOR = 2
+# Groups smaller than this show participation but not positions, so nobody is singled out.
+MIN_GROUP_FOR_POSITIONS = 3
+
+
+class Proposal(StrEnum):
+    """The outcome the bot proposes to the chair."""
+
+    NO_CONSENSUS_YET = "no-consensus-yet"
+    INSUFFICIENT_PARTICIPATION = "insufficient-participation"
+    ROUGH_CONSENSUS_ADMIT = "rough-consensus-admit"
+    NO_CONSENSUS = "no-consensus"
+
+    @property
+    def label(self) -> str:
+        """Human wording of the proposal."""
+        return {
+            Proposal.NO_CONSENSUS_YET: "no consensus yet: objections are still open",
+            Proposal.INSUFFICIENT_PARTICIPATION: "insufficient participation",
+            Proposal.ROUGH_CONSENSUS_ADMIT: "rough consensus to admit",
+            Proposal.NO_CONSENSUS: "no consensus",
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Voter:
+    """A member eligible on a request, with the stakeholder group and region they belong to."""
+
+    user_id: str
+    stakeholder: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBreakdown:
+    """Participation of one stakeholder group or region; positions hidden for small groups."""
+
+    name: str
+    members: int
+    participated: int
+    counts: Mapping[Position, int] | None  # None when the group is too small to show
+
+    @property
+    def silent(self) -> bool:
+        """True when nobody of this group took a position."""
+        return self.participated == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Sense:
+    """The draft sense of the room, computed purely from stored positions and objections."""
+
+    proposal: Proposal
+    counts: Mapping[Position, int]
+    eligible: int
+    participated: int
+    quorum: float
+    recused: tuple[str, ...]
+    did_not_take_part: tuple[str, ...]
+    open_objections: tuple[Objection, ...]
+    in_the_rough: tuple[str, ...]
+    by_stakeholder: tuple[GroupBreakdown, ...]
+    by_region: tuple[GroupBreakdown, ...]
+    silent_stakeholder_groups: tuple[str, ...] = field(default=())
+
+    @property
+    def participation(self) -> float:
+        """Share of eligible members who took a position (0 when nobody is eligible)."""
+        return self.participated / self.eligible if self.eligible else 0.0
+
+
+def _breakdown(
+    names: Sequence[str],
+    voters: Sequence[Voter],
+    positions: Mapping[str, Position],
+    key: str,
+) -> tuple[GroupBreakdown, ...]:
+    rows = []
+    for name in names:
+        group = [v for v in voters if getattr(v, key) == name]
+        taken = [positions[v.user_id] for v in group if v.user_id in positions]
+        counts: dict[Position, int] | None = None
+        if len(group) >= MIN_GROUP_FOR_POSITIONS:
+            counts = dict.fromkeys(Position, 0)
+            for p in taken:
+                counts[p] += 1
+        rows.append(GroupBreakdown(name, len(group), len(taken), counts))
+    return tuple(rows)
+
+
+def determine(
+    voters: Sequence[Voter],
+    positions: Mapping[str, Position],
+    objections: Sequence[Objection],
+    quorum: float,
+) -> Sense:
+    """Draft the sense of the room.
+
+    `voters` are the members eligible when the ballot opened; `positions` the current
+    position per member (others' positions are ignored); `objections` every objection on
+    the request, any state.
+    """
+    voter_ids = {v.user_id for v in voters}
+    taken = {m: p for m, p in positions.items() if m in voter_ids}
+    recused = tuple(sorted(m for m, p in taken.items() if p is Position.RECUSE))
+    active = [v for v in voters if v.user_id not in recused]
+    active_positions = {m: p for m, p in taken.items() if p is not Position.RECUSE}
+
+    counts = dict.fromkeys(Position, 0)
+    for p in taken.values():
+        counts[p] += 1
+
+    eligible = len(active)
+    participated = len(active_positions)
+    did_not = tuple(sorted(v.user_id for v in active if v.user_id not in active_positions))
+    open_objections = tuple(o for o in objections if o.state is ObjectionState.OPEN)
+    in_the_rough = tuple(
+        sorted({o.member for o in objections if o.state is ObjectionState.ADDRESSED})
+    )
+
+    favour = counts[Position.SUPPORT] + counts[Position.NO_OBJECTION]
+    if open_objections:
+        proposal = Proposal.NO_CONSENSUS_YET
+    elif eligible == 0 or participated / eligible < quorum:
+        proposal = Proposal.INSUFFICIENT_PARTICIPATION
+    elif favour >= max(1, OUTWEIGH_FACTOR * counts[Position.CONCERN]):
+        proposal = Proposal.ROUGH_CONSENSUS_ADMIT
+    else:
+        proposal = Proposal.NO_CONSENSUS
+
+    by_stakeholder = _breakdown(STAKEHOLDER_GROUPS, active, active_positions, "stakeholder")
+    by_region = _breakdown(REGIONS, active, active_positions, "region")
+    return Sense(
+        proposal=proposal,
+        counts=counts,
+        eligible=eligible,
+        participated=participated,
+        quorum=quorum,
+        recused=recused,
+        did_not_take_part=did_not,
+        open_objections=open_objections,
+        in_the_rough=in_the_rough if proposal is Proposal.ROUGH_CONSENSUS_ADMIT else (),
+        by_stakeholder=by_stakeholder,
+        by_region=by_region,
+        silent_stakeholder_groups=tuple(g.name for g in by_stakeholder if g.silent),
+    )

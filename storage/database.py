@@ -1,0 +1,183 @@
+"""SQLite through aiosqlite: one writer connection, explicit transactions, numbered migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class DatabaseError(Exception):
+    """The database cannot be used; the message tells the operator what to do."""
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every bundled migration, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    for expected, (version, name, _) in enumerate(found, start=1):
+        if version != expected:
+            raise DatabaseError(f"migration {name} is out of sequence (expected {expected:04d})")
+    return found
+
+
+SCHEMA_VERSION = len(_migrations())
+
+
+class Tx:
+    """A transaction on the writer connection. Obtained from `Database.transaction()`."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._savepoints = 0
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns lastrowid (for INSERT) or rowcount otherwise."""
+        cursor = await self._conn.execute(sql, params)
+        try:
+            if sql.lstrip()[:6].upper() == "INSERT":
+                return cursor.lastrowid or 0
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """Run one statement for many parameter rows."""
+        await self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        """The first row of a query, or None."""
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        """All rows of a query."""
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested unit that rolls back alone on error (one event's effects)."""
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        await self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self._conn.execute(f"ROLLBACK TO {name}")
+            await self._conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            await self._conn.execute(f"RELEASE {name}")
+
+
+class Database:
+    """The bot's SQLite database. `open()` connects and migrates; construction does no I/O."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect, set pragmas, check integrity, and apply pending migrations."""
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        self._conn = conn
+        await conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a decision that was acknowledged survives a power cut, not only a crash.
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        async with conn.execute("PRAGMA quick_check") as cursor:
+            row = await cursor.fetchone()
+        if row is None or row[0] != "ok":
+            raise DatabaseError(
+                f"{self.path} failed its integrity check ({row[0] if row else 'no answer'}); "
+                "restore it from a backup (consensus-bot backup makes one)"
+            )
+        await self._migrate(conn)
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{self.path} has schema version {current}, newer than this bot knows "
+                f"({SCHEMA_VERSION}); upgrade the bot or restore an older backup"
+            )
+        for version, name, sql in _migrations():
+            if version <= current:
+                continue
+            log.info("applying migration %s", name)
+            try:
+                # executescript commits first; BEGIN..COMMIT makes the migration atomic.
+                await conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+                )
+            except Exception:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+
+    async def schema_version(self) -> int:
+        """The schema version of the open database."""
+        async with self.transaction() as tx:
+            return int(await tx.fetchval("PRAGMA user_version"))
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """The connection; only valid after `open()`."""
+        if self._conn is None:
+            raise DatabaseError("the database is not open")
+        return self._conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One write transaction (BEGIN IMMEDIATE), serialised with every other one."""
+        async with self._lock:
+            conn = self.conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(conn)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    async def backup(self, dest: Path) -> None:
+        """Write a consistent copy of the database to `dest` (VACUUM INTO)."""
+        async with self._lock:
+            try:
+                await self.conn.execute("VACUUM INTO ?", (str(dest),))
+            except aiosqlite.OperationalError as exc:
+                raise DatabaseError(f"cannot write a backup to {dest}: {exc}") from None
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

@@ -1,0 +1,527 @@
+"""Repositories: SQL in, domain values out. Every method runs inside a caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from bot.domain.ledger import PositionInput, Source
+from bot.domain.lifecycle import Outcome, RequestState
+from bot.domain.objections import Objection, ObjectionState
+from bot.domain.positions import Position
+from bot.domain.request import Applicant, Request
+from bot.domain.sense import Proposal, Voter
+from storage.database import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A roster entry."""
+
+    user_id: str
+    stakeholder: str
+    region: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An operation waiting to be sent to the homeserver."""
+
+    id: int
+    txn_id: str
+    op: str
+    request_id: int | None
+    room_id: str | None
+    target: str | None
+    purpose: str | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _request(row: aiosqlite.Row) -> Request:
+    return Request(
+        id=row["id"],
+        applicant=Applicant(
+            applicant=row["applicant"],
+            name=row["name"],
+            org=row["org"],
+            stakeholder=row["stakeholder"],
+            region=row["region"],
+        ),
+        statement=row["statement"],
+        filed_by=row["filed_by"],
+        self_applied=bool(row["self_applied"]),
+        state=RequestState(row["state"]),
+        room_id=row["room_id"],
+        ballot_event_id=row["ballot_event_id"],
+        deadline_at=row["deadline_at"],
+        created_at=row["created_at"],
+        opened_at=row["opened_at"],
+        closed_at=row["closed_at"],
+        proposal=Proposal(row["proposal"]) if row["proposal"] else None,
+        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+        decided_by=row["decided_by"],
+        rationale=row["rationale"],
+        decided_at=row["decided_at"],
+    )
+
+
+def _input(row: aiosqlite.Row) -> PositionInput:
+    return PositionInput(
+        event_id=row["event_id"],
+        member=row["member"],
+        position=Position(row["position"]) if row["position"] else None,
+        ts=row["ts"],
+        source=Source(row["source"]),
+        reason=row["reason"],
+    )
+
+
+def _objection(row: aiosqlite.Row) -> Objection:
+    return Objection(
+        id=row["id"],
+        request_id=row["request_id"],
+        member=row["member"],
+        reason=row["reason"],
+        state=ObjectionState(row["state"]),
+        rationale=row["rationale"],
+        disposed_by=row["disposed_by"],
+    )
+
+
+class Repository:
+    """All queries of the bot, bound to one transaction."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+
+    # --- meta -------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        """A value from the meta table (e.g. the sync token)."""
+        value = await self.tx.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the meta table."""
+        await self.tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # --- roster -----------------------------------------------------------------------
+
+    async def upsert_member(
+        self, user_id: str, stakeholder: str, region: str, now: int, added_by: str
+    ) -> None:
+        """Add a member, or reactivate and update one."""
+        await self.tx.execute(
+            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by) "
+            "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(user_id) DO UPDATE SET "
+            "stakeholder = excluded.stakeholder, region = excluded.region, active = 1",
+            (user_id, stakeholder, region, now, added_by),
+        )
+
+    async def seed_member(self, user_id: str, stakeholder: str, region: str, now: int) -> None:
+        """Add a member from the config unless the roster already knows them.
+
+        A chair's later `member remove` is not undone by a restart.
+        """
+        await self.tx.execute(
+            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by) "
+            "VALUES (?, ?, ?, 1, ?, 'config') ON CONFLICT(user_id) DO NOTHING",
+            (user_id, stakeholder, region, now),
+        )
+
+    async def deactivate_member(self, user_id: str) -> bool:
+        """Mark a member inactive; False when not an active member."""
+        changed = await self.tx.execute(
+            "UPDATE members SET active = 0 WHERE user_id = ? AND active = 1", (user_id,)
+        )
+        return changed > 0
+
+    async def member(self, user_id: str) -> Member | None:
+        """A roster entry, active or not."""
+        row = await self.tx.fetchone("SELECT * FROM members WHERE user_id = ?", (user_id,))
+        if row is None:
+            return None
+        return Member(row["user_id"], row["stakeholder"], row["region"], bool(row["active"]))
+
+    async def active_members(self) -> list[Member]:
+        """The active roster, by user ID."""
+        rows = await self.tx.fetchall(
+            "SELECT * FROM members WHERE active = 1 ORDER BY user_id COLLATE NOCASE"
+        )
+        return [Member(r["user_id"], r["stakeholder"], r["region"], True) for r in rows]
+
+    # --- requests ---------------------------------------------------------------------
+
+    async def request_by_filing(self, filed_event_id: str) -> Request | None:
+        """The request filed by a given event, if any."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM requests WHERE filed_event_id = ?", (filed_event_id,)
+        )
+        return None if row is None else _request(row)
+
+    async def create_request(
+        self,
+        applicant: Applicant,
+        statement: str,
+        filed_by: str,
+        filed_event_id: str,
+        self_applied: bool,
+        deadline_at: int,
+        now: int,
+    ) -> int:
+        """Insert a pending request; returns its number."""
+        return await self.tx.execute(
+            "INSERT INTO requests(applicant, name, org, stakeholder, region, statement, "
+            "filed_by, filed_event_id, self_applied, state, deadline_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                applicant.applicant,
+                applicant.name,
+                applicant.org,
+                applicant.stakeholder,
+                applicant.region,
+                statement,
+                filed_by,
+                filed_event_id,
+                int(self_applied),
+                RequestState.PENDING.value,
+                deadline_at,
+                now,
+            ),
+        )
+
+    async def request(self, request_id: int) -> Request | None:
+        """A request by number."""
+        row = await self.tx.fetchone("SELECT * FROM requests WHERE id = ?", (request_id,))
+        return None if row is None else _request(row)
+
+    async def request_by_room(self, room_id: str) -> Request | None:
+        """The request whose room this is."""
+        row = await self.tx.fetchone("SELECT * FROM requests WHERE room_id = ?", (room_id,))
+        return None if row is None else _request(row)
+
+    async def request_by_ballot(self, event_id: str) -> Request | None:
+        """The request whose ballot message this is."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM requests WHERE ballot_event_id = ?", (event_id,)
+        )
+        return None if row is None else _request(row)
+
+    async def requests(self, states: Sequence[RequestState] | None = None) -> list[Request]:
+        """Requests, newest first, optionally only in the given states."""
+        if states:
+            marks = ",".join("?" for _ in states)
+            rows = await self.tx.fetchall(
+                f"SELECT * FROM requests WHERE state IN ({marks}) ORDER BY id DESC",  # noqa: S608
+                [s.value for s in states],
+            )
+        else:
+            rows = await self.tx.fetchall("SELECT * FROM requests ORDER BY id DESC")
+        return [_request(r) for r in rows]
+
+    async def update_request(self, request_id: int, **fields: Any) -> None:
+        """Set columns of a request (names come from code, never from users)."""
+        allowed = {
+            "state",
+            "room_id",
+            "ballot_event_id",
+            "deadline_at",
+            "opened_at",
+            "closed_at",
+            "proposal",
+            "outcome",
+            "decided_by",
+            "rationale",
+            "decided_at",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not request columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        values = [v.value if hasattr(v, "value") else v for v in fields.values()]
+        await self.tx.execute(
+            f"UPDATE requests SET {assignments} WHERE id = ?",  # noqa: S608
+            [*values, request_id],
+        )
+
+    # --- eligibility ------------------------------------------------------------------
+
+    async def snapshot_eligible(self, request_id: int) -> int:
+        """Record the active roster as the request's eligible members; returns how many."""
+        await self.tx.execute(
+            "INSERT OR IGNORE INTO eligible(request_id, user_id, stakeholder, region) "
+            "SELECT ?, user_id, stakeholder, region FROM members WHERE active = 1",
+            (request_id,),
+        )
+        return int(
+            await self.tx.fetchval(
+                "SELECT count(*) FROM eligible WHERE request_id = ?", (request_id,)
+            )
+        )
+
+    async def voters(self, request_id: int) -> list[Voter]:
+        """Members eligible on a request who are still active on the roster."""
+        rows = await self.tx.fetchall(
+            "SELECT e.user_id, e.stakeholder, e.region FROM eligible e "
+            "JOIN members m ON m.user_id = e.user_id AND m.active = 1 "
+            "WHERE e.request_id = ? ORDER BY e.user_id",
+            (request_id,),
+        )
+        return [Voter(r["user_id"], r["stakeholder"], r["region"]) for r in rows]
+
+    async def is_voter(self, request_id: int, user_id: str) -> bool:
+        """True when the user is eligible on the request and still an active member."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM eligible e JOIN members m ON m.user_id = e.user_id AND m.active = 1 "
+            "WHERE e.request_id = ? AND e.user_id = ?",
+            (request_id, user_id),
+        )
+        return row is not None
+
+    # --- positions --------------------------------------------------------------------
+
+    async def add_input(self, request_id: int, item: PositionInput, now: int) -> bool:
+        """Append a position input; False when its event was recorded before."""
+        changed = await self.tx.execute(
+            "INSERT INTO position_inputs(request_id, member, event_id, source, position, "
+            "reason, ts, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(event_id) DO NOTHING",
+            (
+                request_id,
+                item.member,
+                item.event_id,
+                item.source.value,
+                item.position.value if item.position else None,
+                item.reason,
+                item.ts,
+                now,
+            ),
+        )
+        return changed > 0
+
+    async def inputs(self, request_id: int, member: str | None = None) -> list[PositionInput]:
+        """A request's inputs (one member's when given), oldest first."""
+        if member is None:
+            rows = await self.tx.fetchall(
+                "SELECT * FROM position_inputs WHERE request_id = ? ORDER BY ts, event_id",
+                (request_id,),
+            )
+        else:
+            rows = await self.tx.fetchall(
+                "SELECT * FROM position_inputs WHERE request_id = ? AND member = ? "
+                "ORDER BY ts, event_id",
+                (request_id, member),
+            )
+        return [_input(r) for r in rows]
+
+    async def input_by_event(self, event_id: str) -> tuple[int, PositionInput] | None:
+        """(request ID, input) recorded for an event."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM position_inputs WHERE event_id = ?", (event_id,)
+        )
+        return None if row is None else (int(row["request_id"]), _input(row))
+
+    async def add_redaction(
+        self, event_id: str, redacts: str, room_id: str, sender: str, ts: int
+    ) -> bool:
+        """Record a redaction; False when seen before."""
+        changed = await self.tx.execute(
+            "INSERT INTO redactions(event_id, redacts, room_id, sender, ts) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+            (event_id, redacts, room_id, sender, ts),
+        )
+        return changed > 0
+
+    async def redacted_among(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of these events were redacted."""
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        marks = ",".join("?" for _ in ids)
+        rows = await self.tx.fetchall(
+            f"SELECT redacts FROM redactions WHERE redacts IN ({marks})",  # noqa: S608
+            ids,
+        )
+        return {r[0] for r in rows}
+
+    async def set_current(self, request_id: int, member: str, item: PositionInput | None) -> None:
+        """Store the member's current position (None clears it)."""
+        if item is None or item.position is None:
+            await self.tx.execute(
+                "DELETE FROM current_positions WHERE request_id = ? AND member = ?",
+                (request_id, member),
+            )
+            return
+        await self.tx.execute(
+            "INSERT INTO current_positions(request_id, member, position, reason, event_id, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(request_id, member) DO UPDATE SET "
+            "position = excluded.position, reason = excluded.reason, "
+            "event_id = excluded.event_id, ts = excluded.ts",
+            (request_id, member, item.position.value, item.reason, item.event_id, item.ts),
+        )
+
+    async def current(self, request_id: int) -> dict[str, PositionInput]:
+        """Current position per member on a request."""
+        rows = await self.tx.fetchall(
+            "SELECT c.*, p.source FROM current_positions c "
+            "JOIN position_inputs p ON p.event_id = c.event_id WHERE c.request_id = ?",
+            (request_id,),
+        )
+        return {r["member"]: _input(r) for r in rows}
+
+    # --- objections -------------------------------------------------------------------
+
+    async def objections(self, request_id: int) -> list[Objection]:
+        """Every objection on a request, oldest first."""
+        rows = await self.tx.fetchall(
+            "SELECT * FROM objections WHERE request_id = ? ORDER BY id", (request_id,)
+        )
+        return [_objection(r) for r in rows]
+
+    async def objection(self, objection_id: int) -> Objection | None:
+        """One objection by its number."""
+        row = await self.tx.fetchone("SELECT * FROM objections WHERE id = ?", (objection_id,))
+        return None if row is None else _objection(row)
+
+    async def open_objection(self, request_id: int, member: str) -> Objection | None:
+        """The member's open objection on a request, if any."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM objections WHERE request_id = ? AND member = ? AND state = 'open' "
+            "ORDER BY id DESC LIMIT 1",
+            (request_id, member),
+        )
+        return None if row is None else _objection(row)
+
+    async def add_objection(
+        self, request_id: int, member: str, event_id: str, reason: str | None, now: int
+    ) -> int:
+        """Open a new objection; returns its number."""
+        return await self.tx.execute(
+            "INSERT INTO objections(request_id, member, event_id, reason, state, created_at) "
+            "VALUES (?, ?, ?, ?, 'open', ?)",
+            (request_id, member, event_id, reason, now),
+        )
+
+    async def set_objection_reason(self, objection_id: int, reason: str) -> None:
+        """Give an open objection its reason."""
+        await self.tx.execute(
+            "UPDATE objections SET reason = ? WHERE id = ?", (reason, objection_id)
+        )
+
+    async def dispose_objection(
+        self,
+        objection_id: int,
+        state: ObjectionState,
+        by: str,
+        rationale: str | None,
+        now: int,
+    ) -> None:
+        """Record a disposition."""
+        await self.tx.execute(
+            "UPDATE objections SET state = ?, disposed_by = ?, rationale = ?, disposed_at = ? "
+            "WHERE id = ?",
+            (state.value, by, rationale, now, objection_id),
+        )
+
+    # --- outbox -----------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        txn_id: str,
+        op: str,
+        payload: dict[str, Any],
+        now: int,
+        *,
+        request_id: int | None = None,
+        room_id: str | None = None,
+        target: str | None = None,
+        purpose: str | None = None,
+    ) -> bool:
+        """Queue an outgoing operation; False if one with the same txn_id exists already."""
+        changed = await self.tx.execute(
+            "INSERT INTO outbox(txn_id, op, request_id, room_id, target, purpose, payload, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txn_id) DO NOTHING",
+            (
+                txn_id,
+                op,
+                request_id,
+                room_id,
+                target,
+                purpose,
+                json.dumps(payload, ensure_ascii=False),
+                now,
+            ),
+        )
+        return changed > 0
+
+    async def pending_outbox(self, limit: int = 50) -> list[OutboxItem]:
+        """Operations not yet sent, oldest first."""
+        rows = await self.tx.fetchall(
+            "SELECT * FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?", (limit,)
+        )
+        return [
+            OutboxItem(
+                id=r["id"],
+                txn_id=r["txn_id"],
+                op=r["op"],
+                request_id=r["request_id"],
+                room_id=r["room_id"],
+                target=r["target"],
+                purpose=r["purpose"],
+                payload=json.loads(r["payload"]),
+                attempts=r["attempts"],
+            )
+            for r in rows
+        ]
+
+    async def outbox_done(self, item_id: int, result: str | None, now: int) -> None:
+        """Mark an operation sent."""
+        await self.tx.execute(
+            "UPDATE outbox SET state = 'sent', result = ?, sent_at = ?, "
+            "attempts = attempts + 1 WHERE id = ?",
+            (result, now, item_id),
+        )
+
+    async def outbox_attempt(self, item_id: int, error: str, give_up: bool) -> None:
+        """Count a failed attempt; `give_up` marks it failed for good."""
+        await self.tx.execute(
+            "UPDATE outbox SET attempts = attempts + 1, result = ?, state = ? WHERE id = ?",
+            (error, "failed" if give_up else "pending", item_id),
+        )
+
+    # --- events -----------------------------------------------------------------------
+
+    async def seen(self, event_id: str) -> bool:
+        """True when the event was applied before."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)
+        )
+        return row is not None
+
+    async def mark_processed(self, event_id: str, room_id: str, now: int) -> None:
+        """Remember that an event was applied (idempotency)."""
+        await self.tx.execute(
+            "INSERT OR IGNORE INTO processed_events(event_id, room_id, processed_at) "
+            "VALUES (?, ?, ?)",
+            (event_id, room_id, now),
+        )
+
+    async def record_failure(
+        self, event_id: str, room_id: str, ref: str, error: str, now: int
+    ) -> None:
+        """Set aside an event whose handling failed."""
+        await self.tx.execute(
+            "INSERT OR REPLACE INTO failed_events(event_id, room_id, ref, error, failed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (event_id, room_id, ref, error, now),
+        )

@@ -1,0 +1,920 @@
+"""The bot's configuration: a TOML file (see `config.example.toml`), validated in one pass.
+
+`load_config` reads the file, resolves credentials (inline, from a file next to the config, or
+from the environment) and relative paths, and either returns a frozen `Config` or raises
+`ConfigError` listing *every* problem at once, each named by its dotted key path
+(`group.members[2].region: ...`). `render_config` prints the effective configuration as TOML
+with secrets hidden, for `consensus-bot check-config`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Final, Self
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from bot.domain.durations import DurationError, parse_duration
+from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+
+__all__ = [
+    "ACCESS_TOKEN_ENV",
+    "PASSWORD_ENV",
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "CronSchedule",
+    "DigestConfig",
+    "GroupConfig",
+    "MatrixConfig",
+    "MemberSeed",
+    "ProcessConfig",
+    "SecretFile",
+    "StorageConfig",
+    "load_config",
+    "parse_cron",
+    "render_config",
+]
+
+PASSWORD_ENV: Final = "CONSENSUS_BOT_PASSWORD"  # noqa: S105 - a variable name, not a secret
+"""Environment variable whose value, when set and non-empty, is the bot's password."""
+
+ACCESS_TOKEN_ENV: Final = "CONSENSUS_BOT_ACCESS_TOKEN"  # noqa: S105 - a variable name
+"""Environment variable whose value, when set and non-empty, is the bot's access token."""
+
+_ENV_FOR_SECRET: Final[Mapping[str, str]] = {
+    "password": PASSWORD_ENV,
+    "access_token": ACCESS_TOKEN_ENV,
+}
+
+_MASK: Final = "********"
+_SECTIONS: Final = ("matrix", "storage", "group", "process", "digest")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in the configuration: the dotted key path and what is wrong there."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `issues` lists every problem found, in file order."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues: list[ConfigIssue] = list(issues)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(issue) for issue in self.issues)
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown verbatim (braces in user text are safe)."""
+    return PydanticCustomError("config", "{message}", {"message": message})
+
+
+def _raise_all(title: str, problems: list[tuple[tuple[str | int, ...], str, object]]) -> None:
+    """Raise every `(loc, message, input)` problem at once, each at its own key path."""
+    if problems:
+        details = [
+            InitErrorDetails(type=_problem(message), loc=loc, input=value)
+            for loc, message, value in problems
+        ]
+        raise ValidationError.from_exception_data(title, details)
+
+
+def _suggest(value: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value.lower(), choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --------------------------------------------------------------------------- value types
+
+# Matrix user ID: `@localpart:server`, localpart of printable ASCII without ':' (the historical
+# grammar), server a DNS name, IPv4 or [IPv6] literal with an optional port.
+_SERVER_NAME = r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+_MXID_RE: Final = re.compile(rf"@[!-9;-~]+:{_SERVER_NAME}")
+_ALIAS_RE: Final = re.compile(rf"#[^\s:]+:{_SERVER_NAME}")
+# Room IDs: `!opaque:server` before room version 12, `!opaque` from it on.
+_ROOM_ID_RE: Final = re.compile(r"![^\s]+")
+
+
+def _check_mxid(value: str) -> str:
+    if len(value) > 255 or not _MXID_RE.fullmatch(value):
+        raise _problem(f"'{value}' is not a Matrix user ID (expected @name:server)")
+    return value
+
+
+def _check_room(value: str) -> str:
+    if len(value) > 255 or not (_ROOM_ID_RE.fullmatch(value) or _ALIAS_RE.fullmatch(value)):
+        raise _problem(
+            f"'{value}' is neither a room ID (!id or !id:server) nor a room alias (#name:server)"
+        )
+    return value
+
+
+def _check_duration(value: str) -> str:
+    try:
+        parse_duration(value)
+    except DurationError as exc:
+        raise _problem(str(exc)) from None
+    return value
+
+
+def _check_token(value: str) -> str:
+    if not value or any(ch.isspace() for ch in value):
+        raise _problem("must be non-empty and contain no whitespace")
+    return value
+
+
+UserId = Annotated[str, AfterValidator(_check_mxid)]
+"""A validated Matrix user ID such as `@alice:example.org`."""
+
+RoomRef = Annotated[str, AfterValidator(_check_room)]
+"""A validated room ID (`!abc:example.org`, or `!abc` for room v12) or alias (`#x:example.org`)."""
+
+DurationText = Annotated[str, AfterValidator(_check_duration)]
+"""A duration as written in the file (`14d`, `72h`, `1d12h`), checked with `parse_duration`."""
+
+
+# --------------------------------------------------------------------------- cron
+
+
+_MONTH_NAMES: Final = (
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "may",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "oct",
+    "nov",
+    "dec",
+)
+_DAY_NAMES: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+@dataclass(frozen=True, slots=True)
+class _CronField:
+    name: str
+    low: int
+    high: int
+    names: Mapping[str, int]
+    hint: str
+
+
+_CRON_FIELDS: Final = (
+    _CronField("minute", 0, 59, {}, "0-59"),
+    _CronField("hour", 0, 23, {}, "0-23"),
+    _CronField("day-of-month", 1, 31, {}, "1-31"),
+    _CronField("month", 1, 12, {n: i + 1 for i, n in enumerate(_MONTH_NAMES)}, "1-12 or jan-dec"),
+    _CronField("day-of-week", 0, 7, {n: i for i, n in enumerate(_DAY_NAMES)}, "0-7 or mon-sun"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CronSchedule:
+    """A parsed five-field cron expression: the set of matching values of each field.
+
+    Days of the week are 0 = Sunday … 6 = Saturday (7 is folded into 0), as in cron.
+    `*_restricted` tell whether the day fields were anything other than `*`.
+    """
+
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days_of_month: frozenset[int]
+    months: frozenset[int]
+    days_of_week: frozenset[int]
+    day_of_month_restricted: bool
+    day_of_week_restricted: bool
+
+    def apscheduler_fields(self) -> dict[str, str]:
+        """Keyword arguments for APScheduler 3's `CronTrigger` with the same meaning.
+
+        Every field is given as an explicit list, and days of the week by name, because
+        APScheduler numbers weekdays from Monday = 0, unlike cron. (When both day fields are
+        restricted APScheduler requires both to match, where classic cron accepts either.)
+        """
+
+        def listed(values: frozenset[int], full: range) -> str:
+            return "*" if values == frozenset(full) else ",".join(str(v) for v in sorted(values))
+
+        weekdays = (
+            "*"
+            if self.days_of_week == frozenset(range(7))
+            else ",".join(_DAY_NAMES[d] for d in sorted(self.days_of_week))
+        )
+        return {
+            "minute": listed(self.minutes, range(60)),
+            "hour": listed(self.hours, range(24)),
+            "day": listed(self.days_of_month, range(1, 32)),
+            "month": listed(self.months, range(1, 13)),
+            "day_of_week": weekdays,
+        }
+
+
+def _cron_value(token: str, spec: _CronField, *, range_end: bool = False) -> int:
+    lowered = token.lower()
+    if lowered.isdigit():
+        number = int(lowered)
+        if not spec.low <= number <= spec.high:
+            raise ValueError(f"{number} is out of range (use {spec.hint})")
+        return number
+    if lowered in spec.names:
+        number = spec.names[lowered]
+        # `mon-sun` means Monday to Sunday: Sunday closing a range is day 7.
+        return 7 if range_end and spec.name == "day-of-week" and number == 0 else number
+    raise ValueError(f"'{token}' is not a number or name (use {spec.hint})")
+
+
+def _parse_cron_field(text: str, spec: _CronField) -> set[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        if not item:
+            raise ValueError("empty item in a list (use a,b,c)")
+        base, slash, step_text = item.partition("/")
+        step = 1
+        if slash:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"step '{step_text}' must be a positive number")
+            step = int(step_text)
+        if base == "*":
+            start, end = spec.low, spec.high
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            start, end = _cron_value(first, spec), _cron_value(last, spec, range_end=True)
+            if start > end:
+                raise ValueError(f"range '{base}' runs backwards")
+        else:
+            start = _cron_value(base, spec)
+            end = spec.high if slash else start
+        values.update(range(start, end + 1, step))
+    if spec.name == "day-of-week" and 7 in values:
+        values.discard(7)
+        values.add(0)
+    return values
+
+
+def parse_cron(expression: str) -> CronSchedule:
+    """Parse a five-field cron expression (`minute hour day-of-month month day-of-week`).
+
+    Each field is `*`, a number or name, a range `a-b`, a list `a,b`, or a step `*/n`,
+    `a-b/n` or `a/n`; months may be `jan`-`dec` and weekdays `sun`-`sat` (0 and 7 are Sunday).
+    Raises `ValueError` with a message that names the offending field.
+    """
+    parts = expression.split()
+    if len(parts) != len(_CRON_FIELDS):
+        raise ValueError(
+            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
+        )
+    parsed: list[frozenset[int]] = []
+    for text, spec in zip(parts, _CRON_FIELDS, strict=True):
+        try:
+            parsed.append(frozenset(_parse_cron_field(text, spec)))
+        except ValueError as exc:
+            raise ValueError(f"{spec.name} field '{text}': {exc}") from None
+    minutes, hours, days, months, weekdays = parsed
+    return CronSchedule(
+        minutes=minutes,
+        hours=hours,
+        days_of_month=days,
+        months=months,
+        days_of_week=weekdays,
+        day_of_month_restricted=parts[2] != "*",
+        day_of_week_restricted=parts[4] != "*",
+    )
+
+
+# --------------------------------------------------------------------------- context helpers
+
+
+def _base_dir(info: ValidationInfo) -> Path | None:
+    context = info.context if isinstance(info.context, Mapping) else {}
+    base = context.get("base_dir")
+    return base if isinstance(base, Path) else None
+
+
+def _env(info: ValidationInfo) -> Mapping[str, str]:
+    context = info.context if isinstance(info.context, Mapping) else {}
+    env = context.get("env")
+    return env if isinstance(env, Mapping) else {}
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretFile(_Section):
+    """A credential read from a file: where it is, and its (stripped) content.
+
+    `secret` is None when the matching environment variable overrides the file, which is then
+    not read at all.
+    """
+
+    path: Path
+    secret: SecretStr | None = None
+
+
+class MatrixConfig(_Section):
+    """`[matrix]`: how the bot reaches its homeserver and who it is.
+
+    Exactly one credential must result from `password`, `access_token`, `password_file`,
+    `access_token_file` and the environment (`CONSENSUS_BOT_PASSWORD` /
+    `CONSENSUS_BOT_ACCESS_TOKEN`, which override the file). Use the `password` and
+    `access_token` properties for the resolved values.
+    """
+
+    homeserver: str
+    user_id: UserId
+    password_inline: SecretStr | None = Field(default=None, alias="password")
+    access_token_inline: SecretStr | None = Field(default=None, alias="access_token")
+    password_file: SecretFile | None = None
+    access_token_file: SecretFile | None = None
+    device_id: Annotated[str, AfterValidator(_check_token)] = "CONSENSUSBOT"
+    command_prefix: Annotated[str, AfterValidator(_check_token)] = "!cb"
+    allowed_inviters: tuple[UserId, ...] = ()
+
+    _password: SecretStr | None = PrivateAttr(default=None)
+    _access_token: SecretStr | None = PrivateAttr(default=None)
+    _password_source: str | None = PrivateAttr(default=None)
+    _access_token_source: str | None = PrivateAttr(default=None)
+
+    @property
+    def password(self) -> SecretStr | None:
+        """The resolved password (environment, inline or file), or None."""
+        return self._password
+
+    @property
+    def access_token(self) -> SecretStr | None:
+        """The resolved access token (environment, inline or file), or None."""
+        return self._access_token
+
+    @property
+    def password_source(self) -> str | None:
+        """Where the password came from (`CONSENSUS_BOT_PASSWORD`, `matrix.password`, …)."""
+        return self._password_source
+
+    @property
+    def access_token_source(self) -> str | None:
+        """Where the access token came from, like `password_source`."""
+        return self._access_token_source
+
+    @field_validator("homeserver")
+    @classmethod
+    def _check_homeserver(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(ch.isspace() for ch in value)
+            or parts.query
+            or parts.fragment
+        ):
+            raise _problem(f"'{value}' is not an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("password_file", "access_token_file", mode="before")
+    @classmethod
+    def _read_secret_file(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or isinstance(value, SecretFile):
+            return value
+        if not isinstance(value, str) or not value.strip():
+            raise _problem("must be a file path (a non-empty string)")
+        path = Path(value).expanduser()
+        base = _base_dir(info)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        if _env_credentials(_env(info)):
+            return SecretFile(path=path)  # the environment overrides it: not read
+        try:
+            content = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise _problem(f"{path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise _problem(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not content:
+            raise _problem(f"{path} is empty")
+        return SecretFile(path=path, secret=SecretStr(content))
+
+    @model_validator(mode="after")
+    def _resolve_credentials(self, info: ValidationInfo) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str, object]] = []
+        from_env = _env_credentials(_env(info))
+        if len(from_env) > 1:
+            problems.append(
+                ((), f"set only one of the environment variables {' and '.join(from_env)}", None)
+            )
+        elif from_env:
+            # An environment credential overrides every credential in the file.
+            ((env_name, (kind, secret)),) = from_env.items()
+            self._set_credential(kind, secret, env_name)
+        else:
+            found: list[str] = []
+            for kind, inline, from_file in (
+                ("password", self.password_inline, self.password_file),
+                ("access_token", self.access_token_inline, self.access_token_file),
+            ):
+                if inline is not None and from_file is not None:
+                    problems.append(
+                        ((f"{kind}_file",), f"give either {kind} or {kind}_file, not both", None)
+                    )
+                elif inline is not None:
+                    if inline.get_secret_value().strip():
+                        self._set_credential(kind, inline, f"matrix.{kind}")
+                        found.append(kind)
+                    else:
+                        problems.append(((kind,), "is empty", None))
+                elif from_file is not None and from_file.secret is not None:
+                    source = f"matrix.{kind}_file ({from_file.path})"
+                    self._set_credential(kind, from_file.secret, source)
+                    found.append(f"{kind}_file")
+            if not problems and not found:
+                problems.append(
+                    (
+                        (),
+                        "no credential: set password, access_token, password_file or "
+                        f"access_token_file, or the environment variable {PASSWORD_ENV} or "
+                        f"{ACCESS_TOKEN_ENV}",
+                        None,
+                    )
+                )
+            elif len(found) > 1:
+                problems.append(
+                    ((), f"give exactly one credential, not both {' and '.join(found)}", None)
+                )
+        _raise_all("MatrixConfig", problems)
+        return self
+
+    def _set_credential(self, kind: str, secret: SecretStr, source: str) -> None:
+        if kind == "password":
+            self._password, self._password_source = secret, source
+        else:
+            self._access_token, self._access_token_source = secret, source
+
+
+def _env_credentials(env: Mapping[str, str]) -> dict[str, tuple[str, SecretStr]]:
+    """The credentials set in the environment: variable name -> (kind, secret)."""
+    found: dict[str, tuple[str, SecretStr]] = {}
+    for kind, name in _ENV_FOR_SECRET.items():
+        value = _env_secret(env, name)
+        if value is not None:
+            found[name] = (kind, SecretStr(value))
+    return found
+
+
+class StorageConfig(_Section):
+    """`[storage]`: where the SQLite database lives (relative to the config file's directory)."""
+
+    path: Path = Field(default=Path("data/consensus.db"), validate_default=True)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _check_path(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise _problem("must be a file path (a non-empty string)")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
+        path = value.expanduser()
+        base = _base_dir(info)
+        return base / path if base is not None and not path.is_absolute() else path
+
+
+class MemberSeed(_Section):
+    """One `[[group.members]]` entry, seeded into the roster at start."""
+
+    user_id: UserId
+    stakeholder: str
+    region: str
+
+    @field_validator("stakeholder")
+    @classmethod
+    def _check_stakeholder(cls, value: str) -> str:
+        if value not in STAKEHOLDER_GROUPS:
+            raise _problem(
+                f"'{value}' is not a stakeholder group{_suggest(value, STAKEHOLDER_GROUPS)}; "
+                f"use one of: {', '.join(STAKEHOLDER_GROUPS)}"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        if value not in REGIONS:
+            raise _problem(
+                f"'{value}' is not a region{_suggest(value, REGIONS)}; "
+                f"use one of: {', '.join(REGIONS)}"
+            )
+        return value
+
+
+def _duplicates(
+    values: Iterable[str], label: str
+) -> list[tuple[tuple[str | int, ...], str, object]]:
+    """Problems for each repeated value, at `(index,)`, naming where it first appeared."""
+    first_seen: dict[str, int] = {}
+    problems: list[tuple[tuple[str | int, ...], str, object]] = []
+    for index, value in enumerate(values):
+        if value in first_seen:
+            problems.append(
+                ((index,), f"{value} is listed twice (also at {label}[{first_seen[value]}])", value)
+            )
+        else:
+            first_seen[value] = index
+    return problems
+
+
+class GroupConfig(_Section):
+    """`[group]`: the group whose admissions the bot runs, its chairs and seed roster."""
+
+    name: str
+    main_room: RoomRef
+    space: str = ""
+    chairs: tuple[UserId, ...]
+    timezone: str = "UTC"
+    self_apply: StrictBool = True
+    members: tuple[MemberSeed, ...] = ()
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        """The group's time zone (digests are scheduled and times shown in it)."""
+        return ZoneInfo(self.timezone)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not value.strip():
+            raise _problem("must not be empty")
+        return value.strip()
+
+    @field_validator("space")
+    @classmethod
+    def _check_space(cls, value: str) -> str:
+        return _check_room(value) if value else value
+
+    @field_validator("chairs")
+    @classmethod
+    def _check_chairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise _problem("at least one chair is required")
+        _raise_all("chairs", _duplicates(value, "chairs"))
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _problem(
+                f"'{value}' is not a known time zone (use an IANA name like UTC or Europe/Paris)"
+            ) from None
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _check_members(cls, value: tuple[MemberSeed, ...]) -> tuple[MemberSeed, ...]:
+        problems = [
+            ((*loc, "user_id"), message, seen)
+            for loc, message, seen in _duplicates((m.user_id for m in value), "members")
+        ]
+        _raise_all("members", problems)
+        return value
+
+
+class ProcessConfig(_Section):
+    """`[process]`: deadlines, reminders, quorum and appeal window of each request.
+
+    Durations keep the text written in the file; use the `*_ms` properties for milliseconds.
+    """
+
+    deadline: DurationText = "14d"
+    min_deadline: DurationText = "72h"
+    reminders: tuple[DurationText, ...] = ("48h", "24h")
+    quorum: float = 0.5
+    appeal_window: DurationText = "14d"
+
+    @property
+    def deadline_ms(self) -> int:
+        """The default deadline of a request, in milliseconds after it opens."""
+        return parse_duration(self.deadline)
+
+    @property
+    def min_deadline_ms(self) -> int:
+        """The shortest deadline a chair may set, in milliseconds."""
+        return parse_duration(self.min_deadline)
+
+    @property
+    def reminders_ms(self) -> tuple[int, ...]:
+        """How long before the deadline to remind members without a position, longest first."""
+        return tuple(sorted((parse_duration(r) for r in self.reminders), reverse=True))
+
+    @property
+    def appeal_window_ms(self) -> int:
+        """How long after an outcome an appeal may be lodged, in milliseconds."""
+        return parse_duration(self.appeal_window)
+
+    @field_validator("quorum", mode="before")
+    @classmethod
+    def _check_quorum_type(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _problem("must be a number greater than 0 and at most 1")
+        return value
+
+    @field_validator("quorum")
+    @classmethod
+    def _check_quorum(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise _problem(f"{value} is out of range: must be greater than 0 and at most 1")
+        return value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str, object]] = []
+        if self.deadline_ms < self.min_deadline_ms:
+            problems.append(
+                (
+                    ("deadline",),
+                    f"{self.deadline} is shorter than min_deadline ({self.min_deadline})",
+                    self.deadline,
+                )
+            )
+        seen: dict[int, int] = {}
+        for index, text in enumerate(self.reminders):
+            ms = parse_duration(text)
+            if ms in seen:
+                problems.append(
+                    (
+                        ("reminders", index),
+                        f"{text} repeats reminders[{seen[ms]}] ({self.reminders[seen[ms]]})",
+                        text,
+                    )
+                )
+            else:
+                seen[ms] = index
+            if ms >= self.deadline_ms:
+                problems.append(
+                    (
+                        ("reminders", index),
+                        f"{text} is not shorter than the deadline ({self.deadline})",
+                        text,
+                    )
+                )
+        _raise_all("ProcessConfig", problems)
+        return self
+
+
+class DigestConfig(_Section):
+    """`[digest]`: when the digest is posted in the main room ("" disables it)."""
+
+    schedule: str = "0 9 * * mon"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether digests are posted on a schedule."""
+        return bool(self.schedule)
+
+    @property
+    def cron(self) -> CronSchedule | None:
+        """The parsed schedule (in the group's time zone), or None when disabled."""
+        return parse_cron(self.schedule) if self.schedule else None
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if value:
+            try:
+                parse_cron(value)
+            except ValueError as exc:
+                raise _problem(str(exc)) from None
+        return value
+
+
+class Config(_Section):
+    """The whole configuration file. Build it with `load_config`."""
+
+    matrix: MatrixConfig
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    group: GroupConfig
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sections(cls, data: object) -> object:
+        # Optional sections are validated from an empty table so that defaults see the
+        # context too (a default storage path is resolved against the config directory).
+        if isinstance(data, dict):
+            return {"storage": {}, "process": {}, "digest": {}, **data}
+        return data
+
+
+# --------------------------------------------------------------------------- loading
+
+
+_PLAIN_MESSAGES: Final[Mapping[str, str]] = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "dict_type": "must be a table",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "tuple_type": "must be an array",
+    "list_type": "must be an array",
+    "path_type": "must be a file path (a string)",
+}
+
+
+def _key_path(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text or "(config)"
+
+
+def _issues_from(error: ValidationError) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for detail in error.errors(include_url=False):
+        loc = tuple(detail["loc"])
+        kind = detail["type"]
+        if kind == "missing" and len(loc) == 1 and loc[0] in _SECTIONS:
+            message = f"required section [{loc[0]}] is missing"
+        else:
+            message = _PLAIN_MESSAGES.get(kind, detail["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        issue = ConfigIssue(_key_path(loc), message)
+        if issue not in issues:
+            issues.append(issue)
+    return issues
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the TOML configuration at `path`.
+
+    `env` supplies `CONSENSUS_BOT_PASSWORD` / `CONSENSUS_BOT_ACCESS_TOKEN` (None means the
+    process environment). `password_file`, `access_token_file` and a relative `storage.path`
+    are taken relative to the directory of the config file. Apart from reading those files
+    this has no effects. Raises `ConfigError` listing every problem found.
+    """
+    environment: Mapping[str, str] = os.environ if env is None else env
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigIssue("(file)", f"{path} does not exist (start from config.example.toml)")]
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigIssue("(file)", f"cannot read {path}: {exc.strerror or exc}")]
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigIssue("(file)", f"{path} is not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigIssue("(file)", f"{path} is not valid TOML: {exc}")]) from None
+    context = {"base_dir": path.absolute().parent, "env": environment}
+    try:
+        return Config.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(_issues_from(exc)) from None
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _toml(value: str | int | float | bool | Path | Sequence[str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return "[" + ", ".join(json.dumps(item, ensure_ascii=False) for item in value) + "]"
+
+
+def _secret_lines(kind: str, matrix: MatrixConfig) -> list[str]:
+    if kind == "password":
+        secret, source = matrix.password, matrix.password_source
+        inline, from_file = matrix.password_inline, matrix.password_file
+    else:
+        secret, source = matrix.access_token, matrix.access_token_source
+        inline, from_file = matrix.access_token_inline, matrix.access_token_file
+    lines: list[str] = []
+    if secret is not None and source is not None:
+        lines.append(f"{kind} = {_toml(_MASK)}  # from {source}")
+    elif inline is not None:
+        lines.append(f"# {kind} is set in the file but not used: the environment overrides it")
+    else:
+        lines.append(f"# {kind}: not set")
+    if from_file is not None:
+        note = "read" if from_file.secret is not None else "not read: the environment overrides it"
+        lines.append(f"{kind}_file = {_toml(from_file.path)}  # {note}")
+    return lines
+
+
+def render_config(config: Config) -> str:
+    """The effective configuration as TOML, defaults included and secrets hidden.
+
+    Each credential is shown as `"********"` with a comment saying where it came from.
+    """
+    m, g, p, d = config.matrix, config.group, config.process, config.digest
+    lines = [
+        "# Effective configuration (secrets hidden)",
+        "",
+        "[matrix]",
+        f"homeserver = {_toml(m.homeserver)}",
+        f"user_id = {_toml(m.user_id)}",
+        *_secret_lines("password", m),
+        *_secret_lines("access_token", m),
+        f"device_id = {_toml(m.device_id)}",
+        f"command_prefix = {_toml(m.command_prefix)}",
+        f"allowed_inviters = {_toml(m.allowed_inviters)}",
+        "",
+        "[storage]",
+        f"path = {_toml(config.storage.path)}",
+        "",
+        "[group]",
+        f"name = {_toml(g.name)}",
+        f"main_room = {_toml(g.main_room)}",
+        f"space = {_toml(g.space)}" + ("" if g.space else "  # none"),
+        f"chairs = {_toml(g.chairs)}",
+        f"timezone = {_toml(g.timezone)}",
+        f"self_apply = {_toml(g.self_apply)}",
+    ]
+    if not g.members:
+        lines.append("# no [[group.members]] seeded")
+    for member in g.members:
+        lines += [
+            "",
+            "[[group.members]]",
+            f"user_id = {_toml(member.user_id)}",
+            f"stakeholder = {_toml(member.stakeholder)}",
+            f"region = {_toml(member.region)}",
+        ]
+    lines += [
+        "",
+        "[process]",
+        f"deadline = {_toml(p.deadline)}",
+        f"min_deadline = {_toml(p.min_deadline)}",
+        f"reminders = {_toml(p.reminders)}",
+        f"quorum = {_toml(p.quorum)}",
+        f"appeal_window = {_toml(p.appeal_window)}",
+        "",
+        "[digest]",
+        f"schedule = {_toml(d.schedule)}" + ("" if d.enabled else "  # disabled"),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""The one composition root: config → lock → database → gateway → services → loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from bot.config import Config
+from bot.matrix.gateway import Gateway, GatewayError
+from bot.services.clock import Clock, SystemClock
+from bot.services.deadlines import Timers
+from bot.services.engine import Engine, Settings
+from bot.services.outbox import OutboxSender
+from bot.services.syncer import Syncer
+from storage.database import Database
+from storage.lock import InstanceLock
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+INSTANCE_ID = "instance_id"
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message tells the operator what to do."""
+
+
+class App:
+    """Consensus Bot, wired. Construction does no I/O: `start()` connects, `run()` runs."""
+
+    def __init__(
+        self, config: Config, *, clock: Clock | None = None, sync_timeout_ms: int = 30_000
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.sync_timeout_ms = sync_timeout_ms
+        self.lock = InstanceLock(config.storage.path)
+        self.db = Database(config.storage.path)
+        m = config.matrix
+        self.gateway = Gateway(m.homeserver, m.user_id, m.device_id)
+        self.engine: Engine | None = None
+        self.sender: OutboxSender | None = None
+        self.syncer: Syncer | None = None
+        self.timers: Timers | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> Engine:
+        """Take the lock, open the database, log in and build the services."""
+        self.lock.acquire()
+        await self.db.open()
+        m, g, p = self.config.matrix, self.config.group, self.config.process
+        password = m.password.get_secret_value() if m.password else None
+        token = m.access_token.get_secret_value() if m.access_token else None
+        try:
+            await self.gateway.connect(password=password, access_token=token)
+            main_room_id = await self._main_room()
+            room_version = await self.gateway.default_room_version()
+        except GatewayError as exc:
+            raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            instance_id = await repo.get_meta(INSTANCE_ID)
+            if instance_id is None:
+                instance_id = secrets.token_hex(8)
+                await repo.set_meta(INSTANCE_ID, instance_id)
+            for seed in g.members:
+                await repo.seed_member(seed.user_id, seed.stakeholder, seed.region, now)
+        settings = Settings(
+            bot_user_id=m.user_id,
+            prefix=m.command_prefix,
+            main_room_id=main_room_id,
+            group_name=g.name,
+            chairs=frozenset(g.chairs),
+            allowed_inviters=frozenset(m.allowed_inviters),
+            self_apply=g.self_apply,
+            deadline_ms=p.deadline_ms,
+            min_deadline_ms=p.min_deadline_ms,
+            quorum=p.quorum,
+            instance_id=instance_id,
+            bot_needs_power_entry=not _creator_privileged(room_version),
+        )
+        engine = Engine(settings, self.db, self.clock, self.gateway)
+        self.timers = Timers(self.clock, engine.fire_deadline)
+        engine.timers = self.timers
+        self.sender = OutboxSender(self.db, self.gateway, engine, self.clock)
+        engine.on_queued = self.sender.kick
+        self.syncer = Syncer(
+            self.gateway, engine, self.sender.kick, timeout_ms=self.sync_timeout_ms
+        )
+        self.engine = engine
+        return engine
+
+    async def _main_room(self) -> str:
+        room = self.config.group.main_room
+        room_id = await self.gateway.resolve_alias(room) if room.startswith("#") else room
+        if room_id not in await self.gateway.joined_rooms():
+            try:
+                await self.gateway.join(room_id)
+            except GatewayError as exc:
+                raise StartupError(
+                    f"the bot is not in the main room {room} and cannot join it ({exc}); "
+                    "invite it from a chair's account"
+                ) from exc
+        return room_id
+
+    def stop(self) -> None:
+        """Ask `run()` to finish."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until `stop()` (or cancellation); always releases what it took."""
+        try:
+            engine = await self.start()
+            assert self.timers is not None
+            assert self.sender is not None
+            assert self.syncer is not None
+            self.timers.start()
+            restored = await engine.restore_timers()
+            log.info(
+                "Consensus Bot running as %s; %d open ballots",
+                engine.settings.bot_user_id,
+                restored,
+            )
+            tasks = [
+                asyncio.create_task(self.sender.run(), name="outbox"),
+                asyncio.create_task(self.syncer.run(), name="sync"),
+                asyncio.create_task(self._reconcile_at_start(), name="reconcile"),
+            ]
+            stopper = asyncio.create_task(self._stop.wait(), name="stop")
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in [*tasks, stopper]:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for task in done:
+                if task is not stopper and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            await self.close()
+
+    async def _reconcile_at_start(self) -> None:
+        """Catch up on ballots changed while the bot was down (the relations endpoint)."""
+        assert self.engine is not None
+        assert self.sender is not None
+        try:
+            fixed = await self.engine.reconcile()
+            if fixed:
+                log.info("reconciled %d reactions missed while down", fixed)
+                self.sender.kick()
+        except GatewayError as exc:
+            log.warning("start-up reconciliation postponed: %s", exc)
+        await asyncio.Event().wait()  # stay alive like the other tasks
+
+    async def close(self) -> None:
+        """Stop timers, close the gateway and database, release the lock."""
+        if self.timers is not None:
+            self.timers.stop()
+        await self.gateway.close()
+        await self.db.close()
+        self.lock.release()
+
+
+def _creator_privileged(room_version: str) -> bool:
+    """Room versions 12 and later give creators unlimited power without a users entry."""
+    try:
+        return int(room_version.split(".")[0]) >= 12
+    except ValueError:
+        return False

@@ -1,0 +1,96 @@
+"""The command line: run, check-config, demo, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import Config, ConfigError, load_config, render_config
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consensus-bot",
+        description="A Matrix bot that admits new participants by rough consensus.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the bot")
+    run.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    check = sub.add_parser("check-config", help="validate and print the effective config")
+    check.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    demo = sub.add_parser("demo", help="walk one request through a throwaway local homeserver")
+    demo.add_argument("--keep-running", action="store_true", help="stay up to look around")
+    demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo files")
+    return parser
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.issues)} problem(s) in the configuration:", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue.path}: {issue.message}", file=sys.stderr)
+        return None
+
+
+def _run(config_path: Path, verbose: bool) -> int:
+    from bot.app import App, StartupError
+    from storage.database import DatabaseError
+    from storage.lock import AlreadyRunning
+
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # nio logs every request at INFO; keep the bot's own log readable.
+    logging.getLogger("nio").setLevel(logging.WARNING)
+    app = App(config)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, app.stop)
+        await app.run()
+
+    try:
+        asyncio.run(main())
+    except (AlreadyRunning, StartupError, DatabaseError) as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_config(config_path: Path) -> int:
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    print(render_config(config))
+    print(f"# {config_path}: configuration is valid", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `consensus-bot` and `python -m bot`."""
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args.config, args.verbose)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return int(run_demo(keep_running=args.keep_running, workdir=args.workdir))
+    return 2

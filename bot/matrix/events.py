@@ -1,0 +1,84 @@
+"""Plain inbound values decoded from a sync response; the services never see nio types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionAdded:
+    """An `m.reaction` annotating `relates_to` with `key`."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    ts: int
+    relates_to: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """An `m.room.redaction` of `redacts`."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    ts: int
+    redacts: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandText:
+    """A text message addressed to the bot (it starts with the command prefix)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    ts: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionEnabled:
+    """Someone switched on encryption in a room."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    ts: int
+
+
+InboundEvent = ReactionAdded | Redacted | CommandText | EncryptionEnabled
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """The bot was invited to a room."""
+
+    room_id: str
+    inviter: str | None
+    is_direct: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeftRoom:
+    """The bot is no longer in a room: it left, was kicked or was banned."""
+
+    room_id: str
+    membership: str  # leave | ban
+    by: str | None
+    reason: str | None
+
+
+@dataclass(slots=True)
+class SyncBatch:
+    """Everything the bot acts on from one sync response."""
+
+    next_batch: str
+    events: list[InboundEvent] = field(default_factory=list)
+    invites: list[Invite] = field(default_factory=list)
+    left: list[LeftRoom] = field(default_factory=list)
+    limited_rooms: set[str] = field(default_factory=set)
+    joined_rooms: set[str] = field(default_factory=set)
+    skipped: int = 0  # malformed or foreign events passed over

@@ -1,0 +1,334 @@
+"""The only module that imports nio: every call to the homeserver goes through `Gateway`.
+
+nio's own retry loops are switched off (`max_limit_exceeded=0`, `max_timeouts=0`): it would
+otherwise sleep and retry for ever on 429s. Every failure becomes a `GatewayError` that says
+whether trying again makes sense and how long the server asked us to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    JoinedRoomsResponse,
+    JoinResponse,
+    LoginResponse,
+    RoomCreateResponse,
+    RoomGetStateEventResponse,
+    RoomPreset,
+    RoomResolveAliasResponse,
+    RoomSendResponse,
+    RoomVisibility,
+)
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """A homeserver call failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errcode: str | None = None,
+        status: int | None = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+        self.status = status
+        self.retry_after_ms = retry_after_ms
+
+    @property
+    def transient(self) -> bool:
+        """True for outages, timeouts and rate limits: the same call may work later."""
+        if self.errcode == "M_LIMIT_EXCEEDED" or self.status == 429:
+            return True
+        return self.status is None or self.status >= 500
+
+    def __str__(self) -> str:
+        parts = [super().__str__()]
+        if self.errcode:
+            parts.append(self.errcode)
+        if self.status:
+            parts.append(f"HTTP {self.status}")
+        return " / ".join(parts)
+
+
+def _check(resp: Any, ok: type) -> Any:
+    """Return `resp` when it is the success type, else raise GatewayError."""
+    if isinstance(resp, ok):
+        return resp
+    status = None
+    transport = getattr(resp, "transport_response", None)
+    if transport is not None:
+        status = int(transport.status)
+    if isinstance(resp, ErrorResponse):
+        raise GatewayError(
+            resp.message or "error",
+            errcode=resp.status_code,
+            status=status,
+            retry_after_ms=resp.retry_after_ms,
+        )
+    raise GatewayError(f"unexpected response {type(resp).__name__}", status=status)
+
+
+_NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class Gateway:
+    """A thin, typed face of the homeserver. Construction does no I/O; `connect()` logs in."""
+
+    def __init__(self, homeserver: str, user_id: str, device_id: str) -> None:
+        self.homeserver = homeserver.rstrip("/")
+        self.user_id = user_id
+        self.device_id = device_id
+        self._client: AsyncClient | None = None
+        self.requests_made = 0  # for tests and the outage watchdog
+
+    @property
+    def client(self) -> AsyncClient:
+        """The nio client; only after `connect()`."""
+        if self._client is None:
+            raise RuntimeError("gateway not connected")
+        return self._client
+
+    async def connect(self, *, password: str | None, access_token: str | None) -> None:
+        """Create the client and log in with a password, or adopt an access token."""
+        config = AsyncClientConfig(
+            max_limit_exceeded=0, max_timeouts=0, request_timeout=60, store_sync_tokens=False
+        )
+        client = AsyncClient(self.homeserver, self.user_id, device_id=self.device_id, config=config)
+        self._client = client
+        if access_token:
+            client.access_token = access_token
+            client.user_id = self.user_id
+            client.device_id = self.device_id
+            return
+        if not password:
+            raise GatewayError("no password or access token configured")
+        resp = await self._call(client.login(password=password, device_name="Consensus Bot"))
+        _check(resp, LoginResponse)
+
+    async def close(self) -> None:
+        """Close the HTTP session (never logs out: the device and its txn IDs stay valid)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _call(self, awaitable: Any) -> Any:
+        self.requests_made += 1
+        try:
+            return await awaitable
+        except _NETWORK_ERRORS as exc:
+            raise GatewayError(f"homeserver unreachable: {type(exc).__name__}") from exc
+
+    async def raw(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - passed through to aiohttp
+    ) -> Any:
+        """A client-server API call by path; returns the decoded JSON body."""
+        client = self.client
+        headers = {"Authorization": f"Bearer {client.access_token}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        data = None if body is None else json.dumps(body)
+        self.requests_made += 1
+        try:
+            resp = await client.send(method, path, data, headers, timeout=timeout)
+            async with resp:
+                status = resp.status
+                try:
+                    payload = await resp.json(content_type=None)
+                except (json.JSONDecodeError, aiohttp.ContentTypeError, UnicodeDecodeError):
+                    payload = None
+        except _NETWORK_ERRORS as exc:
+            raise GatewayError(f"homeserver unreachable: {type(exc).__name__}") from exc
+        if status >= 400 or not isinstance(payload, dict):
+            info = payload if isinstance(payload, dict) else {}
+            raise GatewayError(
+                str(info.get("error") or f"HTTP {status}"),
+                errcode=info.get("errcode"),
+                status=status,
+                retry_after_ms=info.get("retry_after_ms"),
+            )
+        return payload
+
+    async def sync(self, since: str | None, timeout_ms: int, sync_filter: dict[str, Any]) -> Any:
+        """One `/sync` long poll; returns the raw JSON (decoded by `bot.matrix.decode`)."""
+        query: dict[str, str] = {
+            "timeout": str(timeout_ms),
+            "filter": json.dumps(sync_filter, separators=(",", ":")),
+            "set_presence": "offline",
+        }
+        if since:
+            query["since"] = since
+        return await self.raw(
+            "GET",
+            f"/_matrix/client/v3/sync?{urlencode(query)}",
+            timeout=timeout_ms / 1000 + 30,
+        )
+
+    async def send_message(
+        self, room_id: str, content: dict[str, Any], txn_id: str, event_type: str = "m.room.message"
+    ) -> str:
+        """Send an event with a stable transaction ID; a resend returns the same event ID."""
+        resp = await self._call(self.client.room_send(room_id, event_type, content, tx_id=txn_id))
+        return str(_check(resp, RoomSendResponse).event_id)
+
+    async def send_reaction(self, room_id: str, event_id: str, key: str, txn_id: str) -> str:
+        """Annotate an event (the ✅/❌ acknowledgements, the ballot's seed reactions)."""
+        content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+        try:
+            return await self.send_message(room_id, content, txn_id, "m.reaction")
+        except GatewayError as exc:
+            if exc.errcode == "M_DUPLICATE_ANNOTATION":
+                return ""  # already there: that is what we wanted
+            raise
+
+    async def redact(self, room_id: str, event_id: str, txn_id: str, reason: str = "") -> str:
+        """Redact an event (members retracting a reaction, in tests and the demo)."""
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/redact/"
+            f"{quote(event_id, safe='')}/{quote(txn_id, safe='')}"
+        )
+        body = {"reason": reason} if reason else {}
+        return str((await self.raw("PUT", path, body)).get("event_id", ""))
+
+    async def create_room(
+        self,
+        *,
+        name: str,
+        topic: str,
+        initial_state: Sequence[dict[str, Any]],
+        power_level_override: dict[str, Any],
+        invite: Sequence[str] = (),
+        is_direct: bool = False,
+    ) -> str:
+        """Create a private, invite-only room; returns its ID."""
+        resp = await self._call(
+            self.client.room_create(
+                visibility=RoomVisibility.private,
+                name=name,
+                topic=topic,
+                preset=RoomPreset.private_chat,
+                invite=list(invite),
+                is_direct=is_direct,
+                initial_state=list(initial_state),
+                power_level_override=power_level_override,
+            )
+        )
+        return str(_check(resp, RoomCreateResponse).room_id)
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        """Invite a user; being already invited or joined counts as done."""
+        try:
+            await self.raw(
+                "POST",
+                f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/invite",
+                {"user_id": user_id},
+            )
+        except GatewayError as exc:
+            msg = str(exc).lower()
+            if exc.errcode == "M_FORBIDDEN" and (
+                "already in the room" in msg or "is already" in msg
+            ):
+                return
+            raise
+
+    async def join(self, room: str) -> str:
+        """Join a room by ID or alias; returns the room ID."""
+        resp = await self._call(self.client.join(room))
+        return str(_check(resp, JoinResponse).room_id)
+
+    async def leave(self, room_id: str) -> None:
+        """Leave (or reject the invite to) a room."""
+        await self.raw("POST", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/leave", {})
+
+    async def resolve_alias(self, alias: str) -> str:
+        """The room ID behind an alias."""
+        resp = await self._call(self.client.room_resolve_alias(alias))
+        return str(_check(resp, RoomResolveAliasResponse).room_id)
+
+    async def joined_rooms(self) -> list[str]:
+        """Rooms the bot is joined to."""
+        resp = await self._call(self.client.joined_rooms())
+        return list(_check(resp, JoinedRoomsResponse).rooms)
+
+    async def state_event(self, room_id: str, event_type: str, state_key: str = "") -> Any:
+        """A state event's content, or None when the room has none."""
+        resp = await self._call(self.client.room_get_state_event(room_id, event_type, state_key))
+        if isinstance(resp, RoomGetStateEventResponse):
+            return resp.content
+        if isinstance(resp, ErrorResponse) and resp.status_code == "M_NOT_FOUND":
+            return None
+        _check(resp, RoomGetStateEventResponse)
+        return None
+
+    async def put_state(
+        self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = ""
+    ) -> None:
+        """Set a state event."""
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state/"
+            f"{quote(event_type, safe='')}/{quote(state_key, safe='')}"
+        )
+        await self.raw("PUT", path, content)
+
+    async def reactions(self, room_id: str, event_id: str) -> list[dict[str, Any]]:
+        """Every live `m.reaction` on an event, raw, through the relations endpoint.
+
+        The server leaves redacted reactions out, so this is the ballot as members see it.
+        """
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        base = (
+            f"/_matrix/client/v1/rooms/{quote(room_id, safe='')}/relations/"
+            f"{quote(event_id, safe='')}/m.annotation/m.reaction"
+        )
+        for _ in range(1_000):  # bounded: at most 100k reactions
+            query = {"limit": "100"} | ({"from": token} if token else {})
+            page = await self.raw("GET", f"{base}?{urlencode(query)}")
+            chunk = page.get("chunk")
+            events.extend(
+                e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)
+            )
+            token = page.get("next_batch") if isinstance(page.get("next_batch"), str) else None
+            if not token:
+                break
+        return events
+
+    async def messages(
+        self, room_id: str, since_token: str | None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of a room's timeline backwards from now (for gap filling)."""
+        query = {"dir": "b", "limit": str(limit)} | ({"to": since_token} if since_token else {})
+        page = await self.raw(
+            "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages?{urlencode(query)}"
+        )
+        chunk = page.get("chunk")
+        end = page.get("end")
+        return (
+            [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)],
+            end if isinstance(end, str) else None,
+        )
+
+    async def default_room_version(self) -> str:
+        """The room version this server creates by default."""
+        caps = await self.raw("GET", "/_matrix/client/v3/capabilities")
+        version = caps.get("capabilities", {}).get("m.room_versions", {}).get("default", "10")
+        return str(version)

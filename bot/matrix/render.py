@@ -1,0 +1,261 @@
+"""What the bot says: every message rendered once as plain text and as escaped HTML.
+
+All user-supplied text passes through `esc` (HTML-escaped, bidi and zero-width controls
+removed, capped) before it enters `formatted_body`. Every message is an `m.notice` with
+explicit `m.mentions` and a machine-readable `consensus_bot` block.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.domain.durations import format_duration, format_utc
+from bot.domain.objections import Objection
+from bot.domain.positions import LEGEND, POSITION_ORDER, Position
+from bot.domain.principles import PRINCIPLES
+from bot.domain.request import Request
+from bot.domain.sense import GroupBreakdown, Proposal, Sense
+
+# Bidi overrides/isolates and zero-width characters can disguise text; they never reach HTML.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_FIELD_CHARS = 2_000
+_NOT_A_VOTE = (
+    "Take your position on the ballot below. This is not a vote: say whether you can live "
+    "with it, and why not if you cannot."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A rendered bot message."""
+
+    kind: str
+    request: int | None
+    body: str
+    html: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    mentions: tuple[str, ...] = ()
+    reply_to: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        """The `m.room.message` content to send."""
+        content: dict[str, Any] = {
+            "msgtype": "m.notice",
+            "body": self.body,
+            "format": "org.matrix.custom.html",
+            "formatted_body": self.html,
+            "m.mentions": {"user_ids": list(self.mentions)} if self.mentions else {},
+            "consensus_bot": {"kind": self.kind, "request": self.request, **self.data},
+        }
+        if self.reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": self.reply_to}}
+        return content
+
+
+def clean(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
+    """User text made safe to show: controls and invisible characters removed, capped."""
+    if not text:
+        return ""
+    text = _CONTROL.sub("", _INVISIBLE.sub("", text))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def esc(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
+    """User text made safe for `formatted_body`."""
+    return html.escape(clean(text, limit), quote=True)
+
+
+def _permalink(room_id: str) -> str:
+    return f"https://matrix.to/#/{room_id}"
+
+
+def request_card(req: Request, now: int) -> Message:
+    """The request card: who asks, their statement and the participation principles."""
+    a = req.applicant
+    rows = [
+        ("Applicant", a.display),
+        ("Organisation", a.org),
+        ("Stakeholder group", a.stakeholder),
+        ("Region", a.region),
+        ("Filed by", "the applicant" if req.self_applied else req.filed_by),
+        (
+            "Deadline",
+            f"{format_utc(req.deadline_at)} (in {format_duration(req.deadline_at - now)})",
+        ),
+    ]
+    shown = [(k, v) for k, v in rows if v]
+    body = [f"📋 {clean(req.title)}", ""]
+    body += [f"{k}: {clean(v)}" for k, v in shown]
+    body += ["", "Statement:", clean(req.statement), "", "Participation principles:"]
+    body += [f"• {name} — {text}" for name, text in PRINCIPLES]
+    body += ["", _NOT_A_VOTE]
+    parts = [f"<h3>📋 {esc(req.title)}</h3><ul>"]
+    parts += [f"<li><b>{k}:</b> {esc(v)}</li>" for k, v in shown]
+    parts.append(f"</ul><p><b>Statement:</b></p><blockquote>{esc(req.statement)}</blockquote>")
+    parts.append("<p><b>Participation principles</b> (the applicant affirms them):</p><ul>")
+    parts += [f"<li><b>{name}</b> — {text}</li>" for name, text in PRINCIPLES]
+    parts.append(f"</ul><p>{_NOT_A_VOTE}</p>")
+    return Message("request_card", req.id, "\n".join(body), "".join(parts))
+
+
+def ballot(req: Request, prefix: str) -> Message:
+    """The ballot: react to take a position, or use a command with a reason."""
+    legend = [f"{emoji} {position.label}" for emoji, position in LEGEND]
+    body = (
+        f"🗳 Ballot for {clean(req.title)}\n"
+        f"React to this message: {' · '.join(legend)}\n"
+        f"Or with a reason: {prefix} support|no-objection|concern|abstain [REASON] · "
+        f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw\n"
+        f"An objection blocks consensus until the chair disposes of it, so please say why.\n"
+        f"Closes {format_utc(req.deadline_at)}."
+    )
+    html_ = (
+        f"<p>🗳 <b>Ballot for {esc(req.title)}</b></p>"
+        f"<p>React to this message: {' · '.join(esc(x) for x in legend)}</p>"
+        f"<p>Or with a reason: <code>{esc(prefix)} support|no-objection|concern|abstain "
+        f"[REASON]</code> · <code>{esc(prefix)} object REASON</code> · "
+        f"<code>{esc(prefix)} recuse</code> · <code>{esc(prefix)} withdraw</code></p>"
+        f"<p>An objection blocks consensus until the chair disposes of it, so please say why."
+        f"</p><p>Closes {format_utc(req.deadline_at)}.</p>"
+    )
+    return Message("ballot", req.id, body, html_)
+
+
+def announcement(req: Request) -> Message:
+    """Main-room note that a request was filed and its room opened."""
+    link = _permalink(req.room_id) if req.room_id else ""
+    body = f"📋 {clean(req.title)} is open until {format_utc(req.deadline_at)}. {link}".strip()
+    html_ = (
+        f"<p>📋 <b>{esc(req.title)}</b> is open until {format_utc(req.deadline_at)}."
+        + (f' <a href="{esc(link)}">Go to its room</a>' if link else "")
+        + "</p>"
+    )
+    return Message("reply", req.id, body, html_, {"event": "opened"})
+
+
+def _counts_line(counts: Mapping[Position, int]) -> str:
+    return ", ".join(f"{p.label} {counts.get(p, 0)}" for p in POSITION_ORDER)
+
+
+def _breakdown_lines(rows: Sequence[GroupBreakdown]) -> list[str]:
+    lines = []
+    for row in rows:
+        if row.members == 0:
+            continue
+        detail = f"{row.participated}/{row.members} took part"
+        if row.counts is not None:
+            shown = [f"{p.label} {n}" for p, n in row.counts.items() if n]
+            if shown:
+                detail += f" ({', '.join(shown)})"
+        else:
+            detail += " (positions not shown for groups under 3)"
+        lines.append(f"{row.name}: {detail}")
+    return lines
+
+
+def _objection_line(o: Objection) -> str:
+    reason = clean(o.reason, 300) if o.reason else "(no reason given yet)"
+    return f"#{o.id} by {o.member}: {reason}"
+
+
+def summary(req: Request, sense: Sense, *, final: bool, mentions: Iterable[str] = ()) -> Message:
+    """The draft sense of the room (or the current status when not `final`)."""
+    title = "Draft sense of the room" if final else "Status"
+    participation = f"{sense.participated} of {sense.eligible} eligible members took a position"
+    lines = [f"🧭 {title} for {clean(req.title)}", f"Proposed: {sense.proposal.label}"]
+    if not final:
+        lines[1] = f"If it closed now: {sense.proposal.label}"
+    lines.append(participation + (f"; {len(sense.recused)} recused" if sense.recused else ""))
+    lines.append("Positions: " + _counts_line(sense.counts))
+    if sense.open_objections:
+        lines.append("Objections to address:")
+        lines += [f"  {_objection_line(o)}" for o in sense.open_objections]
+    if sense.in_the_rough:
+        lines.append(
+            "In the rough (objection addressed, not accommodated): " + ", ".join(sense.in_the_rough)
+        )
+    if sense.did_not_take_part:
+        lines.append("Did not take part: " + ", ".join(sense.did_not_take_part))
+    lines.append("By stakeholder group:")
+    lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder)]
+    lines.append("By region:")
+    lines += [f"  {x}" for x in _breakdown_lines(sense.by_region)]
+    if sense.silent_stakeholder_groups:
+        lines.append("No participation from: " + ", ".join(sense.silent_stakeholder_groups))
+    if final:
+        lines.append(
+            "The chair judges consensus: confirm this draft, or decide otherwise with a rationale."
+        )
+    body = "\n".join(lines)
+    html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
+    data: dict[str, Any] = {
+        "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
+        "eligible": sense.eligible,
+        "participated": sense.participated,
+        "open_objections": len(sense.open_objections),
+        "proposed_outcome": sense.proposal.value,
+        "in_the_rough": list(sense.in_the_rough),
+        "did_not_take_part": list(sense.did_not_take_part),
+        "final": final,
+    }
+    return Message("summary", req.id, body, html_, data, tuple(mentions))
+
+
+def outcome(req: Request) -> Message:
+    """The chair's decision, announced in the request room and the main room."""
+    assert req.outcome is not None
+    verb = {
+        "admit": "is admitted",
+        "decline": "is declined",
+        "no-consensus": "was not admitted: no consensus",
+    }[req.outcome.value]
+    rationale = clean(req.rationale, 1_000) if req.rationale else ""
+    body = f"🏁 {clean(req.title)}: the applicant {verb}. Decided by {req.decided_by}."
+    if rationale:
+        body += f"\nRationale: {rationale}"
+    html_ = (
+        f"<p>🏁 <b>{esc(req.title)}</b>: the applicant {verb}. "
+        f"Decided by {esc(req.decided_by)}.</p>"
+    )
+    if rationale:
+        html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
+    data = {
+        "outcome": req.outcome.value,
+        "decided_by": req.decided_by,
+        "rationale": req.rationale or "",
+    }
+    return Message("outcome", req.id, body, html_, data)
+
+
+def reply(
+    text: str,
+    *,
+    request: int | None = None,
+    reply_to: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    html_text: str | None = None,
+) -> Message:
+    """A short answer to a command. `text` is bot-authored; user parts must be cleaned by caller."""
+    return Message(
+        "reply",
+        request,
+        text,
+        html_text
+        if html_text is not None
+        else "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>",
+        dict(data or {}),
+        (),
+        reply_to,
+    )
+
+
+def proposal_label(value: str | None) -> str:
+    """Human label for a stored proposal value."""
+    return Proposal(value).label if value else "—"

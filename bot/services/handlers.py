@@ -1,0 +1,588 @@
+"""Command handlers: one method per command of `commands.table`, each returning a Reply.
+
+Handlers never send anything themselves: the dispatcher turns the Reply into a ✅/❌
+acknowledgement and a reply message in the outbox, in the same transaction as the command's
+effects. Authorisation is by Matrix user ID against the roster and the configured chairs.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.durations import format_duration, format_utc
+from bot.domain.ledger import PositionInput, Source
+from bot.domain.lifecycle import Action, LifecycleError, Outcome, RequestState, outcome_for
+from bot.domain.objections import Objection, ObjectionState
+from bot.domain.positions import Position
+from bot.domain.request import Applicant, Request
+from bot.matrix import render
+from bot.matrix.events import CommandText
+from bot.services.outbox import Outbox
+from commands.help import render_command_help, render_help, usage
+from commands.parser import ParsedCommand, ParseFailure, parse
+from commands.spec import CommandSpec, Place, Role
+from commands.table import COMMANDS, COMMANDS_BY_NAME
+from storage.repo import Member, Repository
+
+if TYPE_CHECKING:
+    from bot.services.engine import Engine
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A handler's answer: success or failure, and what to say (nothing: just ✅)."""
+
+    ok: bool
+    text: str = ""
+    request: int | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    html: str | None = None
+    message: render.Message | None = None  # a fully rendered message instead of `text`
+
+
+def fail(text: str, request: int | None = None) -> Reply:
+    """A refusal with its reason."""
+    return Reply(False, text, request)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Everything a handler may use."""
+
+    repo: Repository
+    out: Outbox
+    now: int
+    event: CommandText
+    place: Place
+    room_request: Request | None
+    is_chair: bool
+    member: Member | None
+
+
+Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
+
+_ROLE_REFUSAL = {
+    Role.CHAIR: "only a chair can {what}",
+    Role.MEMBER: "only members of the group can {what}",
+    Role.MEMBER_OR_CHAIR: "only members and chairs can {what}",
+}
+_PLACE_NAMES = {
+    Place.MAIN: "the main room",
+    Place.REQUEST: "a request's room",
+    Place.DM: "a direct message",
+}
+
+
+def _objections_data(objections: list[Objection]) -> dict[str, Any]:
+    return {
+        "objections": [{"id": o.id, "member": o.member, "state": o.state.value} for o in objections]
+    }
+
+
+class Handlers:
+    """The handler of every declared command, and the dispatcher that checks who and where."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        position = self.position
+        self.table: dict[str, Handler] = {
+            "help": self.help,
+            "request": self.request,
+            "apply": self.apply,
+            "support": position,
+            "no-objection": position,
+            "concern": position,
+            "object": position,
+            "abstain": position,
+            "recuse": position,
+            "withdraw": self.withdraw,
+            "hum": self.not_yet,
+            "status": self.status,
+            "list": self.list,
+            "members": self.members,
+            "objections": self.objections,
+            "dispose": self.dispose,
+            "deadline": self.deadline,
+            "extend": self.extend,
+            "close": self.close,
+            "confirm": self.confirm,
+            "decide": self.decide,
+            "reopen": self.reopen,
+            "remind": self.not_yet,
+            "digest": self.not_yet,
+            "member add": self.member_add,
+            "member remove": self.member_remove,
+            "export": self.not_yet,
+        }
+        missing = {c.name for c in COMMANDS} - set(self.table)
+        if missing:
+            raise RuntimeError(f"commands without a handler: {sorted(missing)}")
+
+    @property
+    def prefix(self) -> str:
+        """The command prefix."""
+        return self.engine.settings.prefix
+
+    # --- dispatch ---------------------------------------------------------------------
+
+    async def handle(self, repo: Repository, out: Outbox, event: CommandText, now: int) -> None:
+        """Parse, authorise, run and acknowledge one command."""
+        parsed = parse(event.body, self.prefix, now)
+        if parsed is None:
+            return
+        if isinstance(parsed, ParseFailure):
+            await self._answer(out, event, self._failure_reply(parsed))
+            return
+        reply = await self._run(repo, out, event, parsed, now)
+        await self._answer(out, event, reply)
+
+    def _failure_reply(self, failure: ParseFailure) -> Reply:
+        text = failure.message
+        if failure.suggestion:
+            text += f" Did you mean {self.prefix} {failure.suggestion}?"
+        if failure.usage:
+            text += f"\nUsage: {failure.usage}"
+        if failure.kind in ("unknown", "empty"):
+            text += f"\nSend {self.prefix} help for the list of commands."
+        return fail(text)
+
+    async def _run(
+        self, repo: Repository, out: Outbox, event: CommandText, parsed: ParsedCommand, now: int
+    ) -> Reply:
+        spec = parsed.spec
+        s = self.engine.settings
+        room_request = await repo.request_by_room(event.room_id)
+        if event.room_id == s.main_room_id:
+            place = Place.MAIN
+        elif room_request is not None:
+            place = Place.REQUEST
+        else:
+            place = Place.DM
+        member = await repo.member(event.sender)
+        if member is not None and not member.active:
+            member = None
+        is_chair = event.sender in s.chairs
+        allowed = {
+            Role.ANYONE: True,
+            Role.CHAIR: is_chair,
+            Role.MEMBER: member is not None,
+            Role.MEMBER_OR_CHAIR: is_chair or member is not None,
+        }[spec.role]
+        if not allowed:
+            return fail(_ROLE_REFUSAL[spec.role].format(what=self._what(spec)) + ".")
+        if place not in spec.places:
+            where = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
+            return fail(
+                f"{self.prefix} {spec.name} works in {where}.\nUsage: {usage(spec, self.prefix)}"
+            )
+        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member)
+        try:
+            return await self.table[spec.name](ctx, parsed.args)
+        except LifecycleError as exc:
+            return fail(f"Not now: {exc}.")
+
+    @staticmethod
+    def _what(spec: CommandSpec) -> str:
+        verbs = {
+            "close": "close a ballot",
+            "confirm": "confirm the sense of the room",
+            "decide": "decide a request",
+            "dispose": "dispose of an objection",
+            "reopen": "reopen a ballot",
+            "deadline": "set a deadline",
+            "extend": "extend a deadline",
+            "remind": "send reminders",
+            "digest": "post the digest",
+            "member add": "add members",
+            "member remove": "remove members",
+        }
+        return verbs.get(spec.name, f"use {spec.name}")
+
+    async def _answer(self, out: Outbox, event: CommandText, reply: Reply) -> None:
+        message = reply.message
+        if message is None and reply.text:
+            message = render.reply(
+                ("" if reply.ok else "❌ ") + reply.text,
+                request=reply.request,
+                reply_to=event.event_id,
+                data=reply.data,
+                html_text=reply.html,
+            )
+        await self.engine.acknowledge(out, event, ok=reply.ok, message=message)
+
+    async def _target(self, ctx: Ctx, args: Mapping[str, Any], *, key: str = "request") -> Request:
+        """The request a command is about: its number, or the room it is sent in."""
+        number = args.get(key)
+        if number is None:
+            if ctx.room_request is not None:
+                return ctx.room_request
+            raise _Refused(f"which request? Add --request N (see {self.prefix} list).")
+        req = await ctx.repo.request(int(number))
+        if req is None:
+            raise _Refused(f"there is no request #{number}.")
+        return req
+
+    # --- handlers ---------------------------------------------------------------------
+
+    async def help(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`help [COMMAND]`."""
+        topic = (args.get("command") or "").strip().lower()
+        if not topic:
+            text = render_help(self.prefix)
+        else:
+            spec = COMMANDS_BY_NAME.get(topic.removeprefix(self.prefix).strip())
+            if spec is None:
+                return fail(f"There is no command {topic}. Send {self.prefix} help for the list.")
+            text = render_command_help(spec, self.prefix)
+        body = html.escape(text)
+        return Reply(True, text, html=f"<pre>{body}</pre>")
+
+    async def request(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`request APPLICANT [options] STATEMENT…`."""
+        applicant = Applicant(
+            applicant=str(args["applicant"]),
+            name=args.get("name"),
+            org=args.get("org"),
+            stakeholder=args.get("stakeholder"),
+            region=args.get("region"),
+        )
+        return await self._file(ctx, applicant, str(args["statement"]), args.get("deadline"), False)
+
+    async def apply(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`apply [options] STATEMENT…` by direct message."""
+        if not self.engine.settings.self_apply:
+            return fail(
+                "this group does not take applications by message; ask a member or a chair."
+            )
+        applicant = Applicant(
+            applicant=ctx.event.sender,
+            name=args.get("name"),
+            org=args.get("org"),
+            stakeholder=args.get("stakeholder"),
+            region=args.get("region"),
+        )
+        return await self._file(ctx, applicant, str(args["statement"]), None, True)
+
+    async def _file(
+        self, ctx: Ctx, applicant: Applicant, statement: str, deadline: Any, self_applied: bool
+    ) -> Reply:
+        try:
+            req = await self.engine.file_request(
+                ctx.repo,
+                ctx.out,
+                applicant,
+                statement,
+                ctx.event.sender,
+                ctx.event.event_id,
+                int(deadline) if deadline is not None else None,
+                ctx.now,
+                self_applied=self_applied,
+            )
+        except ValueError as exc:
+            return fail(f"Not filed: {exc}.")
+        return Reply(
+            True,
+            f"Filed {render.clean(req.title)}. Its room is being opened; the ballot closes "
+            f"{format_utc(req.deadline_at)}.",
+            req.id,
+            {"filed": req.id},
+        )
+
+    async def position(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`support|no-objection|concern|object|abstain|recuse [REASON…]`."""
+        parsed_name = self._spec_name(ctx)
+        position = Position(parsed_name)
+        reason = args.get("reason")
+        return await self._take(ctx, args, position, reason)
+
+    async def withdraw(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`withdraw`: retract one's position (and with it an open objection)."""
+        return await self._take(ctx, args, None, None)
+
+    def _spec_name(self, ctx: Ctx) -> str:
+        parsed = parse(ctx.event.body, self.prefix, ctx.now)
+        assert isinstance(parsed, ParsedCommand)
+        return parsed.spec.name
+
+    async def _take(
+        self, ctx: Ctx, args: Mapping[str, Any], position: Position | None, reason: str | None
+    ) -> Reply:
+        try:
+            req = await self._target(ctx, args)
+        except _Refused as exc:
+            return fail(str(exc))
+        if req.state is not RequestState.OPEN:
+            return fail(f"the ballot of request #{req.id} is not open.", req.id)
+        if not await ctx.repo.is_voter(req.id, ctx.event.sender):
+            return fail(
+                f"you are not eligible on request #{req.id}: only members on the roster when "
+                "its ballot opened take positions.",
+                req.id,
+            )
+        item = PositionInput(
+            ctx.event.event_id,
+            ctx.event.sender,
+            position,
+            ctx.event.ts,
+            Source.COMMAND,
+            render.clean(reason, 2_000) or None,
+        )
+        await self.engine.record_input(ctx.repo, ctx.out, req, item, ctx.now)
+        if position is Position.OBJECT:
+            objections = await ctx.repo.objections(req.id)
+            mine = [o for o in objections if o.member == ctx.event.sender and o.state.is_open]
+            number = f"#{mine[-1].id}" if mine else ""
+            return Reply(
+                True,
+                f"Objection {number} recorded on request #{req.id}. The chair will address it; "
+                f"it blocks consensus until then.",
+                req.id,
+                _objections_data(objections),
+            )
+        if position is Position.CONCERN and not reason:
+            return Reply(
+                True,
+                f"Concern recorded. Would you say what worries you? {self.prefix} concern REASON",
+                req.id,
+            )
+        return Reply(True, request=req.id)
+
+    async def status(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`status [N]`: where a request stands."""
+        if args.get("request") is None and ctx.room_request is None:
+            return await self.list(ctx, args)
+        try:
+            req = await self._target(ctx, args)
+        except _Refused as exc:
+            return fail(str(exc))
+        sense = await self.engine.sense(ctx.repo, req)
+        msg = render.summary(req, sense, final=False)
+        head = f"State: {req.state.value}"
+        if req.state is RequestState.OPEN:
+            left = format_duration(req.deadline_at - ctx.now)
+            head += f"; closes {format_utc(req.deadline_at)} (in {left})"
+        if req.outcome:
+            head += f"; outcome: {req.outcome.value} by {req.decided_by}"
+        body = msg.body + "\n" + head
+        return Reply(
+            True,
+            message=render.Message(
+                "reply",
+                req.id,
+                body,
+                msg.html + f"<p>{render.esc(head)}</p>",
+                {**msg.data, "state": req.state.value},
+                (),
+                ctx.event.event_id,
+            ),
+        )
+
+    async def list(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`list`: requests not yet decided."""
+        active = await ctx.repo.requests(
+            [RequestState.PENDING, RequestState.OPEN, RequestState.DRAFTED, RequestState.BLOCKED]
+        )
+        if not active:
+            return Reply(True, "No requests are open.")
+        lines = []
+        for req in reversed(active):
+            line = f"#{req.id} {render.clean(req.applicant.display, 100)} — {req.state.value}"
+            if req.state is RequestState.OPEN:
+                line += f", closes {format_utc(req.deadline_at)}"
+            lines.append(line)
+        return Reply(True, "\n".join(lines), data={"requests": [r.id for r in active]})
+
+    async def members(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`members`: the roster."""
+        roster = await ctx.repo.active_members()
+        lines = [
+            f"{m.user_id} — {m.stakeholder or 'unspecified'}, {m.region or 'unspecified'}"
+            for m in roster
+        ]
+        chairs = ", ".join(sorted(self.engine.settings.chairs))
+        return Reply(True, f"{len(roster)} members:\n" + "\n".join(lines) + f"\nChairs: {chairs}")
+
+    async def objections(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`objections [N]`."""
+        try:
+            req = await self._target(ctx, args)
+        except _Refused as exc:
+            return fail(str(exc))
+        objections = await ctx.repo.objections(req.id)
+        if not objections:
+            return Reply(True, f"No objections to request #{req.id}.", req.id, _objections_data([]))
+        lines = []
+        for o in objections:
+            reason = render.clean(o.reason, 300) or "(no reason yet)"
+            line = f"#{o.id} {o.member} — {o.state.value}: {reason}"
+            if o.rationale:
+                line += f" | {o.disposed_by}: {render.clean(o.rationale, 300)}"
+            lines.append(line)
+        return Reply(True, "\n".join(lines), req.id, _objections_data(objections))
+
+    async def dispose(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`dispose OBJECTION accommodated|addressed|duplicate|withdrawn RATIONALE…`."""
+        req = ctx.room_request
+        assert req is not None
+        objection = await ctx.repo.objection(int(args["objection"]))
+        if objection is None or objection.request_id != req.id:
+            return fail(
+                f"request #{req.id} has no objection #{args['objection']} "
+                f"(see {self.prefix} objections).",
+                req.id,
+            )
+        if not objection.state.is_open:
+            return fail(
+                f"objection #{objection.id} was already disposed of ({objection.state.value}).",
+                req.id,
+            )
+        state = ObjectionState(str(args["disposition"]))
+        await ctx.repo.dispose_objection(
+            objection.id,
+            state,
+            ctx.event.sender,
+            render.clean(str(args["rationale"]), 2_000),
+            ctx.now,
+        )
+        objections = await ctx.repo.objections(req.id)
+        still_open = sum(1 for o in objections if o.state.is_open)
+        return Reply(
+            True,
+            f"Objection #{objection.id} by {objection.member}: {state.value}. "
+            f"{still_open} objection(s) still open on request #{req.id}.",
+            req.id,
+            _objections_data(objections),
+        )
+
+    async def close(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`close`: close the ballot now and post the draft."""
+        req = ctx.room_request
+        assert req is not None
+        await self.engine.close_ballot(ctx.repo, ctx.out, req, ctx.now)
+        return Reply(True, request=req.id)
+
+    async def confirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`confirm`: adopt the draft sense of the room as the decision."""
+        req = ctx.room_request
+        assert req is not None
+        if req.state is not RequestState.DRAFTED:
+            return fail(
+                "there is no draft to confirm: the ballot must be closed first "
+                f"({self.prefix} close), or decide with a rationale.",
+                req.id,
+            )
+        sense = await self.engine.sense(ctx.repo, req)  # dispositions since the draft count
+        outcome = outcome_for(sense.proposal)
+        await self.engine.decide(
+            ctx.repo,
+            ctx.out,
+            req,
+            outcome,
+            ctx.event.sender,
+            f"confirmed the draft sense of the room: {sense.proposal.label}",
+            ctx.now,
+            action=Action.CONFIRM,
+        )
+        return Reply(True, request=req.id)
+
+    async def decide(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`decide admit|decline|no-consensus RATIONALE…`."""
+        req = ctx.room_request
+        assert req is not None
+        outcome = Outcome(str(args["outcome"]))
+        await self.engine.decide(
+            ctx.repo,
+            ctx.out,
+            req,
+            outcome,
+            ctx.event.sender,
+            render.clean(str(args["rationale"]), 2_000),
+            ctx.now,
+            action=Action.DECIDE,
+        )
+        return Reply(True, request=req.id)
+
+    async def reopen(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`reopen DURATION`: open the ballot again; positions so far stay."""
+        req = ctx.room_request
+        assert req is not None
+        due = ctx.now + int(args["duration"])
+        await ctx.repo.update_request(
+            req.id,
+            state=transition_or_raise(req.state, Action.REOPEN),
+            deadline_at=due,
+            closed_at=None,
+            proposal=None,
+            outcome=None,
+            decided_by=None,
+            rationale=None,
+            decided_at=None,
+        )
+        if self.engine.timers is not None:
+            self.engine.timers.set_deadline(req.id, due)
+        return Reply(True, f"Request #{req.id} is open again until {format_utc(due)}.", req.id)
+
+    async def deadline(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`deadline WHEN`."""
+        return await self._set_deadline(ctx, int(args["when"]))
+
+    async def extend(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`extend DURATION`: move the deadline later."""
+        req = ctx.room_request
+        assert req is not None
+        return await self._set_deadline(ctx, req.deadline_at + int(args["duration"]))
+
+    async def _set_deadline(self, ctx: Ctx, due: int) -> Reply:
+        req = ctx.room_request
+        assert req is not None
+        if req.state is not RequestState.OPEN:
+            return fail(f"the ballot of request #{req.id} is not open (reopen it first).", req.id)
+        minimum = self.engine.settings.min_deadline_ms
+        if due - ctx.now < minimum:
+            return fail(
+                f"the deadline must be at least {format_duration(minimum)} from now, "
+                "so every region can take part.",
+                req.id,
+            )
+        await ctx.repo.update_request(req.id, deadline_at=due)
+        if self.engine.timers is not None:
+            self.engine.timers.set_deadline(req.id, due)
+        return Reply(True, f"The ballot of request #{req.id} now closes {format_utc(due)}.", req.id)
+
+    async def member_add(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`member add USER [--stakeholder S] [--region R]`."""
+        user = str(args["user"])
+        existing = await ctx.repo.member(user)
+        stakeholder = args.get("stakeholder") or (existing.stakeholder if existing else "")
+        region = args.get("region") or (existing.region if existing else "")
+        await ctx.repo.upsert_member(user, stakeholder, region, ctx.now, ctx.event.sender)
+        return Reply(
+            True,
+            f"{user} is a member ({stakeholder or 'no stakeholder group'}, "
+            f"{region or 'no region'}). Open ballots keep their eligible members.",
+        )
+
+    async def member_remove(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`member remove USER`."""
+        user = str(args["user"])
+        if not await ctx.repo.deactivate_member(user):
+            return fail(f"{user} is not an active member.")
+        return Reply(True, f"{user} is no longer a member; their positions no longer count.")
+
+    async def not_yet(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """Declared commands whose feature is not in this version yet."""
+        return fail(f"{self.prefix} {self._spec_name(ctx)} is not available in this version yet.")
+
+
+def transition_or_raise(state: RequestState, action: Action) -> RequestState:
+    """The lifecycle transition (raises LifecycleError with the reason)."""
+    from bot.domain.lifecycle import transition
+
+    return transition(state, action)
+
+
+class _Refused(Exception):
+    """A handler refuses with a user-fit message."""

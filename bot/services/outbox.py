@@ -1,0 +1,235 @@
+"""The outbox: everything the bot sends is written down first, then sent, in order.
+
+Writing happens inside the transaction that decided to send (so a crash can neither lose nor
+double it); sending happens afterwards, one operation at a time, each with its stored
+transaction ID so a resend after a crash is dropped by the homeserver. Transient failures
+(outage, 5xx, 429) are retried with exponential backoff and jitter, honouring
+`retry_after_ms`; permanent ones are recorded and reported to the hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from bot.matrix.gateway import Gateway, GatewayError
+from bot.matrix.render import Message
+from bot.services.clock import Clock
+from storage.database import Database
+from storage.repo import OutboxItem, Repository
+
+log = logging.getLogger(__name__)
+
+BALLOT = "ballot"  # `target` placeholder: the request's ballot event, resolved when sent
+MAX_BACKOFF_S = 60.0
+
+
+def new_txn_id() -> str:
+    """A fresh, globally unique transaction ID (stored with the row, so resends reuse it)."""
+    return f"cb.{uuid.uuid4().hex}"
+
+
+class Outbox:
+    """Queues operations inside a transaction. Sends nothing itself."""
+
+    def __init__(self, repo: Repository, now: int) -> None:
+        self.repo = repo
+        self.now = now
+        self.queued = 0
+
+    async def _put(self, op: str, payload: dict[str, Any], **where: Any) -> None:
+        await self.repo.enqueue(new_txn_id(), op, payload, self.now, **where)
+        self.queued += 1
+
+    async def message(
+        self,
+        msg: Message,
+        *,
+        room_id: str | None = None,
+        request_id: int | None = None,
+        purpose: str | None = None,
+    ) -> None:
+        """Send a rendered message to `room_id`, or to the request's room when None."""
+        await self._put(
+            "message", msg.content(), room_id=room_id, request_id=request_id, purpose=purpose
+        )
+
+    async def react(
+        self,
+        key: str,
+        target: str,
+        *,
+        room_id: str | None = None,
+        request_id: int | None = None,
+    ) -> None:
+        """React to `target` (an event ID, or BALLOT for the request's ballot)."""
+        await self._put(
+            "reaction", {"key": key}, room_id=room_id, request_id=request_id, target=target
+        )
+
+    async def invite(
+        self, user_id: str, *, room_id: str | None = None, request_id: int | None = None
+    ) -> None:
+        """Invite a user to a room (the request's room when `room_id` is None)."""
+        await self._put("invite", {"user_id": user_id}, room_id=room_id, request_id=request_id)
+
+    async def create_room(self, request_id: int, spec: dict[str, Any]) -> None:
+        """Create the request's room (name, topic, state and power levels in `spec`)."""
+        await self._put("create_room", spec, request_id=request_id, purpose="request_room")
+
+
+class OutboxHooks(Protocol):
+    """What the services do once an operation went through or failed for good."""
+
+    async def on_sent(self, repo: Repository, item: OutboxItem, result: str, now: int) -> None:
+        """Record the result (a room or event ID) of a sent operation."""
+        ...
+
+    async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
+        """An operation failed for good."""
+        ...
+
+    async def find_created_room(self, item: OutboxItem) -> str | None:
+        """After a crash during room creation: the room created before, if any."""
+        ...
+
+
+class OutboxSender:
+    """Sends queued operations in order; `kick()` wakes it, `run()` is its task."""
+
+    def __init__(
+        self,
+        db: Database,
+        gateway: Gateway,
+        hooks: OutboxHooks,
+        clock: Clock,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.gateway = gateway
+        self.hooks = hooks
+        self.clock = clock
+        self._sleep = sleep
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self.sent = 0
+        self.retries = 0
+
+    def kick(self) -> None:
+        """Something was queued: send it soon."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send for ever (the app cancels this task to stop)."""
+        self._wake.set()  # anything left from before a restart goes out first
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.drain()
+            if not self._wake.is_set():
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until everything queued so far has been sent or failed (tests, demo)."""
+        await self._idle.wait()
+
+    async def drain(self) -> None:
+        """Send everything pending now, in order."""
+        while True:
+            async with self.db.transaction() as tx:
+                items = await Repository(tx).pending_outbox()
+            if not items:
+                return
+            for item in items:
+                await self._send_one(item)
+
+    async def _send_one(self, item: OutboxItem) -> None:
+        delay = 1.0
+        tries = 0
+        while True:
+            try:
+                result = await self._perform(item, retry=tries > 0 or item.attempts > 0)
+            except GatewayError as exc:
+                if exc.transient:
+                    self.retries += 1
+                    wait = (exc.retry_after_ms or 0) / 1000 or delay
+                    wait = min(MAX_BACKOFF_S, wait) * random.uniform(1.0, 1.3)
+                    log.warning("send %s %s: %s; retrying in %.1fs", item.op, item.id, exc, wait)
+                    await self._sleep(wait)
+                    delay = min(MAX_BACKOFF_S, delay * 2)
+                    tries += 1
+                    continue
+                log.error("send %s %s failed for good: %s", item.op, item.id, exc)
+                async with self.db.transaction() as tx:
+                    repo = Repository(tx)
+                    await repo.outbox_attempt(item.id, str(exc)[:500], give_up=True)
+                    await self.hooks.on_failed(repo, item, str(exc), self.clock.now_ms())
+                return
+            except _Unresolvable as exc:
+                log.error("send %s %s dropped: %s", item.op, item.id, exc)
+                async with self.db.transaction() as tx:
+                    await Repository(tx).outbox_attempt(item.id, str(exc), give_up=True)
+                return
+            async with self.db.transaction() as tx:
+                repo = Repository(tx)
+                await repo.outbox_done(item.id, result, self.clock.now_ms())
+                await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
+            self.sent += 1
+            return
+
+    async def _resolve(self, item: OutboxItem) -> tuple[str, str | None]:
+        """The room and target event of an item, filled from its request when needed."""
+        room_id, target = item.room_id, item.target
+        if room_id is not None and target != BALLOT:
+            return room_id, target
+        async with self.db.transaction() as tx:
+            req = await Repository(tx).request(item.request_id) if item.request_id else None
+        if req is None:
+            raise _Unresolvable("its request is unknown")
+        room_id = room_id or req.room_id
+        if target == BALLOT:
+            target = req.ballot_event_id
+            if target is None:
+                raise _Unresolvable("the ballot was never posted")
+        if room_id is None:
+            raise _Unresolvable("the request has no room")
+        return room_id, target
+
+    async def _perform(self, item: OutboxItem, *, retry: bool) -> str:
+        if item.op == "create_room":
+            if retry:
+                # We may have crashed after the server created it: adopt that room.
+                found = await self.hooks.find_created_room(item)
+                if found:
+                    return found
+            async with self.db.transaction() as tx:  # note the attempt before making it
+                await Repository(tx).outbox_attempt(item.id, "creating", give_up=False)
+            p = item.payload
+            return await self.gateway.create_room(
+                name=p["name"],
+                topic=p["topic"],
+                initial_state=p["initial_state"],
+                power_level_override=p["power_levels"],
+            )
+        room_id, target = await self._resolve(item)
+        if item.op == "message":
+            return await self.gateway.send_message(room_id, item.payload, item.txn_id)
+        if item.op == "reaction":
+            assert target is not None
+            return await self.gateway.send_reaction(
+                room_id, target, item.payload["key"], item.txn_id
+            )
+        if item.op == "invite":
+            await self.gateway.invite(room_id, item.payload["user_id"])
+            return str(item.payload["user_id"])
+        raise _Unresolvable(f"unknown operation {item.op}")
+
+
+class _Unresolvable(Exception):
+    """An operation that can never be sent (its room or target does not exist)."""

@@ -1,0 +1,128 @@
+"""The bot's own sync loop (not nio's `sync_forever`).
+
+nio's loop stores the token before callbacks run, stops on the first exception and never
+backs off. Here the token is stored by the engine in the same transaction as the batch's
+effects; failures back off exponentially with jitter and honour `retry_after_ms`; a
+watchdog logs loudly when the homeserver has been unreachable for too long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from bot.matrix.decode import decode_sync, sync_filter
+from bot.matrix.events import Invite
+from bot.matrix.gateway import Gateway, GatewayError
+from bot.services.engine import SYNC_TOKEN, Engine
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 60.0
+
+
+class Syncer:
+    """Long-polls `/sync`, hands each batch to the engine, wakes the outbox sender."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        engine: Engine,
+        wake_sender: Callable[[], None],
+        *,
+        timeout_ms: int = 30_000,
+        watchdog_s: float = 300.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.gateway = gateway
+        self.engine = engine
+        self.wake_sender = wake_sender
+        self.timeout_ms = timeout_ms
+        self.watchdog_s = watchdog_s
+        self._sleep = sleep
+        self._pending_invites: dict[str, Invite] = {}
+        self.batches = 0
+        self.failures = 0
+        self.synced = asyncio.Event()  # set after each applied batch (tests and demo wait on it)
+
+    async def _token(self) -> str | None:
+        async with self.engine.db.transaction() as tx:
+            return await Repository(tx).get_meta(SYNC_TOKEN)
+
+    async def run(self) -> None:
+        """Sync until cancelled."""
+        token = await self._token()
+        first = token is None
+        backoff = 1.0
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
+        settings = self.engine.settings
+        filt = sync_filter()
+        while True:
+            try:
+                raw = await self.gateway.sync(token, 0 if first else self.timeout_ms, filt)
+            except GatewayError as exc:
+                self.failures += 1
+                now = loop.time()
+                failing_since = failing_since or now
+                down_for = now - failing_since
+                if down_for > self.watchdog_s:
+                    log.error("sync has failed for %.0f s: %s", down_for, exc)
+                else:
+                    log.warning("sync failed: %s", exc)
+                wait = (exc.retry_after_ms or 0) / 1000 or backoff
+                await self._sleep(min(MAX_BACKOFF_S, wait) * random.uniform(1.0, 1.5))
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                continue
+            if failing_since is not None:
+                log.info("homeserver reachable again after %.0f s", loop.time() - failing_since)
+            failing_since = None
+            backoff = 1.0
+            batch = decode_sync(raw, settings.bot_user_id, settings.prefix, initial=first)
+            result = await self.engine.apply_batch(batch)
+            if result.applied or result.failed:
+                log.info(
+                    "batch: %d applied, %d duplicates, %d failed, %d queued",
+                    result.applied,
+                    result.duplicates,
+                    result.failed,
+                    result.queued,
+                )
+            token = batch.next_batch or token
+            first = False
+            self.batches += 1
+            self.wake_sender()
+            for invite in batch.invites:
+                self._pending_invites[invite.room_id] = invite
+            await self._handle_invites()
+            if batch.limited_rooms:
+                try:
+                    fixed = await self.engine.reconcile(batch.limited_rooms)
+                    log.info(
+                        "timeline gap in %d rooms: %d events recovered",
+                        len(batch.limited_rooms),
+                        fixed,
+                    )
+                except GatewayError as exc:
+                    log.warning("reconciliation postponed: %s", exc)
+                self.wake_sender()
+            self.synced.set()
+            self.synced = asyncio.Event()
+
+    async def _handle_invites(self) -> None:
+        for room_id, invite in list(self._pending_invites.items()):
+            try:
+                if await self.engine.should_accept(invite):
+                    log.info("accepting invite to %s from %s", room_id, invite.inviter)
+                    await self.gateway.join(room_id)
+                else:
+                    log.info("rejecting invite to %s from %s", room_id, invite.inviter)
+                    await self.gateway.leave(room_id)
+            except GatewayError as exc:
+                if exc.transient:
+                    continue  # try again after the next sync
+                log.warning("invite to %s: %s", room_id, exc)
+            del self._pending_invites[room_id]

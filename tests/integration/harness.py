@@ -1,0 +1,213 @@
+"""Real-layer test harness: a group of real Matrix users and the bot run as in production."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.devserver import LocalSynapse, RegisteredUser
+from bot.matrix.member import SimMember
+
+DEFAULT_MEMBERS: tuple[tuple[str, str, str], ...] = (
+    ("alice", "academia", "europe"),
+    ("bob", "civil-society", "africa"),
+    ("carol", "technical-community", "asia-pacific"),
+    ("dave", "private-sector", "americas"),
+)
+
+
+class BotProcess:
+    """`python -m bot run --config …` in a subprocess, with its log in a file."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def start(self) -> None:
+        """Start the bot (its output is appended to the log file)."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+        log.close()
+
+    def log_text(self, *, since_start: bool = False) -> str:
+        """The bot's log (only this run's part with `since_start`)."""
+        if not self.log_path.exists():
+            return ""
+        data = self.log_path.read_bytes()
+        return (
+            data[self._log_offset :].decode(errors="replace")
+            if since_start
+            else data.decode(errors="replace")
+        )
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the bot logs that it runs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "Consensus Bot running" in self.log_text(since_start=True):
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"bot exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}"
+                )
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"bot not ready within {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash at an arbitrary moment."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Group:
+    """A collaboration group on a real homeserver, its config file and the bot process."""
+
+    synapse: LocalSynapse
+    workdir: Path
+    bot_user: RegisteredUser
+    chair: SimMember
+    members: dict[str, SimMember]
+    applicant: SimMember
+    main_room: str
+    config_path: Path
+    db_path: Path
+    bot: BotProcess
+    clients: list[SimMember] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Stop the bot and close every client."""
+        self.bot.stop()
+        for client in self.clients:
+            await client.close()
+
+
+def config_toml(
+    synapse: LocalSynapse,
+    bot_user: RegisteredUser,
+    main_room: str,
+    chair: str,
+    members: list[tuple[str, str, str]],
+    db_path: Path,
+    *,
+    deadline: str = "14d",
+    min_deadline: str = "5s",
+    quorum: float = 0.5,
+) -> str:
+    """A complete config file for a test group."""
+    seeds = "".join(
+        f'\n[[group.members]]\nuser_id = "{u}"\nstakeholder = "{s}"\nregion = "{r}"\n'
+        for u, s, r in members
+    )
+    return f"""
+[matrix]
+homeserver = "{synapse.base_url}"
+user_id = "{bot_user.user_id}"
+access_token = "{bot_user.access_token}"
+device_id = "{bot_user.device_id}"
+
+[storage]
+path = "{db_path}"
+
+[group]
+name = "Test Collaboration Group"
+main_room = "{main_room}"
+chairs = ["{chair}"]
+{seeds}
+[process]
+deadline = "{deadline}"
+min_deadline = "{min_deadline}"
+reminders = []
+quorum = {quorum}
+
+[digest]
+schedule = ""
+"""
+
+
+async def make_group(
+    synapse: LocalSynapse,
+    workdir: Path,
+    tag: str,
+    *,
+    members: tuple[tuple[str, str, str], ...] = DEFAULT_MEMBERS,
+    deadline: str = "14d",
+) -> Group:
+    """Register a bot, a chair, members and an applicant; the chair makes the main room."""
+
+    def register(name: str) -> RegisteredUser:
+        return synapse.register(f"{tag}-{name}")
+
+    bot_user = register("bot")
+    synapse.exempt_from_rate_limits(bot_user.user_id)
+    users = {name: register(name) for name, _, _ in members}
+    chair_user = register("chair")
+    applicant_user = register("erin")
+
+    def client(user: RegisteredUser) -> SimMember:
+        return SimMember(synapse.base_url, user.user_id, user.access_token, user.device_id)
+
+    chair = client(chair_user)
+    sims = {name: client(u) for name, u in users.items()}
+    applicant = client(applicant_user)
+    clients = [chair, *sims.values(), applicant]
+    await asyncio.gather(*(c.connect() for c in clients))
+    main_room = await chair.create_room(
+        "Main room", [bot_user.user_id, *(u.user_id for u in users.values())]
+    )
+    await asyncio.gather(*(s.join(main_room) for s in sims.values()))
+    db_path = workdir / "consensus.db"
+    config_path = workdir / "config.toml"
+    config_path.write_text(
+        config_toml(
+            synapse,
+            bot_user,
+            main_room,
+            chair_user.user_id,
+            [(users[n].user_id, s, r) for n, s, r in members],
+            db_path,
+            deadline=deadline,
+        )
+    )
+    bot = BotProcess(config_path, workdir / "bot.log")
+    return Group(
+        synapse,
+        workdir,
+        bot_user,
+        chair,
+        sims,
+        applicant,
+        main_room,
+        config_path,
+        db_path,
+        bot,
+        clients,
+    )

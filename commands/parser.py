@@ -1,0 +1,381 @@
+"""Read a message body as a command, guided only by the table in `commands.table`.
+
+`parse` never raises on any body: it returns None (not addressed to the bot), a
+`ParsedCommand`, or a `ParseFailure` whose message is one sentence fit to show the sender.
+
+Words are split like a shell, tuned for chat:
+
+* whitespace separates words; a word that *starts* with a quote mark (`"`, `'`, `“`, `„`, `‘`,
+  …) runs to the matching closing mark (`"`, `”`, `'`, `’`, …) that ends a word, so
+  `"Jane Doe"` and `“Jane Doe”` are one word, `--org="ACME Corp"` works too;
+* a quote mark inside a word is an ordinary character, so `don't` and `don’t` need no
+  escaping, and backslashes are ordinary characters;
+* a quote that never closes is kept literally in free text (a reason that starts with an
+  apostrophe), and is a usage error where a single value is expected (`request "Jane Doe …`);
+* `--name VALUE` and `--name=VALUE` may appear anywhere; `--` ends the options; a quoted word
+  is never an option; `—name` (a phone's autocorrected `--`) is accepted for known options.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from commands.converters import shown
+from commands.help import usage
+from commands.spec import CommandSpec, ConversionError, Option, Positional, Rest
+from commands.table import COMMAND_GROUPS, COMMANDS_BY_NAME, normalize_name, suggest_command
+
+MAX_COMMAND_CHARS = 4000
+"""Longer bodies that are addressed to the bot are refused as `too_long`."""
+
+FailureKind = Literal["unknown", "usage", "too_long", "empty"]
+
+# Quote marks. `’` is deliberately not an opener: it is the apostrophe phones type.
+_DOUBLE_OPENERS = '"“”„‟'
+_DOUBLE_CLOSERS = '"”“‟'
+_SINGLE_OPENERS = "'‘‚‛"
+_SINGLE_CLOSERS = "'’‘‛"
+_AFTER_CLOSER = ",.;:!?)]}"
+_OPTION_DASHES = "—–"  # em and en dash: what phones make of `--`
+# Invisible characters some clients put before the text.
+_INVISIBLE = (
+    "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"  # zero-width, LRM/RLM, BOM
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"  # bidi embeddings and isolates
+)
+_LINE_BREAKS = "\n\x85\u2028\u2029"
+_KEPT_CONTROLS = "\n\t"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCommand:
+    """A well-formed command.
+
+    `args` holds every parameter the command declares, keyed by its name (options too, without
+    dashes): the converted value, or None when an optional one was not given. `raw` is the
+    message body exactly as received.
+    """
+
+    spec: CommandSpec
+    args: Mapping[str, object]
+    raw: str
+
+    @property
+    def name(self) -> str:
+        """The canonical command name (aliases resolved), e.g. `no-objection`, `member add`."""
+        return self.spec.name
+
+    def get_str(self, key: str) -> str | None:
+        """The text argument `key`, or None when absent."""
+        value = self.args[key]
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"argument {key!r} of {self.name} is not text")
+        return value
+
+    def get_int(self, key: str) -> int | None:
+        """The integer argument `key` (numbers, durations, times in ms), or None when absent."""
+        value = self.args[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"argument {key!r} of {self.name} is not an integer")
+        return value
+
+    def require_str(self, key: str) -> str:
+        """The text argument `key` of a required parameter."""
+        value = self.get_str(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def require_int(self, key: str) -> int:
+        """The integer argument `key` of a required parameter."""
+        value = self.get_int(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """A body addressed to the bot that is not a valid command.
+
+    kind: `unknown` (no such command; `suggestion` may name a close one), `usage` (missing,
+    extra or invalid arguments; `usage` holds the usage line(s), `command` the command name),
+    `too_long` (over MAX_COMMAND_CHARS) or `empty` (just the prefix; `suggestion` is `help`).
+    """
+
+    kind: FailureKind
+    message: str
+    usage: str | None = None
+    suggestion: str | None = None
+    command: str | None = None
+
+    def render(self) -> str:
+        """The reply to send: the message, then the usage when there is one."""
+        if self.usage is None:
+            return self.message
+        return f"{self.message}\nUsage: {self.usage}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str  # quote marks of a quotation removed
+    raw: str  # as typed
+    quoted: bool  # begins with a closed quotation: never an option
+    unclosed: str | None  # a quote mark that opened and never closed
+    breaks: int  # line breaks in the whitespace before the token
+
+
+class _Failed(Exception):
+    """Internal: carries a ParseFailure out of nested helpers."""
+
+    def __init__(self, failure: ParseFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _closer_positions(text: str, closers: str) -> list[int]:
+    """Indexes of quote marks in `closers` that end a word (whitespace, punctuation or end)."""
+    last = len(text) - 1
+    return [
+        j
+        for j, c in enumerate(text)
+        if c in closers and (j == last or text[j + 1].isspace() or text[j + 1] in _AFTER_CLOSER)
+    ]
+
+
+def _tokenize(text: str) -> list[_Token]:
+    """Split `text` into words (see the module docstring). Linear-logarithmic, never raises."""
+    closers = {
+        "double": _closer_positions(text, _DOUBLE_CLOSERS),
+        "single": _closer_positions(text, _SINGLE_CLOSERS),
+    }
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while True:
+        breaks = 0
+        while i < n and text[i].isspace():
+            c = text[i]
+            if c in _LINE_BREAKS or (c == "\r" and text[i + 1 : i + 2] != "\n"):
+                breaks += 1
+            i += 1
+        if i >= n:
+            return tokens
+        start = i
+        parts: list[str] = []
+        quoted = False
+        unclosed: str | None = None
+        while i < n and not text[i].isspace():
+            c = text[i]
+            at_start = i == start
+            after_equals = i > start and text[i - 1] == "=" and text[start] in "-" + _OPTION_DASHES
+            if (at_start or after_equals) and (c in _DOUBLE_OPENERS or c in _SINGLE_OPENERS):
+                positions = closers["double" if c in _DOUBLE_OPENERS else "single"]
+                k = bisect.bisect_right(positions, i)
+                if k < len(positions):
+                    end = positions[k]
+                    parts.append(text[i + 1 : end])
+                    quoted = quoted or at_start
+                    i = end + 1
+                    continue
+                unclosed = unclosed or c
+            parts.append(c)
+            i += 1
+        tokens.append(_Token("".join(parts), text[start:i], quoted, unclosed, breaks))
+
+
+def _skip_leading(body: str) -> str:
+    i = 0
+    while i < len(body) and (body[i].isspace() or body[i] in _INVISIBLE):
+        i += 1
+    return body[i:]
+
+
+def parse(body: str, prefix: str, now_ms: int) -> ParsedCommand | ParseFailure | None:
+    """Parse `body` as a command for the bot addressed with `prefix` (e.g. `!cb`).
+
+    Returns None unless the body (after leading whitespace) starts with `prefix` followed by
+    whitespace or its end; the prefix is case-sensitive, command names are not. `now_ms` is
+    handed to converters (WHEN arguments become absolute times). Raises only ValueError for an
+    empty prefix or one containing whitespace, never because of the body.
+    """
+    if not prefix or any(c.isspace() for c in prefix):
+        raise ValueError("the command prefix must be non-empty and contain no whitespace")
+    text = _skip_leading(body)
+    if not text.startswith(prefix):
+        return None
+    after = text[len(prefix) :]
+    if after and not after[0].isspace():
+        return None
+    if len(body) > MAX_COMMAND_CHARS:
+        return ParseFailure(
+            "too_long", f"That is too long for a command (over {MAX_COMMAND_CHARS} characters)."
+        )
+    tokens = _tokenize(after)
+    if not tokens:
+        return ParseFailure("empty", f"Send {prefix} help to see what I can do.", suggestion="help")
+    try:
+        spec, used = _resolve(tokens, prefix)
+        args = _bind(spec, tokens[used:], prefix, now_ms)
+    except _Failed as failed:
+        return failed.failure
+    return ParsedCommand(spec, MappingProxyType(args), body)
+
+
+def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int]:
+    """Find the command named by the first word or two; raise _Failed when there is none."""
+    first = normalize_name(tokens[0].text)
+    second = normalize_name(tokens[1].text) if len(tokens) > 1 else ""
+    if second and f"{first} {second}" in COMMANDS_BY_NAME:
+        return COMMANDS_BY_NAME[f"{first} {second}"], 2
+    if first in COMMANDS_BY_NAME:
+        return COMMANDS_BY_NAME[first], 1
+    if first in COMMAND_GROUPS:
+        group = COMMAND_GROUPS[first]
+        raise _Failed(
+            ParseFailure(
+                "usage",
+                "Say which: " + " or ".join(s.name for s in group) + ".",
+                usage="\n".join(usage(s, prefix) for s in group),
+                command=first,
+            )
+        )
+    suggestion = suggest_command(first, second)
+    message = f"I don't know the command {shown(tokens[0].text)}."
+    if suggestion is not None:
+        message += f" Did you mean {prefix} {suggestion}?"
+    message += f" Send {prefix} help for the list."
+    raise _Failed(ParseFailure("unknown", message, suggestion=suggestion))
+
+
+def _bind(
+    spec: CommandSpec, tokens: Sequence[_Token], prefix: str, now_ms: int
+) -> dict[str, object]:
+    """Assign words to the spec's parameters and convert them."""
+
+    def fail(message: str, suggestion: str | None = None) -> _Failed:
+        return _Failed(
+            ParseFailure(
+                "usage",
+                message,
+                usage=usage(spec, prefix),
+                suggestion=suggestion,
+                command=spec.name,
+            )
+        )
+
+    def convert(param: Positional | Option, token_text: str, unclosed: str | None) -> object:
+        if unclosed is not None:
+            raise fail(f"A quote mark ({unclosed}) is never closed; close it or leave it out.")
+        try:
+            return param.converter.convert(token_text, now_ms)
+        except ConversionError as error:
+            if isinstance(param, Option):
+                raise fail(f"--{param.name}: {error}") from None
+            raise fail(str(error)) from None
+
+    options = {p.name: p for p in spec.options}
+    values: dict[str, object] = dict.fromkeys((p.name for p in spec.params), None)
+    given: set[str] = set()
+    words: list[_Token] = []
+    options_done = False
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        option = None if options_done or token.quoted else _option_name(token.text, options)
+        if option is None:
+            if token.text == "--" and not token.quoted and not options_done:
+                options_done = True
+            else:
+                words.append(token)
+            continue
+        name, inline = option
+        param = options.get(name)
+        if param is None:
+            close = difflib.get_close_matches(name[:40], list(options), n=1, cutoff=0.6)
+            hint = f" Did you mean --{close[0]}?" if close else ""
+            option_list = ", ".join(f"--{o}" for o in options) or "none"
+            raise fail(
+                f"{spec.name} has no option {shown('--' + name)} (options: {option_list}).{hint}",
+                suggestion=f"--{close[0]}" if close else None,
+            )
+        if name in given:
+            raise fail(f"--{name} is given twice.")
+        given.add(name)
+        if inline is not None:
+            values[name] = convert(param, inline, token.unclosed)
+            continue
+        if i >= len(tokens) or (
+            not tokens[i].quoted
+            and (tokens[i].text == "--" or _option_name(tokens[i].text, options) is not None)
+        ):
+            raise fail(f"--{name} needs a value ({param.label}).")
+        values[name] = convert(param, tokens[i].text, tokens[i].unclosed)
+        i += 1
+
+    remaining = list(words)
+    for positional in spec.positionals:
+        if remaining:
+            word = remaining.pop(0)
+            values[positional.name] = convert(positional, word.text, word.unclosed)
+        elif positional.required:
+            raise fail(_missing(spec, positional))
+
+    rest = spec.rest
+    if rest is not None:
+        text = _join(remaining)
+        if text:
+            values[rest.name] = text
+        elif rest.required:
+            raise fail(_missing(spec, rest))
+    elif remaining:
+        raise fail(f"{shown(remaining[0].raw)} was not expected here.")
+
+    for param in spec.options:
+        if isinstance(param, Option) and param.required and param.name not in given:
+            raise fail(f"{spec.name} needs --{param.name} {param.label}: {param.help}.")
+    return values
+
+
+def _missing(spec: CommandSpec, param: Positional | Rest) -> str:
+    label = f"{param.label}…" if isinstance(param, Rest) else param.label
+    return f"{spec.name} needs {label}: {param.help}."
+
+
+def _option_name(text: str, options: Mapping[str, Option]) -> tuple[str, str | None] | None:
+    """(name, inline value) when `text` is an option word, else None.
+
+    `--anything` is always an option word (unknown names are reported); `—name` and `–name`
+    only when `name` is one of the command's options, so dashes in prose stay prose.
+    """
+    if text.startswith("--") and len(text) > 2:
+        body = text[2:]
+    elif text[:1] in _OPTION_DASHES and len(text) > 1 and text[1] not in _OPTION_DASHES:
+        body = text[1:]
+    else:
+        return None
+    name, equals, value = body.partition("=")
+    name = normalize_name(name)
+    if not text.startswith("--") and name not in options:
+        return None
+    return name, (value if equals else None)
+
+
+def _join(tokens: Sequence[_Token]) -> str:
+    """Free text from its words: as typed, single spaces, line breaks kept (at most one blank)."""
+    if len(tokens) == 1 and tokens[0].quoted and tokens[0].raw[1:-1] == tokens[0].text:
+        joined = tokens[0].text
+    else:
+        pieces: list[str] = []
+        for index, token in enumerate(tokens):
+            if index:
+                pieces.append("\n" * min(token.breaks, 2) if token.breaks else " ")
+            pieces.append(token.raw)
+        joined = "".join(pieces)
+    cleaned = "".join(c for c in joined if c in _KEPT_CONTROLS or unicodedata.category(c) != "Cc")
+    return cleaned.strip()

@@ -1,0 +1,174 @@
+"""The vocabulary of command declarations: who, where, which parameters, and how to read them.
+
+Everything here is a frozen value. The one table of commands lives in `commands.table`; the
+parser (`commands.parser`) and the help texts (`commands.help`) are generated from it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class ConversionError(ValueError):
+    """An argument could not be read; the message is one sentence fit to show a user."""
+
+
+class Converter(Protocol[T_co]):
+    """Turns one argument word into a typed value, or raises `ConversionError`."""
+
+    @property
+    def metavar(self) -> str:
+        """The placeholder shown in usage lines, e.g. `N`, `WHEN`, `for|against`."""
+        ...
+
+    def convert(self, text: str, now_ms: int) -> T_co:
+        """Convert `text`; `now_ms` is the current time (for arguments such as WHEN)."""
+        ...
+
+
+class Role(enum.Enum):
+    """Who may run a command (checked by the services layer against the roster)."""
+
+    ANYONE = "anyone"
+    MEMBER = "member"
+    CHAIR = "chair"
+    MEMBER_OR_CHAIR = "member_or_chair"
+
+
+class Place(enum.Enum):
+    """Where a command may be sent."""
+
+    MAIN = "main"  # the group's main room
+    REQUEST = "request"  # the room of one participation request
+    DM = "dm"  # a direct chat with the bot
+
+
+ANYWHERE: frozenset[Place] = frozenset(Place)
+
+
+class Section(enum.Enum):
+    """The heading a command is listed under in `!cb help`, in display order."""
+
+    POSITIONS = "Taking a position"
+    REQUESTS = "Filing a request"
+    INFORMATION = "Information"
+    CHAIR = "Chair tools"
+
+
+@dataclass(frozen=True, slots=True)
+class Positional:
+    """One word in a fixed position. Missing optional ones parse to None."""
+
+    name: str
+    converter: Converter[object]
+    help: str
+    required: bool = True
+    metavar: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The placeholder shown in usage lines."""
+        return self.metavar or self.converter.metavar
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """`--name VALUE` or `--name=VALUE`, anywhere among the words. Absent ones parse to None."""
+
+    name: str
+    converter: Converter[object]
+    help: str
+    metavar: str | None = None
+    required: bool = False
+
+    @property
+    def label(self) -> str:
+        """The placeholder for the value shown in usage lines."""
+        return self.metavar or self.converter.metavar
+
+
+@dataclass(frozen=True, slots=True)
+class Rest:
+    """Free text: all remaining words (a statement, a reason). Absent optional text is None.
+
+    The words are re-joined with single spaces (line breaks between words are kept) and keep
+    their quotes as typed, except that text given entirely as one quoted word is unquoted.
+    """
+
+    name: str
+    help: str
+    required: bool = False
+    metavar: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The placeholder shown in usage lines (without the trailing ellipsis)."""
+        return self.metavar or self.name.upper()
+
+
+Param = Positional | Option | Rest
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """The one declaration of a command: parsing, usage and help are derived from it.
+
+    `name` may be two words (`member add`). `examples` are written without the prefix and
+    are parsed by the tests, so the help can never show an example that does not work.
+    """
+
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    role: Role
+    places: frozenset[Place]
+    details: str = ""
+    examples: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    section: Section = Section.INFORMATION
+
+    def __post_init__(self) -> None:
+        """Reject declarations the parser could not honour (caught at import time)."""
+        if not self.name or self.name != self.name.strip().lower() or "  " in self.name:
+            raise ValueError(f"command name {self.name!r} must be lower-case words")
+        if not self.summary.strip():
+            raise ValueError(f"command {self.name!r} needs a summary")
+        if not self.places:
+            raise ValueError(f"command {self.name!r} must be allowed somewhere")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"command {self.name!r} declares a parameter twice")
+        seen_optional = False
+        seen_rest = False
+        for param in self.params:
+            if isinstance(param, Positional):
+                if seen_rest:
+                    raise ValueError(f"{self.name}: positional {param.name!r} after free text")
+                if param.required and seen_optional:
+                    raise ValueError(f"{self.name}: required {param.name!r} after optional")
+                seen_optional = seen_optional or not param.required
+            elif isinstance(param, Rest):
+                if seen_rest:
+                    raise ValueError(f"{self.name}: more than one free-text parameter")
+                seen_rest = True
+            elif param.name != param.name.lower() or param.name.startswith("-"):
+                raise ValueError(f"{self.name}: option name {param.name!r} must be bare lower")
+
+    @property
+    def positionals(self) -> tuple[Positional, ...]:
+        """The positional parameters, in order."""
+        return tuple(p for p in self.params if isinstance(p, Positional))
+
+    @property
+    def rest(self) -> Rest | None:
+        """The free-text parameter, if any."""
+        return next((p for p in self.params if isinstance(p, Rest)), None)
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        """The `--name` parameters, in declaration order."""
+        return tuple(p for p in self.params if isinstance(p, Option))

@@ -1,0 +1,457 @@
+"""THE table of commands. Parsing, usage lines, `!cb help` and the README reference derive from it.
+
+Order matters: it is the order of `!cb help` within each section. Examples are written without
+the prefix; the tests parse every one of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from bot.domain.lifecycle import Outcome
+from bot.domain.objections import ObjectionState
+from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+from commands.converters import (
+    Applicant,
+    Choice,
+    DurationArg,
+    PositiveInt,
+    UserId,
+    WhenArg,
+    Word,
+)
+from commands.spec import (
+    ANYWHERE,
+    CommandSpec,
+    Option,
+    Place,
+    Positional,
+    Rest,
+    Role,
+    Section,
+)
+
+# ---- shared parameters -------------------------------------------------------------------
+
+_REQUEST_NUMBER = PositiveInt(metavar="N", what="request number")
+
+REQUEST_OPTION = Option(
+    "request",
+    _REQUEST_NUMBER,
+    "the request number; needed in a direct message, implied in a request's room",
+)
+_REQUEST_POSITIONAL = Positional(
+    "request",
+    _REQUEST_NUMBER,
+    "the request number; in a request's room it defaults to that request",
+    required=False,
+)
+_STAKEHOLDER = Option(
+    "stakeholder",
+    Choice(*STAKEHOLDER_GROUPS, metavar="GROUP"),
+    "stakeholder group: " + ", ".join(STAKEHOLDER_GROUPS),
+)
+_REGION = Option("region", Choice(*REGIONS, metavar="REGION"), "region: " + ", ".join(REGIONS))
+_ORG = Option("org", Word(metavar="ORG"), "organisation (quote it when it has spaces)")
+_NAME = Option("name", Word(metavar="NAME"), "the name to show (quote it when it has spaces)")
+
+_POSITION_DETAILS = (
+    "In a request's room this applies to that request; in a direct message to the bot add "
+    "--request N. Your latest position is the one that counts, and you can also react to the "
+    "ballot instead. Only members on the roster are counted."
+)
+
+# ---- the table ---------------------------------------------------------------------------
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    # Taking a position
+    CommandSpec(
+        "support",
+        "Support admitting the applicant.",
+        (Rest("reason", "why, if you like"), REQUEST_OPTION),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=_POSITION_DETAILS,
+        examples=("support", "support Strong track record in the region.", "support --request 7"),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "no-objection",
+        "Say you do not object, without actively supporting.",
+        (Rest("reason", "why, if you like"), REQUEST_OPTION),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=_POSITION_DETAILS,
+        examples=("no-objection", "no-objection --request 7 Fine by me."),
+        aliases=("noobjection", "no_objection"),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "concern",
+        "Raise a concern that does not block consensus; say what worries you.",
+        (Rest("reason", "what worries you"), REQUEST_OPTION),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details="A concern is heard and weighed but does not block. " + _POSITION_DETAILS,
+        examples=("concern Not sure how much time they can give.",),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "object",
+        "Object to admitting the applicant, with your reason.",
+        (Rest("reason", "why you object", required=True), REQUEST_OPTION),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=(
+            "Objecting blocks consensus until the chair disposes of your objection; say why, "
+            "so that it can be addressed. " + _POSITION_DETAILS
+        ),
+        examples=(
+            "object They have not agreed to the participation principles.",
+            'object --request 7 "No link to the group\'s work yet."',
+        ),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "abstain",
+        "Take part without taking a side.",
+        (Rest("reason", "why, if you like"), REQUEST_OPTION),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details="You count as having taken part. " + _POSITION_DETAILS,
+        examples=("abstain", "abstain Not enough information to judge."),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "recuse",
+        "Step aside from this request; you no longer count as eligible.",
+        (Rest("reason", "why, if you like (e.g. a conflict of interest)"), REQUEST_OPTION),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=(
+            "Use it for a conflict of interest: you are left out of the eligible count, so "
+            "not taking part does not weigh on participation. " + _POSITION_DETAILS
+        ),
+        examples=("recuse I work for the same organisation.",),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "withdraw",
+        "Retract your position on a request.",
+        (REQUEST_OPTION,),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=(
+            "Afterwards you count as not having taken part. Removing your reaction from the "
+            "ballot does the same."
+        ),
+        examples=("withdraw", "withdraw --request 7"),
+        aliases=("retract",),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "hum",
+        "Hum for or against in private; the room only hears how loud each side is.",
+        (
+            Positional("side", Choice("for", "against"), "which side you hum for"),
+            Positional(
+                "strength", Choice("soft", "loud"), "how strongly (default: soft)", required=False
+            ),
+            Option(
+                "request",
+                _REQUEST_NUMBER,
+                "the request number",
+                required=True,
+            ),
+        ),
+        Role.MEMBER,
+        frozenset({Place.DM}),
+        details=(
+            "Send it to the bot in a direct message. Hums are never shown per person, only how "
+            "loud each side is; your latest hum replaces an earlier one."
+        ),
+        examples=("hum for --request 7", "hum against loud --request 7"),
+        section=Section.POSITIONS,
+    ),
+    # Filing a request
+    CommandSpec(
+        "request",
+        "File a participation request for someone.",
+        (
+            Positional("applicant", Applicant(), "a Matrix user ID, or a quoted name"),
+            Rest("statement", "who they are and why they want to take part", required=True),
+            _NAME,
+            _ORG,
+            _STAKEHOLDER,
+            _REGION,
+            Option("deadline", WhenArg(), "when the ballot closes (default: the group's)"),
+        ),
+        Role.MEMBER_OR_CHAIR,
+        frozenset({Place.MAIN, Place.DM}),
+        details=(
+            "The bot opens a room for the request, invites the members and the chairs, and "
+            "posts the request card and the ballot. WHEN is a duration from now (14d) or an "
+            "ISO 8601 time (2030-06-30T17:00Z)."
+        ),
+        examples=(
+            "request @dana:example.org --org 'Example University' --stakeholder academia "
+            "--region europe Dana researches routing security and wants to help.",
+            'request "Sam Example" --deadline 21d Sam has run the regional exchange for years.',
+        ),
+        section=Section.REQUESTS,
+    ),
+    CommandSpec(
+        "apply",
+        "Ask to join the group yourself.",
+        (
+            Rest("statement", "who you are and why you want to take part", required=True),
+            _ORG,
+            _STAKEHOLDER,
+            _REGION,
+            _NAME,
+        ),
+        Role.ANYONE,
+        frozenset({Place.DM}),
+        details=(
+            "Send it to the bot in a direct message, when the group allows applications. The "
+            "members see your statement and decide by rough consensus."
+        ),
+        examples=(
+            "apply --org 'Example Networks' --stakeholder private-sector --region africa "
+            "I operate an exchange point and want to contribute.",
+        ),
+        section=Section.REQUESTS,
+    ),
+    # Information
+    CommandSpec(
+        "help",
+        "Show the commands, or the details of one.",
+        (Rest("command", "the command to explain", metavar="COMMAND"),),
+        Role.ANYONE,
+        ANYWHERE,
+        examples=("help", "help object", "help member add"),
+        aliases=("?",),
+    ),
+    CommandSpec(
+        "status",
+        "Show where a request stands: positions, objections and deadline.",
+        (_REQUEST_POSITIONAL,),
+        Role.MEMBER_OR_CHAIR,
+        ANYWHERE,
+        examples=("status", "status 7", "status #7"),
+    ),
+    CommandSpec(
+        "list",
+        "List the open requests.",
+        (),
+        Role.MEMBER_OR_CHAIR,
+        ANYWHERE,
+        examples=("list",),
+        aliases=("requests",),
+    ),
+    CommandSpec(
+        "members",
+        "List the members on the roster.",
+        (),
+        Role.MEMBER_OR_CHAIR,
+        ANYWHERE,
+        examples=("members",),
+        aliases=("roster",),
+    ),
+    CommandSpec(
+        "objections",
+        "List the objections to a request and whether each has been disposed of.",
+        (_REQUEST_POSITIONAL,),
+        Role.MEMBER_OR_CHAIR,
+        ANYWHERE,
+        examples=("objections", "objections 7"),
+    ),
+    CommandSpec(
+        "export",
+        "Upload the record of a request as a file.",
+        (
+            _REQUEST_POSITIONAL,
+            Option("format", Choice("json", "csv", "md"), "file format (default: json)"),
+        ),
+        Role.MEMBER_OR_CHAIR,
+        ANYWHERE,
+        details="The record lists every position and objection with its time and the outcome.",
+        examples=("export", "export 7 --format csv"),
+    ),
+    # Chair tools
+    CommandSpec(
+        "dispose",
+        "Dispose of an objection, with your rationale.",
+        (
+            Positional(
+                "objection",
+                PositiveInt(what="objection number"),
+                "the objection's number (see objections)",
+                metavar="OBJECTION",
+            ),
+            Positional(
+                "disposition",
+                Choice(*(s.value for s in ObjectionState if s is not ObjectionState.OPEN)),
+                "how it was resolved",
+            ),
+            Rest("rationale", "why", required=True),
+        ),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        details=(
+            "accommodated: the request changed to meet it. addressed: it was answered but not "
+            "accommodated, so the objector is 'in the rough'. duplicate: it repeats another "
+            "objection. withdrawn: the objector took it back."
+        ),
+        examples=("dispose 3 addressed The applicant signed the principles on 2 May.",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "deadline",
+        "Set when the ballot closes.",
+        (Positional("when", WhenArg(), "a duration from now (10d) or an ISO 8601 time"),),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        examples=("deadline 10d", "deadline 2030-06-30T17:00Z"),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "extend",
+        "Push the deadline back.",
+        (Positional("duration", DurationArg(), "how much longer, e.g. 3d"),),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        examples=("extend 3d",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "close",
+        "Close the ballot now and post the draft sense of the room.",
+        (),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        examples=("close",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "confirm",
+        "Confirm the draft sense of the room as the outcome.",
+        (),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        details="Only after the draft sense of the room has been posted.",
+        examples=("confirm",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "decide",
+        "Decide the outcome yourself, with a rationale.",
+        (
+            Positional("outcome", Choice(*(o.value for o in Outcome)), "the outcome"),
+            Rest("rationale", "why", required=True),
+        ),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        details="Use it when the draft sense of the room is not the right outcome; say why.",
+        examples=("decide decline The objection about conflicts of interest stands.",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "reopen",
+        "Reopen a closed ballot for a while; positions so far stay.",
+        (Positional("duration", DurationArg(), "how long it stays open, e.g. 48h"),),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        details="Works after the ballot closed, whether drafted or decided.",
+        examples=("reopen 48h",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "remind",
+        "Nudge the members who have not taken a position yet.",
+        (),
+        Role.CHAIR,
+        frozenset({Place.REQUEST}),
+        examples=("remind",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "digest",
+        "Post the digest of open requests in the main room now.",
+        (),
+        Role.CHAIR,
+        ANYWHERE,
+        examples=("digest",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "member add",
+        "Add someone to the roster.",
+        (Positional("user", UserId(), "their Matrix user ID"), _STAKEHOLDER, _REGION),
+        Role.CHAIR,
+        ANYWHERE,
+        examples=("member add @erin:example.org --stakeholder civil-society --region americas",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "member remove",
+        "Remove someone from the roster.",
+        (Positional("user", UserId(), "their Matrix user ID"),),
+        Role.CHAIR,
+        ANYWHERE,
+        details="Their positions so far stay on record; they are not counted on new ballots.",
+        examples=("member remove @erin:example.org",),
+        section=Section.CHAIR,
+    ),
+)
+
+
+def normalize_name(text: str) -> str:
+    """How command words are compared: NFKC, invisible format characters dropped, lower-case."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf").lower()
+
+
+def _index() -> dict[str, CommandSpec]:
+    index: dict[str, CommandSpec] = {}
+    for spec in COMMANDS:
+        for key in (spec.name, *spec.aliases):
+            if key in index:
+                raise ValueError(f"command name {key!r} is declared twice")
+            index[key] = spec
+    return index
+
+
+COMMANDS_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(_index())
+"""Every command under its name and each of its aliases."""
+
+COMMAND_GROUPS: Mapping[str, tuple[CommandSpec, ...]] = MappingProxyType(
+    {
+        first: tuple(s for s in COMMANDS if s.name.split()[0] == first)
+        for first in {s.name.split()[0] for s in COMMANDS if " " in s.name}
+    }
+)
+"""First words of multi-word commands (`member`) and the commands they begin."""
+
+
+def find_command(name: str) -> CommandSpec | None:
+    """The command called `name` (or an alias of it), compared like the parser does."""
+    return COMMANDS_BY_NAME.get(" ".join(normalize_name(w) for w in name.split()))
+
+
+def suggest_command(first: str, second: str = "") -> str | None:
+    """The canonical name of the command closest to a mistyped first (and second) word."""
+    first = normalize_name(first)[:40]
+    second = normalize_name(second)
+    candidates = [*COMMANDS_BY_NAME, *COMMAND_GROUPS]
+    matches = difflib.get_close_matches(first, candidates, n=1, cutoff=0.6)
+    if not matches:
+        return None
+    match = matches[0]
+    if match in COMMAND_GROUPS:
+        full = f"{match} {second}"
+        return COMMANDS_BY_NAME[full].name if full in COMMANDS_BY_NAME else match
+    return COMMANDS_BY_NAME[match].name

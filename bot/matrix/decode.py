@@ -74,6 +74,8 @@ def decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> Inb
         if content.get("msgtype") == "m.notice":
             return None  # other bots speak in notices; never act on them
         body = _str(content.get("body"))
+        if body is not None and "m.in_reply_to" in _dict(content.get("m.relates_to")):
+            body = strip_reply_fallback(body)
         if body is None or not body.lstrip().startswith(prefix):
             return None
         # An edit (m.replace) re-sends the body with "* "; do not run a command twice.
@@ -83,6 +85,17 @@ def decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> Inb
     if etype == "m.room.encryption" and event.get("state_key") == "":
         return EncryptionEnabled(room_id, event_id, sender, ts)
     return None
+
+
+def strip_reply_fallback(body: str) -> str:
+    """Drop the quoted `> <@user> …` lines clients put before a reply's own text."""
+    lines = body.split("\n")
+    i = 0
+    while i < len(lines) and lines[i].startswith(">"):
+        i += 1
+    if i and i < len(lines) and lines[i] == "":
+        i += 1
+    return "\n".join(lines[i:]) if i else body
 
 
 def _invite(room_id: str, room: Mapping[str, Any], bot_user_id: str) -> Invite:
@@ -133,6 +146,9 @@ def decode_sync(raw: Any, bot_user_id: str, prefix: str, *, initial: bool = Fals
         timeline = _dict(_dict(room).get("timeline"))
         if timeline.get("limited") is True:
             batch.limited_rooms.add(room_id)
+            prev = _str(timeline.get("prev_batch"))
+            if prev:
+                batch.prev_batch[room_id] = prev
         if initial:
             continue
         events = timeline.get("events")

@@ -80,5 +80,6 @@ class SyncBatch:
     invites: list[Invite] = field(default_factory=list)
     left: list[LeftRoom] = field(default_factory=list)
     limited_rooms: set[str] = field(default_factory=set)
+    prev_batch: dict[str, str] = field(default_factory=dict)  # per limited room: where the gap ends
     joined_rooms: set[str] = field(default_factory=set)
     skipped: int = 0  # malformed or foreign events passed over

@@ -313,19 +313,20 @@ class Gateway:
         return events
 
     async def messages(
-        self, room_id: str, since_token: str | None, limit: int = 100
+        self, room_id: str, from_token: str, limit: int = 100
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of a room's timeline backwards from now (for gap filling)."""
-        query = {"dir": "b", "limit": str(limit)} | ({"to": since_token} if since_token else {})
+        """One page of a room's timeline, backwards from `from_token` (newest first).
+
+        Returns the events and the token for the next (older) page, None at the start.
+        """
+        query = {"dir": "b", "limit": str(limit), "from": from_token}
         page = await self.raw(
             "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages?{urlencode(query)}"
         )
         chunk = page.get("chunk")
         end = page.get("end")
-        return (
-            [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)],
-            end if isinstance(end, str) else None,
-        )
+        events = [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)]
+        return events, (end if isinstance(end, str) and events else None)
 
     async def default_room_version(self) -> str:
         """The room version this server creates by default."""

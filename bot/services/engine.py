@@ -115,6 +115,11 @@ class Engine:
         """Apply events outside a sync (reconciliation), idempotently."""
         return await self.apply_batch(SyncBatch(next_batch="", events=events))
 
+    async def unseen(self, event_ids: list[str]) -> set[str]:
+        """Which of these events were never applied."""
+        async with self.db.transaction() as tx:
+            return set(event_ids) - await Repository(tx).seen_among(event_ids)
+
     async def _apply_one(
         self, repo: Repository, out: Outbox, event: InboundEvent, now: int, result: BatchResult
     ) -> None:

@@ -21,10 +21,10 @@ from bot.domain.request import Applicant, Request
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.outbox import Outbox
-from commands.help import render_command_help, render_help, usage
+from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
 from commands.spec import CommandSpec, Place, Role
-from commands.table import COMMANDS, COMMANDS_BY_NAME
+from commands.table import COMMANDS
 from storage.repo import Member, Repository
 
 if TYPE_CHECKING:
@@ -140,14 +140,7 @@ class Handlers:
         await self._answer(out, event, reply)
 
     def _failure_reply(self, failure: ParseFailure) -> Reply:
-        text = failure.message
-        if failure.suggestion:
-            text += f" Did you mean {self.prefix} {failure.suggestion}?"
-        if failure.usage:
-            text += f"\nUsage: {failure.usage}"
-        if failure.kind in ("unknown", "empty"):
-            text += f"\nSend {self.prefix} help for the list of commands."
-        return fail(text)
+        return fail(failure.render())
 
     async def _run(
         self, repo: Repository, out: Outbox, event: CommandText, parsed: ParsedCommand, now: int
@@ -229,14 +222,8 @@ class Handlers:
 
     async def help(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`help [COMMAND]`."""
-        topic = (args.get("command") or "").strip().lower()
-        if not topic:
-            text = render_help(self.prefix)
-        else:
-            spec = COMMANDS_BY_NAME.get(topic.removeprefix(self.prefix).strip())
-            if spec is None:
-                return fail(f"There is no command {topic}. Send {self.prefix} help for the list.")
-            text = render_command_help(spec, self.prefix)
+        topic = (args.get("command") or "").strip()
+        text = render_topic_help(topic, self.prefix) if topic else render_help(self.prefix)
         body = html.escape(text)
         return Reply(True, text, html=f"<pre>{body}</pre>")
 

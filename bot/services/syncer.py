@@ -13,8 +13,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from bot.matrix.decode import decode_sync, sync_filter
-from bot.matrix.events import Invite
+from bot.matrix.decode import decode_event, decode_sync, sync_filter
+from bot.matrix.events import InboundEvent, Invite
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.engine import SYNC_TOKEN, Engine
 from storage.repo import Repository
@@ -22,6 +22,7 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+MAX_GAP_PAGES = 20  # x 100 events
 
 
 class Syncer:
@@ -82,6 +83,15 @@ class Syncer:
             failing_since = None
             backoff = 1.0
             batch = decode_sync(raw, settings.bot_user_id, settings.prefix, initial=first)
+            if batch.prev_batch and not first:
+                try:
+                    batch.events = await self._fill_gaps(batch.prev_batch) + batch.events
+                except GatewayError as exc:
+                    # Without the gap the token must not advance: try the same sync again.
+                    log.warning("could not fill a timeline gap: %s", exc)
+                    await self._sleep(backoff * random.uniform(1.0, 1.5))
+                    backoff = min(MAX_BACKOFF_S, backoff * 2)
+                    continue
             result = await self.engine.apply_batch(batch)
             if result.applied or result.failed:
                 log.info(
@@ -111,6 +121,40 @@ class Syncer:
                 self.wake_sender()
             self.synced.set()
             self.synced = asyncio.Event()
+
+    async def _fill_gaps(self, prev_batch: dict[str, str]) -> list[InboundEvent]:
+        """Events a `limited` timeline left out, oldest first, read back through `/messages`.
+
+        Pages backwards from the gap's end until a page holds an event already applied
+        (or the room's start, or MAX_GAP_PAGES pages; beyond that the ballots are still
+        reconciled from the relations endpoint).
+        """
+        settings = self.engine.settings
+        missed: list[InboundEvent] = []
+        for room_id, token in prev_batch.items():
+            room_events: list[InboundEvent] = []
+            page_token: str | None = token
+            for _ in range(MAX_GAP_PAGES):
+                if page_token is None:
+                    break
+                raw_events, page_token = await self.gateway.messages(room_id, page_token)
+                decoded = [
+                    ev
+                    for raw in raw_events
+                    if (ev := decode_event(room_id, raw, settings.bot_user_id, settings.prefix))
+                ]
+                ids = [ev.event_id for ev in decoded]
+                unseen = await self.engine.unseen(ids)
+                room_events.extend(ev for ev in decoded if ev.event_id in unseen)
+                if len(unseen) < len(ids):
+                    break  # reached what we had before the gap
+            else:
+                log.warning("timeline gap in %s longer than %d pages", room_id, MAX_GAP_PAGES)
+            room_events.reverse()  # /messages pages backwards
+            if room_events:
+                log.info("filled a timeline gap in %s: %d events", room_id, len(room_events))
+            missed.extend(room_events)
+        return missed
 
     async def _handle_invites(self) -> None:
         for room_id, invite in list(self._pending_invites.items()):

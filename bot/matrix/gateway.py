@@ -313,13 +313,16 @@ class Gateway:
         return events
 
     async def messages(
-        self, room_id: str, from_token: str, limit: int = 100
+        self, room_id: str, from_token: str, to_token: str | None = None, limit: int = 100
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a room's timeline, backwards from `from_token` (newest first).
+        """One page of a room's timeline, backwards from `from_token` (newest first),
+        stopping at `to_token` (e.g. the sync token the gap started at).
 
-        Returns the events and the token for the next (older) page, None at the start.
+        Returns the events and the token for the next (older) page, None at the end.
         """
         query = {"dir": "b", "limit": str(limit), "from": from_token}
+        if to_token:
+            query["to"] = to_token
         page = await self.raw(
             "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages?{urlencode(query)}"
         )

@@ -83,9 +83,9 @@ class Syncer:
             failing_since = None
             backoff = 1.0
             batch = decode_sync(raw, settings.bot_user_id, settings.prefix, initial=first)
-            if batch.prev_batch and not first:
+            if batch.prev_batch and token is not None:
                 try:
-                    batch.events = await self._fill_gaps(batch.prev_batch) + batch.events
+                    batch.events = await self._fill_gaps(batch.prev_batch, token) + batch.events
                 except GatewayError as exc:
                     # Without the gap the token must not advance: try the same sync again.
                     log.warning("could not fill a timeline gap: %s", exc)
@@ -122,35 +122,31 @@ class Syncer:
             self.synced.set()
             self.synced = asyncio.Event()
 
-    async def _fill_gaps(self, prev_batch: dict[str, str]) -> list[InboundEvent]:
-        """Events a `limited` timeline left out, oldest first, read back through `/messages`.
+    async def _fill_gaps(self, prev_batch: dict[str, str], since: str) -> list[InboundEvent]:
+        """Events a `limited` timeline left out, oldest first, read back through `/messages`
+        from the gap's end down to `since`, the token the sync started from.
 
-        Pages backwards from the gap's end until a page holds an event already applied
-        (or the room's start, or MAX_GAP_PAGES pages; beyond that the ballots are still
-        reconciled from the relations endpoint).
+        Events applied before (e.g. by reconciliation) are skipped; a gap longer than
+        MAX_GAP_PAGES pages is logged (the ballots are still reconciled from relations).
         """
         settings = self.engine.settings
         missed: list[InboundEvent] = []
         for room_id, token in prev_batch.items():
-            room_events: list[InboundEvent] = []
+            decoded: list[InboundEvent] = []
             page_token: str | None = token
             for _ in range(MAX_GAP_PAGES):
                 if page_token is None:
                     break
-                raw_events, page_token = await self.gateway.messages(room_id, page_token)
-                decoded = [
+                raw_events, page_token = await self.gateway.messages(room_id, page_token, since)
+                decoded.extend(
                     ev
                     for raw in raw_events
                     if (ev := decode_event(room_id, raw, settings.bot_user_id, settings.prefix))
-                ]
-                ids = [ev.event_id for ev in decoded]
-                unseen = await self.engine.unseen(ids)
-                room_events.extend(ev for ev in decoded if ev.event_id in unseen)
-                if len(unseen) < len(ids):
-                    break  # reached what we had before the gap
+                )
             else:
                 log.warning("timeline gap in %s longer than %d pages", room_id, MAX_GAP_PAGES)
-            room_events.reverse()  # /messages pages backwards
+            unseen = await self.engine.unseen([ev.event_id for ev in decoded])
+            room_events = [ev for ev in reversed(decoded) if ev.event_id in unseen]
             if room_events:
                 log.info("filled a timeline gap in %s: %d events", room_id, len(room_events))
             missed.extend(room_events)

@@ -1,0 +1,204 @@
+"""The crash harness: a burst of member actions while the bot is killed and restarted.
+
+Ground truth comes from the homeserver, not from the bot: the ballot's live reactions
+(the relations endpoint leaves redacted ones out) plus the members' commands read back
+from the room's timeline. The bot's stored current positions must equal the positions
+the domain rules give for that truth, and every position event the members sent must be
+recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.domain.ledger import PositionInput, Source, current_positions
+from bot.domain.positions import LEGEND, position_for_reaction
+from bot.matrix.member import SimMember, bot_message, reaction_to
+from commands.parser import ParsedCommand, parse
+from tests.integration.harness import Group
+
+POSITION_COMMANDS = ("support", "no-objection", "concern", "abstain", "object", "withdraw")
+EMOJI = [e for e, _ in LEGEND] + ["✅", "✋", "🎉"]  # 🎉 is no position: must be ignored
+
+
+@dataclass
+class BurstStats:
+    """What the burst did, for the report line."""
+
+    actions: int = 0
+    kills: int = 0
+    sent_position_events: set[str] = field(default_factory=set)
+    commands: set[str] = field(default_factory=set)
+    redacted: set[str] = field(default_factory=set)
+
+    @property
+    def live_position_events(self) -> set[str]:
+        """Position events that still stand (a reaction redacted before the bot saw it is
+        rightly never recorded: the server strips its content)."""
+        return self.sent_position_events - self.redacted
+
+
+async def open_request(group: Group) -> tuple[str, str]:
+    """File a request, have every member join its room; returns (room, ballot event)."""
+    chair = group.chair
+    filing = await chair.say(
+        group.main_room, f"!cb request {group.applicant.user_id} --deadline 14d Crash test."
+    )
+    await chair.wait_for(reaction_to(filing, "✅"), room_id=group.main_room, timeout=30)
+    first = next(iter(group.members.values()))
+    room = await first.wait_invite()
+    for member in group.members.values():
+        await member.wait_invite(lambda r: r == room)
+        await member.join(room)
+    ballot = await first.wait_for(bot_message("ballot"), room_id=room, timeout=30)
+    return room, str(ballot["event_id"])
+
+
+async def member_burst(
+    member: SimMember, room: str, ballot: str, n: int, rng: random.Random, stats: BurstStats
+) -> None:
+    """`n` random actions: react, retract a reaction, or a position command."""
+    live: dict[str, str] = {}  # key -> reaction event ID
+    for _ in range(n):
+        await asyncio.sleep(rng.uniform(0.0, 0.08))
+        roll = rng.random()
+        if roll < 0.45:
+            key = rng.choice(EMOJI)
+            if key in live:
+                continue
+            event_id = await member.react(room, ballot, key)
+            if event_id:
+                live[key] = event_id
+                if position_for_reaction(key):
+                    stats.sent_position_events.add(event_id)
+        elif roll < 0.7 and live:
+            key = rng.choice(sorted(live))
+            event_id = live.pop(key)
+            await member.redact(room, event_id)
+            stats.redacted.add(event_id)
+        else:
+            name = rng.choice(POSITION_COMMANDS)
+            reason = "" if name == "withdraw" else f" reason {rng.randint(1, 999)}"
+            event_id = await member.say(room, f"!cb {name}{reason}")
+            stats.sent_position_events.add(event_id)
+            stats.commands.add(event_id)
+        stats.actions += 1
+
+
+async def killer(
+    group: Group, kills: int, span: float, rng: random.Random, stats: BurstStats
+) -> None:
+    """Kill the bot with SIGKILL `kills` times at random moments within `span` seconds."""
+    moments = sorted(rng.uniform(0.5, span) for _ in range(kills))
+    start = asyncio.get_running_loop().time()
+    for moment in moments:
+        await asyncio.sleep(max(0.0, start + moment - asyncio.get_running_loop().time()))
+        group.bot.kill()
+        stats.kills += 1
+        await asyncio.sleep(rng.uniform(0.1, 1.0))
+        group.bot.start()
+        await group.bot.wait_ready(timeout=30)
+
+
+async def ground_truth(
+    observer: SimMember, room: str, ballot: str, members: set[str]
+) -> dict[str, str]:
+    """Current positions per member computed from what the homeserver holds."""
+    inputs: list[PositionInput] = []
+    for ev in await observer.gateway.reactions(room, ballot):
+        key = ev.get("content", {}).get("m.relates_to", {}).get("key", "")
+        position = position_for_reaction(key)
+        if position is not None and ev["sender"] in members:
+            inputs.append(
+                PositionInput(
+                    ev["event_id"], ev["sender"], position, ev["origin_server_ts"], Source.REACTION
+                )
+            )
+    for ev in await room_timeline(observer, room):
+        body = ev.get("content", {}).get("body", "")
+        if ev.get("type") != "m.room.message" or ev.get("sender") not in members:
+            continue
+        parsed = parse(body, "!cb", 0)
+        if isinstance(parsed, ParsedCommand) and parsed.spec.name in POSITION_COMMANDS:
+            position = (
+                None if parsed.spec.name == "withdraw" else position_for_name(parsed.spec.name)
+            )
+            inputs.append(
+                PositionInput(
+                    ev["event_id"], ev["sender"], position, ev["origin_server_ts"], Source.COMMAND
+                )
+            )
+    return {m: str(i.position) for m, i in current_positions(inputs, set()).items()}
+
+
+def position_for_name(name: str) -> Any:
+    from bot.domain.positions import Position
+
+    return Position(name)
+
+
+async def room_timeline(observer: SimMember, room: str) -> list[dict[str, Any]]:
+    """Every event of a room, oldest first (paged back through /messages)."""
+    raw = await observer.gateway.sync(
+        None, 0, {"room": {"rooms": [room], "timeline": {"limit": 1}}}
+    )
+    token = raw["rooms"]["join"][room]["timeline"].get("prev_batch")
+    events = list(raw["rooms"]["join"][room]["timeline"]["events"])
+    while token:
+        page, token = await observer.gateway.messages(room, token)
+        events.extend(page)
+    events.sort(key=lambda e: (e.get("origin_server_ts", 0), e.get("event_id", "")))
+    return events
+
+
+def bot_positions(group: Group) -> tuple[dict[str, str], set[str], int]:
+    """(current positions, recorded input event IDs, input rows) from the bot's database."""
+    with sqlite3.connect(group.db_path, timeout=10) as db:
+        current = dict(
+            db.execute("SELECT member, position FROM current_positions WHERE request_id = 1")
+        )
+        ids = [
+            r[0] for r in db.execute("SELECT event_id FROM position_inputs WHERE request_id = 1")
+        ]
+    return current, set(ids), len(ids)
+
+
+async def converge(
+    group: Group, room: str, ballot: str, timeout: float = 90.0
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Wait until the bot's positions equal the ground truth (or time out); returns both."""
+    observer = next(iter(group.members.values()))
+    members = {m.user_id for m in group.members.values()}
+    truth = await ground_truth(observer, room, ballot, members)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        current, _, _ = bot_positions(group)
+        if current == truth or asyncio.get_running_loop().time() > deadline:
+            return current, truth
+        await asyncio.sleep(0.5)
+
+
+async def bot_messages_by_kind(observer: SimMember, room: str, bot_user: str) -> dict[str, int]:
+    """How many messages of each `consensus_bot` kind the bot sent to a room."""
+    counts: dict[str, int] = {}
+    for ev in await room_timeline(observer, room):
+        kind = ev.get("content", {}).get("consensus_bot", {}).get("kind")
+        if ev.get("sender") == bot_user and ev.get("type") == "m.room.message" and kind:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+async def replies_per_command(observer: SimMember, room: str, bot_user: str) -> dict[str, int]:
+    """How many bot replies each command got (it must be at most one)."""
+    counts: dict[str, int] = {}
+    for ev in await room_timeline(observer, room):
+        target = (
+            ev.get("content", {}).get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id")
+        )
+        if ev.get("sender") == bot_user and target:
+            counts[target] = counts.get(target, 0) + 1
+    return counts

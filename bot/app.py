@@ -21,6 +21,7 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 INSTANCE_ID = "instance_id"
+HUM_KEY = "hum_key"  # the HMAC key that makes stored hums anonymous
 
 
 class StartupError(Exception):
@@ -51,11 +52,13 @@ class App:
         self.lock.acquire()
         await self.db.open()
         m, g, p = self.config.matrix, self.config.group, self.config.process
+        d = self.config.digest
         password = m.password.get_secret_value() if m.password else None
         token = m.access_token.get_secret_value() if m.access_token else None
         try:
             await self.gateway.connect(password=password, access_token=token)
             main_room_id = await self._main_room()
+            space_id = await self._space()
             room_version = await self.gateway.default_room_version()
         except GatewayError as exc:
             raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
@@ -66,6 +69,10 @@ class App:
             if instance_id is None:
                 instance_id = secrets.token_hex(8)
                 await repo.set_meta(INSTANCE_ID, instance_id)
+            hum_key = await repo.get_meta(HUM_KEY)
+            if hum_key is None:
+                hum_key = secrets.token_hex(32)
+                await repo.set_meta(HUM_KEY, hum_key)
             for seed in g.members:
                 await repo.seed_member(seed.user_id, seed.stakeholder, seed.region, now)
         settings = Settings(
@@ -81,9 +88,15 @@ class App:
             quorum=p.quorum,
             instance_id=instance_id,
             bot_needs_power_entry=not _creator_privileged(room_version),
+            reminders_ms=p.reminders_ms,
+            group_tz=g.timezone,
+            space_id=space_id,
+            server_name=m.user_id.split(":", 1)[1],
+            digest_cron=d.cron.apscheduler_fields() if d.enabled and d.cron else None,
+            hum_key=bytes.fromhex(hum_key),
         )
         engine = Engine(settings, self.db, self.clock, self.gateway)
-        self.timers = Timers(self.clock, engine.fire_deadline)
+        self.timers = Timers(self.clock)
         engine.timers = self.timers
         self.sender = OutboxSender(self.db, self.gateway, engine, self.clock)
         engine.on_queued = self.sender.kick
@@ -105,6 +118,21 @@ class App:
                     "invite it from a chair's account"
                 ) from exc
         return room_id
+
+    async def _space(self) -> str | None:
+        space = self.config.group.space
+        if not space:
+            return None
+        space_id = await self.gateway.resolve_alias(space) if space.startswith("#") else space
+        if space_id not in await self.gateway.joined_rooms():
+            try:
+                await self.gateway.join(space_id)
+            except GatewayError as exc:
+                raise StartupError(
+                    f"the bot cannot join the Space {space} ({exc}); invite it and give it "
+                    "the power to add rooms (m.space.child)"
+                ) from exc
+        return space_id
 
     def stop(self) -> None:
         """Ask `run()` to finish."""
@@ -151,8 +179,12 @@ class App:
             if fixed:
                 log.info("reconciled %d reactions missed while down", fixed)
                 self.sender.kick()
+            await self.engine.calendar.catch_up_digest()
+            zones = await self.engine.refresh_timezones()
+            if zones:
+                log.info("%d members have a time zone in their profile", zones)
         except GatewayError as exc:
-            log.warning("start-up reconciliation postponed: %s", exc)
+            log.warning("start-up catch-up postponed: %s", exc)
         await asyncio.Event().wait()  # stay alive like the other tasks
 
     async def close(self) -> None:

@@ -26,6 +26,7 @@ class Member:
     stakeholder: str
     region: str
     active: bool
+    tz: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,8 @@ def _request(row: aiosqlite.Row) -> Request:
         decided_by=row["decided_by"],
         rationale=row["rationale"],
         decided_at=row["decided_at"],
+        poll_event_id=row["poll_event_id"],
+        nudged_at=row["nudged_at"],
     )
 
 
@@ -151,14 +154,32 @@ class Repository:
         row = await self.tx.fetchone("SELECT * FROM members WHERE user_id = ?", (user_id,))
         if row is None:
             return None
-        return Member(row["user_id"], row["stakeholder"], row["region"], bool(row["active"]))
+        return Member(
+            row["user_id"], row["stakeholder"], row["region"], bool(row["active"]), row["tz"]
+        )
 
     async def active_members(self) -> list[Member]:
         """The active roster, by user ID."""
         rows = await self.tx.fetchall(
             "SELECT * FROM members WHERE active = 1 ORDER BY user_id COLLATE NOCASE"
         )
-        return [Member(r["user_id"], r["stakeholder"], r["region"], True) for r in rows]
+        return [Member(r["user_id"], r["stakeholder"], r["region"], True, r["tz"]) for r in rows]
+
+    async def set_member_tz(self, user_id: str, tz: str | None) -> None:
+        """Remember a member's time zone (from their m.tz profile field)."""
+        await self.tx.execute("UPDATE members SET tz = ? WHERE user_id = ?", (tz, user_id))
+
+    async def member_tzs(self, user_ids: Iterable[str]) -> dict[str, str | None]:
+        """Known time zones of these members."""
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" for _ in ids)
+        rows = await self.tx.fetchall(
+            f"SELECT user_id, tz FROM members WHERE user_id IN ({marks})",  # noqa: S608
+            ids,
+        )
+        return {r[0]: r[1] for r in rows}
 
     # --- requests ---------------------------------------------------------------------
 
@@ -210,6 +231,11 @@ class Repository:
         row = await self.tx.fetchone("SELECT * FROM requests WHERE room_id = ?", (room_id,))
         return None if row is None else _request(row)
 
+    async def request_by_poll(self, event_id: str) -> Request | None:
+        """The request whose poll this is."""
+        row = await self.tx.fetchone("SELECT * FROM requests WHERE poll_event_id = ?", (event_id,))
+        return None if row is None else _request(row)
+
     async def request_by_ballot(self, event_id: str) -> Request | None:
         """The request whose ballot message this is."""
         row = await self.tx.fetchone(
@@ -243,6 +269,8 @@ class Repository:
             "decided_by",
             "rationale",
             "decided_at",
+            "poll_event_id",
+            "nudged_at",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -499,6 +527,62 @@ class Repository:
             (error, "failed" if give_up else "pending", item_id),
         )
 
+    # --- direct chats, hums, reminders --------------------------------------------------
+
+    async def dm_room(self, user_id: str) -> str | None:
+        """The bot's direct chat with a user, if one is known."""
+        value = await self.tx.fetchval("SELECT room_id FROM dm_rooms WHERE user_id = ?", (user_id,))
+        return None if value is None else str(value)
+
+    async def set_dm_room(self, user_id: str, room_id: str, now: int) -> None:
+        """Remember the bot's direct chat with a user (the first one wins)."""
+        await self.tx.execute(
+            "INSERT OR IGNORE INTO dm_rooms(user_id, room_id, created_at) VALUES (?, ?, ?)",
+            (user_id, room_id, now),
+        )
+
+    async def set_hum(self, request_id: int, hummer: str, side: str, strength: str) -> None:
+        """Record (or replace) an anonymous hum."""
+        await self.tx.execute(
+            "INSERT INTO hums(request_id, hummer, side, strength) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(request_id, hummer) DO UPDATE SET side = excluded.side, "
+            "strength = excluded.strength",
+            (request_id, hummer, side, strength),
+        )
+
+    async def hums(self, request_id: int) -> list[tuple[str, str]]:
+        """(side, strength) of every hum on a request, in no particular order."""
+        rows = await self.tx.fetchall(
+            "SELECT side, strength FROM hums WHERE request_id = ? ORDER BY side, strength",
+            (request_id,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def reminded(self, request_id: int, slot: str) -> set[str]:
+        """Members already reminded for this slot."""
+        rows = await self.tx.fetchall(
+            "SELECT member FROM reminders_sent WHERE request_id = ? AND slot = ?",
+            (request_id, slot),
+        )
+        return {r[0] for r in rows}
+
+    async def mark_reminded(self, request_id: int, slot: str, member: str, now: int) -> None:
+        """Record that a member was reminded for a slot."""
+        await self.tx.execute(
+            "INSERT OR IGNORE INTO reminders_sent(request_id, slot, member, sent_at) "
+            "VALUES (?, ?, ?, ?)",
+            (request_id, slot, member, now),
+        )
+
+    async def decided_since(self, since: int) -> list[Request]:
+        """Requests decided at or after `since`, oldest first."""
+        rows = await self.tx.fetchall(
+            "SELECT * FROM requests WHERE state = 'decided' AND decided_at >= ? "
+            "ORDER BY decided_at",
+            (since,),
+        )
+        return [_request(r) for r in rows]
+
     # --- events -----------------------------------------------------------------------
 
     async def seen(self, event_id: str) -> bool:
@@ -507,6 +591,17 @@ class Repository:
             "SELECT 1 FROM processed_events WHERE event_id = ?", (event_id,)
         )
         return row is not None
+
+    async def seen_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events were applied before."""
+        if not event_ids:
+            return set()
+        marks = ",".join("?" for _ in event_ids)
+        rows = await self.tx.fetchall(
+            f"SELECT event_id FROM processed_events WHERE event_id IN ({marks})",  # noqa: S608
+            list(event_ids),
+        )
+        return {r[0] for r in rows}
 
     async def mark_processed(self, event_id: str, room_id: str, now: int) -> None:
         """Remember that an event was applied (idempotency)."""

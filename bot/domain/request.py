@@ -53,6 +53,8 @@ class Request:
     decided_by: str | None = None
     rationale: str | None = None
     decided_at: int | None = None
+    poll_event_id: str | None = None
+    nudged_at: int | None = None
 
     @property
     def title(self) -> str:

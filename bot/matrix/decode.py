@@ -16,6 +16,7 @@ from bot.matrix.events import (
     InboundEvent,
     Invite,
     LeftRoom,
+    PollResponse,
     ReactionAdded,
     Redacted,
     SyncBatch,
@@ -29,7 +30,10 @@ TIMELINE_TYPES: tuple[str, ...] = (
     "m.room.redaction",
     "m.room.message",
     "m.room.encryption",
+    "org.matrix.msc3381.poll.response",
+    "m.poll.response",
 )
+POLL_RESPONSE_TYPES = ("org.matrix.msc3381.poll.response", "m.poll.response")
 
 
 def _str(value: Any) -> str | None:
@@ -82,6 +86,17 @@ def decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> Inb
         if _dict(content.get("m.relates_to")).get("rel_type") == "m.replace":
             return None
         return CommandText(room_id, event_id, sender, ts, body[:MAX_BODY_CHARS])
+    if etype in POLL_RESPONSE_TYPES:
+        relates = _dict(content.get("m.relates_to"))
+        poll_id = _str(relates.get("event_id"))
+        if relates.get("rel_type") != "m.reference" or poll_id is None:
+            return None
+        body = content.get("org.matrix.msc3381.poll.response", content.get("m.response"))
+        answers = _dict(body).get("answers") if body is not None else content.get("m.selections")
+        if not isinstance(answers, list):
+            return None
+        picked = tuple(a for a in answers if isinstance(a, str))[:8]
+        return PollResponse(room_id, event_id, sender, ts, poll_id, picked)
     if etype == "m.room.encryption" and event.get("state_key") == "":
         return EncryptionEnabled(room_id, event_id, sender, ts)
     return None

@@ -49,7 +49,19 @@ class EncryptionEnabled:
     ts: int
 
 
-InboundEvent = ReactionAdded | Redacted | CommandText | EncryptionEnabled
+@dataclass(frozen=True, slots=True)
+class PollResponse:
+    """A response to a poll (MSC3381, unstable or stable names); no answers = withdrawn."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    ts: int
+    poll_id: str
+    answers: tuple[str, ...]
+
+
+InboundEvent = ReactionAdded | Redacted | CommandText | EncryptionEnabled | PollResponse
 
 
 @dataclass(frozen=True, slots=True)

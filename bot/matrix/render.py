@@ -165,7 +165,14 @@ def _objection_line(o: Objection) -> str:
     return f"#{o.id} by {o.member}: {reason}"
 
 
-def summary(req: Request, sense: Sense, *, final: bool, mentions: Iterable[str] = ()) -> Message:
+def summary(
+    req: Request,
+    sense: Sense,
+    *,
+    final: bool,
+    mentions: Iterable[str] = (),
+    hums: str | None = None,
+) -> Message:
     """The draft sense of the room (or the current status when not `final`)."""
     title = "Draft sense of the room" if final else "Status"
     participation = f"{sense.participated} of {sense.eligible} eligible members took a position"
@@ -189,6 +196,8 @@ def summary(req: Request, sense: Sense, *, final: bool, mentions: Iterable[str] 
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_region)]
     if sense.silent_stakeholder_groups:
         lines.append("No participation from: " + ", ".join(sense.silent_stakeholder_groups))
+    if hums is not None:
+        lines.append(f"Hums: {hums}")
     if final:
         lines.append(
             "The chair judges consensus: confirm this draft, or decide otherwise with a rationale."
@@ -205,6 +214,8 @@ def summary(req: Request, sense: Sense, *, final: bool, mentions: Iterable[str] 
         "did_not_take_part": list(sense.did_not_take_part),
         "final": final,
     }
+    if hums is not None:
+        data["hums"] = hums
     return Message("summary", req.id, body, html_, data, tuple(mentions))
 
 
@@ -254,6 +265,74 @@ def reply(
         (),
         reply_to,
     )
+
+
+POLL_QUESTION = "Your position on {title}"
+
+
+def poll_start(req: Request) -> dict[str, Any]:
+    """The ballot offered as a native poll (MSC3381): one answer per position."""
+    answers = [
+        {"id": position.value, "org.matrix.msc1767.text": f"{emoji} {position.label}"}
+        for emoji, position in LEGEND
+    ]
+    question = POLL_QUESTION.format(title=clean(req.title, 200))
+    fallback = (
+        question
+        + "\n"
+        + "\n".join(f"{i + 1}. {a['org.matrix.msc1767.text']}" for i, a in enumerate(answers))
+    )
+    return {
+        "org.matrix.msc3381.poll.start": {
+            "kind": "org.matrix.msc3381.poll.disclosed",
+            "max_selections": 1,
+            "question": {"org.matrix.msc1767.text": question},
+            "answers": answers,
+        },
+        "org.matrix.msc1767.text": fallback,
+        "body": fallback,
+        "m.mentions": {},
+        "consensus_bot": {"kind": "ballot", "request": req.id, "format": "poll"},
+    }
+
+
+def poll_end(req: Request) -> dict[str, Any]:
+    """Close the native poll when the ballot closes."""
+    text = f"The ballot of {clean(req.title, 200)} is closed."
+    return {
+        "org.matrix.msc3381.poll.end": {},
+        "org.matrix.msc1767.text": text,
+        "body": text,
+        "m.mentions": {},
+        "consensus_bot": {"kind": "ballot", "request": req.id, "format": "poll-end"},
+    }
+
+
+def reminder(req: Request, member: str, when_local: str, left: str, prefix: str) -> Message:
+    """A direct message to a member who has not taken a position yet."""
+    link = _permalink(req.room_id) if req.room_id else ""
+    body = (
+        f"⏰ {member}: the ballot of {clean(req.title)} closes {when_local} (in {left}) and "
+        f"you have not taken a position yet. React to the ballot in its room, or answer here "
+        f"with {prefix} support --request {req.id} (or no-objection, concern, object REASON, "
+        f"abstain, recuse). {link}"
+    ).strip()
+    html_ = (
+        f"<p>⏰ {esc(member)}: the ballot of <b>{esc(req.title)}</b> closes {esc(when_local)} "
+        f"(in {esc(left)}) and you have not taken a position yet. React to the ballot in "
+        + (f'<a href="{esc(link)}">its room</a>' if link else "its room")
+        + f", or answer here with <code>{esc(prefix)} support --request {req.id}</code> (or "
+        f"no-objection, concern, object REASON, abstain, recuse).</p>"
+    )
+    return Message("reminder", req.id, body, html_, {"member": member}, (member,))
+
+
+def notice(
+    kind: str, request: int | None, text: str, mentions: Iterable[str] = (), **data: Any
+) -> Message:
+    """A bot-authored notice (text already cleaned of user input where it contains any)."""
+    html_ = "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>"
+    return Message(kind, request, text, html_, data, tuple(mentions))
 
 
 def proposal_label(value: str | None) -> str:

@@ -8,11 +8,16 @@ transaction; the outbox sender sends it after the commit.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
+from bot.domain.clock_rules import zone
+from bot.domain.hums import Hum, Side, Strength, hum_report
 from bot.domain.ledger import PositionInput, Source, current_input
 from bot.domain.lifecycle import Action, LifecycleError, Outcome, RequestState, transition
 from bot.domain.objections import ObjectionState
@@ -27,20 +32,25 @@ from bot.matrix.events import (
     InboundEvent,
     Invite,
     LeftRoom,
+    PollResponse,
     ReactionAdded,
     Redacted,
     SyncBatch,
 )
 from bot.matrix.gateway import Gateway, GatewayError
+from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
-from bot.services.outbox import BALLOT, Outbox
+from bot.services.outbox import BALLOT, POLL, Outbox
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
 
 log = logging.getLogger(__name__)
 
 REQUEST_STATE_TYPE = "org.consensus_bot.request"  # marks a room as a request's room
+DM_STATE_TYPE = "org.consensus_bot.dm"  # marks the bot's direct chat with a user
+POLL_START = "org.matrix.msc3381.poll.start"
+POLL_END = "org.matrix.msc3381.poll.end"
 SYNC_TOKEN = "sync_token"  # noqa: S105 - a meta key, not a secret
 
 
@@ -60,6 +70,12 @@ class Settings:
     quorum: float = 0.5
     instance_id: str = "dev"
     bot_needs_power_entry: bool = False  # room versions before 12 do not privilege creators
+    reminders_ms: tuple[int, ...] = ()
+    group_tz: str = "UTC"
+    space_id: str | None = None
+    server_name: str = ""
+    digest_cron: dict[str, str] | None = None
+    hum_key: bytes = b"dev"
 
 
 @dataclass(slots=True)
@@ -92,6 +108,14 @@ class Engine:
         self.gateway = gateway
         self.timers = timers
         self.handlers = Handlers(self)
+        self.calendar = Calendar(self)
+
+    on_queued: Any = None  # set by the app: wakes the outbox sender
+
+    def wake(self) -> None:
+        """Something was queued outside a sync batch: wake the outbox sender."""
+        if self.on_queued is not None:
+            self.on_queued()
 
     # --- batches ----------------------------------------------------------------------
 
@@ -157,6 +181,8 @@ class Engine:
             await self._on_redaction(repo, out, event, now)
         elif isinstance(event, CommandText):
             await self.handlers.handle(repo, out, event, now)
+        elif isinstance(event, PollResponse):
+            await self._on_poll_response(repo, out, event, now)
         elif isinstance(event, EncryptionEnabled):
             req = await repo.request_by_room(event.room_id)
             if req is not None:
@@ -178,6 +204,25 @@ class Engine:
             return
         item = PositionInput(event.event_id, event.sender, position, event.ts, Source.REACTION)
         await self.record_input(repo, out, req, item, now, ask_reason_in_reply_to=event.event_id)
+
+    async def _on_poll_response(
+        self, repo: Repository, out: Outbox, event: PollResponse, now: int
+    ) -> None:
+        req = await repo.request_by_poll(event.poll_id)
+        if req is None or req.room_id != event.room_id or req.state is not RequestState.OPEN:
+            return
+        if not await repo.is_voter(req.id, event.sender):
+            return
+        position: Position | None = None
+        if event.answers:
+            try:
+                position = Position(event.answers[0])
+            except ValueError:
+                return  # not one of our answers
+            if position is Position.RECUSE:
+                return
+        item = PositionInput(event.event_id, event.sender, position, event.ts, Source.POLL)
+        await self.record_input(repo, out, req, item, now)
 
     async def _on_redaction(self, repo: Repository, out: Outbox, event: Redacted, now: int) -> None:
         await repo.add_redaction(
@@ -322,6 +367,7 @@ class Engine:
                     "state_key": "",
                     "content": {"request": req.id, "instance": s.instance_id},
                 },
+                *self._space_parent(),
             ],
             "power_levels": {
                 "users": users,
@@ -336,6 +382,13 @@ class Engine:
                 "notifications": {"room": 50},
             },
         }
+
+    def _space_parent(self) -> list[dict[str, Any]]:
+        s = self.settings
+        if not s.space_id:
+            return []
+        content = {"via": [s.server_name], "canonical": True}
+        return [{"type": "m.space.parent", "state_key": s.space_id, "content": content}]
 
     async def room_ready(
         self, repo: Repository, out: Outbox, request_id: int, room_id: str, now: int
@@ -355,14 +408,22 @@ class Engine:
         )
         for emoji, _ in LEGEND:
             await out.react(emoji, BALLOT, request_id=req.id)
+        # The same ballot as a native poll, for clients that show polls: one ledger for all.
+        await out.event(POLL_START, render.poll_start(req), request_id=req.id, purpose="poll")
+        if self.settings.space_id:
+            await out.state(
+                self.settings.space_id,
+                "m.space.child",
+                room_id,
+                {"via": [self.settings.server_name]},
+            )
         invitees = {v.user_id for v in await repo.voters(req.id)} | set(self.settings.chairs)
         for user_id in sorted(invitees - {self.settings.bot_user_id}):
             await out.invite(user_id, request_id=req.id)
         await out.message(
             render.announcement(req), room_id=self.settings.main_room_id, request_id=req.id
         )
-        if self.timers is not None:
-            self.timers.set_deadline(req.id, req.deadline_at)
+        await self.calendar.schedule(repo, req)
 
     async def sense(self, repo: Repository, req: Request) -> Sense:
         """The draft sense of the room from what is stored now."""
@@ -371,17 +432,29 @@ class Engine:
         positions = {m: i.position for m, i in current.items() if i.position is not None}
         return determine(voters, positions, await repo.objections(req.id), self.settings.quorum)
 
+    async def hums(self, repo: Repository, req: Request) -> str:
+        """What the room hears of the hums: each side's loudness, never names or counts."""
+        hums = [Hum(Side(side), Strength(strength)) for side, strength in await repo.hums(req.id)]
+        return hum_report(hums).describe()
+
+    def hummer(self, request_id: int, member: str) -> str:
+        """The anonymous key under which a member's hum is stored."""
+        msg = f"{request_id}:{member}".encode()
+        return hmac.new(self.settings.hum_key, msg, hashlib.sha256).hexdigest()[:32]
+
     async def close_ballot(self, repo: Repository, out: Outbox, req: Request, now: int) -> Sense:
         """Close the ballot and post the draft sense of the room for the chair."""
         state = transition(req.state, Action.CLOSE)
         sense = await self.sense(repo, req)
         await repo.update_request(req.id, state=state, closed_at=now, proposal=sense.proposal)
+        hums = await self.hums(repo, req)
+        chairs = sorted(self.settings.chairs)
         await out.message(
-            render.summary(req, sense, final=True, mentions=sorted(self.settings.chairs)),
-            request_id=req.id,
+            render.summary(req, sense, final=True, mentions=chairs, hums=hums), request_id=req.id
         )
-        if self.timers is not None:
-            self.timers.set_deadline(req.id, None)
+        if req.poll_event_id:
+            await out.event(POLL_END, render.poll_end(req), request_id=req.id, target=POLL)
+        self.calendar.unschedule(req.id)
         return sense
 
     async def decide(
@@ -421,8 +494,7 @@ class Engine:
                 f"admission:#{req.id}",
             )
             await out.invite(user_id, room_id=self.settings.main_room_id, request_id=req.id)
-        if self.timers is not None:
-            self.timers.set_deadline(req.id, None)
+        self.calendar.unschedule(req.id)
         return decided
 
     async def block(self, repo: Repository, out: Outbox, req: Request, why: str, now: int) -> None:
@@ -448,8 +520,7 @@ class Engine:
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
-        if self.timers is not None:
-            self.timers.set_deadline(req.id, None)
+        self.calendar.unschedule(req.id)
 
     async def _on_left(self, repo: Repository, out: Outbox, left: LeftRoom, now: int) -> None:
         req = await repo.request_by_room(left.room_id)
@@ -472,24 +543,25 @@ class Engine:
             if req is None or req.state is not RequestState.OPEN:
                 return
             if req.deadline_at > now:
-                if self.timers is not None:  # moved later meanwhile
-                    self.timers.set_deadline(req.id, req.deadline_at)
+                await self.calendar.schedule(repo, req)  # moved later meanwhile
                 return
             log.info("deadline of request %d reached", request_id)
             await self.close_ballot(repo, Outbox(repo, now), req, now)
-        if self.on_queued is not None:
-            self.on_queued()
-
-    on_queued: Any = None  # set by the app: wakes the outbox sender
+        self.wake()
 
     async def restore_timers(self) -> int:
         """At start: schedule every open ballot's deadline (overdue ones fire at once)."""
         if self.timers is None:
             return 0
         async with self.db.transaction() as tx:
-            open_requests = await Repository(tx).requests([RequestState.OPEN])
-        for req in open_requests:
-            self.timers.set_deadline(req.id, req.deadline_at)
+            repo = Repository(tx)
+            open_requests = await repo.requests([RequestState.OPEN])
+            for req in open_requests:
+                await self.calendar.schedule(repo, req)
+        s = self.settings
+        if s.digest_cron is not None:
+            self.timers.cron("digest", s.digest_cron, zone(s.group_tz), self.calendar.fire_digest)
+        self.timers.every("nudge", 3_600, self.calendar.nudge_chairs)
         return len(open_requests)
 
     # --- invites ----------------------------------------------------------------------
@@ -522,6 +594,8 @@ class Engine:
             await self.room_ready(repo, out, item.request_id, result, now)
         elif item.purpose == "ballot" and item.request_id is not None:
             await repo.update_request(item.request_id, ballot_event_id=result)
+        elif item.purpose == "poll" and item.request_id is not None:
+            await repo.update_request(item.request_id, poll_event_id=result)
 
     async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
         """An operation failed for good: a request whose room cannot be made is blocked."""
@@ -534,17 +608,82 @@ class Engine:
         """Find a room created for this request before a crash (by its marker state event)."""
         if self.gateway is None or item.request_id is None:
             return None
+        marker = {"request": item.request_id, "instance": self.settings.instance_id}
+        room_id = await self._find_marked_room(REQUEST_STATE_TYPE, marker)
+        if room_id:
+            log.info("adopting room %s created before a restart", room_id)
+        return room_id
+
+    async def dm_room(self, user_id: str) -> str:
+        """The bot's direct chat with a user: known, found again after a crash, or created."""
+        async with self.db.transaction() as tx:
+            known = await Repository(tx).dm_room(user_id)
+        if known:
+            return known
+        if self.gateway is None:
+            raise GatewayError("no homeserver connection")
+        marker = {"user": user_id, "instance": self.settings.instance_id}
+        room_id = await self._find_marked_room(DM_STATE_TYPE, marker)
+        if room_id is None:
+            room_id = await self.gateway.create_room(
+                name="",
+                topic=f"{self.settings.group_name}: Consensus Bot",
+                initial_state=[{"type": DM_STATE_TYPE, "state_key": "", "content": marker}],
+                power_level_override={},
+                invite=[user_id],
+                is_direct=True,
+            )
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            await repo.set_dm_room(user_id, room_id, self.clock.now_ms())
+            return await repo.dm_room(user_id) or room_id
+
+    async def remember_dm(self, user_id: str, room_id: str) -> None:
+        """A user opened a direct chat with the bot: use it for their reminders."""
+        async with self.db.transaction() as tx:
+            await Repository(tx).set_dm_room(user_id, room_id, self.clock.now_ms())
+
+    async def refresh_timezones(self, limit: int = 500) -> int:
+        """Read members' `m.tz` profile field (spec v1.16) where not known yet.
+
+        "" is stored for "looked up, none set", so each member is asked once; open ballots
+        are rescheduled afterwards so reminders avoid their night.
+        """
+        if self.gateway is None:
+            return 0
+        async with self.db.transaction() as tx:
+            members = [m.user_id for m in await Repository(tx).active_members() if m.tz is None]
+        found: dict[str, str] = {}
+        for user_id in members[:limit]:
+            tz = ""
+            for field_name in ("m.tz", "us.cloke.msc4175.tz"):
+                try:
+                    path = f"/_matrix/client/v3/profile/{quote(user_id, safe='')}/{field_name}"
+                    value = (await self.gateway.raw("GET", path)).get(field_name)
+                except GatewayError:
+                    continue
+                if isinstance(value, str) and zone(value, "").key == value:
+                    tz = value
+                    break
+            found[user_id] = tz
+        if not found:
+            return 0
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            for user_id, tz in found.items():
+                await repo.set_member_tz(user_id, tz)
+            for req in await repo.requests([RequestState.OPEN]):
+                await self.calendar.schedule(repo, req)
+        return sum(1 for tz in found.values() if tz)
+
+    async def _find_marked_room(self, state_type: str, marker: dict[str, Any]) -> str | None:
+        assert self.gateway is not None
         for room_id in await self.gateway.joined_rooms():
             try:
-                content = await self.gateway.state_event(room_id, REQUEST_STATE_TYPE)
+                content = await self.gateway.state_event(room_id, state_type)
             except GatewayError:
                 continue
-            if (
-                isinstance(content, dict)
-                and content.get("request") == item.request_id
-                and content.get("instance") == self.settings.instance_id
-            ):
-                log.info("adopting room %s created before a restart", room_id)
+            if isinstance(content, dict) and all(content.get(k) == v for k, v in marker.items()):
                 return room_id
         return None
 

@@ -99,7 +99,7 @@ class Handlers:
             "abstain": position,
             "recuse": position,
             "withdraw": self.withdraw,
-            "hum": self.not_yet,
+            "hum": self.hum,
             "status": self.status,
             "list": self.list,
             "members": self.members,
@@ -111,8 +111,8 @@ class Handlers:
             "confirm": self.confirm,
             "decide": self.decide,
             "reopen": self.reopen,
-            "remind": self.not_yet,
-            "digest": self.not_yet,
+            "remind": self.remind,
+            "digest": self.digest,
             "member add": self.member_add,
             "member remove": self.member_remove,
             "export": self.not_yet,
@@ -346,7 +346,7 @@ class Handlers:
         except _Refused as exc:
             return fail(str(exc))
         sense = await self.engine.sense(ctx.repo, req)
-        msg = render.summary(req, sense, final=False)
+        msg = render.summary(req, sense, final=False, hums=await self.engine.hums(ctx.repo, req))
         head = f"State: {req.state.value}"
         if req.state is RequestState.OPEN:
             left = format_duration(req.deadline_at - ctx.now)
@@ -508,8 +508,7 @@ class Handlers:
             rationale=None,
             decided_at=None,
         )
-        if self.engine.timers is not None:
-            self.engine.timers.set_deadline(req.id, due)
+        await self._reschedule(ctx, req.id)
         return Reply(True, f"Request #{req.id} is open again until {format_utc(due)}.", req.id)
 
     async def deadline(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -535,9 +534,51 @@ class Handlers:
                 req.id,
             )
         await ctx.repo.update_request(req.id, deadline_at=due)
-        if self.engine.timers is not None:
-            self.engine.timers.set_deadline(req.id, due)
+        await self._reschedule(ctx, req.id)
         return Reply(True, f"The ballot of request #{req.id} now closes {format_utc(due)}.", req.id)
+
+    async def _reschedule(self, ctx: Ctx, request_id: int) -> None:
+        updated = await ctx.repo.request(request_id)
+        if updated is not None:
+            await self.engine.calendar.schedule(ctx.repo, updated)
+
+    async def hum(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`hum for|against [soft|loud] --request N`, by direct message only."""
+        try:
+            req = await self._target(ctx, args)
+        except _Refused as exc:
+            return fail(str(exc))
+        if req.state is not RequestState.OPEN:
+            return fail(f"the ballot of request #{req.id} is not open.")
+        if not await ctx.repo.is_voter(req.id, ctx.event.sender):
+            return fail(f"you are not eligible on request #{req.id}.")
+        strength = str(args.get("strength") or "soft")
+        hummer = self.engine.hummer(req.id, ctx.event.sender)
+        await ctx.repo.set_hum(req.id, hummer, str(args["side"]), strength)
+        # The answer goes to this direct chat only and names no side: nothing to overhear.
+        return Reply(
+            True,
+            f"Your hum on request #{req.id} is recorded. Nobody sees who hummed what; the room "
+            "only hears how loud each side is. Hum again to change it.",
+        )
+
+    async def remind(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`remind`: nudge the members without a position now, by direct message."""
+        req = ctx.room_request
+        assert req is not None
+        if req.state is not RequestState.OPEN:
+            return fail(f"the ballot of request #{req.id} is not open.", req.id)
+        sent = await self.engine.calendar.remind(
+            ctx.repo, ctx.out, req, ctx.now, f"manual@{ctx.event.event_id}"
+        )
+        if not sent:
+            return Reply(True, "Everyone eligible has taken a position: nobody to remind.", req.id)
+        return Reply(True, f"Reminded {sent} member(s) by direct message.", req.id)
+
+    async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`digest`: post the digest in the main room now."""
+        await self.engine.calendar.post_digest(ctx.repo, ctx.out, ctx.now)
+        return Reply(True)
 
     async def member_add(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`member add USER [--stakeholder S] [--region R]`."""

@@ -25,6 +25,15 @@ from storage.repo import OutboxItem, Repository
 log = logging.getLogger(__name__)
 
 BALLOT = "ballot"  # `target` placeholder: the request's ballot event, resolved when sent
+POLL = "poll"  # `target` placeholder: the request's poll event
+DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
+
+
+def dm(user_id: str) -> str:
+    """The outbox destination for a direct message to `user_id`."""
+    return DM + user_id
+
+
 MAX_BACKOFF_S = 60.0
 
 
@@ -71,6 +80,36 @@ class Outbox:
             "reaction", {"key": key}, room_id=room_id, request_id=request_id, target=target
         )
 
+    async def event(
+        self,
+        event_type: str,
+        content: dict[str, Any],
+        *,
+        room_id: str | None = None,
+        request_id: int | None = None,
+        purpose: str | None = None,
+        target: str | None = None,
+    ) -> None:
+        """Send an event of another type (e.g. a poll) to a room, referencing `target`."""
+        await self._put(
+            "event",
+            {"type": event_type, "content": content},
+            room_id=room_id,
+            request_id=request_id,
+            purpose=purpose,
+            target=target,
+        )
+
+    async def state(
+        self, room_id: str, event_type: str, state_key: str, content: dict[str, Any]
+    ) -> None:
+        """Set a state event (e.g. a Space's child)."""
+        await self._put(
+            "state",
+            {"type": event_type, "state_key": state_key, "content": content},
+            room_id=room_id,
+        )
+
     async def invite(
         self, user_id: str, *, room_id: str | None = None, request_id: int | None = None
     ) -> None:
@@ -95,6 +134,10 @@ class OutboxHooks(Protocol):
 
     async def find_created_room(self, item: OutboxItem) -> str | None:
         """After a crash during room creation: the room created before, if any."""
+        ...
+
+    async def dm_room(self, user_id: str) -> str:
+        """The bot's direct chat with a user, created when there is none yet."""
         ...
 
 
@@ -147,7 +190,13 @@ class OutboxSender:
             if not items:
                 return
             for item in items:
-                await self._send_one(item)
+                try:
+                    await self._send_one(item)
+                except Exception:
+                    # A bug must not stop every later message: set this one aside, loudly.
+                    log.exception("outbox item %s (%s) failed; set aside", item.id, item.op)
+                    async with self.db.transaction() as tx:
+                        await Repository(tx).outbox_attempt(item.id, "internal error", give_up=True)
 
     async def _send_one(self, item: OutboxItem) -> None:
         delay = 1.0
@@ -184,9 +233,11 @@ class OutboxSender:
             return
 
     async def _resolve(self, item: OutboxItem) -> tuple[str, str | None]:
-        """The room and target event of an item, filled from its request when needed."""
+        """The room and target event of an item, filled in from its request when needed."""
         room_id, target = item.room_id, item.target
-        if room_id is not None and target != BALLOT:
+        if room_id is not None and room_id.startswith(DM):
+            room_id = await self.hooks.dm_room(room_id.removeprefix(DM))
+        if room_id is not None and target not in (BALLOT, POLL):
             return room_id, target
         async with self.db.transaction() as tx:
             req = await Repository(tx).request(item.request_id) if item.request_id else None
@@ -195,8 +246,10 @@ class OutboxSender:
         room_id = room_id or req.room_id
         if target == BALLOT:
             target = req.ballot_event_id
-            if target is None:
-                raise _Unresolvable("the ballot was never posted")
+        elif target == POLL:
+            target = req.poll_event_id
+        if target in (None, "") and item.target is not None:
+            raise _Unresolvable(f"the {item.target} was never posted")
         if room_id is None:
             raise _Unresolvable("the request has no room")
         return room_id, target
@@ -225,6 +278,17 @@ class OutboxSender:
             return await self.gateway.send_reaction(
                 room_id, target, item.payload["key"], item.txn_id
             )
+        if item.op == "event":
+            content = dict(item.payload["content"])
+            if target is not None:  # relate to the resolved event (e.g. a poll's end)
+                content["m.relates_to"] = {"rel_type": "m.reference", "event_id": target}
+            return await self.gateway.send_message(
+                room_id, content, item.txn_id, item.payload["type"]
+            )
+        if item.op == "state":
+            p = item.payload
+            await self.gateway.put_state(room_id, p["type"], p["content"], p["state_key"])
+            return room_id
         if item.op == "invite":
             await self.gateway.invite(room_id, item.payload["user_id"])
             return str(item.payload["user_id"])

@@ -158,6 +158,8 @@ class Syncer:
                 if await self.engine.should_accept(invite):
                     log.info("accepting invite to %s from %s", room_id, invite.inviter)
                     await self.gateway.join(room_id)
+                    if invite.is_direct and invite.inviter:
+                        await self.engine.remember_dm(invite.inviter, room_id)
                 else:
                     log.info("rejecting invite to %s from %s", room_id, invite.inviter)
                     await self.gateway.leave(room_id)

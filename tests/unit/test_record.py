@@ -1,0 +1,636 @@
+"""The decision record: building, hash chain, tamper detection, schema, CSV and Markdown."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.domain.ledger import PositionInput, Source
+from bot.domain.lifecycle import Outcome, RequestState
+from bot.domain.objections import Objection, ObjectionState
+from bot.domain.positions import Position
+from bot.domain.record import (
+    GENESIS,
+    RECORD_SCHEMA,
+    DatedObjection,
+    HumAggregate,
+    Retraction,
+    body_digest,
+    build_record,
+    chain,
+    entry_hash,
+    md_escape,
+    render_csv,
+    render_json,
+    render_markdown,
+    verify_json,
+    verify_record,
+)
+from bot.domain.request import Applicant, Request
+from bot.domain.sense import Proposal, Voter
+from bot.services.export import ExportError, export_record, filename, render
+from storage.database import Database
+from storage.repo import Repository
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = REPO / "docs" / "record-schema.json"
+
+T0 = 1_795_428_000_000  # 2026-11-23T10:00:00Z
+MIN = 60_000
+DAY = 86_400_000
+CHAIR = "@chair:example.org"
+ALICE, BOB, CAROL, DAVE, ERIN = (
+    f"@{n}:example.org" for n in ("alice", "bob", "carol", "dave", "erin")
+)
+
+HOSTILE = (
+    "[x](javascript:alert(1)) and ![img](https://evil.example/t.png)\n"
+    "<script>alert(1)</script> <img src=x onerror=alert(1)>\n"
+    "# heading\n"
+    "- list item\n"
+    "1. ordered\n"
+    "---\n"
+    "    indented code\n"
+    "> quote | pipe `code` **bold** _em_ &lt;b&gt; JavaScript :alert(2) java\u200bscript:x"
+)
+
+
+def make_request(**changes: Any) -> Request:
+    fields: dict[str, Any] = {
+        "id": 7,
+        "applicant": Applicant(
+            "@jane:example.org", "Jane Doe", "Example Labs", "academia", "africa"
+        ),
+        "statement": "I research routing security.\nI would like to help with the RPKI work.",
+        "filed_by": CHAIR,
+        "self_applied": False,
+        "state": RequestState.DECIDED,
+        "room_id": "!req7:example.org",
+        "ballot_event_id": "$ballot",
+        "deadline_at": T0 + 14 * DAY,
+        "created_at": T0,
+        "opened_at": T0 + MIN,
+        "closed_at": T0 + 20 * MIN,
+        "proposal": Proposal.ROUGH_CONSENSUS_ADMIT,
+        "outcome": Outcome.ADMIT,
+        "decided_by": CHAIR,
+        "rationale": "Confirmed the draft sense of the room: rough consensus to admit.",
+        "decided_at": T0 + 21 * MIN,
+    }
+    fields.update(changes)
+    return Request(**fields)
+
+
+VOTERS = [
+    Voter(ALICE, "technical-community", "europe"),
+    Voter(BOB, "technical-community", "africa"),
+    Voter(CAROL, "technical-community", "asia-pacific"),
+    Voter(DAVE, "civil-society", "americas"),
+    Voter(ERIN, "government", "arab-states"),
+]
+INPUTS = [
+    PositionInput("$a1", ALICE, Position.SUPPORT, T0 + 2 * MIN, Source.REACTION),
+    PositionInput(
+        "$b1", BOB, Position.OBJECT, T0 + 3 * MIN, Source.COMMAND, "No track record yet."
+    ),
+    PositionInput("$c1", CAROL, Position.CONCERN, T0 + 4 * MIN, Source.REACTION),
+    PositionInput("$d1", DAVE, Position.SUPPORT, T0 + 5 * MIN, Source.REACTION),
+    PositionInput("$c2", CAROL, Position.NO_OBJECTION, T0 + 6 * MIN, Source.COMMAND, "Fine now."),
+    PositionInput("$e1", ERIN, Position.ABSTAIN, T0 + 7 * MIN, Source.REACTION),
+    PositionInput("$e2", ERIN, None, T0 + 9 * MIN, Source.COMMAND),
+]
+RETRACTIONS = [
+    Retraction("$r1", "$d1", DAVE, T0 + 8 * MIN),
+    Retraction("$r2", "$unknown", DAVE, T0 + 8 * MIN),  # not a position input: ignored
+]
+OBJECTIONS = [
+    DatedObjection(
+        Objection(
+            1,
+            7,
+            BOB,
+            "No track record yet.",
+            ObjectionState.ADDRESSED,
+            "Participation does not require a track record.",
+            CHAIR,
+        ),
+        raised_at=T0 + 3 * MIN,
+        disposed_at=T0 + 10 * MIN,
+        event_id="$b1",
+    )
+]
+
+
+def make_record(**changes: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "group": "Example Collaboration Group",
+        "request": make_request(),
+        "eligible": VOTERS,
+        "inputs": INPUTS,
+        "quorum": 0.5,
+        "retractions": RETRACTIONS,
+        "objections": OBJECTIONS,
+        "appeal_window_ms": 14 * DAY,
+    }
+    kwargs.update(changes)
+    return build_record(**kwargs)
+
+
+RECORD = make_record()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_record_from_domain_values_is_intact_and_complete() -> None:
+    record = make_record()
+    assert verify_record(record) == []
+    assert record["schema"] == RECORD_SCHEMA
+    assert list(record) == [
+        "schema",
+        "group",
+        "request",
+        "eligible",
+        "entries",
+        "sense",
+        "outcome",
+        "hums",
+        "head",
+    ]
+    entries = record["entries"]
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert entries[0]["prev"] == GENESIS
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(entries))
+    assert all(e["hash"] == entry_hash(e) for e in entries)
+    assert record["head"] == entries[-1]["hash"]
+    assert entries[-1] == {**entries[-1], "type": "snapshot", "body": body_digest(record)}
+    assert [e["ts"] for e in entries] == sorted(e["ts"] for e in entries)
+    assert entries[0]["at"] == "2026-11-23T10:00:00Z"
+    assert [e["type"] for e in entries] == [
+        "filed",
+        "opened",
+        "position",
+        "position",
+        "objection_raised",
+        "position",
+        "position",
+        "position",
+        "position",
+        "retracted",
+        "position",
+        "objection_disposed",
+        "closed",
+        "decided",
+        "snapshot",
+    ]
+
+
+def test_every_position_change_and_its_retraction_is_in_the_timeline() -> None:
+    positions = [e for e in RECORD["entries"] if e["type"] == "position"]
+    assert [e["event_id"] for e in positions] == ["$a1", "$b1", "$c1", "$d1", "$c2", "$e1", "$e2"]
+    assert positions[-1]["position"] is None  # Erin withdrew
+    (retracted,) = [e for e in RECORD["entries"] if e["type"] == "retracted"]
+    assert retracted == {
+        **retracted,
+        "member": DAVE,
+        "event_id": "$d1",
+        "redaction": "$r1",
+        "by": DAVE,
+    }
+    disposed = next(e for e in RECORD["entries"] if e["type"] == "objection_disposed")
+    assert disposed == {
+        **disposed,
+        "id": 1,
+        "state": "addressed",
+        "by": CHAIR,
+        "rationale": "Participation does not require a track record.",
+    }
+
+
+def test_sense_is_drafted_from_the_timeline() -> None:
+    sense = RECORD["sense"]
+    assert sense["proposal"] == "rough-consensus-admit"
+    assert sense["counts"] == {
+        "support": 1,
+        "no-objection": 1,
+        "concern": 0,
+        "object": 1,
+        "abstain": 0,
+        "recuse": 0,
+    }
+    assert (sense["eligible"], sense["participated"]) == (5, 3)
+    # Dave's reaction was removed and Erin withdrew: they did not take part, which is not
+    # "no objection".
+    assert sense["did_not_take_part"] == [DAVE, ERIN]
+    assert sense["in_the_rough"] == [BOB]
+    assert sense["open_objections"] == []
+    small = next(g for g in sense["by_stakeholder"] if g["name"] == "civil-society")
+    assert small == {"name": "civil-society", "members": 1, "participated": 0, "counts": None}
+    outcome = RECORD["outcome"]
+    assert outcome["decision"] == "admit"
+    assert outcome["appeal_until"] == T0 + 21 * MIN + 14 * DAY
+    assert outcome["appeal_until_iso"] == "2026-12-07T10:21:00Z"
+
+
+def test_members_removed_from_the_roster_stay_listed_but_are_not_counted() -> None:
+    record = make_record(counted={ALICE, BOB, CAROL, ERIN})
+    assert verify_record(record) == []
+    dave = next(e for e in record["eligible"] if e["user_id"] == DAVE)
+    assert dave["counted"] is False
+    assert record["sense"]["eligible"] == 4
+
+
+def test_the_head_does_not_depend_on_when_or_how_often_it_is_exported() -> None:
+    assert make_record() == make_record()
+    assert make_record()["head"] == RECORD["head"]
+    assert verify_json(render_json(RECORD)) == []
+    assert verify_json(render_json(RECORD), head=RECORD["head"]) == []
+
+
+def test_a_pending_request_has_a_short_intact_record() -> None:
+    req = make_request(
+        state=RequestState.PENDING,
+        opened_at=None,
+        closed_at=None,
+        proposal=None,
+        outcome=None,
+        decided_by=None,
+        rationale=None,
+        decided_at=None,
+    )
+    record = make_record(request=req, eligible=[], inputs=[], retractions=[], objections=[])
+    assert verify_record(record) == []
+    assert [e["type"] for e in record["entries"]] == ["filed", "snapshot"]
+    assert record["outcome"]["decision"] is None
+    assert record["outcome"]["appeal_until"] is None
+    assert "has not decided yet" in render_markdown(record)
+
+
+def test_hums_hold_an_aggregate_only() -> None:
+    assert RECORD["hums"] is None
+    record = make_record(hums=HumAggregate("soft", "none"))
+    assert record["hums"] == {"for": "soft", "against": "none"}
+    assert verify_record(record) == []
+    assert all("hum" not in e["type"] for e in record["entries"])
+    assert "For: soft; against: none" in render_markdown(record)
+
+
+# --------------------------------------------------------------------------- tampering
+
+
+def _tampered(change: str) -> dict[str, Any]:
+    record = copy.deepcopy(RECORD)
+    entries = record["entries"]
+    if change == "change a position":
+        next(e for e in entries if e["type"] == "position")["position"] = "object"
+    elif change == "change a reason":
+        next(e for e in entries if e.get("reason"))["reason"] = "something else"
+    elif change == "delete an entry":
+        del entries[3]
+    elif change == "reorder entries":
+        entries[2], entries[3] = entries[3], entries[2]
+    elif change == "edit the head":
+        record["head"] = "f" * 64
+    elif change == "change the statement":
+        record["request"]["statement"] = "Something the applicant never said."
+    elif change == "change the decision":
+        record["outcome"]["decision"] = "decline"
+    elif change == "change the sense":
+        record["sense"]["counts"]["support"] = 40
+    elif change == "drop the snapshot":
+        del entries[-1]
+        record["head"] = entries[-1]["hash"]
+    elif change == "add a field":
+        record["note"] = "added later"
+    elif change == "change the schema":
+        record["schema"] = "consensus-bot/record/2"
+    elif change == "shift a time":
+        entries[4]["at"] = "2030-01-01T00:00:00Z"
+    else:  # pragma: no cover
+        raise AssertionError(change)
+    return record
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "change a position",
+        "change a reason",
+        "delete an entry",
+        "reorder entries",
+        "edit the head",
+        "change the statement",
+        "change the decision",
+        "change the sense",
+        "drop the snapshot",
+        "add a field",
+        "change the schema",
+        "shift a time",
+    ],
+)
+def test_tampering_is_detected(change: str) -> None:
+    problems = verify_record(_tampered(change))
+    assert problems, change
+    assert verify_json(render_json(_tampered(change))), change
+
+
+def test_problems_say_what_is_wrong() -> None:
+    assert any("entry 3: hash" in p for p in verify_record(_tampered("change a position")))
+    assert any("seq" in p for p in verify_record(_tampered("delete an entry")))
+    assert any("prev" in p for p in verify_record(_tampered("reorder entries")))
+    assert verify_record(_tampered("edit the head")) == [
+        "head does not match the hash of the last entry"
+    ]
+    assert any("snapshot digest" in p for p in verify_record(_tampered("change the statement")))
+    assert verify_record([]) == ["the record is not a JSON object"]
+    assert verify_json("{not json")[0].startswith("not valid JSON")
+
+
+def test_a_recomputed_chain_passes_alone_but_not_against_the_published_head() -> None:
+    forged = copy.deepcopy(RECORD)
+    bare = [
+        {k: v for k, v in e.items() if k not in ("seq", "at", "prev", "hash")}
+        for e in forged["entries"]
+    ]
+    next(e for e in bare if e["type"] == "position")["position"] = "object"
+    forged["entries"] = chain(bare)
+    forged["head"] = forged["entries"][-1]["hash"]
+    assert verify_record(forged) == []  # a hash chain alone cannot prevent this
+    assert verify_record(forged, head=RECORD["head"]) == [
+        f"head is not the expected {RECORD['head']}"
+    ]
+
+
+_SUBSTITUTES = st.one_of(
+    st.sampled_from(list('0123456789abcdefxyzAZ"\\{}[],:. \n-+etrufaln@$#')),
+    st.characters(codec="utf-8"),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_single_character_change_is_detected_or_changes_nothing(data: st.DataObject) -> None:
+    text = render_json(RECORD)
+    index = data.draw(st.integers(0, len(text) - 1), label="index")
+    char = data.draw(_SUBSTITUTES.filter(lambda c: c != text[index]), label="char")
+    changed = text[:index] + char + text[index + 1 :]
+    try:
+        parsed = json.loads(changed)
+    except ValueError:
+        return
+    assert verify_record(parsed) or parsed == RECORD
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from([*RECORD, "entries.0", "entries.-1"]), value=_JSON)
+def test_verify_never_crashes_and_catches_replaced_sections(key: str, value: Any) -> None:
+    record = copy.deepcopy(RECORD)
+    if key.startswith("entries."):
+        record["entries"][int(key.split(".")[1])] = value
+    else:
+        record[key] = value
+    problems = verify_record(record)
+    assert all(isinstance(p, str) for p in problems)
+    assert problems or record == RECORD
+
+
+# --------------------------------------------------------------------------- JSON schema
+
+
+def test_the_json_validates_against_the_documented_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for record in (RECORD, make_record(hums=HumAggregate("loud", "soft"))):
+        errors = [e.message for e in validator.iter_errors(json.loads(render_json(record)))]
+        assert errors == []
+    leaky = copy.deepcopy(RECORD)
+    leaky["hums"] = {"for": "loud", "against": "soft", "who": [ALICE]}
+    assert list(validator.iter_errors(leaky)), "the schema must refuse per-person hums"
+    assert list(validator.iter_errors(_tampered("add a field")))
+
+
+def test_every_documented_entry_type_has_a_schema() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    documented = (REPO / "docs" / "record.md").read_text(encoding="utf-8")
+    kinds = {e["type"] for e in RECORD["entries"]}
+    for kind in kinds:
+        assert f"entry_{kind}" in schema["$defs"]
+        assert f"| `{kind}` |" in documented
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_csv_has_one_row_per_position_input() -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(RECORD))))
+    assert len(rows) == len(INPUTS)
+    assert [r["event_id"] for r in rows] == ["$a1", "$b1", "$c1", "$d1", "$c2", "$e1", "$e2"]
+    dave = next(r for r in rows if r["event_id"] == "$d1")
+    assert dave["retracted"] == "yes"
+    assert dave["retracted_at"] == "2026-11-23T10:08:00Z"
+    assert (dave["stakeholder"], dave["region"]) == ("civil-society", "americas")
+    assert next(r for r in rows if r["event_id"] == "$e2")["position"] == "withdrawn"
+    assert {r["retracted"] for r in rows if r["event_id"] != "$d1"} == {"no"}
+
+
+def test_csv_cells_cannot_run_as_formulas() -> None:
+    inputs = [
+        PositionInput(
+            "$x", ALICE, Position.CONCERN, T0 + 2 * MIN, Source.COMMAND, '=HYPERLINK("x")'
+        )
+    ]
+    (row,) = csv.DictReader(io.StringIO(render_csv(make_record(inputs=inputs))))
+    assert row["reason"] == '\'=HYPERLINK("x")'
+    assert row["member"] == ALICE
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _unescaped(markdown: str) -> str:
+    """The Markdown with every backslash-escaped character replaced by a neutral one."""
+    return re.sub(r"\\.", "·", markdown)
+
+
+def _assert_inert(markdown: str) -> None:
+    plain = _unescaped(markdown)
+    for bad in ("<", "[", "](", "`javascript", "<script"):
+        assert bad not in plain, bad
+    assert "javascript:" not in plain.lower()
+    assert "vbscript:" not in plain.lower()
+    for line in plain.splitlines():
+        body = re.sub(r"^(>\s?)+", "", line).lstrip()
+        assert not body.startswith("#") or body.startswith(("# Minutes", "## ", "### ")), line
+        assert "heading" not in body or not body.startswith("#"), line
+        if line.startswith(">"):  # user text in a quote: no lists, rules or code blocks
+            assert not re.match(r"^([-+*=]|\d+[.)]|`{3}|~{3})", body), line
+
+
+def test_markdown_minutes_read_like_minutes() -> None:
+    md = render_markdown(RECORD)
+    for heading in (
+        "# Minutes: participation request #7 — Jane Doe",
+        "## The request",
+        "### Statement",
+        "## Timeline",
+        "## Positions",
+        "### By stakeholder group",
+        "### By region",
+        "### Did not take part",
+        "## Objections",
+        "## Sense of the room",
+        "## Decision",
+        "### Appeal",
+        "## Hums",
+        "## Verification",
+    ):
+        assert heading in md, heading
+    assert "> I research routing security." in md
+    assert "**Objection #1** by \\@bob:example.org" in md
+    assert "in the rough" in md
+    assert "decided: **admit**" in md
+    assert "appealed until 2026-12-07 10:21 UTC (14 days after the decision)" in md
+    assert RECORD["head"] in md
+    assert "Not taking part is not the same as “no objection”" in md
+    # Civil society has one member: participation only, no position shown.
+    assert "| Civil society | 1 | 0 | — |" in md
+    assert "No eligible members: Private sector" in md
+    _assert_inert(md)
+
+
+def test_markdown_escapes_hostile_text() -> None:
+    req = make_request(
+        statement=HOSTILE,
+        applicant=Applicant("[evil](javascript:alert(1))", "<b>Bold</b> # name", "<i>org</i>"),
+        rationale=HOSTILE,
+    )
+    inputs = [PositionInput("$h", ALICE, Position.OBJECT, T0 + 2 * MIN, Source.COMMAND, HOSTILE)]
+    objections = [
+        DatedObjection(
+            Objection(2, 7, ALICE, HOSTILE, ObjectionState.ADDRESSED, HOSTILE, CHAIR),
+            raised_at=T0 + 2 * MIN,
+            disposed_at=T0 + 3 * MIN,
+            event_id="$h",
+        )
+    ]
+    record = make_record(
+        request=req, inputs=inputs, retractions=[], objections=objections, group="<h1>G</h1>"
+    )
+    md = render_markdown(record)
+    _assert_inert(md)
+    assert "javascript\\:alert\\(1\\)" in md
+    assert "\\<script\\>" in md
+    assert "> \\# heading" in md
+    assert "> 1\\. ordered" in md
+    assert "> \\-\\-\\-" in md or "> \\---" in md
+    # The verbatim text survives in the JSON, where consumers escape it themselves.
+    assert record["request"]["statement"] == HOSTILE
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_md_escape_leaves_nothing_that_markdown_would_read_as_markup(text: str) -> None:
+    escaped = md_escape(text)
+    plain = _unescaped(escaped)
+    assert "\n" not in escaped
+    for ch in "[]()<>*_`#|&!":
+        assert ch not in plain
+    assert not re.match(r"^([-+=]|\d+[.)])", plain)
+    assert "javascript:" not in plain.lower()
+
+
+# --------------------------------------------------------------------------- storage
+
+
+async def test_export_through_a_real_database(tmp_path: Path) -> None:
+    db = Database(tmp_path / "consensus.db")
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            for v in VOTERS:
+                await repo.upsert_member(v.user_id, v.stakeholder, v.region, T0, CHAIR)
+            rid = await repo.create_request(
+                Applicant("@jane:example.org", "Jane Doe", "Example Labs", "academia", "africa"),
+                "I research routing security.",
+                CHAIR,
+                "$filed",
+                False,
+                T0 + 14 * DAY,
+                T0,
+            )
+            await repo.update_request(
+                rid, state=RequestState.OPEN, room_id="!r:example.org", opened_at=T0 + MIN
+            )
+            assert await repo.snapshot_eligible(rid) == 5
+            for item in INPUTS:
+                assert await repo.add_input(rid, item, item.ts + 1)
+            await repo.add_redaction("$r1", "$d1", "!r:example.org", DAVE, T0 + 8 * MIN)
+            oid = await repo.add_objection(rid, BOB, "$b1", "No track record yet.", T0 + 3 * MIN)
+            await repo.dispose_objection(
+                oid, ObjectionState.ADDRESSED, CHAIR, "Not required.", T0 + 10 * MIN
+            )
+            await repo.deactivate_member(ERIN)
+            await repo.update_request(
+                rid,
+                state=RequestState.DRAFTED,
+                closed_at=T0 + 20 * MIN,
+                proposal=Proposal.ROUGH_CONSENSUS_ADMIT,
+            )
+            await repo.update_request(
+                rid,
+                state=RequestState.DECIDED,
+                outcome=Outcome.ADMIT,
+                decided_by=CHAIR,
+                rationale="Confirmed the draft.",
+                decided_at=T0 + 21 * MIN,
+            )
+            record = await export_record(
+                repo, rid, group_name="Test Group", quorum=0.5, appeal_window_ms=14 * DAY
+            )
+            again = await export_record(
+                repo, rid, group_name="Test Group", quorum=0.5, appeal_window_ms=14 * DAY
+            )
+            with pytest.raises(ExportError, match="no request #99"):
+                await export_record(repo, 99, group_name="Test Group", quorum=0.5)
+    finally:
+        await db.close()
+
+    assert verify_record(record) == []
+    assert record == again
+    types = [e["type"] for e in record["entries"]]
+    assert types.count("position") == len(INPUTS)
+    for kind in ("filed", "opened", "retracted", "objection_raised", "objection_disposed"):
+        assert kind in types
+    assert types[-3:] == ["closed", "decided", "snapshot"]
+    raised = next(e for e in record["entries"] if e["type"] == "objection_raised")
+    assert (raised["ts"], raised["event_id"]) == (T0 + 3 * MIN, "$b1")
+    disposed = next(e for e in record["entries"] if e["type"] == "objection_disposed")
+    assert disposed["ts"] == T0 + 10 * MIN
+    erin = next(e for e in record["eligible"] if e["user_id"] == ERIN)
+    assert erin["counted"] is False
+    assert record["sense"]["eligible"] == 4
+
+    assert verify_json(render(record, "json")) == []
+    assert len(list(csv.DictReader(io.StringIO(render(record, "csv"))))) == len(INPUTS)
+    assert record["head"] in render(record, "md")
+    assert filename(record, "md") == f"request-{rid}-record.md"

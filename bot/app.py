@@ -94,6 +94,7 @@ class App:
             server_name=m.user_id.split(":", 1)[1],
             digest_cron=d.cron.apscheduler_fields() if d.enabled and d.cron else None,
             hum_key=bytes.fromhex(hum_key),
+            appeal_window_ms=p.appeal_window_ms,
         )
         engine = Engine(settings, self.db, self.clock, self.gateway)
         self.timers = Timers(self.clock)

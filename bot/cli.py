@@ -26,6 +26,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    export = sub.add_parser("export", help="print the decision record of a request")
+    export.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    export.add_argument(
+        "--request", type=int, default=None, help="request number (default: newest)"
+    )
+    export.add_argument("--format", choices=("json", "csv", "md"), default="json")
+    export.add_argument(
+        "--verify",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="check the hash chain of an exported JSON record instead",
+    )
+    export.add_argument("--head", default=None, help="with --verify: the published head hash")
+    backup = sub.add_parser("backup", help="write a consistent copy of the database")
+    backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    backup.add_argument("dest", type=Path, help="the new backup file")
     demo = sub.add_parser("demo", help="walk one request through a throwaway local homeserver")
     demo.add_argument("--keep-running", action="store_true", help="stay up to look around")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo files")
@@ -82,6 +99,89 @@ def _check_config(config_path: Path) -> int:
     return 0
 
 
+def _verify(path: Path, head: str | None) -> int:
+    from bot.domain.record import verify_json
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"consensus-bot: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    problems = verify_json(text, head=head)
+    if problems:
+        print(f"{path}: the record does NOT verify:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: intact (every entry chains to the next; head matches)")
+    return 0
+
+
+def _export(config_path: Path, request: int | None, fmt: str) -> int:
+    from bot.services.export import ExportError, export_record, render
+    from storage.database import Database
+    from storage.repo import Repository
+
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+
+    async def run() -> str:
+        db = Database(config.storage.path)
+        await db.open()
+        try:
+            async with db.transaction() as tx:
+                repo = Repository(tx)
+                number = request
+                if number is None:
+                    newest = await repo.requests()
+                    if not newest:
+                        raise ExportError("there are no requests yet")
+                    number = newest[0].id
+                    print(f"# exporting request #{number} (the newest)", file=sys.stderr)
+                record = await export_record(
+                    repo,
+                    number,
+                    group_name=config.group.name,
+                    quorum=config.process.quorum,
+                    appeal_window_ms=config.process.appeal_window_ms,
+                )
+            return render(record, fmt)  # type: ignore[arg-type]
+        finally:
+            await db.close()
+
+    try:
+        sys.stdout.write(asyncio.run(run()))
+    except ExportError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _backup(config_path: Path, dest: Path) -> int:
+    from storage.database import Database, DatabaseError
+
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+
+    async def run() -> None:
+        db = Database(config.storage.path)
+        await db.open()
+        try:
+            await db.backup(dest)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(run())
+    except DatabaseError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {dest}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `consensus-bot` and `python -m bot`."""
     args = _parser().parse_args(argv)
@@ -89,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args.config, args.verbose)
     if args.command == "check-config":
         return _check_config(args.config)
+    if args.command == "export":
+        if args.verify is not None:
+            return _verify(args.verify, args.head)
+        return _export(args.config, args.request, args.format)
+    if args.command == "backup":
+        return _backup(args.config, args.dest)
     if args.command == "demo":
         from bot.demo import run_demo
 

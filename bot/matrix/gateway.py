@@ -8,6 +8,7 @@ whether trying again makes sense and how long the server asked us to wait.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from nio import (
     RoomResolveAliasResponse,
     RoomSendResponse,
     RoomVisibility,
+    UploadResponse,
 )
 
 log = logging.getLogger(__name__)
@@ -208,6 +210,15 @@ class Gateway:
         )
         body = {"reason": reason} if reason else {}
         return str((await self.raw("PUT", path, body)).get("event_id", ""))
+
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        """Upload a file to the media repository; returns its mxc:// URI."""
+        resp, _ = await self._call(
+            self.client.upload(
+                io.BytesIO(data), content_type=content_type, filename=filename, filesize=len(data)
+            )
+        )
+        return str(_check(resp, UploadResponse).content_uri)
 
     async def create_room(
         self,

@@ -110,6 +110,21 @@ class SimMember:
         """Redact one's own event (retract a reaction)."""
         return await self.gateway.redact(room_id, event_id, f"sim{next(_txn)}")
 
+    async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
+        """Send any event (e.g. a poll response)."""
+        return await self.gateway.send_message(room_id, content, f"sim{next(_txn)}", event_type)
+
+    async def open_dm(self, user_id: str) -> str:
+        """Open a direct chat with someone (an `is_direct` invite)."""
+        return await self.gateway.create_room(
+            name="",
+            topic="",
+            initial_state=[],
+            power_level_override={},
+            invite=[user_id],
+            is_direct=True,
+        )
+
     async def create_room(self, name: str, invite: list[str]) -> str:
         """Create a private room and invite people to it."""
         room_id = await self.gateway.create_room(

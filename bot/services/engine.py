@@ -76,6 +76,7 @@ class Settings:
     server_name: str = ""
     digest_cron: dict[str, str] | None = None
     hum_key: bytes = b"dev"
+    appeal_window_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -447,15 +448,23 @@ class Engine:
         state = transition(req.state, Action.CLOSE)
         sense = await self.sense(repo, req)
         await repo.update_request(req.id, state=state, closed_at=now, proposal=sense.proposal)
+        await self.post_draft(repo, out, req, sense)
+        if req.poll_event_id:
+            await out.event(POLL_END, render.poll_end(req), request_id=req.id, target=POLL)
+        self.calendar.unschedule(req.id)
+        return sense
+
+    async def post_draft(
+        self, repo: Repository, out: Outbox, req: Request, sense: Sense | None = None
+    ) -> None:
+        """Queue the draft sense of the room for the chairs (at close, and after changes)."""
+        sense = sense or await self.sense(repo, req)
+        await repo.update_request(req.id, proposal=sense.proposal)
         hums = await self.hums(repo, req)
         chairs = sorted(self.settings.chairs)
         await out.message(
             render.summary(req, sense, final=True, mentions=chairs, hums=hums), request_id=req.id
         )
-        if req.poll_event_id:
-            await out.event(POLL_END, render.poll_end(req), request_id=req.id, target=POLL)
-        self.calendar.unschedule(req.id)
-        return sense
 
     async def decide(
         self,

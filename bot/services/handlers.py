@@ -20,6 +20,9 @@ from bot.domain.positions import Position
 from bot.domain.request import Applicant, Request
 from bot.matrix import render
 from bot.matrix.events import CommandText
+from bot.services.export import MEDIA_TYPES, Format, export_record
+from bot.services.export import filename as export_filename
+from bot.services.export import render as render_record
 from bot.services.outbox import Outbox
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
@@ -115,7 +118,7 @@ class Handlers:
             "digest": self.digest,
             "member add": self.member_add,
             "member remove": self.member_remove,
-            "export": self.not_yet,
+            "export": self.export,
         }
         missing = {c.name for c in COMMANDS} - set(self.table)
         if missing:
@@ -436,6 +439,9 @@ class Handlers:
         )
         objections = await ctx.repo.objections(req.id)
         still_open = sum(1 for o in objections if o.state.is_open)
+        if req.state is RequestState.DRAFTED:
+            # The chair should confirm what the draft says now, not what it said at close.
+            await self.engine.post_draft(ctx.repo, ctx.out, req)
         return Reply(
             True,
             f"Objection #{objection.id} by {objection.member}: {state.value}. "
@@ -578,6 +584,40 @@ class Handlers:
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`digest`: post the digest in the main room now."""
         await self.engine.calendar.post_digest(ctx.repo, ctx.out, ctx.now)
+        return Reply(True)
+
+    async def export(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`export [N] [--format json|csv|md]`: upload the decision record as a file."""
+        try:
+            req = await self._target(ctx, args)
+        except _Refused as exc:
+            return fail(str(exc))
+        fmt: Format = args.get("format") or "json"
+        s = self.engine.settings
+        record = await export_record(
+            ctx.repo,
+            req.id,
+            group_name=s.group_name,
+            quorum=s.quorum,
+            appeal_window_ms=s.appeal_window_ms,
+        )
+        caption = {
+            "m.mentions": {},
+            "consensus_bot": {
+                "kind": "reply",
+                "request": req.id,
+                "export": fmt,
+                "head": record["head"],
+            },
+        }
+        await ctx.out.file(
+            render_record(record, fmt),
+            export_filename(record, fmt),
+            MEDIA_TYPES[fmt],
+            caption,
+            room_id=ctx.event.room_id,
+            request_id=req.id,
+        )
         return Reply(True)
 
     async def member_add(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:

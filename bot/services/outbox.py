@@ -110,6 +110,20 @@ class Outbox:
             room_id=room_id,
         )
 
+    async def file(
+        self,
+        data: str,
+        filename: str,
+        mimetype: str,
+        caption: dict[str, Any],
+        *,
+        room_id: str,
+        request_id: int | None = None,
+    ) -> None:
+        """Upload `data` as a file and post it (with `caption`'s consensus_bot block)."""
+        payload = {"data": data, "filename": filename, "mimetype": mimetype, "caption": caption}
+        await self._put("file", payload, room_id=room_id, request_id=request_id)
+
     async def invite(
         self, user_id: str, *, room_id: str | None = None, request_id: int | None = None
     ) -> None:
@@ -285,6 +299,19 @@ class OutboxSender:
             return await self.gateway.send_message(
                 room_id, content, item.txn_id, item.payload["type"]
             )
+        if item.op == "file":
+            p = item.payload
+            raw = p["data"].encode("utf-8")
+            uri = await self.gateway.upload(raw, p["mimetype"], p["filename"])
+            content = {
+                **p["caption"],
+                "msgtype": "m.file",
+                "body": p["filename"],
+                "filename": p["filename"],
+                "url": uri,
+                "info": {"mimetype": p["mimetype"], "size": len(raw)},
+            }
+            return await self.gateway.send_message(room_id, content, item.txn_id)
         if item.op == "state":
             p = item.payload
             await self.gateway.put_state(room_id, p["type"], p["content"], p["state_key"])

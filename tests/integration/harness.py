@@ -121,6 +121,8 @@ def config_toml(
     deadline: str = "14d",
     min_deadline: str = "5s",
     quorum: float = 0.5,
+    reminders: tuple[str, ...] = (),
+    digest: str = "",
 ) -> str:
     """A complete config file for a test group."""
     seeds = "".join(
@@ -145,11 +147,11 @@ chairs = ["{chair}"]
 [process]
 deadline = "{deadline}"
 min_deadline = "{min_deadline}"
-reminders = []
+reminders = [{", ".join(f'"{r}"' for r in reminders)}]
 quorum = {quorum}
 
 [digest]
-schedule = ""
+schedule = "{digest}"
 """
 
 
@@ -160,6 +162,8 @@ async def make_group(
     *,
     members: tuple[tuple[str, str, str], ...] = DEFAULT_MEMBERS,
     deadline: str = "14d",
+    reminders: tuple[str, ...] = (),
+    digest: str = "",
 ) -> Group:
     """Register a bot, a chair, members and an applicant; the chair makes the main room."""
 
@@ -195,6 +199,8 @@ async def make_group(
             [(users[n].user_id, s, r) for n, s, r in members],
             db_path,
             deadline=deadline,
+            reminders=reminders,
+            digest=digest,
         )
     )
     bot = BotProcess(config_path, workdir / "bot.log")

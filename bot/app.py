@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from bot.config import Config
 from bot.matrix.gateway import Gateway, GatewayError
@@ -19,6 +22,7 @@ from storage.lock import InstanceLock
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INSTANCE_ID = "instance_id"
 HUM_KEY = "hum_key"  # the HMAC key that makes stored hums anonymous
@@ -56,10 +60,14 @@ class App:
         password = m.password.get_secret_value() if m.password else None
         token = m.access_token.get_secret_value() if m.access_token else None
         try:
-            await self.gateway.connect(password=password, access_token=token)
-            main_room_id = await self._main_room()
-            space_id = await self._space()
-            room_version = await self.gateway.default_room_version()
+            await self._patiently(
+                "logging in", lambda: self.gateway.connect(password=password, access_token=token)
+            )
+            main_room_id = await self._patiently("joining the main room", self._main_room)
+            space_id = await self._patiently("joining the Space", self._space)
+            room_version = await self._patiently(
+                "reading the server's capabilities", self.gateway.default_room_version
+            )
         except GatewayError as exc:
             raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
         now = self.clock.now_ms()
@@ -106,6 +114,27 @@ class App:
         )
         self.engine = engine
         return engine
+
+    async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a start-up call, waiting out outages and rate limits (not permanent errors)."""
+        delay = 1.0
+        while True:
+            try:
+                return await call()
+            except GatewayError as exc:
+                if not exc.transient:
+                    raise
+                wait = min(60.0, (exc.retry_after_ms or 0) / 1000 or delay) * random.uniform(1, 1.3)
+                log.warning("%s: %s; trying again in %.1f s", what, exc, wait)
+                await asyncio.sleep(wait)
+                delay = min(60.0, delay * 2)
+            except StartupError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, GatewayError) and cause.transient):
+                    raise
+                log.warning("%s: %s; trying again in %.1f s", what, cause, delay)
+                await asyncio.sleep(delay * random.uniform(1, 1.3))
+                delay = min(60.0, delay * 2)
 
     async def _main_room(self) -> str:
         room = self.config.group.main_room

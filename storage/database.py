@@ -46,11 +46,13 @@ class Tx:
         self._savepoints = 0
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; returns lastrowid (for INSERT) or rowcount otherwise."""
+        """Run one statement; returns the new rowid for an INSERT that inserted (0 when a
+        conflict clause skipped it), else the number of rows changed."""
         cursor = await self._conn.execute(sql, params)
         try:
             if sql.lstrip()[:6].upper() == "INSERT":
-                return cursor.lastrowid or 0
+                # lastrowid keeps the connection's previous insert when nothing was inserted.
+                return (cursor.lastrowid or 0) if cursor.rowcount > 0 else 0
             return cursor.rowcount
         finally:
             await cursor.close()
@@ -110,14 +112,18 @@ class Database:
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
-        async with conn.execute("PRAGMA quick_check") as cursor:
-            row = await cursor.fetchone()
-        if row is None or row[0] != "ok":
-            raise DatabaseError(
-                f"{self.path} failed its integrity check ({row[0] if row else 'no answer'}); "
-                "restore it from a backup (consensus-bot backup makes one)"
-            )
-        await self._migrate(conn)
+        try:
+            async with conn.execute("PRAGMA quick_check") as cursor:
+                row = await cursor.fetchone()
+            if row is None or row[0] != "ok":
+                raise DatabaseError(
+                    f"{self.path} failed its integrity check ({row[0] if row else 'no answer'});"
+                    " restore it from a backup (consensus-bot backup makes one)"
+                )
+            await self._migrate(conn)
+        except BaseException:
+            await self.close()
+            raise
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         async with conn.execute("PRAGMA user_version") as cursor:

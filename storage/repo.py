@@ -94,6 +94,7 @@ def _objection(row: aiosqlite.Row) -> Objection:
         state=ObjectionState(row["state"]),
         rationale=row["rationale"],
         disposed_by=row["disposed_by"],
+        disposed_at=row["disposed_at"],
     )
 
 
@@ -359,6 +360,13 @@ class Repository:
         )
         return None if row is None else (int(row["request_id"]), _input(row))
 
+    async def recorded_at(self, event_id: str) -> int | None:
+        """When (bot clock) an input was recorded."""
+        value = await self.tx.fetchval(
+            "SELECT recorded_at FROM position_inputs WHERE event_id = ?", (event_id,)
+        )
+        return None if value is None else int(value)
+
     async def add_redaction(
         self, event_id: str, redacts: str, room_id: str, sender: str, ts: int
     ) -> bool:
@@ -370,15 +378,15 @@ class Repository:
         )
         return changed > 0
 
-    async def redacted_among(self, event_ids: Iterable[str]) -> set[str]:
-        """Which of these events were redacted."""
+    async def redacted_among(self, event_ids: Iterable[str], room_id: str) -> set[str]:
+        """Which of these events (all in `room_id`) were redacted there."""
         ids = list(event_ids)
         if not ids:
             return set()
         marks = ",".join("?" for _ in ids)
         rows = await self.tx.fetchall(
-            f"SELECT redacts FROM redactions WHERE redacts IN ({marks})",  # noqa: S608
-            ids,
+            f"SELECT redacts FROM redactions WHERE room_id = ? AND redacts IN ({marks})",  # noqa: S608
+            [room_id, *ids],
         )
         return {r[0] for r in rows}
 
@@ -419,6 +427,14 @@ class Repository:
     async def objection(self, objection_id: int) -> Objection | None:
         """One objection by its number."""
         row = await self.tx.fetchone("SELECT * FROM objections WHERE id = ?", (objection_id,))
+        return None if row is None else _objection(row)
+
+    async def latest_objection(self, request_id: int, member: str) -> Objection | None:
+        """The member's most recent objection on a request, in any state."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM objections WHERE request_id = ? AND member = ? ORDER BY id DESC LIMIT 1",
+            (request_id, member),
+        )
         return None if row is None else _objection(row)
 
     async def open_objection(self, request_id: int, member: str) -> Objection | None:

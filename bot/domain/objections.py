@@ -40,6 +40,12 @@ class Objection:
     state: ObjectionState
     rationale: str | None = None
     disposed_by: str | None = None
+    disposed_at: int | None = None
+
+    @property
+    def disposed_by_chair(self) -> bool:
+        """True when someone other than the objector disposed of it."""
+        return self.disposed_by is not None and self.disposed_by != self.member
 
     @property
     def needs_reason(self) -> bool:

@@ -83,7 +83,8 @@ class Sense:
     in_the_rough: tuple[str, ...]
     by_stakeholder: tuple[GroupBreakdown, ...]
     by_region: tuple[GroupBreakdown, ...]
-    silent_stakeholder_groups: tuple[str, ...] = field(default=())
+    silent_stakeholder_groups: tuple[str, ...] = field(default=())  # members, none took part
+    unrepresented_stakeholder_groups: tuple[str, ...] = field(default=())  # no eligible members
 
     @property
     def participation(self) -> float:
@@ -164,5 +165,6 @@ def determine(
         in_the_rough=in_the_rough if proposal is Proposal.ROUGH_CONSENSUS_ADMIT else (),
         by_stakeholder=by_stakeholder,
         by_region=by_region,
-        silent_stakeholder_groups=tuple(g.name for g in by_stakeholder if g.silent),
+        silent_stakeholder_groups=tuple(g.name for g in by_stakeholder if g.members and g.silent),
+        unrepresented_stakeholder_groups=tuple(g.name for g in by_stakeholder if not g.members),
     )

@@ -21,8 +21,9 @@ from bot.domain.request import Request
 from bot.domain.sense import GroupBreakdown, Proposal, Sense
 
 # Bidi overrides/isolates and zero-width characters can disguise text; they never reach HTML.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# C0 controls but tab and newlines, DEL, and the C1 controls (U+0080-U+009F).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MAX_FIELD_CHARS = 2_000
 _NOT_A_VOTE = (
     "Take your position on the ballot below. This is not a vote: say whether you can live "
@@ -196,6 +197,10 @@ def summary(
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_region)]
     if sense.silent_stakeholder_groups:
         lines.append("No participation from: " + ", ".join(sense.silent_stakeholder_groups))
+    if sense.unrepresented_stakeholder_groups:
+        lines.append(
+            "No eligible members from: " + ", ".join(sense.unrepresented_stakeholder_groups)
+        )
     if hums is not None:
         lines.append(f"Hums: {hums}")
     if final:

@@ -90,6 +90,11 @@ class BatchResult:
     refs: list[str] = field(default_factory=list)
 
 
+def _takes_inputs(req: Request) -> bool:
+    """Positions are recorded for ballots that have been opened and not blocked."""
+    return req.state in (RequestState.OPEN, RequestState.DRAFTED, RequestState.DECIDED)
+
+
 class Engine:
     """Use cases of the bot. Construction does no I/O."""
 
@@ -195,7 +200,7 @@ class Engine:
         self, repo: Repository, out: Outbox, event: ReactionAdded, now: int
     ) -> None:
         req = await repo.request_by_ballot(event.relates_to)
-        if req is None or req.room_id != event.room_id or req.state is not RequestState.OPEN:
+        if req is None or req.room_id != event.room_id or not _takes_inputs(req):
             return
         position = position_for_reaction(event.key)
         if position is None or position is Position.RECUSE:
@@ -210,7 +215,7 @@ class Engine:
         self, repo: Repository, out: Outbox, event: PollResponse, now: int
     ) -> None:
         req = await repo.request_by_poll(event.poll_id)
-        if req is None or req.room_id != event.room_id or req.state is not RequestState.OPEN:
+        if req is None or req.room_id != event.room_id or not _takes_inputs(req):
             return
         if not await repo.is_voter(req.id, event.sender):
             return
@@ -234,9 +239,10 @@ class Engine:
             return  # not a position (or not seen yet: the tombstone waits for it)
         request_id, item = found
         req = await repo.request(request_id)
-        if req is None or req.state is not RequestState.OPEN:
-            return
-        await self._recompute(repo, out, req, item.member, now, None)
+        if req is None or req.room_id != event.room_id:
+            return  # a redaction only counts in the room of what it redacts
+        if req.state is RequestState.OPEN:  # else the reopen recomputes
+            await self._recompute(repo, out, req, item.member, now, None)
 
     async def record_input(
         self,
@@ -248,10 +254,18 @@ class Engine:
         *,
         ask_reason_in_reply_to: str | None = None,
     ) -> PositionInput | None:
-        """Append an input to the ledger and update the member's current position."""
+        """Append an input to the ledger; while the ballot is open, update the member's
+        current position (inputs to a closed ballot are kept and count after a reopen)."""
         if not await repo.add_input(req.id, item, now):
             return None
+        if req.state is not RequestState.OPEN:
+            return None
         return await self._recompute(repo, out, req, item.member, now, ask_reason_in_reply_to)
+
+    async def recompute_all(self, repo: Repository, out: Outbox, req: Request, now: int) -> None:
+        """Recompute every member's current position (after a reopen)."""
+        for member in sorted({i.member for i in await repo.inputs(req.id)}):
+            await self._recompute(repo, out, req, member, now, None)
 
     async def _recompute(
         self,
@@ -263,13 +277,27 @@ class Engine:
         ask_reason_in_reply_to: str | None,
     ) -> PositionInput | None:
         inputs = await repo.inputs(req.id, member)
-        redacted = await repo.redacted_among(i.event_id for i in inputs)
+        assert req.room_id is not None
+        redacted = await repo.redacted_among((i.event_id for i in inputs), req.room_id)
         latest = current_input(inputs, redacted)
         current = latest if latest is not None and latest.position is not None else None
         await repo.set_current(req.id, member, current)
         open_objection = await repo.open_objection(req.id, member)
         if current is not None and current.position is Position.OBJECT:
-            if open_objection is None:
+            last = await repo.latest_objection(req.id, member)
+            # A chair's disposition covers every objecting input recorded before it (both
+            # times on the bot's clock: the server's origin_server_ts may be skewed).
+            recorded = await repo.recorded_at(current.event_id)
+            settled = (
+                last is not None
+                and last.disposed_by_chair
+                and last.disposed_at is not None
+                and recorded is not None
+                and recorded <= last.disposed_at
+            )
+            if open_objection is None and settled:
+                pass  # the chair disposed of this objection; only a newer one reopens it
+            elif open_objection is None:
                 oid = await repo.add_objection(
                     req.id, member, current.event_id, current.reason, now
                 )

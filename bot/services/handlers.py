@@ -514,6 +514,10 @@ class Handlers:
             rationale=None,
             decided_at=None,
         )
+        reopened = await ctx.repo.request(req.id)
+        assert reopened is not None
+        # Reactions and retractions that came in while it was closed count now.
+        await self.engine.recompute_all(ctx.repo, ctx.out, reopened, ctx.now)
         await self._reschedule(ctx, req.id)
         return Reply(True, f"Request #{req.id} is open again until {format_utc(due)}.", req.id)
 

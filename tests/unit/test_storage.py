@@ -1,0 +1,548 @@
+"""Storage against real SQLite files: the Database, the instance lock and the repository."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.domain.ledger import PositionInput, Source
+from bot.domain.lifecycle import Outcome, RequestState
+from bot.domain.objections import ObjectionState
+from bot.domain.positions import Position
+from bot.domain.request import Applicant
+from bot.domain.sense import Proposal, Voter
+from storage.database import SCHEMA_VERSION, Database, DatabaseError, Tx
+from storage.lock import AlreadyRunning, InstanceLock
+from storage.repo import Member, Repository
+
+NOW = 1_800_000_000_000
+TABLES = {
+    "meta",
+    "members",
+    "requests",
+    "eligible",
+    "position_inputs",
+    "redactions",
+    "current_positions",
+    "objections",
+    "outbox",
+    "processed_events",
+    "failed_events",
+}
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "bot.db")
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def count(db: Database, table: str) -> int:
+    async with db.transaction() as tx:
+        return int(await tx.fetchval(f"SELECT count(*) FROM {table}"))
+
+
+# ---- Database -----------------------------------------------------------------------------
+
+
+async def test_open_creates_the_schema(db: Database, tmp_path: Path) -> None:
+    assert SCHEMA_VERSION >= 1
+    assert await db.schema_version() == SCHEMA_VERSION
+    async with db.transaction() as tx:
+        rows = await tx.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert {r[0] for r in rows} >= TABLES
+        assert await tx.fetchval("PRAGMA foreign_keys") == 1
+    with sqlite3.connect(tmp_path / "bot.db") as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_open_uses_wal(db: Database, tmp_path: Path) -> None:
+    async with db.transaction() as tx:
+        assert (await tx.fetchval("PRAGMA journal_mode")).lower() == "wal"
+        assert await tx.fetchval("PRAGMA synchronous") == 2  # FULL
+    assert (tmp_path / "bot.db-wal").exists()
+
+
+async def test_open_makes_missing_directories(tmp_path: Path) -> None:
+    database = Database(tmp_path / "a" / "b" / "bot.db")
+    await database.open()
+    try:
+        assert await database.schema_version() == SCHEMA_VERSION
+    finally:
+        await database.close()
+
+
+async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    first = Database(path)
+    await first.open()
+    async with first.transaction() as tx:
+        await Repository(tx).set_meta("sync_token", "s42")
+    await first.close()
+    await first.close()  # closing twice is fine
+    for _ in range(2):
+        again = Database(path)
+        await again.open()
+        try:
+            assert await again.schema_version() == SCHEMA_VERSION
+            async with again.transaction() as tx:
+                assert await Repository(tx).get_meta("sync_token") == "s42"
+        finally:
+            await again.close()
+
+
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    first = Database(path)
+    await first.open()
+    await first.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer = Database(path)
+    try:
+        with pytest.raises(DatabaseError, match="newer than this bot"):
+            await newer.open()
+    finally:
+        await newer.close()
+
+
+async def test_a_closed_database_says_so(tmp_path: Path) -> None:
+    database = Database(tmp_path / "bot.db")
+    with pytest.raises(DatabaseError, match="not open"):
+        _ = database.conn
+
+
+async def test_transaction_rolls_back_on_exception(db: Database) -> None:
+    class Boom(Exception):
+        pass
+
+    async def write_then_fail() -> None:
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            await repo.set_meta("k", "v")
+            await repo.upsert_member("@a:x", "academia", "europe", NOW, "test")
+            raise Boom
+
+    with pytest.raises(Boom):
+        await write_then_fail()
+    assert await count(db, "meta") == 0
+    assert await count(db, "members") == 0
+    # The connection is usable afterwards.
+    async with db.transaction() as tx:
+        await Repository(tx).set_meta("k", "after")
+    async with db.transaction() as tx:
+        assert await Repository(tx).get_meta("k") == "after"
+
+
+async def test_savepoint_rollback_keeps_the_outer_transactions_other_writes(db: Database) -> None:
+    class Boom(Exception):
+        pass
+
+    async def fail_inside(tx: Tx) -> None:
+        async with tx.savepoint():
+            await Repository(tx).set_meta("inside", "1")
+            await Repository(tx).set_meta("before", "changed")
+            raise Boom
+
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        await repo.set_meta("before", "1")
+        with pytest.raises(Boom):
+            await fail_inside(tx)
+        async with tx.savepoint():
+            await repo.set_meta("second", "1")
+        await repo.set_meta("after", "1")
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        assert await repo.get_meta("before") == "1"
+        assert await repo.get_meta("inside") is None
+        assert await repo.get_meta("second") == "1"
+        assert await repo.get_meta("after") == "1"
+
+
+async def test_backup_writes_a_readable_copy(db: Database, tmp_path: Path) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        await repo.upsert_member("@a:x", "academia", "europe", NOW, "test")
+        await repo.set_meta("sync_token", "s1")
+    dest = tmp_path / "backup.db"
+    await db.backup(dest)
+    with sqlite3.connect(dest) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert raw.execute("SELECT user_id FROM members").fetchall() == [("@a:x",)]
+    restored = Database(dest)
+    await restored.open()
+    try:
+        async with restored.transaction() as tx:
+            assert await Repository(tx).get_meta("sync_token") == "s1"
+    finally:
+        await restored.close()
+    # VACUUM INTO refuses to overwrite: that is reported as a DatabaseError.
+    with pytest.raises(DatabaseError, match="cannot write a backup"):
+        await db.backup(dest)
+
+
+# ---- InstanceLock -------------------------------------------------------------------------
+
+
+def test_a_second_lock_in_the_same_process_conflicts(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    first = InstanceLock(path)
+    first.acquire()
+    try:
+        assert first.path == tmp_path / "bot.db.lock"
+        assert first.path.read_text() == str(__import__("os").getpid())
+        second = InstanceLock(path)
+        with pytest.raises(AlreadyRunning, match="pid"):
+            second.acquire()
+    finally:
+        first.release()
+    first.release()  # idempotent
+
+
+def test_release_allows_reacquire(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    first = InstanceLock(path)
+    first.acquire()
+    first.release()
+    second = InstanceLock(path)
+    second.acquire()
+    second.release()
+    first.acquire()
+    first.release()
+
+
+def test_a_lock_held_by_another_process_conflicts(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from storage.lock import InstanceLock; "
+            "lock = InstanceLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        lock = InstanceLock(path)
+        with pytest.raises(AlreadyRunning) as caught:
+            lock.acquire()
+        assert f"pid {holder.pid}" in str(caught.value)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    # The holder is gone: its lock went with it.
+    lock = InstanceLock(path)
+    lock.acquire()
+    lock.release()
+
+
+# ---- Repository ---------------------------------------------------------------------------
+
+
+async def test_members_seed_upsert_deactivate(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        await repo.seed_member("@b:x", "academia", "europe", NOW)
+        await repo.seed_member("@a:x", "civil-society", "africa", NOW)
+        assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", True)
+        assert await repo.member("@nobody:x") is None
+        assert [m.user_id for m in await repo.active_members()] == ["@a:x", "@b:x"]
+
+        assert await repo.deactivate_member("@a:x") is True
+        assert await repo.deactivate_member("@a:x") is False
+        assert await repo.deactivate_member("@nobody:x") is False
+        assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", False)
+        assert [m.user_id for m in await repo.active_members()] == ["@b:x"]
+
+        # Seeding from the config again does not undo a chair's removal, nor change data.
+        await repo.seed_member("@a:x", "government", "cis", NOW + 1)
+        assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", False)
+
+        # An upsert reactivates and updates.
+        await repo.upsert_member("@a:x", "government", "cis", NOW + 2, "@chair:x")
+        assert await repo.member("@a:x") == Member("@a:x", "government", "cis", True)
+        await repo.upsert_member("@c:x", "academia", "asia-pacific", NOW, "@chair:x")
+        assert [m.user_id for m in await repo.active_members()] == ["@a:x", "@b:x", "@c:x"]
+
+
+async def test_meta(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        assert await repo.get_meta("sync_token") is None
+        await repo.set_meta("sync_token", "s1")
+        await repo.set_meta("sync_token", "s2")
+        assert await repo.get_meta("sync_token") == "s2"
+
+
+async def new_request(repo: Repository, filed: str = "$filed1", applicant: str = "@erin:x") -> int:
+    return await repo.create_request(
+        Applicant(applicant, name="Erin", org="Erin Org", stakeholder="academia", region="europe"),
+        "Erin wants to help.",
+        "@chair:x",
+        filed,
+        False,
+        NOW + 14 * 86_400_000,
+        NOW,
+    )
+
+
+async def test_requests_create_update_and_list(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        first = await new_request(repo, "$f1")
+        second = await new_request(repo, "$f2", "Frank Name")
+        assert (first, second) == (1, 2)
+        req = await repo.request(first)
+        assert req is not None
+        assert req.state is RequestState.PENDING
+        assert req.applicant == Applicant("@erin:x", "Erin", "Erin Org", "academia", "europe")
+        assert req.statement == "Erin wants to help."
+        assert req.filed_by == "@chair:x"
+        assert not req.self_applied
+        assert req.deadline_at == NOW + 14 * 86_400_000
+        assert req.room_id is None
+        assert req.proposal is None
+        assert await repo.request_by_filing("$f1") == req
+        assert await repo.request_by_filing("$nope") is None
+        assert await repo.request(99) is None
+
+        await repo.update_request(
+            first, state=RequestState.OPEN, room_id="!r1:x", ballot_event_id="$b1", opened_at=NOW
+        )
+        await repo.update_request(
+            second,
+            state=RequestState.DECIDED,
+            proposal=Proposal.NO_CONSENSUS,
+            outcome=Outcome.DECLINE,
+            decided_by="@chair:x",
+            rationale="Not now.",
+            decided_at=NOW + 1,
+        )
+        opened = await repo.request_by_room("!r1:x")
+        assert opened is not None
+        assert opened.id == first
+        assert opened.state is RequestState.OPEN
+        assert opened.opened_at == NOW
+        assert await repo.request_by_ballot("$b1") == opened
+        assert await repo.request_by_room("!nope:x") is None
+        decided = await repo.request(second)
+        assert decided is not None
+        assert decided.outcome is Outcome.DECLINE
+        assert decided.proposal is Proposal.NO_CONSENSUS
+        assert decided.rationale == "Not now."
+
+        assert [r.id for r in await repo.requests()] == [second, first]  # newest first
+        assert [r.id for r in await repo.requests([RequestState.OPEN])] == [first]
+        both = [RequestState.OPEN, RequestState.DECIDED]
+        assert [r.id for r in await repo.requests(both)] == [second, first]
+        assert await repo.requests([RequestState.DRAFTED]) == []
+
+        with pytest.raises(ValueError, match="not request columns"):
+            await repo.update_request(first, applicant="@mallory:x")
+        # Clearing columns works (reopen does it).
+        await repo.update_request(second, outcome=None, decided_by=None)
+        cleared = await repo.request(second)
+        assert cleared is not None
+        assert cleared.outcome is None
+
+
+async def test_filing_is_unique_per_event(db: Database) -> None:
+    async with db.transaction() as tx:
+        await new_request(Repository(tx), "$same")
+    with pytest.raises(sqlite3.IntegrityError):
+        async with db.transaction() as tx:
+            await new_request(Repository(tx), "$same")
+    assert await count(db, "requests") == 1
+
+
+async def test_eligible_snapshot_and_voters(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        await repo.seed_member("@a:x", "academia", "europe", NOW)
+        await repo.seed_member("@b:x", "civil-society", "africa", NOW)
+        await repo.seed_member("@gone:x", "academia", "europe", NOW)
+        await repo.deactivate_member("@gone:x")
+        rid = await new_request(repo)
+        assert await repo.snapshot_eligible(rid) == 2
+        assert await repo.voters(rid) == [
+            Voter("@a:x", "academia", "europe"),
+            Voter("@b:x", "civil-society", "africa"),
+        ]
+        assert await repo.is_voter(rid, "@a:x")
+        assert not await repo.is_voter(rid, "@gone:x")
+
+        # Members added after the ballot opened are not eligible; the snapshot is idempotent.
+        await repo.upsert_member("@late:x", "government", "cis", NOW, "@chair:x")
+        assert not await repo.is_voter(rid, "@late:x")
+        assert [v.user_id for v in await repo.voters(rid)] == ["@a:x", "@b:x"]
+
+        # A member removed later no longer counts, and counts again when re-added.
+        await repo.deactivate_member("@b:x")
+        assert [v.user_id for v in await repo.voters(rid)] == ["@a:x"]
+        assert not await repo.is_voter(rid, "@b:x")
+        await repo.upsert_member("@b:x", "civil-society", "africa", NOW, "@chair:x")
+        assert await repo.is_voter(rid, "@b:x")
+
+
+async def test_inputs_redactions_and_current(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        rid = await new_request(repo)
+        support = PositionInput("$s", "@a:x", Position.SUPPORT, 20, Source.REACTION)
+        concern = PositionInput("$c", "@a:x", Position.CONCERN, 10, Source.COMMAND, "hmm")
+        other = PositionInput("$o", "@b:x", None, 15, Source.COMMAND)
+        for item in (support, concern, other):
+            assert await repo.add_input(rid, item, NOW)
+        assert await repo.inputs(rid) == [concern, other, support]  # by ts
+        assert await repo.inputs(rid, "@a:x") == [concern, support]
+        assert await repo.input_by_event("$o") == (rid, other)
+        assert await repo.input_by_event("$nope") is None
+
+        # The same event is recorded once.
+        await repo.add_input(rid, support, NOW + 1)
+        assert len(await repo.inputs(rid)) == 3
+
+        assert await repo.redacted_among([], "!r:x") == set()
+        assert await repo.add_redaction("$r1", "$s", "!r:x", "@a:x", 30)
+        await repo.add_redaction("$r1", "$s", "!r:x", "@a:x", 30)
+        await repo.add_redaction("$r2", "$unknown", "!r:x", "@a:x", 31)  # target not seen yet
+        assert await repo.redacted_among(["$s", "$c", "$o"], "!r:x") == {"$s"}
+        assert await repo.redacted_among(["$s"], "!elsewhere:x") == set()
+        assert await repo.redacted_among(["$unknown"], "!r:x") == {"$unknown"}
+
+        b_support = PositionInput("$bs", "@b:x", Position.SUPPORT, 12, Source.REACTION)
+        await repo.add_input(rid, b_support, NOW)
+        await repo.set_current(rid, "@a:x", concern)
+        await repo.set_current(rid, "@b:x", b_support)
+        assert await repo.current(rid) == {"@a:x": concern, "@b:x": b_support}
+        await repo.set_current(rid, "@b:x", other)  # a withdrawal clears
+        await repo.set_current(rid, "@a:x", support)
+        assert await repo.current(rid) == {"@a:x": support}
+        await repo.set_current(rid, "@a:x", None)
+        assert await repo.current(rid) == {}
+    assert await count(db, "redactions") == 2
+
+
+async def test_duplicate_inserts_report_false(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        rid = await new_request(repo)
+        item = PositionInput("$s", "@a:x", Position.SUPPORT, 20, Source.REACTION)
+        assert await repo.add_input(rid, item, NOW) is True
+        assert await repo.add_redaction("$r", "$s", "!r:x", "@a:x", 30) is True
+        assert await repo.enqueue("txn-1", "message", {}, NOW) is True
+        duplicates = (
+            await repo.add_input(rid, item, NOW),
+            await repo.add_redaction("$r", "$s", "!r:x", "@a:x", 30),
+            await repo.enqueue("txn-1", "message", {}, NOW),
+        )
+        assert duplicates == (False, False, False)
+
+
+async def test_objections(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        rid = await new_request(repo)
+        assert await repo.open_objection(rid, "@a:x") is None
+        first = await repo.add_objection(rid, "@a:x", "$o1", None, NOW)
+        second = await repo.add_objection(rid, "@b:x", "$o2", "Not aligned.", NOW)
+        opened = await repo.open_objection(rid, "@a:x")
+        assert opened is not None
+        assert opened.id == first
+        assert opened.reason is None
+        assert opened.needs_reason
+        assert opened.state is ObjectionState.OPEN
+
+        await repo.set_objection_reason(first, "No link to our work.")
+        await repo.dispose_objection(second, ObjectionState.ADDRESSED, "@chair:x", "Answered.", NOW)
+        listed = await repo.objections(rid)
+        assert [o.id for o in listed] == [first, second]
+        assert listed[0].reason == "No link to our work."
+        assert listed[1].state is ObjectionState.ADDRESSED
+        assert listed[1].disposed_by == "@chair:x"
+        assert listed[1].rationale == "Answered."
+        assert await repo.open_objection(rid, "@b:x") is None
+        assert await repo.objection(second) == listed[1]
+        assert await repo.objection(999) is None
+        assert await repo.objections(rid + 1) == []
+
+
+async def test_outbox(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        rid = await new_request(repo)
+        payload = {"body": "héllo 👋", "nested": {"a": [1, 2]}}
+        await repo.enqueue("t1", "message", payload, NOW, request_id=rid, room_id="!r:x")
+        await repo.enqueue("t2", "reaction", {"key": "✅"}, NOW, target="$e", room_id="!r:x")
+        await repo.enqueue(
+            "t3", "message", {"body": "ballot"}, NOW, request_id=rid, purpose="ballot"
+        )
+        # A duplicate transaction ID is ignored: the first row stands.
+        await repo.enqueue("t1", "message", {"body": "other"}, NOW + 5)
+        pending = await repo.pending_outbox()
+        assert [i.txn_id for i in pending] == ["t1", "t2", "t3"]
+        first = pending[0]
+        assert first.payload == payload
+        assert (first.op, first.request_id, first.room_id, first.attempts) == (
+            "message",
+            rid,
+            "!r:x",
+            0,
+        )
+        assert pending[1].target == "$e"
+        assert pending[2].purpose == "ballot"
+        assert pending[2].room_id is None
+        assert [i.txn_id for i in await repo.pending_outbox(limit=2)] == ["t1", "t2"]
+
+        await repo.outbox_done(first.id, "$sent1", NOW + 10)
+        await repo.outbox_attempt(pending[1].id, "timeout", give_up=False)
+        await repo.outbox_attempt(pending[2].id, "forbidden", give_up=True)
+        left = await repo.pending_outbox()
+        assert [i.txn_id for i in left] == ["t2"]
+        assert left[0].attempts == 1
+        row = await tx.fetchone("SELECT * FROM outbox WHERE id = ?", (first.id,))
+        assert row is not None
+        assert (row["state"], row["result"], row["sent_at"], row["attempts"]) == (
+            "sent",
+            "$sent1",
+            NOW + 10,
+            1,
+        )
+        failed = await tx.fetchone("SELECT state FROM outbox WHERE id = ?", (pending[2].id,))
+        assert failed is not None
+        assert failed["state"] == "failed"
+    assert await count(db, "outbox") == 3
+
+
+async def test_processed_and_failed_events(db: Database) -> None:
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        assert not await repo.seen("$e1")
+        await repo.mark_processed("$e1", "!r:x", NOW)
+        await repo.mark_processed("$e1", "!r:x", NOW + 1)  # idempotent
+        assert await repo.seen("$e1")
+        assert not await repo.seen("$e2")
+        await repo.record_failure("$e2", "!r:x", "abc123", "ValueError: boom", NOW)
+        await repo.record_failure("$e2", "!r:x", "def456", "ValueError: again", NOW + 1)
+        rows = await tx.fetchall("SELECT event_id, ref, error FROM failed_events")
+        assert [tuple(r) for r in rows] == [("$e2", "def456", "ValueError: again")]
+    assert await count(db, "processed_events") == 1

@@ -164,6 +164,7 @@ async def make_group(
     deadline: str = "14d",
     reminders: tuple[str, ...] = (),
     digest: str = "",
+    rate_limit_bot: bool = False,
 ) -> Group:
     """Register a bot, a chair, members and an applicant; the chair makes the main room."""
 
@@ -171,10 +172,14 @@ async def make_group(
         return synapse.register(f"{tag}-{name}")
 
     bot_user = register("bot")
-    synapse.exempt_from_rate_limits(bot_user.user_id)
     users = {name: register(name) for name, _, _ in members}
     chair_user = register("chair")
     applicant_user = register("erin")
+    # The people are never the bottleneck under test; the bot is, when `rate_limit_bot`.
+    for user in [chair_user, applicant_user, *users.values()]:
+        synapse.exempt_from_rate_limits(user.user_id)
+    if not rate_limit_bot:
+        synapse.exempt_from_rate_limits(bot_user.user_id)
 
     def client(user: RegisteredUser) -> SimMember:
         return SimMember(synapse.base_url, user.user_id, user.access_token, user.device_id)
@@ -184,9 +189,10 @@ async def make_group(
     applicant = client(applicant_user)
     clients = [chair, *sims.values(), applicant]
     await asyncio.gather(*(c.connect() for c in clients))
-    main_room = await chair.create_room(
-        "Main room", [bot_user.user_id, *(u.user_id for u in users.values())]
-    )
+    # createRoom takes at most 10 invitees by default: invite one by one.
+    main_room = await chair.create_room("Main room", [])
+    for user in [bot_user, *users.values()]:
+        await chair.gateway.invite(main_room, user.user_id)
     await asyncio.gather(*(s.join(main_room) for s in sims.values()))
     db_path = workdir / "consensus.db"
     config_path = workdir / "config.toml"

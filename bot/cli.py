@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    check.add_argument(
+        "--offline", action="store_true", help="only the file: do not contact the homeserver"
+    )
     export = sub.add_parser("export", help="print the decision record of a request")
     export.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     export.add_argument(
@@ -90,13 +93,21 @@ def _run(config_path: Path, verbose: bool) -> int:
     return 0
 
 
-def _check_config(config_path: Path) -> int:
+def _check_config(config_path: Path, offline: bool) -> int:
     config = _load(config_path)
     if config is None:
         return EXIT_CONFIG
     print(render_config(config))
-    print(f"# {config_path}: configuration is valid", file=sys.stderr)
-    return 0
+    print(f"# {config_path}: the file is valid", file=sys.stderr)
+    if offline:
+        return 0
+    from bot.matrix.preflight import preflight
+
+    checks = asyncio.run(preflight(config))
+    for check in checks:
+        mark = "ok" if check.ok else "PROBLEM"
+        print(f"# {mark:>7}  {check.name}: {check.detail}", file=sys.stderr)
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def _verify(path: Path, head: str | None) -> int:
@@ -188,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return _run(args.config, args.verbose)
     if args.command == "check-config":
-        return _check_config(args.config)
+        return _check_config(args.config, args.offline)
     if args.command == "export":
         if args.verify is not None:
             return _verify(args.verify, args.head)

@@ -50,6 +50,8 @@ class App:
         self.syncer: Syncer | None = None
         self.timers: Timers | None = None
         self._stop = asyncio.Event()
+        self._catch_up: asyncio.Task[None] | None = None
+        self._open_ballots = 0
 
     async def start(self) -> Engine:
         """Take the lock, open the database, log in and build the services."""
@@ -63,7 +65,7 @@ class App:
             await self._patiently(
                 "logging in", lambda: self.gateway.connect(password=password, access_token=token)
             )
-            main_room_id = await self._patiently("joining the main room", self._main_room)
+            main_room_id = await self._patiently("finding the main room", self._main_room_id)
             space_id = await self._patiently("joining the Space", self._space)
             room_version = await self._patiently(
                 "reading the server's capabilities", self.gateway.default_room_version
@@ -110,7 +112,11 @@ class App:
         self.sender = OutboxSender(self.db, self.gateway, engine, self.clock)
         engine.on_queued = self.sender.kick
         self.syncer = Syncer(
-            self.gateway, engine, self.sender.kick, timeout_ms=self.sync_timeout_ms
+            self.gateway,
+            engine,
+            self.sender.kick,
+            timeout_ms=self.sync_timeout_ms,
+            on_first_batch=self._after_first_sync,
         )
         self.engine = engine
         return engine
@@ -136,9 +142,17 @@ class App:
                 await asyncio.sleep(delay * random.uniform(1, 1.3))
                 delay = min(60.0, delay * 2)
 
-    async def _main_room(self) -> str:
+    async def _main_room_id(self) -> str:
         room = self.config.group.main_room
-        room_id = await self.gateway.resolve_alias(room) if room.startswith("#") else room
+        return await self.gateway.resolve_alias(room) if room.startswith("#") else room
+
+    async def _join_main_room(self) -> None:
+        """Join the main room if needed. Only after the first sync stored a token, so that
+        every command sent there after the join is seen (a fresh database skips the
+        history of its first sync)."""
+        assert self.engine is not None
+        room = self.config.group.main_room
+        room_id = self.engine.settings.main_room_id
         if room_id not in await self.gateway.joined_rooms():
             try:
                 await self.gateway.join(room_id)
@@ -147,7 +161,6 @@ class App:
                     f"the bot is not in the main room {room} and cannot join it ({exc}); "
                     "invite it from a chair's account"
                 ) from exc
-        return room_id
 
     async def _space(self) -> str | None:
         space = self.config.group.space
@@ -176,16 +189,10 @@ class App:
             assert self.sender is not None
             assert self.syncer is not None
             self.timers.start()
-            restored = await engine.restore_timers()
-            log.info(
-                "Consensus Bot running as %s; %d open ballots",
-                engine.settings.bot_user_id,
-                restored,
-            )
+            self._open_ballots = await engine.restore_timers()
             tasks = [
                 asyncio.create_task(self.sender.run(), name="outbox"),
                 asyncio.create_task(self.syncer.run(), name="sync"),
-                asyncio.create_task(self._reconcile_at_start(), name="reconcile"),
             ]
             stopper = asyncio.create_task(self._stop.wait(), name="stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -198,7 +205,22 @@ class App:
                 if task is not stopper and not task.cancelled() and task.exception():
                     raise task.exception()  # type: ignore[misc]
         finally:
+            if self._catch_up is not None:
+                self._catch_up.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._catch_up
             await self.close()
+
+    async def _after_first_sync(self) -> None:
+        """The first sync is stored: join the main room, say we run, then catch up."""
+        assert self.engine is not None
+        await self._patiently("joining the main room", self._join_main_room)
+        log.info(
+            "Consensus Bot running as %s; %d open ballots",
+            self.engine.settings.bot_user_id,
+            self._open_ballots,
+        )
+        self._catch_up = asyncio.create_task(self._reconcile_at_start(), name="catch-up")
 
     async def _reconcile_at_start(self) -> None:
         """Catch up on ballots changed while the bot was down (the relations endpoint)."""
@@ -215,7 +237,6 @@ class App:
                 log.info("%d members have a time zone in their profile", zones)
         except GatewayError as exc:
             log.warning("start-up catch-up postponed: %s", exc)
-        await asyncio.Event().wait()  # stay alive like the other tasks
 
     async def close(self) -> None:
         """Stop timers, close the gateway and database, release the lock."""

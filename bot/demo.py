@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import io
 import itertools
 import json
 import logging
+import math
 import shutil
 import signal
 import sys
@@ -42,6 +44,8 @@ from bot.matrix.gateway import Gateway, GatewayError
 from bot.matrix.member import Event, SimMember, bot_message, reaction_to
 
 __all__ = ["run_demo"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -141,7 +145,14 @@ class Progress:
     def step(self, text: str) -> None:
         """One step of the story, stamped with the elapsed time."""
         self._clear_status()
-        print(f"[{self.elapsed:5.1f}s] {text}", file=self.out, flush=True)
+        lines = textwrap.wrap(
+            f"[{self.elapsed:5.1f}s] {text}",
+            self.width,
+            subsequent_indent=" " * 9,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+        print("\n".join(lines), file=self.out, flush=True)
 
     def quote(self, text: str) -> None:
         """A bot message (or a command's answer), indented under the step that led to it."""
@@ -191,7 +202,7 @@ def _reply_to(event_id: str) -> Callable[[Event], bool]:
 
     def match(ev: Event) -> bool:
         content = ev.get("content", {})
-        return (
+        return bool(
             content.get("consensus_bot", {}).get("kind") == "reply"
             and content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
         )
@@ -339,6 +350,7 @@ class _Story:
         self.app: App | None = None
         self.bot_task: asyncio.Task[None] | None = None
         self.main_room = ""
+        self.ballot = ""
         self.result = _Outcome()
 
     # ----------------------------------------------------------------- helpers
@@ -355,14 +367,19 @@ class _Story:
         waiting: set[asyncio.Future[Any]] = {task}
         if self.bot_task is not None:
             waiting.add(self.bot_task)
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():  # the bot stopped, or the demo is cancelled (Ctrl-C)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if task in done:
             return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
         assert self.bot_task is not None
         error = None if self.bot_task.cancelled() else self.bot_task.exception()
+        if error is not None:
+            log.error("the bot stopped while the demo was %s", doing, exc_info=error)
         raise DemoError(f"the bot stopped unexpectedly ({error or 'no error given'})")
 
     async def wait(
@@ -376,9 +393,18 @@ class _Story:
         """Wait, as `who`, for an event in `room_id`."""
         return await self.guard(doing, who.wait_for(match, room_id=room_id, timeout=timeout))
 
-    async def command(self, who: SimMember, room_id: str, text: str) -> tuple[str, Event | None]:
-        """Send a command, print it and wait for the ✅; returns its event ID and any reply."""
-        self.p.step(f"{self.name(who.user_id)}: {text}")
+    async def command(
+        self,
+        who: SimMember,
+        room_id: str,
+        text: str,
+        *,
+        answered: bool = False,
+        persona: Persona | None = None,
+    ) -> Event | None:
+        """Send a command, print it and wait for the ✅ (and the answer when `answered`)."""
+        where = f" {persona.where}" if persona else ""
+        self.p.step(f"{self.name(who.user_id)}{where}: {text}")
         event_id = await self.guard(f"sending {text!r}", who.say(room_id, text))
         ack = await self.wait(
             who,
@@ -386,15 +412,19 @@ class _Story:
             lambda ev: reaction_to(event_id, "✅")(ev) or reaction_to(event_id, "❌")(ev),
             room_id,
         )
-        reply: Event | None = None
-        if ack["content"]["m.relates_to"]["key"] == "❌":
-            reply = await self.wait(who, f"reading the refusal of {text!r}", _reply_to(event_id), room_id)
+        refused = ack["content"]["m.relates_to"]["key"] == "❌"
+        if not (answered or refused):
+            return None
+        reply = await self.wait(
+            who, f"waiting for the answer to {text!r}", _reply_to(event_id), room_id
+        )
+        if refused:
             raise DemoError(f"the bot refused {text!r}: {_body(reply)}")
-        with contextlib.suppress(TimeoutError):
-            reply = await who.wait_for(_reply_to(event_id), room_id=room_id, timeout=0.5)
-        return event_id, reply
+        return reply
 
-    async def react(self, who: SimMember, persona: Persona, ballot: str, key: str, label: str) -> str:
+    async def react(
+        self, who: SimMember, persona: Persona, ballot: str, key: str, label: str
+    ) -> str:
         """A member reacts to the ballot."""
         self.p.step(f"{persona.localpart} {persona.where} reacts {key} {label}")
         return await self.guard(
@@ -415,14 +445,14 @@ class _Story:
         self.p.doing = "joining the main room"
         await asyncio.gather(*(m.join(self.main_room) for m in self.members.values()))
         p.step(
-            f"chair creates the main room {self.main_room}, invites the bot and "
+            f"chair creates the group's main room, invites the bot and "
             f"{len(self.members)} members; the members join"
         )
         seeds = [(cast.members[m.localpart].user_id, m) for m in MEMBERS]
-        config_path.write_text(
-            _config_toml(self.synapse, cast.bot, self.main_room, cast.chair.user_id, seeds, db_path),
-            encoding="utf-8",
+        toml = _config_toml(
+            self.synapse, cast.bot, self.main_room, cast.chair.user_id, seeds, db_path
         )
+        await asyncio.to_thread(config_path.write_text, toml, encoding="utf-8")
         try:
             config = load_config(config_path)
         except ConfigError as exc:
@@ -436,7 +466,18 @@ class _Story:
             _joined(cast.bot.user_id),
             self.main_room,
         )
+        # The first sync of a fresh database skips the rooms' history (the bot does not act on
+        # old commands), so nobody speaks to the bot before that sync is done.
+        await self.guard("waiting for the bot's first sync", self._first_sync())
         p.step(f"bot is running as {cast.bot.user_id} and has joined the main room")
+
+    async def _first_sync(self) -> None:
+        """Return once the bot has applied its first sync batch."""
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while self.app is None or self.app.syncer is None or self.app.syncer.batches < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bot did not sync within {STEP_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.05)
 
     async def _set_display_names(self) -> None:
         """Friendly names for anyone who looks around with a Matrix client."""
@@ -474,14 +515,17 @@ class _Story:
         if not isinstance(number, int):
             raise DemoError(f"the bot did not file the request: {_body(answer)}")
         r.request = number
-        p.step(f"bot files it as request #{number} and opens a room for it")
+        p.step(f"bot files it as request #{number}")
 
         first = self.members[MEMBERS[0].localpart]
         r.room = await self.guard(
             "waiting for the invitation to the request room",
             first.wait_invite(lambda room: room != self.main_room, timeout=STEP_TIMEOUT),
         )
-        p.step(f"bot invites the {len(self.members)} members and the chair to {r.room}")
+        p.step(
+            f"bot opens a room for request #{number} and invites the {len(self.members)} members "
+            "and the chair"
+        )
 
         async def join(client: SimMember) -> None:
             await client.wait_invite(lambda room: room == r.room, timeout=STEP_TIMEOUT)
@@ -496,7 +540,9 @@ class _Story:
         card = await self.wait(
             first, "waiting for the request card", bot_message("request_card", number), r.room
         )
-        ballot = await self.wait(first, "waiting for the ballot", bot_message("ballot", number), r.room)
+        ballot = await self.wait(
+            first, "waiting for the ballot", bot_message("ballot", number), r.room
+        )
         # The bot seeds the ballot with its legend reactions once it knows the ballot's ID.
         await self.wait(
             first,
@@ -509,8 +555,6 @@ class _Story:
         p.quote(_first_line(_body(ballot)))
         self.ballot = str(ballot["event_id"])
 
-    ballot: str = ""
-
     async def positions(self) -> None:
         """Members take positions: support, no objection, a concern, an objection."""
         p, r, m = self.p, self.result, self.members
@@ -521,8 +565,7 @@ class _Story:
         await self.react(m[diego.localpart], diego, self.ballot, "👌", "no objection")
         await asyncio.sleep(0.3)
 
-        p.step(f"layla {layla.where} has a concern:")
-        await self.command(m[layla.localpart], r.room, f"{PREFIX} concern {CONCERN}")
+        await self.command(m[layla.localpart], r.room, f"{PREFIX} concern {CONCERN}", persona=layla)
 
         client = m[ivan.localpart]
         reaction = await self.react(client, ivan, self.ballot, "👎", "object (without a reason)")
@@ -531,9 +574,10 @@ class _Story:
         )
         p.step("bot asks ivan for a reason:")
         p.quote(_body(asked))
-        _, answer = await self.command(client, r.room, f"{PREFIX} object {OBJECTION}")
-        if answer is None:
-            answer = await self.wait(client, "waiting for the objection's receipt", _reply_to(""), r.room)
+        answer = await self.command(
+            client, r.room, f"{PREFIX} object {OBJECTION}", answered=True, persona=ivan
+        )
+        assert answer is not None
         p.quote(_body(answer))
         mine = [
             o
@@ -547,16 +591,16 @@ class _Story:
     async def dispose(self) -> None:
         """The chair lists the objections and disposes of ivan's as addressed."""
         p, r, chair = self.p, self.result, self.chair
-        _, listing = await self.command(chair, r.room, f"{PREFIX} objections")
-        if listing is not None:
-            p.quote(_body(listing))
-        _, answer = await self.command(
-            chair, r.room, f"{PREFIX} dispose {r.objection} addressed {DISPOSITION}"
+        listing = await self.command(chair, r.room, f"{PREFIX} objections", answered=True)
+        assert listing is not None
+        p.quote(_body(listing))
+        answer = await self.command(
+            chair, r.room, f"{PREFIX} dispose {r.objection} addressed {DISPOSITION}", answered=True
         )
-        if answer is not None:
-            p.quote(_body(answer))
-            states = {o.get("id"): o.get("state") for o in _meta(answer).get("objections", [])}
-            r.disposition = str(states.get(r.objection, ""))
+        assert answer is not None
+        p.quote(_body(answer))
+        states = {o.get("id"): o.get("state") for o in _meta(answer).get("objections", [])}
+        r.disposition = str(states.get(r.objection, ""))
         if r.disposition != "addressed":
             raise DemoError(f"objection #{r.objection} was not recorded as addressed")
 
@@ -594,7 +638,7 @@ class _Story:
             return
         for frame in itertools.cycle("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"):
             left = due - time.monotonic()
-            text = f"{left:4.0f}s left" if left > 0 else "any moment now"
+            text = f"{math.ceil(left):3d}s left" if left > 0 else "any moment now"
             self.p.status(f"          {frame} {text}")
             await asyncio.sleep(0.25)
 
@@ -620,7 +664,7 @@ class _Story:
         )
         p.step(f"{APPLICANT.localpart} joins the roster and is invited to the main room")
 
-    def print_summary(self, total: float) -> None:
+    def print_summary(self) -> None:
         """The closing summary block."""
         p, r = self.p, self.result
         s, o = r.summary, r.outcome
@@ -631,18 +675,17 @@ class _Story:
             ("Request", f"#{r.request} {APPLICANT.name}, {APPLICANT_ORG} {APPLICANT.where}"),
             (
                 "Outcome",
-                f"{o.get('outcome')} (decided by {self.name(str(o.get('decided_by', '')))}: "
-                f"{o.get('rationale')})",
+                f"{o.get('outcome')}: the chair ({o.get('decided_by')}) confirmed the draft",
             ),
-            ("Positions", ", ".join(f"{k} {v}" for k, v in counts.items())),
+            ("Positions", ", ".join(f"{k} {counts.get(k, 0)}" for k in EXPECTED_COUNTS)),
             (
                 "Participation",
                 f"{s.get('participated')} of {s.get('eligible')} eligible members"
                 + (f" (did not take part: {', '.join(absent)})" if absent else ""),
             ),
+            ("Concern", f"layla: {CONCERN}"),
             ("Objection", f"#{r.objection} by ivan: {r.disposition} by the chair"),
             ("In the rough", ", ".join(rough) or "nobody"),
-            ("Took", f"{total:.1f} s"),
         ]
         p.say()
         p.say("Summary")
@@ -659,7 +702,7 @@ class _Story:
         p.say("The homeserver and the bot keep running. Look around with any Matrix client")
         p.say("(Element: Sign in > Edit the homeserver):")
         p.say(f"  homeserver  {url}")
-        p.say(f"  chair       {cast.chair.user_id}   password {cast.chair.password}")
+        p.say(f"  chair       {cast.chair.user_id:<22} password {cast.chair.password}")
         for persona in MEMBERS:
             user = cast.members[persona.localpart]
             p.say(f"  member      {user.user_id:<22} password {user.password}")
@@ -680,7 +723,6 @@ class _Story:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
-        p.say()
 
     async def close(self) -> None:
         """Stop the bot and close every client (idempotent, never raises)."""
@@ -716,10 +758,10 @@ async def _play(story: _Story, config_path: Path, db_path: Path, keep_running: b
         await story.dispose()
         await story.deadline(filed_at)
         await story.confirm()
-        story.print_summary(story.p.elapsed)
+        story.p.step("the story is complete" + ("" if keep_running else "; stopping the bot"))
+        story.print_summary()
         if keep_running:
             await story.look_around()
-        story.p.step("stopping the bot and the homeserver")
     finally:
         await story.close()
 
@@ -733,11 +775,14 @@ def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
     `workdir` holds the homeserver (`synapse/`) and the bot's config, database and log
     (`bot/`, recreated on each run). Without it a temporary directory is used and removed
     at the end, unless the demo fails (to keep the logs) or `keep_running` is set.
+    Returns 1 when the story fails (after printing why and where the logs are) and 130 after
+    Ctrl-C; the homeserver is stopped in every case.
     """
     started = time.monotonic()
     out = sys.stdout
-    with contextlib.suppress(AttributeError, ValueError):
-        out.reconfigure(errors="replace")  # type: ignore[attr-defined]
+    if isinstance(out, io.TextIOWrapper):  # emoji on a terminal that cannot show them
+        with contextlib.suppress(ValueError):
+            out.reconfigure(errors="replace")
     progress = Progress(out, started)
     if importlib.util.find_spec("synapse") is None:
         print(
@@ -751,11 +796,9 @@ def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="consensus-demo-")) if workdir is None else workdir
     root = root.absolute()
     bot_dir = root / "bot"
-    shutil.rmtree(bot_dir, ignore_errors=True)  # a fresh bot on each run
-    bot_dir.mkdir(parents=True)
     bot_log = bot_dir / "bot.log"
     synapse = LocalSynapse(root / "synapse")
-    succeeded = False
+    succeeded = interrupted = False
 
     progress.say("Consensus Bot demo: one participation request from filing to outcome,")
     progress.say("played by simulated members against a real bot and homeserver.")
@@ -764,6 +807,9 @@ def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
         "(Synapse takes a few seconds)"
     )
     try:
+        progress.doing = f"preparing the work directory {root}"
+        shutil.rmtree(bot_dir, ignore_errors=True)  # a fresh bot (and database) on each run
+        bot_dir.mkdir(parents=True)
         with _bot_logging(bot_log):
             progress.doing = "starting Synapse"
             synapse.start()
@@ -776,14 +822,17 @@ def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
                 f"{len({p.region for p in MEMBERS})} regions, and the applicant"
             )
             story = _Story(synapse, cast, bot_dir, progress)
-            asyncio.run(_play(story, bot_dir / "config.toml", bot_dir / "consensus.db", keep_running))
+            asyncio.run(
+                _play(story, bot_dir / "config.toml", bot_dir / "consensus.db", keep_running)
+            )
         succeeded = True
         return 0
     except KeyboardInterrupt:
+        interrupted = True
         progress.say()
         progress.say("Interrupted: stopping the bot and the homeserver.")
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - every failure ends the demo with its story
+    except Exception as exc:  # every failure ends the demo with its story
         progress.say()
         progress.say(f"The demo failed while {progress.doing}:")
         for line in (str(exc) or type(exc).__name__).splitlines()[:30]:
@@ -795,7 +844,18 @@ def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
         return 1
     finally:
         synapse.stop()
-        if temporary and succeeded and not keep_running:
+        if succeeded:
+            progress.say()
+            progress.say(
+                f"Stopped the bot and the homeserver after {progress.elapsed:.0f} s; "
+                "nothing is left running."
+            )
+            if not keep_running:
+                progress.say(
+                    "To look around with a Matrix client afterwards, run: "
+                    "consensus-bot demo --keep-running"
+                )
+        if temporary and (interrupted or (succeeded and not keep_running)):
             shutil.rmtree(root, ignore_errors=True)
-        elif succeeded:
+        elif temporary and succeeded:
             progress.say(f"The demo's files are kept in {root}")

@@ -305,12 +305,18 @@ class Gateway:
 
         The server leaves redacted reactions out, so this is the ballot as members see it.
         """
+        return await self.relations(room_id, event_id, "m.annotation", "m.reaction")
+
+    async def relations(
+        self, room_id: str, event_id: str, rel_type: str, event_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every live event relating to `event_id` with `rel_type` (and type), raw."""
         events: list[dict[str, Any]] = []
         token: str | None = None
         base = (
             f"/_matrix/client/v1/rooms/{quote(room_id, safe='')}/relations/"
-            f"{quote(event_id, safe='')}/m.annotation/m.reaction"
-        )
+            f"{quote(event_id, safe='')}/{quote(rel_type, safe='')}"
+        ) + (f"/{quote(event_type, safe='')}" if event_type else "")
         for _ in range(1_000):  # bounded: at most 100k reactions
             query = {"limit": "100"} | ({"from": token} if token else {})
             page = await self.raw("GET", f"{base}?{urlencode(query)}")

@@ -156,7 +156,7 @@ def _breakdown_lines(rows: Sequence[GroupBreakdown]) -> list[str]:
             if shown:
                 detail += f" ({', '.join(shown)})"
         else:
-            detail += " (positions not shown for groups under 3)"
+            detail += " *"
         lines.append(f"{row.name}: {detail}")
     return lines
 
@@ -195,6 +195,8 @@ def summary(
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder)]
     lines.append("By region:")
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_region)]
+    if any(line.endswith(" *") for line in lines):
+        lines.append("  * positions not shown for groups under 3, so nobody is singled out")
     if sense.silent_stakeholder_groups:
         lines.append("No participation from: " + ", ".join(sense.silent_stakeholder_groups))
     if sense.unrepresented_stakeholder_groups:

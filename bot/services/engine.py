@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 REQUEST_STATE_TYPE = "org.consensus_bot.request"  # marks a room as a request's room
 DM_STATE_TYPE = "org.consensus_bot.dm"  # marks the bot's direct chat with a user
 POLL_START = "org.matrix.msc3381.poll.start"
+CREATE_ROOM_INVITES = 10  # Synapse refuses createRoom with more invitees
 POLL_END = "org.matrix.msc3381.poll.end"
 SYNC_TOKEN = "sync_token"  # noqa: S105 - a meta key, not a secret
 
@@ -125,7 +126,7 @@ class Engine:
 
     # --- batches ----------------------------------------------------------------------
 
-    async def apply_batch(self, batch: SyncBatch) -> BatchResult:
+    async def apply_batch(self, batch: SyncBatch, *, force: bool = False) -> BatchResult:
         """Apply a sync batch and store its token, all in one transaction."""
         now = self.clock.now_ms()
         result = BatchResult()
@@ -133,7 +134,7 @@ class Engine:
             repo = Repository(tx)
             out = Outbox(repo, now)
             for event in batch.events:
-                await self._apply_one(repo, out, event, now, result)
+                await self._apply_one(repo, out, event, now, result, force=force)
             for left in batch.left:
                 await self._on_left(repo, out, left, now)
             if batch.next_batch:
@@ -141,9 +142,15 @@ class Engine:
             result.queued = out.queued
         return result
 
-    async def apply_events(self, events: list[InboundEvent]) -> BatchResult:
-        """Apply events outside a sync (reconciliation), idempotently."""
-        return await self.apply_batch(SyncBatch(next_batch="", events=events))
+    async def apply_events(self, events: list[InboundEvent], *, force: bool = False) -> BatchResult:
+        """Apply events outside a sync (reconciliation), idempotently.
+
+        With `force`, events seen before are applied again: reconciliation re-reads
+        reactions and poll answers that may have been passed over (e.g. one that arrived
+        before its ballot's ID was stored); the ledger's event IDs keep that idempotent.
+        """
+        batch = SyncBatch(next_batch="", events=events)
+        return await self.apply_batch(batch, force=force)
 
     async def unseen(self, event_ids: list[str]) -> set[str]:
         """Which of these events were never applied."""
@@ -151,9 +158,17 @@ class Engine:
             return set(event_ids) - await Repository(tx).seen_among(event_ids)
 
     async def _apply_one(
-        self, repo: Repository, out: Outbox, event: InboundEvent, now: int, result: BatchResult
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: InboundEvent,
+        now: int,
+        result: BatchResult,
+        *,
+        force: bool = False,
     ) -> None:
-        if await repo.seen(event.event_id):
+        idempotent = isinstance(event, ReactionAdded | Redacted | PollResponse)
+        if not (force and idempotent) and await repo.seen(event.event_id):
             result.duplicates += 1
             return
         try:
@@ -366,7 +381,11 @@ class Engine:
         )
         req = await repo.request(request_id)
         assert req is not None
-        await out.create_room(request_id, self._room_spec(req))
+        spec = self._room_spec(req)
+        # Invites cost one rate-limited request each; createRoom takes up to ten at once.
+        people = {m.user_id for m in await repo.active_members()} | set(self.settings.chairs)
+        spec["invite"] = sorted(people - {self.settings.bot_user_id})[:CREATE_ROOM_INVITES]
+        await out.create_room(request_id, spec)
         return req
 
     def _room_spec(self, req: Request) -> dict[str, Any]:
@@ -420,7 +439,13 @@ class Engine:
         return [{"type": "m.space.parent", "state_key": s.space_id, "content": content}]
 
     async def room_ready(
-        self, repo: Repository, out: Outbox, request_id: int, room_id: str, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        request_id: int,
+        room_id: str,
+        now: int,
+        invited: frozenset[str] = frozenset(),
     ) -> None:
         """The request's room exists: open the ballot, post the card and invite everyone."""
         req = await repo.request(request_id)
@@ -447,7 +472,7 @@ class Engine:
                 {"via": [self.settings.server_name]},
             )
         invitees = {v.user_id for v in await repo.voters(req.id)} | set(self.settings.chairs)
-        for user_id in sorted(invitees - {self.settings.bot_user_id}):
+        for user_id in sorted(invitees - {self.settings.bot_user_id} - invited):
             await out.invite(user_id, request_id=req.id)
         await out.message(
             render.announcement(req), room_id=self.settings.main_room_id, request_id=req.id
@@ -628,11 +653,25 @@ class Engine:
         """Record what a sent operation produced."""
         out = Outbox(repo, now)
         if item.op == "create_room" and item.request_id is not None:
-            await self.room_ready(repo, out, item.request_id, result, now)
+            invited = frozenset(item.payload.get("invite", []))
+            await self.room_ready(repo, out, item.request_id, result, now, invited)
         elif item.purpose == "ballot" and item.request_id is not None:
             await repo.update_request(item.request_id, ballot_event_id=result)
         elif item.purpose == "poll" and item.request_id is not None:
             await repo.update_request(item.request_id, poll_event_id=result)
+
+    async def after_sent(self, item: OutboxItem) -> None:
+        """After a ballot or poll went out: read back anything that raced its ID being stored."""
+        if item.purpose not in ("ballot", "poll") or item.request_id is None:
+            return
+        async with self.db.transaction() as tx:
+            req = await Repository(tx).request(item.request_id)
+        if req is None or req.room_id is None:
+            return
+        try:
+            await self.reconcile({req.room_id})
+        except GatewayError as exc:
+            log.warning("could not re-read the new ballot of #%d: %s", req.id, exc)
 
     async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
         """An operation failed for good: a request whose room cannot be made is blocked."""
@@ -747,6 +786,8 @@ class Engine:
             assert req.room_id is not None
             assert req.ballot_event_id is not None
             raw = await self.gateway.reactions(req.room_id, req.ballot_event_id)
+            if req.poll_event_id:
+                raw += await self.gateway.relations(req.room_id, req.poll_event_id, "m.reference")
             events: list[InboundEvent] = []
             live: set[str] = set()
             for ev in raw:
@@ -755,6 +796,8 @@ class Engine:
                 )
                 if isinstance(decoded, ReactionAdded):
                     live.add(decoded.event_id)
+                    events.append(decoded)
+                elif isinstance(decoded, PollResponse):
                     events.append(decoded)
             for item in known[req.id]:
                 if item.source is Source.REACTION and item.event_id not in live:
@@ -767,7 +810,7 @@ class Engine:
                             item.event_id,
                         )
                     )
-            result = await self.apply_events(events)
+            result = await self.apply_events(events, force=True)
             fixed += result.applied
         return fixed
 

@@ -154,6 +154,10 @@ class OutboxHooks(Protocol):
         """The bot's direct chat with a user, created when there is none yet."""
         ...
 
+    async def after_sent(self, item: OutboxItem) -> None:
+        """Work to do once the sent operation's result is committed."""
+        ...
+
 
 class OutboxSender:
     """Sends queued operations in order; `kick()` wakes it, `run()` is its task."""
@@ -244,6 +248,7 @@ class OutboxSender:
                 await repo.outbox_done(item.id, result, self.clock.now_ms())
                 await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
             self.sent += 1
+            await self.hooks.after_sent(item)
             return
 
     async def _resolve(self, item: OutboxItem) -> tuple[str, str | None]:
@@ -283,6 +288,7 @@ class OutboxSender:
                 topic=p["topic"],
                 initial_state=p["initial_state"],
                 power_level_override=p["power_levels"],
+                invite=p.get("invite", []),
             )
         room_id, target = await self._resolve(item)
         if item.op == "message":

@@ -37,6 +37,7 @@ class Syncer:
         timeout_ms: int = 30_000,
         watchdog_s: float = 300.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_first_batch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.gateway = gateway
         self.engine = engine
@@ -44,6 +45,7 @@ class Syncer:
         self.timeout_ms = timeout_ms
         self.watchdog_s = watchdog_s
         self._sleep = sleep
+        self._on_first_batch = on_first_batch
         self._pending_invites: dict[str, Invite] = {}
         self.batches = 0
         self.failures = 0
@@ -119,6 +121,9 @@ class Syncer:
                 except GatewayError as exc:
                     log.warning("reconciliation postponed: %s", exc)
                 self.wake_sender()
+            if self._on_first_batch is not None:
+                callback, self._on_first_batch = self._on_first_batch, None
+                await callback()
             self.synced.set()
             self.synced = asyncio.Event()
 

@@ -279,8 +279,11 @@ async def test_filing_and_opening_a_request(world: World) -> None:
     kinds = [i.payload["consensus_bot"]["kind"] for i in await world.messages()]
     assert "request_card" in kinds
     assert "ballot" in kinds
-    invites = sorted(i.payload["user_id"] for i in await world.pending() if i.op == "invite")
-    assert invites == sorted([*MEMBERS, CHAIR])
+    # Up to ten invitees ride on createRoom (one rate-limited request); the rest are
+    # invited one by one; everyone exactly once.
+    invites = [i.payload["user_id"] for i in await world.pending() if i.op == "invite"]
+    assert 0 < len(spec["invite"]) <= 10
+    assert sorted(spec["invite"] + invites) == sorted([*MEMBERS, CHAIR])
     seeded = [i for i in await world.pending() if i.op == "reaction" and i.target == "ballot"]
     assert [i.payload["key"] for i in seeded] == ["👍", "👌", "🤔", "👎", "🤐"]
     announcement = [i for i in await world.messages() if i.room_id == MAIN]

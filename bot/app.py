@@ -116,6 +116,7 @@ class App:
             engine,
             self.sender.kick,
             timeout_ms=self.sync_timeout_ms,
+            watchdog_s=m.sync_watchdog_ms / 1000,
             on_first_batch=self._after_first_sync,
         )
         self.engine = engine

@@ -376,11 +376,17 @@ class MatrixConfig(_Section):
     device_id: Annotated[str, AfterValidator(_check_token)] = "CONSENSUSBOT"
     command_prefix: Annotated[str, AfterValidator(_check_token)] = "!cb"
     allowed_inviters: tuple[UserId, ...] = ()
+    sync_watchdog: DurationText = "5m"
 
     _password: SecretStr | None = PrivateAttr(default=None)
     _access_token: SecretStr | None = PrivateAttr(default=None)
     _password_source: str | None = PrivateAttr(default=None)
     _access_token_source: str | None = PrivateAttr(default=None)
+
+    @property
+    def sync_watchdog_ms(self) -> int:
+        """How long sync may fail before the bot logs it as an error, in milliseconds."""
+        return parse_duration(self.sync_watchdog)
 
     @property
     def password(self) -> SecretStr | None:
@@ -883,6 +889,7 @@ def render_config(config: Config) -> str:
         f"device_id = {_toml(m.device_id)}",
         f"command_prefix = {_toml(m.command_prefix)}",
         f"allowed_inviters = {_toml(m.allowed_inviters)}",
+        f"sync_watchdog = {_toml(m.sync_watchdog)}",
         "",
         "[storage]",
         f"path = {_toml(config.storage.path)}",

@@ -123,6 +123,7 @@ def config_toml(
     quorum: float = 0.5,
     reminders: tuple[str, ...] = (),
     digest: str = "",
+    watchdog: str = "5m",
 ) -> str:
     """A complete config file for a test group."""
     seeds = "".join(
@@ -135,6 +136,7 @@ homeserver = "{synapse.base_url}"
 user_id = "{bot_user.user_id}"
 access_token = "{bot_user.access_token}"
 device_id = "{bot_user.device_id}"
+sync_watchdog = "{watchdog}"
 
 [storage]
 path = "{db_path}"
@@ -165,6 +167,7 @@ async def make_group(
     reminders: tuple[str, ...] = (),
     digest: str = "",
     rate_limit_bot: bool = False,
+    watchdog: str = "5m",
 ) -> Group:
     """Register a bot, a chair, members and an applicant; the chair makes the main room."""
 
@@ -207,6 +210,7 @@ async def make_group(
             deadline=deadline,
             reminders=reminders,
             digest=digest,
+            watchdog=watchdog,
         )
     )
     bot = BotProcess(config_path, workdir / "bot.log")

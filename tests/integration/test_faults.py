@@ -134,7 +134,7 @@ def own_synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Local
 
 async def test_homeserver_outage(own_synapse: LocalSynapse, tmp_path: Path) -> None:
     """Synapse stops for 30 s mid-request: the bot backs off (no storm) and finishes the job."""
-    group = await make_group(own_synapse, tmp_path, "outage")
+    group = await make_group(own_synapse, tmp_path, "outage", watchdog="10s")
     try:
         group.bot.start()
         await group.bot.wait_ready()
@@ -152,6 +152,8 @@ async def test_homeserver_outage(own_synapse: LocalSynapse, tmp_path: Path) -> N
         failures = len(re.findall(r"sync failed", during))
         # Exponential backoff with jitter: a handful of attempts in 30 s, not a storm.
         assert 2 <= failures <= 10, during[-2000:]
+        # Past the configured watchdog (10 s) the failure is logged as an error.
+        assert re.search(r"ERROR bot\.services\.syncer: sync has failed for \d+ s", during)
 
         await m["carol"].react(room, ballot, "👍")
         await group.chair.wait_invite(lambda r: r == room)

@@ -170,19 +170,19 @@ class Repository:
         """Remember a member's time zone (from their m.tz profile field)."""
         await self.tx.execute("UPDATE members SET tz = ? WHERE user_id = ?", (tz, user_id))
 
-    async def member_tzs(self, user_ids: Iterable[str]) -> dict[str, str | None]:
-        """Known time zones of these members."""
-        ids = list(user_ids)
-        if not ids:
-            return {}
-        marks = ",".join("?" for _ in ids)
-        rows = await self.tx.fetchall(
-            f"SELECT user_id, tz FROM members WHERE user_id IN ({marks})",  # noqa: S608
-            ids,
-        )
-        return {r[0]: r[1] for r in rows}
+    async def member_zones(self) -> set[str | None]:
+        """The distinct time zones of active members (None and "" for unknown)."""
+        rows = await self.tx.fetchall("SELECT DISTINCT tz FROM members WHERE active = 1")
+        return {r[0] or None for r in rows}
 
-    # --- requests ---------------------------------------------------------------------
+    async def voter_zones(self, request_id: int) -> dict[str, str | None]:
+        """Time zone (or None) of every member eligible on a request and still active."""
+        rows = await self.tx.fetchall(
+            "SELECT e.user_id, m.tz FROM eligible e "
+            "JOIN members m ON m.user_id = e.user_id AND m.active = 1 WHERE e.request_id = ?",
+            (request_id,),
+        )
+        return {r[0]: (r[1] or None) for r in rows}
 
     async def request_by_filing(self, filed_event_id: str) -> Request | None:
         """The request filed by a given event, if any."""

@@ -41,8 +41,15 @@ class Calendar:
 
     # --- per request ------------------------------------------------------------------
 
-    async def schedule(self, repo: Repository, req: Request) -> None:
-        """(Re)schedule a request's deadline and reminders from what is stored."""
+    async def schedule(
+        self, repo: Repository, req: Request, zones: set[str | None] | None = None
+    ) -> None:
+        """(Re)schedule a request's deadline and reminders from what is stored.
+
+        One reminder job per slot and distinct send time: members' zones are few, so this
+        costs O(zones) per request, not O(members); who gets reminded is worked out when
+        the job fires. `zones` lets a caller scheduling many requests look them up once.
+        """
         if self.timers is None:
             return
         self.timers.cancel_prefix(f"req:{req.id}:")
@@ -53,33 +60,32 @@ class Calendar:
         offsets = sorted(e.settings.reminders_ms, reverse=True)
         if not offsets:
             return
-        voters = [v.user_id for v in await repo.voters(req.id)]
-        tzs = await repo.member_tzs(voters)
-        now = e.clock.now_ms()
-        opened = req.opened_at or now
+        if zones is None:
+            zones = await repo.member_zones()
+        opened = req.opened_at or req.created_at
         for offset in offsets:
             due = req.deadline_at - offset
             if due <= opened:
                 continue  # the ballot is shorter than this reminder's lead time
             slot = f"{offset}@{req.deadline_at}"
-            groups: dict[int, list[str]] = {}
-            for member in voters:
-                tz = zone(tzs.get(member), e.settings.group_tz)
-                groups.setdefault(reminder_time(due, tz, max(now, opened)), []).append(member)
             last = offset == offsets[-1]
-            for when, members in groups.items():
+            for when in {self._send_time(due, tz, opened) for tz in zones | {None}}:
                 job = f"req:{req.id}:remind:{slot}:{when}"
-                self.timers.at(job, when, self.fire_reminder, req.id, slot, tuple(members), last)
+                self.timers.at(job, when, self.fire_reminder, req.id, slot, when, last)
+
+    def _send_time(self, due: int, tz: str | None, opened: int) -> int:
+        """When a member in `tz` gets a reminder due at `due` (depends on nothing else, so
+        scheduling and firing agree)."""
+        return reminder_time(due, zone(tz, self.engine.settings.group_tz), opened)
 
     def unschedule(self, request_id: int) -> None:
         """Drop every job of a request (closed, decided or blocked)."""
         if self.timers is not None:
             self.timers.cancel_prefix(f"req:{request_id}:")
 
-    async def fire_reminder(
-        self, request_id: int, slot: str, members: tuple[str, ...], last: bool
-    ) -> None:
-        """Remind those of `members` who still have no position (once per slot each)."""
+    async def fire_reminder(self, request_id: int, slot: str, when: int, last: bool) -> None:
+        """Remind the members whose send time for `slot` is `when` and who still have no
+        position (once per slot each)."""
         e = self.engine
         now = e.clock.now_ms()
         async with e.db.transaction() as tx:
@@ -89,6 +95,12 @@ class Calendar:
                 return
             if not slot.endswith(f"@{req.deadline_at}"):
                 return  # the deadline moved; the new schedule has its own slots
+            due = req.deadline_at - int(slot.split("@", 1)[0])
+            opened = req.opened_at or req.created_at
+            zones = await repo.voter_zones(req.id)
+            members = tuple(
+                m for m, tz in zones.items() if self._send_time(due, tz, opened) == when
+            )
             sent = await self.remind(repo, Outbox(repo, now), req, now, slot, members)
             if last:
                 await self._note_silent_groups(repo, Outbox(repo, now), req, now, slot)
@@ -106,11 +118,10 @@ class Calendar:
     ) -> int:
         """Queue a reminder DM to each eligible member without a position; returns how many."""
         e = self.engine
-        voters = [v.user_id for v in await repo.voters(req.id)]
-        targets = voters if members is None else [m for m in members if m in voters]
+        tzs = await repo.voter_zones(req.id)
+        targets = sorted(tzs) if members is None else [m for m in members if m in tzs]
         current = await repo.current(req.id)
         done = await repo.reminded(req.id, slot)
-        tzs = await repo.member_tzs(targets)
         count = 0
         for member in targets:
             if member in current or member in done:

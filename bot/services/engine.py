@@ -618,8 +618,9 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             open_requests = await repo.requests([RequestState.OPEN])
+            zones = await repo.member_zones()
             for req in open_requests:
-                await self.calendar.schedule(repo, req)
+                await self.calendar.schedule(repo, req, zones)
         s = self.settings
         if s.digest_cron is not None:
             self.timers.cron("digest", s.digest_cron, zone(s.group_tz), self.calendar.fire_digest)
@@ -719,7 +720,7 @@ class Engine:
         async with self.db.transaction() as tx:
             await Repository(tx).set_dm_room(user_id, room_id, self.clock.now_ms())
 
-    async def refresh_timezones(self, limit: int = 500) -> int:
+    async def refresh_timezones(self, limit: int = 100) -> int:
         """Read members' `m.tz` profile field (spec v1.16) where not known yet.
 
         "" is stored for "looked up, none set", so each member is asked once; open ballots
@@ -748,8 +749,9 @@ class Engine:
             repo = Repository(tx)
             for user_id, tz in found.items():
                 await repo.set_member_tz(user_id, tz)
+            zones = await repo.member_zones()
             for req in await repo.requests([RequestState.OPEN]):
-                await self.calendar.schedule(repo, req)
+                await self.calendar.schedule(repo, req, zones)
         return sum(1 for tz in found.values() if tz)
 
     async def _find_marked_room(self, state_type: str, marker: dict[str, Any]) -> str | None:

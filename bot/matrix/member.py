@@ -10,6 +10,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from bot.matrix.gateway import Gateway
 
@@ -109,6 +110,11 @@ class SimMember:
     async def redact(self, room_id: str, event_id: str) -> str:
         """Redact one's own event (retract a reaction)."""
         return await self.gateway.redact(room_id, event_id, f"sim{next(_txn)}")
+
+    async def set_profile_field(self, name: str, value: str) -> None:
+        """Set a profile field (e.g. `m.tz`, spec v1.16)."""
+        path = f"/_matrix/client/v3/profile/{quote(self.user_id, safe='')}/{quote(name, safe='')}"
+        await self.gateway.raw("PUT", path, {name: value})
 
     async def send_event(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         """Send any event (e.g. a poll response)."""

@@ -63,6 +63,8 @@ async def group(
     ]
     kwargs = {"reminders": ("12s",), "deadline": "14d"} if tag == "time" else {}
     g = await make_group(synapse, tmp_path, tag, **kwargs)  # type: ignore[arg-type]
+    if tag == "time":
+        await g.members["carol"].set_profile_field("m.tz", "Asia/Tokyo")
     g.bot.start()
     await g.bot.wait_ready()
     try:
@@ -195,6 +197,9 @@ async def test_reminders_digest_and_restart(group: Group) -> None:
         reminder = await m[name].wait_for(bot_message("reminder", 1), room_id=dm)
         assert reminder["content"]["m.mentions"] == {"user_ids": [m[name].user_id]}
         assert room in reminder["content"]["body"]
+        # carol's profile says Asia/Tokyo (m.tz): her deadline is shown in JST and UTC.
+        local = "JST (" if name == "carol" else "UTC"
+        assert local in reminder["content"]["body"]
     await m["alice"].sync(0)
     assert not m["alice"].invites
 

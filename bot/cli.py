@@ -7,10 +7,12 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config, render_config
+from storage.database import Database
 
 EXIT_CONFIG = 2
 
@@ -110,6 +112,17 @@ def _check_config(config_path: Path, offline: bool) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+@asynccontextmanager
+async def _database(config: Config) -> AsyncIterator[Database]:
+    """The bot's database, opened (and migrated) for a one-off command."""
+    db = Database(config.storage.path)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
 def _verify(path: Path, head: str | None) -> int:
     from bot.domain.record import verify_json
 
@@ -130,7 +143,6 @@ def _verify(path: Path, head: str | None) -> int:
 
 def _export(config_path: Path, request: int | None, fmt: str) -> int:
     from bot.services.export import ExportError, export_record, render
-    from storage.database import Database
     from storage.repo import Repository
 
     config = _load(config_path)
@@ -138,28 +150,23 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
         return EXIT_CONFIG
 
     async def run() -> str:
-        db = Database(config.storage.path)
-        await db.open()
-        try:
-            async with db.transaction() as tx:
-                repo = Repository(tx)
-                number = request
-                if number is None:
-                    newest = await repo.requests()
-                    if not newest:
-                        raise ExportError("there are no requests yet")
-                    number = newest[0].id
-                    print(f"# exporting request #{number} (the newest)", file=sys.stderr)
-                record = await export_record(
-                    repo,
-                    number,
-                    group_name=config.group.name,
-                    quorum=config.process.quorum,
-                    appeal_window_ms=config.process.appeal_window_ms,
-                )
-            return render(record, fmt)  # type: ignore[arg-type]
-        finally:
-            await db.close()
+        async with _database(config) as db, db.transaction() as tx:
+            repo = Repository(tx)
+            number = request
+            if number is None:
+                newest = await repo.requests()
+                if not newest:
+                    raise ExportError("there are no requests yet")
+                number = newest[0].id
+                print(f"# exporting request #{number} (the newest)", file=sys.stderr)
+            record = await export_record(
+                repo,
+                number,
+                group_name=config.group.name,
+                quorum=config.process.quorum,
+                appeal_window_ms=config.process.appeal_window_ms,
+            )
+        return render(record, fmt)  # type: ignore[arg-type]
 
     try:
         sys.stdout.write(asyncio.run(run()))
@@ -170,19 +177,15 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
 
 
 def _backup(config_path: Path, dest: Path) -> int:
-    from storage.database import Database, DatabaseError
+    from storage.database import DatabaseError
 
     config = _load(config_path)
     if config is None:
         return EXIT_CONFIG
 
     async def run() -> None:
-        db = Database(config.storage.path)
-        await db.open()
-        try:
+        async with _database(config) as db:
             await db.backup(dest)
-        finally:
-            await db.close()
 
     try:
         asyncio.run(run())

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.durations import format_duration, format_utc
 from bot.domain.ledger import PositionInput, Source
-from bot.domain.lifecycle import Action, LifecycleError, Outcome, RequestState, outcome_for
+from bot.domain.lifecycle import (
+    Action,
+    LifecycleError,
+    Outcome,
+    RequestState,
+    outcome_for,
+    transition,
+)
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.request import Applicant, Request
@@ -505,7 +512,7 @@ class Handlers:
         due = ctx.now + int(args["duration"])
         await ctx.repo.update_request(
             req.id,
-            state=transition_or_raise(req.state, Action.REOPEN),
+            state=transition(req.state, Action.REOPEN),
             deadline_at=due,
             closed_at=None,
             proposal=None,
@@ -647,13 +654,6 @@ class Handlers:
     async def not_yet(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """Declared commands whose feature is not in this version yet."""
         return fail(f"{self.prefix} {self._spec_name(ctx)} is not available in this version yet.")
-
-
-def transition_or_raise(state: RequestState, action: Action) -> RequestState:
-    """The lifecycle transition (raises LifecycleError with the reason)."""
-    from bot.domain.lifecycle import transition
-
-    return transition(state, action)
 
 
 class _Refused(Exception):

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.config import Config
+from bot.domain.lifecycle import RequestState
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.clock import Clock, SystemClock
 from bot.services.deadlines import Timers
@@ -185,12 +186,13 @@ class App:
     async def run(self) -> None:
         """Run until `stop()` (or cancellation); always releases what it took."""
         try:
-            engine = await self.start()
+            await self.start()
             assert self.timers is not None
             assert self.sender is not None
             assert self.syncer is not None
             self.timers.start()
-            self._open_ballots = await engine.restore_timers()
+            async with self.db.transaction() as tx:
+                self._open_ballots = len(await Repository(tx).requests([RequestState.OPEN]))
             tasks = [
                 asyncio.create_task(self.sender.run(), name="outbox"),
                 asyncio.create_task(self.syncer.run(), name="sync"),
@@ -224,7 +226,11 @@ class App:
         self._catch_up = asyncio.create_task(self._reconcile_at_start(), name="catch-up")
 
     async def _reconcile_at_start(self) -> None:
-        """Catch up on ballots changed while the bot was down (the relations endpoint)."""
+        """Catch up on what happened while the bot was down, then start the timers.
+
+        Deadlines are restored only now, after the first sync and the reconciliation: an
+        overdue deadline must not close a ballot before the positions sent in time are in.
+        """
         assert self.engine is not None
         assert self.sender is not None
         try:
@@ -232,6 +238,10 @@ class App:
             if fixed:
                 log.info("reconciled %d reactions missed while down", fixed)
                 self.sender.kick()
+        except GatewayError as exc:
+            log.warning("start-up reconciliation postponed: %s", exc)
+        await self.engine.restore_timers()
+        try:
             await self.engine.calendar.catch_up_digest()
             zones = await self.engine.refresh_timezones()
             if zones:

@@ -66,6 +66,7 @@ def _load(path: Path) -> Config | None:
 
 def _run(config_path: Path, verbose: bool) -> int:
     from bot.app import App, StartupError
+    from bot.matrix.gateway import AuthLost
     from storage.database import DatabaseError
     from storage.lock import AlreadyRunning
 
@@ -89,7 +90,7 @@ def _run(config_path: Path, verbose: bool) -> int:
 
     try:
         asyncio.run(main())
-    except (AlreadyRunning, StartupError, DatabaseError) as exc:
+    except (AlreadyRunning, StartupError, DatabaseError, AuthLost) as exc:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -52,6 +52,11 @@ class GatewayError(Exception):
         self.retry_after_ms = retry_after_ms
 
     @property
+    def auth(self) -> bool:
+        """True when the homeserver no longer accepts the bot's login."""
+        return self.status == 401 or self.errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN")
+
+    @property
     def transient(self) -> bool:
         """True for outages, timeouts and rate limits: the same call may work later."""
         if self.errcode == "M_LIMIT_EXCEEDED" or self.status == 429:
@@ -65,6 +70,17 @@ class GatewayError(Exception):
         if self.status:
             parts.append(f"HTTP {self.status}")
         return " / ".join(parts)
+
+
+class AuthLost(Exception):
+    """The homeserver rejected the bot's access token: stop, nothing is marked failed."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(
+            f"the homeserver no longer accepts the bot's login ({error}); if the config has an "
+            "access_token, put in a new one; with a password the bot logs in again at start. "
+            "Nothing queued was lost: it is sent after the restart"
+        )
 
 
 def _check(resp: Any, ok: type) -> Any:

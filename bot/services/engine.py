@@ -116,6 +116,7 @@ class Engine:
         self.timers = timers
         self.handlers = Handlers(self)
         self.calendar = Calendar(self)
+        self._redraft: set[int] = set()  # drafts to post again at the end of this batch
 
     on_queued: Any = None  # set by the app: wakes the outbox sender
 
@@ -133,8 +134,13 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             out = Outbox(repo, now)
+            self._redraft = set()
             for event in batch.events:
                 await self._apply_one(repo, out, event, now, result, force=force)
+            for request_id in sorted(self._redraft):
+                late = await repo.request(request_id)
+                if late is not None and late.state is RequestState.DRAFTED:
+                    await self.post_draft(repo, out, late)
             for left in batch.left:
                 await self._on_left(repo, out, left, now)
             if batch.next_batch:
@@ -258,6 +264,9 @@ class Engine:
             return  # a redaction only counts in the room of what it redacts
         if req.state is RequestState.OPEN:  # else the reopen recomputes
             await self._recompute(repo, out, req, item.member, now, None)
+        elif req.counts_late(event.ts):
+            self._redraft.add(req.id)
+            await self._recompute(repo, out, req, item.member, now, None)
 
     async def record_input(
         self,
@@ -273,9 +282,14 @@ class Engine:
         current position (inputs to a closed ballot are kept and count after a reopen)."""
         if not await repo.add_input(req.id, item, now):
             return None
-        if req.state is not RequestState.OPEN:
-            return None
-        return await self._recompute(repo, out, req, item.member, now, ask_reason_in_reply_to)
+        if req.state is RequestState.OPEN:
+            return await self._recompute(repo, out, req, item.member, now, ask_reason_in_reply_to)
+        if req.counts_late(item.ts):
+            # Sent before the close but seen after it (a slow sync, or the bot was down):
+            # it counts, and the chair gets the draft again once this batch is applied.
+            self._redraft.add(req.id)
+            return await self._recompute(repo, out, req, item.member, now, None)
+        return None
 
     async def recompute_all(self, repo: Repository, out: Outbox, req: Request, now: int) -> None:
         """Recompute every member's current position (after a reopen)."""
@@ -292,6 +306,8 @@ class Engine:
         ask_reason_in_reply_to: str | None,
     ) -> PositionInput | None:
         inputs = await repo.inputs(req.id, member)
+        if req.state is RequestState.DRAFTED:  # a late input: only what was sent in time
+            inputs = [i for i in inputs if req.counts_late(i.ts)]
         assert req.room_id is not None
         redacted = await repo.redacted_among((i.event_id for i in inputs), req.room_id)
         latest = current_input(inputs, redacted)

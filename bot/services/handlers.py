@@ -311,7 +311,7 @@ class Handlers:
             req = await self._target(ctx, args)
         except _Refused as exc:
             return fail(str(exc))
-        if req.state is not RequestState.OPEN:
+        if req.state is not RequestState.OPEN and not req.counts_late(ctx.event.ts):
             return fail(f"the ballot of request #{req.id} is not open.", req.id)
         if not await ctx.repo.is_voter(req.id, ctx.event.sender):
             return fail(

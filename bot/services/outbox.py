@@ -10,13 +10,14 @@ transaction ID so a resend after a crash is dropped by the homeserver. Transient
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from bot.matrix.gateway import Gateway, GatewayError
+from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.matrix.render import Message
 from bot.services.clock import Clock
 from storage.database import Database
@@ -35,6 +36,9 @@ def dm(user_id: str) -> str:
 
 
 MAX_BACKOFF_S = 60.0
+TRIES_PER_PASS = 4  # transient failures (not rate limits) before an item is deferred
+RETRY_DEFERRED_S = 30.0  # how soon deferred items are tried again
+MAX_ATTEMPTS = 500  # deferred passes before an item fails for good (~4 h)
 
 
 def new_txn_id() -> str:
@@ -189,10 +193,15 @@ class OutboxSender:
     async def run(self) -> None:
         """Send for ever (the app cancels this task to stop)."""
         self._wake.set()  # anything left from before a restart goes out first
+        deferred = False
         while True:
-            await self._wake.wait()
+            if deferred:  # something is stuck: try it again in a while, or when kicked
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), RETRY_DEFERRED_S)
+            else:
+                await self._wake.wait()
             self._wake.clear()
-            await self.drain()
+            deferred = await self.drain()
             if not self._wake.is_set():
                 self._idle.set()
 
@@ -200,56 +209,83 @@ class OutboxSender:
         """Wait until everything queued so far has been sent or failed (tests, demo)."""
         await self._idle.wait()
 
-    async def drain(self) -> None:
-        """Send everything pending now, in order."""
+    async def drain(self) -> bool:
+        """Send everything pending now, in order; True when something had to be deferred.
+
+        Order is kept per request and per room: when an item is deferred (its homeserver
+        call keeps failing), the later items of the same request or room wait with it and
+        everything else goes on.
+        """
+        stuck: set[object] = set()
         while True:
             async with self.db.transaction() as tx:
-                items = await Repository(tx).pending_outbox()
-            if not items:
-                return
-            for item in items:
+                items = await Repository(tx).pending_outbox(limit=500)
+            ready = [i for i in items if not _keys(i) & stuck]
+            if not ready:
+                return bool(stuck)
+            for item in ready:
+                if _keys(item) & stuck:
+                    continue
                 try:
-                    await self._send_one(item)
+                    done = await self._send_one(item)
+                except AuthLost:
+                    raise
                 except Exception:
                     # A bug must not stop every later message: set this one aside, loudly.
                     log.exception("outbox item %s (%s) failed; set aside", item.id, item.op)
                     async with self.db.transaction() as tx:
                         await Repository(tx).outbox_attempt(item.id, "internal error", give_up=True)
+                    continue
+                if not done:
+                    stuck |= _keys(item)
 
-    async def _send_one(self, item: OutboxItem) -> None:
+    async def _send_one(self, item: OutboxItem) -> bool:
+        """Send one item; False when it keeps failing and is deferred for a while."""
         delay = 1.0
         tries = 0
         while True:
             try:
                 result = await self._perform(item, retry=tries > 0 or item.attempts > 0)
             except GatewayError as exc:
-                if exc.transient:
+                if exc.auth:
+                    raise AuthLost(exc) from exc
+                limited = exc.errcode == "M_LIMIT_EXCEEDED" or exc.status == 429
+                if exc.transient and (limited or tries < TRIES_PER_PASS):
+                    # A rate limit binds the whole account: wait it out in place.
                     self.retries += 1
                     wait = (exc.retry_after_ms or 0) / 1000 or delay
                     wait = min(MAX_BACKOFF_S, wait) * random.uniform(1.0, 1.3)
                     log.warning("send %s %s: %s; retrying in %.1fs", item.op, item.id, exc, wait)
                     await self._sleep(wait)
                     delay = min(MAX_BACKOFF_S, delay * 2)
-                    tries += 1
+                    tries += 0 if limited else 1
                     continue
+                if exc.transient and item.attempts + 1 < MAX_ATTEMPTS:
+                    log.warning("send %s %s keeps failing (%s); deferred", item.op, item.id, exc)
+                    async with self.db.transaction() as tx:
+                        await Repository(tx).outbox_attempt(item.id, str(exc)[:500], give_up=False)
+                    return False
                 log.error("send %s %s failed for good: %s", item.op, item.id, exc)
                 async with self.db.transaction() as tx:
                     repo = Repository(tx)
                     await repo.outbox_attempt(item.id, str(exc)[:500], give_up=True)
                     await self.hooks.on_failed(repo, item, str(exc), self.clock.now_ms())
-                return
+                return True
             except _Unresolvable as exc:
                 log.error("send %s %s dropped: %s", item.op, item.id, exc)
                 async with self.db.transaction() as tx:
                     await Repository(tx).outbox_attempt(item.id, str(exc), give_up=True)
-                return
+                return True
             async with self.db.transaction() as tx:
                 repo = Repository(tx)
                 await repo.outbox_done(item.id, result, self.clock.now_ms())
                 await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
             self.sent += 1
-            await self.hooks.after_sent(item)
-            return
+            try:
+                await self.hooks.after_sent(item)
+            except Exception:  # the item is sent; a follow-up failing must not undo that
+                log.exception("after sending outbox item %s", item.id)
+            return True
 
     async def _resolve(self, item: OutboxItem) -> tuple[str, str | None]:
         """The room and target event of an item, filled in from its request when needed."""
@@ -326,6 +362,16 @@ class OutboxSender:
             await self.gateway.invite(room_id, item.payload["user_id"])
             return str(item.payload["user_id"])
         raise _Unresolvable(f"unknown operation {item.op}")
+
+
+def _keys(item: OutboxItem) -> set[object]:
+    """What an item's order is kept within: its request and its room."""
+    keys: set[object] = set()
+    if item.request_id is not None:
+        keys.add(("request", item.request_id))
+    if item.room_id is not None:
+        keys.add(("room", item.room_id))
+    return keys
 
 
 class _Unresolvable(Exception):

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.matrix.decode import decode_event, decode_sync, sync_filter
 from bot.matrix.events import InboundEvent, Invite
-from bot.matrix.gateway import Gateway, GatewayError
+from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.services.engine import SYNC_TOKEN, Engine
 from storage.repo import Repository
 
@@ -68,6 +68,8 @@ class Syncer:
             try:
                 raw = await self.gateway.sync(token, 0 if first else self.timeout_ms, filt)
             except GatewayError as exc:
+                if exc.auth:
+                    raise AuthLost(exc) from exc
                 self.failures += 1
                 now = loop.time()
                 failing_since = failing_since or now

@@ -631,9 +631,14 @@ async def test_close_posts_the_draft_with_counts(opened: World) -> None:
     assert req.state is RequestState.DRAFTED
     assert req.proposal is Proposal.ROUGH_CONSENSUS_ADMIT
     assert req.closed_at == T0 + DAY
-    # The ballot is closed: a late reaction is not counted.
-    await w.apply(w.reaction(DAVE, "👎"))
+    # The ballot is closed: a reaction sent after the close is not counted...
+    await w.apply(w.reaction(DAVE, "👎", ts=T0 + DAY + 1_000))
     assert DAVE not in await w.positions()
+    # ...but one sent before the close and seen only now counts, and the chair gets the
+    # draft again (once for the whole batch).
+    await w.apply(w.reaction(DAVE, "👌", ts=T0 + DAY - 5_000), w.reaction(ALICE, "✅"))
+    assert (await w.positions())[DAVE] == Position.NO_OBJECTION
+    assert len(await w.messages("summary")) == 2
     # Closing twice is refused.
     again = w.command(CHAIR, "!cb close")
     await w.apply(again)

@@ -143,6 +143,23 @@ class Repository:
             (user_id, stakeholder, region, now),
         )
 
+    async def withdraw_admission(self, user_id: str, request_id: int) -> bool:
+        """Undo the roster entry an admission made (on reopen); False if there was none."""
+        changed = await self.tx.execute(
+            "UPDATE members SET active = 0 WHERE user_id = ? AND added_by = ? AND active = 1",
+            (user_id, f"admission:#{request_id}"),
+        )
+        return changed > 0
+
+    async def active_request_for(self, applicant: str) -> int | None:
+        """The number of a request for this applicant that is not decided yet, if any."""
+        value = await self.tx.fetchval(
+            "SELECT id FROM requests WHERE applicant = ? "
+            "AND state IN ('pending', 'open', 'drafted') ORDER BY id LIMIT 1",
+            (applicant,),
+        )
+        return None if value is None else int(value)
+
     async def deactivate_member(self, user_id: str) -> bool:
         """Mark a member inactive; False when not an active member."""
         changed = await self.tx.execute(
@@ -379,15 +396,19 @@ class Repository:
         return changed > 0
 
     async def redacted_among(self, event_ids: Iterable[str], room_id: str) -> set[str]:
-        """Which of these events (all in `room_id`) were redacted there."""
+        """Which of these position inputs (all in `room_id`) their own author redacted there.
+
+        A moderator removing someone's reaction does not retract that member's position.
+        """
         ids = list(event_ids)
         if not ids:
             return set()
         marks = ",".join("?" for _ in ids)
-        rows = await self.tx.fetchall(
-            f"SELECT redacts FROM redactions WHERE room_id = ? AND redacts IN ({marks})",  # noqa: S608
-            [room_id, *ids],
+        sql = (
+            "SELECT r.redacts FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "  # noqa: S608 - only ?-marks are joined in
+            "WHERE r.room_id = ? AND r.sender = p.member AND r.redacts IN (" + marks + ")"
         )
+        rows = await self.tx.fetchall(sql, [room_id, *ids])
         return {r[0] for r in rows}
 
     async def set_current(self, request_id: int, member: str, item: PositionInput | None) -> None:

@@ -46,6 +46,7 @@ _TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
     (RequestState.DRAFTED, Action.CONFIRM): RequestState.DECIDED,
     (RequestState.OPEN, Action.DECIDE): RequestState.DECIDED,
     (RequestState.DRAFTED, Action.DECIDE): RequestState.DECIDED,
+    (RequestState.BLOCKED, Action.DECIDE): RequestState.DECIDED,  # the chair can still decide
     (RequestState.DRAFTED, Action.REOPEN): RequestState.OPEN,
     (RequestState.DECIDED, Action.REOPEN): RequestState.OPEN,
     (RequestState.PENDING, Action.BLOCK): RequestState.BLOCKED,

@@ -323,6 +323,28 @@ class Gateway:
         """
         return await self.relations(room_id, event_id, "m.annotation", "m.reaction")
 
+    async def redaction_of(self, room_id: str, event_id: str) -> tuple[str, str, int] | None:
+        """(redaction event ID, sender, ts) when the event was redacted, else None."""
+        try:
+            event = await self.raw(
+                "GET",
+                f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/event/"
+                f"{quote(event_id, safe='')}",
+            )
+        except GatewayError as exc:
+            if exc.transient:
+                raise
+            return None
+        because = event.get("unsigned", {}).get("redacted_because")
+        if not isinstance(because, dict) or not isinstance(because.get("event_id"), str):
+            return None
+        ts = because.get("origin_server_ts")
+        return (
+            because["event_id"],
+            str(because.get("sender", "")),
+            ts if isinstance(ts, int) else 0,
+        )
+
     async def relations(
         self, room_id: str, event_id: str, rel_type: str, event_type: str | None = None
     ) -> list[dict[str, Any]]:

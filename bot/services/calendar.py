@@ -95,7 +95,10 @@ class Calendar:
                 return
             if not slot.endswith(f"@{req.deadline_at}"):
                 return  # the deadline moved; the new schedule has its own slots
-            due = req.deadline_at - int(slot.split("@", 1)[0])
+            offset = int(slot.split("@", 1)[0])
+            if any(o < offset and req.deadline_at - o <= now for o in e.settings.reminders_ms):
+                return  # after downtime a later reminder is due too: send only that one
+            due = req.deadline_at - offset
             opened = req.opened_at or req.created_at
             zones = await repo.voter_zones(req.id)
             members = tuple(

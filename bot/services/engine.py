@@ -383,6 +383,9 @@ class Engine:
         existing = await repo.request_by_filing(filed_event_id)
         if existing is not None:
             return existing
+        open_one = await repo.active_request_for(applicant.applicant)
+        if open_one is not None:
+            raise ValueError(f"request #{open_one} for {applicant.applicant} is still open")
         due = deadline_at if deadline_at is not None else now + self.settings.deadline_ms
         if due - now < self.settings.min_deadline_ms:
             from bot.domain.durations import format_duration
@@ -441,7 +444,7 @@ class Engine:
                 "invite": 100,
                 "kick": 100,
                 "ban": 100,
-                "redact": 50,
+                "redact": 100,  # nobody but the bot removes others' positions
                 "events": {"m.reaction": 0, "m.room.redaction": 0},
                 "notifications": {"room": 50},
             },
@@ -721,7 +724,14 @@ class Engine:
             room_id = await self.gateway.create_room(
                 name="",
                 topic=f"{self.settings.group_name}: Consensus Bot",
-                initial_state=[{"type": DM_STATE_TYPE, "state_key": "", "content": marker}],
+                initial_state=[
+                    {"type": DM_STATE_TYPE, "state_key": "", "content": marker},
+                    {
+                        "type": "m.room.guest_access",
+                        "state_key": "",
+                        "content": {"guest_access": "forbidden"},
+                    },
+                ],
                 power_level_override={},
                 invite=[user_id],
                 is_direct=True,
@@ -775,7 +785,9 @@ class Engine:
         for room_id in await self.gateway.joined_rooms():
             try:
                 content = await self.gateway.state_event(room_id, state_type)
-            except GatewayError:
+            except GatewayError as exc:
+                if exc.transient:
+                    raise  # try the whole search again later rather than create a duplicate
                 continue
             if isinstance(content, dict) and all(content.get(k) == v for k, v in marker.items()):
                 return room_id
@@ -819,15 +831,14 @@ class Engine:
                     events.append(decoded)
             for item in known[req.id]:
                 if item.source is Source.REACTION and item.event_id not in live:
-                    events.append(
-                        Redacted(
-                            req.room_id,
-                            f"reconcile:{item.event_id}",
-                            item.member,
-                            item.ts,
-                            item.event_id,
+                    # Missing from /relations: retract only on evidence of a redaction (a
+                    # partial or lagging answer must not erase a live position).
+                    redaction = await self.gateway.redaction_of(req.room_id, item.event_id)
+                    if redaction is not None:
+                        redaction_id, sender, ts = redaction
+                        events.append(
+                            Redacted(req.room_id, redaction_id, sender, ts, item.event_id)
                         )
-                    )
             result = await self.apply_events(events, force=True)
             fixed += result.applied
         return fixed

@@ -523,10 +523,18 @@ class Handlers:
         )
         reopened = await ctx.repo.request(req.id)
         assert reopened is not None
+        note = ""
+        applicant = req.applicant.user_id
+        # The decision is open again, so is the admission it made.
+        admitted = req.outcome is Outcome.ADMIT
+        if applicant and admitted and await ctx.repo.withdraw_admission(applicant, req.id):
+            note = f" {applicant} is off the roster again until it is decided."
         # Reactions and retractions that came in while it was closed count now.
         await self.engine.recompute_all(ctx.repo, ctx.out, reopened, ctx.now)
         await self._reschedule(ctx, req.id)
-        return Reply(True, f"Request #{req.id} is open again until {format_utc(due)}.", req.id)
+        return Reply(
+            True, f"Request #{req.id} is open again until {format_utc(due)}.{note}", req.id
+        )
 
     async def deadline(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`deadline WHEN`."""
@@ -649,7 +657,11 @@ class Handlers:
         user = str(args["user"])
         if not await ctx.repo.deactivate_member(user):
             return fail(f"{user} is not an active member.")
-        return Reply(True, f"{user} is no longer a member; their positions no longer count.")
+        return Reply(
+            True,
+            f"{user} is no longer a member; their positions no longer count (an objection "
+            "they raised stays until a chair disposes of it).",
+        )
 
     async def not_yet(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """Declared commands whose feature is not in this version yet."""

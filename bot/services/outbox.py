@@ -265,6 +265,12 @@ class OutboxSender:
                     async with self.db.transaction() as tx:
                         await Repository(tx).outbox_attempt(item.id, str(exc)[:500], give_up=False)
                     return False
+                if item.op == "create_room":
+                    # The server may have made the room and failed an invite after it.
+                    found = await self.hooks.find_created_room(item)
+                    if found:
+                        result = found
+                        break
                 log.error("send %s %s failed for good: %s", item.op, item.id, exc)
                 async with self.db.transaction() as tx:
                     repo = Repository(tx)
@@ -276,16 +282,18 @@ class OutboxSender:
                 async with self.db.transaction() as tx:
                     await Repository(tx).outbox_attempt(item.id, str(exc), give_up=True)
                 return True
-            async with self.db.transaction() as tx:
-                repo = Repository(tx)
-                await repo.outbox_done(item.id, result, self.clock.now_ms())
-                await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
-            self.sent += 1
-            try:
-                await self.hooks.after_sent(item)
-            except Exception:  # the item is sent; a follow-up failing must not undo that
-                log.exception("after sending outbox item %s", item.id)
-            return True
+            break
+        # Sent (or a room created before a failure adopted): record it with its result.
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            await repo.outbox_done(item.id, result, self.clock.now_ms())
+            await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
+        self.sent += 1
+        try:
+            await self.hooks.after_sent(item)
+        except Exception:  # the item is sent; a follow-up failing must not undo that
+            log.exception("after sending outbox item %s", item.id)
+        return True
 
     async def _resolve(self, item: OutboxItem) -> tuple[str, str | None]:
         """The room and target event of an item, filled in from its request when needed."""

@@ -64,6 +64,8 @@ class Syncer:
         loop = asyncio.get_running_loop()
         settings = self.engine.settings
         filt = sync_filter()
+        if token is not None:
+            await self._pending_invites_at_start()
         while True:
             try:
                 raw = await self.gateway.sync(token, 0 if first else self.timeout_ms, filt)
@@ -128,6 +130,29 @@ class Syncer:
                 await callback()
             self.synced.set()
             self.synced = asyncio.Event()
+
+    async def _pending_invites_at_start(self) -> None:
+        """Invites still pending from before a restart: an incremental sync does not repeat
+        them, so read them from a sync without a token (timelines and state left out)."""
+        empty: dict[str, object] = {"types": []}
+        filt = {
+            "presence": empty,
+            "account_data": empty,
+            "room": {
+                "timeline": {"limit": 0},
+                "state": empty,
+                "ephemeral": empty,
+                "account_data": empty,
+            },
+        }
+        try:
+            raw = await self.gateway.sync(None, 0, filt)
+        except GatewayError as exc:
+            log.warning("could not read pending invites at start: %s", exc)
+            return
+        batch = decode_sync(raw, self.engine.settings.bot_user_id, "", initial=True)
+        for invite in batch.invites:
+            self._pending_invites[invite.room_id] = invite
 
     async def _fill_gaps(self, prev_batch: dict[str, str], since: str) -> list[InboundEvent]:
         """Events a `limited` timeline left out, oldest first, read back through `/messages`

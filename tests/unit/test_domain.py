@@ -682,6 +682,7 @@ ALLOWED = {
     (S.DRAFTED, A.DECIDE): S.DECIDED,
     (S.DRAFTED, A.REOPEN): S.OPEN,
     (S.DRAFTED, A.BLOCK): S.BLOCKED,
+    (S.BLOCKED, A.DECIDE): S.DECIDED,
     (S.DECIDED, A.REOPEN): S.OPEN,
 }
 
@@ -698,8 +699,11 @@ def test_transitions(state: RequestState, action: Action) -> None:
         assert str(caught.value)
 
 
-def test_nothing_leaves_blocked() -> None:
+def test_only_a_chairs_decision_leaves_blocked() -> None:
     for action in Action:
+        if action is Action.DECIDE:
+            assert transition(RequestState.BLOCKED, action) is RequestState.DECIDED
+            continue
         with pytest.raises(LifecycleError):
             transition(RequestState.BLOCKED, action)
 

@@ -920,7 +920,11 @@ def expected_positions(events: list[InboundEvent]) -> dict[str, Position | None]
         and e.sender in VOTERS
         and position_for_reaction(e.key) is not None
     ]
-    redacted = {e.redacts for e in events if isinstance(e, Redacted)}
+    # Only a member's own redaction retracts their position (a moderator's does not).
+    authors = {i.event_id: i.member for i in inputs}
+    redacted = {
+        e.redacts for e in events if isinstance(e, Redacted) and authors.get(e.redacts) == e.sender
+    }
     return {m: i.position for m, i in current_positions(inputs, redacted).items()}
 
 

@@ -427,7 +427,11 @@ async def test_inputs_redactions_and_current(db: Database) -> None:
         await repo.add_redaction("$r2", "$unknown", "!r:x", "@a:x", 31)  # target not seen yet
         assert await repo.redacted_among(["$s", "$c", "$o"], "!r:x") == {"$s"}
         assert await repo.redacted_among(["$s"], "!elsewhere:x") == set()
-        assert await repo.redacted_among(["$unknown"], "!r:x") == {"$unknown"}
+        # Only inputs redacted by their own author count; unknown targets have nothing to
+        # retract until their input is recorded.
+        assert await repo.redacted_among(["$unknown"], "!r:x") == set()
+        await repo.add_redaction("$r3", "$c", "!r:x", "@moderator:x", 32)
+        assert await repo.redacted_among(["$c"], "!r:x") == set()
 
         b_support = PositionInput("$bs", "@b:x", Position.SUPPORT, 12, Source.REACTION)
         await repo.add_input(rid, b_support, NOW)
@@ -439,7 +443,7 @@ async def test_inputs_redactions_and_current(db: Database) -> None:
         assert await repo.current(rid) == {"@a:x": support}
         await repo.set_current(rid, "@a:x", None)
         assert await repo.current(rid) == {}
-    assert await count(db, "redactions") == 2
+    assert await count(db, "redactions") == 3  # $r1 (once), $r2, $r3
 
 
 async def test_duplicate_inserts_report_false(db: Database) -> None:

@@ -578,6 +578,10 @@ class Repository:
             (user_id, room_id, now),
         )
 
+    async def forget_dm_room(self, room_id: str) -> None:
+        """Stop using a room as someone's direct chat (e.g. it turned out encrypted)."""
+        await self.tx.execute("DELETE FROM dm_rooms WHERE room_id = ?", (room_id,))
+
     async def set_hum(self, request_id: int, hummer: str, side: str, strength: str) -> None:
         """Record (or replace) an anonymous hum."""
         await self.tx.execute(

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.matrix.events import (
     CommandText,
+    EncryptedMessage,
     EncryptionEnabled,
     InboundEvent,
     Invite,
@@ -32,6 +33,7 @@ TIMELINE_TYPES: tuple[str, ...] = (
     "m.room.encryption",
     "org.matrix.msc3381.poll.response",
     "m.poll.response",
+    "m.room.encrypted",
 )
 POLL_RESPONSE_TYPES = ("org.matrix.msc3381.poll.response", "m.poll.response")
 
@@ -97,6 +99,8 @@ def decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> Inb
             return None
         picked = tuple(a for a in answers if isinstance(a, str))[:8]
         return PollResponse(room_id, event_id, sender, ts, poll_id, picked)
+    if etype == "m.room.encrypted":
+        return EncryptedMessage(room_id, event_id, sender, ts)
     if etype == "m.room.encryption" and event.get("state_key") == "":
         return EncryptionEnabled(room_id, event_id, sender, ts)
     return None

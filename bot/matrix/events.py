@@ -61,7 +61,19 @@ class PollResponse:
     answers: tuple[str, ...]
 
 
-InboundEvent = ReactionAdded | Redacted | CommandText | EncryptionEnabled | PollResponse
+@dataclass(frozen=True, slots=True)
+class EncryptedMessage:
+    """A message the bot cannot read (it does not do end-to-end encryption)."""
+
+    room_id: str
+    event_id: str
+    sender: str
+    ts: int
+
+
+InboundEvent = (
+    ReactionAdded | Redacted | CommandText | EncryptionEnabled | PollResponse | EncryptedMessage
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from bot.matrix import render
 from bot.matrix.decode import decode_event
 from bot.matrix.events import (
     CommandText,
+    EncryptedMessage,
     EncryptionEnabled,
     InboundEvent,
     Invite,
@@ -41,7 +42,7 @@ from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
-from bot.services.outbox import BALLOT, POLL, Outbox
+from bot.services.outbox import BALLOT, POLL, Outbox, dm
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
 
@@ -210,6 +211,8 @@ class Engine:
             await self.handlers.handle(repo, out, event, now)
         elif isinstance(event, PollResponse):
             await self._on_poll_response(repo, out, event, now)
+        elif isinstance(event, EncryptedMessage):
+            await self._on_encrypted(repo, out, event, now)
         elif isinstance(event, EncryptionEnabled):
             req = await repo.request_by_room(event.room_id)
             if req is not None:
@@ -231,6 +234,28 @@ class Engine:
             return
         item = PositionInput(event.event_id, event.sender, position, event.ts, Source.REACTION)
         await self.record_input(repo, out, req, item, now, ask_reason_in_reply_to=event.event_id)
+
+    async def _on_encrypted(
+        self, repo: Repository, out: Outbox, event: EncryptedMessage, now: int
+    ) -> None:
+        """Say once per room that the bot cannot read encrypted messages, and open an
+        unencrypted direct chat where the sender can use its commands."""
+        key = f"encrypted_notice:{event.room_id}"
+        if await repo.get_meta(key) is not None:
+            return
+        await repo.set_meta(key, str(now))
+        await repo.forget_dm_room(event.room_id)  # the welcome must go to a readable chat
+        prefix = self.settings.prefix
+        text = (
+            f"{event.sender}: I cannot read encrypted messages. Send me commands in a chat "
+            f"without encryption: I have opened one with you. Try {prefix} help there."
+        )
+        await out.message(
+            render.notice("reply", None, text, (event.sender,), event="encrypted"),
+            room_id=event.room_id,
+        )
+        welcome = f"Hello! Send me commands here (this chat is not encrypted). Try {prefix} help."
+        await out.message(render.notice("reply", None, welcome, ()), room_id=dm(event.sender))
 
     async def _on_poll_response(
         self, repo: Repository, out: Outbox, event: PollResponse, now: int

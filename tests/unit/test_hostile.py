@@ -9,6 +9,7 @@ import pytest
 
 from bot.matrix.events import Invite
 from bot.matrix.render import clean
+from storage.repo import Repository
 from tests.unit.test_engine import ALICE, CHAIR, MAIN, MALLORY, World, make_world
 
 HOSTILE = (
@@ -98,3 +99,24 @@ async def test_invites_are_accepted_only_from_those_allowed(tmp_path: Path) -> N
 
 def test_clean_caps_length() -> None:
     assert len(clean("x" * 10_000, 100)) == 100
+
+
+async def test_encrypted_messages_get_one_plain_answer_and_an_unencrypted_chat(
+    opened: World,
+) -> None:
+    from bot.matrix.events import EncryptedMessage
+
+    room = "!encrypted-dm:x"
+    async with opened.db.transaction() as tx:
+        await Repository(tx).set_dm_room(ALICE, room, 1)
+    first = EncryptedMessage(room, "$enc1", ALICE, 1)
+    second = EncryptedMessage(room, "$enc2", ALICE, 2)
+    await opened.apply(first)
+    await opened.apply(second)
+    notices = [m for m in await opened.messages("reply") if m.room_id == room]
+    assert len(notices) == 1
+    assert "cannot read encrypted messages" in notices[0].payload["body"]
+    welcome = [m for m in await opened.messages("reply") if m.room_id == f"dm:{ALICE}"]
+    assert len(welcome) == 1
+    async with opened.db.transaction() as tx:
+        assert await Repository(tx).dm_room(ALICE) is None  # a new, readable chat is made

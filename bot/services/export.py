@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from bot.domain.hums import Hum, Side, Strength, hum_report
 from bot.domain.record import (
     DatedObjection,
+    HumAggregate,
     Record,
     Retraction,
     build_record,
@@ -93,6 +95,9 @@ async def export_record(
         raise ExportError(f"there is no request #{request_id}")
     eligible = await _eligible_snapshot(repo, request_id)
     counted = {v.user_id for v in await repo.voters(request_id)}
+    # Only the loudness of each side, and only once enough members hummed (see hums.py).
+    report = hum_report([Hum(Side(s), Strength(t)) for s, t in await repo.hums(request_id)])
+    hums = HumAggregate(report.for_.value, report.against.value) if report.reported else None
     return build_record(
         group=group_name,
         request=req,
@@ -103,6 +108,7 @@ async def export_record(
         objections=await _dated_objections(repo, request_id),
         quorum=quorum,
         appeal_window_ms=appeal_window_ms,
+        hums=hums,
     )
 
 

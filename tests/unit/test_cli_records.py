@@ -93,3 +93,28 @@ def test_backup_writes_a_consistent_copy_once(
         assert copy.execute("SELECT count(*) FROM position_inputs").fetchone() == (1,)
     assert main(["backup", "--config", str(config), str(dest)]) == 1  # never overwrites
     assert "cannot write a backup" in capsys.readouterr().err
+
+
+def test_the_record_carries_hums_as_loudness_only(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db_path = Path(str(config).replace("config.toml", "consensus.db"))
+
+    async def hum() -> None:
+        db = Database(db_path)
+        await db.open()
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            for hummer, side, strength in (
+                ("h1", "for", "loud"),
+                ("h2", "for", "soft"),
+                ("h3", "against", "soft"),
+            ):
+                await repo.set_hum(1, hummer, side, strength)
+        await db.close()
+
+    asyncio.run(hum())
+    assert main(["export", "--config", str(config), "--request", "1", "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["hums"] == {"for": "loud", "against": "soft"}
+    assert "h1" not in json.dumps(record)

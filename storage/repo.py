@@ -578,6 +578,13 @@ class Repository:
             (user_id, room_id, now),
         )
 
+    async def is_dm_room(self, room_id: str, user_id: str) -> bool:
+        """True when this room is the bot's direct chat with this user."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM dm_rooms WHERE room_id = ? AND user_id = ?", (room_id, user_id)
+        )
+        return row is not None
+
     async def forget_dm_room(self, room_id: str) -> None:
         """Stop using a room as someone's direct chat (e.g. it turned out encrypted)."""
         await self.tx.execute("DELETE FROM dm_rooms WHERE room_id = ?", (room_id,))

@@ -33,7 +33,7 @@ from bot.services.export import render as render_record
 from bot.services.outbox import Outbox
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
-from commands.spec import CommandSpec, Place, Role
+from commands.spec import ANYWHERE, CommandSpec, Place, Role
 from commands.table import COMMANDS
 from storage.repo import Member, Repository
 
@@ -158,12 +158,15 @@ class Handlers:
         spec = parsed.spec
         s = self.engine.settings
         room_request = await repo.request_by_room(event.room_id)
+        place: Place | None
         if event.room_id == s.main_room_id:
             place = Place.MAIN
         elif room_request is not None:
             place = Place.REQUEST
-        else:
+        elif await repo.is_dm_room(event.room_id, event.sender):
             place = Place.DM
+        else:
+            place = None  # another room the bot is in: only commands that work anywhere
         member = await repo.member(event.sender)
         if member is not None and not member.active:
             member = None
@@ -176,7 +179,9 @@ class Handlers:
         }[spec.role]
         if not allowed:
             return fail(_ROLE_REFUSAL[spec.role].format(what=self._what(spec)) + ".")
-        if place not in spec.places:
+        if place is None and spec.places == ANYWHERE:
+            place = Place.DM  # e.g. help or status in a room the bot was invited to
+        if place is None or place not in spec.places:
             where = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
             return fail(
                 f"{self.prefix} {spec.name} works in {where}.\nUsage: {usage(spec, self.prefix)}"

@@ -590,6 +590,7 @@ async def test_positions_by_command_with_reasons_and_recusal(opened: World) -> N
 async def test_a_position_command_in_a_dm_needs_the_request_number(opened: World) -> None:
     w = opened
     dm = "!dm-alice:x"
+    await w.engine.remember_dm(ALICE, dm)  # alice opened a direct chat with the bot
     without = w.command(ALICE, "!cb support", room=dm)
     with_number = w.command(ALICE, "!cb support --request 1", room=dm)
     await w.apply(without, with_number)

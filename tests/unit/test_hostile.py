@@ -120,3 +120,15 @@ async def test_encrypted_messages_get_one_plain_answer_and_an_unencrypted_chat(
     assert len(welcome) == 1
     async with opened.db.transaction() as tx:
         assert await Repository(tx).dm_room(ALICE) is None  # a new, readable chat is made
+
+
+async def test_a_group_room_is_not_a_direct_chat(opened: World) -> None:
+    """A hum sent in a room others can read would not be private: it must be refused."""
+    group_room = "!group:x"  # a room a chair invited the bot into
+    hum = opened.command(ALICE, "!cb hum for --request 1", room=group_room)
+    status = opened.command(ALICE, "!cb status 1", room=group_room)
+    await opened.apply(hum, status)
+    assert await opened.acks(hum.event_id) == ["❌"]
+    assert "direct message" in (await opened.reply_to(hum.event_id))["body"]
+    assert await opened.acks(status.event_id) == ["✅"]  # commands that work anywhere do
+    assert await opened.scalar("SELECT count(*) FROM hums") == 0

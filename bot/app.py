@@ -241,6 +241,11 @@ class App:
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
         await self.engine.restore_timers()
+        problem = await self.db.integrity_problem()
+        if problem:  # loud, and stop: a damaged record must not grow
+            log.critical("%s", problem)
+            self.stop()
+            return
         try:
             await self.engine.calendar.catch_up_digest()
             zones = await self.engine.refresh_timezones()

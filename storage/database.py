@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -48,14 +50,13 @@ class Tx:
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the new rowid for an INSERT that inserted (0 when a
         conflict clause skipped it), else the number of rows changed."""
+        # One hop to the database thread: rowcount and lastrowid are read without another,
+        # and the cursor is left to the garbage collector rather than closed in a second hop.
         cursor = await self._conn.execute(sql, params)
-        try:
-            if sql.lstrip()[:6].upper() == "INSERT":
-                # lastrowid keeps the connection's previous insert when nothing was inserted.
-                return (cursor.lastrowid or 0) if cursor.rowcount > 0 else 0
-            return cursor.rowcount
-        finally:
-            await cursor.close()
+        if sql.lstrip()[:6].upper() == "INSERT":
+            # lastrowid keeps the connection's previous insert when nothing was inserted.
+            return (cursor.lastrowid or 0) if cursor.rowcount > 0 else 0
+        return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """Run one statement for many parameter rows."""
@@ -63,13 +64,12 @@ class Tx:
 
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
         """The first row of a query, or None."""
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self._conn.execute_fetchall(sql, params)  # one hop, not three
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
         """All rows of a query."""
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row, or None."""
@@ -113,13 +113,6 @@ class Database:
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
         try:
-            async with conn.execute("PRAGMA quick_check") as cursor:
-                row = await cursor.fetchone()
-            if row is None or row[0] != "ok":
-                raise DatabaseError(
-                    f"{self.path} failed its integrity check ({row[0] if row else 'no answer'});"
-                    " restore it from a backup (consensus-bot backup makes one)"
-                )
             await self._migrate(conn)
         except BaseException:
             await self.close()
@@ -147,6 +140,29 @@ class Database:
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
                 raise
+
+    async def integrity_problem(self) -> str | None:
+        """Run `PRAGMA quick_check` on a separate read-only connection, off the event loop.
+
+        It reads the whole file, so the bot runs it right after start-up instead of before
+        its first sync (WAL lets it read while the bot writes). None means the file is fine.
+        """
+
+        def check() -> str | None:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            try:
+                with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                    rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+            except sqlite3.DatabaseError as exc:
+                rows = [str(exc)]
+            if rows == ["ok"]:
+                return None
+            return (
+                f"{self.path} failed its integrity check ({'; '.join(rows) or 'no answer'}); "
+                "stop the bot and restore the database from a backup"
+            )
+
+        return await asyncio.to_thread(check)
 
     async def schema_version(self) -> int:
         """The schema version of the open database."""

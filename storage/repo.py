@@ -641,22 +641,24 @@ class Repository:
         return row is not None
 
     async def seen_among(self, event_ids: Sequence[str]) -> set[str]:
-        """Which of these events were applied before."""
-        if not event_ids:
-            return set()
-        marks = ",".join("?" for _ in event_ids)
-        rows = await self.tx.fetchall(
-            f"SELECT event_id FROM processed_events WHERE event_id IN ({marks})",  # noqa: S608
-            list(event_ids),
-        )
-        return {r[0] for r in rows}
+        """Which of these events were applied before (any number of IDs)."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):  # stay far below SQLite's variable cap
+            chunk = list(event_ids[start : start + 500])
+            marks = ",".join("?" for _ in chunk)
+            rows = await self.tx.fetchall(
+                f"SELECT event_id FROM processed_events WHERE event_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update(r[0] for r in rows)
+        return found
 
-    async def mark_processed(self, event_id: str, room_id: str, now: int) -> None:
-        """Remember that an event was applied (idempotency)."""
-        await self.tx.execute(
+    async def mark_processed_many(self, events: Sequence[tuple[str, str]], now: int) -> None:
+        """Remember that these (event ID, room ID) were applied."""
+        await self.tx.executemany(
             "INSERT OR IGNORE INTO processed_events(event_id, room_id, processed_at) "
             "VALUES (?, ?, ?)",
-            (event_id, room_id, now),
+            [(event_id, room_id, now) for event_id, room_id in events],
         )
 
     async def record_failure(

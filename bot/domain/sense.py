@@ -98,16 +98,23 @@ def _breakdown(
     positions: Mapping[str, Position],
     key: str,
 ) -> tuple[GroupBreakdown, ...]:
+    # One pass over the voters (this runs for ballots of tens of thousands of members).
+    members = dict.fromkeys(names, 0)
+    per_group: dict[str, dict[Position, int]] = {name: dict.fromkeys(Position, 0) for name in names}
+    for v in voters:
+        name = getattr(v, key)
+        if name not in members:
+            continue
+        members[name] += 1
+        position = positions.get(v.user_id)
+        if position is not None:
+            per_group[name][position] += 1
     rows = []
     for name in names:
-        group = [v for v in voters if getattr(v, key) == name]
-        taken = [positions[v.user_id] for v in group if v.user_id in positions]
-        counts: dict[Position, int] | None = None
-        if len(group) >= MIN_GROUP_FOR_POSITIONS:
-            counts = dict.fromkeys(Position, 0)
-            for p in taken:
-                counts[p] += 1
-        rows.append(GroupBreakdown(name, len(group), len(taken), counts))
+        counts = per_group[name]
+        taken = sum(counts.values())
+        shown = counts if members[name] >= MIN_GROUP_FOR_POSITIONS else None
+        rows.append(GroupBreakdown(name, members[name], taken, shown))
     return tuple(rows)
 
 
@@ -126,7 +133,8 @@ def determine(
     voter_ids = {v.user_id for v in voters}
     taken = {m: p for m, p in positions.items() if m in voter_ids}
     recused = tuple(sorted(m for m, p in taken.items() if p is Position.RECUSE))
-    active = [v for v in voters if v.user_id not in recused]
+    recused_set = set(recused)
+    active = [v for v in voters if v.user_id not in recused_set]
     active_positions = {m: p for m, p in taken.items() if p is not Position.RECUSE}
 
     counts = dict.fromkeys(Position, 0)

@@ -25,6 +25,10 @@ _INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u
 # C0 controls but tab and newlines, DEL, and the C1 controls (U+0080-U+009F).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MAX_FIELD_CHARS = 2_000
+# Homeservers refuse events over 64 KiB: a summary names at most this many people per list;
+# the full lists are in the exported record.
+MAX_LISTED = 50
+_EXPORT_HINT = "the full list is in the record: !cb export"
 _NOT_A_VOTE = (
     "Take your position on the ballot below. This is not a vote: say whether you can live "
     "with it, and why not if you cannot."
@@ -141,6 +145,14 @@ def announcement(req: Request) -> Message:
     return Message("reply", req.id, body, html_, {"event": "opened"})
 
 
+def _names(names: Sequence[str]) -> str:
+    """Up to MAX_LISTED names, then how many more (events over ~64 KB are refused)."""
+    shown = ", ".join(names[:MAX_LISTED])
+    if len(names) > MAX_LISTED:
+        shown += f" … and {len(names) - MAX_LISTED} more ({_EXPORT_HINT})"
+    return shown
+
+
 def _counts_line(counts: Mapping[Position, int]) -> str:
     return ", ".join(f"{p.label} {counts.get(p, 0)}" for p in POSITION_ORDER)
 
@@ -184,13 +196,16 @@ def summary(
     lines.append("Positions: " + _counts_line(sense.counts))
     if sense.open_objections:
         lines.append("Objections to address:")
-        lines += [f"  {_objection_line(o)}" for o in sense.open_objections]
+        lines += [f"  {_objection_line(o)}" for o in sense.open_objections[:MAX_LISTED]]
+        if len(sense.open_objections) > MAX_LISTED:
+            more = len(sense.open_objections) - MAX_LISTED
+            lines.append(f"  … and {more} more ({_EXPORT_HINT})")
     if sense.in_the_rough:
         lines.append(
-            "In the rough (objection addressed, not accommodated): " + ", ".join(sense.in_the_rough)
+            "In the rough (objection addressed, not accommodated): " + _names(sense.in_the_rough)
         )
     if sense.did_not_take_part:
-        lines.append("Did not take part: " + ", ".join(sense.did_not_take_part))
+        lines.append("Did not take part: " + _names(sense.did_not_take_part))
     lines.append("By stakeholder group:")
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder)]
     lines.append("By region:")
@@ -217,8 +232,9 @@ def summary(
         "participated": sense.participated,
         "open_objections": len(sense.open_objections),
         "proposed_outcome": sense.proposal.value,
-        "in_the_rough": list(sense.in_the_rough),
-        "did_not_take_part": list(sense.did_not_take_part),
+        "in_the_rough": list(sense.in_the_rough[:MAX_LISTED]),
+        "did_not_take_part": list(sense.did_not_take_part[:MAX_LISTED]),
+        "did_not_take_part_count": len(sense.did_not_take_part),
         "final": final,
     }
     if hums is not None:

@@ -136,8 +136,15 @@ class Engine:
             repo = Repository(tx)
             out = Outbox(repo, now)
             self._redraft = set()
+            # One query for what was applied before, one statement to mark this batch.
+            seen = await repo.seen_among([e.event_id for e in batch.events])
+            applied: list[tuple[str, str]] = []
             for event in batch.events:
-                await self._apply_one(repo, out, event, now, result, force=force)
+                await self._apply_one(repo, out, event, now, result, seen, force=force)
+                if event.event_id not in seen:
+                    seen.add(event.event_id)
+                    applied.append((event.event_id, event.room_id))
+            await repo.mark_processed_many(applied, now)
             for request_id in sorted(self._redraft):
                 late = await repo.request(request_id)
                 if late is not None and late.state is RequestState.DRAFTED:
@@ -171,11 +178,12 @@ class Engine:
         event: InboundEvent,
         now: int,
         result: BatchResult,
+        seen: set[str],
         *,
         force: bool = False,
     ) -> None:
         idempotent = isinstance(event, ReactionAdded | Redacted | PollResponse)
-        if not (force and idempotent) and await repo.seen(event.event_id):
+        if not (force and idempotent) and event.event_id in seen:
             result.duplicates += 1
             return
         try:
@@ -200,7 +208,6 @@ class Engine:
                         reply_to=event.event_id,
                     ),
                 )
-        await repo.mark_processed(event.event_id, event.room_id, now)
 
     async def _dispatch(self, repo: Repository, out: Outbox, event: InboundEvent, now: int) -> None:
         if isinstance(event, ReactionAdded):

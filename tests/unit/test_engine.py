@@ -864,7 +864,7 @@ async def test_the_token_is_not_stored_when_the_batch_fails(
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(Repository, "mark_processed", broken)
+    monkeypatch.setattr(Repository, "mark_processed_many", broken)
     with pytest.raises(OSError, match="disk on fire"):
         await w.apply(w.reaction(ALICE, "👍"), next_batch="s2")
     monkeypatch.undo()

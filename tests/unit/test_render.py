@@ -339,3 +339,22 @@ def test_reply_data_and_mentions() -> None:
     assert content["m.mentions"] == {}
     assert content["consensus_bot"]["objections"] == [{"id": 1, "member": "@b:x", "state": "open"}]
     assert render.reply("multi\nline").html == "<p>multi<br>line</p>"
+
+
+def test_a_summary_for_a_huge_ballot_stays_under_the_event_size_limit() -> None:
+    """Synapse refuses events over 64 KiB: a 10,000-member ballot's draft must still post."""
+    import json
+
+    from bot.domain.sense import Voter, determine
+    from bot.matrix.render import MAX_LISTED, summary
+
+    voters = [Voter(f"@member{i:05d}:example.org", "academia", "europe") for i in range(10_000)]
+    positions = {v.user_id: Position.SUPPORT for v in voters[:6_000]}
+    sense = determine(voters, positions, [], quorum=0.5)
+    msg = summary(make_request(), sense, final=True)
+    size = len(json.dumps(msg.content(), ensure_ascii=False).encode())
+    assert size < 60_000
+    assert "and 3950 more" in msg.body
+    data = msg.content()["consensus_bot"]
+    assert len(data["did_not_take_part"]) == MAX_LISTED
+    assert data["did_not_take_part_count"] == 4_000

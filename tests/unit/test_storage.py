@@ -541,8 +541,8 @@ async def test_processed_and_failed_events(db: Database) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         assert not await repo.seen("$e1")
-        await repo.mark_processed("$e1", "!r:x", NOW)
-        await repo.mark_processed("$e1", "!r:x", NOW + 1)  # idempotent
+        await repo.mark_processed_many([("$e1", "!r:x")], NOW)
+        await repo.mark_processed_many([("$e1", "!r:x")], NOW + 1)  # idempotent
         assert await repo.seen("$e1")
         assert not await repo.seen("$e2")
         await repo.record_failure("$e2", "!r:x", "abc123", "ValueError: boom", NOW)
@@ -550,3 +550,23 @@ async def test_processed_and_failed_events(db: Database) -> None:
         rows = await tx.fetchall("SELECT event_id, ref, error FROM failed_events")
         assert [tuple(r) for r in rows] == [("$e2", "def456", "ValueError: again")]
     assert await count(db, "processed_events") == 1
+
+
+async def test_the_integrity_check_finds_a_damaged_file(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    db = Database(path)
+    await db.open()
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        for i in range(300):  # a few pages of data
+            await repo.seed_member(f"@m{i:04d}:example.org", "academia", "europe", NOW)
+    assert await db.integrity_problem() is None
+    await db.close()
+
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[page * 2 : page * 2 + 512] = b"\xff" * 512  # scribble over a page
+    path.write_bytes(bytes(data))
+    problem = await Database(path).integrity_problem()
+    assert problem is not None
+    assert "restore the database from a backup" in problem

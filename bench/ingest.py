@@ -1,0 +1,654 @@
+"""Benchmark 1 — ingest: synthetic sync responses through the bot's real path, no network.
+
+Synthetic `/sync` responses (reactions, redactions and `!cb` commands from 1,000 members over
+100 open requests, 100,000 events in batches of 100–500) are kept as raw JSON bytes and
+replayed three times in the same run:
+
+* bot: `json.loads` → `decode_sync` → `Engine.apply_batch` (one durable SQLite commit per
+  batch: WAL, synchronous=FULL), exactly what `Syncer.run` does with a response;
+* baseline (a): `json.loads` → `nio.SyncResponse.from_dict` on the same bytes: the parsing
+  every bot built on nio pays (this bot does not run it; it decodes the raw JSON itself);
+* baseline (b): the rows the bot ends up writing, written by a bare aiosqlite loop (one
+  `execute` per row, no reads, no logic), one transaction per batch, on a copy of the same
+  starting database with the same pragmas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import random
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import Result, note, percentile
+
+BOT = "@consensus:bench.example"
+CHAIR = "@chair:bench.example"
+MAIN_ROOM = "!main:bench.example"
+PREFIX = "!cb"
+SERVER = "bench.example"
+
+# Reaction keys with their weights; skin tones and variation selectors are normalised away by
+# the bot, so they are the same positions. 🎉 and ❤️ are not ballot reactions (ignored).
+REACTION_KEYS: tuple[tuple[str, int], ...] = (
+    ("👍", 30),
+    ("👍🏽", 5),
+    ("✅", 5),
+    ("👌", 20),
+    ("🤔", 12),
+    ("👎", 4),
+    ("✋", 1),
+    ("🤐", 5),
+    ("🎉", 10),
+    ("❤️", 8),
+)
+COMMANDS: tuple[tuple[str, int], ...] = (
+    ("!cb support", 30),
+    ("!cb support Strong track record in the region.", 10),
+    ("!cb no-objection", 20),
+    ("!cb concern Not sure how much time they can give.", 15),
+    ("!cb concern", 5),
+    ("!cb object The statement does not say what they will work on.", 5),
+    ("!cb withdraw", 10),
+    ("!cb abstain", 5),
+)
+POSITION_KEYS = {"👍", "👍🏽", "✅", "👌", "🤔", "👎", "✋", "🤐"}
+
+
+def event_id(n: int) -> str:
+    """A Matrix-looking event ID (43 characters of URL-safe base64, like room v4+ IDs)."""
+    digest = hashlib.sha256(n.to_bytes(8, "big")).digest()
+    return "$" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def member_id(i: int) -> str:
+    return f"@member{i:05d}:{SERVER}"
+
+
+def room_id(r: int) -> str:
+    return f"!request{r:04d}room:{SERVER}"
+
+
+def ballot_id(r: int) -> str:
+    return event_id(10**9 + r)
+
+
+@dataclass
+class Workload:
+    """The synthetic sync responses and, per batch, the rows a bare writer writes for them."""
+
+    members: int
+    requests: int
+    batches: list[bytes] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    rows: list[list[tuple[str, tuple[Any, ...]]]] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(self.sizes)
+
+
+# The statements of the bare baseline (b): the same tables and columns the bot writes.
+SQL_PROCESSED = "INSERT INTO processed_events(event_id, room_id, processed_at) VALUES (?, ?, ?)"
+SQL_INPUT = (
+    "INSERT INTO position_inputs(request_id, member, event_id, source, position, reason, ts, "
+    "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SQL_CURRENT = (
+    "INSERT INTO current_positions(request_id, member, position, reason, event_id, ts) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(request_id, member) DO UPDATE SET "
+    "position = excluded.position, reason = excluded.reason, event_id = excluded.event_id, "
+    "ts = excluded.ts"
+)
+SQL_CLEAR = "DELETE FROM current_positions WHERE request_id = ? AND member = ?"
+SQL_REDACTION = (
+    "INSERT INTO redactions(event_id, redacts, room_id, sender, ts) VALUES (?, ?, ?, ?, ?)"
+)
+SQL_OBJECTION = (
+    "INSERT INTO objections(request_id, member, event_id, reason, state, created_at) "
+    "VALUES (?, ?, ?, ?, 'open', ?)"
+)
+SQL_OUTBOX = (
+    "INSERT INTO outbox(txn_id, op, request_id, room_id, target, purpose, payload, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SQL_TOKEN = (
+    "INSERT INTO meta(key, value) VALUES ('sync_token', ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+
+_POSITION_OF_KEY = {
+    "👍": "support",
+    "👍🏽": "support",
+    "✅": "support",
+    "👌": "no-objection",
+    "🤔": "concern",
+    "👎": "object",
+    "✋": "object",
+    "🤐": "abstain",
+}
+_POSITION_OF_COMMAND = {
+    "support": "support",
+    "no-objection": "no-objection",
+    "concern": "concern",
+    "object": "object",
+    "abstain": "abstain",
+    "withdraw": None,
+}
+
+
+def make_workload(
+    n_events: int, members: int = 1_000, requests: int = 100, seed: int = 7
+) -> Workload:
+    """Generate the sync responses (raw JSON bytes) and the baseline's rows per batch."""
+    rng = random.Random(seed)
+    keys = [k for k, _ in REACTION_KEYS]
+    key_weights = [w for _, w in REACTION_KEYS]
+    commands = [c for c, _ in COMMANDS]
+    command_weights = [w for _, w in COMMANDS]
+    live: list[tuple[str, int, str]] = []  # (event ID, request, sender) of unredacted reactions
+    work = Workload(members, requests)
+    ts = 1_750_000_000_000
+    n = 0
+    batch_no = 0
+    payload = json.dumps({"kind": "reaction", "key": "✅"})
+    while n < n_events:
+        size = min(rng.randint(100, 500), n_events - n)
+        rooms: dict[str, list[dict[str, Any]]] = {}
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        for _ in range(size):
+            n += 1
+            ts += rng.randint(1, 20)
+            eid = event_id(n)
+            roll = rng.random()
+            if roll < 0.10 and live:
+                kind = "redaction"
+                target, r, sender = live.pop(rng.randrange(len(live)))
+                content: dict[str, Any] = {"redacts": target}
+                ev: dict[str, Any] = {
+                    "type": "m.room.redaction",
+                    "redacts": target,
+                    "content": content,
+                }
+                rows.append((SQL_REDACTION, (eid, target, room_id(r), sender, ts)))
+                rows.append((SQL_CLEAR, (r, sender)))
+            elif roll < 0.20:
+                kind = "command"
+                r = rng.randint(1, requests)
+                sender = member_id(rng.randrange(members))
+                body = rng.choices(commands, command_weights)[0]
+                ev = {"type": "m.room.message", "content": {"msgtype": "m.text", "body": body}}
+                name, _, reason = body[len(PREFIX) + 1 :].partition(" ")
+                position = _POSITION_OF_COMMAND[name]
+                rows.append(
+                    (SQL_INPUT, (r, sender, eid, "command", position, reason or None, ts, ts))
+                )
+                if position is None:
+                    rows.append((SQL_CLEAR, (r, sender)))
+                else:
+                    rows.append((SQL_CURRENT, (r, sender, position, reason or None, eid, ts)))
+                if position == "object":
+                    rows.append((SQL_OBJECTION, (r, sender, eid, reason, ts)))
+                rows.append(
+                    (SQL_OUTBOX, (f"b.{eid}", "reaction", None, room_id(r), eid, None, payload, ts))
+                )
+            else:
+                kind = "reaction"
+                r = rng.randint(1, requests)
+                sender = member_id(rng.randrange(members))
+                key = rng.choices(keys, key_weights)[0]
+                ev = {
+                    "type": "m.reaction",
+                    "content": {
+                        "m.relates_to": {
+                            "rel_type": "m.annotation",
+                            "event_id": ballot_id(r),
+                            "key": key,
+                        }
+                    },
+                }
+                if key in POSITION_KEYS:
+                    live.append((eid, r, sender))
+                    position = _POSITION_OF_KEY[key]
+                    rows.append((SQL_INPUT, (r, sender, eid, "reaction", position, None, ts, ts)))
+                    rows.append((SQL_CURRENT, (r, sender, position, None, eid, ts)))
+                    if position == "object":
+                        rows.append((SQL_OBJECTION, (r, sender, eid, None, ts)))
+            ev.update(
+                event_id=eid,
+                sender=sender,
+                origin_server_ts=ts,
+                unsigned={"age": rng.randint(5, 90)},
+            )
+            rows.append((SQL_PROCESSED, (eid, room_id(r), ts)))
+            rooms.setdefault(room_id(r), []).append(ev)
+            work.kinds[kind] = work.kinds.get(kind, 0) + 1
+        batch_no += 1
+        rows.append((SQL_TOKEN, (f"s{batch_no}_bench",)))
+        response = {
+            "next_batch": f"s{batch_no}_bench",
+            "rooms": {
+                "join": {
+                    rid: {
+                        "timeline": {
+                            "events": events,
+                            "limited": False,
+                            "prev_batch": f"p{batch_no}",
+                        },
+                        "state": {"events": []},
+                        "ephemeral": {"events": []},
+                        "account_data": {"events": []},
+                        "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+                        "summary": {},
+                    }
+                    for rid, events in rooms.items()
+                },
+                "invite": {},
+                "leave": {},
+            },
+            "account_data": {"events": []},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {"signed_curve25519": 0},
+        }
+        work.batches.append(json.dumps(response, ensure_ascii=False).encode())
+        work.sizes.append(size)
+        work.rows.append(rows)
+    return work
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def settings() -> Any:
+    from bot.services.engine import Settings
+
+    return Settings(
+        bot_user_id=BOT,
+        prefix=PREFIX,
+        main_room_id=MAIN_ROOM,
+        group_name="Bench Collaboration Group",
+        chairs=frozenset({CHAIR}),
+        instance_id="bench",
+    )
+
+
+async def build_database(path: Path, members: int, requests: int) -> None:
+    """Members, and open requests with their ballots, through the Engine/Repository APIs.
+
+    `Engine.file_request` and `Engine.room_ready` do what the bot does when a chair files a
+    request and its room exists (eligibility snapshot, card, ballot, invites queued); the ballot
+    event ID is then recorded as `Engine.on_sent` would. The queued operations are marked sent.
+    """
+    from bot.domain.request import Applicant
+    from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+    from bot.services.clock import SystemClock
+    from bot.services.engine import Engine
+    from bot.services.outbox import Outbox
+    from storage.database import Database
+    from storage.repo import Repository
+
+    db = Database(path)
+    await db.open()
+    engine = Engine(settings(), db, SystemClock())
+    now = SystemClock().now_ms()
+    try:
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            for i in range(members):
+                await repo.upsert_member(
+                    member_id(i),
+                    STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)],
+                    REGIONS[i % len(REGIONS)],
+                    now,
+                    "config",
+                )
+            out = Outbox(repo, now)
+            for r in range(1, requests + 1):
+                applicant = Applicant(
+                    f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None
+                )
+                req = await engine.file_request(
+                    repo, out, applicant, "Wants to help.", CHAIR, f"$filing{r}", None, now
+                )
+                assert req.id == r
+                await engine.room_ready(repo, out, r, room_id(r), now)
+                await repo.update_request(r, ballot_event_id=ballot_id(r))
+            await tx.execute("UPDATE outbox SET state = 'sent', sent_at = ?", (now,))
+    finally:
+        await db.close()
+
+
+def table_counts(path: Path) -> dict[str, int]:
+    tables = (
+        "processed_events",
+        "position_inputs",
+        "current_positions",
+        "redactions",
+        "objections",
+        "outbox",
+        "failed_events",
+    )
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+# --- the three runs ------------------------------------------------------------------------
+
+
+async def run_bot(path: Path, work: Workload) -> tuple[list[float], dict[str, float], Any]:
+    """The bot's path; returns per-batch seconds, the split by stage, and totals."""
+    from bot.matrix.decode import decode_sync
+    from bot.services.clock import SystemClock
+    from bot.services.engine import BatchResult, Engine
+    from storage.database import Database
+
+    db = Database(path)
+    await db.open()
+    engine = Engine(settings(), db, SystemClock())
+    laps: list[float] = []
+    split = {"json": 0.0, "decode": 0.0, "apply": 0.0}
+    total = BatchResult()
+    clock = time.perf_counter
+    try:
+        for raw_bytes in work.batches:
+            t0 = clock()
+            raw = json.loads(raw_bytes)
+            t1 = clock()
+            batch = decode_sync(raw, BOT, PREFIX)
+            t2 = clock()
+            result = await engine.apply_batch(batch)
+            t3 = clock()
+            laps.append(t3 - t0)
+            split["json"] += t1 - t0
+            split["decode"] += t2 - t1
+            split["apply"] += t3 - t2
+            total.applied += result.applied
+            total.duplicates += result.duplicates
+            total.failed += result.failed
+            total.queued += result.queued
+    finally:
+        await db.close()
+    return laps, split, total
+
+
+def run_nio(work: Workload) -> list[float]:
+    """Baseline (a): nio's parsing of the same responses."""
+    from nio import SyncResponse
+
+    laps: list[float] = []
+    clock = time.perf_counter
+    for raw_bytes in work.batches:
+        t0 = clock()
+        parsed = SyncResponse.from_dict(json.loads(raw_bytes))
+        laps.append(clock() - t0)
+        assert isinstance(parsed, SyncResponse), parsed
+    return laps
+
+
+async def run_bare(path: Path, work: Workload) -> list[float]:
+    """Baseline (b): the same rows by a bare aiosqlite loop, one transaction per batch."""
+    import aiosqlite
+
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=FULL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    laps: list[float] = []
+    clock = time.perf_counter
+    try:
+        for rows in work.rows:
+            t0 = clock()
+            await conn.execute("BEGIN IMMEDIATE")
+            for sql, params in rows:
+                await conn.execute(sql, params)
+            await conn.execute("COMMIT")
+            laps.append(clock() - t0)
+    finally:
+        await conn.close()
+    return laps
+
+
+# --- the cause: what the bot's time goes to ------------------------------------------------
+
+
+async def round_trips(path: Path, work: Workload, batches: int) -> float:
+    """aiosqlite thread round trips per event on the bot's path (first `batches` batches).
+
+    Every aiosqlite call (execute, fetchone, fetchall, cursor close, commit) is one job handed
+    to its worker thread and one wake-up of the event loop; `Connection._execute` is where
+    each is submitted, so counting its calls counts the round trips.
+    """
+    from aiosqlite.core import Connection
+
+    original = Connection._execute
+    count = 0
+
+    async def counting(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        count += 1
+        return await original(self, fn, *args, **kwargs)
+
+    part = Workload(work.members, work.requests, work.batches[:batches], work.sizes[:batches])
+    Connection._execute = counting  # type: ignore[method-assign]
+    try:
+        await run_bot(path, part)
+    finally:
+        Connection._execute = original  # type: ignore[method-assign]
+    return count / part.events
+
+
+async def hop_cost(path: Path, n: int = 3_000) -> tuple[float, float]:
+    """Seconds per aiosqlite round trip (`SELECT 1`), and per the same query in sqlite3."""
+    import aiosqlite
+
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await conn.execute_fetchall("SELECT 1")
+        hop = (time.perf_counter() - t0) / n
+    finally:
+        await conn.close()
+    plain = sqlite3.connect(path)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            plain.execute("SELECT 1").fetchall()
+        direct = (time.perf_counter() - t0) / n
+    finally:
+        plain.close()
+    return hop, direct
+
+
+class _DirectTx:
+    """Diagnosis only: `storage.database.Tx`'s interface on plain sqlite3, no thread hops."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._savepoints = 0
+
+    async def execute(self, sql: str, params: Any = ()) -> int:
+        cursor = self._conn.execute(sql, params)
+        return (cursor.lastrowid or 0) if sql.lstrip()[:6].upper() == "INSERT" else cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        self._conn.executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Any = ()) -> Any:
+        return self._conn.execute(sql, params).fetchone()
+
+    async def fetchall(self, sql: str, params: Any = ()) -> list[Any]:
+        return self._conn.execute(sql, params).fetchall()
+
+    async def fetchval(self, sql: str, params: Any = ()) -> Any:
+        row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            self._conn.execute(f"RELEASE {name}")
+
+
+class _DirectDatabase:
+    """Diagnosis only: `Database.transaction()` on plain sqlite3 with the bot's pragmas."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+            self.conn.execute(f"PRAGMA {pragma}")
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_DirectTx]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield _DirectTx(self.conn)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+
+async def diagnose(path: Path, work: Workload, base: Path, *, profile: bool) -> list[str]:
+    """The same engine code without thread hops; with `profile`, a cProfile of the real path."""
+    import cProfile
+    import io
+    import pstats
+
+    from bot.matrix.decode import decode_sync
+    from bot.services.clock import SystemClock
+    from bot.services.engine import Engine
+
+    lines = []
+    direct = _DirectDatabase(path)
+    engine = Engine(settings(), direct, SystemClock())  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    for raw_bytes in work.batches:
+        await engine.apply_batch(decode_sync(json.loads(raw_bytes), BOT, PREFIX))
+    spent = time.perf_counter() - t0
+    direct.conn.close()
+    lines.append(
+        f"diagnosis: the same decode → apply → commit, same engine code and SQL, on plain "
+        f"sqlite3 in the event loop's thread (no thread hops; not how the bot runs): "
+        f"{work.events / spent:,.0f} events/s ({spent / work.events * 1e6:.0f} µs/event)"
+    )
+    if not profile:
+        return lines
+    profiled = base.with_name("profiled.db")
+    shutil.copy(base, profiled)
+    part = Workload(work.members, work.requests, work.batches[:30], work.sizes[:30])
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await run_bot(profiled, part)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
+    lines += ["cProfile of the bot's path (30 batches), by own time:"]
+    lines += [f"  {line}" for line in out.getvalue().splitlines() if line.strip()][3:]
+    return lines
+
+
+def _fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+async def _run(quick: bool, workdir: Path, diagnosing: bool) -> Result:
+    n_events = 3_000 if quick else 100_000
+    members, requests = (200, 20) if quick else (1_000, 100)
+    note(f"ingest: generating {n_events:,} events from {members:,} members on {requests} ballots")
+    work = make_workload(n_events, members, requests)
+    note(
+        f"ingest: {len(work.batches)} sync responses, "
+        f"{sum(len(b) for b in work.batches) / 1e6:.1f} MB of JSON, {work.kinds}"
+    )
+    base = workdir / "setup.db"
+    await build_database(base, members, requests)
+    bot_db, bare_db = workdir / "bot.db", workdir / "bare.db"
+    shutil.copy(base, bot_db)
+    shutil.copy(base, bare_db)
+    before = table_counts(base)
+
+    note("ingest: baseline (a), nio's parsing")
+    nio_laps = run_nio(work)
+    note("ingest: the bot (decode → apply → commit per batch)")
+    bot_laps, split, totals = await run_bot(bot_db, work)
+    note("ingest: baseline (b), bare aiosqlite loop")
+    bare_laps = await run_bare(bare_db, work)
+
+    events = work.events
+    t_bot, t_nio, t_bare = sum(bot_laps), sum(nio_laps), sum(bare_laps)
+    rate = events / t_bot
+    ratio_a, ratio_b = t_bot / t_nio, t_bot / t_bare
+    after_bot, after_bare = table_counts(bot_db), table_counts(bare_db)
+    rows_bot = sum(after_bot.values()) - sum(before.values())
+    rows_bare = sum(after_bare.values()) - sum(before.values())
+    line = (
+        f"ingest: {events:,} events in {t_bot:.1f} s = {rate:,.0f} events/s "
+        f"({t_bot / events * 1e6:.0f} µs/event), per batch p50 {_fmt_ms(percentile(bot_laps, 50))} "
+        f"p99 {_fmt_ms(percentile(bot_laps, 99))}; ×{ratio_a:.2f} nio parsing alone "
+        f"(a: {events / t_nio:,.0f} events/s), ×{ratio_b:.2f} bare aiosqlite "
+        f"(b: {events / t_bare:,.0f} events/s)"
+    )
+    result = Result("ingest", line, True)
+    result.check(rate >= 5_000, f"{rate:,.0f} events/s < 5,000 events/s")
+    result.check(ratio_a <= 2.0, f"total ×{ratio_a:.2f} nio parsing > ×2")
+    per = 1e6 / events
+    result.details += [
+        f"bot split: json.loads {split['json'] * per:.0f} µs/event, decode_sync "
+        f"{split['decode'] * per:.0f} µs/event, apply_batch+commit {split['apply'] * per:.0f} "
+        f"µs/event; nio from_dict (incl. json.loads) {t_nio * per:.0f} µs/event; bare writer "
+        f"{t_bare * per:.0f} µs/event",
+        f"batches: {len(work.batches)} of {min(work.sizes)}–{max(work.sizes)} events; bare per "
+        f"batch p50 {_fmt_ms(percentile(bare_laps, 50))} p99 {_fmt_ms(percentile(bare_laps, 99))}; "
+        f"nio per batch p50 {_fmt_ms(percentile(nio_laps, 50))}",
+        f"applied {totals.applied:,}, duplicates {totals.duplicates}, failed {totals.failed}, "
+        f"outbox rows queued {totals.queued:,}; rows written: bot {rows_bot:,}, bare {rows_bare:,}",
+    ]
+    if totals.failed:
+        result.check(False, f"{totals.failed} events failed to apply")
+
+    note("ingest: counting the aiosqlite round trips of the bot's path")
+    counted = workdir / "counted.db"
+    shutil.copy(base, counted)
+    trips = await round_trips(counted, work, batches=min(20, len(work.batches)))
+    hop, direct = await hop_cost(workdir / "hop.db")
+    result.details.append(
+        f"cause: {trips:.1f} aiosqlite round trips per event (each a job for its worker thread "
+        f"and a wake-up of the event loop): {t_bot / events / trips * 1e6:.0f} µs of the bot's "
+        f"time per round trip, against {hop * 1e6:.0f} µs for a bare `SELECT 1` round trip "
+        f"through aiosqlite and {direct * 1e6:.1f} µs for the same query in sqlite3 directly"
+    )
+    note("ingest: the same engine code on plain sqlite3 (no thread hops), for the diagnosis")
+    direct_db = workdir / "direct.db"
+    shutil.copy(base, direct_db)
+    result.details += await diagnose(direct_db, work, base, profile=diagnosing)
+    return result
+
+
+def run(quick: bool = False, *, diagnose: bool = False) -> Result:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        return asyncio.run(_run(quick, Path(tmp), diagnose))

@@ -1,0 +1,224 @@
+"""Benchmark 4 — the draft sense of the room for a ballot with 10,000 eligible members.
+
+The database holds 10,000 members, one open request whose eligibility snapshot is the whole
+roster, positions from 7,000 of them (some objections open, some addressed) and a second open
+request with its own positions (so the queries must pick the right rows). Timed, repeated:
+
+* bot: `Engine.sense(repo, req)` — the stored voters, current positions and objections read
+  through `Repository` and drafted by `bot.domain.sense.determine` — plus
+  `bot.matrix.render.summary` (the message the chair gets), in one read transaction;
+* baseline, same run: the same three result sets fetched with bare aiosqlite
+  (`execute_fetchall`, no row objects, no logic) — the floor for reading what the draft needs.
+
+Also `determine` alone, on values already in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from bench import Result, note, percentile
+from bench.ingest import SERVER, SQL_CURRENT, SQL_INPUT, SQL_OBJECTION, event_id, member_id
+
+MAX_EVENT_BYTES = 65_536  # the spec's limit for a whole event (PDU), content included
+POSITIONS = ("support", "no-objection", "concern", "object", "abstain", "recuse")
+WEIGHTS = (45, 25, 15, 3, 8, 4)
+
+BARE_QUERIES = (
+    (
+        "SELECT e.user_id, e.stakeholder, e.region FROM eligible e "
+        "JOIN members m ON m.user_id = e.user_id AND m.active = 1 "
+        "WHERE e.request_id = ? ORDER BY e.user_id"
+    ),
+    (
+        "SELECT c.*, p.source FROM current_positions c "
+        "JOIN position_inputs p ON p.event_id = c.event_id WHERE c.request_id = ?"
+    ),
+    "SELECT * FROM objections WHERE request_id = ? ORDER BY id",
+)
+
+
+async def build(path: Path, members: int, taking_part: int) -> None:
+    """Members and two open ballots through `Repository`; positions bulk-inserted."""
+    from bot.domain.lifecycle import RequestState
+    from bot.domain.request import Applicant
+    from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+    from storage.database import Database
+    from storage.repo import Repository
+
+    rng = random.Random(3)
+    now = int(time.time() * 1000)
+    db = Database(path)
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            for i in range(members):
+                await repo.upsert_member(
+                    member_id(i),
+                    STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)],
+                    REGIONS[i % len(REGIONS)],
+                    now,
+                    "config",
+                )
+            for r in (1, 2):
+                rid = await repo.create_request(
+                    Applicant(f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None),
+                    "Wants to help.",
+                    f"@chair:{SERVER}",
+                    f"$filing{r}",
+                    False,
+                    now + 86_400_000,
+                    now,
+                )
+                await repo.update_request(
+                    rid, state=RequestState.OPEN, room_id=f"!r{r}:{SERVER}", opened_at=now
+                )
+                await repo.snapshot_eligible(rid)
+                inputs, current, objections = [], [], []
+                who = rng.sample(range(members), taking_part)
+                for n, i in enumerate(who):
+                    eid = event_id(r * 1_000_000 + n)
+                    pos = rng.choices(POSITIONS, WEIGHTS)[0]
+                    inputs.append((rid, member_id(i), eid, "reaction", pos, None, now, now))
+                    current.append((rid, member_id(i), pos, None, eid, now))
+                    if pos == "object":
+                        objections.append((rid, member_id(i), eid, "A reason.", now))
+                await tx.executemany(SQL_INPUT, inputs)
+                await tx.executemany(SQL_CURRENT, current)
+                await tx.executemany(SQL_OBJECTION, objections)
+            # Half the objections on request 1 were addressed by the chair.
+            await tx.execute(
+                "UPDATE objections SET state = 'addressed', disposed_by = ?, rationale = 'ok' "
+                "WHERE request_id = 1 AND id % 2 = 0",
+                (f"@chair:{SERVER}",),
+            )
+    finally:
+        await db.close()
+
+
+async def _run(quick: bool, workdir: Path) -> Result:
+    import aiosqlite
+
+    from bench.ingest import settings
+    from bot.domain.sense import Voter, determine
+    from bot.matrix import render
+    from bot.services.clock import SystemClock
+    from bot.services.engine import Engine
+    from storage.database import Database
+    from storage.repo import Repository
+
+    members = 2_000 if quick else 10_000
+    taking_part = members * 7 // 10
+    rounds = 5 if quick else 30
+    path = workdir / "summary.db"
+    note(f"summary: building a ballot with {members:,} eligible members")
+    await build(path, members, taking_part)
+
+    db = Database(path)
+    await db.open()
+    engine = Engine(settings(), db, SystemClock())
+    bot_laps: list[float] = []
+    sense_laps: list[float] = []
+    try:
+        for _ in range(rounds + 1):
+            t0 = time.perf_counter()
+            async with db.transaction() as tx:
+                repo = Repository(tx)
+                req = await repo.request(1)
+                assert req is not None
+                sense = await engine.sense(repo, req)
+            t1 = time.perf_counter()
+            message = render.summary(req, sense, final=True, mentions=[f"@chair:{SERVER}"])
+            t2 = time.perf_counter()
+            bot_laps.append(t2 - t0)
+            sense_laps.append(t1 - t0)
+        parts: dict[str, list[float]] = {"voters": [], "current": [], "objections": []}
+        for _ in range(rounds):
+            async with db.transaction() as tx:
+                repo = Repository(tx)
+                t0 = time.perf_counter()
+                voters = await repo.voters(1)
+                t1 = time.perf_counter()
+                current = await repo.current(1)
+                t2 = time.perf_counter()
+                objections = await repo.objections(1)
+                t3 = time.perf_counter()
+            parts["voters"].append(t1 - t0)
+            parts["current"].append(t2 - t1)
+            parts["objections"].append(t3 - t2)
+    finally:
+        await db.close()
+    bot_laps, sense_laps = bot_laps[1:], sense_laps[1:]  # the first round warms the caches
+    positions = {m: i.position for m, i in current.items() if i.position is not None}
+    det_laps = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        determine(voters, positions, objections, 0.5)
+        det_laps.append(time.perf_counter() - t0)
+
+    bare_laps: list[float] = []
+    bare_parts: list[list[float]] = [[] for _ in BARE_QUERIES]
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        for _ in range(rounds + 1):
+            t0 = time.perf_counter()
+            await conn.execute("BEGIN")
+            for i, sql in enumerate(BARE_QUERIES):
+                q0 = time.perf_counter()
+                await conn.execute_fetchall(sql, (1,))
+                bare_parts[i].append(time.perf_counter() - q0)
+            await conn.execute("COMMIT")
+            bare_laps.append(time.perf_counter() - t0)
+    finally:
+        await conn.close()
+    bare_laps = bare_laps[1:]
+    render_laps = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        render.summary(req, sense, final=True, mentions=[f"@chair:{SERVER}"])
+        render_laps.append(time.perf_counter() - t0)
+
+    size = len(json.dumps(message.content(), ensure_ascii=False).encode())
+
+    def ms(values: list[float]) -> str:
+        return f"{percentile(values, 50) * 1000:.1f}"
+
+    p50, p95 = percentile(bot_laps, 50), percentile(bot_laps, 95)
+    sense50 = percentile(sense_laps, 50)
+    bare50 = percentile(bare_laps, 50)
+    assert isinstance(voters[0], Voter)
+    line = (
+        f"summary: draft sense for {len(voters):,} eligible members "
+        f"({sense.participated:,} took part, proposal {sense.proposal.value}): p50 "
+        f"{p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (read+draft {sense50 * 1000:.1f} "
+        f"ms, determine alone {percentile(det_laps, 50) * 1000:.1f} ms); ×{p50 / bare50:.2f} "
+        f"a bare aiosqlite read of the same rows ({bare50 * 1000:.1f} ms)"
+    )
+    result = Result("summary", line, True)
+    result.check(p95 < 0.050, f"p95 {p95 * 1000:.1f} ms ≥ 50 ms")
+    result.details += [
+        f"where the time goes (p50): Repository.voters {ms(parts['voters'])} ms (bare query "
+        f"{ms(bare_parts[0][1:])} ms), Repository.current {ms(parts['current'])} ms (bare "
+        f"{ms(bare_parts[1][1:])} ms), Repository.objections {ms(parts['objections'])} ms (bare "
+        f"{ms(bare_parts[2][1:])} ms), determine {ms(det_laps)} ms, render.summary "
+        f"{ms(render_laps)} ms",
+        f"{rounds} rounds; message {len(message.body):,} characters of text, "
+        f"{len(message.html):,} of HTML, {size:,} bytes of event content as JSON",
+    ]
+    if size > MAX_EVENT_BYTES:
+        result.details.append(
+            f"WARNING: the summary's content alone is {size:,} bytes; Matrix events are limited "
+            f"to {MAX_EVENT_BYTES:,} bytes, so the homeserver would refuse this message"
+        )
+    return result
+
+
+def run(quick: bool = False) -> Result:
+    with tempfile.TemporaryDirectory(prefix="bench-summary-") as tmp:
+        return asyncio.run(_run(quick, Path(tmp)))

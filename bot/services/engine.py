@@ -875,14 +875,10 @@ class Engine:
             fixed += result.applied
         return fixed
 
-    def acknowledge_key(self, ok: bool) -> str:
-        """✅ for success, ❌ for failure."""
-        return "✅" if ok else "❌"
-
     async def acknowledge(
         self, out: Outbox, event: CommandText, *, ok: bool, message: render.Message | None
     ) -> None:
         """React ✅/❌ to a command and send its reply, if any, in the same room."""
-        await out.react(self.acknowledge_key(ok), event.event_id, room_id=event.room_id)
+        await out.react("✅" if ok else "❌", event.event_id, room_id=event.room_id)
         if message is not None:
             await out.message(message, room_id=event.room_id, request_id=message.request)

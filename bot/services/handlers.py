@@ -668,10 +668,6 @@ class Handlers:
             "they raised stays until a chair disposes of it).",
         )
 
-    async def not_yet(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """Declared commands whose feature is not in this version yet."""
-        return fail(f"{self.prefix} {self._spec_name(ctx)} is not available in this version yet.")
-
 
 class _Refused(Exception):
     """A handler refuses with a user-fit message."""

@@ -181,13 +181,11 @@ class OutboxSender:
         self.clock = clock
         self._sleep = sleep
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
         self.sent = 0
         self.retries = 0
 
     def kick(self) -> None:
         """Something was queued: send it soon."""
-        self._idle.clear()
         self._wake.set()
 
     async def run(self) -> None:
@@ -202,12 +200,6 @@ class OutboxSender:
                 await self._wake.wait()
             self._wake.clear()
             deferred = await self.drain()
-            if not self._wake.is_set():
-                self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Wait until everything queued so far has been sent or failed (tests, demo)."""
-        await self._idle.wait()
 
     async def drain(self) -> bool:
         """Send everything pending now, in order; True when something had to be deferred.

@@ -1,0 +1,101 @@
+"""Every command of the table runs through the engine: the ones not covered elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.domain.positions import Position
+from commands.table import COMMANDS
+from storage.repo import Repository
+from tests.unit.test_engine import ALICE, BOB, CHAIR, MAIN, MALLORY, World, make_world
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_every_command_has_a_fast_test_of_its_handler() -> None:
+    texts = "".join(p.read_text(encoding="utf-8") for p in HERE.glob("test_*.py"))
+    missing = [c.name for c in COMMANDS if f"!cb {c.name}" not in texts]
+    assert missing == []
+
+
+async def test_help_lists_commands_and_explains_one(opened: World) -> None:
+    general = opened.command(MALLORY, "!cb help", room=MAIN)
+    one = opened.command(ALICE, "!cb help object")
+    await opened.apply(general, one)
+    assert "!cb object" in (await opened.reply_to(general.event_id))["body"]
+    assert "reason" in (await opened.reply_to(one.event_id))["body"].lower()
+
+
+async def test_abstain_and_list_and_members(opened: World) -> None:
+    await opened.apply(opened.command(ALICE, "!cb abstain Conflict of schedule."))
+    assert (await opened.positions())[ALICE] is Position.ABSTAIN
+    listing = opened.command(BOB, "!cb list", room=MAIN)
+    roster = opened.command(BOB, "!cb members", room=MAIN)
+    await opened.apply(listing, roster)
+    assert "#1" in (await opened.reply_to(listing.event_id))["body"]
+    body = (await opened.reply_to(roster.event_id))["body"]
+    assert ALICE in body
+    assert CHAIR in body
+
+
+async def test_member_remove_takes_them_off_the_count(opened: World) -> None:
+    await opened.apply(opened.reaction(BOB, "👍"))
+    remove = opened.command(CHAIR, f"!cb member remove {BOB}", room=MAIN)
+    await opened.apply(remove)
+    assert await opened.acks(remove.event_id) == ["✅"]
+    again = opened.command(CHAIR, f"!cb member remove {BOB}", room=MAIN)
+    await opened.apply(again)
+    assert await opened.acks(again.event_id) == ["❌"]
+    close = opened.command(CHAIR, "!cb close")
+    await opened.apply(close)
+    [summary] = await opened.messages("summary")
+    assert summary.payload["consensus_bot"]["eligible"] == 3  # bob no longer counts
+
+
+async def test_deadline_is_set_and_refused_below_the_minimum(opened: World) -> None:
+    soon = opened.command(CHAIR, "!cb deadline 1m")
+    later = opened.command(CHAIR, "!cb deadline 10d")
+    await opened.apply(soon, later)
+    assert await opened.acks(soon.event_id) == ["❌"]
+    assert "at least" in (await opened.reply_to(soon.event_id))["body"]
+    assert await opened.acks(later.event_id) == ["✅"]
+    assert (await opened.request()).deadline_at == opened.clock.now + 10 * 86_400_000
+
+
+async def test_remind_and_digest_queue_their_messages(opened: World) -> None:
+    await opened.apply(opened.reaction(ALICE, "👍"))
+    remind = opened.command(CHAIR, "!cb remind")
+    digest = opened.command(CHAIR, "!cb digest", room=MAIN)
+    await opened.apply(remind, digest)
+    assert "Reminded 3" in (await opened.reply_to(remind.event_id))["body"]
+    assert len(await opened.messages("reminder")) == 3
+    assert len(await opened.messages("digest")) == 1
+
+
+async def test_export_queues_a_file_with_the_records_head(opened: World) -> None:
+    export = opened.command(ALICE, "!cb export --format csv")
+    await opened.apply(export)
+    assert await opened.acks(export.event_id) == ["✅"]
+    [item] = [i for i in await opened.pending() if i.op == "file"]
+    assert item.payload["filename"].endswith(".csv")
+    assert item.payload["caption"]["consensus_bot"]["head"]
+
+
+async def test_apply_by_direct_message_files_a_self_application(tmp_path: Path) -> None:
+    world = await make_world(tmp_path / "db.sqlite")
+    try:
+        dm = "!dm-mallory:x"
+        await world.engine.remember_dm(MALLORY, dm)
+        application = world.command(MALLORY, "!cb apply --org 'Mal Org' I want to help.", room=dm)
+        await world.apply(application)
+        assert await world.acks(application.event_id) == ["✅"]
+        async with world.db.transaction() as tx:
+            req = await Repository(tx).request(1)
+        assert req is not None
+        assert req.self_applied
+        assert req.applicant.applicant == MALLORY
+        twice = world.command(MALLORY, "!cb apply Again.", room=dm)
+        await world.apply(twice)
+        assert "still open" in (await world.reply_to(twice.event_id))["body"]
+    finally:
+        await world.db.close()

@@ -71,6 +71,15 @@ def event_id(n: int) -> str:
     return "$" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+async def seed_roster(repo: Any, members: int, now: int) -> None:
+    """`members` members spread over every stakeholder group and region (shared by benches)."""
+    from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+
+    for i in range(members):
+        group = STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)]
+        await repo.upsert_member(member_id(i), group, REGIONS[i % len(REGIONS)], now, "config")
+
+
 def member_id(i: int) -> str:
     return f"@member{i:05d}:{SERVER}"
 
@@ -293,7 +302,6 @@ async def build_database(path: Path, members: int, requests: int) -> None:
     event ID is then recorded as `Engine.on_sent` would. The queued operations are marked sent.
     """
     from bot.domain.request import Applicant
-    from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
     from bot.services.clock import SystemClock
     from bot.services.engine import Engine
     from bot.services.outbox import Outbox
@@ -307,14 +315,7 @@ async def build_database(path: Path, members: int, requests: int) -> None:
     try:
         async with db.transaction() as tx:
             repo = Repository(tx)
-            for i in range(members):
-                await repo.upsert_member(
-                    member_id(i),
-                    STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)],
-                    REGIONS[i % len(REGIONS)],
-                    now,
-                    "config",
-                )
+            await seed_roster(repo, members, now)
             out = Outbox(repo, now)
             for r in range(1, requests + 1):
                 applicant = Applicant(

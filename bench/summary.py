@@ -23,7 +23,15 @@ import time
 from pathlib import Path
 
 from bench import Result, note, percentile
-from bench.ingest import SERVER, SQL_CURRENT, SQL_INPUT, SQL_OBJECTION, event_id, member_id
+from bench.ingest import (
+    SERVER,
+    SQL_CURRENT,
+    SQL_INPUT,
+    SQL_OBJECTION,
+    event_id,
+    member_id,
+    seed_roster,
+)
 
 MAX_EVENT_BYTES = 65_536  # the spec's limit for a whole event (PDU), content included
 POSITIONS = ("support", "no-objection", "concern", "object", "abstain", "recuse")
@@ -47,7 +55,6 @@ async def build(path: Path, members: int, taking_part: int) -> None:
     """Members and two open ballots through `Repository`; positions bulk-inserted."""
     from bot.domain.lifecycle import RequestState
     from bot.domain.request import Applicant
-    from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
     from storage.database import Database
     from storage.repo import Repository
 
@@ -58,14 +65,7 @@ async def build(path: Path, members: int, taking_part: int) -> None:
     try:
         async with db.transaction() as tx:
             repo = Repository(tx)
-            for i in range(members):
-                await repo.upsert_member(
-                    member_id(i),
-                    STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)],
-                    REGIONS[i % len(REGIONS)],
-                    now,
-                    "config",
-                )
+            await seed_roster(repo, members, now)
             for r in (1, 2):
                 rid = await repo.create_request(
                     Applicant(f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None),

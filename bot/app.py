@@ -13,10 +13,14 @@ from typing import TypeVar
 from bot.config import Config
 from bot.domain.lifecycle import RequestState
 from bot.matrix.gateway import Gateway, GatewayError
+from bot.services.ballots import Ballots
+from bot.services.calendar import Calendar
 from bot.services.clock import Clock, SystemClock
 from bot.services.deadlines import Timers
-from bot.services.engine import Engine, Settings
-from bot.services.outbox import OutboxSender
+from bot.services.engine import Engine
+from bot.services.handlers import Handlers
+from bot.services.outbox import Doorbell, OutboxSender
+from bot.services.settings import Settings
 from bot.services.syncer import Syncer
 from storage.database import Database
 from storage.lock import InstanceLock
@@ -46,10 +50,11 @@ class App:
         self.db = Database(config.storage.path)
         m = config.matrix
         self.gateway = Gateway(m.homeserver, m.user_id, m.device_id)
+        self.timers = Timers(self.clock)
+        self.doorbell = Doorbell()
         self.engine: Engine | None = None
         self.sender: OutboxSender | None = None
         self.syncer: Syncer | None = None
-        self.timers: Timers | None = None
         self._stop = asyncio.Event()
         self._catch_up: asyncio.Task[None] | None = None
         self._open_ballots = 0
@@ -106,12 +111,22 @@ class App:
             digest_cron=d.cron.apscheduler_fields() if d.enabled and d.cron else None,
             hum_key=bytes.fromhex(hum_key),
             appeal_window_ms=p.appeal_window_ms,
+            clock_skew_ms=p.clock_skew_ms,
         )
-        engine = Engine(settings, self.db, self.clock, self.gateway)
-        self.timers = Timers(self.clock)
-        engine.timers = self.timers
-        self.sender = OutboxSender(self.db, self.gateway, engine, self.clock)
-        engine.on_queued = self.sender.kick
+        # Everything is built here, fully, in dependency order; nothing is patched on later.
+        ballots = Ballots(settings)
+        calendar = Calendar(settings, self.db, self.clock, ballots, self.doorbell, self.timers)
+        engine = Engine(
+            settings,
+            self.db,
+            self.clock,
+            ballots,
+            Handlers(settings, ballots, calendar),
+            calendar,
+            self.doorbell,
+            self.gateway,
+        )
+        self.sender = OutboxSender(self.db, self.gateway, engine, self.clock, self.doorbell)
         self.syncer = Syncer(
             self.gateway,
             engine,
@@ -187,7 +202,6 @@ class App:
         """Run until `stop()` (or cancellation); always releases what it took."""
         try:
             await self.start()
-            assert self.timers is not None
             assert self.sender is not None
             assert self.syncer is not None
             self.timers.start()
@@ -240,7 +254,7 @@ class App:
                 self.sender.kick()
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
-        await self.engine.restore_timers()
+        await self.engine.calendar.restore()
         problem = await self.db.integrity_problem()
         if problem:  # loud, and stop: a damaged record must not grow
             log.critical("%s", problem)
@@ -256,8 +270,7 @@ class App:
 
     async def close(self) -> None:
         """Stop timers, close the gateway and database, release the lock."""
-        if self.timers is not None:
-            self.timers.stop()
+        self.timers.stop()
         await self.gateway.close()
         await self.db.close()
         self.lock.release()

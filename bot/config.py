@@ -644,6 +644,12 @@ class ProcessConfig(_Section):
     reminders: tuple[DurationText, ...] = ("48h", "24h")
     quorum: float = 0.5
     appeal_window: DurationText = "14d"
+    clock_skew: DurationText = "5m"
+
+    @property
+    def clock_skew_ms(self) -> int:
+        """How far a sender's timestamp is believed around the bot's receive time, in ms."""
+        return parse_duration(self.clock_skew)
 
     @property
     def deadline_ms(self) -> int:

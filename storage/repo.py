@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
+from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import Objection, ObjectionState
@@ -42,6 +43,52 @@ class OutboxItem:
     purpose: str | None
     payload: dict[str, Any]
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class EligibleRow:
+    """A member of a request's eligible snapshot, and whether they are on the roster now."""
+
+    voter: Voter
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Raw rows of a request (or of one member on it) for the counting rule."""
+
+    eligible: list[EligibleRow]
+    inputs: list[PositionInput]
+    redactions: list[Redaction]
+
+    @property
+    def snapshot(self) -> list[Voter]:
+        """The eligible snapshot taken when the ballot opened."""
+        return [e.voter for e in self.eligible]
+
+    @property
+    def active(self) -> set[str]:
+        """Members of the snapshot still on the active roster."""
+        return {e.voter.user_id for e in self.eligible if e.active}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRows(Rows):
+    """One member's rows on a request, with their objections."""
+
+    open_objection: Objection | None
+    latest_objection: Objection | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenRecord:
+    """A decision record as stored when the chair decided."""
+
+    request_id: int
+    segment: int
+    head: str
+    body: str
+    frozen_at: int
 
 
 def _request(row: aiosqlite.Row) -> Request:
@@ -82,6 +129,19 @@ def _input(row: aiosqlite.Row) -> PositionInput:
         ts=row["ts"],
         source=Source(row["source"]),
         reason=row["reason"],
+        room_id=row["room_id"],
+        recorded_at=row["recorded_at"],
+    )
+
+
+def _redaction(row: aiosqlite.Row) -> Redaction:
+    return Redaction(
+        event_id=row["event_id"],
+        redacts=row["redacts"],
+        room_id=row["room_id"],
+        sender=row["sender"],
+        ts=row["ts"],
+        recorded_at=row["recorded_at"] if row["recorded_at"] is not None else row["ts"],
     )
 
 
@@ -316,31 +376,32 @@ class Repository:
         )
 
     async def voters(self, request_id: int) -> list[Voter]:
-        """Members eligible on a request who are still active on the roster."""
-        rows = await self.tx.fetchall(
-            "SELECT e.user_id, e.stakeholder, e.region FROM eligible e "
-            "JOIN members m ON m.user_id = e.user_id AND m.active = 1 "
-            "WHERE e.request_id = ? ORDER BY e.user_id",
-            (request_id,),
-        )
-        return [Voter(r["user_id"], r["stakeholder"], r["region"]) for r in rows]
+        """The eligible snapshot's members that are still on the active roster (for invites)."""
+        rows = await self._eligible(request_id)
+        return [e.voter for e in rows if e.active]
 
-    async def is_voter(self, request_id: int, user_id: str) -> bool:
-        """True when the user is eligible on the request and still an active member."""
-        row = await self.tx.fetchone(
-            "SELECT 1 FROM eligible e JOIN members m ON m.user_id = e.user_id AND m.active = 1 "
-            "WHERE e.request_id = ? AND e.user_id = ?",
-            (request_id, user_id),
+    async def _eligible(self, request_id: int, member: str | None = None) -> list[EligibleRow]:
+        sql = (
+            "SELECT e.user_id, e.stakeholder, e.region, coalesce(m.active, 0) AS active "
+            "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ?"
         )
-        return row is not None
+        params: tuple[Any, ...] = (request_id,)
+        if member is not None:
+            sql += " AND e.user_id = ?"
+            params = (request_id, member)
+        rows = await self.tx.fetchall(sql + " ORDER BY e.user_id", params)
+        return [
+            EligibleRow(Voter(r["user_id"], r["stakeholder"], r["region"]), bool(r["active"]))
+            for r in rows
+        ]
 
     # --- positions --------------------------------------------------------------------
 
     async def add_input(self, request_id: int, item: PositionInput, now: int) -> bool:
-        """Append a position input; False when its event was recorded before."""
+        """Append a position input, received now; False when its event was recorded before."""
         changed = await self.tx.execute(
             "INSERT INTO position_inputs(request_id, member, event_id, source, position, "
-            "reason, ts, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "reason, ts, recorded_at, room_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(event_id) DO NOTHING",
             (
                 request_id,
@@ -351,24 +412,53 @@ class Repository:
                 item.reason,
                 item.ts,
                 now,
+                item.room_id,
             ),
         )
         return changed > 0
 
     async def inputs(self, request_id: int, member: str | None = None) -> list[PositionInput]:
-        """A request's inputs (one member's when given), oldest first."""
+        """A request's inputs (one member's when given), in the order they were received."""
         if member is None:
             rows = await self.tx.fetchall(
-                "SELECT * FROM position_inputs WHERE request_id = ? ORDER BY ts, event_id",
-                (request_id,),
+                "SELECT * FROM position_inputs WHERE request_id = ? ORDER BY id", (request_id,)
             )
         else:
             rows = await self.tx.fetchall(
-                "SELECT * FROM position_inputs WHERE request_id = ? AND member = ? "
-                "ORDER BY ts, event_id",
+                "SELECT * FROM position_inputs WHERE request_id = ? AND member = ? ORDER BY id",
                 (request_id, member),
             )
         return [_input(r) for r in rows]
+
+    async def _redactions_of(self, request_id: int, member: str | None = None) -> list[Redaction]:
+        sql = (
+            "SELECT r.* FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "
+            "WHERE p.request_id = ?"
+        )
+        params: tuple[Any, ...] = (request_id,)
+        if member is not None:
+            sql += " AND p.member = ?"
+            params = (request_id, member)
+        rows = await self.tx.fetchall(sql + " ORDER BY r.recorded_at, r.event_id", params)
+        return [_redaction(r) for r in rows]
+
+    async def rows(self, request_id: int) -> Rows:
+        """Every row the counting rule needs for a request."""
+        return Rows(
+            await self._eligible(request_id),
+            await self.inputs(request_id),
+            await self._redactions_of(request_id),
+        )
+
+    async def member_rows(self, request_id: int, member: str) -> MemberRows:
+        """One member's rows on a request: eligibility, inputs, redactions, objections."""
+        return MemberRows(
+            await self._eligible(request_id, member),
+            await self.inputs(request_id, member),
+            await self._redactions_of(request_id, member),
+            await self.open_objection(request_id, member),
+            await self.latest_objection(request_id, member),
+        )
 
     async def input_by_event(self, event_id: str) -> tuple[int, PositionInput] | None:
         """(request ID, input) recorded for an event."""
@@ -377,64 +467,43 @@ class Repository:
         )
         return None if row is None else (int(row["request_id"]), _input(row))
 
-    async def recorded_at(self, event_id: str) -> int | None:
-        """When (bot clock) an input was recorded."""
-        value = await self.tx.fetchval(
-            "SELECT recorded_at FROM position_inputs WHERE event_id = ?", (event_id,)
-        )
-        return None if value is None else int(value)
-
-    async def add_redaction(
-        self, event_id: str, redacts: str, room_id: str, sender: str, ts: int
-    ) -> bool:
-        """Record a redaction; False when seen before."""
+    async def add_redaction(self, redaction: Redaction) -> bool:
+        """Record a redaction (whoever sent it, wherever); False when seen before."""
         changed = await self.tx.execute(
-            "INSERT INTO redactions(event_id, redacts, room_id, sender, ts) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-            (event_id, redacts, room_id, sender, ts),
+            "INSERT INTO redactions(event_id, redacts, room_id, sender, ts, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+            (
+                redaction.event_id,
+                redaction.redacts,
+                redaction.room_id,
+                redaction.sender,
+                redaction.ts,
+                redaction.recorded_at,
+            ),
         )
         return changed > 0
 
-    async def redacted_among(self, event_ids: Iterable[str], room_id: str) -> set[str]:
-        """Which of these position inputs (all in `room_id`) their own author redacted there.
+    # --- records ----------------------------------------------------------------------
 
-        A moderator removing someone's reaction does not retract that member's position.
-        """
-        ids = list(event_ids)
-        if not ids:
-            return set()
-        marks = ",".join("?" for _ in ids)
-        sql = (
-            "SELECT r.redacts FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "  # noqa: S608 - only ?-marks are joined in
-            "WHERE r.room_id = ? AND r.sender = p.member AND r.redacts IN (" + marks + ")"
-        )
-        rows = await self.tx.fetchall(sql, [room_id, *ids])
-        return {r[0] for r in rows}
-
-    async def set_current(self, request_id: int, member: str, item: PositionInput | None) -> None:
-        """Store the member's current position (None clears it)."""
-        if item is None or item.position is None:
-            await self.tx.execute(
-                "DELETE FROM current_positions WHERE request_id = ? AND member = ?",
-                (request_id, member),
-            )
-            return
+    async def freeze_record(
+        self, request_id: int, segment: int, head: str, body: str, now: int
+    ) -> None:
+        """Store a decision record; a segment is written once and never replaced."""
         await self.tx.execute(
-            "INSERT INTO current_positions(request_id, member, position, reason, event_id, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(request_id, member) DO UPDATE SET "
-            "position = excluded.position, reason = excluded.reason, "
-            "event_id = excluded.event_id, ts = excluded.ts",
-            (request_id, member, item.position.value, item.reason, item.event_id, item.ts),
+            "INSERT INTO records(request_id, segment, head, body, frozen_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (request_id, segment, head, body, now),
         )
 
-    async def current(self, request_id: int) -> dict[str, PositionInput]:
-        """Current position per member on a request."""
+    async def frozen_records(self, request_id: int) -> list[FrozenRecord]:
+        """A request's frozen record segments, oldest first."""
         rows = await self.tx.fetchall(
-            "SELECT c.*, p.source FROM current_positions c "
-            "JOIN position_inputs p ON p.event_id = c.event_id WHERE c.request_id = ?",
-            (request_id,),
+            "SELECT * FROM records WHERE request_id = ? ORDER BY segment", (request_id,)
         )
-        return {r["member"]: _input(r) for r in rows}
+        return [
+            FrozenRecord(r["request_id"], r["segment"], r["head"], r["body"], r["frozen_at"])
+            for r in rows
+        ]
 
     # --- objections -------------------------------------------------------------------
 

@@ -51,3 +51,41 @@ class Objection:
     def needs_reason(self) -> bool:
         """An objection must say why; a bare 👎 is recorded and the member is asked."""
         return not (self.reason and self.reason.strip())
+
+
+class ObjectionStep(StrEnum):
+    """What a member's new current position does to their objection."""
+
+    NONE = "none"
+    RAISE = "raise"  # open a new objection
+    GIVE_REASON = "give-reason"  # the open objection gets (a new) reason
+    WITHDRAW = "withdraw"  # the objector moved away from `object`
+
+
+def objection_step(
+    objecting: bool,
+    reason: str | None,
+    raised_at: int | None,
+    open_objection: Objection | None,
+    latest: Objection | None,
+) -> ObjectionStep:
+    """How a member's objection follows their current position.
+
+    `objecting`: the current position is `object`; `reason` its reason; `raised_at` when (bot
+    clock) the input holding it was received. A chair's disposition covers every objecting
+    input received before it, so only a newer `object` opens a new objection after one.
+    """
+    if objecting:
+        settled = (
+            latest is not None
+            and latest.disposed_by_chair
+            and latest.disposed_at is not None
+            and raised_at is not None
+            and raised_at <= latest.disposed_at
+        )
+        if open_objection is None:
+            return ObjectionStep.NONE if settled else ObjectionStep.RAISE
+        if reason and reason != open_objection.reason:
+            return ObjectionStep.GIVE_REASON
+        return ObjectionStep.NONE
+    return ObjectionStep.NONE if open_objection is None else ObjectionStep.WITHDRAW

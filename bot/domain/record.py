@@ -31,23 +31,45 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.domain.counting import (
+    DEFAULT_SKEW_MS,
+    Ballot,
+    Redaction,
+    Status,
+    Tally,
+    clamp_ts,
+    count,
+    effective_ts,
+)
 from bot.domain.durations import format_duration, format_utc
-from bot.domain.ledger import PositionInput, current_positions
+from bot.domain.ledger import PositionInput
 from bot.domain.lifecycle import Outcome
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import POSITION_ORDER, Position
 from bot.domain.request import Request
-from bot.domain.sense import MIN_GROUP_FOR_POSITIONS, GroupBreakdown, Proposal, Voter, determine
+from bot.domain.sense import MIN_GROUP_FOR_POSITIONS, GroupBreakdown, Proposal, Sense, Voter
 
-RECORD_SCHEMA = "consensus-bot/record/1"
+RECORD_SCHEMA = "consensus-bot/record/2"
 GENESIS = "0" * 64  # the `prev` of the first entry
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
 # Top-level fields, in the order a record is written. Everything but `entries` and `head` is
 # covered by the `snapshot` entry's digest; `entries` and `head` are the chain itself.
-BODY_KEYS: tuple[str, ...] = ("schema", "group", "request", "eligible", "sense", "outcome", "hums")
+BODY_KEYS: tuple[str, ...] = (
+    "schema",
+    "segment",
+    "previous_head",
+    "group",
+    "request",
+    "eligible",
+    "sense",
+    "outcome",
+    "hums",
+)
 TOP_LEVEL_KEYS: tuple[str, ...] = (
     "schema",
+    "segment",
+    "previous_head",
     "group",
     "request",
     "eligible",
@@ -76,16 +98,6 @@ Record = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- input values
-
-
-@dataclass(frozen=True, slots=True)
-class Retraction:
-    """A redaction that removed a position input (its reaction, or its command message)."""
-
-    event_id: str  # the redaction event
-    redacts: str  # the event ID of the position input it removed
-    sender: str  # who redacted it (usually the member; a moderator may too)
-    ts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +169,15 @@ def _timeline(
     request: Request,
     eligible_count: int,
     inputs: Sequence[PositionInput],
-    retractions: Sequence[Retraction],
+    tally: Tally,
     objections: Sequence[DatedObjection],
+    skew_ms: int,
 ) -> list[tuple[int, int, str, dict[str, Any]]]:
     """(ts, rank, tie-break, fields) for every timeline entry, unsorted."""
     items: list[tuple[int, int, str, dict[str, Any]]] = []
 
     def add(ts: int, kind: str, tie: str, fields: dict[str, Any]) -> None:
-        items.append((ts, _RANK[kind], tie, {"type": kind, **fields}))
+        items.append((clamp_ts(ts)[0], _RANK[kind], tie, {"type": kind, **fields}))
 
     add(
         request.created_at,
@@ -175,26 +188,30 @@ def _timeline(
     if request.opened_at is not None:
         add(request.opened_at, "opened", "", {"eligible": eligible_count})
     for item in inputs:
+        status = tally.status.get(item.event_id, Status.NOT_ELIGIBLE)
+        received = item.ts if item.recorded_at is None else item.recorded_at
+        at = effective_ts(item.ts, item.recorded_at, skew_ms)
         add(
-            item.ts,
+            at,
             "position",
-            item.event_id,
+            f"{item.ts:024d}{item.event_id}",
             {
                 "member": _text(item.member),
                 "position": None if item.position is None else item.position.value,
                 "reason": _text(item.reason),
                 "source": item.source.value,
                 "event_id": _text(item.event_id),
+                "origin_ts": item.ts,
+                "received_at": received,
+                "counted": status in (Status.COUNTED, Status.RETRACTED),
+                "status": status.value,
+                "clock_flag": _clock_flag(item.ts, at, received, skew_ms),
             },
         )
     by_event = {i.event_id: i for i in inputs}
-    first_redaction: dict[str, Retraction] = {}
-    for r in sorted(retractions, key=lambda r: (r.ts, r.event_id)):
-        if r.redacts in by_event and r.redacts not in first_redaction:
-            first_redaction[r.redacts] = r
-    for target, r in first_redaction.items():
+    for target, r in tally.retracted_by.items():
         add(
-            r.ts,
+            effective_ts(r.ts, r.recorded_at, skew_ms),
             "retracted",
             r.event_id,
             {
@@ -251,10 +268,22 @@ def _timeline(
     return items
 
 
-def chain(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Number and link entries given as `{"ts", "type", ...fields}`, in the given order."""
+def _clock_flag(origin_ts: int, at: int, received: int, skew_ms: int) -> str | None:
+    """Why an input's time was not taken as its sender stated it, if it was not."""
+    if clamp_ts(origin_ts)[1]:
+        return "absurd-timestamp"
+    if origin_ts != at:
+        ahead = origin_ts > received
+        return "sender-clock-ahead" if ahead else "sender-clock-behind"
+    del skew_ms
+    return None
+
+
+def chain(items: Sequence[Mapping[str, Any]], start: str = GENESIS) -> list[dict[str, Any]]:
+    """Number and link entries given as `{"ts", "type", ...fields}`, in the given order; the
+    first links to `start` (the genesis, or the head of the previous segment)."""
     out: list[dict[str, Any]] = []
-    prev = GENESIS
+    prev = start
     for seq, item in enumerate(items, start=1):
         ts = int(item["ts"])
         entry: dict[str, Any] = {"seq": seq, "ts": ts, "at": iso_utc(ts), "type": item["type"]}
@@ -287,38 +316,39 @@ def build_record(
     eligible: Sequence[Voter],
     inputs: Sequence[PositionInput],
     quorum: float,
-    counted: Collection[str] | None = None,
-    retractions: Sequence[Retraction] = (),
+    active: Collection[str] | None = None,
+    redactions: Sequence[Redaction] = (),
     objections: Sequence[DatedObjection] = (),
+    skew_ms: int = DEFAULT_SKEW_MS,
     appeal_window_ms: int | None = None,
     hums: HumAggregate | None = None,
+    segment: int = 1,
+    previous_head: str | None = None,
 ) -> Record:
     """The decision record of one request, from plain domain values.
 
-    `eligible` is the snapshot taken when the ballot opened; `counted` the user IDs among
-    them still on the active roster (the sense counts only those; None: all of them).
-    `inputs` is the full append-only history of position inputs, `retractions` the
-    redactions seen (those not aimed at one of `inputs` are ignored), `objections` every
-    objection with its times. The sense is drafted from the timeline the record carries, so
-    anyone can recompute it.
+    `eligible` is the snapshot taken when the ballot opened; `active` the user IDs on the
+    active roster (None: all of them). `inputs` is the full append-only history of position
+    inputs and `redactions` every redaction aimed at one of them (whoever sent it): which
+    count is decided by `bot.domain.counting.count`, the same rule as the bot's draft, and
+    every input is listed with whether it counted and why not. `segment` numbers the record
+    of each decision of a request (a reopen starts the next); the chain of segment n > 1
+    begins at `previous_head`, the head of segment n - 1.
     """
-    counted_ids = {v.user_id for v in eligible} if counted is None else set(counted)
-    voters = [v for v in eligible if v.user_id in counted_ids]
-    redacted = {r.redacts for r in retractions}
-    positions = {
-        member: item.position
-        for member, item in current_positions(inputs, redacted).items()
-        if item.position is not None
-    }
-    sense = determine(voters, positions, [d.objection for d in objections], quorum)
+    ballot = Ballot(request.room_id, request.closed_at, skew_ms)
+    tally = count(ballot, eligible, active, inputs, redactions)
+    sense = tally.sense([d.objection for d in objections], quorum)
+    counted_ids = {v.user_id for v in tally.voters}
 
-    items = _timeline(request, len(eligible), inputs, retractions, objections)
+    items = _timeline(request, len(eligible), inputs, tally, objections, skew_ms)
     items.sort(key=lambda x: (x[0], x[1], x[2]))
     timeline: list[dict[str, Any]] = [{"ts": ts, **fields} for ts, _, _, fields in items]
 
     a = request.applicant
     record: Record = {
         "schema": RECORD_SCHEMA,
+        "segment": segment,
+        "previous_head": previous_head,
         "group": _text(group),
         "request": {
             "id": request.id,
@@ -347,33 +377,38 @@ def build_record(
             for v in sorted(eligible, key=lambda v: v.user_id)
         ],
         "entries": [],
-        "sense": {
-            "proposal": sense.proposal.value,
-            "label": sense.proposal.label,
-            "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
-            "eligible": sense.eligible,
-            "participated": sense.participated,
-            "quorum": float(quorum),
-            "recused": list(sense.recused),
-            "did_not_take_part": list(sense.did_not_take_part),
-            "open_objections": [o.id for o in sense.open_objections],
-            "in_the_rough": list(sense.in_the_rough),
-            "by_stakeholder": _breakdown_json(sense.by_stakeholder),
-            "by_region": _breakdown_json(sense.by_region),
-            "silent_stakeholder_groups": list(sense.silent_stakeholder_groups),
-        },
+        "sense": sense_json(sense),
         "outcome": _outcome(request, appeal_window_ms),
-        # Hums are anonymous: only an aggregate may ever appear here (not stored yet).
+        # Hums are anonymous: only an aggregate may ever appear here.
         "hums": None
         if hums is None
         else {"for": _text(hums.for_side), "against": _text(hums.against_side)},
         "head": GENESIS,
     }
-    last_ts = max([request.created_at, *(e["ts"] for e in timeline)])
+    last_ts = max([clamp_ts(request.created_at)[0], *(e["ts"] for e in timeline)])
     timeline.append({"ts": last_ts, "type": "snapshot", "body": body_digest(record)})
-    record["entries"] = chain(timeline)
+    record["entries"] = chain(timeline, previous_head or GENESIS)
     record["head"] = record["entries"][-1]["hash"]
     return record
+
+
+def sense_json(sense: Sense) -> dict[str, Any]:
+    """The sense of the room as the record (and the summary's data block) carries it."""
+    return {
+        "proposal": sense.proposal.value,
+        "label": sense.proposal.label,
+        "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
+        "eligible": sense.eligible,
+        "participated": sense.participated,
+        "quorum": float(sense.quorum),
+        "recused": list(sense.recused),
+        "did_not_take_part": list(sense.did_not_take_part),
+        "open_objections": [o.id for o in sense.open_objections],
+        "in_the_rough": list(sense.in_the_rough),
+        "by_stakeholder": _breakdown_json(sense.by_stakeholder),
+        "by_region": _breakdown_json(sense.by_region),
+        "silent_stakeholder_groups": list(sense.silent_stakeholder_groups),
+    }
 
 
 def _outcome(request: Request, appeal_window_ms: int | None) -> dict[str, Any]:
@@ -428,7 +463,10 @@ def verify_record(data: object, *, head: str | None = None) -> list[str]:
         problems.append("entries: missing or empty, so nothing can be verified")
         return problems
 
-    prev: object = GENESIS
+    previous = data.get("previous_head")
+    if previous is not None and not (isinstance(previous, str) and HEX64.fullmatch(previous)):
+        problems.append("previous_head is not a 64-hex hash")
+    prev: object = previous or GENESIS
     last_ts: int | None = None
     for index, entry in enumerate(entries):
         n = index + 1

@@ -56,15 +56,6 @@ class Request:
     poll_event_id: str | None = None
     nudged_at: int | None = None
 
-    def counts_late(self, ts: int) -> bool:
-        """An input reaching a closed ballot still counts when it was sent before the close
-        (a slow sync, or the bot was down when the deadline passed)."""
-        return (
-            self.state is RequestState.DRAFTED
-            and self.closed_at is not None
-            and ts <= self.closed_at
-        )
-
     @property
     def title(self) -> str:
         """Short title: 'Request #3: Jane Doe (@jane:example.org)'."""

@@ -242,8 +242,9 @@ def summary(
     return Message("summary", req.id, body, html_, data, tuple(mentions))
 
 
-def outcome(req: Request) -> Message:
-    """The chair's decision, announced in the request room and the main room."""
+def outcome(req: Request, record_head: str, prefix: str = "!cb") -> Message:
+    """The chair's decision, announced in the request room and the main room, with the head
+    of the frozen decision record so anyone can check an export against it."""
     assert req.outcome is not None
     verb = {
         "admit": "is admitted",
@@ -260,10 +261,21 @@ def outcome(req: Request) -> Message:
     )
     if rationale:
         html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
+    check = f"consensus-bot export --verify FILE --head {record_head}"
+    body += (
+        f"\nRecord: {record_head[:16]}… — members get it with {prefix} export {req.id}; "
+        f"check a copy with: {check}"
+    )
+    html_ += (
+        f"<p>Record: <code>{esc(record_head[:16])}…</code> — members get it with "
+        f"<code>{esc(prefix)} export {req.id}</code>; check a copy with "
+        f"<code>{esc(check)}</code></p>"
+    )
     data = {
         "outcome": req.outcome.value,
         "decided_by": req.decided_by,
         "rationale": req.rationale or "",
+        "record_head": record_head,
     }
     return Message("outcome", req.id, body, html_, data)
 

@@ -8,18 +8,20 @@ so firing twice sends nothing twice and a restart rebuilds every job.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from bot.domain.clock_rules import format_local, reminder_time, zone
 from bot.domain.durations import format_duration, format_utc
 from bot.domain.lifecycle import RequestState
 from bot.domain.request import Request
 from bot.matrix import render
-from bot.services.outbox import Outbox, dm
+from bot.services.ballots import Ballots
+from bot.services.clock import Clock
+from bot.services.deadlines import Timers
+from bot.services.outbox import Doorbell, Outbox, dm
+from bot.services.settings import Settings
+from storage.database import Database
 from storage.repo import Repository
-
-if TYPE_CHECKING:
-    from bot.services.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +31,72 @@ CHAIRS_NOTE = "@chairs-note"  # reminders_sent marker: the silent-groups note we
 
 
 class Calendar:
-    """Schedules and fires the time-driven work of the engine."""
+    """Schedules and fires the time-driven work. Construction does no I/O."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @property
-    def timers(self):  # type: ignore[no-untyped-def]
-        """The engine's timers (None in tests without a scheduler)."""
-        return self.engine.timers
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        ballots: Ballots,
+        doorbell: Doorbell,
+        timers: Timers | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.ballots = ballots
+        self.doorbell = doorbell
+        self.timers = timers  # None: no scheduler (tests that fire jobs by hand)
 
     # --- per request ------------------------------------------------------------------
+
+    async def follow(self, request_ids: Iterable[int]) -> None:
+        """After a commit: make the timers of these requests match the database."""
+        ids = sorted(set(request_ids))
+        if not ids or self.timers is None:
+            return
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            zones = await repo.member_zones()
+            for request_id in ids:
+                req = await repo.request(request_id)
+                if req is None or req.state is not RequestState.OPEN:
+                    self.unschedule(request_id)
+                else:
+                    await self.schedule(repo, req, zones)
+
+    async def restore(self) -> int:
+        """At start: schedule every open ballot (overdue deadlines fire at once), the digest
+        and the chairs' nudges; returns how many ballots are open."""
+        if self.timers is None:
+            return 0
+        async with self.db.transaction() as tx:
+            open_ids = [r.id for r in await Repository(tx).requests([RequestState.OPEN])]
+        await self.follow(open_ids)
+        s = self.settings
+        if s.digest_cron is not None:
+            self.timers.cron("digest", s.digest_cron, zone(s.group_tz), self.fire_digest)
+        self.timers.every("nudge", 3_600, self.nudge_chairs)
+        return len(open_ids)
+
+    async def fire_deadline(self, request_id: int) -> None:
+        """The deadline timer woke us: close the ballot if it is still open and due."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            req = await repo.request(request_id)
+            if req is None or req.state is not RequestState.OPEN:
+                return
+            if req.deadline_at > now:
+                await self.schedule(repo, req)  # moved later meanwhile
+                return
+            log.info("deadline of request %d reached", request_id)
+            out = Outbox(repo, now)
+            await self.ballots.close_ballot(repo, out, req, now)
+            reschedule = set(out.reschedule)
+        await self.follow(reschedule)
+        self.doorbell.ring()
 
     async def schedule(
         self, repo: Repository, req: Request, zones: set[str | None] | None = None
@@ -55,9 +112,8 @@ class Calendar:
         self.timers.cancel_prefix(f"req:{req.id}:")
         if req.state is not RequestState.OPEN:
             return
-        e = self.engine
-        self.timers.at(f"req:{req.id}:deadline", req.deadline_at, e.fire_deadline, req.id)
-        offsets = sorted(e.settings.reminders_ms, reverse=True)
+        self.timers.at(f"req:{req.id}:deadline", req.deadline_at, self.fire_deadline, req.id)
+        offsets = sorted(self.settings.reminders_ms, reverse=True)
         if not offsets:
             return
         if zones is None:
@@ -76,7 +132,7 @@ class Calendar:
     def _send_time(self, due: int, tz: str | None, opened: int) -> int:
         """When a member in `tz` gets a reminder due at `due` (depends on nothing else, so
         scheduling and firing agree)."""
-        return reminder_time(due, zone(tz, self.engine.settings.group_tz), opened)
+        return reminder_time(due, zone(tz, self.settings.group_tz), opened)
 
     def unschedule(self, request_id: int) -> None:
         """Drop every job of a request (closed, decided or blocked)."""
@@ -86,9 +142,8 @@ class Calendar:
     async def fire_reminder(self, request_id: int, slot: str, when: int, last: bool) -> None:
         """Remind the members whose send time for `slot` is `when` and who still have no
         position (once per slot each)."""
-        e = self.engine
-        now = e.clock.now_ms()
-        async with e.db.transaction() as tx:
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
             repo = Repository(tx)
             req = await repo.request(request_id)
             if req is None or req.state is not RequestState.OPEN:
@@ -96,7 +151,7 @@ class Calendar:
             if not slot.endswith(f"@{req.deadline_at}"):
                 return  # the deadline moved; the new schedule has its own slots
             offset = int(slot.split("@", 1)[0])
-            if any(o < offset and req.deadline_at - o <= now for o in e.settings.reminders_ms):
+            if any(o < offset and req.deadline_at - o <= now for o in self.settings.reminders_ms):
                 return  # after downtime a later reminder is due too: send only that one
             due = req.deadline_at - offset
             opened = req.opened_at or req.created_at
@@ -108,7 +163,7 @@ class Calendar:
             if last:
                 await self._note_silent_groups(repo, Outbox(repo, now), req, now, slot)
         log.info("request %d: %d reminders (%s)", request_id, sent, slot)
-        e.wake()
+        self.doorbell.ring()
 
     async def remind(
         self,
@@ -120,22 +175,21 @@ class Calendar:
         members: tuple[str, ...] | None = None,
     ) -> int:
         """Queue a reminder DM to each eligible member without a position; returns how many."""
-        e = self.engine
         tzs = await repo.voter_zones(req.id)
         targets = sorted(tzs) if members is None else [m for m in members if m in tzs]
-        current = await repo.current(req.id)
+        current = (await self.ballots.count(repo, req)).current
         done = await repo.reminded(req.id, slot)
         count = 0
         for member in targets:
             if member in current or member in done:
                 continue
-            tz = zone(tzs.get(member), e.settings.group_tz)
+            tz = zone(tzs.get(member), self.settings.group_tz)
             msg = render.reminder(
                 req,
                 member,
                 format_local(req.deadline_at, tz),
                 format_duration(req.deadline_at - now),
-                e.settings.prefix,
+                self.settings.prefix,
             )
             await out.message(msg, room_id=dm(member), request_id=req.id)
             await repo.mark_reminded(req.id, slot, member, now)
@@ -148,15 +202,15 @@ class Calendar:
         if CHAIRS_NOTE in await repo.reminded(req.id, slot):
             return
         await repo.mark_reminded(req.id, slot, CHAIRS_NOTE, now)
-        sense = await self.engine.sense(repo, req)
+        sense = await self.ballots.sense(repo, req)
         silent = [g.name for g in sense.by_stakeholder if g.members and g.silent]
         if not silent:
             return
-        chairs = sorted(self.engine.settings.chairs)
+        chairs = sorted(self.settings.chairs)
         text = (
             f"Chairs: the last reminder for {render.clean(req.title)} went out and nobody from "
             f"{', '.join(silent)} has taken part yet. Consider "
-            f"{self.engine.settings.prefix} extend 3d so every stakeholder group can be heard."
+            f"{self.settings.prefix} extend 3d so every stakeholder group can be heard."
         )
         await out.message(
             render.notice("reply", req.id, text, chairs, event="silent-groups", groups=silent),
@@ -167,25 +221,23 @@ class Calendar:
 
     async def fire_digest(self) -> None:
         """Post the digest in the main room (cron job, `digest` command, missed run)."""
-        e = self.engine
-        now = e.clock.now_ms()
-        async with e.db.transaction() as tx:
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
             repo = Repository(tx)
             await self.post_digest(repo, Outbox(repo, now), now)
-        e.wake()
+        self.doorbell.ring()
 
     async def post_digest(self, repo: Repository, out: Outbox, now: int) -> None:
         """Queue the digest: open requests, objections, drafts awaiting the chair, outcomes."""
-        e = self.engine
         since = int(await repo.get_meta(LAST_DIGEST) or 0)
-        tz = zone(e.settings.group_tz)
-        lines = [f"📰 Digest — {render.clean(e.settings.group_name, 200)}"]
+        tz = zone(self.settings.group_tz)
+        lines = [f"📰 Digest — {render.clean(self.settings.group_name, 200)}"]
         open_requests = await repo.requests([RequestState.OPEN])
         data: dict[str, list[int]] = {"open": [], "awaiting_chair": [], "decided": []}
         if open_requests:
             lines.append("Open for positions:")
         for req in reversed(open_requests):
-            sense = await e.sense(repo, req)
+            sense = await self.ballots.sense(repo, req)
             objections = len(sense.open_objections)
             lines.append(
                 f"  #{req.id} {render.clean(req.applicant.display, 100)} — closes "
@@ -218,23 +270,22 @@ class Calendar:
         if len(lines) == 1:
             lines.append("Nothing is open, waiting or newly decided.")
         msg = render.notice("digest", None, "\n".join(lines), (), **data)
-        await out.message(msg, room_id=e.settings.main_room_id)
+        await out.message(msg, room_id=self.settings.main_room_id)
         await repo.set_meta(LAST_DIGEST, str(now))
 
     async def catch_up_digest(self) -> bool:
         """At start: post one digest if a scheduled one was missed while the bot was down."""
-        e = self.engine
-        cron = e.settings.digest_cron
+        cron = self.settings.digest_cron
         if cron is None or self.timers is None:
             return False
-        now = e.clock.now_ms()
-        async with e.db.transaction() as tx:
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
             repo = Repository(tx)
             last = await repo.get_meta(LAST_DIGEST)
             if last is None:  # first start: nothing was missed
                 await repo.set_meta(LAST_DIGEST, str(now))
                 return False
-        nxt = self.timers.next_cron_ms(cron, zone(e.settings.group_tz), int(last))
+        nxt = self.timers.next_cron_ms(cron, zone(self.settings.group_tz), int(last))
         if nxt is not None and nxt <= now:
             log.info("a digest was missed while the bot was down: posting one now")
             await self.fire_digest()
@@ -243,9 +294,8 @@ class Calendar:
 
     async def nudge_chairs(self) -> None:
         """Remind the chairs (once a day) of drafts that have waited more than a day."""
-        e = self.engine
-        now = e.clock.now_ms()
-        async with e.db.transaction() as tx:
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
             repo = Repository(tx)
             out = Outbox(repo, now)
             for req in await repo.requests([RequestState.DRAFTED]):
@@ -253,14 +303,14 @@ class Calendar:
                     continue
                 if req.nudged_at is not None and req.nudged_at > now - DAY_MS:
                     continue
-                chairs = sorted(e.settings.chairs)
+                chairs = sorted(self.settings.chairs)
                 text = (
                     f"Chairs: the draft sense of the room for {render.clean(req.title)} has "
                     f"waited {format_duration(now - (req.closed_at or now))}. Confirm it "
-                    f"({e.settings.prefix} confirm) or decide with a rationale."
+                    f"({self.settings.prefix} confirm) or decide with a rationale."
                 )
                 await out.message(
                     render.notice("reply", req.id, text, chairs, event="nudge"), request_id=req.id
                 )
                 await repo.update_request(req.id, nudged_at=now)
-        e.wake()
+        self.doorbell.ring()

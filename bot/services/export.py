@@ -1,29 +1,31 @@
-"""Export the decision record of a request (`consensus-bot export`, `!cb export`).
+"""The decision record of a request (`consensus-bot export`, `!cb export`).
 
-`export_record` gathers what the repository holds about one request — the eligible snapshot,
-the full append-only history of position inputs, the redactions that removed some of them,
-objections with the moments they were raised and disposed of — and builds the record with
-the pure `bot.domain.record.build_record`. `render` turns a record into the file to upload
-or print. Call both inside one transaction so the record is a consistent snapshot.
+`live_record` gathers the raw rows of one request — the eligible snapshot, every position
+input, every redaction aimed at one, objections with their times — and builds the record
+with the pure `bot.domain.record.build_record`, which counts with the same rule as the draft.
+When the chair decides, `freeze` stores that record in the deciding transaction; from then on
+`export_record` returns the frozen bytes, whatever happens to the roster or the room.
+`render` turns a record into the file to upload or print.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from bot.domain.hums import Hum, Side, Strength, hum_report
+from bot.domain.counting import DEFAULT_SKEW_MS
+from bot.domain.lifecycle import RequestState
 from bot.domain.record import (
     DatedObjection,
     HumAggregate,
     Record,
-    Retraction,
     build_record,
     render_csv,
     render_json,
     render_markdown,
 )
-from bot.domain.sense import Voter
+from bot.domain.request import Request
 from storage.repo import Repository
 
 Format = Literal["json", "csv", "md"]
@@ -37,24 +39,6 @@ MEDIA_TYPES: dict[Format, str] = {
 
 class ExportError(Exception):
     """The record cannot be exported; the message is fit to show a member or operator."""
-
-
-async def _eligible_snapshot(repo: Repository, request_id: int) -> list[Voter]:
-    rows = await repo.tx.fetchall(
-        "SELECT user_id, stakeholder, region FROM eligible WHERE request_id = ? ORDER BY user_id",
-        (request_id,),
-    )
-    return [Voter(r["user_id"], r["stakeholder"], r["region"]) for r in rows]
-
-
-async def _retractions(repo: Repository, request_id: int) -> list[Retraction]:
-    rows = await repo.tx.fetchall(
-        "SELECT r.event_id, r.redacts, r.sender, r.ts FROM redactions r "
-        "JOIN position_inputs p ON p.event_id = r.redacts "
-        "WHERE p.request_id = ? ORDER BY r.ts, r.event_id",
-        (request_id,),
-    )
-    return [Retraction(r["event_id"], r["redacts"], r["sender"], r["ts"]) for r in rows]
 
 
 async def _dated_objections(repo: Repository, request_id: int) -> list[DatedObjection]:
@@ -77,38 +61,76 @@ async def _dated_objections(repo: Repository, request_id: int) -> list[DatedObje
     return dated
 
 
+async def live_record(
+    repo: Repository,
+    req: Request,
+    *,
+    group_name: str,
+    quorum: float,
+    skew_ms: int,
+    appeal_window_ms: int | None = None,
+    hums: HumAggregate | None = None,
+) -> Record:
+    """The record of a request as it stands now, built from the stored rows by the one
+    counting rule. A request reopened after a decision continues the chain of its last
+    frozen segment."""
+    rows = await repo.rows(req.id)
+    frozen = await repo.frozen_records(req.id)
+    return build_record(
+        group=group_name,
+        request=req,
+        eligible=rows.snapshot,
+        active=rows.active,
+        inputs=rows.inputs,
+        redactions=rows.redactions,
+        objections=await _dated_objections(repo, req.id),
+        quorum=quorum,
+        skew_ms=skew_ms,
+        appeal_window_ms=appeal_window_ms,
+        hums=hums,
+        segment=len(frozen) + 1,
+        previous_head=frozen[-1].head if frozen else None,
+    )
+
+
+async def freeze(repo: Repository, record: Record, now: int) -> str:
+    """Store a decided request's record for good (inside the deciding transaction)."""
+    await repo.freeze_record(
+        int(record["request"]["id"]),
+        int(record["segment"]),
+        str(record["head"]),
+        render_json(record),
+        now,
+    )
+    return str(record["head"])
+
+
 async def export_record(
     repo: Repository,
     request_id: int,
     *,
     group_name: str,
     quorum: float,
+    skew_ms: int = DEFAULT_SKEW_MS,
     appeal_window_ms: int | None = None,
 ) -> Record:
-    """The decision record of request `request_id`; ExportError when there is no such request.
-
-    `quorum` and `appeal_window_ms` come from the `[process]` config; the sense in the record
-    is drafted with that quorum from the record's own timeline.
-    """
+    """The record of request `request_id`: for a decided request the record frozen at the
+    decision, byte for byte; otherwise the record as it stands. ExportError when there is
+    no such request."""
     req = await repo.request(request_id)
     if req is None:
         raise ExportError(f"there is no request #{request_id}")
-    eligible = await _eligible_snapshot(repo, request_id)
-    counted = {v.user_id for v in await repo.voters(request_id)}
-    # Only the loudness of each side, and only once enough members hummed (see hums.py).
-    report = hum_report([Hum(Side(s), Strength(t)) for s, t in await repo.hums(request_id)])
-    hums = HumAggregate(report.for_.value, report.against.value) if report.reported else None
-    return build_record(
-        group=group_name,
-        request=req,
-        eligible=eligible,
-        counted=counted,
-        inputs=await repo.inputs(request_id),
-        retractions=await _retractions(repo, request_id),
-        objections=await _dated_objections(repo, request_id),
+    frozen = await repo.frozen_records(request_id)
+    if req.state is RequestState.DECIDED and frozen:
+        record: Record = json.loads(frozen[-1].body)
+        return record
+    return await live_record(
+        repo,
+        req,
+        group_name=group_name,
         quorum=quorum,
+        skew_ms=skew_ms,
         appeal_window_ms=appeal_window_ms,
-        hums=hums,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.domain.durations import format_duration, format_utc
 from bot.domain.ledger import PositionInput, Source
@@ -27,18 +27,18 @@ from bot.domain.positions import Position
 from bot.domain.request import Applicant, Request
 from bot.matrix import render
 from bot.matrix.events import CommandText
+from bot.services.ballots import Ballots
+from bot.services.calendar import Calendar
 from bot.services.export import MEDIA_TYPES, Format, export_record
 from bot.services.export import filename as export_filename
 from bot.services.export import render as render_record
 from bot.services.outbox import Outbox
+from bot.services.settings import Settings
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
 from commands.spec import ANYWHERE, CommandSpec, Place, Role
 from commands.table import COMMANDS
 from storage.repo import Member, Repository
-
-if TYPE_CHECKING:
-    from bot.services.engine import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +92,22 @@ def _objections_data(objections: list[Objection]) -> dict[str, Any]:
     }
 
 
+async def acknowledge(
+    out: Outbox, event: CommandText, *, ok: bool, message: render.Message | None
+) -> None:
+    """React ✅/❌ to a command and send its reply, if any, in the same room."""
+    await out.react("✅" if ok else "❌", event.event_id, room_id=event.room_id)
+    if message is not None:
+        await out.message(message, room_id=event.room_id, request_id=message.request)
+
+
 class Handlers:
     """The handler of every declared command, and the dispatcher that checks who and where."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, settings: Settings, ballots: Ballots, calendar: Calendar) -> None:
+        self.settings = settings
+        self.ballots = ballots
+        self.calendar = calendar
         position = self.position
         self.table: dict[str, Handler] = {
             "help": self.help,
@@ -134,7 +145,7 @@ class Handlers:
     @property
     def prefix(self) -> str:
         """The command prefix."""
-        return self.engine.settings.prefix
+        return self.settings.prefix
 
     # --- dispatch ---------------------------------------------------------------------
 
@@ -156,7 +167,7 @@ class Handlers:
         self, repo: Repository, out: Outbox, event: CommandText, parsed: ParsedCommand, now: int
     ) -> Reply:
         spec = parsed.spec
-        s = self.engine.settings
+        s = self.settings
         room_request = await repo.request_by_room(event.room_id)
         place: Place | None
         if event.room_id == s.main_room_id:
@@ -219,7 +230,7 @@ class Handlers:
                 data=reply.data,
                 html_text=reply.html,
             )
-        await self.engine.acknowledge(out, event, ok=reply.ok, message=message)
+        await acknowledge(out, event, ok=reply.ok, message=message)
 
     async def _target(self, ctx: Ctx, args: Mapping[str, Any], *, key: str = "request") -> Request:
         """The request a command is about: its number, or the room it is sent in."""
@@ -255,7 +266,7 @@ class Handlers:
 
     async def apply(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`apply [options] STATEMENT…` by direct message."""
-        if not self.engine.settings.self_apply:
+        if not self.settings.self_apply:
             return fail(
                 "this group does not take applications by message; ask a member or a chair."
             )
@@ -272,7 +283,7 @@ class Handlers:
         self, ctx: Ctx, applicant: Applicant, statement: str, deadline: Any, self_applied: bool
     ) -> Reply:
         try:
-            req = await self.engine.file_request(
+            req = await self.ballots.file_request(
                 ctx.repo,
                 ctx.out,
                 applicant,
@@ -316,14 +327,8 @@ class Handlers:
             req = await self._target(ctx, args)
         except _Refused as exc:
             return fail(str(exc))
-        if req.state is not RequestState.OPEN and not req.counts_late(ctx.event.ts):
+        if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
             return fail(f"the ballot of request #{req.id} is not open.", req.id)
-        if not await ctx.repo.is_voter(req.id, ctx.event.sender):
-            return fail(
-                f"you are not eligible on request #{req.id}: only members on the roster when "
-                "its ballot opened take positions.",
-                req.id,
-            )
         item = PositionInput(
             ctx.event.event_id,
             ctx.event.sender,
@@ -331,8 +336,14 @@ class Handlers:
             ctx.event.ts,
             Source.COMMAND,
             render.clean(reason, 2_000) or None,
+            ctx.event.room_id,
         )
-        await self.engine.record_input(ctx.repo, ctx.out, req, item, ctx.now)
+        if not await self.ballots.record_input(ctx.repo, ctx.out, req, item, ctx.now):
+            return fail(
+                f"you are not eligible on request #{req.id}: only members on the roster when "
+                "its ballot opened take positions.",
+                req.id,
+            )
         if position is Position.OBJECT:
             objections = await ctx.repo.objections(req.id)
             mine = [o for o in objections if o.member == ctx.event.sender and o.state.is_open]
@@ -360,8 +371,8 @@ class Handlers:
             req = await self._target(ctx, args)
         except _Refused as exc:
             return fail(str(exc))
-        sense = await self.engine.sense(ctx.repo, req)
-        msg = render.summary(req, sense, final=False, hums=await self.engine.hums(ctx.repo, req))
+        sense = await self.ballots.sense(ctx.repo, req)
+        msg = render.summary(req, sense, final=False, hums=await self.ballots.hums(ctx.repo, req))
         head = f"State: {req.state.value}"
         if req.state is RequestState.OPEN:
             left = format_duration(req.deadline_at - ctx.now)
@@ -404,7 +415,7 @@ class Handlers:
             f"{m.user_id} — {m.stakeholder or 'unspecified'}, {m.region or 'unspecified'}"
             for m in roster
         ]
-        chairs = ", ".join(sorted(self.engine.settings.chairs))
+        chairs = ", ".join(sorted(self.settings.chairs))
         return Reply(True, f"{len(roster)} members:\n" + "\n".join(lines) + f"\nChairs: {chairs}")
 
     async def objections(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -453,7 +464,7 @@ class Handlers:
         still_open = sum(1 for o in objections if o.state.is_open)
         if req.state is RequestState.DRAFTED:
             # The chair should confirm what the draft says now, not what it said at close.
-            await self.engine.post_draft(ctx.repo, ctx.out, req)
+            ctx.out.redraft.add(req.id)
         return Reply(
             True,
             f"Objection #{objection.id} by {objection.member}: {state.value}. "
@@ -466,7 +477,7 @@ class Handlers:
         """`close`: close the ballot now and post the draft."""
         req = ctx.room_request
         assert req is not None
-        await self.engine.close_ballot(ctx.repo, ctx.out, req, ctx.now)
+        await self.ballots.close_ballot(ctx.repo, ctx.out, req, ctx.now)
         return Reply(True, request=req.id)
 
     async def confirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -479,9 +490,9 @@ class Handlers:
                 f"({self.prefix} close), or decide with a rationale.",
                 req.id,
             )
-        sense = await self.engine.sense(ctx.repo, req)  # dispositions since the draft count
+        sense = await self.ballots.sense(ctx.repo, req)  # dispositions since the draft count
         outcome = outcome_for(sense.proposal)
-        await self.engine.decide(
+        await self.ballots.decide(
             ctx.repo,
             ctx.out,
             req,
@@ -498,7 +509,7 @@ class Handlers:
         req = ctx.room_request
         assert req is not None
         outcome = Outcome(str(args["outcome"]))
-        await self.engine.decide(
+        await self.ballots.decide(
             ctx.repo,
             ctx.out,
             req,
@@ -535,8 +546,8 @@ class Handlers:
         if applicant and admitted and await ctx.repo.withdraw_admission(applicant, req.id):
             note = f" {applicant} is off the roster again until it is decided."
         # Reactions and retractions that came in while it was closed count now.
-        await self.engine.recompute_all(ctx.repo, ctx.out, reopened, ctx.now)
-        await self._reschedule(ctx, req.id)
+        await self.ballots.follow_all(ctx.repo, ctx.out, reopened, ctx.now)
+        ctx.out.schedule_changed(req.id)
         return Reply(
             True, f"Request #{req.id} is open again until {format_utc(due)}.{note}", req.id
         )
@@ -556,7 +567,7 @@ class Handlers:
         assert req is not None
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open (reopen it first).", req.id)
-        minimum = self.engine.settings.min_deadline_ms
+        minimum = self.settings.min_deadline_ms
         if due - ctx.now < minimum:
             return fail(
                 f"the deadline must be at least {format_duration(minimum)} from now, "
@@ -564,13 +575,8 @@ class Handlers:
                 req.id,
             )
         await ctx.repo.update_request(req.id, deadline_at=due)
-        await self._reschedule(ctx, req.id)
+        ctx.out.schedule_changed(req.id)
         return Reply(True, f"The ballot of request #{req.id} now closes {format_utc(due)}.", req.id)
-
-    async def _reschedule(self, ctx: Ctx, request_id: int) -> None:
-        updated = await ctx.repo.request(request_id)
-        if updated is not None:
-            await self.engine.calendar.schedule(ctx.repo, updated)
 
     async def hum(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`hum for|against [soft|loud] --request N`, by direct message only."""
@@ -580,10 +586,10 @@ class Handlers:
             return fail(str(exc))
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open.")
-        if not await ctx.repo.is_voter(req.id, ctx.event.sender):
+        if ctx.event.sender not in (await ctx.repo.member_rows(req.id, ctx.event.sender)).active:
             return fail(f"you are not eligible on request #{req.id}.")
         strength = str(args.get("strength") or "soft")
-        hummer = self.engine.hummer(req.id, ctx.event.sender)
+        hummer = self.ballots.hummer(req.id, ctx.event.sender)
         await ctx.repo.set_hum(req.id, hummer, str(args["side"]), strength)
         # The answer goes to this direct chat only and names no side: nothing to overhear.
         return Reply(
@@ -598,7 +604,7 @@ class Handlers:
         assert req is not None
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open.", req.id)
-        sent = await self.engine.calendar.remind(
+        sent = await self.calendar.remind(
             ctx.repo, ctx.out, req, ctx.now, f"manual@{ctx.event.event_id}"
         )
         if not sent:
@@ -607,7 +613,7 @@ class Handlers:
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`digest`: post the digest in the main room now."""
-        await self.engine.calendar.post_digest(ctx.repo, ctx.out, ctx.now)
+        await self.calendar.post_digest(ctx.repo, ctx.out, ctx.now)
         return Reply(True)
 
     async def export(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -617,12 +623,13 @@ class Handlers:
         except _Refused as exc:
             return fail(str(exc))
         fmt: Format = args.get("format") or "json"
-        s = self.engine.settings
+        s = self.settings
         record = await export_record(
             ctx.repo,
             req.id,
             group_name=s.group_name,
             quorum=s.quorum,
+            skew_ms=s.clock_skew_ms,
             appeal_window_ms=s.appeal_window_ms,
         )
         caption = {

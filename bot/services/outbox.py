@@ -53,6 +53,13 @@ class Outbox:
         self.repo = repo
         self.now = now
         self.queued = 0
+        # Work for after the commit (never inside a transaction that may roll back):
+        self.reschedule: set[int] = set()  # requests whose timers must follow the database
+        self.redraft: set[int] = set()  # drafted requests whose draft changed
+
+    def schedule_changed(self, request_id: int) -> None:
+        """The request's deadline or state changed: its timers follow once committed."""
+        self.reschedule.add(request_id)
 
     async def _put(self, op: str, payload: dict[str, Any], **where: Any) -> None:
         await self.repo.enqueue(new_txn_id(), op, payload, self.now, **where)
@@ -163,8 +170,31 @@ class OutboxHooks(Protocol):
         ...
 
 
+class Doorbell:
+    """Rung by whoever queued something; the outbox sender waits on it."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def ring(self) -> None:
+        """Something was queued: send it soon."""
+        self._event.set()
+
+    def is_set(self) -> bool:
+        """True when rung and not yet answered."""
+        return self._event.is_set()
+
+    def clear(self) -> None:
+        """The sender is answering."""
+        self._event.clear()
+
+    async def wait(self) -> None:
+        """Until rung."""
+        await self._event.wait()
+
+
 class OutboxSender:
-    """Sends queued operations in order; `kick()` wakes it, `run()` is its task."""
+    """Sends queued operations in order; the doorbell wakes it, `run()` is its task."""
 
     def __init__(
         self,
@@ -172,6 +202,7 @@ class OutboxSender:
         gateway: Gateway,
         hooks: OutboxHooks,
         clock: Clock,
+        doorbell: Doorbell,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -180,17 +211,17 @@ class OutboxSender:
         self.hooks = hooks
         self.clock = clock
         self._sleep = sleep
-        self._wake = asyncio.Event()
+        self._wake = doorbell
         self.sent = 0
         self.retries = 0
 
     def kick(self) -> None:
         """Something was queued: send it soon."""
-        self._wake.set()
+        self._wake.ring()
 
     async def run(self) -> None:
         """Send for ever (the app cancels this task to stop)."""
-        self._wake.set()  # anything left from before a restart goes out first
+        self._wake.ring()  # anything left from before a restart goes out first
         deferred = False
         while True:
             if deferred:  # something is stuck: try it again in a while, or when kicked

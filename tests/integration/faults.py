@@ -15,8 +15,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain.ledger import PositionInput, Source, current_positions
+from bot.domain.counting import Ballot, Redaction, count
+from bot.domain.ledger import PositionInput, Source
 from bot.domain.positions import LEGEND, position_for_reaction
+from bot.domain.sense import Voter
 from bot.matrix.member import SimMember, bot_message, reaction_to
 from commands.parser import ParsedCommand, parse
 from tests.integration.harness import Group
@@ -132,7 +134,9 @@ async def ground_truth(
                     ev["event_id"], ev["sender"], position, ev["origin_server_ts"], Source.COMMAND
                 )
             )
-    return {m: str(i.position) for m, i in current_positions(inputs, set()).items()}
+    voters = [Voter(m, "", "") for m in sorted(members)]
+    tally = count(Ballot(room, None), voters, None, inputs, [])
+    return {m: str(i.position) for m, i in tally.current.items()}
 
 
 def position_for_name(name: str) -> Any:
@@ -158,12 +162,36 @@ async def room_timeline(observer: SimMember, room: str) -> list[dict[str, Any]]:
 def bot_positions(group: Group) -> tuple[dict[str, str], set[str], int]:
     """(current positions, recorded input event IDs, input rows) from the bot's database."""
     with sqlite3.connect(group.db_path, timeout=10) as db:
-        current = dict(
-            db.execute("SELECT member, position FROM current_positions WHERE request_id = 1")
-        )
-        ids = [
-            r[0] for r in db.execute("SELECT event_id FROM position_inputs WHERE request_id = 1")
+        db.row_factory = sqlite3.Row
+        req = db.execute("SELECT room_id, closed_at FROM requests WHERE id = 1").fetchone()
+        voters = [
+            Voter(r["user_id"], r["stakeholder"], r["region"])
+            for r in db.execute("SELECT * FROM eligible WHERE request_id = 1")
         ]
+        rows = db.execute("SELECT * FROM position_inputs WHERE request_id = 1").fetchall()
+        inputs = [
+            PositionInput(
+                r["event_id"],
+                r["member"],
+                None if r["position"] is None else position_for_name(r["position"]),
+                r["ts"],
+                Source(r["source"]),
+                r["reason"],
+                r["room_id"],
+                r["recorded_at"],
+            )
+            for r in rows
+        ]
+        redactions = [
+            Redaction(
+                r["event_id"], r["redacts"], r["room_id"], r["sender"], r["ts"], r["recorded_at"]
+            )
+            for r in db.execute("SELECT * FROM redactions")
+        ]
+    # The bot's view, through the one counting rule (as the draft and the record see it).
+    tally = count(Ballot(req["room_id"], req["closed_at"]), voters, None, inputs, redactions)
+    current = {m: str(i.position) for m, i in tally.current.items()}
+    ids = [i.event_id for i in inputs]
     return current, set(ids), len(ids)
 
 

@@ -60,14 +60,14 @@ class FakeTimers:
 @pytest.fixture
 def timers(opened: World) -> FakeTimers:
     fake = FakeTimers()
-    opened.engine.timers = fake  # type: ignore[assignment]
+    opened.engine.calendar.timers = fake  # type: ignore[assignment]
     return fake
 
 
 async def reschedule(world: World, **settings: Any) -> None:
     from dataclasses import replace
 
-    world.engine.settings = replace(world.engine.settings, **settings)
+    world.engine.calendar.settings = replace(world.engine.calendar.settings, **settings)
     async with world.db.transaction() as tx:
         repo = Repository(tx)
         req = await repo.request(1)
@@ -217,7 +217,7 @@ async def test_a_moved_deadline_drops_the_old_slots(opened: World, timers: FakeT
 async def test_an_overdue_deadline_fires_once(opened: World, timers: FakeTimers) -> None:
     req = await opened.request()
     opened.clock.now = req.deadline_at + DAY_MS  # the bot was down past the deadline
-    await opened.engine.restore_timers()
+    await opened.engine.calendar.restore()
     _, fire, args = timers.jobs["req:1:deadline"]
     await fire(*args)
     await fire(*args)  # a double wake-up

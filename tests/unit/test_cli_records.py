@@ -11,12 +11,17 @@ import pytest
 
 from bot.cli import main
 from bot.domain.ledger import PositionInput, Source
+from bot.domain.lifecycle import Action, Outcome
 from bot.domain.positions import Position
 from bot.domain.request import Applicant
+from bot.services.ballots import Ballots
+from bot.services.outbox import Outbox
+from bot.services.settings import Settings
 from storage.database import Database
 from storage.repo import Repository
 
 ROOT = Path(__file__).resolve().parents[2]
+CHAIRS = frozenset({"@chair:example.org"})
 
 
 @pytest.fixture
@@ -43,7 +48,6 @@ def config(tmp_path: Path) -> Path:
             await repo.snapshot_eligible(rid)
             item = PositionInput("$p1", "@alice:example.org", Position.SUPPORT, 5, Source.REACTION)
             await repo.add_input(rid, item, 6)
-            await repo.set_current(rid, item.member, item)
         await db.close()
 
     asyncio.run(seed())
@@ -111,6 +115,20 @@ def test_the_record_carries_hums_as_loudness_only(
                 ("h3", "against", "soft"),
             ):
                 await repo.set_hum(1, hummer, side, strength)
+            # Hums reach the record only when the chair decides (never live).
+            req = await repo.request(1)
+            assert req is not None
+            settings = Settings("@bot:x", "!cb", "!main:x", "Example Collaboration Group", CHAIRS)
+            await Ballots(settings).decide(
+                repo,
+                Outbox(repo, 100),
+                req,
+                Outcome.ADMIT,
+                "@chair:example.org",
+                "ok",
+                100,
+                action=Action.DECIDE,
+            )
         await db.close()
 
     asyncio.run(hum())

@@ -19,11 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.ledger import PositionInput, Source, current_positions
+from bot.domain.counting import Ballot, Redaction, count
+from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import ObjectionState
 from bot.domain.positions import Position, position_for_reaction
-from bot.domain.sense import Proposal
+from bot.domain.sense import Proposal, Voter
 from bot.matrix.events import (
     CommandText,
     EncryptionEnabled,
@@ -33,7 +34,13 @@ from bot.matrix.events import (
     Redacted,
     SyncBatch,
 )
+from bot.services.ballots import Ballots
+from bot.services.calendar import Calendar
+from bot.services.clock import Clock
+from bot.services.deadlines import Timers
 from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
+from bot.services.handlers import Handlers
+from bot.services.outbox import Doorbell
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
 
@@ -199,9 +206,15 @@ class World:
         ]
 
     async def positions(self, request_id: int = 1) -> dict[str, Position | None]:
+        return {m: i.position for m, i in (await self.current(request_id)).items()}
+
+    async def current(self, request_id: int = 1) -> dict[str, PositionInput]:
+        """Current inputs per member, as the bot's one counting rule sees them."""
         async with self.db.transaction() as tx:
-            current = await Repository(tx).current(request_id)
-        return {m: i.position for m, i in current.items()}
+            repo = Repository(tx)
+            req = await repo.request(request_id)
+            assert req is not None
+            return dict((await self.engine.ballots.count(repo, req)).current)
 
     async def inputs(self, request_id: int = 1) -> list[PositionInput]:
         async with self.db.transaction() as tx:
@@ -220,11 +233,15 @@ class World:
             return await tx.fetchval(sql, params)
 
     async def ledger_positions(self, request_id: int = 1) -> dict[str, Position | None]:
-        """What the pure ledger says over everything stored for the request."""
-        inputs = await self.inputs(request_id)
+        """What the pure rule says over every raw row stored for the request."""
         async with self.db.transaction() as tx:
-            redacted = await Repository(tx).redacted_among((i.event_id for i in inputs), ROOM)
-        return {m: i.position for m, i in current_positions(inputs, redacted).items()}
+            repo = Repository(tx)
+            req = await repo.request(request_id)
+            rows = await repo.rows(request_id)
+        assert req is not None
+        ballot = Ballot(req.room_id, req.closed_at)
+        tally = count(ballot, rows.snapshot, rows.active, rows.inputs, rows.redactions)
+        return {m: i.position for m, i in tally.current.items()}
 
 
 async def make_world(path: Path, **overrides: Any) -> World:
@@ -235,7 +252,18 @@ async def make_world(path: Path, **overrides: Any) -> World:
         repo = Repository(tx)
         for user_id, (stakeholder, region) in MEMBERS.items():
             await repo.seed_member(user_id, stakeholder, region, T0)
-    return World(Engine(make_settings(**overrides), db, clock), db, clock)
+    return World(make_engine(make_settings(**overrides), db, clock), db, clock)
+
+
+def make_engine(
+    settings: Settings, db: Database, clock: Clock, timers: Timers | None = None
+) -> Engine:
+    """The services wired as bot/app.py wires them, without a homeserver or scheduler."""
+    doorbell = Doorbell()
+    ballots = Ballots(settings)
+    calendar = Calendar(settings, db, clock, ballots, doorbell, timers)
+    handlers = Handlers(settings, ballots, calendar)
+    return Engine(settings, db, clock, ballots, handlers, calendar, doorbell)
 
 
 @pytest.fixture
@@ -572,12 +600,12 @@ async def test_positions_by_command_with_reasons_and_recusal(opened: World) -> N
         w.command(BOB, "!cb recuse I work with Erin."),
         w.command(CAROL, "!cb no-objection"),
     )
+    current = await w.current(1)
     async with w.db.transaction() as tx:
         repo = Repository(tx)
-        current = await repo.current(1)
         req = await repo.request(1)
         assert req is not None
-        sense = await w.engine.sense(repo, req)
+        sense = await w.engine.ballots.sense(repo, req)
     assert current[ALICE].reason == "Strong track record."
     assert current[ALICE].source is Source.COMMAND
     assert current[BOB].position is Position.RECUSE
@@ -633,10 +661,11 @@ async def test_close_posts_the_draft_with_counts(opened: World) -> None:
     assert req.proposal is Proposal.ROUGH_CONSENSUS_ADMIT
     assert req.closed_at == T0 + DAY
     # The ballot is closed: a reaction sent after the close is not counted...
+    w.clock.advance(2_000)  # (lateness is judged on the bot's clock)
     await w.apply(w.reaction(DAVE, "👎", ts=T0 + DAY + 1_000))
     assert DAVE not in await w.positions()
-    # ...but one sent before the close and seen only now counts, and the chair gets the
-    # draft again (once for the whole batch).
+    # ...but one sent before the close and seen only now (within the clock-skew window)
+    # counts, and the chair gets the draft again (once for the whole batch).
     await w.apply(w.reaction(DAVE, "👌", ts=T0 + DAY - 5_000), w.reaction(ALICE, "✅"))
     assert (await w.positions())[DAVE] == Position.NO_OBJECTION
     assert len(await w.messages("summary")) == 2
@@ -694,7 +723,7 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     async with w.db.transaction() as tx:
         repo = Repository(tx)
         erin = await repo.member(ERIN)
-        sense = await w.engine.sense(repo, req)
+        sense = await w.engine.ballots.sense(repo, req)
     assert erin is not None
     assert (erin.active, erin.stakeholder, erin.region) == (True, "academia", "europe")
     assert sense.in_the_rough == (BOB,)
@@ -776,11 +805,11 @@ async def test_being_removed_from_the_room_blocks_the_request(opened: World) -> 
 async def test_deadline_fires_and_closes(opened: World) -> None:
     w = opened
     await w.apply(w.reaction(ALICE, "👍"), w.reaction(BOB, "👍"))
-    await w.engine.fire_deadline(1)  # too early: nothing happens
+    await w.engine.calendar.fire_deadline(1)  # too early: nothing happens
     assert (await w.request()).state is RequestState.OPEN
     w.clock.advance(15 * DAY)
-    await w.engine.fire_deadline(1)
-    await w.engine.fire_deadline(1)  # firing twice is harmless
+    await w.engine.calendar.fire_deadline(1)
+    await w.engine.calendar.fire_deadline(1)  # firing twice is harmless
     assert (await w.request()).state is RequestState.DRAFTED
     assert len(await w.messages("summary")) == 1
 
@@ -921,12 +950,16 @@ def expected_positions(events: list[InboundEvent]) -> dict[str, Position | None]
         and e.sender in VOTERS
         and position_for_reaction(e.key) is not None
     ]
-    # Only a member's own redaction retracts their position (a moderator's does not).
-    authors = {i.event_id: i.member for i in inputs}
-    redacted = {
-        e.redacts for e in events if isinstance(e, Redacted) and authors.get(e.redacts) == e.sender
-    }
-    return {m: i.position for m, i in current_positions(inputs, redacted).items()}
+    # Only a member's own redaction retracts their position (a moderator's does not): the
+    # rule decides that from every redaction, whoever sent it.
+    redactions = [
+        Redaction(e.event_id, e.redacts, e.room_id, e.sender, e.ts, e.ts)
+        for e in events
+        if isinstance(e, Redacted)
+    ]
+    voters = [Voter(m, "", "") for m in VOTERS]
+    tally = count(Ballot(ROOM, None), voters, None, inputs, redactions)
+    return {m: i.position for m, i in tally.current.items()}
 
 
 async def run_plan(batches: list[list[InboundEvent]]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import Objection, ObjectionState
@@ -24,7 +25,6 @@ from bot.domain.record import (
     RECORD_SCHEMA,
     DatedObjection,
     HumAggregate,
-    Retraction,
     body_digest,
     build_record,
     chain,
@@ -109,9 +109,11 @@ INPUTS = [
     PositionInput("$e1", ERIN, Position.ABSTAIN, T0 + 7 * MIN, Source.REACTION),
     PositionInput("$e2", ERIN, None, T0 + 9 * MIN, Source.COMMAND),
 ]
+ROOM = "!req7:example.org"
 RETRACTIONS = [
-    Retraction("$r1", "$d1", DAVE, T0 + 8 * MIN),
-    Retraction("$r2", "$unknown", DAVE, T0 + 8 * MIN),  # not a position input: ignored
+    Redaction("$r1", "$d1", ROOM, DAVE, T0 + 8 * MIN, T0 + 8 * MIN),
+    Redaction("$r2", "$unknown", ROOM, DAVE, T0 + 8 * MIN, T0 + 8 * MIN),  # ignored: unknown
+    Redaction("$r3", "$a1", ROOM, DAVE, T0 + 8 * MIN, T0 + 8 * MIN),  # ignored: not the author
 ]
 OBJECTIONS = [
     DatedObjection(
@@ -138,7 +140,7 @@ def make_record(**changes: Any) -> dict[str, Any]:
         "eligible": VOTERS,
         "inputs": INPUTS,
         "quorum": 0.5,
-        "retractions": RETRACTIONS,
+        "redactions": RETRACTIONS,
         "objections": OBJECTIONS,
         "appeal_window_ms": 14 * DAY,
     }
@@ -158,6 +160,8 @@ def test_record_from_domain_values_is_intact_and_complete() -> None:
     assert record["schema"] == RECORD_SCHEMA
     assert list(record) == [
         "schema",
+        "segment",
+        "previous_head",
         "group",
         "request",
         "eligible",
@@ -243,7 +247,7 @@ def test_sense_is_drafted_from_the_timeline() -> None:
 
 
 def test_members_removed_from_the_roster_stay_listed_but_are_not_counted() -> None:
-    record = make_record(counted={ALICE, BOB, CAROL, ERIN})
+    record = make_record(active={ALICE, BOB, CAROL, ERIN})
     assert verify_record(record) == []
     dave = next(e for e in record["eligible"] if e["user_id"] == DAVE)
     assert dave["counted"] is False
@@ -268,7 +272,7 @@ def test_a_pending_request_has_a_short_intact_record() -> None:
         rationale=None,
         decided_at=None,
     )
-    record = make_record(request=req, eligible=[], inputs=[], retractions=[], objections=[])
+    record = make_record(request=req, eligible=[], inputs=[], redactions=[], objections=[])
     assert verify_record(record) == []
     assert [e["type"] for e in record["entries"]] == ["filed", "snapshot"]
     assert record["outcome"]["decision"] is None
@@ -313,7 +317,7 @@ def _tampered(change: str) -> dict[str, Any]:
     elif change == "add a field":
         record["note"] = "added later"
     elif change == "change the schema":
-        record["schema"] = "consensus-bot/record/2"
+        record["schema"] = "consensus-bot/record/1"
     elif change == "shift a time":
         entries[4]["at"] = "2030-01-01T00:00:00Z"
     else:  # pragma: no cover
@@ -533,7 +537,7 @@ def test_markdown_escapes_hostile_text() -> None:
         )
     ]
     record = make_record(
-        request=req, inputs=inputs, retractions=[], objections=objections, group="<h1>G</h1>"
+        request=req, inputs=inputs, redactions=[], objections=objections, group="<h1>G</h1>"
     )
     md = render_markdown(record)
     _assert_inert(md)
@@ -584,7 +588,9 @@ async def test_export_through_a_real_database(tmp_path: Path) -> None:
             assert await repo.snapshot_eligible(rid) == 5
             for item in INPUTS:
                 assert await repo.add_input(rid, item, item.ts + 1)
-            await repo.add_redaction("$r1", "$d1", "!r:example.org", DAVE, T0 + 8 * MIN)
+            await repo.add_redaction(
+                Redaction("$r1", "$d1", "!r:example.org", DAVE, T0 + 8 * MIN, T0 + 8 * MIN)
+            )
             oid = await repo.add_objection(rid, BOB, "$b1", "No track record yet.", T0 + 3 * MIN)
             await repo.dispose_objection(
                 oid, ObjectionState.ADDRESSED, CHAIR, "Not required.", T0 + 10 * MIN

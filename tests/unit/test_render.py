@@ -299,7 +299,7 @@ def test_outcome_ballot_and_announcement_escape_everything(
 ) -> None:
     req = make_request(name=name, rationale=rationale, outcome=Outcome.ADMIT, decided_by=decided_by)
     for msg in (
-        render.outcome(req),
+        render.outcome(req, HEAD, "<!cb>"),
         render.ballot(req, "!cb"),
         render.announcement(req),
         render.announcement(make_request(name=name, room_id=None)),
@@ -310,14 +310,22 @@ def test_outcome_ballot_and_announcement_escape_everything(
 
 def test_outcome_data() -> None:
     req = make_request(rationale="Rough consensus.", outcome=Outcome.DECLINE, decided_by="@chair:x")
-    data = render.outcome(req).content()["consensus_bot"]
+    msg = render.outcome(req, HEAD)
+    data = msg.content()["consensus_bot"]
     assert data == {
         "kind": "outcome",
         "request": 7,
         "outcome": "decline",
         "decided_by": "@chair:x",
         "rationale": "Rough consensus.",
+        "record_head": HEAD,
     }
+    # The text names the head's first 16 hex and how to check a copy against all of it.
+    assert f"Record: {HEAD[:16]}…" in msg.body
+    assert f"consensus-bot export --verify FILE --head {HEAD}" in msg.body
+
+
+HEAD = "3f9c" + "0" * 60
 
 
 def test_the_request_card_shows_the_applicant_escaped() -> None:

@@ -6,10 +6,12 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import ObjectionState
@@ -28,7 +30,7 @@ TABLES = {
     "eligible",
     "position_inputs",
     "redactions",
-    "current_positions",
+    "records",
     "objections",
     "outbox",
     "processed_events",
@@ -387,62 +389,56 @@ async def test_eligible_snapshot_and_voters(db: Database) -> None:
             Voter("@a:x", "academia", "europe"),
             Voter("@b:x", "civil-society", "africa"),
         ]
-        assert await repo.is_voter(rid, "@a:x")
-        assert not await repo.is_voter(rid, "@gone:x")
+        assert (await repo.member_rows(rid, "@a:x")).active == {"@a:x"}
+        assert (await repo.member_rows(rid, "@gone:x")).eligible == []
 
-        # Members added after the ballot opened are not eligible; the snapshot is idempotent.
+        # Members added after the ballot opened are not on the snapshot; it is idempotent.
         await repo.upsert_member("@late:x", "government", "cis", NOW, "@chair:x")
-        assert not await repo.is_voter(rid, "@late:x")
+        assert (await repo.member_rows(rid, "@late:x")).eligible == []
         assert [v.user_id for v in await repo.voters(rid)] == ["@a:x", "@b:x"]
 
-        # A member removed later no longer counts, and counts again when re-added.
+        # A member removed later stays on the snapshot, marked inactive (the rule decides).
         await repo.deactivate_member("@b:x")
         assert [v.user_id for v in await repo.voters(rid)] == ["@a:x"]
-        assert not await repo.is_voter(rid, "@b:x")
+        assert (await repo.rows(rid)).active == {"@a:x"}
+        assert [v.user_id for v in (await repo.rows(rid)).snapshot] == ["@a:x", "@b:x"]
         await repo.upsert_member("@b:x", "civil-society", "africa", NOW, "@chair:x")
-        assert await repo.is_voter(rid, "@b:x")
+        assert (await repo.rows(rid)).active == {"@a:x", "@b:x"}
 
 
-async def test_inputs_redactions_and_current(db: Database) -> None:
+async def test_inputs_and_redactions_are_stored_raw(db: Database) -> None:
+    """The repository stores and loads; which of these count is the counting rule's call."""
     async with db.transaction() as tx:
         repo = Repository(tx)
         rid = await new_request(repo)
-        support = PositionInput("$s", "@a:x", Position.SUPPORT, 20, Source.REACTION)
-        concern = PositionInput("$c", "@a:x", Position.CONCERN, 10, Source.COMMAND, "hmm")
+        support = PositionInput("$s", "@a:x", Position.SUPPORT, 20, Source.REACTION, None, "!r:x")
+        concern = PositionInput("$c", "@a:x", Position.CONCERN, 10, Source.COMMAND, "hmm", "!dm:x")
         other = PositionInput("$o", "@b:x", None, 15, Source.COMMAND)
-        for item in (support, concern, other):
-            assert await repo.add_input(rid, item, NOW)
-        assert await repo.inputs(rid) == [concern, other, support]  # by ts
-        assert await repo.inputs(rid, "@a:x") == [concern, support]
-        assert await repo.input_by_event("$o") == (rid, other)
+        for n, item in enumerate((support, concern, other)):
+            assert await repo.add_input(rid, item, NOW + n)
+        stamped = [replace(i, recorded_at=NOW + n) for n, i in enumerate((support, concern, other))]
+        assert await repo.inputs(rid) == stamped  # in the order received, with receive times
+        assert await repo.inputs(rid, "@a:x") == stamped[:2]
+        assert await repo.input_by_event("$o") == (rid, stamped[2])
         assert await repo.input_by_event("$nope") is None
 
         # The same event is recorded once.
-        await repo.add_input(rid, support, NOW + 1)
+        await repo.add_input(rid, support, NOW + 9)
         assert len(await repo.inputs(rid)) == 3
 
-        assert await repo.redacted_among([], "!r:x") == set()
-        assert await repo.add_redaction("$r1", "$s", "!r:x", "@a:x", 30)
-        await repo.add_redaction("$r1", "$s", "!r:x", "@a:x", 30)
-        await repo.add_redaction("$r2", "$unknown", "!r:x", "@a:x", 31)  # target not seen yet
-        assert await repo.redacted_among(["$s", "$c", "$o"], "!r:x") == {"$s"}
-        assert await repo.redacted_among(["$s"], "!elsewhere:x") == set()
-        # Only inputs redacted by their own author count; unknown targets have nothing to
-        # retract until their input is recorded.
-        assert await repo.redacted_among(["$unknown"], "!r:x") == set()
-        await repo.add_redaction("$r3", "$c", "!r:x", "@moderator:x", 32)
-        assert await repo.redacted_among(["$c"], "!r:x") == set()
-
-        b_support = PositionInput("$bs", "@b:x", Position.SUPPORT, 12, Source.REACTION)
-        await repo.add_input(rid, b_support, NOW)
-        await repo.set_current(rid, "@a:x", concern)
-        await repo.set_current(rid, "@b:x", b_support)
-        assert await repo.current(rid) == {"@a:x": concern, "@b:x": b_support}
-        await repo.set_current(rid, "@b:x", other)  # a withdrawal clears
-        await repo.set_current(rid, "@a:x", support)
-        assert await repo.current(rid) == {"@a:x": support}
-        await repo.set_current(rid, "@a:x", None)
-        assert await repo.current(rid) == {}
+        # Every redaction is kept with its sender, room and receive time, whoever sent it.
+        own = Redaction("$r1", "$s", "!r:x", "@a:x", 30, NOW + 5)
+        assert await repo.add_redaction(own)
+        assert not await repo.add_redaction(own)
+        early = Redaction("$r2", "$unknown", "!r:x", "@a:x", 31, NOW + 6)  # target not seen yet
+        moderator = Redaction("$r3", "$c", "!r:x", "@moderator:x", 32, NOW + 7)
+        await repo.add_redaction(early)
+        await repo.add_redaction(moderator)
+        rows = await repo.rows(rid)
+        assert rows.redactions == [own, moderator]  # those aimed at this request's inputs
+        mine = await repo.member_rows(rid, "@a:x")
+        assert mine.redactions == [own, moderator]
+        assert mine.open_objection is None
     assert await count(db, "redactions") == 3  # $r1 (once), $r2, $r3
 
 
@@ -452,11 +448,12 @@ async def test_duplicate_inserts_report_false(db: Database) -> None:
         rid = await new_request(repo)
         item = PositionInput("$s", "@a:x", Position.SUPPORT, 20, Source.REACTION)
         assert await repo.add_input(rid, item, NOW) is True
-        assert await repo.add_redaction("$r", "$s", "!r:x", "@a:x", 30) is True
+        redaction = Redaction("$r", "$s", "!r:x", "@a:x", 30, NOW)
+        assert await repo.add_redaction(redaction) is True
         assert await repo.enqueue("txn-1", "message", {}, NOW) is True
         duplicates = (
             await repo.add_input(rid, item, NOW),
-            await repo.add_redaction("$r", "$s", "!r:x", "@a:x", 30),
+            await repo.add_redaction(redaction),
             await repo.enqueue("txn-1", "message", {}, NOW),
         )
         assert duplicates == (False, False, False)

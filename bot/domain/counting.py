@@ -1,0 +1,190 @@
+"""What counts: the one rule that turns stored inputs into each member's current position.
+
+Every reader of positions — the draft sense of the room, `status`, the digest, reminders, the
+summary's machine-readable block, the decision record and every export format — calls
+`count` and nothing else. The repository only returns raw rows (inputs, redactions with
+their sender and room, the eligible snapshot); this module decides.
+
+An input counts when:
+- its author is on the eligible snapshot taken when the ballot opened and still on the
+  active roster (a removed member's inputs stay in the record but do not count);
+- it reached the bot where it is valid: a reaction or poll answer in the request's own room;
+  a command in the request room or by direct message with `--request`;
+- it was received before the ballot closed, **on the bot's clock** (`recorded_at`). The
+  sender's `origin_server_ts` is trusted only inside a window of `skew_ms` around the bot's
+  receive time: an input received a little after the close (a slow sync) counts when its
+  clamped timestamp is before the close; one received an hour late never does, whatever
+  timestamp it carries. Late inputs are kept and shown as *late, not counted*.
+- it was not retracted: a redaction by its **own author**, in the **same room**, itself
+  received in time. Redactions by anyone else, or from another room, change nothing.
+
+A member's current position is their latest counting, unretracted input, ordered by
+`(effective ts, origin ts, event ID)` where the effective ts is the origin timestamp clamped
+into `[recorded_at - skew, recorded_at + skew]`; a withdrawal is an input with no position.
+Order of arrival never matters, so replays, backfills and restarts converge.
+
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.domain.ledger import PositionInput, Source
+from bot.domain.objections import Objection
+from bot.domain.positions import Position
+from bot.domain.sense import Sense, Voter, determine
+
+DEFAULT_SKEW_MS = 5 * 60_000  # how far a sender's clock is believed
+MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant ISO 8601 can write
+
+
+class Status(StrEnum):
+    """Why an input does or does not count."""
+
+    COUNTED = "counted"  # it counts (it may still be superseded by a later one)
+    LATE = "late"  # received after the ballot closed
+    NOT_ELIGIBLE = "not-eligible"  # its author is not (or no longer) eligible
+    WRONG_ROOM = "wrong-room"  # a reaction or poll answer outside the request's room
+    RETRACTED = "retracted"  # its author redacted it, in its room, in time
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """A redaction as stored: who removed what, where, and when the bot received it."""
+
+    event_id: str
+    redacts: str
+    room_id: str
+    sender: str
+    ts: int  # origin_server_ts
+    recorded_at: int  # the bot's clock
+
+
+@dataclass(frozen=True, slots=True)
+class Ballot:
+    """What the rule needs to know of a request: its room and its window."""
+
+    room_id: str | None
+    closed_at: int | None  # None while the ballot is open
+    skew_ms: int = DEFAULT_SKEW_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The result of the rule over one request's rows."""
+
+    voters: tuple[Voter, ...]  # eligible and still on the roster
+    current: Mapping[str, PositionInput]  # member -> input holding their position
+    status: Mapping[str, Status]  # input event ID -> why it does or does not count
+    retracted_by: Mapping[str, Redaction]  # input event ID -> the redaction that retracted it
+
+    @property
+    def positions(self) -> dict[str, Position]:
+        """Current position per member (members without one are absent)."""
+        return {m: i.position for m, i in self.current.items() if i.position is not None}
+
+    def sense(self, objections: Sequence[Objection], quorum: float) -> Sense:
+        """The draft sense of the room from this tally."""
+        return determine(self.voters, self.positions, objections, quorum)
+
+
+def clamp_ts(ms: int) -> tuple[int, bool]:
+    """A timestamp clamped to what can be written as an ISO date; True when it was clamped."""
+    if ms < 0:
+        return 0, True
+    if ms > MAX_TS:
+        return MAX_TS, True
+    return ms, False
+
+
+def effective_ts(origin_ts: int, recorded_at: int | None, skew_ms: int) -> int:
+    """The origin timestamp, believed only within `skew_ms` of the bot's receive time."""
+    if recorded_at is None:
+        return clamp_ts(origin_ts)[0]
+    low, high = recorded_at - skew_ms, recorded_at + skew_ms
+    return clamp_ts(min(max(origin_ts, low), high))[0]
+
+
+def order_key(item: PositionInput, skew_ms: int) -> tuple[int, int, str]:
+    """How inputs of one member are ordered: effective ts, then origin ts, then event ID."""
+    return (effective_ts(item.ts, item.recorded_at, skew_ms), item.ts, item.event_id)
+
+
+def in_time(ts: int, recorded_at: int | None, ballot: Ballot) -> bool:
+    """True when something received at `recorded_at` (sent at `ts`) reached the open ballot."""
+    if ballot.closed_at is None:
+        return True
+    received = ts if recorded_at is None else recorded_at
+    if received <= ballot.closed_at:
+        return True
+    # A slow sync: received just after the close, sent (believably) before it.
+    late_by = received - ballot.closed_at
+    return (
+        late_by <= ballot.skew_ms
+        and effective_ts(ts, recorded_at, ballot.skew_ms) <= ballot.closed_at
+    )
+
+
+def _status(item: PositionInput, ballot: Ballot, voters: Collection[str]) -> Status:
+    if item.member not in voters:
+        return Status.NOT_ELIGIBLE
+    if item.source is not Source.COMMAND and item.room_id and item.room_id != ballot.room_id:
+        return Status.WRONG_ROOM
+    if not in_time(item.ts, item.recorded_at, ballot):
+        return Status.LATE
+    return Status.COUNTED
+
+
+def retractions(
+    inputs: Iterable[PositionInput], redactions: Iterable[Redaction], ballot: Ballot
+) -> dict[str, Redaction]:
+    """Input event ID -> the first redaction that retracts it (own author, same room, in time)."""
+    by_id = {i.event_id: i for i in inputs}
+    found: dict[str, Redaction] = {}
+    ordered = sorted(
+        redactions, key=lambda r: (effective_ts(r.ts, r.recorded_at, ballot.skew_ms), r.event_id)
+    )
+    for r in ordered:
+        item = by_id.get(r.redacts)
+        if item is None or r.redacts in found:
+            continue
+        same_room = (item.room_id or ballot.room_id) == r.room_id
+        if r.sender == item.member and same_room and in_time(r.ts, r.recorded_at, ballot):
+            found[r.redacts] = r
+    return found
+
+
+def count(
+    ballot: Ballot,
+    eligible: Sequence[Voter],
+    active: Collection[str] | None,
+    inputs: Iterable[PositionInput],
+    redactions: Iterable[Redaction],
+) -> Tally:
+    """Apply the rule to a request's rows.
+
+    `eligible` is the snapshot taken when the ballot opened; `active` the user IDs on the
+    active roster now (None: all of the snapshot); `inputs` every stored input of the request
+    (or of some members), `redactions` the redactions aimed at them.
+    """
+    voters = tuple(v for v in eligible if active is None or v.user_id in active)
+    voter_ids = {v.user_id for v in voters}
+    items = list(inputs)
+    retracted = retractions(items, redactions, ballot)
+    status: dict[str, Status] = {}
+    latest: dict[str, PositionInput] = {}
+    for item in items:
+        why = _status(item, ballot, voter_ids)
+        if why is Status.COUNTED and item.event_id in retracted:
+            why = Status.RETRACTED
+        status[item.event_id] = why
+        if why is not Status.COUNTED:
+            continue
+        best = latest.get(item.member)
+        if best is None or order_key(item, ballot.skew_ms) > order_key(best, ballot.skew_ms):
+            latest[item.member] = item
+    current = {m: i for m, i in latest.items() if i.position is not None}
+    return Tally(voters, current, status, retracted)

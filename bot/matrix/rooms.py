@@ -1,0 +1,66 @@
+"""The rooms the bot creates: their specs, the marker state events, and MSC3381 event types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REQUEST_STATE_TYPE = "org.consensus_bot.request"  # marks a room as a request's room
+DM_STATE_TYPE = "org.consensus_bot.dm"  # marks the bot's direct chat with a user
+POLL_START = "org.matrix.msc3381.poll.start"
+POLL_END = "org.matrix.msc3381.poll.end"
+CREATE_ROOM_INVITES = 10  # Synapse refuses createRoom with more invitees
+
+
+def _state(kind: str, content: dict[str, Any], key: str = "") -> dict[str, Any]:
+    return {"type": kind, "state_key": key, "content": content}
+
+
+def request_room_spec(
+    *,
+    name: str,
+    topic: str,
+    marker: dict[str, Any],
+    chairs: frozenset[str],
+    bot_user_id: str,
+    bot_needs_power_entry: bool,
+    space_id: str | None,
+    server_name: str,
+) -> dict[str, Any]:
+    """createRoom arguments for a request's room: invite-only, guests forbidden, settings
+    reserved to the bot; members may talk and react, only the bot removes others' events."""
+    users = dict.fromkeys(sorted(chairs - {bot_user_id}), 50)
+    if bot_needs_power_entry:
+        users[bot_user_id] = 100
+    initial_state = [
+        _state("m.room.guest_access", {"guest_access": "forbidden"}),
+        _state("m.room.history_visibility", {"history_visibility": "shared"}),
+        _state(REQUEST_STATE_TYPE, marker),
+    ]
+    if space_id:
+        parent = {"via": [server_name], "canonical": True}
+        initial_state.append(_state("m.space.parent", parent, space_id))
+    return {
+        "name": name,
+        "topic": topic,
+        "initial_state": initial_state,
+        "power_levels": {
+            "users": users,
+            "users_default": 0,
+            "events_default": 0,
+            "state_default": 100,
+            "invite": 100,
+            "kick": 100,
+            "ban": 100,
+            "redact": 100,  # nobody but the bot removes others' positions
+            "events": {"m.reaction": 0, "m.room.redaction": 0},
+            "notifications": {"room": 50},
+        },
+    }
+
+
+def dm_initial_state(marker: dict[str, Any]) -> list[dict[str, Any]]:
+    """Initial state of the bot's direct chat with a user."""
+    return [
+        _state(DM_STATE_TYPE, marker),
+        _state("m.room.guest_access", {"guest_access": "forbidden"}),
+    ]

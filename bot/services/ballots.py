@@ -1,0 +1,414 @@
+"""Ballot use cases: file, open, record an input, draft, close, decide, block.
+
+Every method runs inside the caller's transaction and queues what to send in its `Outbox`;
+timer changes are noted on the outbox (`schedule_changed`) and applied by the caller after
+the commit, so a rolled-back savepoint can never leave a timer behind or missing. What
+counts is decided by `bot.domain.counting.count` only: this service loads raw rows, asks the
+rule, and stores what follows (objection rows, the frozen record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from bot.domain.counting import Ballot, Status, Tally, count, in_time
+from bot.domain.durations import format_duration
+from bot.domain.hums import Hum, Side, Strength, hum_report
+from bot.domain.ledger import PositionInput
+from bot.domain.lifecycle import Action, LifecycleError, Outcome, RequestState, transition
+from bot.domain.objections import ObjectionState, ObjectionStep, objection_step
+from bot.domain.positions import LEGEND, Position
+from bot.domain.record import HumAggregate
+from bot.domain.request import Applicant, Request
+from bot.domain.sense import Sense
+from bot.matrix import render
+from bot.matrix.rooms import CREATE_ROOM_INVITES, POLL_END, POLL_START, request_room_spec
+from bot.services.export import freeze, live_record
+from bot.services.outbox import BALLOT, POLL, Outbox
+from bot.services.settings import Settings
+from storage.repo import MemberRows, Repository, Rows
+
+log = logging.getLogger(__name__)
+
+# A request takes inputs once its ballot is open; inputs to a closed or decided ballot are
+# stored (the rule shows them as late) and count again only after a reopen.
+TAKES_INPUTS = (RequestState.OPEN, RequestState.DRAFTED, RequestState.DECIDED)
+
+
+class Ballots:
+    """The ballot use cases. Construction does no I/O."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # --- counting ---------------------------------------------------------------------
+
+    def window(self, req: Request) -> Ballot:
+        """The request's room and window, as the counting rule sees them."""
+        return Ballot(req.room_id, req.closed_at, self.settings.clock_skew_ms)
+
+    def tally(self, req: Request, rows: Rows) -> Tally:
+        """The one counting rule over a request's rows."""
+        return count(self.window(req), rows.snapshot, rows.active, rows.inputs, rows.redactions)
+
+    def accepts(self, req: Request, ts: int, now: int) -> bool:
+        """Whether a command sent at `ts` and received `now` can still take a position."""
+        if req.state is RequestState.OPEN:
+            return True
+        return req.state is RequestState.DRAFTED and in_time(ts, now, self.window(req))
+
+    async def count(self, repo: Repository, req: Request) -> Tally:
+        """Load a request's rows and count them."""
+        return self.tally(req, await repo.rows(req.id))
+
+    async def sense(self, repo: Repository, req: Request) -> Sense:
+        """The draft sense of the room from what is stored now."""
+        tally = await self.count(repo, req)
+        return tally.sense(await repo.objections(req.id), self.settings.quorum)
+
+    async def hums(self, repo: Repository, req: Request) -> str:
+        """What the room hears of the hums: each side's loudness, never names or counts."""
+        return hum_report(await self._hums(repo, req)).describe()
+
+    async def _hums(self, repo: Repository, req: Request) -> list[Hum]:
+        return [Hum(Side(side), Strength(strength)) for side, strength in await repo.hums(req.id)]
+
+    async def hum_aggregate(self, repo: Repository, req: Request) -> HumAggregate | None:
+        """The hums as a decision record may carry them (loudness only), if reportable."""
+        report = hum_report(await self._hums(repo, req))
+        return HumAggregate(report.for_.value, report.against.value) if report.reported else None
+
+    def hummer(self, request_id: int, member: str) -> str:
+        """The anonymous key under which a member's hum is stored."""
+        msg = f"{request_id}:{member}".encode()
+        return hmac.new(self.settings.hum_key, msg, hashlib.sha256).hexdigest()[:32]
+
+    # --- positions --------------------------------------------------------------------
+
+    async def record_input(
+        self,
+        repo: Repository,
+        out: Outbox,
+        req: Request,
+        item: PositionInput,
+        now: int,
+        *,
+        ask_reason_in_reply_to: str | None = None,
+    ) -> bool:
+        """Append an input to the ledger and let the member's objection follow their current
+        position. False when the author is not eligible (nothing is stored) or the event was
+        recorded before."""
+        if req.state not in TAKES_INPUTS:
+            return False
+        rows = await repo.member_rows(req.id, item.member)
+        if not any(e.active for e in rows.eligible):
+            log.info("input from %s ignored: not eligible on #%d", item.member, req.id)
+            return False
+        if not await repo.add_input(req.id, item, now):
+            return False
+        stored = PositionInput(
+            item.event_id,
+            item.member,
+            item.position,
+            item.ts,
+            item.source,
+            item.reason,
+            item.room_id,
+            now,
+        )
+        rows = MemberRows(
+            rows.eligible,
+            [*rows.inputs, stored],
+            rows.redactions,
+            rows.open_objection,
+            rows.latest_objection,
+        )
+        if req.state is RequestState.DRAFTED:
+            status = self.tally(req, rows).status.get(item.event_id)
+            if status is Status.COUNTED:
+                out.redraft.add(req.id)  # sent in time, seen after the close
+        await self.follow_objection(repo, out, req, item.member, now, ask_reason_in_reply_to, rows)
+        return True
+
+    async def follow_objection(
+        self,
+        repo: Repository,
+        out: Outbox,
+        req: Request,
+        member: str,
+        now: int,
+        ask_reason_in_reply_to: str | None = None,
+        rows: MemberRows | None = None,
+    ) -> PositionInput | None:
+        """Open, fill or withdraw the member's objection to match their current position.
+
+        Nothing changes on a decided request: its record is frozen until a reopen. `rows`
+        are the member's rows when the caller has them already.
+        """
+        if req.state is RequestState.DECIDED:
+            return None
+        if rows is None:
+            rows = await repo.member_rows(req.id, member)
+        tally = self.tally(req, rows)
+        current = tally.current.get(member)
+        objecting = current is not None and current.position is Position.OBJECT
+        step = objection_step(
+            objecting,
+            current.reason if current else None,
+            current.recorded_at if current else None,
+            rows.open_objection,
+            rows.latest_objection,
+        )
+        if step is ObjectionStep.RAISE:
+            assert current is not None
+            oid = await repo.add_objection(req.id, member, current.event_id, current.reason, now)
+            if not current.reason and ask_reason_in_reply_to:
+                await out.message(
+                    self._ask_reason(req, member, oid, ask_reason_in_reply_to), request_id=req.id
+                )
+        elif step is ObjectionStep.GIVE_REASON:
+            assert current is not None
+            assert current.reason
+            assert rows.open_objection is not None
+            await repo.set_objection_reason(rows.open_objection.id, current.reason)
+        elif step is ObjectionStep.WITHDRAW:
+            assert rows.open_objection is not None
+            change = current.position.label if current and current.position else "no position"
+            await repo.dispose_objection(
+                rows.open_objection.id,
+                ObjectionState.WITHDRAWN,
+                member,
+                f"the objector changed their position to {change}",
+                now,
+            )
+        if step is not ObjectionStep.NONE and req.state is RequestState.DRAFTED:
+            out.redraft.add(req.id)
+        return current
+
+    def _ask_reason(self, req: Request, member: str, oid: int, reply_to: str) -> render.Message:
+        prefix = self.settings.prefix
+        return render.Message(
+            "reply",
+            req.id,
+            f"{member}: your objection is recorded as #{oid}. An objection blocks "
+            f"consensus until it is addressed, so please say why: {prefix} object REASON",
+            f"<p>{render.esc(member)}: your objection is recorded as #{oid}. An objection "
+            f"blocks consensus until it is addressed, so please say why: "
+            f"<code>{render.esc(prefix)} object REASON</code></p>",
+            {"objections": [{"id": oid, "member": member, "state": "open"}]},
+            (member,),
+            reply_to,
+        )
+
+    async def follow_all(self, repo: Repository, out: Outbox, req: Request, now: int) -> None:
+        """Let every member's objection follow their current position (after a reopen)."""
+        for member in sorted({i.member for i in await repo.inputs(req.id)}):
+            await self.follow_objection(repo, out, req, member, now)
+
+    # --- requests ---------------------------------------------------------------------
+
+    async def file_request(
+        self,
+        repo: Repository,
+        out: Outbox,
+        applicant: Applicant,
+        statement: str,
+        filed_by: str,
+        filed_event_id: str,
+        deadline_at: int | None,
+        now: int,
+        *,
+        self_applied: bool = False,
+    ) -> Request:
+        """File a request and queue its room's creation. Raises ValueError with a user message."""
+        existing = await repo.request_by_filing(filed_event_id)
+        if existing is not None:
+            return existing
+        open_one = await repo.active_request_for(applicant.applicant)
+        if open_one is not None:
+            raise ValueError(f"request #{open_one} for {applicant.applicant} is still open")
+        due = deadline_at if deadline_at is not None else now + self.settings.deadline_ms
+        if due - now < self.settings.min_deadline_ms:
+            raise ValueError(
+                "the deadline must be at least "
+                f"{format_duration(self.settings.min_deadline_ms)} away, so every region "
+                "can take part"
+            )
+        request_id = await repo.create_request(
+            applicant, statement, filed_by, filed_event_id, self_applied, due, now
+        )
+        req = await repo.request(request_id)
+        assert req is not None
+        spec = self._room_spec(req)
+        # Invites cost one rate-limited request each; createRoom takes up to ten at once.
+        people = {m.user_id for m in await repo.active_members()} | set(self.settings.chairs)
+        spec["invite"] = sorted(people - {self.settings.bot_user_id})[:CREATE_ROOM_INVITES]
+        await out.create_room(request_id, spec)
+        return req
+
+    def _room_spec(self, req: Request) -> dict[str, object]:
+        s = self.settings
+        return request_room_spec(
+            name=render.clean(req.title, 200),
+            topic=(
+                f"{s.group_name}: participation request #{req.id}. React to the ballot or use "
+                f"{s.prefix} help."
+            ),
+            marker={"request": req.id, "instance": s.instance_id},
+            chairs=s.chairs,
+            bot_user_id=s.bot_user_id,
+            bot_needs_power_entry=s.bot_needs_power_entry,
+            space_id=s.space_id,
+            server_name=s.server_name,
+        )
+
+    async def room_ready(
+        self,
+        repo: Repository,
+        out: Outbox,
+        request_id: int,
+        room_id: str,
+        now: int,
+        invited: frozenset[str] = frozenset(),
+    ) -> None:
+        """The request's room exists: open the ballot, post the card and invite everyone."""
+        req = await repo.request(request_id)
+        if req is None or req.state is not RequestState.PENDING:
+            return
+        state = transition(req.state, Action.ROOM_READY)
+        await repo.update_request(request_id, state=state, room_id=room_id, opened_at=now)
+        await repo.snapshot_eligible(request_id)
+        req = await repo.request(request_id)
+        assert req is not None
+        await out.message(render.request_card(req, now), request_id=req.id)
+        await out.message(
+            render.ballot(req, self.settings.prefix), request_id=req.id, purpose="ballot"
+        )
+        for emoji, _ in LEGEND:
+            await out.react(emoji, BALLOT, request_id=req.id)
+        # The same ballot as a native poll, for clients that show polls: one ledger for all.
+        await out.event(POLL_START, render.poll_start(req), request_id=req.id, purpose="poll")
+        s = self.settings
+        if s.space_id:
+            await out.state(s.space_id, "m.space.child", room_id, {"via": [s.server_name]})
+        invitees = {v.user_id for v in await repo.voters(req.id)} | set(s.chairs)
+        for user_id in sorted(invitees - {s.bot_user_id} - invited):
+            await out.invite(user_id, request_id=req.id)
+        await out.message(render.announcement(req), room_id=s.main_room_id, request_id=req.id)
+        out.schedule_changed(req.id)
+
+    async def close_ballot(self, repo: Repository, out: Outbox, req: Request, now: int) -> Sense:
+        """Close the ballot and post the draft sense of the room for the chair."""
+        state = transition(req.state, Action.CLOSE)
+        await repo.update_request(req.id, state=state, closed_at=now)
+        closed = await repo.request(req.id)
+        assert closed is not None
+        sense = await self.post_draft(repo, out, closed)
+        if req.poll_event_id:
+            await out.event(POLL_END, render.poll_end(req), request_id=req.id, target=POLL)
+        out.schedule_changed(req.id)
+        return sense
+
+    async def post_draft(self, repo: Repository, out: Outbox, req: Request) -> Sense:
+        """Queue the draft sense of the room for the chairs (at close, and after changes)."""
+        sense = await self.sense(repo, req)
+        await repo.update_request(req.id, proposal=sense.proposal)
+        hums = await self.hums(repo, req)
+        chairs = sorted(self.settings.chairs)
+        await out.message(
+            render.summary(req, sense, final=True, mentions=chairs, hums=hums), request_id=req.id
+        )
+        return sense
+
+    async def redraft(self, repo: Repository, out: Outbox) -> None:
+        """Post the draft again for requests whose draft changed in this transaction."""
+        for request_id in sorted(out.redraft):
+            req = await repo.request(request_id)
+            if req is not None and req.state is RequestState.DRAFTED:
+                await self.post_draft(repo, out, req)
+        out.redraft.clear()
+
+    async def decide(
+        self,
+        repo: Repository,
+        out: Outbox,
+        req: Request,
+        outcome: Outcome,
+        chair: str,
+        rationale: str,
+        now: int,
+        *,
+        action: Action,
+    ) -> Request:
+        """Record the chair's decision, freeze its record, announce it and admit the applicant.
+
+        The ballot closes at the decision if it was still open, so anything received later
+        is late for this decision's record.
+        """
+        state = transition(req.state, action)
+        proposal = (await self.sense(repo, req)).proposal if req.closed_at is None else None
+        await repo.update_request(
+            req.id,
+            state=state,
+            outcome=outcome,
+            decided_by=chair,
+            rationale=rationale,
+            decided_at=now,
+            closed_at=req.closed_at if req.closed_at is not None else now,
+            **({"proposal": proposal} if proposal is not None else {}),
+        )
+        decided = await repo.request(req.id)
+        assert decided is not None
+        s = self.settings
+        record = await live_record(
+            repo,
+            decided,
+            group_name=s.group_name,
+            quorum=s.quorum,
+            skew_ms=s.clock_skew_ms,
+            appeal_window_ms=s.appeal_window_ms,
+            hums=await self.hum_aggregate(repo, decided),
+        )
+        head = await freeze(repo, record, now)
+        message = render.outcome(decided, head, s.prefix)
+        await out.message(message, request_id=req.id)
+        await out.message(message, room_id=s.main_room_id, request_id=req.id)
+        user_id = decided.applicant.user_id
+        if outcome is Outcome.ADMIT and user_id:
+            await repo.upsert_member(
+                user_id,
+                decided.applicant.stakeholder or "",
+                decided.applicant.region or "",
+                now,
+                f"admission:#{req.id}",
+            )
+            await out.invite(user_id, room_id=s.main_room_id, request_id=req.id)
+        out.schedule_changed(req.id)
+        return decided
+
+    async def block(self, repo: Repository, out: Outbox, req: Request, why: str, now: int) -> None:
+        """The bot lost control of a request's room: stop counting and tell the chairs."""
+        try:
+            state = transition(req.state, Action.BLOCK)
+        except LifecycleError:
+            return
+        await repo.update_request(req.id, state=state)
+        text = (
+            f"⚠ {render.clean(req.title)} is blocked: {render.clean(why)}. Positions are no longer "
+            "counted there; a chair should look into it."
+        )
+        await out.message(
+            render.Message(
+                "reply",
+                req.id,
+                text,
+                f"<p>{render.esc(text)}</p>",
+                {"event": "blocked"},
+                tuple(sorted(self.settings.chairs)),
+            ),
+            room_id=self.settings.main_room_id,
+            request_id=req.id,
+        )
+        out.schedule_changed(req.id)

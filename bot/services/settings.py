@@ -1,0 +1,33 @@
+"""What the services need to know, resolved from the config (and the server) at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.counting import DEFAULT_SKEW_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved settings every service reads; built once by the composition root."""
+
+    bot_user_id: str
+    prefix: str
+    main_room_id: str
+    group_name: str
+    chairs: frozenset[str]
+    allowed_inviters: frozenset[str] = frozenset()
+    self_apply: bool = True
+    deadline_ms: int = 14 * 86_400_000
+    min_deadline_ms: int = 72 * 3_600_000
+    quorum: float = 0.5
+    instance_id: str = "dev"
+    bot_needs_power_entry: bool = False  # room versions before 12 do not privilege creators
+    reminders_ms: tuple[int, ...] = ()
+    group_tz: str = "UTC"
+    space_id: str | None = None
+    server_name: str = ""
+    digest_cron: dict[str, str] | None = None
+    hum_key: bytes = b"dev"
+    appeal_window_ms: int | None = None
+    clock_skew_ms: int = DEFAULT_SKEW_MS

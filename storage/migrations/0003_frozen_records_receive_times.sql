@@ -1,0 +1,24 @@
+-- Version 3: the record is the decision.
+-- Inputs remember the room they were received in (a retraction counts only there), and
+-- redactions when the bot received them (lateness is judged on the bot's clock).
+ALTER TABLE position_inputs ADD COLUMN room_id TEXT NOT NULL DEFAULT '';
+UPDATE position_inputs SET room_id = coalesce(
+    (SELECT r.room_id FROM requests r WHERE r.id = position_inputs.request_id), '')
+WHERE source != 'command';
+ALTER TABLE redactions ADD COLUMN recorded_at INTEGER;
+UPDATE redactions SET recorded_at = ts;
+
+-- The current position is derived by one rule (bot/domain/counting.py) from the inputs;
+-- a stored copy could only disagree with it.
+DROP TABLE current_positions;
+
+-- The decision record, built once when the chair decides and never changed afterwards.
+-- A reopen starts a new segment whose chain begins at the previous segment's head.
+CREATE TABLE records (
+    request_id INTEGER NOT NULL REFERENCES requests(id),
+    segment    INTEGER NOT NULL,
+    head       TEXT NOT NULL,
+    body       TEXT NOT NULL,      -- the canonical JSON export, byte for byte
+    frozen_at  INTEGER NOT NULL,
+    PRIMARY KEY (request_id, segment)
+) STRICT;

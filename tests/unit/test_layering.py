@@ -1,4 +1,4 @@
-"""The dependency rule (ARCHITECTURE.md), enforced by walking every import with `ast`.
+"""The dependency rule (docs/design/architecture.md), enforced by walking every import with `ast`.
 
 - only modules under bot/matrix/ import nio;
 - only storage/ imports aiosqlite;

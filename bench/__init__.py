@@ -88,8 +88,8 @@ def rss_mb(pid: int | None = None) -> float:
 
 @contextlib.contextmanager
 def shared_synapse(workdir: Path) -> Iterator[object]:
-    """A local Synapse (bot.devserver.LocalSynapse) for the benchmarks that need one."""
-    from bot.devserver import LocalSynapse
+    """A local Synapse (bot.devtools.synapse.LocalSynapse) for the benchmarks that need one."""
+    from bot.devtools.synapse import LocalSynapse
 
     server = LocalSynapse(workdir / "synapse")
     server.start()

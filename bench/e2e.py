@@ -1,6 +1,6 @@
 """Benchmark 2 — end to end against a local Synapse: the bot next to a bare nio client.
 
-A group of 20 members (real Matrix clients, `bot.matrix.member.SimMember`) and a chair is set
+A group of 20 members (real Matrix clients, `bot.devtools.sim_member.SimMember`) and a chair is set
 up with `tests.integration.harness.make_group`; the bot runs as in production
 (`python -m bot run` in a subprocess). The chair files a request and every member joins its
 room. Then the members react on the ballot concurrently, in two phases:
@@ -186,8 +186,8 @@ def _ms(values: list[float], p: float) -> str:
 
 
 async def _run(quick: bool, workdir: Path, synapse: Any) -> Result:
+    from bot.devtools.sim_member import bot_message
     from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
-    from bot.matrix.member import bot_message
     from tests.integration.harness import make_group
 
     n_members = 6 if quick else 20

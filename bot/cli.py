@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backup":
         return _backup(args.config, args.dest)
     if args.command == "demo":
-        from bot.demo import run_demo
+        from bot.devtools.demo import run_demo
 
         return int(run_demo(keep_running=args.keep_running, workdir=args.workdir))
     return 2

@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 The real test layer (``@pytest.mark.real``) talks to one local Synapse per test session,
-started lazily by the ``synapse`` fixture from ``bot.devserver``. Its start-up time is
+started lazily by the ``synapse`` fixture from ``bot.devtools.synapse``. Its start-up time is
 reported in the terminal summary.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.devserver import LocalSynapse
+from bot.devtools.synapse import LocalSynapse
 
 SYNAPSE_START_SECONDS = pytest.StashKey[float]()
 

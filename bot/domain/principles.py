@@ -1,4 +1,4 @@
-"""The six participation principles every request card shows (CONSENSUS.md)."""
+"""The six participation principles every request card shows (docs/design/process.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The draft sense of the room: what the bot proposes to the chair, never a bare vote count.
 
-Rules (SPEC.md, "Determination"):
+Rules (docs/design/contract.md, "Determination"):
 - eligible = members snapshotted when the ballot opened, minus those who recused;
 - any objection not yet disposed of -> no-consensus-yet, listing what must be addressed;
 - else participation below quorum -> insufficient-participation;

@@ -15,11 +15,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.devtools.sim_member import SimMember, bot_message, reaction_to
 from bot.domain.counting import Ballot, Redaction, count
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.positions import LEGEND, position_for_reaction
 from bot.domain.sense import Voter
-from bot.matrix.member import SimMember, bot_message, reaction_to
 from commands.parser import ParsedCommand, parse
 from tests.integration.harness import Group
 

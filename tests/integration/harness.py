@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.devserver import LocalSynapse, RegisteredUser
-from bot.matrix.member import SimMember
+from bot.devtools.sim_member import SimMember
+from bot.devtools.synapse import LocalSynapse, RegisteredUser
 
 DEFAULT_MEMBERS: tuple[tuple[str, str, str], ...] = (
     ("alice", "academia", "europe"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.devserver import LocalSynapse
+from bot.devtools.synapse import LocalSynapse
 from tests.integration.harness import make_group
 
 pytestmark = pytest.mark.real

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.devserver import LocalSynapse, RegisteredUser
+from bot.devtools.synapse import LocalSynapse, RegisteredUser
 
 pytestmark = pytest.mark.real
 

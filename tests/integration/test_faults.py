@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.devserver import LocalSynapse
-from bot.matrix.member import bot_message, reaction_to
+from bot.devtools.sim_member import bot_message, reaction_to
+from bot.devtools.synapse import LocalSynapse
 from tests.integration.faults import (
     BurstStats,
     bot_messages_by_kind,

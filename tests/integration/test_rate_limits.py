@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.devserver import LocalSynapse
+from bot.devtools.sim_member import bot_message, reaction_to
+from bot.devtools.synapse import LocalSynapse
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
-from bot.matrix.member import bot_message, reaction_to
 from tests.integration.harness import make_group
 
 pytestmark = pytest.mark.real

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.devserver import LocalSynapse
-from bot.matrix.member import Event, bot_message, reaction_to
+from bot.devtools.sim_member import Event, bot_message, reaction_to
+from bot.devtools.synapse import LocalSynapse
 from tests.integration.harness import Group, make_group
 
 pytestmark = pytest.mark.real

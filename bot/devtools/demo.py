@@ -1,9 +1,9 @@
 """`consensus-bot demo`: one participation request, from filing to outcome, on a local homeserver.
 
-The demo starts a throwaway Synapse on 127.0.0.1 (`bot.devserver.LocalSynapse`), registers
+The demo starts a throwaway Synapse on 127.0.0.1 (`bot.devtools.synapse.LocalSynapse`), registers
 the bot, a chair, six members spread over stakeholder groups and regions, and an applicant,
 and runs the bot in this process exactly as `consensus-bot run` would (`App(load_config(…))`),
-with its log in a file. Simulated members (`bot.matrix.member.SimMember`, real Matrix
+with its log in a file. Simulated members (`bot.devtools.sim_member.SimMember`, real Matrix
 clients) then play one request through: filing, the request room, positions (a concern and an
 objection among them), the chair's disposition of the objection, the deadline, the draft
 sense of the room, the chair's confirmation and the outcome. Each step is printed as it
@@ -39,9 +39,9 @@ from urllib.parse import quote
 
 from bot.app import App
 from bot.config import ConfigError, load_config
-from bot.devserver import LocalSynapse, RegisteredUser
+from bot.devtools.sim_member import Event, SimMember, bot_message, reaction_to
+from bot.devtools.synapse import LocalSynapse, RegisteredUser
 from bot.matrix.gateway import Gateway, GatewayError
-from bot.matrix.member import Event, SimMember, bot_message, reaction_to
 
 __all__ = ["run_demo"]
 

@@ -402,7 +402,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (Positional("user", UserId(), "their Matrix user ID"),),
         Role.CHAIR,
         ANYWHERE,
-        details="Their positions so far stay on record; they are not counted on new ballots.",
+        details=(
+            "Their positions stay on record but stop counting on ballots still open; "
+            "closed and decided requests keep the count they had."
+        ),
         examples=("member remove @erin:example.org",),
         section=Section.CHAIR,
     ),

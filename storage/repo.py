@@ -47,10 +47,10 @@ class OutboxItem:
 
 @dataclass(frozen=True, slots=True)
 class EligibleRow:
-    """A member of a request's eligible snapshot, and whether they are on the roster now."""
+    """A member of a request's eligible snapshot, and when they left the roster (None: on it)."""
 
     voter: Voter
-    active: bool
+    removed_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +67,9 @@ class Rows:
         return [e.voter for e in self.eligible]
 
     @property
-    def active(self) -> set[str]:
-        """Members of the snapshot still on the active roster."""
-        return {e.voter.user_id for e in self.eligible if e.active}
+    def removed(self) -> dict[str, int]:
+        """When members of the snapshot left the roster (those still on it are absent)."""
+        return {e.voter.user_id: e.removed_at for e in self.eligible if e.removed_at is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +188,8 @@ class Repository:
         await self.tx.execute(
             "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by) "
             "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(user_id) DO UPDATE SET "
-            "stakeholder = excluded.stakeholder, region = excluded.region, active = 1",
+            "stakeholder = excluded.stakeholder, region = excluded.region, active = 1, "
+            "removed_at = NULL",
             (user_id, stakeholder, region, now, added_by),
         )
 
@@ -220,10 +221,11 @@ class Repository:
         )
         return None if value is None else int(value)
 
-    async def deactivate_member(self, user_id: str) -> bool:
-        """Mark a member inactive; False when not an active member."""
+    async def deactivate_member(self, user_id: str, now: int) -> bool:
+        """Mark a member removed from the roster now; False when not an active member."""
         changed = await self.tx.execute(
-            "UPDATE members SET active = 0 WHERE user_id = ? AND active = 1", (user_id,)
+            "UPDATE members SET active = 0, removed_at = ? WHERE user_id = ? AND active = 1",
+            (now, user_id),
         )
         return changed > 0
 
@@ -378,11 +380,12 @@ class Repository:
     async def voters(self, request_id: int) -> list[Voter]:
         """The eligible snapshot's members that are still on the active roster (for invites)."""
         rows = await self._eligible(request_id)
-        return [e.voter for e in rows if e.active]
+        return [e.voter for e in rows if e.removed_at is None]
 
     async def _eligible(self, request_id: int, member: str | None = None) -> list[EligibleRow]:
         sql = (
-            "SELECT e.user_id, e.stakeholder, e.region, coalesce(m.active, 0) AS active "
+            "SELECT e.user_id, e.stakeholder, e.region, "
+            "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END AS removed_at "
             "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ?"
         )
         params: tuple[Any, ...] = (request_id,)
@@ -391,7 +394,7 @@ class Repository:
             params = (request_id, member)
         rows = await self.tx.fetchall(sql + " ORDER BY e.user_id", params)
         return [
-            EligibleRow(Voter(r["user_id"], r["stakeholder"], r["region"]), bool(r["active"]))
+            EligibleRow(Voter(r["user_id"], r["stakeholder"], r["region"]), r["removed_at"])
             for r in rows
         ]
 

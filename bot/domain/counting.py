@@ -6,8 +6,9 @@ summary's machine-readable block, the decision record and every export format â€
 their sender and room, the eligible snapshot); this module decides.
 
 An input counts when:
-- its author is on the eligible snapshot taken when the ballot opened and still on the
-  active roster (a removed member's inputs stay in the record but do not count);
+- its author is on the eligible snapshot taken when the ballot opened and was still on the
+  roster when the ballot closed (a member removed while it is open stops counting; a removal
+  after the close changes nothing; removed members' inputs stay in the record);
 - it reached the bot where it is valid: a reaction or poll answer in the request's own room;
   a command in the request room or by direct message with `--request`;
 - it was received before the ballot closed, **on the bot's clock** (`recorded_at`). The
@@ -91,6 +92,14 @@ class Tally:
         return determine(self.voters, self.positions, objections, quorum)
 
 
+def still_eligible(removed_at: int | None, ballot: Ballot) -> bool:
+    """A member of the eligible snapshot counts unless removed from the roster before the
+    ballot closed (or, while it is open, at all)."""
+    if removed_at is None:
+        return True
+    return ballot.closed_at is not None and removed_at > ballot.closed_at
+
+
 def clamp_ts(ms: int) -> tuple[int, bool]:
     """A timestamp clamped to what can be written as an ISO date; True when it was clamped."""
     if ms < 0:
@@ -160,17 +169,17 @@ def retractions(
 def count(
     ballot: Ballot,
     eligible: Sequence[Voter],
-    active: Collection[str] | None,
+    removed: Mapping[str, int],
     inputs: Iterable[PositionInput],
     redactions: Iterable[Redaction],
 ) -> Tally:
     """Apply the rule to a request's rows.
 
-    `eligible` is the snapshot taken when the ballot opened; `active` the user IDs on the
-    active roster now (None: all of the snapshot); `inputs` every stored input of the request
-    (or of some members), `redactions` the redactions aimed at them.
+    `eligible` is the snapshot taken when the ballot opened; `removed` when members of it left
+    the roster (absent: still on it); `inputs` every stored input of the request (or of some
+    members), `redactions` every redaction aimed at them, whoever sent it.
     """
-    voters = tuple(v for v in eligible if active is None or v.user_id in active)
+    voters = tuple(v for v in eligible if still_eligible(removed.get(v.user_id), ballot))
     voter_ids = {v.user_id for v in voters}
     items = list(inputs)
     retracted = retractions(items, redactions, ballot)

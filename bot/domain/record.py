@@ -26,7 +26,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -316,7 +316,7 @@ def build_record(
     eligible: Sequence[Voter],
     inputs: Sequence[PositionInput],
     quorum: float,
-    active: Collection[str] | None = None,
+    removed: Mapping[str, int] | None = None,
     redactions: Sequence[Redaction] = (),
     objections: Sequence[DatedObjection] = (),
     skew_ms: int = DEFAULT_SKEW_MS,
@@ -327,16 +327,16 @@ def build_record(
 ) -> Record:
     """The decision record of one request, from plain domain values.
 
-    `eligible` is the snapshot taken when the ballot opened; `active` the user IDs on the
-    active roster (None: all of them). `inputs` is the full append-only history of position
-    inputs and `redactions` every redaction aimed at one of them (whoever sent it): which
-    count is decided by `bot.domain.counting.count`, the same rule as the bot's draft, and
+    `eligible` is the snapshot taken when the ballot opened; `removed` when members of it
+    left the roster (absent or None: still on it). `inputs` is the full append-only history
+    of position inputs and `redactions` every redaction aimed at one of them (whoever sent
+    it): which count is decided by `bot.domain.counting.count`, the same rule as the bot's draft, and
     every input is listed with whether it counted and why not. `segment` numbers the record
     of each decision of a request (a reopen starts the next); the chain of segment n > 1
     begins at `previous_head`, the head of segment n - 1.
     """
     ballot = Ballot(request.room_id, request.closed_at, skew_ms)
-    tally = count(ballot, eligible, active, inputs, redactions)
+    tally = count(ballot, eligible, removed or {}, inputs, redactions)
     sense = tally.sense([d.objection for d in objections], quorum)
     counted_ids = {v.user_id for v in tally.voters}
 

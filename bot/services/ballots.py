@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 
-from bot.domain.counting import Ballot, Status, Tally, count, in_time
+from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
 from bot.domain.durations import format_duration
 from bot.domain.hums import Hum, Side, Strength, hum_report
 from bot.domain.ledger import PositionInput
@@ -51,13 +51,19 @@ class Ballots:
 
     def tally(self, req: Request, rows: Rows) -> Tally:
         """The one counting rule over a request's rows."""
-        return count(self.window(req), rows.snapshot, rows.active, rows.inputs, rows.redactions)
+        return count(self.window(req), rows.snapshot, rows.removed, rows.inputs, rows.redactions)
 
     def accepts(self, req: Request, ts: int, now: int) -> bool:
         """Whether a command sent at `ts` and received `now` can still take a position."""
         if req.state is RequestState.OPEN:
             return True
         return req.state is RequestState.DRAFTED and in_time(ts, now, self.window(req))
+
+    async def is_voter(self, repo: Repository, req: Request, member: str) -> bool:
+        """Whether the member counts on this request (the rule's eligibility)."""
+        window = self.window(req)
+        rows = await repo.member_rows(req.id, member)
+        return any(still_eligible(e.removed_at, window) for e in rows.eligible)
 
     async def count(self, repo: Repository, req: Request) -> Tally:
         """Load a request's rows and count them."""
@@ -103,7 +109,8 @@ class Ballots:
         if req.state not in TAKES_INPUTS:
             return False
         rows = await repo.member_rows(req.id, item.member)
-        if not any(e.active for e in rows.eligible):
+        window = self.window(req)
+        if not any(still_eligible(e.removed_at, window) for e in rows.eligible):
             log.info("input from %s ignored: not eligible on #%d", item.member, req.id)
             return False
         if not await repo.add_input(req.id, item, now):

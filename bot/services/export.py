@@ -80,7 +80,7 @@ async def live_record(
         group=group_name,
         request=req,
         eligible=rows.snapshot,
-        active=rows.active,
+        removed=rows.removed,
         inputs=rows.inputs,
         redactions=rows.redactions,
         objections=await _dated_objections(repo, req.id),

@@ -440,6 +440,12 @@ class Handlers:
         """`dispose OBJECTION accommodated|addressed|duplicate|withdrawn RATIONALE…`."""
         req = ctx.room_request
         assert req is not None
+        if req.state is RequestState.DECIDED:
+            return fail(
+                f"request #{req.id} is decided and its record is final; reopen it first "
+                f"({self.prefix} reopen DURATION) to dispose of objections again.",
+                req.id,
+            )
         objection = await ctx.repo.objection(int(args["objection"]))
         if objection is None or objection.request_id != req.id:
             return fail(
@@ -586,7 +592,7 @@ class Handlers:
             return fail(str(exc))
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open.")
-        if ctx.event.sender not in (await ctx.repo.member_rows(req.id, ctx.event.sender)).active:
+        if not await self.ballots.is_voter(ctx.repo, req, ctx.event.sender):
             return fail(f"you are not eligible on request #{req.id}.")
         strength = str(args.get("strength") or "soft")
         hummer = self.ballots.hummer(req.id, ctx.event.sender)
@@ -667,12 +673,13 @@ class Handlers:
     async def member_remove(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`member remove USER`."""
         user = str(args["user"])
-        if not await ctx.repo.deactivate_member(user):
+        if not await ctx.repo.deactivate_member(user, ctx.now):
             return fail(f"{user} is not an active member.")
         return Reply(
             True,
-            f"{user} is no longer a member; their positions no longer count (an objection "
-            "they raised stays until a chair disposes of it).",
+            f"{user} is no longer a member. Their positions stop counting on ballots that are "
+            "still open (an objection they raised stays until a chair disposes of it); closed "
+            "and decided requests keep the count they had.",
         )
 
 

@@ -8,6 +8,11 @@ WHERE source != 'command';
 ALTER TABLE redactions ADD COLUMN recorded_at INTEGER;
 UPDATE redactions SET recorded_at = ts;
 
+-- When a member left the roster: a removal counts for ballots still open at that moment and
+-- never reaches back into a ballot that had already closed. Old inactive rows: long ago.
+ALTER TABLE members ADD COLUMN removed_at INTEGER;
+UPDATE members SET removed_at = 0 WHERE active = 0;
+
 -- The current position is derived by one rule (bot/domain/counting.py) from the inputs;
 -- a stored copy could only disagree with it.
 DROP TABLE current_positions;

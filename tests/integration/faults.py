@@ -135,7 +135,7 @@ async def ground_truth(
                 )
             )
     voters = [Voter(m, "", "") for m in sorted(members)]
-    tally = count(Ballot(room, None), voters, None, inputs, [])
+    tally = count(Ballot(room, None), voters, {}, inputs, [])
     return {m: str(i.position) for m, i in tally.current.items()}
 
 
@@ -189,7 +189,7 @@ def bot_positions(group: Group) -> tuple[dict[str, str], set[str], int]:
             for r in db.execute("SELECT * FROM redactions")
         ]
     # The bot's view, through the one counting rule (as the draft and the record see it).
-    tally = count(Ballot(req["room_id"], req["closed_at"]), voters, None, inputs, redactions)
+    tally = count(Ballot(req["room_id"], req["closed_at"]), voters, {}, inputs, redactions)
     current = {m: str(i.position) for m, i in tally.current.items()}
     ids = [i.event_id for i in inputs]
     return current, set(ids), len(ids)

@@ -270,7 +270,7 @@ def current_positions(inputs: list[PositionInput], redacted: set[str]) -> dict[s
         Redaction(f"$r{e}", e, LEDGER_ROOM, by_id[e].member, 0, 0) for e in redacted if e in by_id
     ]
     voters = [Voter(m, "", "") for m in sorted({i.member for i in inputs})]
-    return dict(count(Ballot(LEDGER_ROOM, None), voters, None, inputs, redactions).current)
+    return dict(count(Ballot(LEDGER_ROOM, None), voters, {}, inputs, redactions).current)
 
 
 def current_position(inputs: list[PositionInput], redacted: set[str]) -> PositionInput | None:

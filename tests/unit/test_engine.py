@@ -240,7 +240,7 @@ class World:
             rows = await repo.rows(request_id)
         assert req is not None
         ballot = Ballot(req.room_id, req.closed_at)
-        tally = count(ballot, rows.snapshot, rows.active, rows.inputs, rows.redactions)
+        tally = count(ballot, rows.snapshot, rows.removed, rows.inputs, rows.redactions)
         return {m: i.position for m, i in tally.current.items()}
 
 
@@ -958,7 +958,7 @@ def expected_positions(events: list[InboundEvent]) -> dict[str, Position | None]
         if isinstance(e, Redacted)
     ]
     voters = [Voter(m, "", "") for m in VOTERS]
-    tally = count(Ballot(ROOM, None), voters, None, inputs, redactions)
+    tally = count(Ballot(ROOM, None), voters, {}, inputs, redactions)
     return {m: i.position for m, i in tally.current.items()}
 
 

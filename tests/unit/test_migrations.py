@@ -73,7 +73,7 @@ async def test_upgrade_from_every_released_version_keeps_the_data(
             tally = count(
                 Ballot(req.room_id, req.closed_at),
                 stored.snapshot,
-                stored.active,
+                stored.removed,
                 stored.inputs,
                 [],
             )

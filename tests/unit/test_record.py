@@ -247,7 +247,7 @@ def test_sense_is_drafted_from_the_timeline() -> None:
 
 
 def test_members_removed_from_the_roster_stay_listed_but_are_not_counted() -> None:
-    record = make_record(active={ALICE, BOB, CAROL, ERIN})
+    record = make_record(removed={DAVE: T0})
     assert verify_record(record) == []
     dave = next(e for e in record["eligible"] if e["user_id"] == DAVE)
     assert dave["counted"] is False
@@ -595,7 +595,7 @@ async def test_export_through_a_real_database(tmp_path: Path) -> None:
             await repo.dispose_objection(
                 oid, ObjectionState.ADDRESSED, CHAIR, "Not required.", T0 + 10 * MIN
             )
-            await repo.deactivate_member(ERIN)
+            await repo.deactivate_member(ERIN, T0 + 15 * MIN)
             await repo.update_request(
                 rid,
                 state=RequestState.DRAFTED,

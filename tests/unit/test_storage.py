@@ -269,9 +269,9 @@ async def test_members_seed_upsert_deactivate(db: Database) -> None:
         assert await repo.member("@nobody:x") is None
         assert [m.user_id for m in await repo.active_members()] == ["@a:x", "@b:x"]
 
-        assert await repo.deactivate_member("@a:x") is True
-        assert await repo.deactivate_member("@a:x") is False
-        assert await repo.deactivate_member("@nobody:x") is False
+        assert await repo.deactivate_member("@a:x", NOW) is True
+        assert await repo.deactivate_member("@a:x", NOW) is False
+        assert await repo.deactivate_member("@nobody:x", NOW) is False
         assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", False)
         assert [m.user_id for m in await repo.active_members()] == ["@b:x"]
 
@@ -382,14 +382,14 @@ async def test_eligible_snapshot_and_voters(db: Database) -> None:
         await repo.seed_member("@a:x", "academia", "europe", NOW)
         await repo.seed_member("@b:x", "civil-society", "africa", NOW)
         await repo.seed_member("@gone:x", "academia", "europe", NOW)
-        await repo.deactivate_member("@gone:x")
+        await repo.deactivate_member("@gone:x", NOW)
         rid = await new_request(repo)
         assert await repo.snapshot_eligible(rid) == 2
         assert await repo.voters(rid) == [
             Voter("@a:x", "academia", "europe"),
             Voter("@b:x", "civil-society", "africa"),
         ]
-        assert (await repo.member_rows(rid, "@a:x")).active == {"@a:x"}
+        assert (await repo.member_rows(rid, "@a:x")).removed == {}
         assert (await repo.member_rows(rid, "@gone:x")).eligible == []
 
         # Members added after the ballot opened are not on the snapshot; it is idempotent.
@@ -397,13 +397,14 @@ async def test_eligible_snapshot_and_voters(db: Database) -> None:
         assert (await repo.member_rows(rid, "@late:x")).eligible == []
         assert [v.user_id for v in await repo.voters(rid)] == ["@a:x", "@b:x"]
 
-        # A member removed later stays on the snapshot, marked inactive (the rule decides).
-        await repo.deactivate_member("@b:x")
+        # A member removed later stays on the snapshot with the time they left (the rule
+        # decides what that means for a ballot).
+        await repo.deactivate_member("@b:x", NOW + 5)
         assert [v.user_id for v in await repo.voters(rid)] == ["@a:x"]
-        assert (await repo.rows(rid)).active == {"@a:x"}
+        assert (await repo.rows(rid)).removed == {"@b:x": NOW + 5}
         assert [v.user_id for v in (await repo.rows(rid)).snapshot] == ["@a:x", "@b:x"]
         await repo.upsert_member("@b:x", "civil-society", "africa", NOW, "@chair:x")
-        assert (await repo.rows(rid)).active == {"@a:x", "@b:x"}
+        assert (await repo.rows(rid)).removed == {}
 
 
 async def test_inputs_and_redactions_are_stored_raw(db: Database) -> None:

@@ -4,7 +4,8 @@
 the full append-only history of position inputs, the redactions that removed some of them,
 objections with the moments they were raised and disposed of — and builds the record with
 the pure `bot.domain.record.build_record`. `render` turns a record into the file to upload
-or print. Call both inside one transaction so the record is a consistent snapshot.
+or print (`bot.domain.record_render`). Call both inside one transaction so the record is a
+consistent snapshot.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from bot.domain.record import (
     Record,
     Retraction,
     build_record,
-    render_csv,
-    render_json,
-    render_markdown,
 )
+from bot.domain.record_render import render_csv, render_json, render_markdown
 from bot.domain.sense import Voter
 from storage.repo import Repository
 

@@ -29,13 +29,10 @@ from bot.domain.record import (
     build_record,
     chain,
     entry_hash,
-    md_escape,
-    render_csv,
-    render_json,
-    render_markdown,
     verify_json,
     verify_record,
 )
+from bot.domain.record_render import md_escape, render_csv, render_json, render_markdown
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal, Voter
 from bot.services.export import ExportError, export_record, filename, render

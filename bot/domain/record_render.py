@@ -21,6 +21,7 @@ from bot.domain.lifecycle import Outcome
 from bot.domain.objections import ObjectionState
 from bot.domain.positions import POSITION_ORDER, Position
 from bot.domain.sense import MIN_GROUP_FOR_POSITIONS, Proposal
+from bot.domain.text import sanitize
 
 # --------------------------------------------------------------------------- JSON and CSV
 
@@ -96,9 +97,6 @@ def render_csv(record: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- Markdown
 
-# Bidi overrides/isolates, zero-width and control characters can disguise text.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Everything CommonMark/GFM could read as markup inside a line (links, images, HTML,
 # emphasis, code, tables, strikethrough, entities, headings, mentions, math).
 _MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$])")
@@ -118,7 +116,9 @@ def md_escape(text: str | None) -> str:
 def _md_lines(text: str | None) -> list[str]:
     if not text:
         return []
-    text = _CONTROL.sub("", _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
+    # The one sanitiser (bidi, invisible and control characters, lone surrogates), no cap:
+    # the minutes hold the whole text.
+    text = sanitize(text.replace("\r\n", "\n").replace("\r", "\n"))
     out = []
     for raw in text.split("\n"):
         line = _MD_INLINE.sub(r"\\\1", raw.strip())

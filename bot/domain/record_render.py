@@ -49,8 +49,11 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: object, *, identifier: bool = False) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
+    """A CSV cell that a spreadsheet will not run as a formula nor show disguised.
+
+    Sanitised first, so an invisible character cannot hide a leading `=` from the check.
+    """
+    text = sanitize(None if value is None else str(value))
     if identifier and _MXID.fullmatch(text):
         return text
     if text.startswith(_FORMULA_START):
@@ -62,8 +65,9 @@ def render_csv(record: Mapping[str, Any]) -> str:
     """One row per position input (every change, withdrawals and retracted ones included).
 
     `position` is `withdrawn` for a withdrawal; `retracted` is `yes` when the input was
-    later removed by a redaction (`retracted_at` says when). Cells that a spreadsheet would
-    read as a formula get a leading apostrophe.
+    later removed by a redaction (`retracted_at` says when). Text cells lose bidi, invisible
+    and control characters; cells that a spreadsheet would read as a formula get a leading
+    apostrophe.
     """
     groups = {e["user_id"]: e for e in record.get("eligible", [])}
     retracted = {

@@ -460,6 +460,13 @@ def test_csv_cells_cannot_run_as_formulas() -> None:
     assert row["member"] == ALICE
 
 
+def test_csv_cells_lose_disguising_characters_before_the_formula_check() -> None:
+    reason = '\u200b\u202e=HYPERLINK("x")\x85\u061c'
+    inputs = [PositionInput("$x", ALICE, Position.CONCERN, T0 + 2 * MIN, Source.COMMAND, reason)]
+    (row,) = csv.DictReader(io.StringIO(render_csv(make_record(inputs=inputs))))
+    assert row["reason"] == '\'=HYPERLINK("x")'
+
+
 # --------------------------------------------------------------------------- Markdown
 
 

@@ -104,6 +104,26 @@ def render_csv(record: Mapping[str, Any]) -> str:
 # Everything CommonMark/GFM could read as markup inside a line (links, images, HTML,
 # emphasis, code, tables, strikethrough, entities, headings, mentions, math).
 _MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$])")
+# Bare URLs. GFM and its kin (cmark-gfm on GitHub, comrak, goldmark, markdig,
+# markdown-it's linkify) make links of `https://host/…`, `www.host…`, `mailto:…` and, in
+# markdown-it, of `//host` and a bare `host.com/…`, without any markup. In a word holding
+# any of these (or anything like a host name), `:`, `/` and `.` get a backslash too.
+# Why escape rather than wrap the URL in a code span: a code span's content cannot be
+# escaped, so a backtick in the URL would close it early and a `|` would still split a
+# table cell; every other piece of user text here is escaped the same way. Why it works:
+# the parsers recognise these links at an unescaped `:` followed by `//` (or at `www.`,
+# `mailto:`), and an escaped character is consumed as a literal before they look; the
+# escaped dots and slashes split what linkifiers that scan text runs would read as a
+# host. The reader still sees the URL exactly as typed, as text. Beyond the reach of
+# escaping: renderers that linkify the text after rendering it, and GFM's mailto links
+# for a bare `name@host.tld` (cmark-gfm finds those after escapes are resolved).
+_BARE_LINK = re.compile(
+    r"(?i)//|www\.|\b(?:mailto|tel|xmpp):"
+    # a host name where a linkifier starts one (not after `@` or `:`, as in @bob:example.org)
+    r"|(?:^|[^\w.:/@-])[^\W_][\w-]*\.[^\W\d_]{2}"
+)
+_MD_INLINE_LINK = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$:/.])")
+_WORD = re.compile(r"\S+")
 _MD_LINE_START = re.compile(r"^([-+=]|\d+(?=[.)]))")
 _SCHEME = re.compile(r"(?i)\b(javascript|vbscript|data|file)(\s*):")
 
@@ -111,8 +131,9 @@ _SCHEME = re.compile(r"(?i)\b(javascript|vbscript|data|file)(\s*):")
 def md_escape(text: str | None) -> str:
     """User text made inert in Markdown: one line, every markup character escaped.
 
-    Links, images, raw HTML, headings, lists and code cannot form, and `javascript:` (and
-    `vbscript:`, `data:`, `file:`) lose their meaning as URL schemes.
+    Links, images, raw HTML, headings, lists and code cannot form, bare URLs are not
+    turned into links, and `javascript:` (and `vbscript:`, `data:`, `file:`) lose their
+    meaning as URL schemes.
     """
     return " ".join(_md_lines(text)).strip()
 
@@ -125,12 +146,19 @@ def _md_lines(text: str | None) -> list[str]:
     text = sanitize(text.replace("\r\n", "\n").replace("\r", "\n"))
     out = []
     for raw in text.split("\n"):
-        line = _MD_INLINE.sub(r"\\\1", raw.strip())
+        line = _WORD.sub(_md_word, raw.strip())
         line = _MD_LINE_START.sub(
             lambda m: m.group(1) + "\\" if m.group(1)[0].isdigit() else "\\" + m.group(1), line
         )
         out.append(_SCHEME.sub(r"\1\2\\:", line))
     return out
+
+
+def _md_word(match: re.Match[str]) -> str:
+    """One whitespace-free run of user text, escaped (more thoroughly when it holds a URL)."""
+    word = match.group(0)
+    markup = _MD_INLINE_LINK if _BARE_LINK.search(word) else _MD_INLINE
+    return markup.sub(r"\\\1", word)
 
 
 def md_quote(text: str | None) -> str:

@@ -35,6 +35,7 @@ from bot.domain.record import (
 from bot.domain.record_render import md_escape, render_csv, render_json, render_markdown
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal, Voter
+from bot.domain.text import sanitize
 from bot.services.export import ExportError, export_record, filename, render
 from storage.database import Database
 from storage.repo import Repository
@@ -560,6 +561,46 @@ def test_md_escape_leaves_nothing_that_markdown_would_read_as_markup(text: str) 
         assert ch not in plain
     assert not re.match(r"^([-+=]|\d+[.)])", plain)
     assert "javascript:" not in plain.lower()
+
+
+URLS = (
+    "see https://evil.example/x, (www.evil.example/login) and HTTP://EVIL.EXAMPLE; "
+    "//evil.example/y, mailto:x@evil.example, evil.com/z"
+)
+
+
+def test_bare_urls_in_user_text_are_not_autolinks_in_the_minutes() -> None:
+    req = make_request(statement=URLS, rationale=URLS)
+    inputs = [PositionInput("$u", ALICE, Position.CONCERN, T0 + 2 * MIN, Source.COMMAND, URLS)]
+    md = render_markdown(make_record(request=req, inputs=inputs, retractions=[], objections=[]))
+    plain = _unescaped(md).lower()
+    for trigger in ("//", "www.", "mailto:", "evil.com"):
+        assert trigger not in plain, trigger
+    assert "https\\:\\/\\/evil\\.example\\/x," in md
+    assert "\\(www\\.evil\\.example\\/login\\)" in md
+    _assert_inert(md)
+
+
+def _as_read(markdown: str) -> str:
+    """What a reader sees of escaped text: every backslash escape resolved."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["https://", "www.", "//", "evil", ".com", "/x", ":", "(", " ", "\n"])
+        | st.text(max_size=5)
+    ).map("".join)
+)
+def test_md_escape_leaves_no_autolink_and_reads_as_typed(text: str) -> None:
+    escaped = md_escape(text)
+    plain = _unescaped(escaped).lower()
+    for trigger in ("//", "www.", "mailto:"):
+        assert trigger not in plain, trigger
+    assert not re.search(r"(?:^|[^\w.:/@-])[^\W_][\w-]*\.[^\W\d_]{2}", plain)  # a host name
+    lines = sanitize(text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+    assert _as_read(escaped) == " ".join(line.strip() for line in lines).strip()
 
 
 # --------------------------------------------------------------------------- storage

@@ -28,8 +28,9 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
+from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput, current_positions
 from bot.domain.objections import Objection
 from bot.domain.positions import POSITION_ORDER
@@ -128,8 +129,12 @@ def body_digest(record: Mapping[str, Any]) -> str:
 
 
 def iso_utc(ms: int) -> str:
-    """Milliseconds since the epoch as `2026-11-23T10:00:00Z` (to the second, for humans)."""
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    """Milliseconds since the epoch as `2026-11-23T10:00:00Z` (to the second, for humans).
+
+    Total for any int: a time before 1970 or after 9999 is written as the nearest moment
+    that can be (`clamp_ts`); the record keeps the integer as it was stored.
+    """
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=clamp_ts(ms)[0])
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -394,10 +399,7 @@ def _outcome(request: Request, appeal_window_ms: int | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- verifying
 
 
-_MAX_TS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: beyond it no ISO date can be written
-
-
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -449,8 +451,8 @@ def verify_record(data: object, *, head: str | None = None) -> list[str]:
         elif kind == "snapshot" and n != len(entries):
             problems.append(f"entry {n}: a snapshot entry may only come last")
         ts = entry.get("ts")
-        if not isinstance(ts, int) or isinstance(ts, bool) or not 0 <= ts < _MAX_TS:
-            problems.append(f"entry {n}: ts is not a plausible integer of milliseconds")
+        if not _is_int(ts):
+            problems.append(f"entry {n}: ts is not an integer of milliseconds")
         else:
             if entry.get("at") != iso_utc(ts):
                 problems.append(f"entry {n}: at does not match ts")

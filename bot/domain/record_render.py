@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.domain.durations import format_duration, format_utc
+from bot.domain.durations import MIN_TS, clamp_ts, format_duration, format_utc
 from bot.domain.lifecycle import Outcome
 from bot.domain.objections import ObjectionState
 from bot.domain.positions import POSITION_ORDER, Position
@@ -227,7 +227,12 @@ def _proposal_label(value: str | None) -> str:
 
 
 def _when(ms: int | None) -> str:
-    return "—" if ms is None else format_utc(ms)
+    if ms is None:
+        return "—"
+    moment, clamped = clamp_ts(ms)
+    if clamped:  # a corrupt or forged time: say so rather than crash or invent a date
+        return ("before " if moment == MIN_TS else "after ") + format_utc(moment)
+    return format_utc(moment)
 
 
 def _quoted(text: str | None) -> str:

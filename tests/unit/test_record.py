@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import Objection, ObjectionState
@@ -29,6 +30,7 @@ from bot.domain.record import (
     build_record,
     chain,
     entry_hash,
+    iso_utc,
     verify_json,
     verify_record,
 )
@@ -407,6 +409,80 @@ def test_verify_never_crashes_and_catches_replaced_sections(key: str, value: Any
     problems = verify_record(record)
     assert all(isinstance(p, str) for p in problems)
     assert problems or record == RECORD
+
+
+# --------------------------------------------------------------------------- absurd times
+
+MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+EXTREME = st.one_of(
+    st.integers(),
+    st.sampled_from([-1, -(2**63), 2**63 - 1, 2**64, 10**15, -(10**15), MAX_TS, MAX_TS + 1]),
+)
+
+
+def test_clamp_ts_examples() -> None:
+    assert clamp_ts(T0) == (T0, False)
+    assert clamp_ts(0) == (0, False)
+    assert clamp_ts(MAX_TS) == (MAX_TS, False)
+    assert clamp_ts(-1) == (0, True)
+    assert clamp_ts(MAX_TS + 1) == (MAX_TS, True)
+    assert clamp_ts(10**15) == (MAX_TS, True)
+    assert iso_utc(10**15) == "9999-12-31T23:59:59Z"
+    assert iso_utc(-5) == "1970-01-01T00:00:00Z"
+    assert iso_utc(T0) == "2026-11-23T10:00:00Z"
+
+
+@given(EXTREME)
+def test_iso_utc_never_raises(ms: int) -> None:
+    text = iso_utc(ms)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text)
+    clamped, moved = clamp_ts(ms)
+    assert 0 <= clamped <= MAX_TS
+    assert moved == (clamped != ms)
+    assert text == iso_utc(clamped)
+
+
+@settings(max_examples=150, deadline=None)
+@given(times=st.lists(EXTREME, min_size=12, max_size=12), window=st.none() | EXTREME)
+def test_a_record_with_absurd_times_builds_verifies_and_renders(
+    times: list[int], window: int | None
+) -> None:
+    req = make_request(
+        created_at=times[0],
+        opened_at=times[1],
+        closed_at=times[2],
+        deadline_at=times[3],
+        decided_at=times[4],
+    )
+    inputs = [
+        PositionInput("$a1", ALICE, Position.SUPPORT, times[5], Source.REACTION),
+        PositionInput("$b1", BOB, Position.OBJECT, times[6], Source.COMMAND, "No."),
+        PositionInput("$b2", BOB, Position.CONCERN, times[7], Source.COMMAND),
+    ]
+    retractions = [Retraction("$r1", "$a1", ALICE, times[8])]
+    objections = [
+        DatedObjection(
+            Objection(1, 7, BOB, "No.", ObjectionState.ADDRESSED, "Why not.", CHAIR),
+            raised_at=times[9],
+            disposed_at=times[10],
+            event_id="$b1",
+        ),
+        DatedObjection(Objection(2, 7, CAROL, "Hm.", ObjectionState.OPEN), raised_at=times[11]),
+    ]
+    record = make_record(
+        request=req,
+        inputs=inputs,
+        retractions=retractions,
+        objections=objections,
+        appeal_window_ms=window,
+    )
+    assert verify_record(record) == []
+    assert verify_json(render_json(record)) == []
+    assert verify_json(render_json(record), head=record["head"]) == []
+    render_csv(record)
+    md = render_markdown(record)
+    if any(not 0 <= t <= MAX_TS for t in times[:5]):
+        assert "before 1970-01-01 00:00 UTC" in md or "after 9999-12-31 23:59 UTC" in md
 
 
 # --------------------------------------------------------------------------- JSON schema

@@ -34,6 +34,7 @@ from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput, current_positions
 from bot.domain.objections import Objection
 from bot.domain.positions import POSITION_ORDER
+from bot.domain.record_render import render_json
 from bot.domain.request import Request
 from bot.domain.sense import GroupBreakdown, Voter, determine
 
@@ -469,15 +470,79 @@ def verify_record(data: object, *, head: str | None = None) -> list[str]:
         problems.append(f"the snapshot digest does not match the record's {changed} sections")
     if data.get("head") != prev:
         problems.append("head does not match the hash of the last entry")
-    if head is not None and data.get("head") != head.strip().lower():
-        problems.append(f"head is not the expected {head.strip().lower()}")
+    if head is not None:
+        expected = head.strip().lower()
+        if not HEX64.fullmatch(expected):
+            problems.append(f"the expected head {head!r} is not a SHA-256 (64 hex digits)")
+        elif data.get("head") != expected:
+            problems.append(f"head is not the expected {expected}")
     return problems
 
 
+class _Unfit(ValueError):
+    """JSON that parses but must not be trusted; the message says why."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook`: an object naming a key twice is refused, at any depth."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Unfit(
+                f"duplicate key {key!r} in one object: readers disagree on which value counts "
+                "(Python's the last, others the first), so the file cannot be trusted"
+            )
+        seen[key] = value
+    return seen
+
+
+def _finite_only(name: str) -> Any:
+    """`parse_constant`: NaN, Infinity and -Infinity are not JSON numbers."""
+    raise _Unfit(f"{name} is not a JSON number: the bot never writes it")
+
+
+def _first_difference(text: str, canonical: str) -> int:
+    """The 1-based number of the first line where `text` and `canonical` differ."""
+    ours, theirs = text.split("\n"), canonical.split("\n")
+    for number, (a, b) in enumerate(zip(ours, theirs, strict=False), start=1):
+        if a != b:
+            return number
+    return min(len(ours), len(theirs)) + 1
+
+
 def verify_json(text: str, *, head: str | None = None) -> list[str]:
-    """`verify_record` on the text of an exported JSON file (a parse error is a problem)."""
+    """Problems with the text of an exported JSON file; an empty list means it is intact.
+
+    Stricter than `verify_record` on the parsed value: the text must be exactly what
+    `render_json` writes for that record (give or take the final newline), so nothing can
+    hide in formatting that one JSON reader sees differently from another. Duplicate keys,
+    NaN and Infinity are refused outright.
+    """
+    if text.startswith("\ufeff"):
+        return ["the file starts with a byte-order mark: use the file exactly as exported"]
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_finite_only)
+        problems = verify_record(data, head=head)
+        canonical = render_json(data)
+    except _Unfit as exc:
+        return [str(exc)]
     except ValueError as exc:
         return [f"not valid JSON: {exc}"]
-    return verify_record(data, head=head)
+    except RecursionError:
+        return ["not valid JSON: nested too deeply"]
+    if text not in (canonical, canonical.removesuffix("\n"), canonical + "\n"):
+        problems.append(
+            "the file is not byte for byte as exported (first difference on line "
+            f"{_first_difference(text, canonical)}): it was reformatted or re-saved, so what "
+            "it shows may not be what was verified; use the file exactly as exported"
+        )
+    elif (
+        isinstance(data, dict)
+        and sorted(data) == sorted(TOP_LEVEL_KEYS)
+        and tuple(data) != TOP_LEVEL_KEYS  # e.g. re-saved with sorted keys (`jq -S`)
+    ):
+        problems.append(
+            f"the top-level fields are not in the exported order ({', '.join(TOP_LEVEL_KEYS)})"
+            ": it was re-saved; use the file exactly as exported"
+        )
+    return problems

@@ -539,8 +539,9 @@ def render_markdown(record: Mapping[str, Any]) -> str:
         f"Record head (SHA-256): `{record.get('head')}`",
         "",
         f"These minutes were rendered from a decision record of {len(entries)} entries. "
-        "Check the JSON export with `consensus-bot export --verify FILE`; its head must be "
-        "the one above.",
+        "Check the JSON export against them with "
+        f"`consensus-bot export --verify FILE --head {record.get('head')}`: it succeeds only "
+        "if the file is intact and its head is the one above.",
         "",
     ]
     return "\n".join(out)

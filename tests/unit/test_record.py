@@ -411,6 +411,91 @@ def test_verify_never_crashes_and_catches_replaced_sections(key: str, value: Any
     assert problems or record == RECORD
 
 
+# --------------------------------------------------------------------------- the exported text
+
+EXPORTED = render_json(RECORD)
+NOT_AS_EXPORTED = "use the file exactly as exported"
+
+
+def test_the_exported_text_verifies_give_or_take_the_final_newline() -> None:
+    assert verify_json(EXPORTED) == []
+    assert verify_json(EXPORTED.removesuffix("\n")) == []
+    assert verify_json(EXPORTED + "\n") == []
+
+
+def test_a_duplicate_key_is_refused_and_named() -> None:
+    # Python keeps the last value, so the chain still verifies; another reader keeps the
+    # first and would show a position nobody took.
+    original = '"position": "support"'
+    assert original in EXPORTED
+    doubled = EXPORTED.replace(original, f'"position": "object",\n      {original}', 1)
+    assert verify_record(json.loads(doubled)) == []
+    problems = verify_json(doubled)
+    assert len(problems) == 1
+    assert "duplicate key 'position'" in problems[0]
+    nested = EXPORTED.replace('"support": ', '"support": 9,\n      "support": ', 1)
+    assert "duplicate key 'support'" in verify_json(nested)[0]
+
+
+def test_reformatted_json_is_refused_even_when_the_chain_is_intact() -> None:
+    for text in (
+        json.dumps(RECORD, indent=4, ensure_ascii=False),
+        json.dumps(RECORD),  # ASCII escapes, one line
+        json.dumps(RECORD, indent=2, ensure_ascii=False, sort_keys=True) + "\n",  # `jq -S`
+        EXPORTED.replace("\n", "\r\n"),
+        EXPORTED + "\n\n",
+        " " + EXPORTED,
+    ):
+        assert verify_record(json.loads(text)) == []
+        problems = verify_json(text)
+        assert len(problems) == 1, problems
+        assert NOT_AS_EXPORTED in problems[0]
+    assert NOT_AS_EXPORTED in verify_json("\ufeff" + EXPORTED)[0]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(constant: str) -> None:
+    text = EXPORTED.replace('"quorum": 0.5', f'"quorum": {constant}', 1)
+    assert text != EXPORTED
+    assert verify_json(text) == [f"{constant} is not a JSON number: the bot never writes it"]
+
+
+def test_deep_nesting_is_a_problem_not_a_crash() -> None:
+    assert verify_json("[" * 100_000 + "]" * 100_000)[0].startswith("not valid JSON")
+
+
+def test_an_expected_head_must_be_a_sha256() -> None:
+    assert verify_json(EXPORTED, head=RECORD["head"].upper()) == []
+    assert verify_json(EXPORTED, head=RECORD["head"][:-1]) == [
+        f"the expected head {RECORD['head'][:-1]!r} is not a SHA-256 (64 hex digits)"
+    ]
+
+
+def test_the_minutes_give_the_command_that_checks_a_file_against_them() -> None:
+    md = render_markdown(RECORD)
+    assert f"`consensus-bot export --verify FILE --head {RECORD['head']}`" in md
+
+
+_EDITS = st.sampled_from(["substitute", "insert", "delete"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), edit=_EDITS)
+def test_any_one_character_edit_of_the_exported_text_is_refused(
+    data: st.DataObject, edit: str
+) -> None:
+    index = data.draw(st.integers(0, len(EXPORTED) - 1), label="index")
+    if edit == "delete":
+        changed = EXPORTED[:index] + EXPORTED[index + 1 :]
+    else:
+        char = data.draw(_SUBSTITUTES, label="char")
+        skip = 1 if edit == "substitute" else 0
+        changed = EXPORTED[:index] + char + EXPORTED[index + skip :]
+    if changed in (EXPORTED, EXPORTED.removesuffix("\n"), EXPORTED + "\n"):
+        return  # no change, or only the final newline
+    assert verify_json(changed)
+
+
 # --------------------------------------------------------------------------- absurd times
 
 MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z

@@ -22,8 +22,9 @@ EXIT_USAGE = 2
 _EXPORT_EPILOG = """\
 exit codes of export --verify FILE [--head HASH]:
   0  the file is intact. Without --head that only means self-consistent: whoever edits
-     a record can recompute every hash. With --head, its head is also HASH (the head
-     printed at the end of the published minutes), which proves nobody rewrote it.
+     a record can recompute every hash. With --head, its head is also HASH (from the
+     outcome message in the request room, or the end of the published minutes), which
+     proves nobody rewrote it.
   1  it does not verify: changed, reformatted, not the exported JSON, or another head
      than HASH; the problems are listed
   2  usage error (e.g. HASH is not 64 hex digits), or FILE cannot be read
@@ -186,8 +187,8 @@ def _verify(path: Path, head: str | None) -> int:
     if head is None:
         print(
             f"{path}: self-consistent: the chain is intact, but it was NOT compared with a "
-            "published head; only --head HASH (the head printed at the end of the published "
-            "minutes) proves nobody rewrote it.\n"
+            "published head; only --head HASH (from the outcome message in the request room "
+            "or the published minutes) proves nobody rewrote it.\n"
             f"head: {found}"
         )
     else:

@@ -15,10 +15,8 @@ from pathlib import Path
 from bot.config import Config, ConfigError, load_config, render_config
 from storage.database import Database
 
-EXIT_CONFIG = 2
-
-
-EXIT_USAGE = 2
+EXIT_CONFIG = 2  # the configuration is missing or invalid
+EXIT_USAGE = 2  # a usage error, or a file that cannot be read
 _EXPORT_EPILOG = """\
 exit codes of export --verify FILE [--head HASH]:
   0  the file is intact. Without --head that only means self-consistent: whoever edits
@@ -80,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_head,
         default=None,
         metavar="HASH",
-        help="with --verify: the published head (64 hex digits, from the minutes)",
+        help="with --verify: the published head to compare with (64 hex digits)",
     )
     backup = sub.add_parser("backup", help="write a consistent copy of the database")
     backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")

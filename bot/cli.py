@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -14,7 +15,29 @@ from pathlib import Path
 from bot.config import Config, ConfigError, load_config, render_config
 from storage.database import Database
 
-EXIT_CONFIG = 2
+EXIT_CONFIG = 2  # the configuration is missing or invalid
+EXIT_USAGE = 2  # a usage error, or a file that cannot be read
+_EXPORT_EPILOG = """\
+exit codes of export --verify FILE [--head HASH]:
+  0  the file is intact. Without --head that only means self-consistent: whoever edits
+     a record can recompute every hash. With --head, its head is also HASH (from the
+     outcome message in the request room, or the end of the published minutes), which
+     proves nobody rewrote it.
+  1  it does not verify: changed, reformatted, not the exported JSON, or another head
+     than HASH; the problems are listed
+  2  usage error (e.g. HASH is not 64 hex digits), or FILE cannot be read
+
+exit codes of export: 0 printed, 1 the request cannot be exported, 2 configuration problem."""
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _head(value: str) -> str:
+    """`--head`: a full SHA-256, 64 hex digits (either case)."""
+    if not _HEX64.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a head: expected the full SHA-256, 64 hex digits"
+        )
+    return value.lower()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--offline", action="store_true", help="only the file: do not contact the homeserver"
     )
-    export = sub.add_parser("export", help="print the decision record of a request")
+    export = sub.add_parser(
+        "export",
+        help="print the decision record of a request, or verify an exported one",
+        description="Print the decision record of a request, or verify an exported JSON one.",
+        epilog=_EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     export.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     export.add_argument(
         "--request", type=int, default=None, help="request number (default: newest)"
@@ -42,9 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="check the hash chain of an exported JSON record instead",
+        help="check an exported JSON record instead (see the exit codes below)",
     )
-    export.add_argument("--head", default=None, help="with --verify: the published head hash")
+    export.add_argument(
+        "--head",
+        type=_head,
+        default=None,
+        metavar="HASH",
+        help="with --verify: the published head to compare with (64 hex digits)",
+    )
     backup = sub.add_parser("backup", help="write a consistent copy of the database")
     backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     backup.add_argument("dest", type=Path, help="the new backup file")
@@ -125,20 +160,37 @@ async def _database(config: Config) -> AsyncIterator[Database]:
 
 
 def _verify(path: Path, head: str | None) -> int:
+    """`export --verify FILE [--head HASH]`: exit 0 intact, 1 problems, 2 unreadable."""
+    import json
+
     from bot.domain.record import verify_json
 
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         print(f"consensus-bot: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return EXIT_CONFIG
-    problems = verify_json(text, head=head)
+        return EXIT_USAGE
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems = [f"not UTF-8 text (byte {exc.start}): use the file exactly as exported"]
+    else:
+        problems = verify_json(text, head=head)
     if problems:
         print(f"{path}: the record does NOT verify:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"{path}: intact (every entry chains to the next; head matches)")
+    found = json.loads(text)["head"]
+    if head is None:
+        print(
+            f"{path}: self-consistent: the chain is intact, but it was NOT compared with a "
+            "published head; only --head HASH (from the outcome message in the request room "
+            "or the published minutes) proves nobody rewrote it.\n"
+            f"head: {found}"
+        )
+    else:
+        print(f"{path}: intact, and its head is the published {found}: nobody rewrote it")
     return 0
 
 
@@ -199,12 +251,15 @@ def _backup(config_path: Path, dest: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `consensus-bot` and `python -m bot`."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args.config, args.verbose)
     if args.command == "check-config":
         return _check_config(args.config, args.offline)
     if args.command == "export":
+        if args.head is not None and args.verify is None:
+            parser.error("--head goes with --verify FILE")
         if args.verify is not None:
             return _verify(args.verify, args.head)
         return _export(args.config, args.request, args.format)

@@ -33,13 +33,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.objections import Objection
 from bot.domain.positions import Position
 from bot.domain.sense import Sense, Voter, determine
 
 DEFAULT_SKEW_MS = 5 * 60_000  # how far a sender's clock is believed
-MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: the last instant ISO 8601 can write
 
 
 class Status(StrEnum):
@@ -98,15 +98,6 @@ def still_eligible(removed_at: int | None, ballot: Ballot) -> bool:
     if removed_at is None:
         return True
     return ballot.closed_at is not None and removed_at > ballot.closed_at
-
-
-def clamp_ts(ms: int) -> tuple[int, bool]:
-    """A timestamp clamped to what can be written as an ISO date; True when it was clamped."""
-    if ms < 0:
-        return 0, True
-    if ms > MAX_TS:
-        return MAX_TS, True
-    return ms, False
 
 
 def effective_ts(origin_ts: int, recorded_at: int | None, skew_ms: int) -> int:

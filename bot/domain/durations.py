@@ -70,6 +70,25 @@ def format_duration(ms: int) -> str:
     return " ".join(parts[:2]) or "0s"
 
 
+# The moments an ISO 8601 date (and Python's datetime) can be written for:
+# 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z.
+MIN_TS = 0
+MAX_TS = 253_402_300_799_999
+
+
+def clamp_ts(ms: int) -> tuple[int, bool]:
+    """`ms` moved into [MIN_TS, MAX_TS], and whether it had to be moved.
+
+    Total for any int: a stored time out of that range (a corrupt row, a forged event) is
+    shown as the nearest moment that can be written, never a crash.
+    """
+    if ms < MIN_TS:
+        return MIN_TS, True
+    if ms > MAX_TS:
+        return MAX_TS, True
+    return ms, False
+
+
 def format_utc(ms: int) -> str:
     """Render a moment as `2026-11-23 15:44 UTC`."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -8,7 +8,6 @@ explicit `m.mentions` and a machine-readable `consensus_bot` block.
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +18,8 @@ from bot.domain.positions import LEGEND, POSITION_ORDER, Position
 from bot.domain.principles import PRINCIPLES
 from bot.domain.request import Request
 from bot.domain.sense import GroupBreakdown, Proposal, Sense
+from bot.domain.text import sanitize
 
-# Bidi overrides/isolates and zero-width characters can disguise text; they never reach HTML.
-_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-# C0 controls but tab and newlines, DEL, and the C1 controls (U+0080-U+009F).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 MAX_FIELD_CHARS = 2_000
 # Homeservers refuse events over 64 KiB: a summary names at most this many people per list;
 # the full lists are in the exported record.
@@ -63,13 +59,11 @@ class Message:
 
 
 def clean(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
-    """User text made safe to show: controls and invisible characters removed, capped."""
-    if not text:
-        return ""
-    text = _CONTROL.sub("", _INVISIBLE.sub("", text))
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
+    """User text made safe to show: controls and invisible characters removed, capped.
+
+    `bot.domain.text.sanitize` with the default cap of a message field.
+    """
+    return sanitize(text, limit)
 
 
 def esc(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:

@@ -5,7 +5,7 @@ input, every redaction aimed at one, objections with their times — and builds 
 with the pure `bot.domain.record.build_record`, which counts with the same rule as the draft.
 When the chair decides, `freeze` stores that record in the deciding transaction; from then on
 `export_record` returns the frozen bytes, whatever happens to the roster or the room.
-`render` turns a record into the file to upload or print.
+`render` turns a record into the file to upload or print (`bot.domain.record_render`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from bot.domain.record import (
     HumAggregate,
     Record,
     build_record,
-    render_csv,
-    render_json,
-    render_markdown,
 )
+from bot.domain.record_render import render_csv, render_json, render_markdown
 from bot.domain.request import Request
 from storage.repo import Repository
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.counting import Redaction
+from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import Objection, ObjectionState
@@ -29,15 +30,14 @@ from bot.domain.record import (
     build_record,
     chain,
     entry_hash,
-    md_escape,
-    render_csv,
-    render_json,
-    render_markdown,
+    iso_utc,
     verify_json,
     verify_record,
 )
+from bot.domain.record_render import md_escape, render_csv, render_json, render_markdown
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal, Voter
+from bot.domain.text import sanitize
 from bot.services.export import ExportError, export_record, filename, render
 from storage.database import Database
 from storage.repo import Repository
@@ -415,6 +415,163 @@ def test_verify_never_crashes_and_catches_replaced_sections(key: str, value: Any
     assert problems or record == RECORD
 
 
+# --------------------------------------------------------------------------- the exported text
+
+EXPORTED = render_json(RECORD)
+NOT_AS_EXPORTED = "use the file exactly as exported"
+
+
+def test_the_exported_text_verifies_give_or_take_the_final_newline() -> None:
+    assert verify_json(EXPORTED) == []
+    assert verify_json(EXPORTED.removesuffix("\n")) == []
+    assert verify_json(EXPORTED + "\n") == []
+
+
+def test_a_duplicate_key_is_refused_and_named() -> None:
+    # Python keeps the last value, so the chain still verifies; another reader keeps the
+    # first and would show a position nobody took.
+    original = '"position": "support"'
+    assert original in EXPORTED
+    doubled = EXPORTED.replace(original, f'"position": "object",\n      {original}', 1)
+    assert verify_record(json.loads(doubled)) == []
+    problems = verify_json(doubled)
+    assert len(problems) == 1
+    assert "duplicate key 'position'" in problems[0]
+    nested = EXPORTED.replace('"support": ', '"support": 9,\n      "support": ', 1)
+    assert "duplicate key 'support'" in verify_json(nested)[0]
+
+
+def test_reformatted_json_is_refused_even_when_the_chain_is_intact() -> None:
+    for text in (
+        json.dumps(RECORD, indent=4, ensure_ascii=False),
+        json.dumps(RECORD),  # ASCII escapes, one line
+        json.dumps(RECORD, indent=2, ensure_ascii=False, sort_keys=True) + "\n",  # `jq -S`
+        EXPORTED.replace("\n", "\r\n"),
+        EXPORTED + "\n\n",
+        " " + EXPORTED,
+    ):
+        assert verify_record(json.loads(text)) == []
+        problems = verify_json(text)
+        assert len(problems) == 1, problems
+        assert NOT_AS_EXPORTED in problems[0]
+    assert NOT_AS_EXPORTED in verify_json("\ufeff" + EXPORTED)[0]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(constant: str) -> None:
+    text = EXPORTED.replace('"quorum": 0.5', f'"quorum": {constant}', 1)
+    assert text != EXPORTED
+    assert verify_json(text) == [f"{constant} is not a JSON number: the bot never writes it"]
+
+
+def test_deep_nesting_is_a_problem_not_a_crash() -> None:
+    assert verify_json("[" * 100_000 + "]" * 100_000)[0].startswith("not valid JSON")
+
+
+def test_an_expected_head_must_be_a_sha256() -> None:
+    assert verify_json(EXPORTED, head=RECORD["head"].upper()) == []
+    assert verify_json(EXPORTED, head=RECORD["head"][:-1]) == [
+        f"the expected head {RECORD['head'][:-1]!r} is not a SHA-256 (64 hex digits)"
+    ]
+
+
+def test_the_minutes_give_the_command_that_checks_a_file_against_them() -> None:
+    md = render_markdown(RECORD)
+    assert f"`consensus-bot export --verify FILE --head {RECORD['head']}`" in md
+
+
+_EDITS = st.sampled_from(["substitute", "insert", "delete"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), edit=_EDITS)
+def test_any_one_character_edit_of_the_exported_text_is_refused(
+    data: st.DataObject, edit: str
+) -> None:
+    index = data.draw(st.integers(0, len(EXPORTED) - 1), label="index")
+    if edit == "delete":
+        changed = EXPORTED[:index] + EXPORTED[index + 1 :]
+    else:
+        char = data.draw(_SUBSTITUTES, label="char")
+        skip = 1 if edit == "substitute" else 0
+        changed = EXPORTED[:index] + char + EXPORTED[index + skip :]
+    if changed in (EXPORTED, EXPORTED.removesuffix("\n"), EXPORTED + "\n"):
+        return  # no change, or only the final newline
+    assert verify_json(changed)
+
+
+# --------------------------------------------------------------------------- absurd times
+
+MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+EXTREME = st.one_of(
+    st.integers(),
+    st.sampled_from([-1, -(2**63), 2**63 - 1, 2**64, 10**15, -(10**15), MAX_TS, MAX_TS + 1]),
+)
+
+
+def test_clamp_ts_examples() -> None:
+    assert clamp_ts(T0) == (T0, False)
+    assert clamp_ts(0) == (0, False)
+    assert clamp_ts(MAX_TS) == (MAX_TS, False)
+    assert clamp_ts(-1) == (0, True)
+    assert clamp_ts(MAX_TS + 1) == (MAX_TS, True)
+    assert clamp_ts(10**15) == (MAX_TS, True)
+    assert iso_utc(10**15) == "9999-12-31T23:59:59Z"
+    assert iso_utc(-5) == "1970-01-01T00:00:00Z"
+    assert iso_utc(T0) == "2026-11-23T10:00:00Z"
+
+
+@given(EXTREME)
+def test_iso_utc_never_raises(ms: int) -> None:
+    text = iso_utc(ms)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", text)
+    clamped, moved = clamp_ts(ms)
+    assert 0 <= clamped <= MAX_TS
+    assert moved == (clamped != ms)
+    assert text == iso_utc(clamped)
+
+
+@settings(max_examples=150, deadline=None)
+@given(times=st.lists(EXTREME, min_size=11, max_size=11), window=st.none() | EXTREME)
+def test_a_record_with_absurd_times_builds_verifies_and_renders(
+    times: list[int], window: int | None
+) -> None:
+    req = make_request(
+        created_at=times[0],
+        opened_at=times[1],
+        closed_at=times[2],
+        deadline_at=times[3],
+        decided_at=times[4],
+    )
+    inputs = [
+        PositionInput("$a1", ALICE, Position.SUPPORT, times[5], Source.REACTION),
+        PositionInput("$b1", BOB, Position.OBJECT, times[6], Source.COMMAND, "No."),
+        PositionInput("$b2", BOB, Position.CONCERN, times[7], Source.COMMAND),
+    ]
+    objections = [
+        DatedObjection(
+            Objection(1, 7, BOB, "No.", ObjectionState.ADDRESSED, "Why not.", CHAIR),
+            raised_at=times[8],
+            disposed_at=times[9],
+            event_id="$b1",
+        ),
+        DatedObjection(Objection(2, 7, CAROL, "Hm.", ObjectionState.OPEN), raised_at=times[10]),
+    ]
+    record = make_record(
+        request=req,
+        inputs=inputs,
+        objections=objections,
+        appeal_window_ms=window,
+    )
+    assert verify_record(record) == []
+    assert verify_json(render_json(record)) == []
+    assert verify_json(render_json(record), head=record["head"]) == []
+    render_csv(record)
+    md = render_markdown(record)
+    if any(not 0 <= t <= MAX_TS for t in times[:5]):
+        assert "before 1970-01-01 00:00 UTC" in md or "after 9999-12-31 23:59 UTC" in md
+
+
 # --------------------------------------------------------------------------- JSON schema
 
 
@@ -465,6 +622,13 @@ def test_csv_cells_cannot_run_as_formulas() -> None:
     (row,) = csv.DictReader(io.StringIO(render_csv(make_record(inputs=inputs))))
     assert row["reason"] == '\'=HYPERLINK("x")'
     assert row["member"] == ALICE
+
+
+def test_csv_cells_lose_disguising_characters_before_the_formula_check() -> None:
+    reason = '\u200b\u202e=HYPERLINK("x")\x85\u061c'
+    inputs = [PositionInput("$x", ALICE, Position.CONCERN, T0 + 2 * MIN, Source.COMMAND, reason)]
+    (row,) = csv.DictReader(io.StringIO(render_csv(make_record(inputs=inputs))))
+    assert row["reason"] == '\'=HYPERLINK("x")'
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -560,6 +724,46 @@ def test_md_escape_leaves_nothing_that_markdown_would_read_as_markup(text: str) 
         assert ch not in plain
     assert not re.match(r"^([-+=]|\d+[.)])", plain)
     assert "javascript:" not in plain.lower()
+
+
+URLS = (
+    "see https://evil.example/x, (www.evil.example/login) and HTTP://EVIL.EXAMPLE; "
+    "//evil.example/y, mailto:x@evil.example, evil.com/z"
+)
+
+
+def test_bare_urls_in_user_text_are_not_autolinks_in_the_minutes() -> None:
+    req = make_request(statement=URLS, rationale=URLS)
+    inputs = [PositionInput("$u", ALICE, Position.CONCERN, T0 + 2 * MIN, Source.COMMAND, URLS)]
+    md = render_markdown(make_record(request=req, inputs=inputs, objections=[]))
+    plain = _unescaped(md).lower()
+    for trigger in ("//", "www.", "mailto:", "evil.com"):
+        assert trigger not in plain, trigger
+    assert "https\\:\\/\\/evil\\.example\\/x," in md
+    assert "\\(www\\.evil\\.example\\/login\\)" in md
+    _assert_inert(md)
+
+
+def _as_read(markdown: str) -> str:
+    """What a reader sees of escaped text: every backslash escape resolved."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["https://", "www.", "//", "evil", ".com", "/x", ":", "(", " ", "\n"])
+        | st.text(max_size=5)
+    ).map("".join)
+)
+def test_md_escape_leaves_no_autolink_and_reads_as_typed(text: str) -> None:
+    escaped = md_escape(text)
+    plain = _unescaped(escaped).lower()
+    for trigger in ("//", "www.", "mailto:"):
+        assert trigger not in plain, trigger
+    assert not re.search(r"(?:^|[^\w.:/@-])[^\W_][\w-]*\.[^\W\d_]{2}", plain)  # a host name
+    lines = sanitize(text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+    assert _as_read(escaped) == " ".join(line.strip() for line in lines).strip()
 
 
 # --------------------------------------------------------------------------- storage

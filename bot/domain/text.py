@@ -1,0 +1,41 @@
+"""User text made safe to show: the one sanitiser every renderer uses.
+
+Matrix messages (`bot.matrix.render`) and the decision record's renderings
+(`bot.domain.record_render`) both pass user text through `sanitize` before escaping it for
+their own format (HTML, Markdown, CSV). It removes what can disguise text or break the
+file it lands in, and caps the length; it does not escape anything. Pure: standard library
+only.
+"""
+
+from __future__ import annotations
+
+import re
+
+ELLIPSIS = "…"
+
+# Bidi controls (the Arabic letter mark U+061C, LRM/RLM, the embeddings and overrides
+# U+202A-U+202E, the isolates U+2066-U+2069) and zero-width or invisible characters
+# (U+200B-U+200D, U+2060-U+2064, the BOM/ZWNBSP U+FEFF) can make text read differently
+# from what it is ("Trojan source"): they are removed.
+INVISIBLE = "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# C0 controls but tab, line feed and carriage return; DEL; the C1 controls U+0080-U+009F.
+CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_STRIPPED = re.compile(f"[{INVISIBLE}{CONTROL}]")
+# Lone surrogates cannot be written as UTF-8 (a Python str may hold them, a file may not).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sanitize(text: str | None, limit: int | None = None) -> str:
+    """`text` without bidi, invisible and control characters, capped at `limit` characters.
+
+    Tab, line feed and carriage return are kept. Lone surrogates become U+FFFD. Text longer
+    than `limit` is cut to `limit - 1` characters plus `…`, so the result never exceeds
+    `limit` (a `limit` below 1 gives ""); `None` means no cap. None and "" give "".
+    Idempotent: sanitising sanitised text with the same limit changes nothing.
+    """
+    if not text:
+        return ""
+    text = _SURROGATE.sub("\ufffd", _STRIPPED.sub("", text))
+    if limit is not None and len(text) > limit:
+        text = (text[: limit - 1] + ELLIPSIS) if limit >= 1 else ""
+    return text

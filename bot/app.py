@@ -113,18 +113,8 @@ class App:
             appeal_window_ms=p.appeal_window_ms,
             clock_skew_ms=p.clock_skew_ms,
         )
-        # Everything is built here, fully, in dependency order; nothing is patched on later.
-        ballots = Ballots(settings)
-        calendar = Calendar(settings, self.db, self.clock, ballots, self.doorbell, self.timers)
-        engine = Engine(
-            settings,
-            self.db,
-            self.clock,
-            ballots,
-            Handlers(settings, ballots, calendar),
-            calendar,
-            self.doorbell,
-            self.gateway,
+        engine = build_engine(
+            settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
         )
         self.sender = OutboxSender(self.db, self.gateway, engine, self.clock, self.doorbell)
         self.syncer = Syncer(
@@ -274,6 +264,27 @@ class App:
         await self.gateway.close()
         await self.db.close()
         self.lock.release()
+
+
+def build_engine(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    doorbell: Doorbell,
+    *,
+    gateway: Gateway | None = None,
+    timers: Timers | None = None,
+) -> Engine:
+    """Wire the services, fully and in dependency order: ballots, calendar, handlers, engine.
+
+    The one place that does (the app, the tests and the benchmarks all call it); nothing is
+    patched on afterwards. Without a gateway or timers it runs without a homeserver or a
+    scheduler (tests fire timers by hand).
+    """
+    ballots = Ballots(settings)
+    calendar = Calendar(settings, db, clock, ballots, doorbell, timers)
+    handlers = Handlers(settings, ballots, calendar)
+    return Engine(settings, db, clock, ballots, handlers, calendar, doorbell, gateway)
 
 
 def _creator_privileged(room_version: str) -> bool:

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.app import build_engine
 from bot.domain.counting import Ballot, Redaction, count
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
@@ -34,12 +35,9 @@ from bot.matrix.events import (
     Redacted,
     SyncBatch,
 )
-from bot.services.ballots import Ballots
-from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
-from bot.services.handlers import Handlers
 from bot.services.outbox import Doorbell
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
@@ -258,12 +256,8 @@ async def make_world(path: Path, **overrides: Any) -> World:
 def make_engine(
     settings: Settings, db: Database, clock: Clock, timers: Timers | None = None
 ) -> Engine:
-    """The services wired as bot/app.py wires them, without a homeserver or scheduler."""
-    doorbell = Doorbell()
-    ballots = Ballots(settings)
-    calendar = Calendar(settings, db, clock, ballots, doorbell, timers)
-    handlers = Handlers(settings, ballots, calendar)
-    return Engine(settings, db, clock, ballots, handlers, calendar, doorbell)
+    """The services wired by bot/app.py, without a homeserver or scheduler."""
+    return build_engine(settings, db, clock, Doorbell(), timers=timers)
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "event_id",
     "retracted",
     "retracted_at",
+    "counted",
+    "status",
 )
 _MXID = re.compile(r"@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -65,7 +67,8 @@ def render_csv(record: Mapping[str, Any]) -> str:
     """One row per position input (every change, withdrawals and retracted ones included).
 
     `position` is `withdrawn` for a withdrawal; `retracted` is `yes` when the input was
-    later removed by a redaction (`retracted_at` says when). Text cells lose bidi, invisible
+    later removed by a redaction (`retracted_at` says when); `counted` and `status` say whether
+    the counting rule counted it (`late`: received after the close). Text cells lose bidi, invisible
     and control characters; cells that a spreadsheet would read as a formula get a leading
     apostrophe.
     """
@@ -94,6 +97,8 @@ def render_csv(record: Mapping[str, Any]) -> str:
                 _cell(e["event_id"], identifier=True),
                 "yes" if e["event_id"] in retracted else "no",
                 retracted.get(e["event_id"], ""),
+                "yes" if e.get("counted", True) else "no",
+                _cell(e.get("status", "counted")),
             ]
         )
     return buffer.getvalue()
@@ -239,6 +244,15 @@ def _quoted(text: str | None) -> str:
     return f"“{md_escape(text)}”" if text and text.strip() else ""
 
 
+# Why an input did not count, as the minutes say it (counted and retracted ones say nothing:
+# a retraction has its own line).
+_NOT_COUNTED = {
+    "late": ", late: received after the ballot closed, not counted",
+    "not-eligible": ", not counted: not eligible",
+    "wrong-room": ", not counted: outside the request's room",
+}
+
+
 def _entry_line(e: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
     kind = e.get("type")
     who = md_escape(e.get("member"))
@@ -251,10 +265,11 @@ def _entry_line(e: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
         return f"Ballot opened; {e.get('eligible')} members eligible."
     if kind == "position":
         via = f"by {e.get('source')}"
+        note = _NOT_COUNTED.get(str(e.get("status")), "")
         if e.get("position") is None:
-            return f"{who} withdrew their position ({via})."
+            return f"{who} withdrew their position ({via}){note}."
         reason = _quoted(e.get("reason"))
-        line = f"{who}: **{_position_label(e.get('position'))}** ({via})"
+        line = f"{who}: **{_position_label(e.get('position'))}** ({via}){note}"
         return f"{line} — {reason}" if reason else f"{line}."
     if kind == "retracted":
         remover = e.get("by")

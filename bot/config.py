@@ -643,9 +643,9 @@ class ProcessConfig(_Section):
     deadline: DurationText = "14d"
     min_deadline: DurationText = "72h"
     reminders: tuple[DurationText, ...] = ("48h", "24h")
+    hum_min: int = DEFAULT_HUM_MIN
     quorum: float = 0.5
     appeal_window: DurationText = "14d"
-    hum_min: int = DEFAULT_HUM_MIN
 
     @property
     def deadline_ms(self) -> int:

@@ -15,9 +15,6 @@ from bot.config import Config, ConfigError, load_config, render_config
 from storage.database import Database
 
 EXIT_CONFIG = 2
-# The database cannot be used (not SQLite, damaged, newer, a directory, not writable): like a
-# bad config, nothing will change until the operator acts, so a supervisor should not loop.
-EXIT_DATABASE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +62,11 @@ def _load(path: Path) -> Config | None:
         for issue in exc.issues:
             print(f"  {issue.path}: {issue.message}", file=sys.stderr)
         return None
+
+
+# The database cannot be used (not SQLite, damaged, newer, a directory, not writable): like a
+# bad config, nothing will change until the operator acts, so a supervisor should not loop.
+EXIT_DATABASE = 2
 
 
 def _run(config_path: Path, verbose: bool) -> int:

@@ -99,6 +99,11 @@ def _load(path: Path) -> Config | None:
         return None
 
 
+# The database cannot be used (not SQLite, damaged, newer, a directory, not writable): like a
+# bad config, nothing will change until the operator acts, so a supervisor should not loop.
+EXIT_DATABASE = 2
+
+
 def _run(config_path: Path, verbose: bool) -> int:
     from bot.app import App, StartupError
     from bot.matrix.gateway import AuthLost
@@ -125,7 +130,10 @@ def _run(config_path: Path, verbose: bool) -> int:
 
     try:
         asyncio.run(main())
-    except (AlreadyRunning, StartupError, DatabaseError, AuthLost) as exc:
+    except DatabaseError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except (AlreadyRunning, StartupError, AuthLost) as exc:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -196,6 +204,7 @@ def _verify(path: Path, head: str | None) -> int:
 
 def _export(config_path: Path, request: int | None, fmt: str) -> int:
     from bot.services.export import ExportError, export_record, render
+    from storage.database import DatabaseError
     from storage.repo import Repository
 
     config = _load(config_path)
@@ -223,6 +232,9 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
 
     try:
         sys.stdout.write(asyncio.run(run()))
+    except DatabaseError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
     except ExportError as exc:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return 1

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.domain.durations import DurationError, parse_duration
+from bot.domain.hums import DEFAULT_HUM_MIN, MIN_HUMS_TO_REPORT
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
 
 __all__ = [
@@ -642,6 +643,7 @@ class ProcessConfig(_Section):
     deadline: DurationText = "14d"
     min_deadline: DurationText = "72h"
     reminders: tuple[DurationText, ...] = ("48h", "24h")
+    hum_min: int = DEFAULT_HUM_MIN
     quorum: float = 0.5
     appeal_window: DurationText = "14d"
     clock_skew: DurationText = "5m"
@@ -683,6 +685,18 @@ class ProcessConfig(_Section):
     def _check_quorum(cls, value: float) -> float:
         if not 0 < value <= 1:
             raise _problem(f"{value} is out of range: must be greater than 0 and at most 1")
+        return value
+
+    @field_validator("hum_min", mode="before")
+    @classmethod
+    def _check_hum_min(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _problem(f"must be a whole number, at least {MIN_HUMS_TO_REPORT}")
+        if value < MIN_HUMS_TO_REPORT:
+            raise _problem(
+                f"{value} is too small: with fewer than {MIN_HUMS_TO_REPORT} hums one could "
+                f"be told apart; use at least {MIN_HUMS_TO_REPORT}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -926,6 +940,7 @@ def render_config(config: Config) -> str:
         f"reminders = {_toml(p.reminders)}",
         f"quorum = {_toml(p.quorum)}",
         f"appeal_window = {_toml(p.appeal_window)}",
+        f"hum_min = {_toml(p.hum_min)}",
         "",
         "[digest]",
         f"schedule = {_toml(d.schedule)}" + ("" if d.enabled else "  # disabled"),

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
-from bot.domain.durations import DurationError, parse_duration, parse_when
+from bot.domain.durations import DurationError, parse_duration
 from commands.spec import ConversionError
 
 _MAX_SHOWN = 40
@@ -29,6 +30,24 @@ _USER_ID = re.compile(
 )
 _MATRIX_TO = "https://matrix.to/#/"
 _NUMBER = re.compile(r"#?([0-9]{1,10})", re.ASCII)
+
+# The furthest ahead a WHEN (a deadline) may be, and the longest DURATION argument (extend,
+# reopen). Anything longer is almost always a typo; `--deadline 9999-12-31` was accepted.
+MAX_AHEAD_DAYS = 365
+MAX_AHEAD_MS = MAX_AHEAD_DAYS * 86_400_000
+# Real UTC offsets run from -12:00 to +14:00; Python accepts up to ±23:59.
+MAX_UTC_OFFSET = timedelta(hours=14)
+_ROUGH_DURATION = re.compile(r"\s*(?:[0-9]{1,20}[smhdw])+\s*", re.ASCII | re.IGNORECASE)
+_ROUGH_PART = re.compile(r"([0-9]{1,20})([smhdw])", re.ASCII | re.IGNORECASE)
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def _rough_duration_ms(text: str) -> int | None:
+    """What a duration-shaped text adds up to, without `parse_duration`'s limits (so that
+    `5000d` can be called too long rather than unreadable); None when not duration-shaped."""
+    if not _ROUGH_DURATION.fullmatch(text):
+        return None
+    return sum(int(n) * _UNIT_MS[unit.lower()] for n, unit in _ROUGH_PART.findall(text))
 
 
 def shown(text: str) -> str:
@@ -122,41 +141,93 @@ class Word:
 
 @dataclass(frozen=True, slots=True)
 class DurationArg:
-    """A duration such as `90s`, `45m`, `12h`, `14d`, `2w` or `1d12h`, as milliseconds."""
+    """A duration such as `90s`, `45m`, `12h`, `14d`, `2w` or `1d12h`, as milliseconds; at
+    most `max_ms` (MAX_AHEAD_DAYS by default)."""
 
     metavar: str = "DURATION"
+    max_ms: int = MAX_AHEAD_MS
 
     def convert(self, text: str, now_ms: int) -> int:
         """Return the duration in milliseconds."""
         try:
-            return parse_duration(text)
-        except (DurationError, ValueError, OverflowError):
+            duration = parse_duration(text)
+        except Exception:
+            duration = None
+        if duration is None or duration > self.max_ms:
+            if (duration or _rough_duration_ms(text) or 0) > self.max_ms:
+                raise ConversionError(
+                    f"{shown(text)} is longer than {_days(self.max_ms)}; use a shorter duration."
+                ) from None
             raise ConversionError(
                 f"{shown(text)} is not a duration (use e.g. 90s, 45m, 12h, 14d)."
             ) from None
+        return duration
+
+
+def _days(ms: int) -> str:
+    days = ms // 86_400_000
+    return f"{days} day" if days == 1 else f"{days} days"
 
 
 @dataclass(frozen=True, slots=True)
 class WhenArg:
     """A moment: a duration from now (`14d`) or an ISO 8601 time, as absolute epoch ms (UTC).
 
-    Moments in the past are refused: a deadline there is almost always a typo.
+    An ISO time without an offset is UTC; offsets beyond ±14:00 are refused. Moments in the
+    past, or more than `max_ahead_ms` (MAX_AHEAD_DAYS) from now, are refused: a deadline there
+    is almost always a typo. Every problem is a `ConversionError` (a usage message), never
+    another exception.
     """
 
     metavar: str = "WHEN"
+    max_ahead_ms: int = MAX_AHEAD_MS
 
     def convert(self, text: str, now_ms: int) -> int:
         """Return the moment in milliseconds since the epoch."""
         try:
-            moment = parse_when(text, now_ms)
-        except (DurationError, ValueError, OverflowError, OSError):
+            moment = _moment(text, now_ms)
+        except ConversionError:
+            raise
+        except Exception:
+            if (_rough_duration_ms(text) or 0) > self.max_ahead_ms:  # beyond parse_duration's
+                raise ConversionError(self._too_far(text)) from None
             raise ConversionError(
                 f"{shown(text)} is neither a duration (e.g. 14d) nor an ISO 8601 time "
                 "(e.g. 2030-12-01T12:00Z)."
             ) from None
         if moment <= now_ms:
             raise ConversionError(f"{shown(text)} is in the past.")
+        if moment - now_ms > self.max_ahead_ms:
+            raise ConversionError(self._too_far(text))
         return moment
+
+    def _too_far(self, text: str) -> str:
+        return (
+            f"{shown(text)} is more than {_days(self.max_ahead_ms)} from now; "
+            "a deadline must be sooner."
+        )
+
+
+def _moment(text: str, now_ms: int) -> int:
+    """WHEN as epoch ms: a duration from now, else an ISO 8601 time (UTC without offset).
+
+    Raises ConversionError for an offset beyond ±14:00, anything else for unreadable text.
+    """
+    try:
+        return now_ms + parse_duration(text)
+    except DurationError:
+        pass
+    moment = datetime.fromisoformat(text.strip())
+    offset = moment.utcoffset()
+    if offset is None:
+        moment = moment.replace(tzinfo=UTC)
+    elif abs(offset) > MAX_UTC_OFFSET:
+        raise ConversionError(
+            f"{shown(text)} has a UTC offset beyond ±14:00 (write e.g. 2030-12-01T12:00-05:00)."
+        )
+    # Exact integer arithmetic (no float rounding, no platform limits on timestamps).
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 @dataclass(frozen=True, slots=True, init=False)

@@ -194,7 +194,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         details=(
             "The bot opens a room for the request, invites the members and the chairs, and "
             "posts the request card and the ballot. WHEN is a duration from now (14d) or an "
-            "ISO 8601 time (2030-06-30T17:00Z)."
+            "ISO 8601 time (YYYY-MM-DDTHH:MMZ; UTC unless it has an offset), at most 365 days "
+            "ahead."
         ),
         examples=(
             "request @dana:example.org --org 'Example University' --stakeholder academia "
@@ -315,7 +316,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (Positional("when", WhenArg(), "a duration from now (10d) or an ISO 8601 time"),),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        examples=("deadline 10d", "deadline 2030-06-30T17:00Z"),
+        examples=("deadline 10d", "deadline 2026-06-30T17:00Z"),
         section=Section.CHAIR,
     ),
     CommandSpec(

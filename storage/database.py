@@ -40,6 +40,26 @@ def _migrations() -> list[tuple[int, str, str]]:
 SCHEMA_VERSION = len(_migrations())
 
 
+def _newer(path: Path, version: int) -> str:
+    return (
+        f"{path} has schema version {version}, newer than this bot knows ({SCHEMA_VERSION}); "
+        "upgrade the bot or restore an older backup"
+    )
+
+
+def dir_reason(directory: Path, exc: OSError) -> str:
+    """Why a file could not be created in `directory`, on one line."""
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        return f"{directory} is a file, not a directory"
+    return _reason(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    """The short reason of an OSError or SQLite error, on one line."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
 class Tx:
     """A transaction on the writer connection. Obtained from `Database.transaction()`."""
 
@@ -92,8 +112,38 @@ class Tx:
             await self._conn.execute(f"RELEASE {name}")
 
 
+_BACKUP_HINT = "(`consensus-bot backup` makes them)"
+
+
+def _damaged(path: Path, what: str) -> str:
+    what = " ".join(what.split())  # quick_check's own answers may span lines
+    return (
+        f"{path} failed its integrity check ({what}); stop the bot and restore the database "
+        f"from a backup {_BACKUP_HINT}"
+    )
+
+
+def _quick_check(conn: sqlite3.Connection) -> list[str]:
+    """What `PRAGMA quick_check` finds (at most 5 problems); ["ok"] when nothing."""
+    return [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    # mode=ro: nothing is written to the database file (SQLite may still create the -shm
+    # and -wal files beside a WAL database, which it needs to read it).
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
 class Database:
-    """The bot's SQLite database. `open()` connects and migrates; construction does no I/O."""
+    """The bot's SQLite database. `open()` checks, connects and migrates; construction does
+    no I/O.
+
+    Every problem `open()` finds is a DatabaseError whose message is one sentence for the
+    operator: a directory or an unwritable place instead of a database file, a file that is
+    not SQLite (random bytes, a truncated copy), one that fails `PRAGMA quick_check`, one
+    written by a newer bot. The checks read the file before anything writes to it, so a
+    damaged database is never migrated or added to.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -101,32 +151,85 @@ class Database:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        """Connect, set pragmas, check integrity, and apply pending migrations."""
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        """Check the file read-only (integrity, schema version), then connect, set pragmas
+        and apply pending migrations."""
+        await asyncio.to_thread(self._check_before_writing)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._cannot_write(exc) from None
         conn.row_factory = aiosqlite.Row
         self._conn = conn
-        await conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a decision that was acknowledged survives a power cut, not only a crash.
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
         try:
+            try:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a decision that was acknowledged survives a power cut, not only a crash.
+                await conn.execute("PRAGMA synchronous=FULL")
+                await conn.execute("PRAGMA foreign_keys=ON")
+                await conn.execute("PRAGMA busy_timeout=5000")
+            except (sqlite3.Error, OSError) as exc:
+                raise self._cannot_write(exc) from None
             await self._migrate(conn)
         except BaseException:
             await self.close()
             raise
 
+    def _cannot_write(self, exc: BaseException) -> DatabaseError:
+        return DatabaseError(
+            f"cannot open {self.path} for writing ({_reason(exc)}); check storage.path and "
+            "that the bot's user may write the file and its directory"
+        )
+
+    def _check_before_writing(self) -> None:
+        """The read-only half of `open()`, run in a thread: raise DatabaseError when the file
+        must not be opened for writing. A missing or empty file is a new database."""
+        path = self.path
+        try:
+            if path.is_dir():
+                raise DatabaseError(
+                    f"{path} is a directory, not a database file; set storage.path to a file"
+                )
+            if not path.exists():
+                parent = path.parent
+                try:
+                    parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise DatabaseError(
+                        f"cannot create the directory {parent} for the database "
+                        f"({dir_reason(parent, exc)}); check storage.path and the bot's "
+                        "permissions"
+                    ) from None
+                return
+            if path.stat().st_size == 0:
+                return
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot read {path} ({_reason(exc)}); check storage.path"
+            ) from None
+        try:
+            with contextlib.closing(_connect_read_only(path)) as conn:
+                row = conn.execute("PRAGMA user_version").fetchone()
+                version = int(row[0]) if row else 0
+                if version > SCHEMA_VERSION:
+                    raise DatabaseError(_newer(path, version))
+                rows = _quick_check(conn)
+        except sqlite3.Error as exc:
+            raise DatabaseError(
+                f"{path} is not a usable SQLite database ({_reason(exc)}); stop the bot and "
+                f"restore it from a backup {_BACKUP_HINT}, or set storage.path to a new file"
+            ) from None
+        if rows != ["ok"]:
+            raise DatabaseError(_damaged(path, "; ".join(rows) or "no answer"))
+
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        async with conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
+        try:
+            async with conn.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._cannot_write(exc) from None
         current = int(row[0]) if row else 0
         if current > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"{self.path} has schema version {current}, newer than this bot knows "
-                f"({SCHEMA_VERSION}); upgrade the bot or restore an older backup"
-            )
+            raise DatabaseError(_newer(self.path, current))
         for version, name, sql in _migrations():
             if version <= current:
                 continue
@@ -136,6 +239,14 @@ class Database:
                 await conn.executescript(
                     f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
                 )
+            except (sqlite3.Error, OSError) as exc:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise DatabaseError(
+                    f"cannot upgrade {self.path} to schema version {version} ({_reason(exc)}); "
+                    "the file was left at the version before: check the disk space and the "
+                    "bot's permissions, then start it again"
+                ) from None
             except Exception:
                 if conn.in_transaction:
                     await conn.execute("ROLLBACK")
@@ -144,23 +255,20 @@ class Database:
     async def integrity_problem(self) -> str | None:
         """Run `PRAGMA quick_check` on a separate read-only connection, off the event loop.
 
-        It reads the whole file, so the bot runs it right after start-up instead of before
-        its first sync (WAL lets it read while the bot writes). None means the file is fine.
+        `open()` runs the same check before it writes anything; this one is for a check of a
+        database already open (WAL lets it read while the bot writes). None means the file is
+        fine; otherwise one sentence that says what to do.
         """
 
         def check() -> str | None:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
             try:
-                with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
-                    rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+                with contextlib.closing(_connect_read_only(self.path)) as conn:
+                    rows = _quick_check(conn)
             except sqlite3.DatabaseError as exc:
                 rows = [str(exc)]
             if rows == ["ok"]:
                 return None
-            return (
-                f"{self.path} failed its integrity check ({'; '.join(rows) or 'no answer'}); "
-                "stop the bot and restore the database from a backup"
-            )
+            return _damaged(self.path, "; ".join(rows) or "no answer")
 
         return await asyncio.to_thread(check)
 

@@ -6,6 +6,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from storage.database import DatabaseError, dir_reason
+
 
 class AlreadyRunning(Exception):
     """Another bot holds the database."""
@@ -19,9 +21,17 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise AlreadyRunning naming the holder's PID."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock or raise AlreadyRunning naming the holder's PID (DatabaseError when
+        the lock file cannot be created: the database beside it could not be either)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            why = dir_reason(self.path.parent, exc)
+            raise DatabaseError(
+                f"cannot create the lock file {self.path} ({why}); check storage.path and that "
+                "the bot's user may write its directory"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,12 +3,28 @@
 Works on the JSON itself: every field is checked for type, and anything malformed is counted
 and skipped, never raised, so one hostile event cannot stop the loop. The raw JSON also
 carries what nio does not surface (`rooms.leave`, matrix-nio issue 46).
+
+Decoding is total per event: should decoding one event raise anyway (a bug, or a value no
+test thought of), that event alone is set aside, logged with a reference and listed in
+`SyncBatch.undecodable`; the rest of the batch still applies and the sync token advances.
+
+The JSON text itself is parsed by `load_json` (the gateway calls it for every response).
+Python's parser recurses once per nesting level, so an event whose content nests ~990
+levels deep made `json.loads` raise RecursionError inside the HTTP layer, which escaped the
+sync loop and killed it before the token could advance: the same response came back on
+every restart, a crash loop. `load_json` parses a too-deep text a second time with every
+value nested deeper than MAX_JSON_DEPTH replaced by null; the bot reads no field deeper
+than about ten levels, so nothing it acts on changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from bot.matrix.events import (
     CommandText,
@@ -36,6 +52,65 @@ TIMELINE_TYPES: tuple[str, ...] = (
     "m.room.encrypted",
 )
 POLL_RESPONSE_TYPES = ("org.matrix.msc3381.poll.response", "m.poll.response")
+# Values nested deeper than this (counted from the top of a whole response) become null.
+# The deepest field the bot reads is ~10 levels down (rooms.join.<id>.timeline.events[n]
+# .content.<poll response>.answers[n]); 100 stays far below Python's recursion limit.
+MAX_JSON_DEPTH = 100
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A JSON string (escapes included) or one bracket; strings are matched whole so that the
+# brackets inside them are never counted.
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_CLOSING = {"]": "[", "}": "{"}
+
+
+def cap_json_depth(text: str, max_depth: int = MAX_JSON_DEPTH) -> str:
+    """The JSON text with every value nested deeper than `max_depth` replaced by `null`.
+
+    Iterative (no recursion however deep the input). Text that is not JSON stays not JSON:
+    mismatched or unclosed brackets raise ValueError, anything else is left to the parser.
+    """
+    out: list[str] = []
+    stack: list[str] = []
+    last = 0  # text[last:] is not yet copied to `out`
+    for match in _JSON_TOKENS.finditer(text):
+        lexeme = match.group()
+        if lexeme[0] == '"':
+            continue
+        if lexeme in ("[", "{"):
+            stack.append(lexeme)
+            if len(stack) == max_depth + 1:  # a too-deep value starts here
+                out.append(text[last : match.start()])
+            continue
+        if not stack or stack.pop() != _CLOSING[lexeme]:
+            raise ValueError("mismatched bracket in JSON text")
+        if len(stack) == max_depth:  # ... and ends here
+            out.append("null")
+            last = match.end()
+    if stack:
+        raise ValueError("unclosed bracket in JSON text")
+    out.append(text[last:])
+    return "".join(out)
+
+
+def load_json(data: bytes | str) -> Any:
+    """Parse a JSON body however deeply it nests; raises ValueError when it is not JSON.
+
+    The common case is one plain `json.loads`; only a body too deep for it is capped at
+    MAX_JSON_DEPTH (see the module docstring) and parsed again.
+    """
+    try:
+        return json.loads(data)
+    except RecursionError:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        log.warning(
+            "a homeserver response nests too deeply for the JSON parser; values deeper than "
+            "%d levels are read as null",
+            MAX_JSON_DEPTH,
+        )
+        return json.loads(cap_json_depth(text))
 
 
 def _str(value: Any) -> str | None:
@@ -46,8 +121,54 @@ def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+class Undecodable(Exception):
+    """Decoding one event raised; `ref` is in the log line that has the traceback."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"undecodable event (ref {ref})")
+        self.ref = ref
+
+
 def decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> InboundEvent | None:
-    """Decode one timeline event; None for anything the bot does not act on or cannot trust."""
+    """Decode one timeline event; None for anything the bot does not act on or cannot trust.
+
+    Never raises: an event whose decoding fails is logged (with a reference) and is None.
+    """
+    try:
+        return decode_event_strict(room_id, event, bot_user_id, prefix)
+    except Undecodable:
+        return None
+
+
+def decode_event_strict(
+    room_id: str, event: Any, bot_user_id: str, prefix: str
+) -> InboundEvent | None:
+    """`decode_event`, but an event whose decoding fails raises `Undecodable` (logged with
+    its reference) so that the caller can count it apart from the events it ignores."""
+    try:
+        return _decode_event(room_id, event, bot_user_id, prefix)
+    except Exception as exc:
+        ref = secrets.token_hex(3)
+        log.error(
+            "event %s in %s cannot be decoded and is set aside (ref %s): %s",
+            _event_id(event),
+            room_id,
+            ref,
+            type(exc).__name__,
+            exc_info=True,
+        )
+        raise Undecodable(ref) from exc
+
+
+def _event_id(event: Any) -> str:
+    try:
+        event_id = event.get("event_id") if isinstance(event, Mapping) else None
+    except Exception:
+        event_id = None
+    return event_id[:255] if isinstance(event_id, str) else "(no event id)"
+
+
+def _decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> InboundEvent | None:
     if not isinstance(event, Mapping):
         return None
     etype = _str(event.get("type"))
@@ -172,20 +293,46 @@ def decode_sync(raw: Any, bot_user_id: str, prefix: str, *, initial: bool = Fals
             continue
         events = timeline.get("events")
         for event in events if isinstance(events, list) else []:
-            decoded = decode_event(room_id, event, bot_user_id, prefix)
+            try:
+                decoded = decode_event_strict(room_id, event, bot_user_id, prefix)
+            except Undecodable as exc:
+                batch.undecodable.append(exc.ref)
+                decoded = None
             if decoded is None:
                 batch.skipped += 1
             else:
                 batch.events.append(decoded)
     for room_id, room in _dict(rooms.get("invite")).items():
         if isinstance(room_id, str):
-            batch.invites.append(_invite(room_id, _dict(room), bot_user_id))
+            invite = _contained("invite", room_id, _invite, _dict(room), bot_user_id)
+            if invite is not None:
+                batch.invites.append(invite)
     for room_id, room in _dict(rooms.get("leave")).items():
         if isinstance(room_id, str):
-            left = _left(room_id, _dict(room), bot_user_id)
+            left = _contained("leave", room_id, _left, _dict(room), bot_user_id)
             if left is not None:
                 batch.left.append(left)
     return batch
+
+
+def _contained(
+    what: str,
+    room_id: str,
+    decode: Callable[[str, Mapping[str, Any], str], T],
+    room: Mapping[str, Any],
+    bot_user_id: str,
+) -> T | None:
+    """`decode(room_id, room, bot_user_id)`, or None (logged) when it raises."""
+    try:
+        return decode(room_id, room, bot_user_id)
+    except Exception:
+        log.exception(
+            "the %s of %s cannot be decoded and is set aside (ref %s)",
+            what,
+            room_id,
+            secrets.token_hex(3),
+        )
+        return None
 
 
 def sync_filter(timeline_limit: int = 100) -> dict[str, Any]:

@@ -107,3 +107,4 @@ class SyncBatch:
     prev_batch: dict[str, str] = field(default_factory=dict)  # per limited room: where the gap ends
     joined_rooms: set[str] = field(default_factory=set)
     skipped: int = 0  # malformed or foreign events passed over
+    undecodable: list[str] = field(default_factory=list)  # log refs of events set aside

@@ -3,6 +3,11 @@
 nio's own retry loops are switched off (`max_limit_exceeded=0`, `max_timeouts=0`): it would
 otherwise sleep and retry for ever on 429s. Every failure becomes a `GatewayError` that says
 whether trying again makes sense and how long the server asked us to wait.
+
+Response bodies are parsed by `bot.matrix.decode.load_json`, which survives JSON nested
+too deeply for Python's parser (a RecursionError there used to escape the sync loop and
+kill it). nio parses the bodies of its own calls; a RecursionError from there becomes a
+GatewayError that is not transient (the same body would fail the same way again).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from nio import (
     UploadResponse,
 )
 
+from bot.matrix.decode import load_json
+
 log = logging.getLogger(__name__)
 
 
@@ -45,11 +52,13 @@ class GatewayError(Exception):
         errcode: str | None = None,
         status: int | None = None,
         retry_after_ms: int | None = None,
+        unreadable: bool = False,
     ) -> None:
         super().__init__(message)
         self.errcode = errcode
         self.status = status
         self.retry_after_ms = retry_after_ms
+        self.unreadable = unreadable  # the body could not be parsed: asking again won't help
 
     @property
     def auth(self) -> bool:
@@ -61,6 +70,8 @@ class GatewayError(Exception):
         """True for outages, timeouts and rate limits: the same call may work later."""
         if self.errcode == "M_LIMIT_EXCEEDED" or self.status == 429:
             return True
+        if self.unreadable:
+            return False
         return self.status is None or self.status >= 500
 
     def __str__(self) -> str:
@@ -150,6 +161,10 @@ class Gateway:
             return await awaitable
         except _NETWORK_ERRORS as exc:
             raise GatewayError(f"homeserver unreachable: {type(exc).__name__}") from exc
+        except RecursionError as exc:  # nio's json.loads on a too-deeply nested body
+            raise GatewayError(
+                "the homeserver's response nests too deeply to be read", unreadable=True
+            ) from exc
 
     async def raw(
         self,
@@ -170,12 +185,13 @@ class Gateway:
             resp = await client.send(method, path, data, headers, timeout=timeout)
             async with resp:
                 status = resp.status
-                try:
-                    payload = await resp.json(content_type=None)
-                except (json.JSONDecodeError, aiohttp.ContentTypeError, UnicodeDecodeError):
-                    payload = None
+                body = await resp.read()
         except _NETWORK_ERRORS as exc:
             raise GatewayError(f"homeserver unreachable: {type(exc).__name__}") from exc
+        try:
+            payload = load_json(body) if body.strip() else None
+        except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
+            payload = None
         if status >= 400 or not isinstance(payload, dict):
             info = payload if isinstance(payload, dict) else {}
             raise GatewayError(
@@ -183,6 +199,7 @@ class Gateway:
                 errcode=info.get("errcode"),
                 status=status,
                 retry_after_ms=info.get("retry_after_ms"),
+                unreadable=status < 400,
             )
         return payload
 

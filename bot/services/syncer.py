@@ -4,6 +4,14 @@ nio's loop stores the token before callbacks run, stops on the first exception a
 backs off. Here the token is stored by the engine in the same transaction as the batch's
 effects; failures back off exponentially with jitter and honour `retry_after_ms`; a
 watchdog logs loudly when the homeserver has been unreachable for too long.
+
+Nothing a homeserver sends can end the loop (only a lost login, `AuthLost`, or
+cancellation do). Decoding is total per event (`bot.matrix.decode`): an event that cannot
+be decoded is set aside with a logged reference and the rest of the batch applies. A
+response that cannot be parsed at all is a GatewayError like an outage; any other exception
+from the sync call is logged at ERROR with a reference (`ref …`, with its traceback) and
+retried with the same backoff, so a bug on that path shows in the log instead of silently
+stopping the bot.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 from collections.abc import Awaitable, Callable
 
 from bot.matrix.decode import decode_event, decode_sync, sync_filter
@@ -49,6 +58,7 @@ class Syncer:
         self._pending_invites: dict[str, Invite] = {}
         self.batches = 0
         self.failures = 0
+        self.undecodable = 0  # events set aside because decoding them failed
         self.synced = asyncio.Event()  # set after each applied batch (tests and demo wait on it)
 
     async def _token(self) -> str | None:
@@ -84,11 +94,26 @@ class Syncer:
                 await self._sleep(min(MAX_BACKOFF_S, wait) * random.uniform(1.0, 1.5))
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
                 continue
+            except Exception:
+                # Not an error the gateway knows: never let it end the loop silently.
+                self.failures += 1
+                failing_since = failing_since or loop.time()
+                log.exception("sync failed unexpectedly (ref %s)", secrets.token_hex(3))
+                await self._sleep(backoff * random.uniform(1.0, 1.5))
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                continue
             if failing_since is not None:
                 log.info("homeserver reachable again after %.0f s", loop.time() - failing_since)
             failing_since = None
             backoff = 1.0
             batch = decode_sync(raw, settings.bot_user_id, settings.prefix, initial=first)
+            if batch.undecodable:
+                self.undecodable += len(batch.undecodable)
+                log.error(
+                    "%d events set aside as undecodable (refs %s); the rest of the batch applies",
+                    len(batch.undecodable),
+                    ", ".join(batch.undecodable),
+                )
             if batch.prev_batch and token is not None:
                 try:
                     batch.events = await self._fill_gaps(batch.prev_batch, token) + batch.events

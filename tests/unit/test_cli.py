@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,91 @@ def test_missing_config_file_is_a_clear_error(
 ) -> None:
     assert main(["check-config", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+# ---- `run` with a database it cannot use: one sentence, exit code 2 -------------------------
+
+
+def config_with_database(tmp_path: Path, database: Path) -> Path:
+    example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        example.replace('path = "data/consensus.db"', f'path = "{database}"')
+        # Never reached (the database is refused first); a closed port just in case.
+        .replace('"https://matrix.example.org"', '"http://127.0.0.1:9"'),
+        encoding="utf-8",
+    )
+    return config
+
+
+def newer_database(path: Path) -> None:
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    raw.execute("PRAGMA user_version = 999")
+    raw.close()
+
+
+def truncated_database(path: Path) -> None:
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE t (x TEXT)")
+    raw.executemany("INSERT INTO t VALUES (?)", [("x" * 200,)] * 500)
+    raw.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+DATABASE_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "truncated": (
+        lambda d: (truncated_database(d / "bot.db"), d / "bot.db")[1],
+        "restore",
+    ),
+    "random-bytes": (
+        lambda d: ((d / "bot.db").write_bytes(bytes(range(256)) * 40), d / "bot.db")[1],
+        "not a usable SQLite database",
+    ),
+    "directory": (lambda d: ((d / "bot.db").mkdir(), d / "bot.db")[1], "is a directory"),
+    "unwritable": (
+        lambda d: ((d / "file").write_text("x"), d / "file" / "bot.db")[1],
+        "cannot create",
+    ),
+    "newer": (lambda d: (newer_database(d / "bot.db"), d / "bot.db")[1], "newer than this bot"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATABASE_CASES))
+def test_run_with_an_unusable_database_says_so_in_one_line_and_exits_2(
+    tmp_path: Path, case: str
+) -> None:
+    make, words = DATABASE_CASES[case]
+    database = make(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--config",
+            str(config_with_database(tmp_path, database)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("consensus-bot: ")
+    assert words in lines[0]
+
+
+def test_export_with_an_unusable_database_says_so_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "bot.db"
+    database.write_bytes(bytes(range(256)) * 40)
+    assert main(["export", "--config", str(config_with_database(tmp_path, database))]) == 2
+    err = capsys.readouterr().err
+    assert "not a usable SQLite database" in err
+    assert "Traceback" not in err

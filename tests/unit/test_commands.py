@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -41,6 +42,7 @@ from commands import (
     render_topic_help,
     usage,
 )
+from commands.converters import MAX_AHEAD_DAYS, MAX_AHEAD_MS
 
 P = "!cb"
 NOW = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -511,3 +513,124 @@ def test_huge_and_pathological_bodies_are_quick(filler: str) -> None:
     ):
         check_result(parse(body, P, NOW))
     assert time.monotonic() - started < 2.0
+
+
+# ---- WHEN and DURATION are capped; every parse problem is a usage message -----------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_the_cap_is_a_year() -> None:
+    assert MAX_AHEAD_DAYS == 365
+    assert MAX_AHEAD_MS == 365 * DAY
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "9999-12-31",
+        "9999-12-31T23:59:59+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "2027-01-01T00:00:01Z",
+        "366d",
+        "53w",
+        "3650d",
+        "5000d",  # beyond parse_duration's own ten years: still "too far", not "unreadable"
+        "99999999999d",
+    ],
+)
+def test_a_deadline_more_than_a_year_ahead_is_refused(when: str) -> None:
+    for body in (f"!cb deadline {when}", f"!cb request @erin:x --deadline {when} Hi."):
+        result = failure(body)
+        assert result.kind == "usage"
+        assert "more than 365 days from now" in result.message
+        assert result.usage
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("365d", NOW + 365 * DAY),  # exactly the cap is allowed
+        ("52w", NOW + 364 * DAY),
+        ("2026-12-31T23:59:59Z", NOW + 365 * DAY - 1000),
+        ("2026-06-30T10:00-14:00", int((START + timedelta(days=180, hours=24)).timestamp() * 1000)),
+        ("2026-06-30T10:00+14:00", int((START + timedelta(days=180, hours=-4)).timestamp() * 1000)),
+        ("2026-06-30T10:00", int((START + timedelta(days=180, hours=10)).timestamp() * 1000)),
+        ("2026-06-30", int((START + timedelta(days=180)).timestamp() * 1000)),
+        (
+            "2026-06-30T10:00:00.999+02:00",
+            int((START + timedelta(days=180, hours=8)).timestamp()) * 1000 + 999,
+        ),
+    ],
+)
+def test_iso_times_with_offsets_up_to_14h_and_naive_times_as_utc(when: str, expected: int) -> None:
+    assert WhenArg().convert(when, NOW) == expected
+    assert ok(f"!cb deadline {when}").args["when"] == expected
+
+
+@pytest.mark.parametrize(
+    ("when", "needle"),
+    [
+        ("2026-06-30T10:00-14:01", "UTC offset beyond ±14:00"),
+        ("2026-06-30T10:00+23:59", "UTC offset beyond ±14:00"),
+        ("2026-06-30T10:00+24:00", "ISO 8601"),
+        ("0001-01-01T00:00-14:00", "in the past"),
+        ("0001-01-01T00:00+14:00", "in the past"),
+        ("2026-02-30", "ISO 8601"),
+        ("2026-06-30T25:00", "ISO 8601"),
+        ("99999-01-01", "ISO 8601"),
+        ("2026-06-30T10:00Z[Europe/Paris]", "ISO 8601"),
+        ("0d", "ISO 8601"),
+        ("-1d", "ISO 8601"),
+        ("9" * 40 + "d", "ISO 8601"),
+    ],
+)
+def test_bad_iso_times_are_usage_errors(when: str, needle: str) -> None:
+    with pytest.raises(ConversionError, match=re.escape(needle)):
+        WhenArg().convert(when, NOW)
+    result = failure(f"!cb deadline {when}")
+    assert result.kind == "usage"
+    assert needle in result.message
+
+
+@pytest.mark.parametrize(("duration", "ok_"), [("365d", True), ("366d", False), ("5000d", False)])
+def test_extend_and_reopen_durations_are_capped_too(duration: str, ok_: bool) -> None:
+    for command in ("extend", "reopen"):
+        result = parse(f"{P} {command} {duration}", P, NOW)
+        if ok_:
+            assert isinstance(result, ParsedCommand)
+        else:
+            assert isinstance(result, ParseFailure)
+            assert "longer than 365 days" in result.message
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.datetimes(timezones=st.timezones() | st.none()).map(datetime.isoformat),
+        st.from_regex(
+            r"[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{1,2}:[0-9]{2})?"
+            r"([+-][0-9]{2}:[0-9]{2}|Z)?",
+            fullmatch=True,
+        ),
+        st.from_regex(r"[0-9]{1,25}[smhdwSMHDW]([0-9]{1,5}[smhdw])?", fullmatch=True),
+        st.text(max_size=40),
+    ),
+    st.integers(min_value=0, max_value=4_000_000_000_000),
+)
+def test_when_is_a_moment_within_the_cap_or_a_conversion_error(text: str, now: int) -> None:
+    moment: int | None = None
+    message = ""
+    try:
+        moment = WhenArg().convert(text, now)
+    except ConversionError as exc:  # nothing else may come out
+        message = str(exc)
+    if moment is None:
+        assert message.endswith(".")
+    else:
+        assert now < moment <= now + MAX_AHEAD_MS

@@ -509,3 +509,46 @@ def test_missing_file_is_a_clear_issue(tmp_path: Path) -> None:
     assert issue.path == "(file)"
     assert "absent.toml" in issue.message
     assert "does not exist" in issue.message
+
+
+# --------------------------------------------------------------------------- hums
+
+
+def test_hum_min_defaults_to_five(tmp_path: Path) -> None:
+    assert load_config(minimal(tmp_path), env={}).process.hum_min == 5
+    assert load_config(EXAMPLE, env={}).process.hum_min == 5
+    assert "hum_min = 5" in EXAMPLE.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("value", [3, 4, 12, 1000])
+def test_hum_min_accepts_three_and_more(tmp_path: Path, value: int) -> None:
+    path = minimal(tmp_path, extra=f"[process]\nhum_min = {value}")
+    assert load_config(path, env={}).process.hum_min == value
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2", "at least 3"),
+        ("0", "at least 3"),
+        ("-5", "at least 3"),
+        ("true", "whole number"),
+        ("4.5", "whole number"),
+        ("5.0", "whole number"),
+        ('"5"', "whole number"),
+    ],
+)
+def test_hum_min_below_three_or_not_a_whole_number_is_refused(
+    tmp_path: Path, value: str, words: str
+) -> None:
+    issues = issues_of(minimal(tmp_path, extra=f"[process]\nhum_min = {value}"))
+    assert [i.path for i in issues] == ["process.hum_min"]
+    assert words in issues[0].message
+
+
+def test_hum_min_is_rendered_and_round_trips(tmp_path: Path) -> None:
+    config = load_config(minimal(tmp_path, extra="[process]\nhum_min = 7"), env={})
+    text = render_config(config)
+    assert tomllib.loads(text)["process"]["hum_min"] == 7
+    again = load_config(write(tmp_path, text, "rendered.toml"), env={})
+    assert again.process == config.process

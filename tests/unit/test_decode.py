@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -10,9 +13,14 @@ from hypothesis import strategies as st
 
 from bot.matrix.decode import (
     MAX_BODY_CHARS,
+    MAX_JSON_DEPTH,
     TIMELINE_TYPES,
+    Undecodable,
+    cap_json_depth,
     decode_event,
+    decode_event_strict,
     decode_sync,
+    load_json,
     strip_reply_fallback,
     sync_filter,
 )
@@ -518,3 +526,156 @@ def test_decode_sync_never_raises_on_sync_shaped_values(raw: Any, initial: bool)
 def test_decode_event_never_raises(raw: Any) -> None:
     decoded = decode_event(ROOM, raw, BOT, P)
     assert decoded is None or decoded.sender != BOT
+
+
+# ---- decoding is total per event, and JSON of any depth is read -----------------------------
+
+
+def nested(depth: int) -> Any:
+    """A value `depth` objects deep, built without recursion."""
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def nested_text(depth: int) -> str:
+    return '{"a":' * depth + '"bottom"' + "}" * depth
+
+
+def sync_with(*events: Any) -> dict[str, Any]:
+    return {"next_batch": "s2", "rooms": {"join": {ROOM: {"timeline": {"events": list(events)}}}}}
+
+
+class Exploding(Mapping[str, Any]):
+    """An event whose every read raises (a decoding bug no test foresaw, say)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getitem__(self, key: str) -> Any:
+        raise self.error
+
+    def __iter__(self) -> Iterator[str]:
+        raise self.error
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_deeply_nested_json_was_what_killed_the_loop() -> None:
+    """The failure this guards against: Python's parser raises RecursionError, which is no
+    ValueError, so it escaped every `except` on the way out of the sync loop."""
+    text = json.dumps(sync_with(event("m.room.message", {"x": "DEEP"})))
+    with pytest.raises(RecursionError):
+        json.loads(text.replace('"DEEP"', nested_text(5000)))
+
+
+def test_a_sync_response_with_a_5000_deep_event_is_read_and_the_batch_applies() -> None:
+    deep = {**message("!cb support Yes.", extra={"x": "DEEP"}), "event_id": "$deep"}
+    after = {**message("!cb status"), "event_id": "$after"}
+    text = json.dumps(sync_with(deep, after)).replace('"DEEP"', nested_text(5000))
+    raw = load_json(text.encode())
+    batch = decode_sync(raw, BOT, P)
+    assert batch.next_batch == "s2"  # the token advances
+    assert batch.undecodable == []
+    # The bot reads no field that deep: both commands decode, the deep part is null.
+    assert [e.event_id for e in batch.events] == ["$deep", "$after"]
+    assert raw["rooms"]["join"][ROOM]["timeline"]["events"][0]["content"]["body"] == (
+        "!cb support Yes."
+    )
+
+
+def test_a_deep_list_in_place_of_a_reaction_key_is_read_too() -> None:
+    text = json.dumps(sync_with(reaction()), ensure_ascii=False)
+    text = text.replace('"👍"', "[" * 3000 + "]" * 3000)
+    assert "[[[" in text
+    batch = decode_sync(load_json(text), BOT, P)
+    assert batch.events == []  # a reaction whose key is null is ignored
+    assert batch.skipped == 1
+
+
+def truncated(value: Any, room: int) -> Any:
+    """The reference: `value` with everything more than `room` brackets down set to None."""
+    if isinstance(value, dict | list) and room == 0:
+        return None
+    if isinstance(value, dict):
+        return {k: truncated(v, room - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [truncated(v, room - 1) for v in value]
+    return value
+
+
+tricky_text = st.text(alphabet='[]{}"\\ a\n\u00e9', max_size=8)
+json_trees = st.recursive(
+    st.none() | st.booleans() | st.integers() | tricky_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(tricky_text, children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(json_trees, st.integers(min_value=0, max_value=6), st.booleans())
+def test_capping_is_the_reference_truncation(value: Any, depth: int, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=None if ascii_only else 1)
+    assert json.loads(cap_json_depth(text, depth)) == truncated(value, depth)
+
+
+def test_capping_leaves_a_shallow_text_alone() -> None:
+    text = json.dumps(full_sync())
+    assert cap_json_depth(text) == text
+    assert load_json(text) == full_sync()
+
+
+@pytest.mark.parametrize("text", ["[", "]", "[}", '{"a": [1}', '["]"', "{" * 5000])
+def test_what_is_not_json_stays_not_json(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - JSONDecodeError or a bracket mismatch
+        load_json(text)
+
+
+def test_load_json_rejects_what_is_not_utf8() -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - UnicodeDecodeError is a ValueError
+        load_json(b"\xff" + b"[" * 5000 + b"]" * 5000)
+
+
+@pytest.mark.parametrize("error", [RecursionError("deep"), ValueError("x"), TypeError("odd")])
+def test_an_event_that_cannot_be_decoded_is_set_aside_and_the_rest_applies(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = {**message("!cb status"), "event_id": "$before"}
+    after = {**reaction(), "event_id": "$after"}
+    with caplog.at_level(logging.ERROR, logger="bot.matrix.decode"):
+        batch = decode_sync(sync_with(before, Exploding(error), after), BOT, P)
+    assert [e.event_id for e in batch.events] == ["$before", "$after"]
+    assert batch.skipped == 1
+    assert len(batch.undecodable) == 1
+    ref = batch.undecodable[0]
+    assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)
+    assert batch.next_batch == "s2"
+
+
+def test_decode_event_is_total_and_the_strict_one_says_why() -> None:
+    assert decode_event(ROOM, Exploding(RecursionError()), BOT, P) is None
+    with pytest.raises(Undecodable) as caught:
+        decode_event_strict(ROOM, Exploding(RecursionError()), BOT, P)
+    assert isinstance(caught.value.__cause__, RecursionError)
+    assert decode_event_strict(ROOM, reaction(), BOT, P) == decode(reaction())
+
+
+def test_an_invite_or_leave_that_cannot_be_decoded_is_set_aside() -> None:
+    raw = {
+        "next_batch": "s3",
+        "rooms": {
+            "invite": {"!bad:x": {"invite_state": {"events": [Exploding(ValueError())]}}},
+            "leave": {"!bad2:x": {"timeline": {"events": [Exploding(ValueError())]}}},
+        },
+    }
+    batch = decode_sync(raw, BOT, P)
+    assert (batch.invites, batch.left) == ([], [])  # set aside (and logged), not raised
+    assert batch.next_batch == "s3"
+
+
+def test_the_depth_cap_is_far_deeper_than_anything_the_bot_reads() -> None:
+    assert 20 < MAX_JSON_DEPTH < 200

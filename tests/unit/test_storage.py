@@ -568,3 +568,140 @@ async def test_the_integrity_check_finds_a_damaged_file(tmp_path: Path) -> None:
     problem = await Database(path).integrity_problem()
     assert problem is not None
     assert "restore the database from a backup" in problem
+
+
+# ---- what open() refuses, in one sentence, before writing anything --------------------------
+
+
+async def seeded_file(path: Path, members: int = 300) -> bytes:
+    """A database with a few pages of data, closed and checkpointed; its bytes."""
+    db = Database(path)
+    await db.open()
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        for i in range(members):
+            await repo.seed_member(f"@m{i:04d}:example.org", "academia", "europe", NOW)
+    await db.close()
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    return file_bytes(path)
+
+
+def file_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def has_proc() -> bool:
+    return Path("/proc/self").exists()
+
+
+def one_sentence(message: str) -> None:
+    assert "\n" not in message
+    assert "Traceback" not in message
+    assert len(message) < 400
+
+
+async def refused(path: Path, *words: str) -> str:
+    db = Database(path)
+    with pytest.raises(DatabaseError) as caught:
+        await db.open()
+    message = str(caught.value)
+    one_sentence(message)
+    for word in words:
+        assert word in message, message
+    with pytest.raises(DatabaseError, match="not open"):
+        _ = db.conn  # nothing left open after a refusal
+    return message
+
+
+async def test_a_truncated_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    data = await seeded_file(path)
+    path.write_bytes(data[: len(data) // 2])
+    await refused(path, str(path), "restore", "consensus-bot backup")
+    assert path.read_bytes() == data[: len(data) // 2]
+
+
+async def test_a_file_of_random_bytes_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    junk = bytes((i * 7919 + 13) % 256 for i in range(20_000))
+    path.write_bytes(junk)
+    message = await refused(path, "not a usable SQLite database", "consensus-bot backup")
+    assert "file is not a database" in message
+    assert path.read_bytes() == junk
+
+
+async def test_a_directory_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    path.mkdir()
+    await refused(path, "is a directory", "storage.path")
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "under-a-file",  # the parent "directory" is a regular file
+        "proc",  # /proc refuses new files, even to root (the tests may run as root)
+    ],
+)
+async def test_an_unwritable_place_is_refused(tmp_path: Path, where: str) -> None:
+    if where == "proc":
+        if not has_proc():
+            pytest.skip("no /proc here")
+        path = Path("/proc/consensus-bot-test.db")
+    else:
+        (tmp_path / "a-file").write_text("x", encoding="utf-8")
+        path = tmp_path / "a-file" / "bot.db"
+    await refused(path, str(path.parent) if where != "proc" else str(path), "storage.path")
+
+
+async def test_a_damaged_file_is_refused_before_its_migration(tmp_path: Path) -> None:
+    """quick_check runs read-only before any write: an old, damaged database is neither
+    migrated nor written to."""
+    path = tmp_path / "bot.db"
+    await seeded_file(path)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("PRAGMA user_version = 1")  # as if a migration were due
+    raw.close()
+    data = bytearray(path.read_bytes())
+    data[4096 * 2 : 4096 * 2 + 512] = b"\xff" * 512  # scribble over a page
+    path.write_bytes(bytes(data))
+    message = await refused(path, "failed its integrity check", "consensus-bot backup")
+    assert "restore the database from a backup" in message
+    assert path.read_bytes() == bytes(data)
+    raw = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    raw.close()
+
+
+async def test_a_newer_database_is_refused_before_any_write(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    await seeded_file(path)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.execute("PRAGMA journal_mode=DELETE")  # so that WAL cannot hide a write
+    raw.close()
+    data = path.read_bytes()
+    await refused(path, "newer than this bot", "upgrade the bot")
+    assert path.read_bytes() == data
+
+
+async def test_an_empty_file_is_a_new_database(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    path.write_bytes(b"")
+    db = Database(path)
+    await db.open()
+    try:
+        assert await db.schema_version() == SCHEMA_VERSION
+        assert await db.integrity_problem() is None
+    finally:
+        await db.close()
+
+
+def test_the_lock_file_says_when_it_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    lock = InstanceLock(tmp_path / "a-file" / "bot.db")
+    with pytest.raises(DatabaseError, match="cannot create the lock file") as caught:
+        lock.acquire()
+    one_sentence(str(caught.value))

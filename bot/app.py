@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.config import Config
 from bot.domain.lifecycle import RequestState
+from bot.domain.ratelimit import RateLimiter
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.ballots import Ballots
 from bot.services.calendar import Calendar
@@ -23,14 +23,14 @@ from bot.services.outbox import Doorbell, OutboxSender
 from bot.services.settings import Settings
 from bot.services.syncer import Syncer
 from storage.database import Database
+from storage.keys import Keys, create_keys, key_path, load_keys
 from storage.lock import InstanceLock
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-INSTANCE_ID = "instance_id"
-HUM_KEY = "hum_key"  # the HMAC key that makes stored hums anonymous
+LEGACY_HUM_KEY = "hum_key"  # where databases before the key file kept the hum key
 
 
 class StartupError(Exception):
@@ -79,16 +79,9 @@ class App:
         except GatewayError as exc:
             raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
         now = self.clock.now_ms()
+        keys = await self._keys()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            instance_id = await repo.get_meta(INSTANCE_ID)
-            if instance_id is None:
-                instance_id = secrets.token_hex(8)
-                await repo.set_meta(INSTANCE_ID, instance_id)
-            hum_key = await repo.get_meta(HUM_KEY)
-            if hum_key is None:
-                hum_key = secrets.token_hex(32)
-                await repo.set_meta(HUM_KEY, hum_key)
             for seed in g.members:
                 await repo.seed_member(seed.user_id, seed.stakeholder, seed.region, now)
         settings = Settings(
@@ -102,16 +95,20 @@ class App:
             deadline_ms=p.deadline_ms,
             min_deadline_ms=p.min_deadline_ms,
             quorum=p.quorum,
-            instance_id=instance_id,
+            marker_key=keys.markers,
             bot_needs_power_entry=not _creator_privileged(room_version),
             reminders_ms=p.reminders_ms,
             group_tz=g.timezone,
             space_id=space_id,
             server_name=m.user_id.split(":", 1)[1],
             digest_cron=d.cron.apscheduler_fields() if d.enabled and d.cron else None,
-            hum_key=bytes.fromhex(hum_key),
+            hum_key=keys.hums,
+            hum_min=p.hum_min,
             appeal_window_ms=p.appeal_window_ms,
             clock_skew_ms=p.clock_skew_ms,
+            max_open_requests=p.max_open_requests,
+            applications_per_day=p.applications_per_day,
+            retention_ms=self.config.storage.retention_ms,
         )
         engine = build_engine(
             settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
@@ -127,6 +124,31 @@ class App:
         )
         self.engine = engine
         return engine
+
+    async def _keys(self) -> Keys:
+        """The secret keys from the key file beside the database; created at the first start.
+
+        A database from before the key file kept the hum key in `meta`: it moves to the file
+        (written and synced first), then leaves the database. Hums stored without their key
+        file would be double-counted under a new key, so that refuses to start.
+        """
+        path = self.config.storage.path
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            legacy = await repo.get_meta(LEGACY_HUM_KEY)
+            hums_stored = await repo.hums_stored()
+        keys = load_keys(path)
+        if keys is None:
+            if hums_stored and legacy is None:
+                raise StartupError(
+                    f"the key file {key_path(path)} is missing but the database holds hums: "
+                    "restore the key file from its backup (a new key would count hums twice)"
+                )
+            keys = create_keys(path, legacy)
+        if legacy is not None:
+            async with self.db.transaction() as tx:
+                await Repository(tx).delete_meta(LEGACY_HUM_KEY)
+        return keys
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """Run a start-up call, waiting out outages and rate limits (not permanent errors)."""
@@ -245,11 +267,6 @@ class App:
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
         await self.engine.calendar.restore()
-        problem = await self.db.integrity_problem()
-        if problem:  # loud, and stop: a damaged record must not grow
-            log.critical("%s", problem)
-            self.stop()
-            return
         try:
             await self.engine.calendar.catch_up_digest()
             zones = await self.engine.refresh_timezones()
@@ -283,7 +300,7 @@ def build_engine(
     """
     ballots = Ballots(settings)
     calendar = Calendar(settings, db, clock, ballots, doorbell, timers)
-    handlers = Handlers(settings, ballots, calendar)
+    handlers = Handlers(settings, ballots, calendar, RateLimiter())
     return Engine(settings, db, clock, ballots, handlers, calendar, doorbell, gateway)
 
 

@@ -516,6 +516,12 @@ class StorageConfig(_Section):
     """`[storage]`: where the SQLite database lives (relative to the config file's directory)."""
 
     path: Path = Field(default=Path("data/consensus.db"), validate_default=True)
+    retention: DurationText = "30d"
+
+    @property
+    def retention_ms(self) -> int:
+        """How long sent messages and processed event IDs are kept, in milliseconds."""
+        return parse_duration(self.retention)
 
     @field_validator("path", mode="before")
     @classmethod
@@ -647,6 +653,8 @@ class ProcessConfig(_Section):
     quorum: float = 0.5
     appeal_window: DurationText = "14d"
     clock_skew: DurationText = "5m"
+    max_open_requests: int = Field(default=3, ge=1, le=1000)
+    applications_per_day: int = Field(default=1, ge=1, le=100)
 
     @property
     def clock_skew_ms(self) -> int:
@@ -913,6 +921,7 @@ def render_config(config: Config) -> str:
         "",
         "[storage]",
         f"path = {_toml(config.storage.path)}",
+        f"retention = {_toml(config.storage.retention)}",
         "",
         "[group]",
         f"name = {_toml(g.name)}",
@@ -941,6 +950,9 @@ def render_config(config: Config) -> str:
         f"quorum = {_toml(p.quorum)}",
         f"appeal_window = {_toml(p.appeal_window)}",
         f"hum_min = {_toml(p.hum_min)}",
+        f"clock_skew = {_toml(p.clock_skew)}",
+        f"max_open_requests = {_toml(p.max_open_requests)}",
+        f"applications_per_day = {_toml(p.applications_per_day)}",
         "",
         "[digest]",
         f"schedule = {_toml(d.schedule)}" + ("" if d.enabled else "  # disabled"),

@@ -380,6 +380,53 @@ COMMANDS: tuple[CommandSpec, ...] = (
         section=Section.CHAIR,
     ),
     CommandSpec(
+        "triage",
+        "List the applications waiting for a chair before any ballot opens.",
+        (),
+        Role.CHAIR,
+        ANYWHERE,
+        details="Applications sent by direct message wait here; members hear of them only "
+        "once a chair accepts one.",
+        examples=("triage",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "accept",
+        "Accept an application from triage: its room and ballot open now.",
+        (Positional("request", _REQUEST_NUMBER, "the application's request number"),),
+        Role.CHAIR,
+        ANYWHERE,
+        details="The ballot gets the default deadline, counted from now.",
+        examples=("accept 4",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "reject",
+        "Turn down an application from triage, with a reason the applicant is told.",
+        (
+            Positional("request", _REQUEST_NUMBER, "the application's request number"),
+            Rest("reason", "why", required=True),
+        ),
+        Role.CHAIR,
+        ANYWHERE,
+        examples=("reject 4 We only admit people with a background in Internet resources.",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
+        "cancel",
+        "Cancel a request before its decision, with a reason.",
+        (
+            Positional("request", _REQUEST_NUMBER, "the request number"),
+            Rest("reason", "why", required=True),
+        ),
+        Role.MEMBER_OR_CHAIR,
+        ANYWHERE,
+        details="Its filer or a chair can; the room and the main room are told, reminders "
+        "stop, and the record keeps it.",
+        examples=("cancel 4 Filed twice by mistake.",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
         "digest",
         "Post the digest of open requests in the main room now.",
         (),

@@ -212,14 +212,26 @@ class Repository:
         )
         return changed > 0
 
-    async def active_request_for(self, applicant: str) -> int | None:
-        """The number of a request for this applicant that is not decided yet, if any."""
+    async def request_for(self, applicant: str, states: Sequence[RequestState]) -> int | None:
+        """The number of the oldest request for this applicant in one of these states."""
+        marks = ",".join("?" for _ in states)
         value = await self.tx.fetchval(
-            "SELECT id FROM requests WHERE applicant = ? "
-            "AND state IN ('pending', 'open', 'drafted') ORDER BY id LIMIT 1",
-            (applicant,),
+            f"SELECT id FROM requests WHERE applicant = ? AND state IN ({marks}) "  # noqa: S608
+            "ORDER BY id LIMIT 1",
+            (applicant, *(s.value for s in states)),
         )
         return None if value is None else int(value)
+
+    async def filed_by(
+        self, filer: str, *, since: int = 0, self_applied: bool = False
+    ) -> list[Request]:
+        """Requests a user filed since a time (their own applications only, if asked)."""
+        rows = await self.tx.fetchall(
+            "SELECT * FROM requests WHERE filed_by = ? AND created_at >= ? "
+            "AND (? = 0 OR self_applied = 1) ORDER BY id",
+            (filer, since, int(self_applied)),
+        )
+        return [_request(r) for r in rows]
 
     async def deactivate_member(self, user_id: str, now: int) -> bool:
         """Mark a member removed from the roster now; False when not an active member."""
@@ -279,8 +291,9 @@ class Repository:
         self_applied: bool,
         deadline_at: int,
         now: int,
+        state: RequestState = RequestState.PENDING,
     ) -> int:
-        """Insert a pending request; returns its number."""
+        """Insert a request (pending, or waiting for triage); returns its number."""
         return await self.tx.execute(
             "INSERT INTO requests(applicant, name, org, stakeholder, region, statement, "
             "filed_by, filed_event_id, self_applied, state, deadline_at, created_at) "
@@ -295,7 +308,7 @@ class Repository:
                 filed_by,
                 filed_event_id,
                 int(self_applied),
-                RequestState.PENDING.value,
+                state.value,
                 deadline_at,
                 now,
             ),
@@ -570,6 +583,10 @@ class Repository:
             (state.value, by, rationale, now, objection_id),
         )
 
+    async def delete_meta(self, key: str) -> None:
+        """Remove a value from the meta table."""
+        await self.tx.execute("DELETE FROM meta WHERE key = ?", (key,))
+
     # --- outbox -----------------------------------------------------------------------
 
     async def enqueue(
@@ -621,13 +638,39 @@ class Repository:
             for r in rows
         ]
 
-    async def outbox_done(self, item_id: int, result: str | None, now: int) -> None:
-        """Mark an operation sent."""
+    async def outbox_done(
+        self,
+        item_id: int,
+        result: str | None,
+        now: int,
+        *,
+        keep_payload: bool = True,
+        keep_where: bool = True,
+    ) -> None:
+        """Mark an operation sent; optionally forget its payload, and where it went."""
         await self.tx.execute(
             "UPDATE outbox SET state = 'sent', result = ?, sent_at = ?, "
             "attempts = attempts + 1 WHERE id = ?",
-            (result, now, item_id),
+            (result if keep_where else None, now, item_id),
         )
+        if not keep_payload:
+            await self.tx.execute("UPDATE outbox SET payload = '{}' WHERE id = ?", (item_id,))
+        if not keep_where:
+            await self.tx.execute(
+                "UPDATE outbox SET room_id = NULL, target = NULL, request_id = NULL WHERE id = ?",
+                (item_id,),
+            )
+
+    async def prune(self, before: int) -> int:
+        """Forget sent or failed outbox rows and processed events older than `before`."""
+        sent = await self.tx.execute(
+            "DELETE FROM outbox WHERE state != 'pending' AND coalesce(sent_at, created_at) < ?",
+            (before,),
+        )
+        seen = await self.tx.execute(
+            "DELETE FROM processed_events WHERE processed_at < ?", (before,)
+        )
+        return sent + seen
 
     async def outbox_attempt(self, item_id: int, error: str, give_up: bool) -> None:
         """Count a failed attempt; `give_up` marks it failed for good."""
@@ -670,13 +713,18 @@ class Repository:
             (request_id, hummer, side, strength),
         )
 
-    async def hums(self, request_id: int) -> list[tuple[str, str]]:
-        """(side, strength) of every hum on a request, in no particular order."""
+    async def hums(self, request_id: int) -> list[tuple[str, str, str]]:
+        """(hummer, side, strength) of every hum on a request, in no particular order."""
         rows = await self.tx.fetchall(
-            "SELECT side, strength FROM hums WHERE request_id = ? ORDER BY side, strength",
+            "SELECT hummer, side, strength FROM hums WHERE request_id = ? "
+            "ORDER BY side, strength, hummer",
             (request_id,),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def hums_stored(self) -> bool:
+        """True when any hum is stored (their key must not change)."""
+        return await self.tx.fetchone("SELECT 1 FROM hums LIMIT 1") is not None
 
     async def reminded(self, request_id: int, slot: str) -> set[str]:
         """Members already reminded for this slot."""

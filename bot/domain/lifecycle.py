@@ -10,16 +10,31 @@ from bot.domain.sense import Proposal
 class RequestState(StrEnum):
     """Where a request stands."""
 
+    TRIAGE = "triage"  # an application waiting for a chair: nothing sent to members yet
     PENDING = "pending"  # filed; its room is being created
     OPEN = "open"  # ballot open: positions are taken
     DRAFTED = "drafted"  # ballot closed; the draft sense awaits the chair
     DECIDED = "decided"  # the chair confirmed or decided; outcome announced
     BLOCKED = "blocked"  # the bot lost control of the room (kicked, encryption on, ...)
+    CANCELLED = "cancelled"  # rejected at triage, or cancelled by its filer or a chair
+
+
+# Requests that hold their applicant: a second request for them is refused meanwhile.
+IN_PROGRESS: tuple[RequestState, ...] = (
+    RequestState.TRIAGE,
+    RequestState.PENDING,
+    RequestState.OPEN,
+    RequestState.DRAFTED,
+)
+# Requests not decided or cancelled yet (`list`, the digest).
+UNDECIDED: tuple[RequestState, ...] = (*IN_PROGRESS, RequestState.BLOCKED)
 
 
 class Action(StrEnum):
     """Things that move a request from one state to another."""
 
+    ACCEPT = "accept"
+    CANCEL = "cancel"
     ROOM_READY = "room-ready"
     CLOSE = "close"
     CONFIRM = "confirm"
@@ -41,6 +56,12 @@ class LifecycleError(Exception):
 
 
 _TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
+    (RequestState.TRIAGE, Action.ACCEPT): RequestState.PENDING,
+    (RequestState.TRIAGE, Action.CANCEL): RequestState.CANCELLED,
+    (RequestState.PENDING, Action.CANCEL): RequestState.CANCELLED,
+    (RequestState.OPEN, Action.CANCEL): RequestState.CANCELLED,
+    (RequestState.DRAFTED, Action.CANCEL): RequestState.CANCELLED,
+    (RequestState.BLOCKED, Action.CANCEL): RequestState.CANCELLED,
     (RequestState.PENDING, Action.ROOM_READY): RequestState.OPEN,
     (RequestState.OPEN, Action.CLOSE): RequestState.DRAFTED,
     (RequestState.DRAFTED, Action.CONFIRM): RequestState.DECIDED,
@@ -55,6 +76,8 @@ _TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
 }
 
 _WHY_NOT: dict[Action, str] = {
+    Action.ACCEPT: "it is not waiting for triage",
+    Action.CANCEL: "it is already decided or cancelled",
     Action.ROOM_READY: "the request's room is already set up",
     Action.CLOSE: "the ballot is not open",
     Action.CONFIRM: "there is no draft sense of the room to confirm yet (close the ballot first)",

@@ -41,6 +41,7 @@ from bot.domain.counting import (
 )
 from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput
+from bot.domain.lifecycle import RequestState
 from bot.domain.objections import Objection
 from bot.domain.positions import POSITION_ORDER
 from bot.domain.record_render import render_json
@@ -88,6 +89,7 @@ ENTRY_TYPES: tuple[str, ...] = (
     "objection_disposed",
     "closed",
     "decided",
+    "cancelled",
     "snapshot",
 )
 _RANK = {name: i for i, name in enumerate(ENTRY_TYPES)}
@@ -255,6 +257,13 @@ def _timeline(
             "closed",
             "",
             {"proposal": None if request.proposal is None else request.proposal.value},
+        )
+    if request.state is RequestState.CANCELLED:
+        add(
+            request.decided_at if request.decided_at is not None else request.created_at,
+            "cancelled",
+            "",
+            {"by": _text(request.decided_by), "reason": _text(request.rationale)},
         )
     if request.outcome is not None:
         add(

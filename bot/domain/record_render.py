@@ -286,6 +286,8 @@ def _entry_line(e: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
         return f"{line}: {rationale}" if rationale else f"{line}."
     if kind == "closed":
         return f"Ballot closed. Draft sense of the room: {_proposal_label(e.get('proposal'))}."
+    if kind == "cancelled":
+        return f"Cancelled by {md_escape(e.get('by'))}: {_quoted(e.get('reason'))}"
     if kind == "decided":
         outcome = _OUTCOME_LABELS.get(str(e.get("outcome")), md_escape(e.get("outcome")))
         return f"{md_escape(e.get('by'))} decided: **{outcome}**."

@@ -66,6 +66,12 @@ def clean(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
     return sanitize(text, limit)
 
 
+def inline(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
+    """User text for a single line: cleaned, every line break and run of spaces made one
+    space, so it cannot forge lines of its own (a fake "Proposed: …") in a plain-text body."""
+    return " ".join(clean(text, limit).split())
+
+
 def esc(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
     """User text made safe for `formatted_body`."""
     return html.escape(clean(text, limit), quote=True)
@@ -90,7 +96,7 @@ def request_card(req: Request, now: int) -> Message:
         ),
     ]
     shown = [(k, v) for k, v in rows if v]
-    body = [f"📋 {clean(req.title)}", ""]
+    body = [f"📋 {inline(req.title)}", ""]
     body += [f"{k}: {clean(v)}" for k, v in shown]
     body += ["", "Statement:", clean(req.statement), "", "Participation principles:"]
     body += [f"• {name} — {text}" for name, text in PRINCIPLES]
@@ -108,7 +114,7 @@ def ballot(req: Request, prefix: str) -> Message:
     """The ballot: react to take a position, or use a command with a reason."""
     legend = [f"{emoji} {position.label}" for emoji, position in LEGEND]
     body = (
-        f"🗳 Ballot for {clean(req.title)}\n"
+        f"🗳 Ballot for {inline(req.title)}\n"
         f"React to this message: {' · '.join(legend)}\n"
         f"Or with a reason: {prefix} support|no-objection|concern|abstain [REASON] · "
         f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw\n"
@@ -130,7 +136,7 @@ def ballot(req: Request, prefix: str) -> Message:
 def announcement(req: Request) -> Message:
     """Main-room note that a request was filed and its room opened."""
     link = _permalink(req.room_id) if req.room_id else ""
-    body = f"📋 {clean(req.title)} is open until {format_utc(req.deadline_at)}. {link}".strip()
+    body = f"📋 {inline(req.title)} is open until {format_utc(req.deadline_at)}. {link}".strip()
     html_ = (
         f"<p>📋 <b>{esc(req.title)}</b> is open until {format_utc(req.deadline_at)}."
         + (f' <a href="{esc(link)}">Go to its room</a>' if link else "")
@@ -168,7 +174,7 @@ def _breakdown_lines(rows: Sequence[GroupBreakdown]) -> list[str]:
 
 
 def _objection_line(o: Objection) -> str:
-    reason = clean(o.reason, 300) if o.reason else "(no reason given yet)"
+    reason = inline(o.reason, 300) if o.reason else "(no reason given yet)"
     return f"#{o.id} by {o.member}: {reason}"
 
 
@@ -183,7 +189,7 @@ def summary(
     """The draft sense of the room (or the current status when not `final`)."""
     title = "Draft sense of the room" if final else "Status"
     participation = f"{sense.participated} of {sense.eligible} eligible members took a position"
-    lines = [f"🧭 {title} for {clean(req.title)}", f"Proposed: {sense.proposal.label}"]
+    lines = [f"🧭 {title} for {inline(req.title)}", f"Proposed: {sense.proposal.label}"]
     if not final:
         lines[1] = f"If it closed now: {sense.proposal.label}"
     lines.append(participation + (f"; {len(sense.recused)} recused" if sense.recused else ""))
@@ -245,8 +251,8 @@ def outcome(req: Request, record_head: str, prefix: str = "!cb") -> Message:
         "decline": "is declined",
         "no-consensus": "was not admitted: no consensus",
     }[req.outcome.value]
-    rationale = clean(req.rationale, 1_000) if req.rationale else ""
-    body = f"🏁 {clean(req.title)}: the applicant {verb}. Decided by {req.decided_by}."
+    rationale = inline(req.rationale, 1_000) if req.rationale else ""
+    body = f"🏁 {inline(req.title)}: the applicant {verb}. Decided by {req.decided_by}."
     if rationale:
         body += f"\nRationale: {rationale}"
     html_ = (
@@ -305,7 +311,7 @@ def poll_start(req: Request) -> dict[str, Any]:
         {"id": position.value, "org.matrix.msc1767.text": f"{emoji} {position.label}"}
         for emoji, position in LEGEND
     ]
-    question = POLL_QUESTION.format(title=clean(req.title, 200))
+    question = POLL_QUESTION.format(title=inline(req.title, 200))
     fallback = (
         question
         + "\n"
@@ -327,7 +333,7 @@ def poll_start(req: Request) -> dict[str, Any]:
 
 def poll_end(req: Request) -> dict[str, Any]:
     """Close the native poll when the ballot closes."""
-    text = f"The ballot of {clean(req.title, 200)} is closed."
+    text = f"The ballot of {inline(req.title, 200)} is closed."
     return {
         "org.matrix.msc3381.poll.end": {},
         "org.matrix.msc1767.text": text,
@@ -341,7 +347,7 @@ def reminder(req: Request, member: str, when_local: str, left: str, prefix: str)
     """A direct message to a member who has not taken a position yet."""
     link = _permalink(req.room_id) if req.room_id else ""
     body = (
-        f"⏰ {member}: the ballot of {clean(req.title)} closes {when_local} (in {left}) and "
+        f"⏰ {member}: the ballot of {inline(req.title)} closes {when_local} (in {left}) and "
         f"you have not taken a position yet. React to the ballot in its room, or answer here "
         f"with {prefix} support --request {req.id} (or no-objection, concern, object REASON, "
         f"abstain, recuse). {link}"

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 REQUEST_STATE_TYPE = "org.consensus_bot.request"  # marks a room as a request's room
-DM_STATE_TYPE = "org.consensus_bot.dm"  # marks the bot's direct chat with a user
 POLL_START = "org.matrix.msc3381.poll.start"
 POLL_END = "org.matrix.msc3381.poll.end"
 CREATE_ROOM_INVITES = 10  # Synapse refuses createRoom with more invitees
+
+
+def request_marker(key: bytes, request_id: int) -> dict[str, Any]:
+    """The marker state event content of a request's room: the request and a secret token
+    only the bot can make (an HMAC under a key that never leaves it)."""
+    label = f"request:{request_id}".encode()
+    token = hmac.new(key, label, hashlib.sha256).hexdigest()[:32]
+    return {"request": request_id, "token": token}
+
+
+def adoptable(state: list[dict[str, Any]], bot_user_id: str, marker: dict[str, Any]) -> bool:
+    """Whether a room's full state shows a room the bot made for this marker: the bot sent
+    its `m.room.create`, and the bot's marker event carries exactly this content."""
+    created_by_bot = False
+    marked = False
+    for event in state:
+        if not isinstance(event, dict):
+            continue
+        kind, sender = event.get("type"), event.get("sender")
+        if kind == "m.room.create" and sender == bot_user_id:
+            created_by_bot = True
+        if kind == REQUEST_STATE_TYPE and event.get("state_key") == "" and sender == bot_user_id:
+            content = event.get("content")
+            marked = isinstance(content, dict) and all(
+                hmac.compare_digest(str(content.get(k)), str(v)) for k, v in marker.items()
+            )
+    return created_by_bot and marked
 
 
 def _state(kind: str, content: dict[str, Any], key: str = "") -> dict[str, Any]:
@@ -58,9 +86,7 @@ def request_room_spec(
     }
 
 
-def dm_initial_state(marker: dict[str, Any]) -> list[dict[str, Any]]:
-    """Initial state of the bot's direct chat with a user."""
-    return [
-        _state(DM_STATE_TYPE, marker),
-        _state("m.room.guest_access", {"guest_access": "forbidden"}),
-    ]
+def dm_initial_state() -> list[dict[str, Any]]:
+    """Initial state of the bot's direct chat with a user (found again by the bot's own
+    table, never by a marker: a marker could be copied into someone else's room)."""
+    return [_state("m.room.guest_access", {"guest_access": "forbidden"})]

@@ -15,22 +15,38 @@ import logging
 
 from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
 from bot.domain.durations import format_duration
-from bot.domain.hums import Hum, Side, Strength, hum_report
+from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
 from bot.domain.ledger import PositionInput
-from bot.domain.lifecycle import Action, LifecycleError, Outcome, RequestState, transition
+from bot.domain.lifecycle import (
+    IN_PROGRESS,
+    UNDECIDED,
+    Action,
+    LifecycleError,
+    Outcome,
+    RequestState,
+    transition,
+)
 from bot.domain.objections import ObjectionState, ObjectionStep, objection_step
 from bot.domain.positions import LEGEND, Position
 from bot.domain.record import HumAggregate
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
 from bot.matrix import render
-from bot.matrix.rooms import CREATE_ROOM_INVITES, POLL_END, POLL_START, request_room_spec
+from bot.matrix.rooms import (
+    CREATE_ROOM_INVITES,
+    POLL_END,
+    POLL_START,
+    request_marker,
+    request_room_spec,
+)
 from bot.services.export import freeze, live_record
-from bot.services.outbox import BALLOT, POLL, Outbox
+from bot.services.outbox import BALLOT, POLL, Outbox, dm
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
 log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
 
 # A request takes inputs once its ballot is open; inputs to a closed or decided ballot are
 # stored (the rule shows them as late) and count again only after a reopen.
@@ -75,15 +91,27 @@ class Ballots:
         return tally.sense(await repo.objections(req.id), self.settings.quorum)
 
     async def hums(self, repo: Repository, req: Request) -> str:
-        """What the room hears of the hums: each side's loudness, never names or counts."""
-        return hum_report(await self._hums(repo, req)).describe()
+        """What the room hears of the hums: each side's loudness, never names or counts, and
+        nothing before the ballot closed."""
+        return (await self._hum_report(repo, req)).describe()
 
-    async def _hums(self, repo: Repository, req: Request) -> list[Hum]:
-        return [Hum(Side(side), Strength(strength)) for side, strength in await repo.hums(req.id)]
+    async def _hum_report(self, repo: Repository, req: Request) -> HumReport:
+        """The hums of members who count now (eligible, on the roster, not recused): a removed
+        or recused member's hum is dropped. Reported only once closed, from `hum_min` on."""
+        tally = await self.count(repo, req)
+        recused = {m for m, p in tally.positions.items() if p is Position.RECUSE}
+        keys = {self.hummer(req.id, v.user_id) for v in tally.voters if v.user_id not in recused}
+        hums = [
+            Hum(Side(side), Strength(strength))
+            for hummer, side, strength in await repo.hums(req.id)
+            if hummer in keys
+        ]
+        closed = req.state is not RequestState.OPEN
+        return hum_report(hums, closed=closed, minimum=self.settings.hum_min)
 
     async def hum_aggregate(self, repo: Repository, req: Request) -> HumAggregate | None:
         """The hums as a decision record may carry them (loudness only), if reportable."""
-        report = hum_report(await self._hums(repo, req))
+        report = await self._hum_report(repo, req)
         return HumAggregate(report.for_.value, report.against.value) if report.reported else None
 
     def hummer(self, request_id: int, member: str) -> str:
@@ -229,41 +257,131 @@ class Ballots:
         *,
         self_applied: bool = False,
     ) -> Request:
-        """File a request and queue its room's creation. Raises ValueError with a user message."""
+        """File a request. A member's or chair's request opens its room at once; an
+        application by direct message waits for a chair's triage, so nothing reaches the
+        members on an outsider's say-so. Raises ValueError with a user message."""
         existing = await repo.request_by_filing(filed_event_id)
         if existing is not None:
             return existing
-        open_one = await repo.active_request_for(applicant.applicant)
+        s = self.settings
+        open_one = await repo.request_for(applicant.applicant, IN_PROGRESS)
         if open_one is not None:
             raise ValueError(f"request #{open_one} for {applicant.applicant} is still open")
-        due = deadline_at if deadline_at is not None else now + self.settings.deadline_ms
-        if due - now < self.settings.min_deadline_ms:
+        user_id = applicant.user_id
+        if user_id is not None:
+            member = await repo.member(user_id)
+            if member is not None and member.active:
+                raise ValueError(f"{user_id} is already a member of the group")
+        if self_applied:
+            today = await repo.filed_by(filed_by, since=now - DAY_MS, self_applied=True)
+            if len(today) >= s.applications_per_day:
+                raise ValueError(
+                    "you already applied today; a chair will look at your application "
+                    f"(#{today[-1].id}) before anything else happens"
+                )
+        elif filed_by not in s.chairs:
+            mine = [r for r in await repo.filed_by(filed_by) if r.state in UNDECIDED]
+            if len(mine) >= s.max_open_requests:
+                numbers = ", ".join(f"#{r.id}" for r in mine)
+                raise ValueError(
+                    f"you have {len(mine)} requests still undecided ({numbers}); wait for "
+                    "one of them, or ask a chair to file this one"
+                )
+        due = deadline_at if deadline_at is not None else now + s.deadline_ms
+        if due - now < s.min_deadline_ms:
             raise ValueError(
                 "the deadline must be at least "
-                f"{format_duration(self.settings.min_deadline_ms)} away, so every region "
+                f"{format_duration(s.min_deadline_ms)} away, so every region "
                 "can take part"
             )
+        state = RequestState.TRIAGE if self_applied else RequestState.PENDING
         request_id = await repo.create_request(
-            applicant, statement, filed_by, filed_event_id, self_applied, due, now
+            applicant, statement, filed_by, filed_event_id, self_applied, due, now, state
         )
         req = await repo.request(request_id)
         assert req is not None
+        if state is RequestState.TRIAGE:
+            await self._announce_triage(out, req)
+            return req
+        await self._open_room(repo, out, req)
+        return req
+
+    async def _announce_triage(self, out: Outbox, req: Request) -> None:
+        chairs = sorted(self.settings.chairs)
+        p = self.settings.prefix
+        text = (
+            f"📥 {render.inline(req.title)} is an application by direct message and waits for "
+            f"a chair: {p} accept {req.id} opens its ballot, {p} reject {req.id} REASON "
+            f"answers the applicant. Nothing has been sent to the members."
+        )
+        await out.message(
+            render.notice("reply", req.id, text, chairs, event="triage"),
+            room_id=self.settings.main_room_id,
+            request_id=req.id,
+        )
+
+    async def accept(self, repo: Repository, out: Outbox, req: Request, now: int) -> Request:
+        """A chair accepts an application from triage: its room and ballot open now, with
+        the default deadline from now."""
+        state = transition(req.state, Action.ACCEPT)
+        await repo.update_request(req.id, state=state, deadline_at=now + self.settings.deadline_ms)
+        accepted = await repo.request(req.id)
+        assert accepted is not None
+        await self._open_room(repo, out, accepted)
+        return accepted
+
+    async def cancel(
+        self, repo: Repository, out: Outbox, req: Request, by: str, reason: str, now: int
+    ) -> Request:
+        """Cancel a request before its decision (a rejection at triage is one): the room is
+        told, timers stop, the record keeps it."""
+        state = transition(req.state, Action.CANCEL)
+        await repo.update_request(
+            req.id, state=state, decided_by=by, rationale=reason, decided_at=now
+        )
+        cancelled = await repo.request(req.id)
+        assert cancelled is not None
+        await self._freeze(repo, cancelled, now)
+        text = f"✖ {render.inline(req.title)} was cancelled by {by}: {render.inline(reason)}"
+        if req.room_id:
+            await out.message(
+                render.notice("outcome", req.id, text, (), event="cancelled"), request_id=req.id
+            )
+        await out.message(
+            render.notice("reply", req.id, text, (), event="cancelled"),
+            room_id=self.settings.main_room_id,
+            request_id=req.id,
+        )
+        if req.self_applied and req.applicant.user_id:
+            await out.message(
+                render.notice(
+                    "reply",
+                    req.id,
+                    f"Your application (#{req.id}) was not taken further: {render.clean(reason)}",
+                    (req.applicant.user_id,),
+                    event="cancelled",
+                ),
+                room_id=dm(req.applicant.user_id),
+            )
+        out.schedule_changed(req.id)
+        return cancelled
+
+    async def _open_room(self, repo: Repository, out: Outbox, req: Request) -> None:
         spec = self._room_spec(req)
         # Invites cost one rate-limited request each; createRoom takes up to ten at once.
         people = {m.user_id for m in await repo.active_members()} | set(self.settings.chairs)
         spec["invite"] = sorted(people - {self.settings.bot_user_id})[:CREATE_ROOM_INVITES]
-        await out.create_room(request_id, spec)
-        return req
+        await out.create_room(req.id, spec)
 
     def _room_spec(self, req: Request) -> dict[str, object]:
         s = self.settings
         return request_room_spec(
-            name=render.clean(req.title, 200),
+            name=render.inline(req.title, 200),
             topic=(
                 f"{s.group_name}: participation request #{req.id}. React to the ballot or use "
                 f"{s.prefix} help."
             ),
-            marker={"request": req.id, "instance": s.instance_id},
+            marker=request_marker(s.marker_key, req.id),
             chairs=s.chairs,
             bot_user_id=s.bot_user_id,
             bot_needs_power_entry=s.bot_needs_power_entry,
@@ -369,16 +487,7 @@ class Ballots:
         decided = await repo.request(req.id)
         assert decided is not None
         s = self.settings
-        record = await live_record(
-            repo,
-            decided,
-            group_name=s.group_name,
-            quorum=s.quorum,
-            skew_ms=s.clock_skew_ms,
-            appeal_window_ms=s.appeal_window_ms,
-            hums=await self.hum_aggregate(repo, decided),
-        )
-        head = await freeze(repo, record, now)
+        head = await self._freeze(repo, decided, now)
         message = render.outcome(decided, head, s.prefix)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
@@ -395,6 +504,20 @@ class Ballots:
         out.schedule_changed(req.id)
         return decided
 
+    async def _freeze(self, repo: Repository, req: Request, now: int) -> str:
+        """Build the request's record by the counting rule and store it for good."""
+        s = self.settings
+        record = await live_record(
+            repo,
+            req,
+            group_name=s.group_name,
+            quorum=s.quorum,
+            skew_ms=s.clock_skew_ms,
+            appeal_window_ms=s.appeal_window_ms,
+            hums=await self.hum_aggregate(repo, req),
+        )
+        return await freeze(repo, record, now)
+
     async def block(self, repo: Repository, out: Outbox, req: Request, why: str, now: int) -> None:
         """The bot lost control of a request's room: stop counting and tell the chairs."""
         try:
@@ -403,8 +526,8 @@ class Ballots:
             return
         await repo.update_request(req.id, state=state)
         text = (
-            f"⚠ {render.clean(req.title)} is blocked: {render.clean(why)}. Positions are no longer "
-            "counted there; a chair should look into it."
+            f"⚠ {render.inline(req.title)} is blocked: {render.inline(why)}. Positions are no "
+            "longer counted there; a chair should look into it."
         )
         await out.message(
             render.Message(

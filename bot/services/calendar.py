@@ -78,7 +78,18 @@ class Calendar:
         if s.digest_cron is not None:
             self.timers.cron("digest", s.digest_cron, zone(s.group_tz), self.fire_digest)
         self.timers.every("nudge", 3_600, self.nudge_chairs)
+        self.timers.every("prune", 86_400, self.prune)
+        await self.prune()
         return len(open_ids)
+
+    async def prune(self) -> None:
+        """Forget sent messages and processed event IDs older than `storage.retention`
+        (decisions, positions and records are never pruned)."""
+        before = self.clock.now_ms() - self.settings.retention_ms
+        async with self.db.transaction() as tx:
+            removed = await Repository(tx).prune(before)
+        if removed:
+            log.info("pruned %d sent messages and processed event IDs", removed)
 
     async def fire_deadline(self, request_id: int) -> None:
         """The deadline timer woke us: close the ballot if it is still open and due."""
@@ -208,7 +219,7 @@ class Calendar:
             return
         chairs = sorted(self.settings.chairs)
         text = (
-            f"Chairs: the last reminder for {render.clean(req.title)} went out and nobody from "
+            f"Chairs: the last reminder for {render.inline(req.title)} went out and nobody from "
             f"{', '.join(silent)} has taken part yet. Consider "
             f"{self.settings.prefix} extend 3d so every stakeholder group can be heard."
         )
@@ -240,7 +251,7 @@ class Calendar:
             sense = await self.ballots.sense(repo, req)
             objections = len(sense.open_objections)
             lines.append(
-                f"  #{req.id} {render.clean(req.applicant.display, 100)} — closes "
+                f"  #{req.id} {render.inline(req.applicant.display, 100)} — closes "
                 f"{format_local(req.deadline_at, tz)} (in "
                 f"{format_duration(req.deadline_at - now)}); {sense.participated}/"
                 f"{sense.eligible} took part"
@@ -253,7 +264,7 @@ class Calendar:
         for req in reversed(drafted):
             waited = format_duration(now - (req.closed_at or now))
             lines.append(
-                f"  #{req.id} {render.clean(req.applicant.display, 100)} — draft: "
+                f"  #{req.id} {render.inline(req.applicant.display, 100)} — draft: "
                 f"{render.proposal_label(req.proposal)} (waiting {waited})"
             )
             data["awaiting_chair"].append(req.id)
@@ -263,7 +274,7 @@ class Calendar:
         for req in decided:
             outcome = req.outcome.value if req.outcome else "?"
             lines.append(
-                f"  #{req.id} {render.clean(req.applicant.display, 100)} — {outcome} "
+                f"  #{req.id} {render.inline(req.applicant.display, 100)} — {outcome} "
                 f"(by {req.decided_by}, {format_utc(req.decided_at or now)})"
             )
             data["decided"].append(req.id)
@@ -305,7 +316,7 @@ class Calendar:
                     continue
                 chairs = sorted(self.settings.chairs)
                 text = (
-                    f"Chairs: the draft sense of the room for {render.clean(req.title)} has "
+                    f"Chairs: the draft sense of the room for {render.inline(req.title)} has "
                     f"waited {format_duration(now - (req.closed_at or now))}. Confirm it "
                     f"({self.settings.prefix} confirm) or decide with a rationale."
                 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote
 
 from bot.domain.clock_rules import zone
@@ -36,7 +35,7 @@ from bot.matrix.events import (
     SyncBatch,
 )
 from bot.matrix.gateway import Gateway, GatewayError
-from bot.matrix.rooms import DM_STATE_TYPE, REQUEST_STATE_TYPE, dm_initial_state
+from bot.matrix.rooms import adoptable, dm_initial_state, request_marker
 from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
@@ -342,34 +341,46 @@ class Engine:
                 await self.ballots.block(repo, Outbox(repo, now), req, why, now)
 
     async def find_created_room(self, item: OutboxItem) -> str | None:
-        """Find a room created for this request before a crash (by its marker state event)."""
+        """Find a room created for this request before a crash: one the bot created (its
+        `m.room.create`) carrying the bot's marker with the request's secret token. A copied
+        marker, or a room someone else created, is never adopted."""
         if self.gateway is None or item.request_id is None:
             return None
-        marker = {"request": item.request_id, "instance": self.settings.instance_id}
-        room_id = await self._find_marked_room(REQUEST_STATE_TYPE, marker)
-        if room_id:
-            log.info("adopting room %s created before a restart", room_id)
-        return room_id
+        marker = request_marker(self.settings.marker_key, item.request_id)
+        for room_id in await self.gateway.joined_rooms():
+            try:
+                state = await self.gateway.raw(
+                    "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/state"
+                )
+            except GatewayError as exc:
+                if exc.transient:
+                    raise  # search again later rather than create a duplicate
+                continue
+            if isinstance(state, list) and adoptable(state, self.settings.bot_user_id, marker):
+                log.info("adopting room %s created before a restart", room_id)
+                return room_id
+        return None
 
     async def dm_room(self, user_id: str) -> str:
-        """The bot's direct chat with a user: known, found again after a crash, or created."""
+        """The bot's direct chat with a user: the one in the bot's own table, or a new one.
+
+        Never found by scanning rooms for a marker: anyone can copy a marker into a room
+        they made. A crash between creating a chat and storing it costs a second chat.
+        """
         async with self.db.transaction() as tx:
             known = await Repository(tx).dm_room(user_id)
         if known:
             return known
         if self.gateway is None:
             raise GatewayError("no homeserver connection")
-        marker = {"user": user_id, "instance": self.settings.instance_id}
-        room_id = await self._find_marked_room(DM_STATE_TYPE, marker)
-        if room_id is None:
-            room_id = await self.gateway.create_room(
-                name="",
-                topic=f"{self.settings.group_name}: Consensus Bot",
-                initial_state=dm_initial_state(marker),
-                power_level_override={},
-                invite=[user_id],
-                is_direct=True,
-            )
+        room_id = await self.gateway.create_room(
+            name="",
+            topic=f"{self.settings.group_name}: Consensus Bot",
+            initial_state=dm_initial_state(),
+            power_level_override={},
+            invite=[user_id],
+            is_direct=True,
+        )
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             await repo.set_dm_room(user_id, room_id, self.clock.now_ms())
@@ -412,19 +423,6 @@ class Engine:
             reschedule = {r.id for r in await repo.requests([RequestState.OPEN])}
         await self.calendar.follow(reschedule)
         return sum(1 for tz in found.values() if tz)
-
-    async def _find_marked_room(self, state_type: str, marker: dict[str, Any]) -> str | None:
-        assert self.gateway is not None
-        for room_id in await self.gateway.joined_rooms():
-            try:
-                content = await self.gateway.state_event(room_id, state_type)
-            except GatewayError as exc:
-                if exc.transient:
-                    raise  # try the whole search again later rather than create a duplicate
-                continue
-            if isinstance(content, dict) and all(content.get(k) == v for k, v in marker.items()):
-                return room_id
-        return None
 
     # --- reconciliation ---------------------------------------------------------------
 

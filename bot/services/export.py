@@ -119,7 +119,7 @@ async def export_record(
     if req is None:
         raise ExportError(f"there is no request #{request_id}")
     frozen = await repo.frozen_records(request_id)
-    if req.state is RequestState.DECIDED and frozen:
+    if req.state in (RequestState.DECIDED, RequestState.CANCELLED) and frozen:
         record: Record = json.loads(frozen[-1].body)
         return record
     return await live_record(

@@ -24,6 +24,7 @@ from bot.domain.lifecycle import (
 )
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
+from bot.domain.ratelimit import MEMBER_TIER, OUTSIDER_TIER, RateLimiter, Verdict
 from bot.domain.request import Applicant, Request
 from bot.matrix import render
 from bot.matrix.events import CommandText
@@ -32,7 +33,7 @@ from bot.services.calendar import Calendar
 from bot.services.export import MEDIA_TYPES, Format, export_record
 from bot.services.export import filename as export_filename
 from bot.services.export import render as render_record
-from bot.services.outbox import Outbox
+from bot.services.outbox import PRIVATE, Outbox
 from bot.services.settings import Settings
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
@@ -51,6 +52,7 @@ class Reply:
     data: Mapping[str, Any] = field(default_factory=dict)
     html: str | None = None
     message: render.Message | None = None  # a fully rendered message instead of `text`
+    private: bool = False  # nothing of it stays in the outbox once sent (hums)
 
 
 def fail(text: str, request: int | None = None) -> Reply:
@@ -74,6 +76,8 @@ class Ctx:
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
 
+MAX_REPLY_BYTES = 32 * 1024  # longer answers go as a file (events are capped at 64 KiB)
+
 _ROLE_REFUSAL = {
     Role.CHAIR: "only a chair can {what}",
     Role.MEMBER: "only members of the group can {what}",
@@ -93,21 +97,34 @@ def _objections_data(objections: list[Objection]) -> dict[str, Any]:
 
 
 async def acknowledge(
-    out: Outbox, event: CommandText, *, ok: bool, message: render.Message | None
+    out: Outbox,
+    event: CommandText,
+    *,
+    ok: bool,
+    message: render.Message | None,
+    private: bool = False,
 ) -> None:
-    """React ✅/❌ to a command and send its reply, if any, in the same room."""
-    await out.react("✅" if ok else "❌", event.event_id, room_id=event.room_id)
+    """React ✅/❌ to a command and send its reply, if any, in the same room.
+
+    A private acknowledgement (a hum's) leaves no trace in the outbox once sent.
+    """
+    purpose = PRIVATE if private else None
+    await out.react("✅" if ok else "❌", event.event_id, room_id=event.room_id, purpose=purpose)
     if message is not None:
-        await out.message(message, room_id=event.room_id, request_id=message.request)
+        request = None if private else message.request
+        await out.message(message, room_id=event.room_id, request_id=request, purpose=purpose)
 
 
 class Handlers:
     """The handler of every declared command, and the dispatcher that checks who and where."""
 
-    def __init__(self, settings: Settings, ballots: Ballots, calendar: Calendar) -> None:
+    def __init__(
+        self, settings: Settings, ballots: Ballots, calendar: Calendar, limiter: RateLimiter
+    ) -> None:
         self.settings = settings
         self.ballots = ballots
         self.calendar = calendar
+        self.limiter = limiter  # per sender: members generous, outsiders strict
         position = self.position
         self.table: dict[str, Handler] = {
             "help": self.help,
@@ -134,6 +151,10 @@ class Handlers:
             "reopen": self.reopen,
             "remind": self.remind,
             "digest": self.digest,
+            "triage": self.triage,
+            "accept": self.accept,
+            "reject": self.reject,
+            "cancel": self.cancel,
             "member add": self.member_add,
             "member remove": self.member_remove,
             "export": self.export,
@@ -153,6 +174,15 @@ class Handlers:
         """Parse, authorise, run and acknowledge one command."""
         parsed = parse(event.body, self.prefix, now)
         if parsed is None:
+            return
+        member = await repo.member(event.sender)
+        trusted = event.sender in self.settings.chairs or (member is not None and member.active)
+        decision = self.limiter.check(event.sender, MEMBER_TIER if trusted else OUTSIDER_TIER, now)
+        if decision.verdict is Verdict.REFUSE_SILENTLY:
+            return  # a flood is not answered: answering it would be the flood
+        if decision.verdict is Verdict.REFUSE:
+            wait = format_duration(max(1_000, decision.retry_after_ms))
+            await self._answer(out, event, fail(f"Too many commands: try again in {wait}."))
             return
         if isinstance(parsed, ParseFailure):
             await self._answer(out, event, self._failure_reply(parsed))
@@ -202,6 +232,8 @@ class Handlers:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
             return fail(f"Not now: {exc}.")
+        except _Refused as exc:
+            return fail(str(exc))
 
     @staticmethod
     def _what(spec: CommandSpec) -> str:
@@ -215,6 +247,9 @@ class Handlers:
             "extend": "extend a deadline",
             "remind": "send reminders",
             "digest": "post the digest",
+            "triage": "see the applications waiting for triage",
+            "accept": "accept an application",
+            "reject": "reject an application",
             "member add": "add members",
             "member remove": "remove members",
         }
@@ -230,7 +265,24 @@ class Handlers:
                 data=reply.data,
                 html_text=reply.html,
             )
-        await acknowledge(out, event, ok=reply.ok, message=message)
+        if message is not None and len(message.body.encode()) > MAX_REPLY_BYTES:
+            # Too long for one event (the homeserver refuses 64 KiB): the whole answer goes
+            # as a text file, with a short note; never silently lost.
+            await out.file(
+                message.body,
+                "answer.txt",
+                "text/plain",
+                {"m.mentions": {}, "consensus_bot": {"kind": "reply", "request": reply.request}},
+                room_id=event.room_id,
+                request_id=reply.request,
+            )
+            message = render.reply(
+                "The answer is long, so it is attached as a file (answer.txt).",
+                request=reply.request,
+                reply_to=event.event_id,
+                data=reply.data,
+            )
+        await acknowledge(out, event, ok=reply.ok, message=message, private=reply.private)
 
     async def _target(self, ctx: Ctx, args: Mapping[str, Any], *, key: str = "request") -> Request:
         """The request a command is about: its number, or the room it is sent in."""
@@ -296,9 +348,18 @@ class Handlers:
             )
         except ValueError as exc:
             return fail(f"Not filed: {exc}.")
+        if req.state is RequestState.TRIAGE:
+            return Reply(
+                True,
+                f"Received: your application is #{req.id}. A chair looks at it first; the "
+                "members are asked only once a chair accepts it, and you will hear from me "
+                "either way.",
+                req.id,
+                {"filed": req.id, "state": req.state.value},
+            )
         return Reply(
             True,
-            f"Filed {render.clean(req.title)}. Its room is being opened; the ballot closes "
+            f"Filed {render.inline(req.title)}. Its room is being opened; the ballot closes "
             f"{format_utc(req.deadline_at)}.",
             req.id,
             {"filed": req.id},
@@ -402,7 +463,7 @@ class Handlers:
             return Reply(True, "No requests are open.")
         lines = []
         for req in reversed(active):
-            line = f"#{req.id} {render.clean(req.applicant.display, 100)} — {req.state.value}"
+            line = f"#{req.id} {render.inline(req.applicant.display, 100)} — {req.state.value}"
             if req.state is RequestState.OPEN:
                 line += f", closes {format_utc(req.deadline_at)}"
             lines.append(line)
@@ -429,10 +490,10 @@ class Handlers:
             return Reply(True, f"No objections to request #{req.id}.", req.id, _objections_data([]))
         lines = []
         for o in objections:
-            reason = render.clean(o.reason, 300) or "(no reason yet)"
+            reason = render.inline(o.reason, 300) or "(no reason yet)"
             line = f"#{o.id} {o.member} — {o.state.value}: {reason}"
             if o.rationale:
-                line += f" | {o.disposed_by}: {render.clean(o.rationale, 300)}"
+                line += f" | {o.disposed_by}: {render.inline(o.rationale, 300)}"
             lines.append(line)
         return Reply(True, "\n".join(lines), req.id, _objections_data(objections))
 
@@ -597,11 +658,14 @@ class Handlers:
         strength = str(args.get("strength") or "soft")
         hummer = self.ballots.hummer(req.id, ctx.event.sender)
         await ctx.repo.set_hum(req.id, hummer, str(args["side"]), strength)
-        # The answer goes to this direct chat only and names no side: nothing to overhear.
+        # The answer goes to this direct chat only and names no side: nothing to overhear;
+        # once sent, the outbox forgets it.
         return Reply(
             True,
-            f"Your hum on request #{req.id} is recorded. Nobody sees who hummed what; the room "
-            "only hears how loud each side is. Hum again to change it.",
+            f"Your hum on request #{req.id} is recorded. Nobody sees who hummed what; when the "
+            "ballot closes the room hears only how loud each side is, once enough members "
+            "hummed. Hum again to change it while the ballot is open.",
+            private=True,
         )
 
     async def remind(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -616,6 +680,55 @@ class Handlers:
         if not sent:
             return Reply(True, "Everyone eligible has taken a position: nobody to remind.", req.id)
         return Reply(True, f"Reminded {sent} member(s) by direct message.", req.id)
+
+    async def triage(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`triage`: applications waiting for a chair."""
+        waiting = await ctx.repo.requests([RequestState.TRIAGE])
+        if not waiting:
+            return Reply(True, "No applications are waiting for triage.", data={"triage": []})
+        lines = [
+            f"#{r.id} {render.inline(r.applicant.display, 100)} — {render.inline(r.statement, 200)}"
+            for r in waiting
+        ]
+        p = self.prefix
+        lines.append(f"Accept with {p} accept N, or answer with {p} reject N REASON.")
+        return Reply(True, "\n".join(lines), data={"triage": [r.id for r in waiting]})
+
+    async def accept(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`accept N`: open the ballot of an application from triage."""
+        req = await self._request(ctx, args)
+        accepted = await self.ballots.accept(ctx.repo, ctx.out, req, ctx.now)
+        return Reply(
+            True,
+            f"Accepted {render.inline(accepted.title)}: its room is being opened; the ballot "
+            f"closes {format_utc(accepted.deadline_at)}.",
+            accepted.id,
+        )
+
+    async def reject(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`reject N REASON`: turn down an application from triage."""
+        req = await self._request(ctx, args)
+        if req.state is not RequestState.TRIAGE:
+            return fail(f"request #{req.id} is not waiting for triage ({req.state.value}).")
+        reason = render.clean(str(args["reason"]), 2_000)
+        await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
+        return Reply(True, f"Application #{req.id} was rejected; the applicant is told.", req.id)
+
+    async def cancel(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`cancel N REASON`: by the request's filer or a chair, before the decision."""
+        req = await self._request(ctx, args)
+        if not ctx.is_chair and ctx.event.sender != req.filed_by:
+            return fail(f"only the filer of request #{req.id} or a chair can cancel it.")
+        reason = render.clean(str(args["reason"]), 2_000)
+        await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
+        return Reply(True, f"Request #{req.id} is cancelled.", req.id)
+
+    async def _request(self, ctx: Ctx, args: Mapping[str, Any]) -> Request:
+        number = int(args["request"])
+        req = await ctx.repo.request(number)
+        if req is None:
+            raise _Refused(f"there is no request #{number} (see {self.prefix} list).")
+        return req
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`digest`: post the digest in the main room now."""

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BALLOT = "ballot"  # `target` placeholder: the request's ballot event, resolved when sent
 POLL = "poll"  # `target` placeholder: the request's poll event
+PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
 
 
@@ -85,10 +86,16 @@ class Outbox:
         *,
         room_id: str | None = None,
         request_id: int | None = None,
+        purpose: str | None = None,
     ) -> None:
         """React to `target` (an event ID, or BALLOT for the request's ballot)."""
         await self._put(
-            "reaction", {"key": key}, room_id=room_id, request_id=request_id, target=target
+            "reaction",
+            {"key": key},
+            room_id=room_id,
+            request_id=request_id,
+            target=target,
+            purpose=purpose,
         )
 
     async def event(
@@ -309,8 +316,16 @@ class OutboxSender:
         # Sent (or a room created before a failure adopted): record it with its result.
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            await repo.outbox_done(item.id, result, self.clock.now_ms())
             await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
+            # A private answer leaves nothing behind; a sent file's bytes are not kept.
+            private = item.purpose == PRIVATE
+            await repo.outbox_done(
+                item.id,
+                result,
+                self.clock.now_ms(),
+                keep_payload=not private and item.op != "file",
+                keep_where=not private,
+            )
         self.sent += 1
         try:
             await self.hooks.after_sent(item)

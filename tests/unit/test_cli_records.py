@@ -251,19 +251,33 @@ def test_the_record_carries_hums_as_loudness_only(
     async def hum() -> None:
         db = Database(db_path)
         await db.open()
+        settings = Settings(
+            "@bot:x", "!cb", "!main:x", "Example Collaboration Group", CHAIRS, hum_min=5
+        )
+        ballots = Ballots(settings)
         async with db.transaction() as tx:
             repo = Repository(tx)
-            for hummer, side, strength in (
-                ("h1", "for", "loud"),
-                ("h2", "for", "soft"),
-                ("h3", "against", "soft"),
+            # Five eligible members hum (the default minimum), plus one outsider whose hum is
+            # dropped: only eligible members' hums are heard.
+            hummers = [f"@h{n}:example.org" for n in range(1, 6)]
+            for user in hummers:
+                await repo.seed_member(user, "academia", "europe", 1)
+                await tx.execute(
+                    "INSERT INTO eligible(request_id, user_id, stakeholder, region) "
+                    "VALUES (1, ?, 'academia', 'europe')",
+                    (user,),
+                )
+            for user, side, strength in zip(
+                [*hummers, "@outsider:example.org"],
+                ["for", "for", "for", "against", "for", "against"],
+                ["loud", "soft", "loud", "soft", "soft", "loud"],
+                strict=True,
             ):
-                await repo.set_hum(1, hummer, side, strength)
+                await repo.set_hum(1, ballots.hummer(1, user), side, strength)
             # Hums reach the record only when the chair decides (never live).
             req = await repo.request(1)
             assert req is not None
-            settings = Settings("@bot:x", "!cb", "!main:x", "Example Collaboration Group", CHAIRS)
-            await Ballots(settings).decide(
+            await ballots.decide(
                 repo,
                 Outbox(repo, 100),
                 req,
@@ -279,4 +293,7 @@ def test_the_record_carries_hums_as_loudness_only(
     assert main(["export", "--config", str(config), "--request", "1", "--format", "json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["hums"] == {"for": "loud", "against": "soft"}
-    assert "h1" not in json.dumps(record)
+    # No stored hum key (which would tie a hum to its row) reaches the record.
+    text = json.dumps(record)
+    ballots = Ballots(Settings("@bot:x", "!cb", "!main:x", "G", CHAIRS))
+    assert all(ballots.hummer(1, f"@h{n}:example.org") not in text for n in range(1, 6))

@@ -88,7 +88,7 @@ def test_spec_table_covers_the_product_contract() -> None:
         "help", "request", "apply", "support", "no-objection", "concern", "object", "abstain",
         "recuse", "withdraw", "hum", "status", "list", "members", "objections", "dispose",
         "deadline", "extend", "close", "confirm", "decide", "reopen", "remind", "digest",
-        "member add", "member remove", "export",
+        "member add", "member remove", "export", "triage", "accept", "reject", "cancel",
     }  # fmt: skip
     assert {spec.name for spec in COMMANDS} == expected
     assert len(COMMANDS) == len(expected)

@@ -696,6 +696,13 @@ ALLOWED = {
     (S.DRAFTED, A.BLOCK): S.BLOCKED,
     (S.BLOCKED, A.DECIDE): S.DECIDED,
     (S.DECIDED, A.REOPEN): S.OPEN,
+    # An application waits for a chair; anything undecided can be cancelled.
+    (S.TRIAGE, A.ACCEPT): S.PENDING,
+    (S.TRIAGE, A.CANCEL): S.CANCELLED,
+    (S.PENDING, A.CANCEL): S.CANCELLED,
+    (S.OPEN, A.CANCEL): S.CANCELLED,
+    (S.DRAFTED, A.CANCEL): S.CANCELLED,
+    (S.BLOCKED, A.CANCEL): S.CANCELLED,
 }
 
 
@@ -711,10 +718,13 @@ def test_transitions(state: RequestState, action: Action) -> None:
         assert str(caught.value)
 
 
-def test_only_a_chairs_decision_leaves_blocked() -> None:
+def test_only_a_chairs_decision_or_cancellation_leaves_blocked() -> None:
     for action in Action:
         if action is Action.DECIDE:
             assert transition(RequestState.BLOCKED, action) is RequestState.DECIDED
+            continue
+        if action is Action.CANCEL:
+            assert transition(RequestState.BLOCKED, action) is RequestState.CANCELLED
             continue
         with pytest.raises(LifecycleError):
             transition(RequestState.BLOCKED, action)

@@ -1,0 +1,72 @@
+"""The bot's secret keys, in a file beside the database and never inside it.
+
+`<database>.key` (mode 0600) holds two random keys as JSON:
+- `hums`: the HMAC key under which hums are stored, so that a copy of the database (a backup)
+  cannot tell who hummed what;
+- `markers`: the HMAC key of the per-room tokens in the marker state events of the rooms the
+  bot creates, so that nobody can plant a room the bot would adopt.
+
+Back it up separately from the database (see the README). A database from before the key file
+kept the hum key in its `meta` table: it is moved here once, at the first start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.database import DatabaseError
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The bot's secret keys."""
+
+    hums: bytes
+    markers: bytes
+
+
+def key_path(db_path: Path) -> Path:
+    """Where the key file of a database lives."""
+    return db_path.with_name(db_path.name + ".key")
+
+
+def load_keys(db_path: Path) -> Keys | None:
+    """The keys beside a database, or None when there is no key file yet."""
+    path = key_path(db_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DatabaseError(f"cannot read the key file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+        return Keys(bytes.fromhex(data["hums"]), bytes.fromhex(data["markers"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatabaseError(
+            f"the key file {path} is damaged; restore it from your backup of the key file"
+        ) from exc
+
+
+def create_keys(db_path: Path, legacy_hum_key: str | None = None) -> Keys:
+    """Write a new key file (0600); keeps a hum key moved from an older database."""
+    path = key_path(db_path)
+    hums = legacy_hum_key or secrets.token_hex(32)
+    data = {"hums": hums, "markers": secrets.token_hex(32)}
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        found = load_keys(db_path)
+        assert found is not None
+        return found
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the key file {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(data) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Keys(bytes.fromhex(data["hums"]), bytes.fromhex(data["markers"]))

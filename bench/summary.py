@@ -164,6 +164,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
     finally:
         await db.close()
     bot_laps, sense_laps = bot_laps[1:], sense_laps[1:]  # the first round warms the caches
+    assert req is not None
     window = ballots.window(req)
     count_laps: list[float] = []
     for _ in range(rounds):
@@ -186,14 +187,14 @@ async def _run(quick: bool, workdir: Path) -> Result:
         for _ in range(rounds + 1):
             t0 = time.perf_counter()
             await conn.execute("BEGIN")
-            fetched = 0
+            got = []
             for i, sql in enumerate(BARE_QUERIES):
                 q0 = time.perf_counter()
-                fetched += len(await conn.execute_fetchall(sql, (1,)))
+                got.append(await conn.execute_fetchall(sql, (1,)))
                 bare_parts[i].append(time.perf_counter() - q0)
             await conn.execute("COMMIT")
             bare_laps.append(time.perf_counter() - t0)
-            bare_rows.append(fetched)
+            bare_rows.append(sum(1 for result in got for _ in result))
     finally:
         await conn.close()
     bare_laps = bare_laps[1:]

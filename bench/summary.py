@@ -4,13 +4,18 @@ The database holds 10,000 members, one open request whose eligibility snapshot i
 roster, positions from 7,000 of them (some objections open, some addressed) and a second open
 request with its own positions (so the queries must pick the right rows). Timed, repeated:
 
-* bot: `Engine.sense(repo, req)` — the stored voters, current positions and objections read
-  through `Repository` and drafted by `bot.domain.sense.determine` — plus
-  `bot.matrix.render.summary` (the message the chair gets), in one read transaction;
-* baseline, same run: the same three result sets fetched with bare aiosqlite
-  (`execute_fetchall`, no row objects, no logic) — the floor for reading what the draft needs.
+* bot: `Ballots.sense(repo, req)` — the request's raw rows loaded by `Repository.rows` (the
+  eligible snapshot, every input, the redactions aimed at them), counted by the one rule
+  `bot.domain.counting.count`, the objections read by `Repository.objections` and the whole
+  drafted by `bot.domain.sense.determine` — plus `bot.matrix.render.summary` (the message the
+  chair gets), in one read transaction, on the services `bot.app.build_engine` wires;
+* baseline, same run: the same four result sets fetched with bare aiosqlite
+  (`execute_fetchall`, the statements `Repository` runs, no row objects, no logic) — the floor
+  for reading what the draft needs — and `determine` alone on values already in memory (the
+  floor for drafting). Their sum is the least a draft can cost; above it is the price of the
+  row objects and of the counting rule.
 
-Also `determine` alone, on values already in memory.
+`count` alone, on rows already in memory, is timed too.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from pathlib import Path
 from bench import Result, note, percentile
 from bench.ingest import (
     SERVER,
-    SQL_CURRENT,
     SQL_INPUT,
     SQL_OBJECTION,
     event_id,
@@ -37,22 +41,27 @@ MAX_EVENT_BYTES = 65_536  # the spec's limit for a whole event (PDU), content in
 POSITIONS = ("support", "no-objection", "concern", "object", "abstain", "recuse")
 WEIGHTS = (45, 25, 15, 3, 8, 4)
 
+# What `Repository.rows` (eligible snapshot with removal times, inputs, redactions aimed at
+# them) and `Repository.objections` read, statement for statement: keep them in step.
 BARE_QUERIES = (
     (
-        "SELECT e.user_id, e.stakeholder, e.region FROM eligible e "
-        "JOIN members m ON m.user_id = e.user_id AND m.active = 1 "
-        "WHERE e.request_id = ? ORDER BY e.user_id"
+        "SELECT e.user_id, e.stakeholder, e.region, "
+        "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END AS removed_at "
+        "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ? "
+        "ORDER BY e.user_id"
     ),
+    "SELECT * FROM position_inputs WHERE request_id = ? ORDER BY id",
     (
-        "SELECT c.*, p.source FROM current_positions c "
-        "JOIN position_inputs p ON p.event_id = c.event_id WHERE c.request_id = ?"
+        "SELECT r.* FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "
+        "WHERE p.request_id = ? ORDER BY r.recorded_at, r.event_id"
     ),
     "SELECT * FROM objections WHERE request_id = ? ORDER BY id",
 )
 
 
 async def build(path: Path, members: int, taking_part: int) -> None:
-    """Members and two open ballots through `Repository`; positions bulk-inserted."""
+    """Members and two open ballots through `Repository`; position inputs bulk-inserted with
+    the columns `Repository.add_input` writes."""
     from bot.domain.lifecycle import RequestState
     from bot.domain.request import Applicant
     from storage.database import Database
@@ -80,17 +89,18 @@ async def build(path: Path, members: int, taking_part: int) -> None:
                     rid, state=RequestState.OPEN, room_id=f"!r{r}:{SERVER}", opened_at=now
                 )
                 await repo.snapshot_eligible(rid)
-                inputs, current, objections = [], [], []
+                # One input per member taking part, in the request's room: what the rule counts
+                # (there is no stored current position; it is derived from these rows).
+                inputs, objections = [], []
                 who = rng.sample(range(members), taking_part)
+                room = f"!r{r}:{SERVER}"
                 for n, i in enumerate(who):
                     eid = event_id(r * 1_000_000 + n)
                     pos = rng.choices(POSITIONS, WEIGHTS)[0]
-                    inputs.append((rid, member_id(i), eid, "reaction", pos, None, now, now))
-                    current.append((rid, member_id(i), pos, None, eid, now))
+                    inputs.append((rid, member_id(i), eid, "reaction", pos, None, now, now, room))
                     if pos == "object":
                         objections.append((rid, member_id(i), eid, "A reason.", now))
                 await tx.executemany(SQL_INPUT, inputs)
-                await tx.executemany(SQL_CURRENT, current)
                 await tx.executemany(SQL_OBJECTION, objections)
             # Half the objections on request 1 were addressed by the chair.
             await tx.execute(
@@ -105,11 +115,10 @@ async def build(path: Path, members: int, taking_part: int) -> None:
 async def _run(quick: bool, workdir: Path) -> Result:
     import aiosqlite
 
-    from bench.ingest import settings
+    from bench.ingest import engine
+    from bot.domain.counting import count
     from bot.domain.sense import Voter, determine
     from bot.matrix import render
-    from bot.services.clock import SystemClock
-    from bot.services.engine import Engine
     from storage.database import Database
     from storage.repo import Repository
 
@@ -122,7 +131,9 @@ async def _run(quick: bool, workdir: Path) -> Result:
 
     db = Database(path)
     await db.open()
-    engine = Engine(settings(), db, SystemClock())
+    ballots = engine(db).ballots
+    quorum = ballots.settings.quorum
+    chair = [f"@chair:{SERVER}"]
     bot_laps: list[float] = []
     sense_laps: list[float] = []
     try:
@@ -132,83 +143,98 @@ async def _run(quick: bool, workdir: Path) -> Result:
                 repo = Repository(tx)
                 req = await repo.request(1)
                 assert req is not None
-                sense = await engine.sense(repo, req)
+                sense = await ballots.sense(repo, req)
             t1 = time.perf_counter()
-            message = render.summary(req, sense, final=True, mentions=[f"@chair:{SERVER}"])
+            message = render.summary(req, sense, final=True, mentions=chair)
             t2 = time.perf_counter()
             bot_laps.append(t2 - t0)
             sense_laps.append(t1 - t0)
-        parts: dict[str, list[float]] = {"voters": [], "current": [], "objections": []}
+        # The same steps one by one, for where the time goes.
+        parts: dict[str, list[float]] = {"rows": [], "objections": []}
         for _ in range(rounds):
             async with db.transaction() as tx:
                 repo = Repository(tx)
                 t0 = time.perf_counter()
-                voters = await repo.voters(1)
+                rows = await repo.rows(1)
                 t1 = time.perf_counter()
-                current = await repo.current(1)
-                t2 = time.perf_counter()
                 objections = await repo.objections(1)
-                t3 = time.perf_counter()
-            parts["voters"].append(t1 - t0)
-            parts["current"].append(t2 - t1)
-            parts["objections"].append(t3 - t2)
+                t2 = time.perf_counter()
+            parts["rows"].append(t1 - t0)
+            parts["objections"].append(t2 - t1)
     finally:
         await db.close()
     bot_laps, sense_laps = bot_laps[1:], sense_laps[1:]  # the first round warms the caches
-    positions = {m: i.position for m, i in current.items() if i.position is not None}
-    det_laps = []
+    assert req is not None
+    window = ballots.window(req)
+    count_laps: list[float] = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        determine(voters, positions, objections, 0.5)
+        tally = count(window, rows.snapshot, rows.removed, rows.inputs, rows.redactions)
+        count_laps.append(time.perf_counter() - t0)
+    voters, positions = tally.voters, tally.positions
+    det_laps: list[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        drafted = determine(voters, positions, objections, quorum)
         det_laps.append(time.perf_counter() - t0)
+    assert drafted == sense, "the steps one by one must draft what Ballots.sense drafts"
 
     bare_laps: list[float] = []
     bare_parts: list[list[float]] = [[] for _ in BARE_QUERIES]
+    bare_rows: list[int] = []
     conn = await aiosqlite.connect(path, isolation_level=None)
     try:
         for _ in range(rounds + 1):
             t0 = time.perf_counter()
             await conn.execute("BEGIN")
+            got = []
             for i, sql in enumerate(BARE_QUERIES):
                 q0 = time.perf_counter()
-                await conn.execute_fetchall(sql, (1,))
+                got.append(await conn.execute_fetchall(sql, (1,)))
                 bare_parts[i].append(time.perf_counter() - q0)
             await conn.execute("COMMIT")
             bare_laps.append(time.perf_counter() - t0)
+            bare_rows.append(sum(1 for result in got for _ in result))
     finally:
         await conn.close()
     bare_laps = bare_laps[1:]
     render_laps = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        render.summary(req, sense, final=True, mentions=[f"@chair:{SERVER}"])
+        render.summary(req, sense, final=True, mentions=chair)
         render_laps.append(time.perf_counter() - t0)
 
     size = len(json.dumps(message.content(), ensure_ascii=False).encode())
+    read = len(rows.eligible) + len(rows.inputs) + len(rows.redactions) + len(objections)
+    assert bare_rows[-1] == read, (bare_rows[-1], read)
 
     def ms(values: list[float]) -> str:
         return f"{percentile(values, 50) * 1000:.1f}"
 
     p50, p95 = percentile(bot_laps, 50), percentile(bot_laps, 95)
     sense50 = percentile(sense_laps, 50)
-    bare50 = percentile(bare_laps, 50)
+    bare50, det50 = percentile(bare_laps, 50), percentile(det_laps, 50)
+    floor = bare50 + det50
     assert isinstance(voters[0], Voter)
     line = (
         f"summary: draft sense for {len(voters):,} eligible members "
         f"({sense.participated:,} took part, proposal {sense.proposal.value}): p50 "
-        f"{p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (read+draft {sense50 * 1000:.1f} "
-        f"ms, determine alone {percentile(det_laps, 50) * 1000:.1f} ms); ×{p50 / bare50:.2f} "
-        f"a bare aiosqlite read of the same rows ({bare50 * 1000:.1f} ms)"
+        f"{p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (Ballots.sense: read+count+draft "
+        f"{sense50 * 1000:.1f} ms); ×{p50 / bare50:.2f} a bare aiosqlite read of the same rows "
+        f"({bare50 * 1000:.1f} ms), ×{sense50 / floor:.2f} for Ballots.sense against that read + "
+        f"determine alone ({floor * 1000:.1f} ms, determine {det50 * 1000:.1f} ms)"
     )
     result = Result("summary", line, True)
     result.check(p95 < 0.050, f"p95 {p95 * 1000:.1f} ms ≥ 50 ms")
     result.details += [
-        f"where the time goes (p50): Repository.voters {ms(parts['voters'])} ms (bare query "
-        f"{ms(bare_parts[0][1:])} ms), Repository.current {ms(parts['current'])} ms (bare "
-        f"{ms(bare_parts[1][1:])} ms), Repository.objections {ms(parts['objections'])} ms (bare "
-        f"{ms(bare_parts[2][1:])} ms), determine {ms(det_laps)} ms, render.summary "
-        f"{ms(render_laps)} ms",
-        f"{rounds} rounds; message {len(message.body):,} characters of text, "
+        f"where the time goes (p50): Repository.rows {ms(parts['rows'])} ms (bare: eligible "
+        f"{ms(bare_parts[0][1:])} ms, inputs {ms(bare_parts[1][1:])} ms, redactions "
+        f"{ms(bare_parts[2][1:])} ms), Repository.objections {ms(parts['objections'])} ms (bare "
+        f"{ms(bare_parts[3][1:])} ms), counting.count {ms(count_laps)} ms, determine "
+        f"{ms(det_laps)} ms, render.summary {ms(render_laps)} ms",
+        f"{rounds} rounds; rows read per draft: {len(rows.eligible):,} eligible, "
+        f"{len(rows.inputs):,} inputs, {len(rows.redactions):,} redactions, {len(objections):,} "
+        f"objections; message {len(message.body):,} characters of text, "
         f"{len(message.html):,} of HTML, {size:,} bytes of event content as JSON",
     ]
     if size > MAX_EVENT_BYTES:

@@ -43,6 +43,7 @@ class OutboxItem:
     purpose: str | None
     payload: dict[str, Any]
     attempts: int
+    created_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,6 +635,7 @@ class Repository:
                 purpose=r["purpose"],
                 payload=json.loads(r["payload"]),
                 attempts=r["attempts"],
+                created_at=r["created_at"],
             )
             for r in rows
         ]
@@ -660,6 +662,18 @@ class Repository:
                 "UPDATE outbox SET room_id = NULL, target = NULL, request_id = NULL WHERE id = ?",
                 (item_id,),
             )
+
+    async def upload(self, key: str) -> str | None:
+        """The mxc:// URI of an earlier upload of unchanging content, if any."""
+        value = await self.tx.fetchval("SELECT uri FROM uploads WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    async def remember_upload(self, key: str, uri: str, now: int) -> None:
+        """Remember where unchanging content was uploaded."""
+        await self.tx.execute(
+            "INSERT OR IGNORE INTO uploads(key, uri, created_at) VALUES (?, ?, ?)",
+            (key, uri, now),
+        )
 
     async def prune(self, before: int) -> int:
         """Forget sent or failed outbox rows and processed events older than `before`."""

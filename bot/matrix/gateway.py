@@ -403,6 +403,15 @@ class Gateway:
         events = [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)]
         return events, (end if isinstance(end, str) and events else None)
 
+    async def recent_events(self, room_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The room's latest events, newest first (one page of /messages without a token)."""
+        query = {"dir": "b", "limit": str(limit)}
+        page = await self.raw(
+            "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages?{urlencode(query)}"
+        )
+        chunk = page.get("chunk")
+        return [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)]
+
     async def default_room_version(self) -> str:
         """The room version this server creates by default."""
         caps = await self.raw("GET", "/_matrix/client/v3/capabilities")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from bot.domain.counting import DEFAULT_SKEW_MS
-from bot.domain.lifecycle import RequestState
+from bot.domain.lifecycle import FINAL
 from bot.domain.record import (
     DatedObjection,
     HumAggregate,
@@ -119,7 +119,7 @@ async def export_record(
     if req is None:
         raise ExportError(f"there is no request #{request_id}")
     frozen = await repo.frozen_records(request_id)
-    if req.state in (RequestState.DECIDED, RequestState.CANCELLED) and frozen:
+    if req.state in FINAL and frozen:
         record: Record = json.loads(frozen[-1].body)
         return record
     return await live_record(

@@ -15,6 +15,7 @@ from typing import Any
 from bot.domain.durations import format_duration, format_utc
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
+    FINAL,
     Action,
     LifecycleError,
     Outcome,
@@ -767,6 +768,7 @@ class Handlers:
             caption,
             room_id=ctx.event.room_id,
             request_id=req.id,
+            cache_key=f"{record['head']}.{fmt}" if req.state in FINAL else None,
         )
         return Reply(True)
 

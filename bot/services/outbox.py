@@ -36,6 +36,8 @@ def dm(user_id: str) -> str:
     return DM + user_id
 
 
+TXN_KEY = "org.consensus_bot.txn"  # every sent event carries its transaction ID
+DEDUP_WINDOW_MS = 23 * 3_600_000  # the homeserver drops a resent txn ID for 24 h
 MAX_BACKOFF_S = 60.0
 TRIES_PER_PASS = 4  # transient failures (not rate limits) before an item is deferred
 RETRY_DEFERRED_S = 30.0  # how soon deferred items are tried again
@@ -137,9 +139,20 @@ class Outbox:
         *,
         room_id: str,
         request_id: int | None = None,
+        cache_key: str | None = None,
     ) -> None:
-        """Upload `data` as a file and post it (with `caption`'s consensus_bot block)."""
-        payload = {"data": data, "filename": filename, "mimetype": mimetype, "caption": caption}
+        """Upload `data` as a file and post it (with `caption`'s consensus_bot block).
+
+        With a `cache_key` (content that never changes, e.g. a frozen record), the file is
+        uploaded once and every later post refers to the same upload.
+        """
+        payload = {
+            "data": data,
+            "filename": filename,
+            "mimetype": mimetype,
+            "caption": caption,
+            "cache_key": cache_key,
+        }
         await self._put("file", payload, room_id=room_id, request_id=request_id)
 
     async def invite(
@@ -373,15 +386,22 @@ class OutboxSender:
                 invite=p.get("invite", []),
             )
         room_id, target = await self._resolve(item)
+        if item.op in ("message", "event", "file") and self._past_dedup(item):
+            # The homeserver forgets transaction IDs after a day: after a longer outage a
+            # resend could post twice, so look for the marked event first.
+            found = await self._sent_before(room_id, item.txn_id)
+            if found:
+                return found
         if item.op == "message":
-            return await self.gateway.send_message(room_id, item.payload, item.txn_id)
+            content = {**item.payload, TXN_KEY: item.txn_id}
+            return await self.gateway.send_message(room_id, content, item.txn_id)
         if item.op == "reaction":
             assert target is not None
             return await self.gateway.send_reaction(
                 room_id, target, item.payload["key"], item.txn_id
             )
         if item.op == "event":
-            content = dict(item.payload["content"])
+            content = {**item.payload["content"], TXN_KEY: item.txn_id}
             if target is not None:  # relate to the resolved event (e.g. a poll's end)
                 content["m.relates_to"] = {"rel_type": "m.reference", "event_id": target}
             return await self.gateway.send_message(
@@ -390,9 +410,10 @@ class OutboxSender:
         if item.op == "file":
             p = item.payload
             raw = p["data"].encode("utf-8")
-            uri = await self.gateway.upload(raw, p["mimetype"], p["filename"])
+            uri = await self._upload(raw, p["mimetype"], p["filename"], p.get("cache_key"))
             content = {
                 **p["caption"],
+                TXN_KEY: item.txn_id,
                 "msgtype": "m.file",
                 "body": p["filename"],
                 "filename": p["filename"],
@@ -408,6 +429,36 @@ class OutboxSender:
             await self.gateway.invite(room_id, item.payload["user_id"])
             return str(item.payload["user_id"])
         raise _Unresolvable(f"unknown operation {item.op}")
+
+    def _past_dedup(self, item: OutboxItem) -> bool:
+        return self.clock.now_ms() - item.created_at > DEDUP_WINDOW_MS
+
+    async def _sent_before(self, room_id: str, txn_id: str) -> str | None:
+        """The event this bot sent with this transaction ID, if it is among the room's
+        latest events (a resend after a long outage)."""
+        for event in await self.gateway.recent_events(room_id):
+            content = event.get("content")
+            if (
+                event.get("sender") == self.gateway.user_id
+                and isinstance(content, dict)
+                and content.get(TXN_KEY) == txn_id
+                and isinstance(event.get("event_id"), str)
+            ):
+                return str(event["event_id"])
+        return None
+
+    async def _upload(self, raw: bytes, mimetype: str, filename: str, cache_key: str | None) -> str:
+        """Upload a file, or reuse the upload of the same unchanging content."""
+        if cache_key:
+            async with self.db.transaction() as tx:
+                known = await Repository(tx).upload(cache_key)
+            if known:
+                return known
+        uri = await self.gateway.upload(raw, mimetype, filename)
+        if cache_key:
+            async with self.db.transaction() as tx:
+                await Repository(tx).remember_upload(cache_key, uri, self.clock.now_ms())
+        return uri
 
 
 def _keys(item: OutboxItem) -> set[object]:

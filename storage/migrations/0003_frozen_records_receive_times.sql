@@ -27,3 +27,11 @@ CREATE TABLE records (
     frozen_at  INTEGER NOT NULL,
     PRIMARY KEY (request_id, segment)
 ) STRICT;
+
+-- Files of unchanging content (a frozen record in one format), uploaded once and referred to
+-- by every later export instead of being uploaded and stored again.
+CREATE TABLE uploads (
+    key        TEXT PRIMARY KEY,     -- e.g. '<record head>.md'
+    uri        TEXT NOT NULL,        -- mxc://
+    created_at INTEGER NOT NULL
+) STRICT;

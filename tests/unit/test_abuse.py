@@ -232,3 +232,76 @@ async def test_a_reason_cannot_forge_lines_of_the_draft(opened: World) -> None:
     assert [x for x in lines if x.startswith("Proposed:")] == [
         "Proposed: no consensus yet: objections are still open"
     ]
+
+
+class _Media:
+    """Just enough of a gateway for files: counts uploads, accepts sends."""
+
+    def __init__(self) -> None:
+        self.uploads = 0
+        self.sent: list[dict[str, Any]] = []
+
+    async def upload(self, data: bytes, content_type: str, filename: str) -> str:
+        self.uploads += 1
+        return f"mxc://x/{self.uploads}"
+
+    async def send_message(
+        self, room_id: str, content: dict[str, Any], txn_id: str, event_type: str = ""
+    ) -> str:
+        self.sent.append(content)
+        return f"$sent{len(self.sent)}"
+
+    async def send_reaction(self, room_id: str, target: str, key: str, txn_id: str) -> str:
+        return "$r"
+
+
+async def test_a_frozen_record_is_uploaded_once_and_its_bytes_are_not_kept(
+    opened: World,
+) -> None:
+    from bot.services.outbox import Doorbell, OutboxSender
+
+    w = opened
+    await w.apply(w.command(CHAIR, "!cb decide decline Not yet."))
+    for _ in range(5):
+        await w.apply(w.command(ALICE, "!cb export --format md"))
+    media = _Media()
+    sender = OutboxSender(w.db, media, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    async with w.db.transaction() as tx:
+        files = await tx.fetchall("SELECT id FROM outbox WHERE op = 'file'")
+        await tx.execute("UPDATE outbox SET state = 'sent' WHERE op != 'file'")
+    assert len(files) == 5
+    await sender.drain()
+    assert media.uploads == 1
+    assert len({c["url"] for c in media.sent if c.get("msgtype") == "m.file"}) == 1
+    async with w.db.transaction() as tx:
+        kept = await tx.fetchall("SELECT payload FROM outbox WHERE op = 'file'")
+    assert all(r["payload"] == "{}" for r in kept)
+
+
+async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doubling_it(
+    opened: World,
+) -> None:
+    from bot.services.outbox import TXN_KEY, Doorbell, Outbox, OutboxSender
+
+    w = opened
+    media = _Media()
+    media.user_id = "@bot:x"  # type: ignore[attr-defined]
+    async with w.db.transaction() as tx:
+        repo = Repository(tx)
+        await tx.execute("UPDATE outbox SET state = 'sent'")
+        req = await repo.request(1)
+        assert req is not None
+        await w.engine.ballots.post_draft(repo, Outbox(repo, w.clock.now_ms()), req)
+        [item] = await repo.pending_outbox()
+    sent_before = {"event_id": "$first", "sender": "@bot:x", "content": {TXN_KEY: item.txn_id}}
+
+    async def recent_events(room_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        return [{"event_id": "$other", "sender": ALICE, "content": {}}, sent_before]
+
+    media.recent_events = recent_events  # type: ignore[attr-defined]
+    w.clock.advance(2 * 86_400_000)  # the bot was down for two days
+    sender = OutboxSender(w.db, media, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    await sender.drain()
+    assert media.sent == []  # found, not sent again
+    async with w.db.transaction() as tx:
+        assert await tx.fetchval("SELECT result FROM outbox WHERE id = ?", (item.id,)) == "$first"

@@ -696,15 +696,19 @@ class Repository:
     # --- direct chats, hums, reminders --------------------------------------------------
 
     async def dm_room(self, user_id: str) -> str | None:
-        """The bot's direct chat with a user, if one is known."""
-        value = await self.tx.fetchval("SELECT room_id FROM dm_rooms WHERE user_id = ?", (user_id,))
+        """The newest of the bot's direct chats with a user, if one is known."""
+        value = await self.tx.fetchval(
+            "SELECT room_id FROM dm_rooms WHERE user_id = ? ORDER BY created_at DESC, rowid DESC "
+            "LIMIT 1",
+            (user_id,),
+        )
         return None if value is None else str(value)
 
     async def set_dm_room(self, user_id: str, room_id: str, now: int) -> None:
-        """Remember the bot's direct chat with a user (the first one wins)."""
+        """Remember a direct chat of the bot with a user (a room belongs to one user only)."""
         await self.tx.execute(
-            "INSERT OR IGNORE INTO dm_rooms(user_id, room_id, created_at) VALUES (?, ?, ?)",
-            (user_id, room_id, now),
+            "INSERT OR IGNORE INTO dm_rooms(room_id, user_id, created_at) VALUES (?, ?, ?)",
+            (room_id, user_id, now),
         )
 
     async def is_dm_room(self, room_id: str, user_id: str) -> bool:

@@ -35,3 +35,16 @@ CREATE TABLE uploads (
     uri        TEXT NOT NULL,        -- mxc://
     created_at INTEGER NOT NULL
 ) STRICT;
+
+-- A member may have several direct chats with the bot (one they opened, one the bot opened):
+-- each counts as theirs; the newest is where the bot writes to them.
+CREATE TABLE dm_rooms_v3 (
+    room_id    TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+INSERT INTO dm_rooms_v3(room_id, user_id, created_at)
+    SELECT room_id, user_id, created_at FROM dm_rooms;
+DROP TABLE dm_rooms;
+ALTER TABLE dm_rooms_v3 RENAME TO dm_rooms;
+CREATE INDEX dm_rooms_user ON dm_rooms(user_id, created_at);

@@ -124,6 +124,7 @@ def config_toml(
     reminders: tuple[str, ...] = (),
     digest: str = "",
     watchdog: str = "5m",
+    hum_min: int = 5,
 ) -> str:
     """A complete config file for a test group."""
     seeds = "".join(
@@ -151,6 +152,7 @@ deadline = "{deadline}"
 min_deadline = "{min_deadline}"
 reminders = [{", ".join(f'"{r}"' for r in reminders)}]
 quorum = {quorum}
+hum_min = {hum_min}
 
 [digest]
 schedule = "{digest}"
@@ -168,6 +170,7 @@ async def make_group(
     digest: str = "",
     rate_limit_bot: bool = False,
     watchdog: str = "5m",
+    hum_min: int = 5,
 ) -> Group:
     """Register a bot, a chair, members and an applicant; the chair makes the main room."""
 
@@ -211,6 +214,7 @@ async def make_group(
             reminders=reminders,
             digest=digest,
             watchdog=watchdog,
+            hum_min=hum_min,
         )
     )
     bot = BotProcess(config_path, workdir / "bot.log")

@@ -75,7 +75,7 @@ async def test_attacks_fail(group: Group, synapse: LocalSynapse) -> None:
     assert not alice.invites  # no request room was opened
 
     # A chair files a real request; its room opens for the members.
-    room, ballot = await open_request(group, "--deadline 1h")
+    room, _ballot = await open_request(group, "--deadline 1h")
 
     # 2. Mallory copies the request room's marker into a room she made and invites the bot:
     # the marker holds no public instance id, and the bot does not join her room.

@@ -684,7 +684,7 @@ class Handlers:
 
     async def triage(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`triage`: applications waiting for a chair."""
-        waiting = await ctx.repo.requests([RequestState.TRIAGE])
+        waiting = sorted(await ctx.repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
         if not waiting:
             return Reply(True, "No applications are waiting for triage.", data={"triage": []})
         lines = [

@@ -36,7 +36,7 @@ async def command(member: SimMember, room: str, text: str, ok: bool = True) -> s
     return event_id
 
 
-async def open_request(group: Group, extra: str = "") -> tuple[str, Event]:
+async def open_request(group: Group, extra: str = "", number: int = 1) -> tuple[str, Event]:
     await command(
         group.chair,
         group.main_room,
@@ -48,7 +48,7 @@ async def open_request(group: Group, extra: str = "") -> tuple[str, Event]:
         await member.wait_invite(lambda r: r == room)
         await member.join(room)
     ballot = await group.chair.wait_for(
-        lambda ev: ev.get("type") == "m.room.message" and bot_message("ballot", 1)(ev),
+        lambda ev: ev.get("type") == "m.room.message" and bot_message("ballot", number)(ev),
         room_id=room,
     )
     return room, ballot

@@ -458,13 +458,17 @@ def build(made: str) -> str:
 
 def _dedupe_aliases(rows: list[dict[str, str]]) -> None:
     """Keep each row's aliases that are new in normal form and name no other country: not
-    another row's code, name or official name, and not an alias of another row."""
+    another row's name or official name (in normal form) or code (ignoring case; the module
+    matches codes before names), and not an alias of another row."""
     primary: dict[str, str] = {}
     for row in rows:
-        for key in (row["alpha2"], row["alpha3"], row["name"], row["official_name"]):
-            if key:
-                owner = primary.setdefault(normal(key), row["alpha3"])
-                require(owner == row["alpha3"], f"{key!r} names {owner} and {row['alpha3']}")
+        for code in (row["alpha2"], row["alpha3"]):
+            primary[code.lower()] = row["alpha3"]
+    for row in rows:
+        for name in (row["name"], row["official_name"]):
+            if name:
+                owner = primary.setdefault(normal(name), row["alpha3"])
+                require(owner == row["alpha3"], f"{name!r} names {owner} and {row['alpha3']}")
     seen: dict[str, set[str]] = {}
     for row in rows:
         for alias in row["aliases"].split("|"):

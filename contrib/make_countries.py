@@ -248,7 +248,8 @@ Sources
   classification of developed and developing regions"
   (https://unstats.un.org/unsd/methodology/m49/historical-classification-of-developed-and-developing-regions/).
   This column applies that historical M49 rule to the M49 regions above; it is not a current UN
-  classification and says nothing about income.
+  classification and says nothing about income. By it, these landlocked developing countries
+  (lldc 1) are not developing (developing 0): {lldc_developed}.
 - ldc: UN list of least developed countries (UN DESA / Committee for Development Policy,
   https://www.un.org/development/desa/dpad/least-developed-country-category.html; UN-OHRLLS,
   https://www.un.org/ohrlls/content/list-ldcs), as at 13 December 2024: {n_ldc} countries, after
@@ -432,6 +433,9 @@ def build(made: str) -> str:
     _dedupe_aliases(rows)
 
     counts = Counter(itu_of.values())
+    lldc_developed = [
+        f"{r['alpha2']} ({r['name']})" for r in rows if r["lldc"] == "1" and r["developing"] == "0"
+    ]
     header = HEADER.format(
         made=made,
         pycountry_version=importlib.metadata.version("pycountry"),
@@ -442,6 +446,7 @@ def build(made: str) -> str:
         n_sids_un=len(SIDS_UN),
         n_sids_other=len(SIDS_OTHER),
         n_itu=len(itu_of),
+        lldc_developed=" and ".join(lldc_developed) or "none",
         itu_counts=", ".join(f"{region} {counts[region]}" for region in ITU_MEMBERS),
         itu_others="\n".join(f"  {k} ({r}): {why}" for k, (r, why) in ITU_OTHERS.items()),
         n_un=len(un),

@@ -106,6 +106,7 @@ class App:
             hum_min=p.hum_min,
             appeal_window_ms=p.appeal_window_ms,
             clock_skew_ms=p.clock_skew_ms,
+            contest_window_ms=p.contest_window_ms,
             max_open_requests=p.max_open_requests,
             applications_per_day=p.applications_per_day,
             retention_ms=self.config.storage.retention_ms,

@@ -653,6 +653,13 @@ class ProcessConfig(_Section):
     quorum: float = 0.5
     appeal_window: DurationText = "14d"
     clock_skew: DurationText = "5m"
+    contest_window: DurationText = "48h"
+
+    @property
+    def contest_window_ms(self) -> int:
+        """How long after a disposition its objector may contest it, in milliseconds."""
+        return parse_duration(self.contest_window)
+
     max_open_requests: int = Field(default=3, ge=1, le=1000)
     applications_per_day: int = Field(default=1, ge=1, le=100)
 
@@ -951,6 +958,7 @@ def render_config(config: Config) -> str:
         f"appeal_window = {_toml(p.appeal_window)}",
         f"hum_min = {_toml(p.hum_min)}",
         f"clock_skew = {_toml(p.clock_skew)}",
+        f"contest_window = {_toml(p.contest_window)}",
         f"max_open_requests = {_toml(p.max_open_requests)}",
         f"applications_per_day = {_toml(p.applications_per_day)}",
         "",

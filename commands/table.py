@@ -57,6 +57,11 @@ _STAKEHOLDER = Option(
 _REGION = Option("region", Choice(*REGIONS, metavar="REGION"), "region: " + ", ".join(REGIONS))
 _ORG = Option("org", Word(metavar="ORG"), "organisation (quote it when it has spaces)")
 _NAME = Option("name", Word(metavar="NAME"), "the name to show (quote it when it has spaces)")
+_EARLY = Option(
+    "early",
+    Word(metavar="RATIONALE"),
+    "act before the minimum deadline has passed, and say why (quote it); it is recorded",
+)
 
 _POSITION_DETAILS = (
     "In a request's room this applies to that request; in a direct message to the bot add "
@@ -311,11 +316,64 @@ COMMANDS: tuple[CommandSpec, ...] = (
         section=Section.CHAIR,
     ),
     CommandSpec(
+        "contest",
+        "Contest the disposition of your objection: it is open again.",
+        (
+            Positional(
+                "objection",
+                PositiveInt(what="objection number"),
+                "your objection's number",
+                metavar="OBJECTION",
+            ),
+            Rest("reason", "why the disposition does not answer it", required=True),
+        ),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=(
+            "Only the objector, within process.contest_window of the disposition and before "
+            "the decision. The draft is updated and the chairs see it."
+        ),
+        examples=("contest 3 The answer ignores the conflict of interest I raised.",),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "appeal",
+        "Appeal a decision, with your reason; a chair answers it.",
+        (
+            Positional("request", _REQUEST_NUMBER, "the decided request's number"),
+            Rest("reason", "why the decision should be looked at again", required=True),
+        ),
+        Role.ANYONE,
+        ANYWHERE,
+        details=(
+            "Members and the applicant, within process.appeal_window of the outcome. The "
+            "chairs are told; an upheld appeal reopens the ballot."
+        ),
+        examples=("appeal 7 The draft ignored the objections from the Africa region.",),
+        section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "appeal-answer",
+        "Answer an appeal: upheld (the ballot reopens) or denied, with your rationale.",
+        (
+            Positional(
+                "appeal", PositiveInt(what="appeal number"), "the appeal's number", metavar="APPEAL"
+            ),
+            Positional("answer", Choice("upheld", "denied"), "upheld or denied"),
+            Rest("rationale", "why", required=True),
+        ),
+        Role.CHAIR,
+        ANYWHERE,
+        examples=("appeal-answer 2 upheld The objections from Africa were not disposed of.",),
+        section=Section.CHAIR,
+    ),
+    CommandSpec(
         "deadline",
         "Set when the ballot closes.",
-        (Positional("when", WhenArg(), "a duration from now (10d) or an ISO 8601 time"),),
+        (Positional("when", WhenArg(), "a duration from now (10d) or an ISO 8601 time"), _EARLY),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
+        details="Not before the ballot has been open for process.min_deadline, unless --early.",
         examples=("deadline 10d", "deadline 2026-06-30T17:00Z"),
         section=Section.CHAIR,
     ),
@@ -325,26 +383,38 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (Positional("duration", DurationArg(), "how much longer, e.g. 3d"),),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
+        details=(
+            "After a draft that found too few members taking part, it opens the ballot again "
+            "for that long and reminds those who have not taken part at once."
+        ),
         examples=("extend 3d",),
         section=Section.CHAIR,
     ),
     CommandSpec(
         "close",
         "Close the ballot now and post the draft sense of the room.",
-        (),
+        (_EARLY,),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        examples=("close",),
+        details="Not before the ballot has been open for process.min_deadline, unless --early.",
+        examples=("close", "close --early 'The applicant withdrew; nothing to wait for.'"),
         section=Section.CHAIR,
     ),
     CommandSpec(
         "confirm",
-        "Confirm the draft sense of the room as the outcome.",
-        (),
+        "Confirm the draft sense of the room as the outcome, in your own words.",
+        (Rest("rationale", "why the draft is the sense of the room"),),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details="Only after the draft sense of the room has been posted.",
-        examples=("confirm",),
+        details=(
+            "Only after the draft has been posted. A rationale is required when the draft is "
+            "not a rough consensus to admit, or when it says those in the rough carry weight; "
+            "a draft of insufficient participation is extended, not confirmed."
+        ),
+        examples=(
+            "confirm",
+            "confirm The objections about independence were answered by the charter's rule.",
+        ),
         section=Section.CHAIR,
     ),
     CommandSpec(
@@ -352,11 +422,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Decide the outcome yourself, with a rationale.",
         (
             Positional("outcome", Choice(*(o.value for o in Outcome)), "the outcome"),
+            _EARLY,
             Rest("rationale", "why", required=True),
         ),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details="Use it when the draft sense of the room is not the right outcome; say why.",
+        details=(
+            "Use it when the draft sense of the room is not the right outcome; say why. Not "
+            "before the ballot has been open for process.min_deadline, unless --early."
+        ),
         examples=("decide decline The objection about conflicts of interest stands.",),
         section=Section.CHAIR,
     ),

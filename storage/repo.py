@@ -9,10 +9,11 @@ from typing import Any
 
 import aiosqlite
 
+from bot.domain.appeals import Appeal
 from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
-from bot.domain.objections import Objection, ObjectionState
+from bot.domain.objections import Objection, ObjectionEvent, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal, Voter
@@ -119,6 +120,8 @@ def _request(row: aiosqlite.Row) -> Request:
         decided_at=row["decided_at"],
         poll_event_id=row["poll_event_id"],
         nudged_at=row["nudged_at"],
+        draft_event_id=row["draft_event_id"],
+        early_rationale=row["early_rationale"],
     )
 
 
@@ -156,6 +159,23 @@ def _objection(row: aiosqlite.Row) -> Objection:
         rationale=row["rationale"],
         disposed_by=row["disposed_by"],
         disposed_at=row["disposed_at"],
+        reason_asked=bool(row["reason_asked"]),
+        duplicate_of=row["duplicate_of"],
+    )
+
+
+def _appeal(row: aiosqlite.Row) -> Appeal:
+    return Appeal(
+        id=row["id"],
+        request_id=row["request_id"],
+        segment=row["segment"],
+        member=row["member"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+        state=row["state"],
+        answered_by=row["answered_by"],
+        rationale=row["rationale"],
+        answered_at=row["answered_at"],
     )
 
 
@@ -365,6 +385,8 @@ class Repository:
             "decided_at",
             "poll_event_id",
             "nudged_at",
+            "draft_event_id",
+            "early_rationale",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -556,18 +578,23 @@ class Repository:
     async def add_objection(
         self, request_id: int, member: str, event_id: str, reason: str | None, now: int
     ) -> int:
-        """Open a new objection; returns its number."""
-        return await self.tx.execute(
+        """Open a new objection (and its history); returns its number."""
+        oid = await self.tx.execute(
             "INSERT INTO objections(request_id, member, event_id, reason, state, created_at) "
             "VALUES (?, ?, ?, ?, 'open', ?)",
             (request_id, member, event_id, reason, now),
         )
+        await self._history(oid, "raised", member, None, reason, now)
+        return oid
 
-    async def set_objection_reason(self, objection_id: int, reason: str) -> None:
-        """Give an open objection its reason."""
+    async def set_objection_reason(
+        self, objection_id: int, reason: str, by: str = "", now: int = 0
+    ) -> None:
+        """Give an open objection its (new) reason."""
         await self.tx.execute(
             "UPDATE objections SET reason = ? WHERE id = ?", (reason, objection_id)
         )
+        await self._history(objection_id, "reason", by, None, reason, now)
 
     async def dispose_objection(
         self,
@@ -576,12 +603,87 @@ class Repository:
         by: str,
         rationale: str | None,
         now: int,
+        duplicate_of: int | None = None,
     ) -> None:
         """Record a disposition."""
         await self.tx.execute(
-            "UPDATE objections SET state = ?, disposed_by = ?, rationale = ?, disposed_at = ? "
+            "UPDATE objections SET state = ?, disposed_by = ?, rationale = ?, disposed_at = ?, "
+            "duplicate_of = ? WHERE id = ?",
+            (state.value, by, rationale, now, duplicate_of, objection_id),
+        )
+        await self._history(objection_id, "disposed", by, state.value, rationale, now)
+
+    async def contest_objection(self, objection_id: int, by: str, reason: str, now: int) -> None:
+        """The objector contests the disposition: the objection is open again."""
+        await self.tx.execute(
+            "UPDATE objections SET state = 'open', disposed_by = NULL, rationale = NULL, "
+            "disposed_at = NULL, duplicate_of = NULL WHERE id = ?",
+            (objection_id,),
+        )
+        await self._history(objection_id, "contested", by, None, reason, now)
+
+    async def mark_reason_asked(self, objection_id: int) -> None:
+        """The objector was asked for the reason (once per objection)."""
+        await self.tx.execute(
+            "UPDATE objections SET reason_asked = 1 WHERE id = ?", (objection_id,)
+        )
+
+    async def _history(
+        self, objection_id: int, kind: str, by: str, state: str | None, text: str | None, at: int
+    ) -> None:
+        await self.tx.execute(
+            "INSERT INTO objection_events(objection_id, kind, by, state, text, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (objection_id, kind, by, state, text, at),
+        )
+
+    async def objection_history(self, request_id: int) -> list[ObjectionEvent]:
+        """Every step of every objection on a request, in order."""
+        rows = await self.tx.fetchall(
+            "SELECT e.* FROM objection_events e JOIN objections o ON o.id = e.objection_id "
+            "WHERE o.request_id = ? ORDER BY e.id",
+            (request_id,),
+        )
+        return [
+            ObjectionEvent(r["objection_id"], r["kind"], r["by"], r["state"], r["text"], r["at"])
+            for r in rows
+        ]
+
+    # --- appeals ----------------------------------------------------------------------
+
+    async def add_appeal(
+        self, request_id: int, segment: int, member: str, reason: str, now: int
+    ) -> int:
+        """Record an appeal; returns its number."""
+        return await self.tx.execute(
+            "INSERT INTO appeals(request_id, segment, member, reason, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (request_id, segment, member, reason, now),
+        )
+
+    async def appeal(self, appeal_id: int) -> Appeal | None:
+        """One appeal by its number."""
+        row = await self.tx.fetchone("SELECT * FROM appeals WHERE id = ?", (appeal_id,))
+        return None if row is None else _appeal(row)
+
+    async def appeals(
+        self, request_id: int | None = None, *, open_only: bool = False
+    ) -> list[Appeal]:
+        """Appeals of a request (or of all), oldest first; only unanswered ones if asked."""
+        sql = "SELECT * FROM appeals WHERE (? IS NULL OR request_id = ?)"
+        if open_only:
+            sql += " AND state = 'open'"
+        rows = await self.tx.fetchall(sql + " ORDER BY id", (request_id, request_id))
+        return [_appeal(r) for r in rows]
+
+    async def answer_appeal(
+        self, appeal_id: int, state: str, by: str, rationale: str, now: int
+    ) -> None:
+        """Record a chair's answer to an appeal."""
+        await self.tx.execute(
+            "UPDATE appeals SET state = ?, answered_by = ?, rationale = ?, answered_at = ? "
             "WHERE id = ?",
-            (state.value, by, rationale, now, objection_id),
+            (state, by, rationale, now, appeal_id),
         )
 
     async def delete_meta(self, key: str) -> None:

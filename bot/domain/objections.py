@@ -41,6 +41,8 @@ class Objection:
     rationale: str | None = None
     disposed_by: str | None = None
     disposed_at: int | None = None
+    reason_asked: bool = False
+    duplicate_of: int | None = None
 
     @property
     def disposed_by_chair(self) -> bool:
@@ -51,6 +53,18 @@ class Objection:
     def needs_reason(self) -> bool:
         """An objection must say why; a bare 👎 is recorded and the member is asked."""
         return not (self.reason and self.reason.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectionEvent:
+    """One step in an objection's life: raised, reason, disposed, contested."""
+
+    objection_id: int
+    kind: str
+    by: str
+    state: str | None  # the disposition, for `disposed`
+    text: str | None  # the reason, rationale or contest
+    at: int
 
 
 class ObjectionStep(StrEnum):

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
+from bot.domain.appeals import Appeal
 from bot.domain.counting import (
     DEFAULT_SKEW_MS,
     Ballot,
@@ -42,7 +43,7 @@ from bot.domain.counting import (
 from bot.domain.durations import clamp_ts
 from bot.domain.ledger import PositionInput
 from bot.domain.lifecycle import RequestState
-from bot.domain.objections import Objection
+from bot.domain.objections import Objection, ObjectionEvent
 from bot.domain.positions import POSITION_ORDER
 from bot.domain.record_render import render_json
 from bot.domain.request import Request
@@ -86,10 +87,14 @@ ENTRY_TYPES: tuple[str, ...] = (
     "position",
     "retracted",
     "objection_raised",
+    "objection_reason",
     "objection_disposed",
+    "objection_contested",
     "closed",
     "decided",
     "cancelled",
+    "appealed",
+    "appeal_answered",
     "snapshot",
 )
 _RANK = {name: i for i, name in enumerate(ENTRY_TYPES)}
@@ -176,6 +181,8 @@ def _timeline(
     tally: Tally,
     objections: Sequence[DatedObjection],
     skew_ms: int,
+    history: Sequence[ObjectionEvent],
+    appeals: Sequence[Appeal],
 ) -> list[tuple[int, int, str, dict[str, Any]]]:
     """(ts, rank, tie-break, fields) for every timeline entry, unsorted."""
     items: list[tuple[int, int, str, dict[str, Any]]] = []
@@ -225,8 +232,50 @@ def _timeline(
                 "by": _text(r.sender),
             },
         )
+    told = {e.objection_id for e in history}
+    dated = {d.objection.id: d for d in objections}
+    for step, e in enumerate(history):
+        tie = f"{e.objection_id:020d}{step:08d}"
+        known = dated.get(e.objection_id)
+        member = None if known is None else known.objection.member
+        if e.kind == "raised":
+            raised_by = None if known is None else known.event_id
+            add(
+                e.at,
+                "objection_raised",
+                tie,
+                {
+                    "id": e.objection_id,
+                    "member": _text(member),
+                    "reason": _text(e.text),
+                    "event_id": _text(raised_by),
+                },
+            )
+        elif e.kind == "reason":
+            add(e.at, "objection_reason", tie, {"id": e.objection_id, "reason": _text(e.text)})
+        elif e.kind == "disposed":
+            add(
+                e.at,
+                "objection_disposed",
+                tie,
+                {
+                    "id": e.objection_id,
+                    "state": e.state,
+                    "by": _text(e.by),
+                    "rationale": _text(e.text),
+                },
+            )
+        elif e.kind == "contested":
+            add(
+                e.at,
+                "objection_contested",
+                tie,
+                {"id": e.objection_id, "by": _text(e.by), "reason": _text(e.text)},
+            )
     for d in objections:
         o = d.objection
+        if o.id in told:
+            continue  # its history says it all
         tie = f"{o.id:020d}"
         add(
             d.raised_at,
@@ -256,8 +305,30 @@ def _timeline(
             request.closed_at,
             "closed",
             "",
-            {"proposal": None if request.proposal is None else request.proposal.value},
+            {
+                "proposal": None if request.proposal is None else request.proposal.value,
+                "early_rationale": _text(request.early_rationale),
+            },
         )
+    for a in appeals:
+        add(
+            a.created_at,
+            "appealed",
+            f"{a.id:020d}",
+            {"id": a.id, "member": _text(a.member), "reason": _text(a.reason)},
+        )
+        if a.answered_at is not None:
+            add(
+                a.answered_at,
+                "appeal_answered",
+                f"{a.id:020d}",
+                {
+                    "id": a.id,
+                    "state": a.state,
+                    "by": _text(a.answered_by),
+                    "rationale": _text(a.rationale),
+                },
+            )
     if request.state is RequestState.CANCELLED:
         add(
             request.decided_at if request.decided_at is not None else request.created_at,
@@ -335,6 +406,8 @@ def build_record(
     hums: HumAggregate | None = None,
     segment: int = 1,
     previous_head: str | None = None,
+    history: Sequence[ObjectionEvent] = (),
+    appeals: Sequence[Appeal] = (),
 ) -> Record:
     """The decision record of one request, from plain domain values.
 
@@ -351,7 +424,7 @@ def build_record(
     sense = tally.sense([d.objection for d in objections], quorum)
     counted_ids = {v.user_id for v in tally.voters}
 
-    items = _timeline(request, len(eligible), inputs, tally, objections, skew_ms)
+    items = _timeline(request, len(eligible), inputs, tally, objections, skew_ms, history, appeals)
     items.sort(key=lambda x: (x[0], x[1], x[2]))
     timeline: list[dict[str, Any]] = [{"ts": ts, **fields} for ts, _, _, fields in items]
 

@@ -55,6 +55,8 @@ class Request:
     decided_at: int | None = None
     poll_event_id: str | None = None
     nudged_at: int | None = None
+    draft_event_id: str | None = None  # the current round's draft, edited in place
+    early_rationale: str | None = None  # why a chair acted before the minimum deadline
 
     @property
     def title(self) -> str:

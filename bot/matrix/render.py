@@ -16,6 +16,7 @@ from bot.domain.durations import format_duration, format_utc
 from bot.domain.objections import Objection
 from bot.domain.positions import LEGEND, POSITION_ORDER, Position
 from bot.domain.principles import PRINCIPLES
+from bot.domain.process import RoughShape
 from bot.domain.request import Request
 from bot.domain.sense import GroupBreakdown, Proposal, Sense
 from bot.domain.text import sanitize
@@ -56,6 +57,19 @@ class Message:
         if self.reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": self.reply_to}}
         return content
+
+    def edit_content(self) -> dict[str, Any]:
+        """The content of an edit (`m.replace`) that makes an earlier message this one; the
+        event it replaces is filled in when sent. The `consensus_bot` block of the edit is
+        the current one, for tools that read edits."""
+        new = self.content()
+        new.pop("m.relates_to", None)
+        return {
+            **new,
+            "body": "* " + self.body,
+            "formatted_body": "* " + self.html,
+            "m.new_content": new,
+        }
 
 
 def clean(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
@@ -185,8 +199,15 @@ def summary(
     final: bool,
     mentions: Iterable[str] = (),
     hums: str | None = None,
+    shape: RoughShape | None = None,
+    prefix: str = "!cb",
+    updated: str | None = None,
 ) -> Message:
-    """The draft sense of the room (or the current status when not `final`)."""
+    """The draft sense of the room (or the current status when not `final`).
+
+    `shape` says how rough a rough consensus is; `updated` says what changed when the draft
+    is an edit of an earlier one.
+    """
     title = "Draft sense of the room" if final else "Status"
     participation = f"{sense.participated} of {sense.eligible} eligible members took a position"
     lines = [f"🧭 {title} for {inline(req.title)}", f"Proposed: {sense.proposal.label}"]
@@ -200,9 +221,29 @@ def summary(
         if len(sense.open_objections) > MAX_LISTED:
             more = len(sense.open_objections) - MAX_LISTED
             lines.append(f"  … and {more} more ({_EXPORT_HINT})")
+    unexplained = [o for o in sense.open_objections if o.needs_reason]
+    if unexplained:
+        lines.append(
+            "Still without a reason: " + ", ".join(f"#{o.id}" for o in unexplained[:MAX_LISTED])
+        )
     if sense.in_the_rough:
         lines.append(
             "In the rough (objection addressed, not accommodated): " + _names(sense.in_the_rough)
+        )
+    if shape is not None and shape.in_the_rough:
+        lines.append(
+            f"How rough: {shape.in_the_rough} in the rough, {shape.support} in support; "
+            "by stakeholder group: "
+            + _rough_groups(shape.by_stakeholder)
+            + "; by region: "
+            + _rough_groups(shape.by_region)
+        )
+    if shape is not None and shape.warning:
+        lines.append(f"⚠ {shape.warning}.")
+    if sense.proposal is Proposal.INSUFFICIENT_PARTICIPATION and final:
+        lines.append(
+            f"Too few took part to judge consensus. Extend it: {prefix} extend 3d reopens the "
+            "ballot and reminds those who have not taken part (or decide with a rationale)."
         )
     if sense.did_not_take_part:
         lines.append("Did not take part: " + _names(sense.did_not_take_part))
@@ -224,6 +265,8 @@ def summary(
         lines.append(
             "The chair judges consensus: confirm this draft, or decide otherwise with a rationale."
         )
+    if updated:
+        lines.insert(1, f"Updated: {updated}")
     body = "\n".join(lines)
     html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
     data: dict[str, Any] = {
@@ -236,13 +279,22 @@ def summary(
         "did_not_take_part": list(sense.did_not_take_part[:MAX_LISTED]),
         "did_not_take_part_count": len(sense.did_not_take_part),
         "final": final,
+        "in_the_rough_count": len(sense.in_the_rough),
+        "rough_warning": None if shape is None else shape.warning,
     }
     if hums is not None:
         data["hums"] = hums
     return Message("summary", req.id, body, html_, data, tuple(mentions))
 
 
-def outcome(req: Request, record_head: str, prefix: str = "!cb") -> Message:
+def _rough_groups(rows: Sequence[tuple[str, int | None]]) -> str:
+    """`academia 2, europe *` (a group too small to show gets a star, as in the breakdown)."""
+    return ", ".join(f"{name} {'*' if n is None else n}" for name, n in rows) or "none"
+
+
+def outcome(
+    req: Request, record_head: str, prefix: str = "!cb", appeal_window_ms: int | None = None
+) -> Message:
     """The chair's decision, announced in the request room and the main room, with the head
     of the frozen decision record so anyone can check an export against it."""
     assert req.outcome is not None
@@ -261,6 +313,13 @@ def outcome(req: Request, record_head: str, prefix: str = "!cb") -> Message:
     )
     if rationale:
         html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
+    if appeal_window_ms is not None and req.decided_at is not None:
+        until = format_utc(req.decided_at + appeal_window_ms)
+        appeal = (
+            f"Members and the applicant may appeal until {until}: {prefix} appeal {req.id} REASON"
+        )
+        body += f"\n{appeal}"
+        html_ += f"<p>{esc(appeal)}</p>"
     check = f"consensus-bot export --verify FILE --head {record_head}"
     body += (
         f"\nRecord: {record_head[:16]}… — members get it with {prefix} export {req.id}; "
@@ -287,6 +346,7 @@ def reply(
     reply_to: str | None = None,
     data: Mapping[str, Any] | None = None,
     html_text: str | None = None,
+    mentions: Iterable[str] = (),
 ) -> Message:
     """A short answer to a command. `text` is bot-authored; user parts must be cleaned by caller."""
     return Message(
@@ -297,7 +357,7 @@ def reply(
         if html_text is not None
         else "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>",
         dict(data or {}),
-        (),
+        tuple(mentions),
         reply_to,
     )
 

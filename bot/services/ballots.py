@@ -28,6 +28,7 @@ from bot.domain.lifecycle import (
 )
 from bot.domain.objections import ObjectionState, ObjectionStep, objection_step
 from bot.domain.positions import LEGEND, Position
+from bot.domain.process import rough_shape
 from bot.domain.record import HumAggregate
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
@@ -40,7 +41,7 @@ from bot.matrix.rooms import (
     request_room_spec,
 )
 from bot.services.export import freeze, live_record
-from bot.services.outbox import BALLOT, POLL, Outbox, dm
+from bot.services.outbox import BALLOT, DRAFT, POLL, Outbox, dm
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
@@ -199,15 +200,20 @@ class Ballots:
         if step is ObjectionStep.RAISE:
             assert current is not None
             oid = await repo.add_objection(req.id, member, current.event_id, current.reason, now)
-            if not current.reason and ask_reason_in_reply_to:
-                await out.message(
-                    self._ask_reason(req, member, oid, ask_reason_in_reply_to), request_id=req.id
-                )
+            if not current.reason:
+                # Every channel asks, once per objection: in reply to a 👎, by direct message
+                # for a poll answer (which has nothing to reply to in the room).
+                ask = self._ask_reason(req, member, oid, ask_reason_in_reply_to)
+                if ask_reason_in_reply_to:
+                    await out.message(ask, request_id=req.id)
+                else:
+                    await out.message(ask, room_id=dm(member), request_id=req.id)
+                await repo.mark_reason_asked(oid)
         elif step is ObjectionStep.GIVE_REASON:
             assert current is not None
             assert current.reason
             assert rows.open_objection is not None
-            await repo.set_objection_reason(rows.open_objection.id, current.reason)
+            await repo.set_objection_reason(rows.open_objection.id, current.reason, member, now)
         elif step is ObjectionStep.WITHDRAW:
             assert rows.open_objection is not None
             change = current.position.label if current and current.position else "no position"
@@ -222,16 +228,20 @@ class Ballots:
             out.redraft.add(req.id)
         return current
 
-    def _ask_reason(self, req: Request, member: str, oid: int, reply_to: str) -> render.Message:
+    def _ask_reason(
+        self, req: Request, member: str, oid: int, reply_to: str | None
+    ) -> render.Message:
         prefix = self.settings.prefix
+        where = "" if reply_to else f" --request {req.id}"
         return render.Message(
             "reply",
             req.id,
-            f"{member}: your objection is recorded as #{oid}. An objection blocks "
-            f"consensus until it is addressed, so please say why: {prefix} object REASON",
-            f"<p>{render.esc(member)}: your objection is recorded as #{oid}. An objection "
-            f"blocks consensus until it is addressed, so please say why: "
-            f"<code>{render.esc(prefix)} object REASON</code></p>",
+            f"{member}: your objection to {render.inline(req.title)} is recorded as #{oid}. An "
+            f"objection blocks consensus until it is addressed, so please say why: "
+            f"{prefix} object REASON{where}",
+            f"<p>{render.esc(member)}: your objection to {render.esc(render.inline(req.title))}"
+            f" is recorded as #{oid}. An objection blocks consensus until it is addressed, so "
+            f"please say why: <code>{render.esc(prefix)} object REASON{where}</code></p>",
             {"objections": [{"id": oid, "member": member, "state": "open"}]},
             (member,),
             reply_to,
@@ -436,15 +446,29 @@ class Ballots:
         out.schedule_changed(req.id)
         return sense
 
-    async def post_draft(self, repo: Repository, out: Outbox, req: Request) -> Sense:
-        """Queue the draft sense of the room for the chairs (at close, and after changes)."""
-        sense = await self.sense(repo, req)
+    async def post_draft(
+        self, repo: Repository, out: Outbox, req: Request, updated: str | None = None
+    ) -> Sense:
+        """Post the draft sense of the room for the chairs at the close; after a change in
+        the same round, edit that draft in place (one draft per round, always current)."""
+        tally = await self.count(repo, req)
+        sense = tally.sense(await repo.objections(req.id), self.settings.quorum)
+        first = req.proposal is None  # no draft yet in this round (a reopen clears it)
         await repo.update_request(req.id, proposal=sense.proposal)
-        hums = await self.hums(repo, req)
-        chairs = sorted(self.settings.chairs)
-        await out.message(
-            render.summary(req, sense, final=True, mentions=chairs, hums=hums), request_id=req.id
+        message = render.summary(
+            req,
+            sense,
+            final=True,
+            mentions=sorted(self.settings.chairs),
+            hums=await self.hums(repo, req),
+            shape=rough_shape(sense, tally.voters),
+            prefix=self.settings.prefix,
+            updated=None if first else (updated or "the draft changed"),
         )
+        if first:
+            await out.message(message, request_id=req.id, purpose=DRAFT)
+        else:
+            await out.edit(message, DRAFT, request_id=req.id)
         return sense
 
     async def redraft(self, repo: Repository, out: Outbox) -> None:
@@ -488,7 +512,7 @@ class Ballots:
         assert decided is not None
         s = self.settings
         head = await self._freeze(repo, decided, now)
-        message = render.outcome(decided, head, s.prefix)
+        message = render.outcome(decided, head, s.prefix, s.appeal_window_ms)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
         user_id = decided.applicant.user_id
@@ -503,6 +527,42 @@ class Ballots:
             await out.invite(user_id, room_id=s.main_room_id, request_id=req.id)
         out.schedule_changed(req.id)
         return decided
+
+    async def reopen(
+        self, repo: Repository, out: Outbox, req: Request, due: int, now: int
+    ) -> tuple[Request, str]:
+        """Open a closed or decided ballot again until `due`: a new round with a new draft;
+        positions so far stay, and a decided admission is withdrawn until decided again.
+        Returns the request and a note for the chair."""
+        await repo.update_request(
+            req.id,
+            state=transition(req.state, Action.REOPEN),
+            deadline_at=due,
+            closed_at=None,
+            proposal=None,
+            outcome=None,
+            decided_by=None,
+            rationale=None,
+            decided_at=None,
+            draft_event_id=None,
+            early_rationale=None,
+        )
+        reopened = await repo.request(req.id)
+        assert reopened is not None
+        note = ""
+        applicant = req.applicant.user_id
+        admitted = applicant is not None and req.outcome is Outcome.ADMIT
+        if admitted and applicant and await repo.withdraw_admission(applicant, req.id):
+            note = f" {applicant} is off the roster again until it is decided."
+        # Reactions and retractions that came in while it was closed count now.
+        await self.follow_all(repo, out, reopened, now)
+        out.schedule_changed(req.id)
+        return reopened, note
+
+    async def refreeze(self, repo: Repository, req: Request, now: int) -> str:
+        """A decided request's record gains what came after the decision (an appeal and its
+        answer) as a new segment chained to the last; earlier segments never change."""
+        return await self._freeze(repo, req, now)
 
     async def _freeze(self, repo: Repository, req: Request, now: int) -> str:
         """Build the request's record by the counting rule and store it for good."""

@@ -40,7 +40,7 @@ from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers, acknowledge
-from bot.services.outbox import Doorbell, Outbox, dm
+from bot.services.outbox import DRAFT, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
@@ -313,6 +313,8 @@ class Engine:
             await self.ballots.room_ready(repo, out, item.request_id, result, now, invited)
         elif item.purpose == "ballot" and item.request_id is not None:
             await repo.update_request(item.request_id, ballot_event_id=result)
+        elif item.purpose == DRAFT and item.request_id is not None:
+            await repo.update_request(item.request_id, draft_event_id=result)
         elif item.purpose == "poll" and item.request_id is not None:
             await repo.update_request(item.request_id, poll_event_id=result)
 

@@ -88,6 +88,8 @@ async def live_record(
         hums=hums,
         segment=len(frozen) + 1,
         previous_head=frozen[-1].head if frozen else None,
+        history=await repo.objection_history(req.id),
+        appeals=await repo.appeals(req.id),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.appeals import appeal_problem
 from bot.domain.durations import format_duration, format_utc
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
@@ -21,12 +22,22 @@ from bot.domain.lifecycle import (
     Outcome,
     RequestState,
     outcome_for,
-    transition,
 )
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
+from bot.domain.process import (
+    confirm_problem,
+    contest_problem,
+    disposition_problem,
+    duplicate_target,
+    early_refusal,
+    rationale_problem,
+    rough_shape,
+    too_early,
+)
 from bot.domain.ratelimit import MEMBER_TIER, OUTSIDER_TIER, RateLimiter, Verdict
 from bot.domain.request import Applicant, Request
+from bot.domain.sense import Proposal
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
@@ -34,7 +45,7 @@ from bot.services.calendar import Calendar
 from bot.services.export import MEDIA_TYPES, Format, export_record
 from bot.services.export import filename as export_filename
 from bot.services.export import render as render_record
-from bot.services.outbox import PRIVATE, Outbox
+from bot.services.outbox import PRIVATE, Outbox, dm
 from bot.services.settings import Settings
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
@@ -153,6 +164,9 @@ class Handlers:
             "remind": self.remind,
             "digest": self.digest,
             "triage": self.triage,
+            "contest": self.contest,
+            "appeal": self.appeal,
+            "appeal-answer": self.appeal_answer,
             "accept": self.accept,
             "reject": self.reject,
             "cancel": self.cancel,
@@ -521,35 +535,135 @@ class Handlers:
                 req.id,
             )
         state = ObjectionState(str(args["disposition"]))
+        rationale = render.clean(str(args["rationale"]), 2_000)
+        duplicate_of: int | None = None
+        if state is ObjectionState.DUPLICATE:
+            target = duplicate_target(rationale)
+            other = None if target is None else await ctx.repo.objection(target[0])
+            if other is None or other.request_id != req.id or other.id == objection.id:
+                return fail(
+                    "say which objection it duplicates: "
+                    f"{self.prefix} dispose {objection.id} duplicate #N [RATIONALE]",
+                    req.id,
+                )
+            duplicate_of = other.id
+        problem = disposition_problem(state, rationale)
+        if problem:
+            return fail(problem + ".", req.id)
         await ctx.repo.dispose_objection(
-            objection.id,
-            state,
-            ctx.event.sender,
-            render.clean(str(args["rationale"]), 2_000),
-            ctx.now,
+            objection.id, state, ctx.event.sender, rationale, ctx.now, duplicate_of
         )
         objections = await ctx.repo.objections(req.id)
         still_open = sum(1 for o in objections if o.state.is_open)
         if req.state is RequestState.DRAFTED:
             # The chair should confirm what the draft says now, not what it said at close.
             ctx.out.redraft.add(req.id)
-        return Reply(
-            True,
+        await self._tell_objector(ctx, req, objection, state, rationale)
+        text = (
             f"Objection #{objection.id} by {objection.member}: {state.value}. "
-            f"{still_open} objection(s) still open on request #{req.id}.",
-            req.id,
-            _objections_data(objections),
+            f"{still_open} objection(s) still open on request #{req.id}."
+        )
+        message = render.reply(
+            text,
+            request=req.id,
+            reply_to=ctx.event.event_id,
+            data=_objections_data(objections),
+            mentions=(objection.member,),
+        )
+        return Reply(True, message=message)
+
+    async def _tell_objector(
+        self, ctx: Ctx, req: Request, objection: Objection, state: ObjectionState, why: str
+    ) -> None:
+        """The objector hears of the disposition, with the rationale and how to contest."""
+        window = format_duration(self.settings.contest_window_ms)
+        text = (
+            f"Your objection #{objection.id} to {render.inline(req.title)} was disposed of as "
+            f"{state.value} by {ctx.event.sender}: {render.inline(why, 1_000)}\n"
+            f"If that does not answer it, you may contest it within {window}, before the "
+            f"decision: {self.prefix} contest {objection.id} REASON"
+        )
+        await ctx.out.message(
+            render.notice("reply", req.id, text, (objection.member,), event="disposed"),
+            room_id=dm(objection.member),
+            request_id=req.id,
         )
 
+    async def contest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`contest OBJECTION REASON…`: the objector reopens a disposed objection."""
+        objection = await ctx.repo.objection(int(args["objection"]))
+        if objection is None or objection.member != ctx.event.sender:
+            return fail(
+                f"you have no objection #{args['objection']} (see {self.prefix} objections)."
+            )
+        req = await ctx.repo.request(objection.request_id)
+        assert req is not None
+        problem = contest_problem(objection, req.state, ctx.now, self.settings.contest_window_ms)
+        if problem:
+            return fail(problem + ".", req.id)
+        reason = render.clean(str(args["reason"]), 2_000)
+        await ctx.repo.contest_objection(objection.id, ctx.event.sender, reason, ctx.now)
+        if req.state is RequestState.DRAFTED:
+            ctx.out.redraft.add(req.id)
+        chairs = sorted(self.settings.chairs)
+        text = (
+            f"Objection #{objection.id} by {objection.member} is contested and open again: "
+            f"{render.inline(reason, 1_000)}"
+        )
+        if ctx.place is not Place.REQUEST:
+            await ctx.out.message(
+                render.notice("reply", req.id, text, chairs, event="contested"),
+                request_id=req.id,
+            )
+        objections = await ctx.repo.objections(req.id)
+        message = render.reply(
+            text,
+            request=req.id,
+            reply_to=ctx.event.event_id,
+            data=_objections_data(objections),
+            mentions=tuple(chairs),
+        )
+        return Reply(True, message=message)
+
+    def _early(
+        self,
+        ctx: Ctx,
+        req: Request,
+        args: Mapping[str, Any],
+        command: str,
+        at: int | None = None,
+    ) -> str | None:
+        """Refuse closing the ballot (now, or `at` for a new deadline) before it was open for
+        the minimum time, unless the chair says why with `--early RATIONALE` (of substance);
+        returns that rationale."""
+        wait = too_early(
+            ctx.now if at is None else at, req.opened_at, self.settings.min_deadline_ms
+        )
+        early = args.get("early")
+        if not wait:
+            return None
+        if early is None:
+            raise _Refused(early_refusal(wait, command, self.prefix) + ".")
+        problem = rationale_problem(str(early), "acting before the minimum deadline")
+        if problem:
+            raise _Refused(problem + ".")
+        return render.clean(str(early), 2_000)
+
+    async def _note_early(self, ctx: Ctx, req: Request, early: str | None) -> None:
+        if early is not None:
+            await ctx.repo.update_request(req.id, early_rationale=early)
+
     async def close(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`close`: close the ballot now and post the draft."""
+        """`close [--early RATIONALE]`: close the ballot now and post the draft."""
         req = ctx.room_request
         assert req is not None
+        early = self._early(ctx, req, args, "close")
+        await self._note_early(ctx, req, early)
         await self.ballots.close_ballot(ctx.repo, ctx.out, req, ctx.now)
         return Reply(True, request=req.id)
 
     async def confirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`confirm`: adopt the draft sense of the room as the decision."""
+        """`confirm [RATIONALE…]`: adopt the draft sense of the room as the decision."""
         req = ctx.room_request
         assert req is not None
         if req.state is not RequestState.DRAFTED:
@@ -558,32 +672,43 @@ class Handlers:
                 f"({self.prefix} close), or decide with a rationale.",
                 req.id,
             )
-        sense = await self.ballots.sense(ctx.repo, req)  # dispositions since the draft count
+        tally = await self.ballots.count(ctx.repo, req)
+        sense = tally.sense(await ctx.repo.objections(req.id), self.settings.quorum)
+        rationale = args.get("rationale")
+        problem = confirm_problem(sense, rough_shape(sense, tally.voters), rationale)
+        if problem:
+            return fail(f"Not confirmed: {problem}.", req.id)
         outcome = outcome_for(sense.proposal)
+        words = render.clean(str(rationale), 2_000) if rationale else None
         await self.ballots.decide(
             ctx.repo,
             ctx.out,
             req,
             outcome,
             ctx.event.sender,
-            f"confirmed the draft sense of the room: {sense.proposal.label}",
+            words or f"confirmed the draft sense of the room: {sense.proposal.label}",
             ctx.now,
             action=Action.CONFIRM,
         )
         return Reply(True, request=req.id)
 
     async def decide(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`decide admit|decline|no-consensus RATIONALE…`."""
+        """`decide admit|decline|no-consensus [--early RATIONALE] RATIONALE…`."""
         req = ctx.room_request
         assert req is not None
-        outcome = Outcome(str(args["outcome"]))
+        early = self._early(ctx, req, args, "decide OUTCOME") if req.closed_at is None else None
+        rationale = render.clean(str(args["rationale"]), 2_000)
+        problem = rationale_problem(rationale, "a decision")
+        if problem:
+            return fail(problem + ".", req.id)
+        await self._note_early(ctx, req, early)
         await self.ballots.decide(
             ctx.repo,
             ctx.out,
             req,
-            outcome,
+            Outcome(str(args["outcome"])),
             ctx.event.sender,
-            render.clean(str(args["rationale"]), 2_000),
+            rationale,
             ctx.now,
             action=Action.DECIDE,
         )
@@ -593,41 +718,47 @@ class Handlers:
         """`reopen DURATION`: open the ballot again; positions so far stay."""
         req = ctx.room_request
         assert req is not None
-        due = ctx.now + int(args["duration"])
-        await ctx.repo.update_request(
-            req.id,
-            state=transition(req.state, Action.REOPEN),
-            deadline_at=due,
-            closed_at=None,
-            proposal=None,
-            outcome=None,
-            decided_by=None,
-            rationale=None,
-            decided_at=None,
+        reopened, note = await self.ballots.reopen(
+            ctx.repo, ctx.out, req, ctx.now + int(args["duration"]), ctx.now
         )
-        reopened = await ctx.repo.request(req.id)
-        assert reopened is not None
-        note = ""
-        applicant = req.applicant.user_id
-        # The decision is open again, so is the admission it made.
-        admitted = req.outcome is Outcome.ADMIT
-        if applicant and admitted and await ctx.repo.withdraw_admission(applicant, req.id):
-            note = f" {applicant} is off the roster again until it is decided."
-        # Reactions and retractions that came in while it was closed count now.
-        await self.ballots.follow_all(ctx.repo, ctx.out, reopened, ctx.now)
-        ctx.out.schedule_changed(req.id)
         return Reply(
-            True, f"Request #{req.id} is open again until {format_utc(due)}.{note}", req.id
+            True,
+            f"Request #{req.id} is open again until {format_utc(reopened.deadline_at)}.{note}",
+            req.id,
         )
 
     async def deadline(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`deadline WHEN`."""
-        return await self._set_deadline(ctx, int(args["when"]))
-
-    async def extend(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`extend DURATION`: move the deadline later."""
+        """`deadline WHEN [--early RATIONALE]`."""
         req = ctx.room_request
         assert req is not None
+        due = int(args["when"])
+        # A deadline before the minimum time is closing early, in advance.
+        early = self._early(ctx, req, args, "deadline WHEN", at=due)
+        await self._note_early(ctx, req, early)
+        return await self._set_deadline(ctx, due)
+
+    async def extend(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`extend DURATION`: move the deadline later; after a draft of insufficient
+        participation, open the ballot again for that long and remind at once."""
+        req = ctx.room_request
+        assert req is not None
+        if (
+            req.state is RequestState.DRAFTED
+            and req.proposal is Proposal.INSUFFICIENT_PARTICIPATION
+        ):
+            reopened, _ = await self.ballots.reopen(
+                ctx.repo, ctx.out, req, ctx.now + int(args["duration"]), ctx.now
+            )
+            sent = await self.calendar.remind(
+                ctx.repo, ctx.out, reopened, ctx.now, f"extend@{ctx.event.event_id}"
+            )
+            return Reply(
+                True,
+                f"The ballot of request #{req.id} is open again until "
+                f"{format_utc(reopened.deadline_at)}; {sent} member(s) who have not taken part "
+                "were reminded.",
+                req.id,
+            )
         return await self._set_deadline(ctx, req.deadline_at + int(args["duration"]))
 
     async def _set_deadline(self, ctx: Ctx, due: int) -> Reply:
@@ -635,13 +766,8 @@ class Handlers:
         assert req is not None
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open (reopen it first).", req.id)
-        minimum = self.settings.min_deadline_ms
-        if due - ctx.now < minimum:
-            return fail(
-                f"the deadline must be at least {format_duration(minimum)} from now, "
-                "so every region can take part.",
-                req.id,
-            )
+        if due <= ctx.now:
+            return fail("the new deadline is in the past.", req.id)
         await ctx.repo.update_request(req.id, deadline_at=due)
         ctx.out.schedule_changed(req.id)
         return Reply(True, f"The ballot of request #{req.id} now closes {format_utc(due)}.", req.id)
@@ -723,6 +849,80 @@ class Handlers:
         reason = render.clean(str(args["reason"]), 2_000)
         await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
         return Reply(True, f"Request #{req.id} is cancelled.", req.id)
+
+    async def appeal(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`appeal N REASON…`: a member or the applicant appeals a decision."""
+        req = await self._request(ctx, args)
+        sender = ctx.event.sender
+        entitled = ctx.is_chair or ctx.member is not None or sender == req.applicant.user_id
+        decided_at = req.decided_at if req.state is RequestState.DECIDED else None
+        problem = appeal_problem(
+            decided_at, self.settings.appeal_window_ms, ctx.now, entitled=entitled
+        )
+        if problem:
+            return fail(problem + ".", req.id)
+        reason = render.clean(str(args["reason"]), 2_000)
+        segment = len(await ctx.repo.frozen_records(req.id))
+        aid = await ctx.repo.add_appeal(req.id, segment, sender, reason, ctx.now)
+        chairs = sorted(self.settings.chairs)
+        text = (
+            f"⚖ Appeal #{aid} of the decision on {render.inline(req.title)} by {sender}: "
+            f"{render.inline(reason, 1_000)}\nA chair answers with {self.prefix} appeal-answer "
+            f"{aid} upheld|denied RATIONALE (upheld reopens the ballot)."
+        )
+        await ctx.out.message(
+            render.notice("reply", req.id, text, chairs, event="appeal", appeal=aid),
+            request_id=req.id,
+        )
+        for chair in chairs:
+            await ctx.out.message(
+                render.notice("reply", req.id, text, (chair,), event="appeal", appeal=aid),
+                room_id=dm(chair),
+                request_id=req.id,
+            )
+        return Reply(
+            True,
+            f"Appeal #{aid} is recorded; the chairs are told and will answer it.",
+            req.id,
+            {"appeal": aid},
+        )
+
+    async def appeal_answer(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`appeal-answer APPEAL upheld|denied RATIONALE…`."""
+        appeal = await ctx.repo.appeal(int(args["appeal"]))
+        if appeal is None:
+            return fail(f"there is no appeal #{args['appeal']}.")
+        if not appeal.is_open:
+            return fail(f"appeal #{appeal.id} was already answered ({appeal.state}).")
+        rationale = render.clean(str(args["rationale"]), 2_000)
+        problem = rationale_problem(rationale, "an answer to an appeal")
+        if problem:
+            return fail(problem + ".", appeal.request_id)
+        req = await ctx.repo.request(appeal.request_id)
+        assert req is not None
+        answer = str(args["answer"])
+        await ctx.repo.answer_appeal(appeal.id, answer, ctx.event.sender, rationale, ctx.now)
+        text = (
+            f"Appeal #{appeal.id} of the decision on {render.inline(req.title)} is {answer} by "
+            f"{ctx.event.sender}: {render.inline(rationale, 1_000)}"
+        )
+        if answer == "upheld" and req.state is RequestState.DECIDED:
+            reopened, note = await self.ballots.reopen(
+                ctx.repo, ctx.out, req, ctx.now + self.settings.min_deadline_ms, ctx.now
+            )
+            text += f"\nThe ballot is open again until {format_utc(reopened.deadline_at)}.{note}"
+        elif req.state is RequestState.DECIDED:
+            await self.ballots.refreeze(ctx.repo, req, ctx.now)  # the record gains the answer
+        await ctx.out.message(
+            render.notice("reply", req.id, text, (appeal.member,), event="appeal-answer"),
+            request_id=req.id,
+        )
+        await ctx.out.message(
+            render.notice("reply", req.id, text, (appeal.member,), event="appeal-answer"),
+            room_id=dm(appeal.member),
+            request_id=req.id,
+        )
+        return Reply(True, request=req.id)
 
     async def _request(self, ctx: Ctx, args: Mapping[str, Any]) -> Request:
         number = int(args["request"])

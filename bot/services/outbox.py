@@ -26,6 +26,7 @@ from storage.repo import OutboxItem, Repository
 log = logging.getLogger(__name__)
 
 BALLOT = "ballot"  # `target` placeholder: the request's ballot event, resolved when sent
+DRAFT = "draft"  # `target` placeholder: the current round's draft, resolved when sent
 POLL = "poll"  # `target` placeholder: the request's poll event
 PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
@@ -80,6 +81,10 @@ class Outbox:
         await self._put(
             "message", msg.content(), room_id=room_id, request_id=request_id, purpose=purpose
         )
+
+    async def edit(self, msg: Message, target: str, *, request_id: int | None = None) -> None:
+        """Edit an earlier message of the bot (`target`: an event ID, or DRAFT) in place."""
+        await self._put("edit", msg.edit_content(), request_id=request_id, target=target)
 
     async def react(
         self,
@@ -351,7 +356,7 @@ class OutboxSender:
         room_id, target = item.room_id, item.target
         if room_id is not None and room_id.startswith(DM):
             room_id = await self.hooks.dm_room(room_id.removeprefix(DM))
-        if room_id is not None and target not in (BALLOT, POLL):
+        if room_id is not None and target not in (BALLOT, POLL, DRAFT):
             return room_id, target
         async with self.db.transaction() as tx:
             req = await Repository(tx).request(item.request_id) if item.request_id else None
@@ -362,6 +367,8 @@ class OutboxSender:
             target = req.ballot_event_id
         elif target == POLL:
             target = req.poll_event_id
+        elif target == DRAFT:
+            target = req.draft_event_id
         if target in (None, "") and item.target is not None:
             raise _Unresolvable(f"the {item.target} was never posted")
         if room_id is None:
@@ -386,7 +393,7 @@ class OutboxSender:
                 invite=p.get("invite", []),
             )
         room_id, target = await self._resolve(item)
-        if item.op in ("message", "event", "file") and self._past_dedup(item):
+        if item.op in ("message", "edit", "event", "file") and self._past_dedup(item):
             # The homeserver forgets transaction IDs after a day: after a longer outage a
             # resend could post twice, so look for the marked event first.
             found = await self._sent_before(room_id, item.txn_id)
@@ -394,6 +401,14 @@ class OutboxSender:
                 return found
         if item.op == "message":
             content = {**item.payload, TXN_KEY: item.txn_id}
+            return await self.gateway.send_message(room_id, content, item.txn_id)
+        if item.op == "edit":
+            assert target is not None
+            content = {
+                **item.payload,
+                TXN_KEY: item.txn_id,
+                "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+            }
             return await self.gateway.send_message(room_id, content, item.txn_id)
         if item.op == "reaction":
             assert target is not None

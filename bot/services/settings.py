@@ -30,7 +30,8 @@ class Settings:
     digest_cron: dict[str, str] | None = None
     hum_key: bytes = b"dev"  # HMAC key under which hums are stored
     hum_min: int = 5  # fewest hums of eligible members before any loudness is reported
-    appeal_window_ms: int | None = None
+    appeal_window_ms: int | None = 14 * 86_400_000
+    contest_window_ms: int = 48 * 3_600_000
     clock_skew_ms: int = DEFAULT_SKEW_MS
     max_open_requests: int = 3  # undecided requests one member may have filed
     applications_per_day: int = 1  # applications by direct message per account and day

@@ -119,7 +119,7 @@ def config_toml(
     db_path: Path,
     *,
     deadline: str = "14d",
-    min_deadline: str = "5s",
+    min_deadline: str = "1s",
     quorum: float = 0.5,
     reminders: tuple[str, ...] = (),
     digest: str = "",

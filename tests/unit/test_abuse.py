@@ -261,7 +261,12 @@ async def test_a_frozen_record_is_uploaded_once_and_its_bytes_are_not_kept(
     from bot.services.outbox import Doorbell, OutboxSender
 
     w = opened
-    await w.apply(w.command(CHAIR, "!cb decide decline Not yet."))
+    await w.apply(
+        w.command(
+            CHAIR,
+            "!cb decide decline Not yet: the applicant should first show their registry work.",
+        )
+    )
     for _ in range(5):
         await w.apply(w.command(ALICE, "!cb export --format md"))
     media = _Media()

@@ -185,7 +185,9 @@ async def test_a_decision_freezes_the_record_and_a_reopen_chains_a_new_segment(
 ) -> None:
     w = opened
     await w.apply(w.reaction(ALICE, "👍"), w.reaction(BOB, "👎"))
-    await w.apply(w.command(CHAIR, "!cb decide decline Not enough support yet."))
+    await w.apply(
+        w.command(CHAIR, "!cb decide decline Not enough support yet from those who took part.")
+    )
     first = await export(w)
     [outcome, _] = await w.messages("outcome")
     assert outcome.payload["consensus_bot"]["record_head"] == first["head"]
@@ -200,7 +202,11 @@ async def test_a_decision_freezes_the_record_and_a_reopen_chains_a_new_segment(
     assert json.dumps(await export(w)) == json.dumps(first)
     # A reopen starts segment 2, chained to the frozen head; segment 1 stays stored.
     await w.apply(w.command(CHAIR, "!cb reopen 3d"))
-    await w.apply(w.command(CHAIR, "!cb decide admit Concerns were answered."))
+    await w.apply(
+        w.command(
+            CHAIR, "!cb decide admit The concerns were answered on the list by the applicant."
+        )
+    )
     second = await export(w)
     assert (second["segment"], second["previous_head"]) == (2, first["head"])
     assert second["entries"][0]["prev"] == first["head"]

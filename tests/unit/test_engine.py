@@ -81,6 +81,8 @@ def make_settings(**overrides: Any) -> Settings:
         "group_name": "Test Group",
         "chairs": frozenset({CHAIR}),
         "quorum": 0.5,
+        # Scenarios close ballots at once; the minimum deadline has its own tests.
+        "min_deadline_ms": 0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -318,12 +320,14 @@ async def test_filing_and_opening_a_request(world: World) -> None:
     assert len(await world.pending()) == before
 
 
-async def test_a_deadline_too_soon_is_refused(world: World) -> None:
+async def test_a_deadline_too_soon_is_refused(tmp_path: Path) -> None:
+    world = await make_world(tmp_path / "bot.db", min_deadline_ms=72 * 3_600_000)
     filing = world.command(CHAIR, f"!cb request {ERIN} --deadline 1h Statement.", room=MAIN)
     await world.apply(filing)
     assert await world.acks(filing.event_id) == ["❌"]
     assert "at least 3d" in (await world.reply_to(filing.event_id))["body"]
     assert await world.request() is None
+    await world.db.close()
 
 
 # ---- positions ----------------------------------------------------------------------------
@@ -514,7 +518,12 @@ async def test_a_disposed_objection_stays_disposed_when_the_position_does_not_ch
     second = w.reaction(BOB, "✋")
     await w.apply(first, second)
     [objection] = await w.objections()
-    await w.apply(w.command(CHAIR, f"!cb dispose {objection.id} addressed Answered on list."))
+    await w.apply(
+        w.command(
+            CHAIR,
+            f"!cb dispose {objection.id} addressed Answered on the list: the contact exists now.",
+        )
+    )
     await w.apply(w.redaction(BOB, second.event_id))  # bob tidies up his duplicate reaction
     assert await w.positions() == {BOB: Position.OBJECT}  # his position is unchanged
     assert [o.state for o in await w.objections()] == [ObjectionState.ADDRESSED]
@@ -662,7 +671,13 @@ async def test_close_posts_the_draft_with_counts(opened: World) -> None:
     # counts, and the chair gets the draft again (once for the whole batch).
     await w.apply(w.reaction(DAVE, "👌", ts=T0 + DAY - 5_000), w.reaction(ALICE, "✅"))
     assert (await w.positions())[DAVE] == Position.NO_OBJECTION
-    assert len(await w.messages("summary")) == 2
+    # One draft per round: the change is an edit of it (m.replace), whose block is current.
+    assert len(await w.messages("summary")) == 1
+    [edit] = [i for i in await w.pending() if i.op == "edit"]
+    assert edit.target == "draft"
+    assert edit.payload["m.new_content"]["consensus_bot"]["participated"] == 4
+    assert edit.payload["consensus_bot"]["kind"] == "summary"
+    assert "Updated:" in edit.payload["m.new_content"]["body"]
     # Closing twice is refused.
     again = w.command(CHAIR, "!cb close")
     await w.apply(again)
@@ -689,7 +704,9 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     assert "objections are still open" in (await w.reply_to(too_soon.event_id))["body"]
     assert (await w.request()).state is RequestState.DRAFTED
 
-    dispose = w.command(CHAIR, f"!cb dispose {objection.id} addressed Discussed at length.")
+    dispose = w.command(
+        CHAIR, f"!cb dispose {objection.id} addressed Discussed at length; the charter settles it."
+    )
     await w.apply(dispose)
     assert await w.acks(dispose.event_id) == ["✅"]
     reply = await w.reply_to(dispose.event_id)
@@ -698,7 +715,14 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     ]
 
     w.clock.advance(60_000)
-    confirm = w.command(CHAIR, "!cb confirm")
+    # As many in the rough (bob) as in support (alice): the chair must say why.
+    bare = w.command(CHAIR, "!cb confirm")
+    await w.apply(bare)
+    assert await w.acks(bare.event_id) == ["❌"]
+    assert "Most participants are in the rough" in (await w.reply_to(bare.event_id))["body"]
+    confirm = w.command(
+        CHAIR, "!cb confirm Bob's point about the missing contact was answered: one exists now."
+    )
     await w.apply(confirm)
     assert await w.acks(confirm.event_id) == ["✅"]
     outcomes = await w.messages("outcome")
@@ -708,7 +732,7 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
         assert data["request"] == 1
         assert data["outcome"] == "admit"
         assert data["decided_by"] == CHAIR
-        assert "rough consensus to admit" in data["rationale"]
+        assert "missing contact was answered" in data["rationale"]
     req = await w.request()
     assert req.state is RequestState.DECIDED
     assert req.outcome is Outcome.ADMIT
@@ -728,14 +752,14 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
 async def test_decide_with_a_rationale_and_reopen(opened: World) -> None:
     w = opened
     await w.apply(w.reaction(ALICE, "👍"))
-    decide = w.command(CHAIR, "!cb decide decline Not a fit for the group yet.")
+    decide = w.command(CHAIR, "!cb decide decline Not a fit for the group yet, by its charter.")
     await w.apply(decide)
     assert await w.acks(decide.event_id) == ["✅"]
     req = await w.request()
     assert (req.state, req.outcome, req.rationale) == (
         RequestState.DECIDED,
         Outcome.DECLINE,
-        "Not a fit for the group yet.",
+        "Not a fit for the group yet, by its charter.",
     )
     async with w.db.transaction() as tx:
         assert await Repository(tx).member(ERIN) is None  # declined: not admitted

@@ -52,14 +52,26 @@ async def test_member_remove_takes_them_off_the_count(opened: World) -> None:
     assert summary.payload["consensus_bot"]["eligible"] == 3  # bob no longer counts
 
 
-async def test_deadline_is_set_and_refused_below_the_minimum(opened: World) -> None:
+async def test_deadline_is_set_and_refused_below_the_minimum(tmp_path: Path) -> None:
+    opened = await make_world(tmp_path / "bot.db", min_deadline_ms=72 * 3_600_000)
+    await opened.open_request()
     soon = opened.command(CHAIR, "!cb deadline 1m")
     later = opened.command(CHAIR, "!cb deadline 10d")
     await opened.apply(soon, later)
     assert await opened.acks(soon.event_id) == ["❌"]
-    assert "at least" in (await opened.reply_to(soon.event_id))["body"]
+    refusal = (await opened.reply_to(soon.event_id))["body"]
+    assert "minimum time" in refusal
+    assert "--early RATIONALE" in refusal
     assert await opened.acks(later.event_id) == ["✅"]
     assert (await opened.request()).deadline_at == opened.clock.now + 10 * 86_400_000
+    # With a rationale of substance the chair may close early; it is recorded.
+    early = opened.command(
+        CHAIR, "!cb deadline 1h --early 'The applicant withdrew and asked us to close quickly.'"
+    )
+    await opened.apply(early)
+    assert await opened.acks(early.event_id) == ["✅"]
+    assert (await opened.request()).early_rationale.startswith("The applicant withdrew")
+    await opened.db.close()
 
 
 async def test_remind_and_digest_queue_their_messages(opened: World) -> None:

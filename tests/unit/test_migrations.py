@@ -42,8 +42,11 @@ def build_at(path: Path, version: int) -> None:
                 break
             db.executescript(sql)
         db.execute(f"PRAGMA user_version = {version}")
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for statement in V1_ROWS:
-            db.execute(statement)
+            table = statement.split("INSERT INTO ", 1)[1].split()[0]
+            if table in tables:  # (a derived table dropped in a later version)
+                db.execute(statement)
 
 
 @pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
@@ -69,7 +72,8 @@ async def test_upgrade_from_every_released_version_keeps_the_data(
             assert req.ballot_event_id == "$ballot"
             assert req.poll_event_id is None  # a column added later, empty for old rows
             stored = await repo.rows(1)
-            assert [i.room_id for i in stored.inputs] == ["!r:x"]  # backfilled from the request
+            if version < 3:  # backfilled from the request by migration 3
+                assert [i.room_id for i in stored.inputs] == ["!r:x"]
             tally = count(
                 Ballot(req.room_id, req.closed_at),
                 stored.snapshot,

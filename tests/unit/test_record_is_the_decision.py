@@ -153,7 +153,11 @@ async def scenario(before: list[Any], closed: list[Any], decided: list[Any]) -> 
             run.w.clock.advance(SKEW + 1_000)  # from now on, everything is late
             for action in closed:
                 await run.step(action)
-            await run.w.apply(run.w.command(CHAIR, "!cb decide admit The group agreed."))
+            await run.w.apply(
+                run.w.command(
+                    CHAIR, "!cb decide admit The group agreed after the discussion on the list."
+                )
+            )
             [outcome, _] = await run.w.messages("outcome")
             record = await run.export()
             agree(record, draft)

@@ -1,0 +1,45 @@
+"""Appeals of a decision: any member or the applicant, within a window; a chair answers.
+
+The IESG's appeal practice (RFC 2026 §6.5) as the anchor: an appeal is recorded, the chairs
+must answer it with a rationale, and an upheld appeal reopens the question. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.durations import format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Appeal:
+    """An appeal of a decision (RFC 2026 §6.5 in spirit), answered by a chair."""
+
+    id: int
+    request_id: int
+    segment: int  # the decision (record segment) appealed
+    member: str
+    reason: str
+    created_at: int
+    state: str  # open | upheld | denied
+    answered_by: str | None = None
+    rationale: str | None = None
+    answered_at: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True until a chair answered it."""
+        return self.state == "open"
+
+
+def appeal_problem(
+    decided_at: int | None, window_ms: int | None, now: int, *, entitled: bool
+) -> str | None:
+    """Why an appeal cannot be lodged now, or None."""
+    if decided_at is None:
+        return "only a decided request can be appealed"
+    if not entitled:
+        return "only members and the applicant can appeal a decision"
+    if window_ms is not None and now > decided_at + window_ms:
+        return f"the appeal window ({format_duration(window_ms)} after the outcome) has closed"
+    return None

@@ -1,4 +1,4 @@
-"""The command line: run, check-config, demo, export."""
+"""The command line: run, check-config, init, members import, export, backup, demo."""
 
 from __future__ import annotations
 
@@ -83,6 +83,26 @@ def _parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="write a consistent copy of the database")
     backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     backup.add_argument("dest", type=Path, help="the new backup file")
+    members = sub.add_parser("members", help="manage the roster from the command line")
+    members_sub = members.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+    roster_import = members_sub.add_parser(
+        "import",
+        help="add or update members from a CSV file",
+        description=(
+            "Add or update members from a CSV file whose header names the columns "
+            "user_id,stakeholder,region (and optionally country, ignored for now). Every row "
+            "is checked first; if any is invalid, each problem is listed with its line number, "
+            "nothing is written and the exit code is 2. Otherwise all rows are written in one "
+            "transaction."
+        ),
+    )
+    roster_import.add_argument(
+        "--config", type=Path, default=Path("config.toml"), help="config file"
+    )
+    roster_import.add_argument(
+        "--dry-run", action="store_true", help="check the rows and show what would change"
+    )
+    roster_import.add_argument("file", type=Path, metavar="FILE.csv", help="the roster to import")
     demo = sub.add_parser("demo", help="walk one request through a throwaway local homeserver")
     demo.add_argument("--keep-running", action="store_true", help="stay up to look around")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo files")
@@ -261,6 +281,81 @@ def _backup(config_path: Path, dest: Path) -> int:
     return 0
 
 
+def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
+    """`members import FILE.csv [--dry-run]`: 0 imported (or would be), 2 invalid rows or
+    config or unreadable file, 2 database problem."""
+    import time
+
+    from bot.domain.roster_import import (
+        Existing,
+        PlannedRow,
+        parse_roster,
+        plan_import,
+        summarize,
+    )
+    from storage.database import DatabaseError
+    from storage.repo import Repository
+
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        print(f"consensus-bot: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        print(f"{file}: not UTF-8 text (byte {exc.start}); save it as UTF-8", file=sys.stderr)
+        return EXIT_USAGE
+    parsed = parse_roster(text)
+    if not parsed.ok:
+        print(f"{file}: {len(parsed.problems)} problem(s); nothing was imported:", file=sys.stderr)
+        for problem in parsed.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if dry_run and not config.storage.path.exists():
+        # A dry run leaves no trace: no database is created just to be found empty.
+        plan = plan_import(parsed.rows, {})
+        for planned in plan:
+            print(planned.describe())
+        print(f"{file}: dry run, {config.storage.path} does not exist yet: {summarize(plan)}")
+        return 0
+
+    async def run() -> list[PlannedRow]:
+        async with _database(config) as db, db.transaction() as tx:
+            repo = Repository(tx)
+            existing: dict[str, Existing] = {}
+            for row in parsed.rows:
+                member = await repo.member(row.user_id)
+                if member is not None:
+                    existing[row.user_id] = Existing(
+                        member.stakeholder, member.region, member.active
+                    )
+            plan = plan_import(parsed.rows, existing)
+            if not dry_run:
+                now = int(time.time() * 1000)
+                for row in parsed.rows:
+                    await repo.upsert_member(
+                        row.user_id, row.stakeholder, row.region, now, f"import:{file.name}"
+                    )
+            return plan
+
+    try:
+        plan = asyncio.run(run())
+    except DatabaseError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    for planned in plan:
+        print(planned.describe())
+    if dry_run:
+        print(f"{file}: dry run, nothing written: {summarize(plan)}")
+    else:
+        print(
+            f"{file}: imported {len(plan)} row(s) in one transaction: {summarize(plan, done=True)}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `consensus-bot` and `python -m bot`."""
     parser = _parser()
@@ -277,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export(args.config, args.request, args.format)
     if args.command == "backup":
         return _backup(args.config, args.dest)
+    if args.command == "members":
+        return _members_import(args.config, args.file, args.dry_run)
     if args.command == "demo":
         from bot.devtools.demo import run_demo
 

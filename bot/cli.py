@@ -83,6 +83,43 @@ def _parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="write a consistent copy of the database")
     backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     backup.add_argument("dest", type=Path, help="the new backup file")
+    init = sub.add_parser(
+        "init",
+        help="write a commented config from a few questions",
+        description=(
+            "Write a commented config file from a few questions; every question has a flag, "
+            "and with --yes nothing is asked. The bot's password or access token is never "
+            "written into the config: typed (or piped with --password-file -) it is kept "
+            "beside it, readable by you only; an existing --password-file is referred to. "
+            "The result is checked like check-config does; problems are listed with their "
+            "key and exit code 2. No file is ever overwritten."
+        ),
+    )
+    init.add_argument("--config", type=Path, default=Path("config.toml"), help="the file to write")
+    init.add_argument("--homeserver", metavar="URL", help="the homeserver's URL")
+    init.add_argument("--user-id", metavar="MXID", help="the bot's Matrix user ID")
+    init.add_argument("--main-room", metavar="ROOM", help="the main room's ID or alias")
+    init.add_argument(
+        "--chair", action="append", default=[], metavar="MXID", help="a chair (repeat for more)"
+    )
+    init.add_argument("--name", help="the group's name")
+    init.add_argument("--timezone", metavar="ZONE", help="the group's IANA time zone")
+    secret = init.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding the bot's password ('-': read it from standard input)",
+    )
+    secret.add_argument(
+        "--access-token-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding an access token of the bot ('-': from standard input)",
+    )
+    init.add_argument(
+        "--yes", "-y", action="store_true", help="ask nothing: take every answer from the flags"
+    )
     members = sub.add_parser("members", help="manage the roster from the command line")
     members_sub = members.add_subparsers(dest="members_command", required=True, metavar="ACTION")
     roster_import = members_sub.add_parser(
@@ -281,6 +318,55 @@ def _backup(config_path: Path, dest: Path) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    """`init`: the flags and the terminal, wired to `bot.init_config.run_init`."""
+    import getpass
+
+    from bot.init_config import (
+        DEFAULT_NAME,
+        DEFAULT_TIMEZONE,
+        Answers,
+        Dialogue,
+        run_init,
+        split_chairs,
+    )
+
+    chairs = tuple(chair for text in args.chair for chair in split_chairs(text))
+    given = Answers(
+        homeserver=args.homeserver or "",
+        user_id=args.user_id or "",
+        main_room=args.main_room or "",
+        chairs=chairs,
+        name=args.name or DEFAULT_NAME,
+        timezone=args.timezone or DEFAULT_TIMEZONE,
+    )
+    flags = {
+        "homeserver": args.homeserver,
+        "user_id": args.user_id,
+        "main_room": args.main_room,
+        "chairs": chairs,
+    }
+    asked = [name for name, value in flags.items() if not value]
+    if not args.yes:  # the others have defaults, offered when asking
+        asked += [name for name in ("name", "timezone") if getattr(args, name) is None]
+    dialogue = Dialogue(
+        ask=input,
+        ask_hidden=getpass.getpass,
+        say=lambda message: print(message, file=sys.stderr),
+        read_stdin=sys.stdin.read,
+    )
+    return run_init(
+        args.config,
+        given,
+        secret=None,
+        secret_file=args.password_file or args.access_token_file,
+        interactive=not args.yes,
+        dialogue=dialogue,
+        asked=asked,
+        secret_kind="access_token" if args.access_token_file is not None else "password",
+    )
+
+
 def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
     """`members import FILE.csv [--dry-run]`: 0 imported (or would be), 2 invalid rows or
     config or unreadable file, 2 database problem."""
@@ -372,6 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export(args.config, args.request, args.format)
     if args.command == "backup":
         return _backup(args.config, args.dest)
+    if args.command == "init":
+        return _init(args)
     if args.command == "members":
         return _members_import(args.config, args.file, args.dry_run)
     if args.command == "demo":

@@ -155,14 +155,18 @@ async def _versions(homeserver: str) -> str | None:
         return type(exc).__name__
 
 
-def invites_filter(room_ids: Iterable[str]) -> dict[str, Any]:
-    """A sync filter that leaves out everything but the rooms' membership sections."""
+def invites_filter() -> dict[str, Any]:
+    """A sync filter that leaves out everything but the rooms' membership sections.
+
+    No `room.rooms` list: the invite section is not limited by it anyway, and Synapse
+    refuses the whole sync (400) when one of its entries is not a well-formed room ID, which
+    would turn a typo in the config into "pending invites could not be read".
+    """
     empty: dict[str, Any] = {"types": []}
     return {
         "presence": empty,
         "account_data": empty,
         "room": {
-            "rooms": sorted(set(room_ids)),
             "timeline": {"limit": 0},
             "state": empty,
             "ephemeral": empty,
@@ -171,11 +175,9 @@ def invites_filter(room_ids: Iterable[str]) -> dict[str, Any]:
     }
 
 
-async def _pending_invites(
-    gateway: PreflightGateway, bot_user_id: str, room_ids: Iterable[str]
-) -> dict[str, str | None]:
-    """Room ID -> inviter of every pending invite of the bot (among `room_ids` at least)."""
-    raw = await gateway.sync(None, 0, invites_filter(room_ids))
+async def _pending_invites(gateway: PreflightGateway, bot_user_id: str) -> dict[str, str | None]:
+    """Room ID -> inviter of every pending invite of the bot."""
+    raw = await gateway.sync(None, 0, invites_filter())
     batch = decode_sync(raw, bot_user_id, "", initial=True)
     return {invite.room_id: invite.inviter for invite in batch.invites}
 
@@ -220,12 +222,11 @@ async def _room_checks(gateway: PreflightGateway, config: Config) -> list[Check]
             resolved[key] = await gateway.resolve_alias(room) if room.startswith("#") else room
         except GatewayError:
             resolved[key] = None
-    wanted = [rid for rid in resolved.values() if rid is not None and rid not in joined]
     invites: dict[str, str | None] = {}
     invites_error: str | None = None
-    if wanted:
+    if any(rid is not None and rid not in joined for rid in resolved.values()):
         try:
-            invites = await _pending_invites(gateway, m.user_id, wanted)
+            invites = await _pending_invites(gateway, m.user_id)
         except GatewayError as exc:
             invites_error = str(exc)
     checks: list[Check] = []

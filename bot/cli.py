@@ -1,4 +1,4 @@
-"""The command line: run, check-config, demo, export."""
+"""The command line: run, check-config, init, members import, export, backup, demo."""
 
 from __future__ import annotations
 
@@ -83,6 +83,63 @@ def _parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="write a consistent copy of the database")
     backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     backup.add_argument("dest", type=Path, help="the new backup file")
+    init = sub.add_parser(
+        "init",
+        help="write a commented config from a few questions",
+        description=(
+            "Write a commented config file from a few questions; every question has a flag, "
+            "and with --yes nothing is asked. The bot's password or access token is never "
+            "written into the config: typed (or piped with --password-file -) it is kept "
+            "beside it, readable by you only; an existing --password-file is referred to. "
+            "The result is checked like check-config does; problems are listed with their "
+            "key and exit code 2. No file is ever overwritten."
+        ),
+    )
+    init.add_argument("--config", type=Path, default=Path("config.toml"), help="the file to write")
+    init.add_argument("--homeserver", metavar="URL", help="the homeserver's URL")
+    init.add_argument("--user-id", metavar="MXID", help="the bot's Matrix user ID")
+    init.add_argument("--main-room", metavar="ROOM", help="the main room's ID or alias")
+    init.add_argument(
+        "--chair", action="append", default=[], metavar="MXID", help="a chair (repeat for more)"
+    )
+    init.add_argument("--name", help="the group's name")
+    init.add_argument("--timezone", metavar="ZONE", help="the group's IANA time zone")
+    secret = init.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding the bot's password ('-': read it from standard input)",
+    )
+    secret.add_argument(
+        "--access-token-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding an access token of the bot ('-': from standard input)",
+    )
+    init.add_argument(
+        "--yes", "-y", action="store_true", help="ask nothing: take every answer from the flags"
+    )
+    members = sub.add_parser("members", help="manage the roster from the command line")
+    members_sub = members.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+    roster_import = members_sub.add_parser(
+        "import",
+        help="add or update members from a CSV file",
+        description=(
+            "Add or update members from a CSV file whose header names the columns "
+            "user_id,stakeholder,region (and optionally country, ignored for now). Every row "
+            "is checked first; if any is invalid, each problem is listed with its line number, "
+            "nothing is written and the exit code is 2. Otherwise all rows are written in one "
+            "transaction."
+        ),
+    )
+    roster_import.add_argument(
+        "--config", type=Path, default=Path("config.toml"), help="config file"
+    )
+    roster_import.add_argument(
+        "--dry-run", action="store_true", help="check the rows and show what would change"
+    )
+    roster_import.add_argument("file", type=Path, metavar="FILE.csv", help="the roster to import")
     demo = sub.add_parser("demo", help="walk one request through a throwaway local homeserver")
     demo.add_argument("--keep-running", action="store_true", help="stay up to look around")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo files")
@@ -261,6 +318,130 @@ def _backup(config_path: Path, dest: Path) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    """`init`: the flags and the terminal, wired to `bot.init_config.run_init`."""
+    import getpass
+
+    from bot.init_config import (
+        DEFAULT_NAME,
+        DEFAULT_TIMEZONE,
+        Answers,
+        Dialogue,
+        run_init,
+        split_chairs,
+    )
+
+    chairs = tuple(chair for text in args.chair for chair in split_chairs(text))
+    given = Answers(
+        homeserver=args.homeserver or "",
+        user_id=args.user_id or "",
+        main_room=args.main_room or "",
+        chairs=chairs,
+        name=args.name or DEFAULT_NAME,
+        timezone=args.timezone or DEFAULT_TIMEZONE,
+    )
+    flags = {
+        "homeserver": args.homeserver,
+        "user_id": args.user_id,
+        "main_room": args.main_room,
+        "chairs": chairs,
+    }
+    asked = [name for name, value in flags.items() if not value]
+    if not args.yes:  # the others have defaults, offered when asking
+        asked += [name for name in ("name", "timezone") if getattr(args, name) is None]
+    dialogue = Dialogue(
+        ask=input,
+        ask_hidden=getpass.getpass,
+        say=lambda message: print(message, file=sys.stderr),
+        read_stdin=sys.stdin.read,
+    )
+    return run_init(
+        args.config,
+        given,
+        secret=None,
+        secret_file=args.password_file or args.access_token_file,
+        interactive=not args.yes,
+        dialogue=dialogue,
+        asked=asked,
+        secret_kind="access_token" if args.access_token_file is not None else "password",
+    )
+
+
+def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
+    """`members import FILE.csv [--dry-run]`: 0 imported (or would be), 2 invalid rows or
+    config or unreadable file, 2 database problem."""
+    import time
+
+    from bot.domain.roster_import import (
+        Existing,
+        PlannedRow,
+        parse_roster,
+        plan_import,
+        summarize,
+    )
+    from storage.database import DatabaseError
+    from storage.repo import Repository
+
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        print(f"consensus-bot: cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError as exc:
+        print(f"{file}: not UTF-8 text (byte {exc.start}); save it as UTF-8", file=sys.stderr)
+        return EXIT_USAGE
+    parsed = parse_roster(text)
+    if not parsed.ok:
+        print(f"{file}: {len(parsed.problems)} problem(s); nothing was imported:", file=sys.stderr)
+        for problem in parsed.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if dry_run and not config.storage.path.exists():
+        # A dry run leaves no trace: no database is created just to be found empty.
+        plan = plan_import(parsed.rows, {})
+        for planned in plan:
+            print(planned.describe())
+        print(f"{file}: dry run, {config.storage.path} does not exist yet: {summarize(plan)}")
+        return 0
+
+    async def run() -> list[PlannedRow]:
+        async with _database(config) as db, db.transaction() as tx:
+            repo = Repository(tx)
+            existing: dict[str, Existing] = {}
+            for row in parsed.rows:
+                member = await repo.member(row.user_id)
+                if member is not None:
+                    existing[row.user_id] = Existing(
+                        member.stakeholder, member.region, member.active
+                    )
+            plan = plan_import(parsed.rows, existing)
+            if not dry_run:
+                now = int(time.time() * 1000)
+                for row in parsed.rows:
+                    await repo.upsert_member(
+                        row.user_id, row.stakeholder, row.region, now, f"import:{file.name}"
+                    )
+            return plan
+
+    try:
+        plan = asyncio.run(run())
+    except DatabaseError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    for planned in plan:
+        print(planned.describe())
+    if dry_run:
+        print(f"{file}: dry run, nothing written: {summarize(plan)}")
+    else:
+        print(
+            f"{file}: imported {len(plan)} row(s) in one transaction: {summarize(plan, done=True)}"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `consensus-bot` and `python -m bot`."""
     parser = _parser()
@@ -277,6 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export(args.config, args.request, args.format)
     if args.command == "backup":
         return _backup(args.config, args.dest)
+    if args.command == "init":
+        return _init(args)
+    if args.command == "members":
+        return _members_import(args.config, args.file, args.dry_run)
     if args.command == "demo":
         from bot.devtools.demo import run_demo
 

@@ -21,6 +21,7 @@ from typing import Annotated, Final, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import CroniterError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -170,64 +171,45 @@ DurationText = Annotated[str, AfterValidator(_check_duration)]
 
 # --------------------------------------------------------------------------- cron
 
+# The schedule is read by croniter (standard cron: 0 and 7 are Sunday, names, ranges, lists,
+# steps). APScheduler 3's own `CronTrigger.from_crontab` is not standard: it numbers weekdays
+# from Monday = 0, refuses 7 and `sun-sat`, and requires both day fields to match where cron
+# accepts either. croniter gives the meaning; `CronSchedule.apscheduler_fields` hands that
+# meaning to APScheduler as explicit lists, which both read the same way.
 
-_MONTH_NAMES: Final = (
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "may",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "oct",
-    "nov",
-    "dec",
-)
+_FIELD_NAMES: Final = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_FIELD_HINTS: Final = ("0-59", "0-23", "1-31", "1-12 or jan-dec", "0-7 or sun-sat")
+_FIELD_RANGES: Final = (range(60), range(24), range(1, 32), range(1, 13), range(7))
 _DAY_NAMES: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-@dataclass(frozen=True, slots=True)
-class _CronField:
-    name: str
-    low: int
-    high: int
-    names: Mapping[str, int]
-    hint: str
-
-
-_CRON_FIELDS: Final = (
-    _CronField("minute", 0, 59, {}, "0-59"),
-    _CronField("hour", 0, 23, {}, "0-23"),
-    _CronField("day-of-month", 1, 31, {}, "1-31"),
-    _CronField("month", 1, 12, {n: i + 1 for i, n in enumerate(_MONTH_NAMES)}, "1-12 or jan-dec"),
-    _CronField("day-of-week", 0, 7, {n: i for i, n in enumerate(_DAY_NAMES)}, "0-7 or mon-sun"),
+# What standard cron writes in a field: `*`, a number or name, a range, each with an optional
+# step, in a comma list. croniter also takes extensions (L, W, #, H, ?, seconds and year
+# fields) that APScheduler's fields cannot say the same way: those are refused.
+_CRON_ITEM: Final = re.compile(
+    r"(?P<start>\*|[0-9]+|[a-z]{3})(?:-(?P<end>[0-9]+|[a-z]{3}))?(?:/[0-9]+)?", re.IGNORECASE
 )
 
 
 @dataclass(frozen=True, slots=True)
 class CronSchedule:
-    """A parsed five-field cron expression: the set of matching values of each field.
+    """A five-field cron expression and the set of matching values of each field.
 
-    Days of the week are 0 = Sunday … 6 = Saturday (7 is folded into 0), as in cron.
-    `*_restricted` tell whether the day fields were anything other than `*`.
+    Days of the week are 0 = Sunday … 6 = Saturday (7 is folded into 0), as in cron. At most
+    one of the two day fields is restricted (`parse_cron` refuses both), so "the day matches"
+    means the same to cron, croniter and APScheduler.
     """
 
+    expression: str
     minutes: frozenset[int]
     hours: frozenset[int]
     days_of_month: frozenset[int]
     months: frozenset[int]
     days_of_week: frozenset[int]
-    day_of_month_restricted: bool
-    day_of_week_restricted: bool
 
     def apscheduler_fields(self) -> dict[str, str]:
         """Keyword arguments for APScheduler 3's `CronTrigger` with the same meaning.
 
         Every field is given as an explicit list, and days of the week by name, because
-        APScheduler numbers weekdays from Monday = 0, unlike cron. (When both day fields are
-        restricted APScheduler requires both to match, where classic cron accepts either.)
+        APScheduler numbers weekdays from Monday = 0, unlike cron.
         """
 
         def listed(values: frozenset[int], full: range) -> str:
@@ -247,75 +229,101 @@ class CronSchedule:
         }
 
 
-def _cron_value(token: str, spec: _CronField, *, range_end: bool = False) -> int:
-    lowered = token.lower()
-    if lowered.isdigit():
-        number = int(lowered)
-        if not spec.low <= number <= spec.high:
-            raise ValueError(f"{number} is out of range (use {spec.hint})")
-        return number
-    if lowered in spec.names:
-        number = spec.names[lowered]
-        # `mon-sun` means Monday to Sunday: Sunday closing a range is day 7.
-        return 7 if range_end and spec.name == "day-of-week" and number == 0 else number
-    raise ValueError(f"'{token}' is not a number or name (use {spec.hint})")
+def _expand(fields: Sequence[str]) -> list[list[int | str]]:
+    """croniter's expansion of five fields (`'*'` for a whole field); raises CroniterError."""
+    expanded, nth_weekdays = croniter.expand(" ".join(fields), strict=True)
+    if nth_weekdays:  # `fri#2`: croniter's extension, refused by the grammar check already
+        raise CroniterError("nth weekday")
+    return [list(values) for values in expanded]
 
 
-def _parse_cron_field(text: str, spec: _CronField) -> set[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        if not item:
-            raise ValueError("empty item in a list (use a,b,c)")
-        base, slash, step_text = item.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise ValueError(f"step '{step_text}' must be a positive number")
-            step = int(step_text)
-        if base == "*":
-            start, end = spec.low, spec.high
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            start, end = _cron_value(first, spec), _cron_value(last, spec, range_end=True)
-            if start > end:
-                raise ValueError(f"range '{base}' runs backwards")
-        else:
-            start = _cron_value(base, spec)
-            end = spec.high if slash else start
-        values.update(range(start, end + 1, step))
-    if spec.name == "day-of-week" and 7 in values:
-        values.discard(7)
-        values.add(0)
-    return values
+def _value(index: int, token: str, *, range_end: bool) -> int:
+    """The number croniter gives one value of a field (a weekday range ends on Sunday = 7)."""
+    if index == 4 and range_end and token.lower() in ("sun", "7"):
+        return 7
+    probe = ["*"] * 5
+    probe[index] = token
+    (value,) = _expand(probe)[index]
+    return int(value)
+
+
+def _check_field(index: int, text: str) -> None:
+    """Raise ValueError naming the field when `text` is not a standard cron field."""
+    name, hint = _FIELD_NAMES[index], _FIELD_HINTS[index]
+    items = text.split(",")
+    matches = [_CRON_ITEM.fullmatch(item) for item in items]
+    if not all(matches):
+        raise ValueError(
+            f"{name} field '{text}' is not standard cron: use {hint}, *, ranges a-b, lists "
+            "a,b and steps */n or a-b/n (L, W, #, H and ? are not supported)"
+        )
+    probe = ["*"] * 5
+    probe[index] = text
+    try:
+        _expand(probe)
+    except CroniterError:
+        raise ValueError(
+            f"{name} field '{text}' is out of range or not understood (use {hint})"
+        ) from None
+    for item, match in zip(items, matches, strict=True):
+        assert match is not None
+        start, end = match["start"], match["end"]
+        if end is None or start == "*":
+            continue
+        low, high = _value(index, start, range_end=False), _value(index, end, range_end=True)
+        written = item.partition("/")[0]
+        if low == high:
+            # croniter reads an equal range as the whole field; cron as that one value.
+            raise ValueError(
+                f"{name} field '{text}': range '{written}' has one value: write {start}"
+            )
+        if low > high:
+            raise ValueError(
+                f"{name} field '{text}': range '{written}' runs backwards; cron ranges do not "
+                "wrap around, so write two (e.g. 22-23,0-5 for hours, fri-sat,sun-mon for days)"
+            )
 
 
 def parse_cron(expression: str) -> CronSchedule:
     """Parse a five-field cron expression (`minute hour day-of-month month day-of-week`).
 
-    Each field is `*`, a number or name, a range `a-b`, a list `a,b`, or a step `*/n`,
-    `a-b/n` or `a/n`; months may be `jan`-`dec` and weekdays `sun`-`sat` (0 and 7 are Sunday).
-    Raises `ValueError` with a message that names the offending field.
+    Standard cron, as croniter reads it: each field is `*`, a number or name, a range `a-b`,
+    a list `a,b`, or a step `*/n`, `a-b/n` or `a/n`; months may be `jan`-`dec` and weekdays
+    `sun`-`sat` (0 and 7 are Sunday). Refused, with a message naming the field: anything
+    else, ranges that do not run from low to high, both day fields restricted (cron runs
+    when EITHER matches, APScheduler only when BOTH do: restrict one), and a schedule that
+    never runs (`0 9 31 2 *`). Raises `ValueError`.
     """
     parts = expression.split()
-    if len(parts) != len(_CRON_FIELDS):
+    if len(parts) != len(_FIELD_NAMES):
         raise ValueError(
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
         )
-    parsed: list[frozenset[int]] = []
-    for text, spec in zip(parts, _CRON_FIELDS, strict=True):
-        try:
-            parsed.append(frozenset(_parse_cron_field(text, spec)))
-        except ValueError as exc:
-            raise ValueError(f"{spec.name} field '{text}': {exc}") from None
-    minutes, hours, days, months, weekdays = parsed
+    for index, text in enumerate(parts):
+        _check_field(index, text)
+    if parts[2] != "*" and parts[4] != "*":
+        raise ValueError(
+            "restrict either day-of-month or day-of-week, not both: cron runs when either "
+            f"matches ('{parts[2]}' or '{parts[4]}'), which is rarely what is meant; put * "
+            "in one of them"
+        )
+    try:
+        expanded = _expand(parts)
+    except CroniterError:
+        raise ValueError(
+            f"'{expression}' never runs: no month in it has such a day of the month"
+        ) from None
+    minutes, hours, days, months, weekdays = (
+        frozenset(_FIELD_RANGES[i]) if values == ["*"] else frozenset(int(v) for v in values)
+        for i, values in enumerate(expanded)
+    )
     return CronSchedule(
+        expression=" ".join(parts),
         minutes=minutes,
         hours=hours,
         days_of_month=days,
         months=months,
-        days_of_week=weekdays,
-        day_of_month_restricted=parts[2] != "*",
-        day_of_week_restricted=parts[4] != "*",
+        days_of_week=frozenset(d % 7 for d in weekdays),
     )
 
 

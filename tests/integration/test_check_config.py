@@ -28,13 +28,24 @@ async def test_check_config_reaches_homeserver_login_and_rooms(
 ) -> None:
     group = await make_group(synapse, tmp_path, "chk")
     try:
-        # Invited but not joined yet: the bot is not in the main room.
+        # Invited but not joined yet: fine, the bot joins at start.
         result = check(group.config_path)
-        assert result.returncode == 1
+        assert result.returncode == 0, result.stderr
         assert "ok  homeserver" in result.stderr
         assert "ok  login" in result.stderr
-        assert "the bot is not in" in result.stderr
-        assert "invite" in result.stderr
+        assert "group.main_room: invited; the bot joins at start" in result.stderr
+        assert group.chair.user_id in result.stderr  # who invited it
+
+        # Neither joined nor invited, in a private room: that will fail at start.
+        elsewhere = await group.chair.create_room("Elsewhere", [])
+        text = group.config_path.read_text()
+        not_invited = tmp_path / "not-invited.toml"
+        not_invited.write_text(text.replace(group.main_room, elsewhere))
+        result = check(not_invited)
+        assert result.returncode == 1
+        assert "PROBLEM  group.main_room: the bot is not in" in result.stderr
+        assert "not invited" in result.stderr
+        assert f"invite {group.bot_user.user_id}" in result.stderr
 
         group.bot.start()
         await group.bot.wait_ready()

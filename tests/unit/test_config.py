@@ -327,7 +327,8 @@ def test_cron_errors_name_the_field(tmp_path: Path, schedule: str, field: str) -
     "schedule",
     [
         "0 9 * * mon",
-        "*/15 8-18/2 1,15 jan-jun mon-fri",
+        "*/15 8-18/2 1,15 jan-jun *",
+        "*/15 8-18/2 * jan-jun mon-fri",
         "30 6 * * 0,7",
         "0 0 1 * *",
         "5/10 * * * SUN",
@@ -349,6 +350,106 @@ def test_cron_weekdays_for_apscheduler_are_names() -> None:
         "*",
     )
     assert parse_cron("0 9 * * mon-sun").apscheduler_fields()["day_of_week"] == "*"
+
+
+def test_both_day_fields_restricted_is_refused_with_the_key(tmp_path: Path) -> None:
+    # Cron reads `0 9 1 * mon` as "the 1st, or any Monday"; APScheduler, which runs the
+    # digest, as "a 1st that is a Monday". Neither is silently picked.
+    (issue,) = issues_of(minimal(tmp_path, extra='[digest]\nschedule = "0 9 1 * mon"'))
+    assert issue.path == "digest.schedule"
+    assert issue.message.startswith("restrict either day-of-month or day-of-week, not both")
+    for schedule in ("0 9 1-7 * mon", "0 9 */2 * mon-fri", "0 9 1 * mon-sun"):
+        with pytest.raises(ValueError, match="restrict either day-of-month or day-of-week"):
+            parse_cron(schedule)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field"),
+    [
+        ("0 9 L * *", "day-of-month"),  # croniter: last day of the month
+        ("0 9 * * 5#2", "day-of-week"),  # croniter: second Friday
+        ("0 9 * * L5", "day-of-week"),
+        ("0 9 ? * mon", "day-of-month"),  # Quartz
+        ("H 9 * * *", "minute"),  # Jenkins
+        ("0 9 * * fri-mon", "day-of-week"),  # croniter wraps the range around
+        ("0 9 * * mon-mon", "day-of-week"),  # croniter: the whole week
+        ("0 9 * * 5-0", "day-of-week"),
+        ("0 22-6 * * *", "hour"),
+    ],
+)
+def test_croniter_extensions_and_odd_ranges_are_refused(schedule: str, field: str) -> None:
+    with pytest.raises(ValueError, match=f"^{field} field ") as caught:
+        parse_cron(schedule)
+    assert "'" in str(caught.value)  # quotes what was written
+
+
+def test_seconds_and_year_fields_are_refused() -> None:
+    for schedule in ("0 0 9 * * mon", "0 9 * * mon 2027"):
+        with pytest.raises(ValueError, match="expected 5 fields"):
+            parse_cron(schedule)
+
+
+def test_a_schedule_that_never_runs_is_refused(tmp_path: Path) -> None:
+    (issue,) = issues_of(minimal(tmp_path, extra='[digest]\nschedule = "0 9 31 2 *"'))
+    assert issue.path == "digest.schedule"
+    assert "never runs" in issue.message
+    parse_cron("0 9 29 2 *")  # leap days do come
+
+
+def test_sunday_is_0_and_7_as_in_cron() -> None:
+    for schedule in ("0 9 * * 0", "0 9 * * 7", "0 9 * * sun", "0 9 * * SUN"):
+        assert parse_cron(schedule).apscheduler_fields()["day_of_week"] == "sun"
+    assert parse_cron("0 9 * * 5-7").days_of_week == frozenset({5, 6, 0})
+    assert parse_cron("0 9 * * sat-sun").days_of_week == frozenset({6, 0})
+
+
+def test_the_digest_schedule_object_keeps_the_expression(tmp_path: Path) -> None:
+    digest = load_config(
+        minimal(tmp_path, extra='[digest]\nschedule = "  30   8 * *  1-5 "'), env={}
+    ).digest
+    assert digest.enabled
+    assert digest.schedule == "30 8 * * 1-5"
+    assert digest.cron is not None
+    assert digest.cron.expression == "30 8 * * 1-5"
+    assert digest.cron.apscheduler_fields()["day_of_week"] == "mon,tue,wed,thu,fri"
+
+
+# The digest is run by APScheduler from `apscheduler_fields()`; the meaning is croniter's.
+# Both must fire at the same moments, DST changes included.
+AGREEING = [
+    "0 9 * * mon",
+    "0 9 * * 0",
+    "30 6 * * 0,7",
+    "*/15 8-18/2 * jan-jun mon-fri",
+    "*/20 * 1,15 * *",
+    "5/10 7 * * SUN",
+    "0 12 1-7 */3 *",
+    "45 23 * * 5-7",
+    "0 0 29 2 *",
+    "0 9 * * sat-sun",
+]
+
+
+@pytest.mark.parametrize("schedule", AGREEING)
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])
+def test_apscheduler_fires_when_cron_means(schedule: str, tz: str) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from apscheduler.triggers.cron import CronTrigger
+    from croniter import croniter
+
+    zone = ZoneInfo(tz)
+    start = datetime(2026, 3, 1, tzinfo=zone)  # spans the spring DST changes
+    trigger = CronTrigger(timezone=zone, **parse_cron(schedule).apscheduler_fields())
+    cron = croniter(schedule, start)
+    previous = start  # both give the first moment strictly after
+    for _ in range(40):
+        expected = cron.get_next(datetime)
+        fired = trigger.get_next_fire_time(None, previous + timedelta(microseconds=1))
+        assert fired is not None
+        assert fired.timestamp() == expected.timestamp(), (schedule, tz, expected)
+        previous = fired
 
 
 # --------------------------------------------------------------------------- credentials

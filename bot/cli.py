@@ -202,6 +202,12 @@ def _check_config(config_path: Path, offline: bool) -> int:
         return EXIT_CONFIG
     print(render_config(config))
     print(f"# {config_path}: the file is valid", file=sys.stderr)
+    from storage.keys import key_problem
+
+    problem = key_problem(config.storage.path)
+    if problem:
+        print(f"# PROBLEM  storage.path: {problem}", file=sys.stderr)
+        return 1
     if offline:
         return 0
     from bot.matrix.preflight import preflight

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,24 @@ def load_keys(db_path: Path) -> Keys | None:
         raise DatabaseError(
             f"the key file {path} is damaged; restore it from your backup of the key file"
         ) from exc
+
+
+def key_problem(db_path: Path) -> str | None:
+    """For check-config: a sentence when the database holds hums but its key file is gone
+    (the bot would refuse to start), else None."""
+    if key_path(db_path).exists() or not db_path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+            hums = db.execute("SELECT 1 FROM hums LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return None  # the start-up checks of the database say what is wrong with it
+    if not hums:
+        return None
+    return (
+        f"{db_path} holds hums but its key file {key_path(db_path)} is missing: restore the "
+        "key file from its backup before starting the bot"
+    )
 
 
 def create_keys(db_path: Path, legacy_hum_key: str | None = None) -> Keys:

@@ -244,7 +244,13 @@ class Calendar:
         tz = zone(self.settings.group_tz)
         lines = [f"📰 Digest — {render.clean(self.settings.group_name, 200)}"]
         open_requests = await repo.requests([RequestState.OPEN])
-        data: dict[str, list[int]] = {"open": [], "awaiting_chair": [], "decided": []}
+        data: dict[str, list[int]] = {
+            "open": [],
+            "awaiting_chair": [],
+            "triage": [],
+            "appeals": [],
+            "decided": [],
+        }
         if open_requests:
             lines.append("Open for positions:")
         for req in reversed(open_requests):
@@ -268,6 +274,21 @@ class Calendar:
                 f"{render.proposal_label(req.proposal)} (waiting {waited})"
             )
             data["awaiting_chair"].append(req.id)
+        triage = sorted(await repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
+        if triage:
+            lines.append(f"Applications awaiting triage ({self.settings.prefix} accept N):")
+        for req in triage:
+            lines.append(f"  #{req.id} {render.inline(req.applicant.display, 100)}")
+            data["triage"].append(req.id)
+        appeals = await repo.appeals(open_only=True)
+        if appeals:
+            lines.append("Appeals awaiting a chair:")
+        for appeal in appeals:
+            lines.append(
+                f"  appeal #{appeal.id} of request #{appeal.request_id} by {appeal.member}: "
+                f"{render.inline(appeal.reason, 200)}"
+            )
+            data["appeals"].append(appeal.id)
         decided = await repo.decided_since(since)
         if decided:
             lines.append("Decided since the last digest:")

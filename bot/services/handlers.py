@@ -17,6 +17,7 @@ from bot.domain.durations import format_duration, format_utc
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
     FINAL,
+    UNDECIDED,
     Action,
     LifecycleError,
     Outcome,
@@ -455,6 +456,9 @@ class Handlers:
             head += f"; closes {format_utc(req.deadline_at)} (in {left})"
         if req.outcome:
             head += f"; outcome: {req.outcome.value} by {req.decided_by}"
+        appeals = await ctx.repo.appeals(req.id, open_only=True)
+        if appeals:
+            head += "; open appeals: " + ", ".join(f"#{a.id} by {a.member}" for a in appeals)
         body = msg.body + "\n" + head
         return Reply(
             True,
@@ -471,18 +475,26 @@ class Handlers:
 
     async def list(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`list`: requests not yet decided."""
-        active = await ctx.repo.requests(
-            [RequestState.PENDING, RequestState.OPEN, RequestState.DRAFTED, RequestState.BLOCKED]
-        )
+        active = await ctx.repo.requests(list(UNDECIDED))
+        appeals = await ctx.repo.appeals(open_only=True)
+        appealed = {a.request_id for a in appeals} - {r.id for r in active}
+        for request_id in sorted(appealed):
+            found = await ctx.repo.request(request_id)
+            if found is not None:
+                active.append(found)
         if not active:
             return Reply(True, "No requests are open.")
         lines = []
-        for req in reversed(active):
+        for req in sorted(active, key=lambda r: r.id):
             line = f"#{req.id} {render.inline(req.applicant.display, 100)} — {req.state.value}"
             if req.state is RequestState.OPEN:
                 line += f", closes {format_utc(req.deadline_at)}"
+            open_appeals = [a for a in appeals if a.request_id == req.id]
+            if open_appeals:
+                line += ", appealed: " + ", ".join(f"#{a.id}" for a in open_appeals)
             lines.append(line)
-        return Reply(True, "\n".join(lines), data={"requests": [r.id for r in active]})
+        data = {"requests": [r.id for r in active], "appeals": [a.id for a in appeals]}
+        return Reply(True, "\n".join(lines), data=data)
 
     async def members(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`members`: the roster."""

@@ -4,6 +4,7 @@ answers, hum privacy, private outbox rows, pruning and room adoption."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from bot.matrix.rooms import REQUEST_STATE_TYPE, adoptable, request_marker
@@ -310,3 +311,24 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
     assert media.sent == []  # found, not sent again
     async with w.db.transaction() as tx:
         assert await tx.fetchval("SELECT result FROM outbox WHERE id = ?", (item.id,)) == "$first"
+
+
+def test_check_config_warns_when_hums_lost_their_key(tmp_path: Path) -> None:
+    import sqlite3
+
+    from storage.keys import create_keys, key_path, key_problem
+
+    db = tmp_path / "consensus.db"
+    assert key_problem(db) is None  # no database yet: the key is made at first start
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE hums (request_id INTEGER, hummer TEXT, side TEXT)")
+    assert key_problem(db) is None  # no hums: a new key costs nothing
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO hums VALUES (1, 'x', 'for')")
+    problem = key_problem(db)
+    assert problem is not None
+    assert "restore the key file" in problem
+    keys = create_keys(db)
+    assert key_problem(db) is None
+    assert oct(key_path(db).stat().st_mode & 0o777) == "0o600"
+    assert create_keys(db) == keys  # never overwritten

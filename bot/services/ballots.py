@@ -14,7 +14,7 @@ import hmac
 import logging
 
 from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
-from bot.domain.durations import format_duration
+from bot.domain.durations import format_duration, format_utc
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
 from bot.domain.ledger import PositionInput
 from bot.domain.lifecycle import (
@@ -362,19 +362,25 @@ class Ballots:
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
-        if req.self_applied and req.applicant.user_id:
-            await out.message(
-                render.notice(
-                    "reply",
-                    req.id,
-                    f"Your application (#{req.id}) was not taken further: {render.clean(reason)}",
-                    (req.applicant.user_id,),
-                    event="cancelled",
-                ),
-                room_id=dm(req.applicant.user_id),
+        if req.applicant.user_id:
+            await self._tell_applicant(
+                out,
+                req,
+                f"Your request (#{req.id}) was not taken further: {render.inline(reason)}",
+                "cancelled",
             )
         out.schedule_changed(req.id)
         return cancelled
+
+    async def _tell_applicant(self, out: Outbox, req: Request, text: str, event: str) -> None:
+        """A direct message to the applicant (who is never in the request's room)."""
+        applicant = req.applicant.user_id
+        assert applicant is not None
+        await out.message(
+            render.notice("reply", req.id, text, (applicant,), event=event),
+            room_id=dm(applicant),
+            request_id=req.id,
+        )
 
     async def _open_room(self, repo: Repository, out: Outbox, req: Request) -> None:
         spec = self._room_spec(req)
@@ -432,6 +438,15 @@ class Ballots:
         for user_id in sorted(invitees - {s.bot_user_id} - invited):
             await out.invite(user_id, request_id=req.id)
         await out.message(render.announcement(req), room_id=s.main_room_id, request_id=req.id)
+        if req.applicant.user_id:
+            await self._tell_applicant(
+                out,
+                req,
+                f"Your request to join {s.group_name} (#{req.id}) is now in front of the "
+                f"members, until {format_utc(req.deadline_at)}. They may ask you questions "
+                "through me; you will hear the outcome from me, with the chair's rationale.",
+                "opened",
+            )
         out.schedule_changed(req.id)
 
     async def close_ballot(self, repo: Repository, out: Outbox, req: Request, now: int) -> Sense:
@@ -515,6 +530,10 @@ class Ballots:
         message = render.outcome(decided, head, s.prefix, s.appeal_window_ms)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
+        if decided.applicant.user_id:
+            # The applicant hears the outcome, the chair's rationale and how to appeal; never
+            # anyone's position.
+            await out.message(message, room_id=dm(decided.applicant.user_id), request_id=req.id)
         user_id = decided.applicant.user_id
         if outcome is Outcome.ADMIT and user_id:
             await repo.upsert_member(

@@ -189,7 +189,7 @@ async def test_a_decision_freezes_the_record_and_a_reopen_chains_a_new_segment(
         w.command(CHAIR, "!cb decide decline Not enough support yet from those who took part.")
     )
     first = await export(w)
-    [outcome, _] = await w.messages("outcome")
+    [outcome, _, _] = await w.messages("outcome")  # request room, main room, applicant
     assert outcome.payload["consensus_bot"]["record_head"] == first["head"]
     assert first["head"][:16] in outcome.payload["body"]
     # After the decision: a redaction, a reaction and a roster change change nothing.

@@ -726,7 +726,12 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     await w.apply(confirm)
     assert await w.acks(confirm.event_id) == ["✅"]
     outcomes = await w.messages("outcome")
-    assert sorted((o.room_id or "request room") for o in outcomes) == [MAIN, "request room"]
+    # The request room, the main room, and the applicant by direct message.
+    assert sorted((o.room_id or "request room") for o in outcomes) == [
+        MAIN,
+        f"dm:{ERIN}",
+        "request room",
+    ]
     for o in outcomes:
         data = o.payload["consensus_bot"]
         assert data["request"] == 1

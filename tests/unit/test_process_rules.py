@@ -159,7 +159,7 @@ async def test_a_draft_says_how_rough_and_confirm_needs_words_then(opened: World
     worded = w.command(CHAIR, f"!cb confirm {WHY}")
     await w.apply(worded)
     assert await w.acks(worded.event_id) == ["✅"]
-    [outcome, _] = await w.messages("outcome")
+    [outcome, _, _] = await w.messages("outcome")  # request room, main room, applicant
     assert WHY in outcome.payload["body"]
     assert "may appeal until" in outcome.payload["body"]
 

@@ -158,7 +158,7 @@ async def scenario(before: list[Any], closed: list[Any], decided: list[Any]) -> 
                     CHAIR, "!cb decide admit The group agreed after the discussion on the list."
                 )
             )
-            [outcome, _] = await run.w.messages("outcome")
+            [outcome, _, _] = await run.w.messages("outcome")
             record = await run.export()
             agree(record, draft)
             agree(record, await run.status())

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain.durations import format_duration, format_utc
+from bot.domain.clock_rules import format_when
+from bot.domain.durations import format_duration
 from bot.domain.objections import Objection
 from bot.domain.positions import LEGEND, POSITION_ORDER, Position
 from bot.domain.principles import PRINCIPLES
@@ -95,7 +96,7 @@ def _permalink(room_id: str) -> str:
     return f"https://matrix.to/#/{room_id}"
 
 
-def request_card(req: Request, now: int) -> Message:
+def request_card(req: Request, now: int, tz: str = "UTC") -> Message:
     """The request card: who asks, their statement and the participation principles."""
     a = req.applicant
     rows = [
@@ -106,7 +107,8 @@ def request_card(req: Request, now: int) -> Message:
         ("Filed by", "the applicant" if req.self_applied else req.filed_by),
         (
             "Deadline",
-            f"{format_utc(req.deadline_at)} (in {format_duration(req.deadline_at - now)})",
+            f"{format_when(req.deadline_at, tz, now_ms=now)} "
+            f"(in {format_duration(req.deadline_at - now)})",
         ),
     ]
     shown = [(k, v) for k, v in rows if v]
@@ -124,7 +126,7 @@ def request_card(req: Request, now: int) -> Message:
     return Message("request_card", req.id, "\n".join(body), "".join(parts))
 
 
-def ballot(req: Request, prefix: str) -> Message:
+def ballot(req: Request, prefix: str, tz: str = "UTC", now: int | None = None) -> Message:
     """The ballot: react to take a position, or use a command with a reason."""
     legend = [f"{emoji} {position.label}" for emoji, position in LEGEND]
     body = (
@@ -133,7 +135,7 @@ def ballot(req: Request, prefix: str) -> Message:
         f"Or with a reason: {prefix} support|no-objection|concern|abstain [REASON] · "
         f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw\n"
         f"An objection blocks consensus until the chair disposes of it, so please say why.\n"
-        f"Closes {format_utc(req.deadline_at)}."
+        f"Closes {format_when(req.deadline_at, tz, now_ms=now)}."
     )
     html_ = (
         f"<p>🗳 <b>Ballot for {esc(req.title)}</b></p>"
@@ -142,17 +144,18 @@ def ballot(req: Request, prefix: str) -> Message:
         f"[REASON]</code> · <code>{esc(prefix)} object REASON</code> · "
         f"<code>{esc(prefix)} recuse</code> · <code>{esc(prefix)} withdraw</code></p>"
         f"<p>An objection blocks consensus until the chair disposes of it, so please say why."
-        f"</p><p>Closes {format_utc(req.deadline_at)}.</p>"
+        f"</p><p>Closes {esc(format_when(req.deadline_at, tz, now_ms=now))}.</p>"
     )
     return Message("ballot", req.id, body, html_)
 
 
-def announcement(req: Request) -> Message:
+def announcement(req: Request, tz: str = "UTC", now: int | None = None) -> Message:
     """Main-room note that a request was filed and its room opened."""
     link = _permalink(req.room_id) if req.room_id else ""
-    body = f"📋 {inline(req.title)} is open until {format_utc(req.deadline_at)}. {link}".strip()
+    until = format_when(req.deadline_at, tz, now_ms=now)
+    body = f"📋 {inline(req.title)} is open until {until}. {link}".strip()
     html_ = (
-        f"<p>📋 <b>{esc(req.title)}</b> is open until {format_utc(req.deadline_at)}."
+        f"<p>📋 <b>{esc(req.title)}</b> is open until {esc(until)}."
         + (f' <a href="{esc(link)}">Go to its room</a>' if link else "")
         + "</p>"
     )
@@ -293,7 +296,11 @@ def _rough_groups(rows: Sequence[tuple[str, int | None]]) -> str:
 
 
 def outcome(
-    req: Request, record_head: str, prefix: str = "!cb", appeal_window_ms: int | None = None
+    req: Request,
+    record_head: str,
+    prefix: str = "!cb",
+    appeal_window_ms: int | None = None,
+    tz: str = "UTC",
 ) -> Message:
     """The chair's decision, announced in the request room and the main room, with the head
     of the frozen decision record so anyone can check an export against it."""
@@ -314,7 +321,7 @@ def outcome(
     if rationale:
         html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
     if appeal_window_ms is not None and req.decided_at is not None:
-        until = format_utc(req.decided_at + appeal_window_ms)
+        until = format_when(req.decided_at + appeal_window_ms, tz, now_ms=req.decided_at)
         appeal = (
             f"Members and the applicant may appeal until {until}: {prefix} appeal {req.id} REASON"
         )

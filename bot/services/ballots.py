@@ -13,8 +13,9 @@ import hashlib
 import hmac
 import logging
 
+from bot.domain.clock_rules import format_when
 from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
-from bot.domain.durations import format_duration, format_utc
+from bot.domain.durations import format_duration
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
 from bot.domain.ledger import PositionInput
 from bot.domain.lifecycle import (
@@ -423,9 +424,10 @@ class Ballots:
         await repo.snapshot_eligible(request_id)
         req = await repo.request(request_id)
         assert req is not None
-        await out.message(render.request_card(req, now), request_id=req.id)
+        tz = self.settings.group_tz
+        await out.message(render.request_card(req, now, tz), request_id=req.id)
         await out.message(
-            render.ballot(req, self.settings.prefix), request_id=req.id, purpose="ballot"
+            render.ballot(req, self.settings.prefix, tz, now), request_id=req.id, purpose="ballot"
         )
         for emoji, _ in LEGEND:
             await out.react(emoji, BALLOT, request_id=req.id)
@@ -437,13 +439,16 @@ class Ballots:
         invitees = {v.user_id for v in await repo.voters(req.id)} | set(s.chairs)
         for user_id in sorted(invitees - {s.bot_user_id} - invited):
             await out.invite(user_id, request_id=req.id)
-        await out.message(render.announcement(req), room_id=s.main_room_id, request_id=req.id)
+        await out.message(
+            render.announcement(req, tz, now), room_id=s.main_room_id, request_id=req.id
+        )
         if req.applicant.user_id:
             await self._tell_applicant(
                 out,
                 req,
                 f"Your request to join {s.group_name} (#{req.id}) is now in front of the "
-                f"members, until {format_utc(req.deadline_at)}. They may ask you questions "
+                f"members, until {format_when(req.deadline_at, tz, now_ms=now)}. They may ask "
+                "you questions "
                 "through me; you will hear the outcome from me, with the chair's rationale.",
                 "opened",
             )
@@ -527,7 +532,7 @@ class Ballots:
         assert decided is not None
         s = self.settings
         head = await self._freeze(repo, decided, now)
-        message = render.outcome(decided, head, s.prefix, s.appeal_window_ms)
+        message = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
         if decided.applicant.user_id:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from bot.domain.clock_rules import format_local, reminder_time, zone
-from bot.domain.durations import format_duration, format_utc
+from bot.domain.clock_rules import format_when, reminder_time, zone
+from bot.domain.durations import format_duration
 from bot.domain.lifecycle import RequestState
 from bot.domain.request import Request
 from bot.matrix import render
@@ -198,7 +198,7 @@ class Calendar:
             msg = render.reminder(
                 req,
                 member,
-                format_local(req.deadline_at, tz),
+                format_when(req.deadline_at, tz, now_ms=now),
                 format_duration(req.deadline_at - now),
                 self.settings.prefix,
             )
@@ -258,7 +258,7 @@ class Calendar:
             objections = len(sense.open_objections)
             lines.append(
                 f"  #{req.id} {render.inline(req.applicant.display, 100)} — closes "
-                f"{format_local(req.deadline_at, tz)} (in "
+                f"{format_when(req.deadline_at, tz, now_ms=now)} (in "
                 f"{format_duration(req.deadline_at - now)}); {sense.participated}/"
                 f"{sense.eligible} took part"
                 + (f"; {objections} objection(s) open" if objections else "")
@@ -296,7 +296,7 @@ class Calendar:
             outcome = req.outcome.value if req.outcome else "?"
             lines.append(
                 f"  #{req.id} {render.inline(req.applicant.display, 100)} — {outcome} "
-                f"(by {req.decided_by}, {format_utc(req.decided_at or now)})"
+                f"(by {req.decided_by}, {format_when(req.decided_at or now, tz, now_ms=now)})"
             )
             data["decided"].append(req.id)
         if len(lines) == 1:

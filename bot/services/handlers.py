@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.appeals import appeal_problem
-from bot.domain.durations import format_duration, format_utc
+from bot.domain.clock_rules import format_when
+from bot.domain.durations import format_duration
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
     FINAL,
@@ -178,6 +179,12 @@ class Handlers:
         missing = {c.name for c in COMMANDS} - set(self.table)
         if missing:
             raise RuntimeError(f"commands without a handler: {sorted(missing)}")
+
+    def when(self, ctx: Ctx, ms: int) -> str:
+        """A moment as the reader reads it: in a direct message in the member's own zone,
+        elsewhere in the group's, with UTC beside."""
+        own = ctx.member.tz if ctx.place is Place.DM and ctx.member is not None else None
+        return format_when(ms, own or self.settings.group_tz, now_ms=ctx.now)
 
     @property
     def prefix(self) -> str:
@@ -376,7 +383,7 @@ class Handlers:
         return Reply(
             True,
             f"Filed {render.inline(req.title)}. Its room is being opened; the ballot closes "
-            f"{format_utc(req.deadline_at)}.",
+            f"{self.when(ctx, req.deadline_at)}.",
             req.id,
             {"filed": req.id},
         )
@@ -453,7 +460,7 @@ class Handlers:
         head = f"State: {req.state.value}"
         if req.state is RequestState.OPEN:
             left = format_duration(req.deadline_at - ctx.now)
-            head += f"; closes {format_utc(req.deadline_at)} (in {left})"
+            head += f"; closes {self.when(ctx, req.deadline_at)} (in {left})"
         if req.outcome:
             head += f"; outcome: {req.outcome.value} by {req.decided_by}"
         appeals = await ctx.repo.appeals(req.id, open_only=True)
@@ -488,7 +495,7 @@ class Handlers:
         for req in sorted(active, key=lambda r: r.id):
             line = f"#{req.id} {render.inline(req.applicant.display, 100)} — {req.state.value}"
             if req.state is RequestState.OPEN:
-                line += f", closes {format_utc(req.deadline_at)}"
+                line += f", closes {self.when(ctx, req.deadline_at)}"
             open_appeals = [a for a in appeals if a.request_id == req.id]
             if open_appeals:
                 line += ", appealed: " + ", ".join(f"#{a.id}" for a in open_appeals)
@@ -735,7 +742,7 @@ class Handlers:
         )
         return Reply(
             True,
-            f"Request #{req.id} is open again until {format_utc(reopened.deadline_at)}.{note}",
+            f"Request #{req.id} is open again until {self.when(ctx, reopened.deadline_at)}.{note}",
             req.id,
         )
 
@@ -767,7 +774,7 @@ class Handlers:
             return Reply(
                 True,
                 f"The ballot of request #{req.id} is open again until "
-                f"{format_utc(reopened.deadline_at)}; {sent} member(s) who have not taken part "
+                f"{self.when(ctx, reopened.deadline_at)}; {sent} member(s) who have not taken part "
                 "were reminded.",
                 req.id,
             )
@@ -782,7 +789,9 @@ class Handlers:
             return fail("the new deadline is in the past.", req.id)
         await ctx.repo.update_request(req.id, deadline_at=due)
         ctx.out.schedule_changed(req.id)
-        return Reply(True, f"The ballot of request #{req.id} now closes {format_utc(due)}.", req.id)
+        return Reply(
+            True, f"The ballot of request #{req.id} now closes {self.when(ctx, due)}.", req.id
+        )
 
     async def hum(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`hum for|against [soft|loud] --request N`, by direct message only."""
@@ -840,7 +849,7 @@ class Handlers:
         return Reply(
             True,
             f"Accepted {render.inline(accepted.title)}: its room is being opened; the ballot "
-            f"closes {format_utc(accepted.deadline_at)}.",
+            f"closes {self.when(ctx, accepted.deadline_at)}.",
             accepted.id,
         )
 
@@ -922,7 +931,8 @@ class Handlers:
             reopened, note = await self.ballots.reopen(
                 ctx.repo, ctx.out, req, ctx.now + self.settings.min_deadline_ms, ctx.now
             )
-            text += f"\nThe ballot is open again until {format_utc(reopened.deadline_at)}.{note}"
+            until = format_when(reopened.deadline_at, self.settings.group_tz, now_ms=ctx.now)
+            text += f"\nThe ballot is open again until {until}.{note}"
         elif req.state is RequestState.DECIDED:
             await self.ballots.refreeze(ctx.repo, req, ctx.now)  # the record gains the answer
         await ctx.out.message(

@@ -332,3 +332,21 @@ def test_check_config_warns_when_hums_lost_their_key(tmp_path: Path) -> None:
     assert key_problem(db) is None
     assert oct(key_path(db).stat().st_mode & 0o777) == "0o600"
     assert create_keys(db) == keys  # never overwritten
+
+
+async def test_times_are_shown_in_the_groups_zone_with_utc_beside(tmp_path: Path) -> None:
+    from tests.unit.test_engine import make_world
+
+    w = await make_world(tmp_path / "bot.db", group_tz="Europe/Paris")
+    try:
+        await w.open_request()
+        async with w.db.transaction() as tx:
+            rows = await tx.fetchall("SELECT payload FROM outbox WHERE op = 'message'")
+        bodies = [json.loads(r["payload"])["body"] for r in rows]
+        card = next(b for b in bodies if b.startswith("📋 Request #1") and "Deadline" in b)
+        ballot = next(b for b in bodies if b.startswith("🗳 Ballot"))
+        for text in (card, ballot):
+            assert "CET (" in text
+            assert " UTC)" in text
+    finally:
+        await w.db.close()

@@ -289,7 +289,9 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
                 number,
                 group_name=config.group.name,
                 quorum=config.process.quorum,
+                skew_ms=config.process.clock_skew_ms,
                 appeal_window_ms=config.process.appeal_window_ms,
+                tidier=config.matrix.user_id,
             )
         return render(record, fmt)  # type: ignore[arg-type]
 

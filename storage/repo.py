@@ -122,6 +122,7 @@ def _request(row: aiosqlite.Row) -> Request:
         nudged_at=row["nudged_at"],
         draft_event_id=row["draft_event_id"],
         early_rationale=row["early_rationale"],
+        tally_event_id=row["tally_event_id"],
     )
 
 
@@ -387,6 +388,7 @@ class Repository:
             "nudged_at",
             "draft_event_id",
             "early_rationale",
+            "tally_event_id",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -720,6 +722,14 @@ class Repository:
             ),
         )
         return changed > 0
+
+    async def pending_purpose(self, request_id: int, purpose: str) -> bool:
+        """True when an operation of this purpose for the request waits in the outbox."""
+        row = await self.tx.fetchone(
+            "SELECT 1 FROM outbox WHERE request_id = ? AND purpose = ? AND state = 'pending'",
+            (request_id, purpose),
+        )
+        return row is not None
 
     async def pending_outbox(self, limit: int = 50) -> list[OutboxItem]:
         """Operations not yet sent, oldest first."""

@@ -17,7 +17,10 @@ An input counts when:
   clamped timestamp is before the close; one received an hour late never does, whatever
   timestamp it carries. Late inputs are kept and shown as *late, not counted*.
 - it was not retracted: a redaction by its **own author**, in the **same room**, itself
-  received in time. Redactions by anyone else, or from another room, change nothing.
+  received in time. Redactions by anyone else, or from another room, change nothing —
+  except the bot's own tidying: when a member changes position by reaction the bot removes
+  their superseded reaction, and such a *tidied* input can never become current again (so
+  a member who then removes their latest reaction has no position, as the ballot shows).
 
 A member's current position is their latest counting, unretracted input, ordered by
 `(effective ts, origin ts, event ID)` where the effective ts is the origin timestamp clamped
@@ -50,6 +53,7 @@ class Status(StrEnum):
     NOT_ELIGIBLE = "not-eligible"  # its author is not (or no longer) eligible
     WRONG_ROOM = "wrong-room"  # a reaction or poll answer outside the request's room
     RETRACTED = "retracted"  # its author redacted it, in its room, in time
+    TIDIED = "tidied"  # superseded, and its reaction removed by the bot
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ class Ballot:
     room_id: str | None
     closed_at: int | None  # None while the ballot is open
     skew_ms: int = DEFAULT_SKEW_MS
+    tidier: str | None = None  # the bot: its redactions tidy superseded reactions away
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,13 +178,17 @@ def count(
     voters = tuple(v for v in eligible if still_eligible(removed.get(v.user_id), ballot))
     voter_ids = {v.user_id for v in voters}
     items = list(inputs)
+    redactions = list(redactions)
     retracted = retractions(items, redactions, ballot)
+    tidied = {r.redacts for r in redactions if ballot.tidier and r.sender == ballot.tidier}
     status: dict[str, Status] = {}
     latest: dict[str, PositionInput] = {}
     for item in items:
         why = _status(item, ballot, voter_ids)
         if why is Status.COUNTED and item.event_id in retracted:
             why = Status.RETRACTED
+        elif why is Status.COUNTED and item.event_id in tidied:
+            why = Status.TIDIED
         status[item.event_id] = why
         if why is not Status.COUNTED:
             continue

@@ -214,7 +214,7 @@ def _timeline(
                 "event_id": _text(item.event_id),
                 "origin_ts": item.ts,
                 "received_at": received,
-                "counted": status in (Status.COUNTED, Status.RETRACTED),
+                "counted": status in (Status.COUNTED, Status.RETRACTED, Status.TIDIED),
                 "status": status.value,
                 "clock_flag": _clock_flag(item.ts, at, received, skew_ms),
             },
@@ -406,6 +406,7 @@ def build_record(
     hums: HumAggregate | None = None,
     segment: int = 1,
     previous_head: str | None = None,
+    tidier: str | None = None,
     history: Sequence[ObjectionEvent] = (),
     appeals: Sequence[Appeal] = (),
 ) -> Record:
@@ -419,7 +420,7 @@ def build_record(
     the record of each decision of a request (a reopen starts the next); the chain of
     segment n > 1 begins at `previous_head`, the head of segment n - 1.
     """
-    ballot = Ballot(request.room_id, request.closed_at, skew_ms)
+    ballot = Ballot(request.room_id, request.closed_at, skew_ms, tidier)
     tally = count(ballot, eligible, removed or {}, inputs, redactions)
     sense = tally.sense([d.objection for d in objections], quorum)
     counted_ids = {v.user_id for v in tally.voters}

@@ -124,8 +124,8 @@ _MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$])")
 # for a bare `name@host.tld` (cmark-gfm finds those after escapes are resolved).
 _BARE_LINK = re.compile(
     r"(?i)//|www\.|\b(?:mailto|tel|xmpp):"
-    # a host name where a linkifier starts one (not after `@` or `:`, as in @bob:example.org)
-    r"|(?:^|[^\w.:/@-])[^\W_][\w-]*\.[^\W\d_]{2}"
+    # a host name where a linkifier starts one (not after `:`, as in @bob:example.org)
+    r"|(?:^|[^\w.:/-])[^\W_][\w-]*\.[^\W\d_]{2}"
 )
 _MD_INLINE_LINK = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$:/.])")
 _WORD = re.compile(r"\S+")

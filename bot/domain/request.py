@@ -57,6 +57,7 @@ class Request:
     nudged_at: int | None = None
     draft_event_id: str | None = None  # the current round's draft, edited in place
     early_rationale: str | None = None  # why a chair acted before the minimum deadline
+    tally_event_id: str | None = None  # the live tally, pinned and edited
 
     @property
     def title(self) -> str:

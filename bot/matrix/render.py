@@ -131,7 +131,7 @@ def ballot(req: Request, prefix: str, tz: str = "UTC", now: int | None = None) -
     legend = [f"{emoji} {position.label}" for emoji, position in LEGEND]
     body = (
         f"🗳 Ballot for {inline(req.title)}\n"
-        f"React to this message: {' · '.join(legend)}\n"
+        f"React to this message: {' · '.join(legend)} (the live tally is pinned)\n"
         f"Or with a reason: {prefix} support|no-objection|concern|abstain [REASON] · "
         f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw\n"
         f"An objection blocks consensus until the chair disposes of it, so please say why.\n"
@@ -290,6 +290,33 @@ def summary(
     return Message("summary", req.id, body, html_, data, tuple(mentions))
 
 
+def tally(req: Request, sense: Sense, closes: str) -> Message:
+    """The live tally of a ballot: pinned in the request room and edited as positions
+    change, so there is one count to read (never who hummed)."""
+    lines = [
+        f"📊 Live tally for {inline(req.title)}",
+        f"Positions: {_counts_line(sense.counts)}",
+        f"{sense.participated} of {sense.eligible} eligible members took a position"
+        + (f"; {len(sense.recused)} recused" if sense.recused else ""),
+    ]
+    if sense.did_not_take_part:
+        lines.append("Not yet: " + _names(sense.did_not_take_part))
+    if sense.open_objections:
+        lines.append("Open objections:")
+        lines += [f"  {_objection_line(o)}" for o in sense.open_objections[:MAX_LISTED]]
+    lines.append(f"Closes {closes}. Only each member's latest position counts.")
+    body = "\n".join(lines)
+    html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
+    data: dict[str, Any] = {
+        "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
+        "eligible": sense.eligible,
+        "participated": sense.participated,
+        "open_objections": len(sense.open_objections),
+        "did_not_take_part_count": len(sense.did_not_take_part),
+    }
+    return Message("tally", req.id, body, html_, data)
+
+
 def _rough_groups(rows: Sequence[tuple[str, int | None]]) -> str:
     """`academia 2, europe *` (a group too small to show gets a star, as in the breakdown)."""
     return ", ".join(f"{name} {'*' if n is None else n}" for name, n in rows) or "none"
@@ -386,7 +413,7 @@ def poll_start(req: Request) -> dict[str, Any]:
     )
     return {
         "org.matrix.msc3381.poll.start": {
-            "kind": "org.matrix.msc3381.poll.disclosed",
+            "kind": "org.matrix.msc3381.poll.undisclosed",
             "max_selections": 1,
             "question": {"org.matrix.msc1767.text": question},
             "answers": answers,

@@ -17,7 +17,7 @@ from bot.domain.clock_rules import format_when
 from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
 from bot.domain.durations import format_duration
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
-from bot.domain.ledger import PositionInput
+from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
     IN_PROGRESS,
     UNDECIDED,
@@ -28,7 +28,7 @@ from bot.domain.lifecycle import (
     transition,
 )
 from bot.domain.objections import ObjectionState, ObjectionStep, objection_step
-from bot.domain.positions import LEGEND, Position
+from bot.domain.positions import Position
 from bot.domain.process import rough_shape
 from bot.domain.record import HumAggregate
 from bot.domain.request import Applicant, Request
@@ -42,7 +42,7 @@ from bot.matrix.rooms import (
     request_room_spec,
 )
 from bot.services.export import freeze, live_record
-from bot.services.outbox import BALLOT, DRAFT, POLL, Outbox, dm
+from bot.services.outbox import DRAFT, POLL, TALLY, Outbox, dm
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
@@ -65,7 +65,8 @@ class Ballots:
 
     def window(self, req: Request) -> Ballot:
         """The request's room and window, as the counting rule sees them."""
-        return Ballot(req.room_id, req.closed_at, self.settings.clock_skew_ms)
+        s = self.settings
+        return Ballot(req.room_id, req.closed_at, s.clock_skew_ms, s.bot_user_id)
 
     def tally(self, req: Request, rows: Rows) -> Tally:
         """The one counting rule over a request's rows."""
@@ -162,12 +163,33 @@ class Ballots:
             rows.open_objection,
             rows.latest_objection,
         )
-        if req.state is RequestState.DRAFTED:
-            status = self.tally(req, rows).status.get(item.event_id)
-            if status is Status.COUNTED:
+        tally = self.tally(req, rows)
+        if tally.status.get(item.event_id) is Status.COUNTED:
+            out.retally.add(req.id)
+            if req.state is RequestState.DRAFTED:
                 out.redraft.add(req.id)  # sent in time, seen after the close
+        if item.source is Source.REACTION and tally.current.get(item.member) is stored:
+            await self._tidy(out, req, rows, stored)
         await self.follow_objection(repo, out, req, item.member, now, ask_reason_in_reply_to, rows)
         return True
+
+    async def _tidy(
+        self, out: Outbox, req: Request, rows: MemberRows, current: PositionInput
+    ) -> None:
+        """A member changed position by reaction: remove their superseded position reactions
+        from the ballot, so what members see is what counts (the rule never lets a tidied
+        reaction count again)."""
+        gone = {r.redacts for r in rows.redactions}
+        for old in rows.inputs:
+            if (
+                old.source is Source.REACTION
+                and old.event_id != current.event_id
+                and old.event_id not in gone
+                and old.room_id == req.room_id
+            ):
+                await out.redact(
+                    old.event_id, request_id=req.id, reason="superseded by a newer position"
+                )
 
     async def follow_objection(
         self,
@@ -225,8 +247,10 @@ class Ballots:
                 f"the objector changed their position to {change}",
                 now,
             )
-        if step is not ObjectionStep.NONE and req.state is RequestState.DRAFTED:
-            out.redraft.add(req.id)
+        if step is not ObjectionStep.NONE:
+            out.retally.add(req.id)
+            if req.state is RequestState.DRAFTED:
+                out.redraft.add(req.id)
         return current
 
     def _ask_reason(
@@ -429,10 +453,11 @@ class Ballots:
         await out.message(
             render.ballot(req, self.settings.prefix, tz, now), request_id=req.id, purpose="ballot"
         )
-        for emoji, _ in LEGEND:
-            await out.react(emoji, BALLOT, request_id=req.id)
-        # The same ballot as a native poll, for clients that show polls: one ledger for all.
+        # No reactions are seeded on the ballot: every counter a member sees is a real one.
+        # The same ballot as a native poll, for clients that show polls: one ledger for all
+        # (undisclosed, so the client shows no second count before the close).
         await out.event(POLL_START, render.poll_start(req), request_id=req.id, purpose="poll")
+        await out.message(await self._tally(repo, req, now), request_id=req.id, purpose=TALLY)
         s = self.settings
         if s.space_id:
             await out.state(s.space_id, "m.space.child", room_id, {"via": [s.server_name]})
@@ -490,6 +515,23 @@ class Ballots:
         else:
             await out.edit(message, DRAFT, request_id=req.id)
         return sense
+
+    async def _tally(self, repo: Repository, req: Request, now: int) -> render.Message:
+        sense = await self.sense(repo, req)
+        closes = format_when(req.deadline_at, self.settings.group_tz, now_ms=now)
+        return render.tally(req, sense, closes)
+
+    async def retally(self, repo: Repository, out: Outbox, now: int) -> None:
+        """Edit the live tally of ballots whose positions or objections changed in this
+        transaction (one edit per ballot per batch)."""
+        for request_id in sorted(out.retally):
+            req = await repo.request(request_id)
+            if req is None or req.state not in (RequestState.OPEN, RequestState.DRAFTED):
+                continue
+            if req.tally_event_id is None and not await repo.pending_purpose(req.id, TALLY):
+                continue  # opened before live tallies existed
+            await out.edit(await self._tally(repo, req, now), TALLY, request_id=req.id)
+        out.retally.clear()
 
     async def redraft(self, repo: Repository, out: Outbox) -> None:
         """Post the draft again for requests whose draft changed in this transaction."""
@@ -599,6 +641,7 @@ class Ballots:
             skew_ms=s.clock_skew_ms,
             appeal_window_ms=s.appeal_window_ms,
             hums=await self.hum_aggregate(repo, req),
+            tidier=s.bot_user_id,
         )
         return await freeze(repo, record, now)
 

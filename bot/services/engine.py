@@ -40,7 +40,7 @@ from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers, acknowledge
-from bot.services.outbox import DRAFT, Doorbell, Outbox, dm
+from bot.services.outbox import DRAFT, TALLY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
@@ -106,6 +106,7 @@ class Engine:
                     applied.append((event.event_id, event.room_id))
             await repo.mark_processed_many(applied, now)
             await self.ballots.redraft(repo, out)
+            await self.ballots.retally(repo, out, now)
             for left in batch.left:
                 await self._on_left(repo, out, left, now)
             if batch.next_batch:
@@ -266,9 +267,10 @@ class Engine:
         req = await repo.request(request_id)
         if req is None or req.state not in (RequestState.OPEN, RequestState.DRAFTED):
             return  # a decided request's record is frozen; a reopen recounts
-        if req.state is RequestState.DRAFTED:
-            tally = await self.ballots.count(repo, req)
-            if redaction.redacts in tally.retracted_by:
+        tally = await self.ballots.count(repo, req)
+        if redaction.redacts in tally.retracted_by:
+            out.retally.add(req.id)
+            if req.state is RequestState.DRAFTED:
                 out.redraft.add(req.id)
         await self.ballots.follow_objection(repo, out, req, item.member, now)
 
@@ -313,8 +315,20 @@ class Engine:
             await self.ballots.room_ready(repo, out, item.request_id, result, now, invited)
         elif item.purpose == "ballot" and item.request_id is not None:
             await repo.update_request(item.request_id, ballot_event_id=result)
+        elif item.op == "redact" and item.target and item.request_id is not None:
+            # The bot's tidying of a superseded reaction: stored as it is sent (the sync
+            # skips the bot's own events), so the rule knows it can never count again.
+            req = await repo.request(item.request_id)
+            if req is not None and req.room_id:
+                bot = self.settings.bot_user_id
+                await repo.add_redaction(Redaction(result, item.target, req.room_id, bot, now, now))
         elif item.purpose == DRAFT and item.request_id is not None:
             await repo.update_request(item.request_id, draft_event_id=result)
+        elif item.purpose == TALLY and item.request_id is not None:
+            await repo.update_request(item.request_id, tally_event_id=result)
+            req = await repo.request(item.request_id)
+            if req is not None and req.room_id:
+                await out.state(req.room_id, "m.room.pinned_events", "", {"pinned": [result]})
         elif item.purpose == "poll" and item.request_id is not None:
             await repo.update_request(item.request_id, poll_event_id=result)
 

@@ -68,6 +68,7 @@ async def live_record(
     skew_ms: int,
     appeal_window_ms: int | None = None,
     hums: HumAggregate | None = None,
+    tidier: str | None = None,
 ) -> Record:
     """The record of a request as it stands now, built from the stored rows by the one
     counting rule. A request reopened after a decision continues the chain of its last
@@ -88,6 +89,7 @@ async def live_record(
         hums=hums,
         segment=len(frozen) + 1,
         previous_head=frozen[-1].head if frozen else None,
+        tidier=tidier,
         history=await repo.objection_history(req.id),
         appeals=await repo.appeals(req.id),
     )
@@ -113,6 +115,7 @@ async def export_record(
     quorum: float,
     skew_ms: int = DEFAULT_SKEW_MS,
     appeal_window_ms: int | None = None,
+    tidier: str | None = None,
 ) -> Record:
     """The record of request `request_id`: for a decided request the record frozen at the
     decision, byte for byte; otherwise the record as it stands. ExportError when there is
@@ -131,6 +134,7 @@ async def export_record(
         quorum=quorum,
         skew_ms=skew_ms,
         appeal_window_ms=appeal_window_ms,
+        tidier=tidier,
     )
 
 

@@ -973,6 +973,7 @@ class Handlers:
             quorum=s.quorum,
             skew_ms=s.clock_skew_ms,
             appeal_window_ms=s.appeal_window_ms,
+            tidier=s.bot_user_id,
         )
         caption = {
             "m.mentions": {},

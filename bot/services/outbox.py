@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BALLOT = "ballot"  # `target` placeholder: the request's ballot event, resolved when sent
 DRAFT = "draft"  # `target` placeholder: the current round's draft, resolved when sent
+TALLY = "tally"  # `target` placeholder: the ballot's live tally, resolved when sent
 POLL = "poll"  # `target` placeholder: the request's poll event
 PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
@@ -60,6 +61,7 @@ class Outbox:
         # Work for after the commit (never inside a transaction that may roll back):
         self.reschedule: set[int] = set()  # requests whose timers must follow the database
         self.redraft: set[int] = set()  # drafted requests whose draft changed
+        self.retally: set[int] = set()  # open ballots whose live tally changed
 
     def schedule_changed(self, request_id: int) -> None:
         """The request's deadline or state changed: its timers follow once committed."""
@@ -85,6 +87,11 @@ class Outbox:
     async def edit(self, msg: Message, target: str, *, request_id: int | None = None) -> None:
         """Edit an earlier message of the bot (`target`: an event ID, or DRAFT) in place."""
         await self._put("edit", msg.edit_content(), request_id=request_id, target=target)
+
+    async def redact(self, target: str, *, request_id: int, reason: str) -> None:
+        """Remove an event from the request's room (the bot's tidying of superseded
+        reactions: the bot alone has the power to)."""
+        await self._put("redact", {"reason": reason}, request_id=request_id, target=target)
 
     async def react(
         self,
@@ -356,7 +363,7 @@ class OutboxSender:
         room_id, target = item.room_id, item.target
         if room_id is not None and room_id.startswith(DM):
             room_id = await self.hooks.dm_room(room_id.removeprefix(DM))
-        if room_id is not None and target not in (BALLOT, POLL, DRAFT):
+        if room_id is not None and target not in (BALLOT, POLL, DRAFT, TALLY):
             return room_id, target
         async with self.db.transaction() as tx:
             req = await Repository(tx).request(item.request_id) if item.request_id else None
@@ -369,6 +376,8 @@ class OutboxSender:
             target = req.poll_event_id
         elif target == DRAFT:
             target = req.draft_event_id
+        elif target == TALLY:
+            target = req.tally_event_id
         if target in (None, "") and item.target is not None:
             raise _Unresolvable(f"the {item.target} was never posted")
         if room_id is None:
@@ -436,6 +445,11 @@ class OutboxSender:
                 "info": {"mimetype": p["mimetype"], "size": len(raw)},
             }
             return await self.gateway.send_message(room_id, content, item.txn_id)
+        if item.op == "redact":
+            assert target is not None
+            return await self.gateway.redact(
+                room_id, target, item.txn_id, str(item.payload.get("reason", ""))
+            )
         if item.op == "state":
             p = item.payload
             await self.gateway.put_state(room_id, p["type"], p["content"], p["state_key"])

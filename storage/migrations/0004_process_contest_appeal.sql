@@ -4,6 +4,8 @@
 -- rationale for acting before process.min_deadline had passed.
 ALTER TABLE requests ADD COLUMN draft_event_id TEXT;
 ALTER TABLE requests ADD COLUMN early_rationale TEXT;
+-- The live tally of a ballot: one pinned message, edited as positions change.
+ALTER TABLE requests ADD COLUMN tally_event_id TEXT;
 
 -- An objection asked for its reason once (whatever channel raised it), and the objection a
 -- `duplicate` disposition points to.

@@ -220,9 +220,20 @@ async def test_a_decision_freezes_the_record_and_a_reopen_chains_a_new_segment(
 async def test_a_thumbs_up_costs_three_repository_calls(
     opened: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batch bookkeeping aside (seen, processed, token), a 👍 reads and writes three times."""
+    """Applying a 👍 reads and writes three times. (Per batch, not per event, come the
+    bookkeeping — seen, processed, token — and one edit of each touched ballot's tally.)"""
     calls: list[str] = []
-    depth = [0]  # count calls from the services, not a repository method's own helpers
+    depth = [1]  # count calls from the event's dispatch, not a repository method's helpers
+    dispatch = opened.engine._dispatch
+
+    async def dispatching(*args: Any) -> None:
+        depth[0] -= 1
+        try:
+            await dispatch(*args)
+        finally:
+            depth[0] += 1
+
+    monkeypatch.setattr(opened.engine, "_dispatch", dispatching)
     batch = {"seen_among", "mark_processed_many", "set_meta"}
     for name in dir(Repository):
         method = getattr(Repository, name)

@@ -29,6 +29,7 @@ class Member:
     region: str
     active: bool
     tz: str | None = None
+    country: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,10 @@ def _request(row: aiosqlite.Row) -> Request:
             org=row["org"],
             stakeholder=row["stakeholder"],
             region=row["region"],
+            country=row["country"],
+            kind=row["kind"],
+            representative=row["representative"],
+            background=row["background"],
         ),
         statement=row["statement"],
         filed_by=row["filed_by"],
@@ -123,6 +128,7 @@ def _request(row: aiosqlite.Row) -> Request:
         draft_event_id=row["draft_event_id"],
         early_rationale=row["early_rationale"],
         tally_event_id=row["tally_event_id"],
+        affirmed_at=row["affirmed_at"],
     )
 
 
@@ -204,15 +210,21 @@ class Repository:
     # --- roster -----------------------------------------------------------------------
 
     async def upsert_member(
-        self, user_id: str, stakeholder: str, region: str, now: int, added_by: str
+        self,
+        user_id: str,
+        stakeholder: str,
+        region: str,
+        now: int,
+        added_by: str,
+        country: str | None = None,
     ) -> None:
-        """Add a member, or reactivate and update one."""
+        """Add a member, or reactivate and update one (a country given replaces the known)."""
         await self.tx.execute(
-            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by) "
-            "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(user_id) DO UPDATE SET "
+            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by, "
+            "country) VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET "
             "stakeholder = excluded.stakeholder, region = excluded.region, active = 1, "
-            "removed_at = NULL",
-            (user_id, stakeholder, region, now, added_by),
+            "removed_at = NULL, country = coalesce(excluded.country, members.country)",
+            (user_id, stakeholder, region, now, added_by, country),
         )
 
     async def seed_member(self, user_id: str, stakeholder: str, region: str, now: int) -> None:
@@ -269,7 +281,12 @@ class Repository:
         if row is None:
             return None
         return Member(
-            row["user_id"], row["stakeholder"], row["region"], bool(row["active"]), row["tz"]
+            row["user_id"],
+            row["stakeholder"],
+            row["region"],
+            bool(row["active"]),
+            row["tz"],
+            row["country"],
         )
 
     async def active_members(self) -> list[Member]:
@@ -277,7 +294,10 @@ class Repository:
         rows = await self.tx.fetchall(
             "SELECT * FROM members WHERE active = 1 ORDER BY user_id COLLATE NOCASE"
         )
-        return [Member(r["user_id"], r["stakeholder"], r["region"], True, r["tz"]) for r in rows]
+        return [
+            Member(r["user_id"], r["stakeholder"], r["region"], True, r["tz"], r["country"])
+            for r in rows
+        ]
 
     async def set_member_tz(self, user_id: str, tz: str | None) -> None:
         """Remember a member's time zone (from their m.tz profile field)."""
@@ -317,15 +337,20 @@ class Repository:
     ) -> int:
         """Insert a request (pending, or waiting for triage); returns its number."""
         return await self.tx.execute(
-            "INSERT INTO requests(applicant, name, org, stakeholder, region, statement, "
+            "INSERT INTO requests(applicant, name, org, stakeholder, region, country, kind, "
+            "representative, background, statement, "
             "filed_by, filed_event_id, self_applied, state, deadline_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 applicant.applicant,
                 applicant.name,
                 applicant.org,
                 applicant.stakeholder,
                 applicant.region,
+                applicant.country,
+                applicant.kind,
+                applicant.representative,
+                applicant.background,
                 statement,
                 filed_by,
                 filed_event_id,
@@ -389,6 +414,16 @@ class Repository:
             "draft_event_id",
             "early_rationale",
             "tally_event_id",
+            "affirmed_at",
+            "name",
+            "org",
+            "stakeholder",
+            "region",
+            "country",
+            "kind",
+            "representative",
+            "background",
+            "statement",
         }
         unknown = set(fields) - allowed
         if unknown:
@@ -405,8 +440,9 @@ class Repository:
     async def snapshot_eligible(self, request_id: int) -> int:
         """Record the active roster as the request's eligible members; returns how many."""
         await self.tx.execute(
-            "INSERT OR IGNORE INTO eligible(request_id, user_id, stakeholder, region) "
-            "SELECT ?, user_id, stakeholder, region FROM members WHERE active = 1",
+            "INSERT OR IGNORE INTO eligible(request_id, user_id, stakeholder, region, country) "
+            "SELECT ?, user_id, stakeholder, region, coalesce(country, '') FROM members "
+            "WHERE active = 1",
             (request_id,),
         )
         return int(
@@ -422,7 +458,7 @@ class Repository:
 
     async def _eligible(self, request_id: int, member: str | None = None) -> list[EligibleRow]:
         sql = (
-            "SELECT e.user_id, e.stakeholder, e.region, "
+            "SELECT e.user_id, e.stakeholder, e.region, e.country, "
             "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END AS removed_at "
             "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ?"
         )
@@ -432,7 +468,9 @@ class Repository:
             params = (request_id, member)
         rows = await self.tx.fetchall(sql + " ORDER BY e.user_id", params)
         return [
-            EligibleRow(Voter(r["user_id"], r["stakeholder"], r["region"]), r["removed_at"])
+            EligibleRow(
+                Voter(r["user_id"], r["stakeholder"], r["region"], r["country"]), r["removed_at"]
+            )
             for r in rows
         ]
 

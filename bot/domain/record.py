@@ -493,6 +493,7 @@ def sense_json(sense: Sense) -> dict[str, Any]:
         "by_stakeholder": _breakdown_json(sense.by_stakeholder),
         "by_region": _breakdown_json(sense.by_region),
         "silent_stakeholder_groups": list(sense.silent_stakeholder_groups),
+        "by_development": _breakdown_json(sense.by_development),
     }
 
 

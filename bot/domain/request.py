@@ -17,6 +17,10 @@ class Applicant:
     org: str | None = None
     stakeholder: str | None = None
     region: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-2
+    kind: str | None = None  # "individual" | "organisation"
+    representative: str | None = None  # who represents an organisation
+    background: str | None = None  # Internet resources and roles, with links
 
     @property
     def user_id(self) -> str | None:
@@ -58,6 +62,7 @@ class Request:
     draft_event_id: str | None = None  # the current round's draft, edited in place
     early_rationale: str | None = None  # why a chair acted before the minimum deadline
     tally_event_id: str | None = None  # the live tally, pinned and edited
+    affirmed_at: int | None = None  # when the applicant affirmed the six principles
 
     @property
     def title(self) -> str:

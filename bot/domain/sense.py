@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.domain.countries import lookup
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
@@ -51,6 +52,7 @@ class Voter:
     user_id: str
     stakeholder: str
     region: str
+    country: str = ""  # ISO 3166-1 alpha-2, "" when not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,9 @@ class Sense:
     by_region: tuple[GroupBreakdown, ...]
     silent_stakeholder_groups: tuple[str, ...] = field(default=())  # members, none took part
     unrepresented_stakeholder_groups: tuple[str, ...] = field(default=())  # no eligible members
+    # Members from developing and least developed countries (UN M49), where countries are known.
+    by_development: tuple[GroupBreakdown, ...] = field(default=())
+    silent_regions: tuple[str, ...] = field(default=())  # regions with members, none took part
 
     @property
     def participation(self) -> float:
@@ -161,6 +166,7 @@ def determine(
 
     by_stakeholder = _breakdown(STAKEHOLDER_GROUPS, active, active_positions, "stakeholder")
     by_region = _breakdown(REGIONS, active, active_positions, "region")
+    by_development = _development(active, active_positions)
     return Sense(
         proposal=proposal,
         counts=counts,
@@ -175,4 +181,37 @@ def determine(
         by_region=by_region,
         silent_stakeholder_groups=tuple(g.name for g in by_stakeholder if g.members and g.silent),
         unrepresented_stakeholder_groups=tuple(g.name for g in by_stakeholder if not g.members),
+        by_development=by_development,
+        silent_regions=tuple(g.name for g in by_region if g.members and g.silent),
     )
+
+
+DEVELOPING = "developing countries"
+LEAST_DEVELOPED = "least developed countries"
+
+
+def _development(
+    voters: Sequence[Voter], positions: Mapping[str, Position]
+) -> tuple[GroupBreakdown, ...]:
+    """Participation of members from developing and least developed countries (UN M49),
+    with the same small-group suppression; empty when no member's country is known."""
+    kinds: list[Voter] = []
+    least: list[Voter] = []
+    for v in voters:
+        country = lookup(v.country) if v.country else None
+        if country is not None and country.developing:
+            kinds.append(v)
+            if country.ldc:
+                least.append(v)
+    if not any(v.country for v in voters):
+        return ()
+    rows = []
+    for name, group in ((DEVELOPING, kinds), (LEAST_DEVELOPED, least)):
+        counts = dict.fromkeys(Position, 0)
+        for v in group:
+            position = positions.get(v.user_id)
+            if position is not None:
+                counts[position] += 1
+        shown = counts if len(group) >= MIN_GROUP_FOR_POSITIONS else None
+        rows.append(GroupBreakdown(name, len(group), sum(counts.values()), shown))
+    return tuple(rows)

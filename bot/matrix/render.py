@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.clock_rules import format_when
+from bot.domain.countries import lookup
 from bot.domain.durations import format_duration
 from bot.domain.objections import Objection
 from bot.domain.positions import LEGEND, POSITION_ORDER, Position
@@ -101,9 +102,13 @@ def request_card(req: Request, now: int, tz: str = "UTC") -> Message:
     a = req.applicant
     rows = [
         ("Applicant", a.display),
+        ("Applying as", a.kind),
         ("Organisation", a.org),
+        ("Represented by", a.representative),
+        ("Country", country_line(a.country)),
         ("Stakeholder group", a.stakeholder),
         ("Region", a.region),
+        ("Background", a.background),
         ("Filed by", "the applicant" if req.self_applied else req.filed_by),
         (
             "Deadline",
@@ -114,16 +119,46 @@ def request_card(req: Request, now: int, tz: str = "UTC") -> Message:
     shown = [(k, v) for k, v in rows if v]
     body = [f"📋 {inline(req.title)}", ""]
     body += [f"{k}: {clean(v)}" for k, v in shown]
-    body += ["", "Statement:", clean(req.statement), "", "Participation principles:"]
+    affirmed = (
+        "affirmed by the applicant"
+        if req.affirmed_at is not None
+        else "not yet affirmed by the applicant"
+    )
+    body += ["", "Statement:", clean(req.statement), "", f"Participation principles ({affirmed}):"]
     body += [f"• {name} — {text}" for name, text in PRINCIPLES]
     body += ["", _NOT_A_VOTE]
     parts = [f"<h3>📋 {esc(req.title)}</h3><ul>"]
     parts += [f"<li><b>{k}:</b> {esc(v)}</li>" for k, v in shown]
     parts.append(f"</ul><p><b>Statement:</b></p><blockquote>{esc(req.statement)}</blockquote>")
-    parts.append("<p><b>Participation principles</b> (the applicant affirms them):</p><ul>")
+    parts.append(f"<p><b>Participation principles</b> ({affirmed}):</p><ul>")
     parts += [f"<li><b>{name}</b> — {text}</li>" for name, text in PRINCIPLES]
     parts.append(f"</ul><p>{_NOT_A_VOTE}</p>")
     return Message("request_card", req.id, "\n".join(body), "".join(parts))
+
+
+def country_line(alpha2: str | None) -> str | None:
+    """`Nepal (NP) — asia-pacific (ITU), Southern Asia (UN M49); least developed, landlocked
+    developing` for a card or a minute."""
+    country = lookup(alpha2) if alpha2 else None
+    if country is None:
+        return alpha2
+    flags = [
+        label
+        for label, on in (
+            ("least developed", country.ldc),
+            ("landlocked developing", country.lldc),
+            ("small island developing", country.sids),
+            (
+                "developing",
+                country.developing and not (country.ldc or country.lldc or country.sids),
+            ),
+        )
+        if on
+    ]
+    where = f"{country.itu_region} (ITU), {country.m49_subregion or country.m49_region} (UN M49)"
+    return f"{country.name} ({country.alpha2}) — {where}" + (
+        f"; {', '.join(flags)}" if flags else ""
+    )
 
 
 def ballot(req: Request, prefix: str, tz: str = "UTC", now: int | None = None) -> Message:
@@ -254,6 +289,9 @@ def summary(
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder)]
     lines.append("By region:")
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_region)]
+    if sense.by_development:
+        lines.append("By development status (UN M49):")
+        lines += [f"  {x}" for x in _breakdown_lines(sense.by_development)]
     if any(line.endswith(" *") for line in lines):
         lines.append("  * positions not shown for groups under 3, so nobody is singled out")
     if sense.silent_stakeholder_groups:

@@ -215,6 +215,8 @@ class Calendar:
         await repo.mark_reminded(req.id, slot, CHAIRS_NOTE, now)
         sense = await self.ballots.sense(repo, req)
         silent = [g.name for g in sense.by_stakeholder if g.members and g.silent]
+        silent += [f"the {name} region" for name in sense.silent_regions]
+        silent += [f"members from {g.name}" for g in sense.by_development if g.members and g.silent]
         if not silent:
             return
         chairs = sorted(self.settings.chairs)

@@ -123,7 +123,7 @@ def render_topic_help(topic: str, prefix: str) -> str:
 
 
 def reference_markdown(prefix: str) -> str:
-    """A Markdown table of every command (usage | who | where | what) for the README."""
+    """A Markdown table of every command (usage | who | where | what, with its aliases)."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
@@ -136,8 +136,11 @@ def reference_markdown(prefix: str) -> str:
                 if spec.places == frozenset(Place)
                 else ", ".join(_WHERE_SHORT[p] for p in Place if p in spec.places)
             )
+            what = spec.summary
+            if spec.aliases:
+                what += " Also: " + ", ".join(f"`{alias}`" for alias in spec.aliases) + "."
             rows.append(
                 f"| `{cell(usage(spec, prefix))}` | {_WHO_SHORT[spec.role]} | {places} "
-                f"| {cell(spec.summary)} |"
+                f"| {cell(what)} |"
             )
     return "\n".join(rows)

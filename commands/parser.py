@@ -59,11 +59,17 @@ class ParsedCommand:
     `args` holds every parameter the command declares, keyed by its name (options too, without
     dashes): the converted value, or None when an optional one was not given. `raw` is the
     message body exactly as received.
+
+    `spec` is always the real command: `!cb yes` parses to `support`'s spec. `alias` is the
+    other name the sender typed for it, as compared (lower-case, e.g. `yes`, `+1`,
+    `no objection`), or None when they typed the command's own name. It is for messages only;
+    dispatch on `spec.name`.
     """
 
     spec: CommandSpec
     args: Mapping[str, object]
     raw: str
+    alias: str | None = None
 
     @property
     def name(self) -> str:
@@ -219,21 +225,24 @@ def parse(body: str, prefix: str, now_ms: int) -> ParsedCommand | ParseFailure |
     if not tokens:
         return ParseFailure("empty", f"Send {prefix} help to see what I can do.", suggestion="help")
     try:
-        spec, used = _resolve(tokens, prefix)
-        args = _bind(spec, tokens[used:], prefix, now_ms)
+        spec, used, alias = _resolve(tokens, prefix)
+        args = _bind(spec, tokens[used:], prefix, now_ms, alias)
     except _Failed as failed:
         return failed.failure
-    return ParsedCommand(spec, MappingProxyType(args), body)
+    return ParsedCommand(spec, MappingProxyType(args), body, alias)
 
 
-def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int]:
-    """Find the command named by the first word or two; raise _Failed when there is none."""
+def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, str | None]:
+    """The command named by the first word or two, how many words that took, and the alias
+    typed (None for the command's own name); raise _Failed when there is none."""
     first = normalize_name(tokens[0].text)
-    second = normalize_name(tokens[1].text) if len(tokens) > 1 else ""
-    if second and f"{first} {second}" in COMMANDS_BY_NAME:
-        return COMMANDS_BY_NAME[f"{first} {second}"], 2
-    if first in COMMANDS_BY_NAME:
-        return COMMANDS_BY_NAME[first], 1
+    # `no, they have not…`, `no objection, fine`: punctuation after a name does not hide it.
+    bare = first.rstrip(_AFTER_CLOSER) or first  # `?` stays `?`
+    second = normalize_name(tokens[1].text).rstrip(_AFTER_CLOSER) if len(tokens) > 1 else ""
+    for name, used in ((f"{first} {second}", 2), (first, 1), (bare, 1)):
+        if (used == 1 or second) and name in COMMANDS_BY_NAME:
+            spec = COMMANDS_BY_NAME[name]
+            return spec, used, None if name == spec.name else name
     if first in COMMAND_GROUPS:
         group = COMMAND_GROUPS[first]
         raise _Failed(
@@ -253,9 +262,9 @@ def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int]:
 
 
 def _bind(
-    spec: CommandSpec, tokens: Sequence[_Token], prefix: str, now_ms: int
+    spec: CommandSpec, tokens: Sequence[_Token], prefix: str, now_ms: int, alias: str | None
 ) -> dict[str, object]:
-    """Assign words to the spec's parameters and convert them."""
+    """Assign words to the spec's parameters and convert them (`alias`: the name typed)."""
 
     def fail(message: str, suggestion: str | None = None) -> _Failed:
         return _Failed(
@@ -324,7 +333,7 @@ def _bind(
             word = remaining.pop(0)
             values[positional.name] = convert(positional, word.text, word.unclosed)
         elif positional.required:
-            raise fail(_missing(spec, positional))
+            raise fail(_missing(spec, positional, alias))
 
     rest = spec.rest
     if rest is not None:
@@ -332,7 +341,7 @@ def _bind(
         if text:
             values[rest.name] = text
         elif rest.required:
-            raise fail(_missing(spec, rest))
+            raise fail(_missing(spec, rest, alias))
     elif remaining:
         raise fail(f"{shown(remaining[0].raw)} was not expected here.")
 
@@ -342,9 +351,10 @@ def _bind(
     return values
 
 
-def _missing(spec: CommandSpec, param: Positional | Rest) -> str:
+def _missing(spec: CommandSpec, param: Positional | Rest, alias: str | None) -> str:
     label = f"{param.label}…" if isinstance(param, Rest) else param.label
-    return f"{spec.name} needs {label}: {param.help}."
+    who = spec.name if alias is None else f"{alias} means {spec.name}, which"
+    return f"{who} needs {label}: {param.help}."
 
 
 def _option_name(text: str, options: Mapping[str, Option]) -> tuple[str, str | None] | None:

@@ -113,12 +113,19 @@ class Rest:
 Param = Positional | Option | Rest
 
 
+def _is_words(text: str) -> bool:
+    """Lower-case words separated by single spaces, e.g. `member add`, `+1`, `no objection`."""
+    return bool(text) and text == text.strip().lower() and text.split(" ") == text.split()
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     """The one declaration of a command: parsing, usage and help are derived from it.
 
     `name` may be two words (`member add`). `examples` are written without the prefix and
     are parsed by the tests, so the help can never show an example that does not work.
+    `aliases` are other names people type (`yes` for `support`); the parser resolves them to
+    this command and says which one was used.
     """
 
     name: str
@@ -133,8 +140,11 @@ class CommandSpec:
 
     def __post_init__(self) -> None:
         """Reject declarations the parser could not honour (caught at import time)."""
-        if not self.name or self.name != self.name.strip().lower() or "  " in self.name:
-            raise ValueError(f"command name {self.name!r} must be lower-case words")
+        for word in (self.name, *self.aliases):
+            if not _is_words(word):
+                raise ValueError(f"command name {word!r} must be lower-case words")
+        if self.name in self.aliases or len(set(self.aliases)) != len(self.aliases):
+            raise ValueError(f"command {self.name!r} repeats a name among its aliases")
         if not self.summary.strip():
             raise ValueError(f"command {self.name!r} needs a summary")
         if not self.places:

@@ -81,6 +81,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         frozenset({Place.REQUEST, Place.DM}),
         details=_POSITION_DETAILS,
         examples=("support", "support Strong track record in the region.", "support --request 7"),
+        aliases=("yes", "agree", "+1", "approve", "lgtm"),
         section=Section.POSITIONS,
     ),
     CommandSpec(
@@ -91,7 +92,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         frozenset({Place.REQUEST, Place.DM}),
         details=_POSITION_DETAILS,
         examples=("no-objection", "no-objection --request 7 Fine by me."),
-        aliases=("noobjection", "no_objection"),
+        # Two words too: with `no` an alias of object, "no objection" must not become one.
+        aliases=("no objection", "no objections", "no concerns", "noobjection", "no_objection"),
         section=Section.POSITIONS,
     ),
     CommandSpec(
@@ -118,6 +120,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "object They have not agreed to the participation principles.",
             'object --request 7 "No link to the group\'s work yet."',
         ),
+        aliases=("no", "block", "-1", "nay"),
         section=Section.POSITIONS,
     ),
     CommandSpec(
@@ -128,6 +131,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         frozenset({Place.REQUEST, Place.DM}),
         details="You count as having taken part. " + _POSITION_DETAILS,
         examples=("abstain", "abstain Not enough information to judge."),
+        aliases=("pass",),
         section=Section.POSITIONS,
     ),
     CommandSpec(

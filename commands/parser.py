@@ -29,7 +29,13 @@ from typing import Literal
 from commands.converters import shown
 from commands.help import usage
 from commands.spec import CommandSpec, ConversionError, Option, Positional, Rest
-from commands.table import COMMAND_GROUPS, COMMANDS_BY_NAME, normalize_name, suggest_command
+from commands.table import (
+    COMMAND_GROUPS,
+    COMMANDS_BY_NAME,
+    describe_suggestion,
+    normalize_name,
+    suggest_command,
+)
 
 MAX_COMMAND_CHARS = 4000
 """Longer bodies that are addressed to the bot are refused as `too_long`."""
@@ -109,7 +115,8 @@ class ParsedCommand:
 class ParseFailure:
     """A body addressed to the bot that is not a valid command.
 
-    kind: `unknown` (no such command; `suggestion` may name a close one), `usage` (missing,
+    kind: `unknown` (no such command; `suggestion` may hold the words of a close one: its
+    name, or the alias that was closest, e.g. `agree` for `agre`), `usage` (missing,
     extra or invalid arguments; `usage` holds the usage line(s), `command` the command name),
     `too_long` (over MAX_COMMAND_CHARS) or `empty` (just the prefix; `suggestion` is `help`).
     """
@@ -256,7 +263,7 @@ def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, s
     suggestion = suggest_command(first, second)
     message = f"I don't know the command {shown(tokens[0].text)}."
     if suggestion is not None:
-        message += f" Did you mean {prefix} {suggestion}?"
+        message += f" Did you mean {prefix} {describe_suggestion(suggestion)}?"
     message += f" Send {prefix} help for the list."
     raise _Failed(ParseFailure("unknown", message, suggestion=suggestion))
 

@@ -571,16 +571,43 @@ def find_command(name: str) -> CommandSpec | None:
     return COMMANDS_BY_NAME.get(" ".join(normalize_name(w) for w in name.split()))
 
 
+def _closest(word: str, candidates: list[str], cutoff: float = 0.6) -> str | None:
+    """The candidate most like `word` (difflib's ratio, at least `cutoff`); on a tie the
+    earlier one, so that a command's own name wins over an alias just as close."""
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    best: str | None = None
+    best_score = cutoff
+    for candidate in candidates:
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() < best_score or matcher.quick_ratio() < best_score:
+            continue
+        score = matcher.ratio()
+        if score > best_score or (best is None and score >= best_score):
+            best, best_score = candidate, score
+    return best
+
+
 def suggest_command(first: str, second: str = "") -> str | None:
-    """The canonical name of the command closest to a mistyped first (and second) word."""
+    """What a mistyped first (and second) word probably meant, as the words to type: a
+    command's name (`support`, `member add`) or one of its aliases (`agree` for `agre`);
+    None when nothing is close. `find_command` tells which command an alias is."""
     first = normalize_name(first)[:40]
     second = normalize_name(second)
-    candidates = [*COMMANDS_BY_NAME, *COMMAND_GROUPS]
-    matches = difflib.get_close_matches(first, candidates, n=1, cutoff=0.6)
-    if not matches:
+    names = [s.name for s in COMMANDS]
+    aliases = [alias for s in COMMANDS for alias in s.aliases]
+    match = _closest(first, [*names, *aliases, *COMMAND_GROUPS])
+    if match is None:
         return None
-    match = matches[0]
     if match in COMMAND_GROUPS:
         full = f"{match} {second}"
         return COMMANDS_BY_NAME[full].name if full in COMMANDS_BY_NAME else match
-    return COMMANDS_BY_NAME[match].name
+    return match
+
+
+def describe_suggestion(suggestion: str) -> str:
+    """`agree (support)` for an alias, the name alone for a command's own name or a group."""
+    spec = find_command(suggestion)
+    if spec is None or spec.name == suggestion:
+        return suggestion
+    return f"{suggestion} ({spec.name})"

@@ -176,3 +176,48 @@ def test_alias_declarations_are_checked() -> None:
 def test_no_alias_is_declared_twice_across_the_table() -> None:
     words = [word for spec in COMMANDS for word in (spec.name, *spec.aliases)]
     assert len(words) == len(set(words))
+
+
+# ---- 4. typo suggestions over aliases ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggestion", "shown_as"),
+    [
+        ("agre", "agree", "agree (support)"),
+        ("aprove", "approve", "approve (support)"),
+        ("lgmt", "lgtm", "lgtm (support)"),
+        ("blok", "block", "block (object)"),
+        ("pas", "pass", "pass (abstain)"),
+        ("retrct", "retract", "retract (withdraw)"),
+    ],
+)
+def test_a_mistyped_alias_is_suggested_with_its_command(
+    typed: str, suggestion: str, shown_as: str
+) -> None:
+    result = failure(f"{P} {typed} Looks fine to me.")
+    assert result.kind == "unknown"
+    assert result.suggestion == suggestion
+    assert f"Did you mean {P} {shown_as}?" in result.message
+    assert result.message.count("Did you mean") == 1
+    assert result.message.endswith(f"Send {P} help for the list.")
+    # What is suggested works as typed.
+    assert find_command(suggestion) is find_command(shown_as.split("(")[1].rstrip(")"))
+    assert COMMANDS_BY_NAME[suggestion].name != suggestion
+
+
+def test_existing_did_you_mean_for_commands_is_kept() -> None:
+    result = failure(f"{P} suport")
+    assert result.suggestion == "support"
+    assert "Did you mean !cb support? " in result.message
+    assert "(support)" not in result.message
+    assert failure(f"{P} membr add @a:example.org").suggestion == "member add"
+    assert failure(f"{P} no-objecton").suggestion == "no-objection"
+    assert failure(f"{P} withdrw").suggestion == "withdraw"
+    assert failure(f"{P} xyzzy").suggestion is None
+    assert "Did you mean" not in failure(f"{P} xyzzy").message
+
+
+def test_help_suggests_aliases_too() -> None:
+    assert "Did you mean !cb help agree?" in render_topic_help("agre", P)
+    assert "Did you mean !cb help support?" in render_topic_help("suport", P)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ _INVISIBLE = (
 )
 _LINE_BREAKS = "\n\x85\u2028\u2029"
 _KEPT_CONTROLS = "\n\t"
+# `#7` (trailing punctuation forgiven: `support #7, good work`).
+_HASH_NUMBER = re.compile(r"#[0-9]+[,.;:]?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +302,7 @@ def _bind(
     given: set[str] = set()
     words: list[_Token] = []
     options_done = False
+    plain = len(tokens)
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -307,6 +311,7 @@ def _bind(
         if option is None:
             if token.text == "--" and not token.quoted and not options_done:
                 options_done = True
+                plain = len(words)  # words from here on are text, never `#N`
             else:
                 words.append(token)
             continue
@@ -335,6 +340,24 @@ def _bind(
         i += 1
 
     remaining = list(words)
+    hash_option = next((o for o in spec.options if o.hash_word), None)
+    if hash_option is not None:
+        # `support #2 Good work`, `hum for #2`: a `#N` where the positionals and the first word
+        # of the free text go is the option (the request number), not text.
+        lead = min(len(spec.positionals) + 1, plain)
+        index = next((k for k, w in enumerate(remaining[:lead]) if _is_hash_word(w)), None)
+        if index is not None:
+            word = remaining.pop(index)
+            try:
+                number = hash_option.converter.convert(word.text.rstrip(",.;:"), now_ms)
+            except ConversionError as error:
+                raise fail(str(error)) from None
+            name = hash_option.name
+            if name not in given:
+                values[name] = number
+                given.add(name)
+            elif values[name] != number:
+                raise fail(f"{shown(word.text)} and --{name} {values[name]} disagree; give one.")
     for positional in spec.positionals:
         if remaining:
             word = remaining.pop(0)
@@ -356,6 +379,12 @@ def _bind(
         if isinstance(param, Option) and param.required and param.name not in given:
             raise fail(f"{spec.name} needs --{param.name} {param.label}: {param.help}.")
     return values
+
+
+def _is_hash_word(token: _Token) -> bool:
+    """Whether the word is a number written `#N` (typed as such, not quoted)."""
+    text = unicodedata.normalize("NFKC", token.text)
+    return not token.quoted and _HASH_NUMBER.fullmatch(text) is not None
 
 
 def _missing(spec: CommandSpec, param: Positional | Rest, alias: str | None) -> str:

@@ -84,6 +84,10 @@ class Option:
     help: str
     metavar: str | None = None
     required: bool = False
+    hash_word: bool = False
+    """A word `#N` among the leading words (where the positionals and the first word of the
+    free text go) gives this option too: `support #7 Good work` is `support --request 7 Good
+    work`, `hum for #7` is `hum for --request 7`. A quoted word, or one after `--`, is not."""
 
     @property
     def label(self) -> str:
@@ -167,6 +171,8 @@ class CommandSpec:
                 seen_rest = True
             elif param.name != param.name.lower() or param.name.startswith("-"):
                 raise ValueError(f"{self.name}: option name {param.name!r} must be bare lower")
+        if sum(1 for p in self.params if isinstance(p, Option) and p.hash_word) > 1:
+            raise ValueError(f"{self.name}: more than one option taken from a #N word")
 
     @property
     def positionals(self) -> tuple[Positional, ...]:

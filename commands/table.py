@@ -41,7 +41,9 @@ _REQUEST_NUMBER = PositiveInt(metavar="N", what="request number")
 REQUEST_OPTION = Option(
     "request",
     _REQUEST_NUMBER,
-    "the request number; needed in a direct message, implied in a request's room",
+    "the request number, or #N as the first word; needed in a direct message, implied in a "
+    "request's room",
+    hash_word=True,
 )
 _REQUEST_POSITIONAL = Positional(
     "request",
@@ -65,8 +67,9 @@ _EARLY = Option(
 
 _POSITION_DETAILS = (
     "In a request's room this applies to that request; in a direct message to the bot add "
-    "--request N. Your latest position is the one that counts, and you can also react to the "
-    "ballot instead. Only members on the roster are counted."
+    "--request N, or start with #N (support #7 Good work). Your latest position is the one "
+    "that counts, and you can also react to the ballot instead. Only members on the roster "
+    "are counted."
 )
 
 # ---- the table ---------------------------------------------------------------------------
@@ -80,7 +83,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
         details=_POSITION_DETAILS,
-        examples=("support", "support Strong track record in the region.", "support --request 7"),
+        examples=(
+            "support",
+            "support Strong track record in the region.",
+            "support --request 7",
+            "support #7 Strong track record in the region.",
+        ),
         aliases=("yes", "agree", "+1", "approve", "lgtm"),
         section=Section.POSITIONS,
     ),
@@ -119,6 +127,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=(
             "object They have not agreed to the participation principles.",
             'object --request 7 "No link to the group\'s work yet."',
+            "object #7 No link to the group's work yet.",
         ),
         aliases=("no", "block", "-1", "nay"),
         section=Section.POSITIONS,
@@ -157,7 +166,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "Afterwards you count as not having taken part. Removing your reaction from the "
             "ballot does the same."
         ),
-        examples=("withdraw", "withdraw --request 7"),
+        examples=("withdraw", "withdraw --request 7", "withdraw #7"),
         aliases=("retract",),
         section=Section.POSITIONS,
     ),
@@ -172,8 +181,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
             Option(
                 "request",
                 _REQUEST_NUMBER,
-                "the request number",
+                "the request number (or #N after the side)",
                 required=True,
+                hash_word=True,
             ),
         ),
         Role.MEMBER,
@@ -182,7 +192,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "Send it to the bot in a direct message. Hums are never shown per person, only how "
             "loud each side is; your latest hum replaces an earlier one."
         ),
-        examples=("hum for --request 7", "hum against loud --request 7"),
+        examples=("hum for --request 7", "hum against loud --request 7", "hum for #7"),
         section=Section.POSITIONS,
     ),
     # Filing a request

@@ -15,9 +15,11 @@ from commands import (
     COMMANDS,
     COMMANDS_BY_NAME,
     CommandSpec,
+    Option,
     ParsedCommand,
     ParseFailure,
     Place,
+    PositiveInt,
     Role,
     find_command,
     parse,
@@ -176,6 +178,106 @@ def test_alias_declarations_are_checked() -> None:
 def test_no_alias_is_declared_twice_across_the_table() -> None:
     words = [word for spec in COMMANDS for word in (spec.name, *spec.aliases)]
     assert len(words) == len(set(words))
+
+
+# ---- 3. `#N` wherever a request number goes ----------------------------------------------
+
+HASH_COMMANDS = [s.name for s in COMMANDS if any(o.hash_word for o in s.options)]
+
+
+def test_every_command_with_request_option_takes_a_hash_word() -> None:
+    with_request = [s.name for s in COMMANDS if any(o.name == "request" for o in s.options)]
+    assert with_request == HASH_COMMANDS
+    assert set(HASH_COMMANDS) == {
+        "support", "no-objection", "concern", "object", "abstain", "recuse", "withdraw", "hum",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "args"),
+    [
+        ("support #2 Good work", {"reason": "Good work", "request": 2}),
+        ("support #2", {"reason": None, "request": 2}),
+        ("support #2, good work", {"reason": "good work", "request": 2}),
+        ("yes #2 Good work", {"reason": "Good work", "request": 2}),
+        (
+            "object #2 No link to the group yet.",
+            {"reason": "No link to the group yet.", "request": 2},
+        ),
+        ("block #12 Not yet", {"reason": "Not yet", "request": 12}),
+        ("no-objection #3", {"reason": None, "request": 3}),
+        ("concern #3 Time", {"reason": "Time", "request": 3}),
+        ("abstain #3", {"reason": None, "request": 3}),
+        ("recuse #3 Same employer.", {"reason": "Same employer.", "request": 3}),
+        ("withdraw #2", {"request": 2}),
+        ("retract #2", {"request": 2}),
+        ("hum for #2", {"side": "for", "strength": None, "request": 2}),
+        ("hum against loud #2", {"side": "against", "strength": "loud", "request": 2}),
+        ("hum #2 for soft", {"side": "for", "strength": "soft", "request": 2}),
+        ("support ＃２ fine", {"reason": "fine", "request": 2}),  # fullwidth, as some phones type
+        # The same number twice is no contradiction.
+        ("support #2 Fine. --request 2", {"reason": "Fine.", "request": 2}),
+    ],
+)
+def test_a_leading_hash_number_is_the_request(body: str, args: dict[str, object]) -> None:
+    assert dict(ok(f"{P} {body}").args) == args
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("support Good #2 work", "Good #2 work"),  # not the first word: text
+        ("support -- #2 was better", "#2 was better"),  # after `--`: text
+        ('support "#2" was better', '"#2" was better'),  # quoted: text
+        ("support #2nd time lucky", "#2nd time lucky"),  # not exactly #N
+        ("support # 2 fine", "# 2 fine"),
+    ],
+)
+def test_a_hash_word_that_is_not_the_leading_word_stays_text(body: str, reason: str) -> None:
+    parsed = ok(f"{P} {body}")
+    assert dict(parsed.args) == {"reason": reason, "request": None}
+
+
+@pytest.mark.parametrize(
+    "body", ["support --request #7", "support --request=#7 Good.", "status #7"]
+)
+def test_request_number_converters_accept_hash_n(body: str) -> None:
+    assert ok(f"{P} {body}").args["request"] == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "command"),
+    [
+        ("object #2", "object needs REASON…: why you object.", "object"),
+        ("block #2", "block means object, which needs REASON…: why you object.", "object"),
+        ("support #0 Fine.", "'#0' is not a request number (write e.g. 7 or #7).", "support"),
+        ("support #2 Fine. --request 3", "'#2' and --request 3 disagree; give one.", "support"),
+        ("withdraw #2 #3", "'#3' was not expected here.", "withdraw"),
+        ("hum for", "hum needs --request N: the request number (or #N after the side).", "hum"),
+    ],
+)
+def test_hash_word_failures(body: str, message: str, command: str) -> None:
+    result = failure(f"{P} {body}")
+    assert result.kind == "usage"
+    assert result.message == message
+    assert result.command == command
+    assert result.usage == usage(COMMANDS_BY_NAME[command], P)
+
+
+def test_the_help_says_hash_n_works() -> None:
+    text = render_topic_help("support", P)
+    assert "or #N as the first word" in text
+    assert "or start with #N" in text
+    assert "!cb support #7 Strong track record in the region." in text
+    assert "!cb withdraw #7" in render_topic_help("withdraw", P)
+    assert "!cb hum for #7" in render_topic_help("hum", P)
+
+
+def test_only_one_option_may_come_from_a_hash_word() -> None:
+    first = Option("a", PositiveInt(), "a", hash_word=True)
+    second = Option("b", PositiveInt(), "b", hash_word=True)
+    with pytest.raises(ValueError, match="#N"):
+        CommandSpec("x", "X.", (first, second), Role.ANYONE, frozenset(Place))
 
 
 # ---- 4. typo suggestions over aliases ----------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands.converters import shown
 from commands.spec import CommandSpec, Option, Param, Place, Positional, Rest, Role, Section
-from commands.table import COMMAND_GROUPS, COMMANDS, find_command, normalize_name, suggest_command
+from commands.table import COMMAND_GROUPS, TABLE, find_command, normalize_name, suggest_command
 
 _WHO = {
     Role.ANYONE: "anyone",
@@ -51,7 +51,7 @@ def usage(spec: CommandSpec, prefix: str) -> str:
 
 
 def _ordered() -> list[tuple[Section, list[CommandSpec]]]:
-    groups = [(section, [s for s in COMMANDS if s.section is section]) for section in Section]
+    groups = [(section, [s for s in TABLE if s.section is section]) for section in Section]
     return [(section, specs) for section, specs in groups if specs]
 
 

@@ -32,7 +32,8 @@ from commands.help import usage
 from commands.spec import CommandSpec, ConversionError, Option, Positional, Rest
 from commands.table import (
     COMMAND_GROUPS,
-    COMMANDS_BY_NAME,
+    TABLE_BY_NAME,
+    closest,
     describe_suggestion,
     normalize_name,
     suggest_command,
@@ -69,16 +70,21 @@ class ParsedCommand:
     dashes): the converted value, or None when an optional one was not given. `raw` is the
     message body exactly as received.
 
-    `spec` is always the real command: `!cb yes` parses to `support`'s spec. `alias` is the
-    other name the sender typed for it, as compared (lower-case, e.g. `yes`, `+1`,
-    `no objection`), or None when they typed the command's own name. It is for messages only;
-    dispatch on `spec.name`.
+    `spec` is always the real command: `!cb yes` and `!cb vote yes` parse to `support`'s spec.
+    `alias` is the other name the sender typed for it, as compared (lower-case, e.g. `yes`,
+    `+1`, `no objection`), or None when they typed the command's own name. It is for messages
+    only; dispatch on `spec.name`.
+
+    `hint` is None, or a note the sender must be shown with the acknowledgement whatever the
+    outcome: `!cb vote yes` gives "There is no vote here: positions are support, no-objection,
+    concern, object, abstain (recorded as support)."
     """
 
     spec: CommandSpec
     args: Mapping[str, object]
     raw: str
     alias: str | None = None
+    hint: str | None = None
 
     @property
     def name(self) -> str:
@@ -236,23 +242,90 @@ def parse(body: str, prefix: str, now_ms: int) -> ParsedCommand | ParseFailure |
         return ParseFailure("empty", f"Send {prefix} help to see what I can do.", suggestion="help")
     try:
         spec, used, alias = _resolve(tokens, prefix)
-        args = _bind(spec, tokens[used:], prefix, now_ms, alias)
+        words = list(tokens[used:])
+        hint = None
+        if spec.forwards:
+            spec, words, alias, hint = _forward(spec, words, prefix)
+        args = _bind(spec, words, prefix, now_ms, alias)
     except _Failed as failed:
         return failed.failure
-    return ParsedCommand(spec, MappingProxyType(args), body, alias)
+    return ParsedCommand(spec, MappingProxyType(args), body, alias, hint)
 
 
-def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, str | None]:
-    """The command named by the first word or two, how many words that took, and the alias
-    typed (None for the command's own name); raise _Failed when there is none."""
+def _lookup(tokens: Sequence[_Token]) -> tuple[CommandSpec, int, str | None] | None:
+    """The table entry named by the first word or two, how many words that took, and the
+    alias typed (None for the entry's own name); None when there is none."""
     first = normalize_name(tokens[0].text)
     # `no, they have not…`, `no objection, fine`: punctuation after a name does not hide it.
     bare = first.rstrip(_AFTER_CLOSER) or first  # `?` stays `?`
     second = normalize_name(tokens[1].text).rstrip(_AFTER_CLOSER) if len(tokens) > 1 else ""
     for name, used in ((f"{first} {second}", 2), (first, 1), (bare, 1)):
-        if (used == 1 or second) and name in COMMANDS_BY_NAME:
-            spec = COMMANDS_BY_NAME[name]
+        if (used == 1 or second) and name in TABLE_BY_NAME:
+            spec = TABLE_BY_NAME[name]
             return spec, used, None if name == spec.name else name
+    return None
+
+
+def _forward(
+    front: CommandSpec, words: list[_Token], prefix: str
+) -> tuple[CommandSpec, list[_Token], str | None, str]:
+    """`vote X …`: the command X names, the words left for it, the alias typed for X and the
+    hint to send; raise _Failed (listing the choices) when X is missing or not one of them."""
+    choices = ", ".join(front.forwards)
+    lead = words[:1] if len(words) > 1 and _is_hash_word(words[0]) else []  # `vote #2 yes`
+    words = words[len(lead) :]
+    found = _lookup(words) if words else None
+    if found is not None and found[0].name in front.forwards:
+        spec, used, alias = found
+        return (
+            spec,
+            lead + words[used:],
+            alias,
+            front.hint.format(command=spec.name, choices=choices),
+        )
+
+    def refuse(message: str, suggestion: str | None = None) -> _Failed:
+        return _Failed(
+            ParseFailure(
+                "usage",
+                message,
+                usage=usage(front, prefix),
+                suggestion=suggestion,
+                command=front.name,
+            )
+        )
+
+    there_is_none = f"There is no {front.name} here"
+    if not words:
+        raise refuse(f"{there_is_none}: say your position, one of {choices}.")
+    if found is not None and not found[0].forwards:  # not one of the choices: `vote withdraw`
+        name = found[0].name
+        raise refuse(
+            f"{there_is_none}: {front.name} takes one of {choices}; send {prefix} {name} on "
+            "its own.",
+            suggestion=name,
+        )
+    targets = [TABLE_BY_NAME[t] for t in front.forwards]
+    close = closest(
+        normalize_name(words[0].text)[:40],
+        [*front.forwards, *(a for t in targets for a in t.aliases)],
+    )
+    hint = f" Did you mean {prefix} {describe_suggestion(close)}?" if close else ""
+    raise refuse(
+        f"{shown(words[0].text)} is not a position.{hint} {there_is_none}: positions are "
+        f"{choices}.",
+        suggestion=close,
+    )
+
+
+def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, str | None]:
+    """The entry named by the first word or two, how many words that took, and the alias
+    typed (None for the entry's own name); raise _Failed when there is none."""
+    found = _lookup(tokens)
+    if found is not None:
+        return found
+    first = normalize_name(tokens[0].text)
+    second = normalize_name(tokens[1].text) if len(tokens) > 1 else ""
     if first in COMMAND_GROUPS:
         group = COMMAND_GROUPS[first]
         raise _Failed(

@@ -130,6 +130,11 @@ class CommandSpec:
     are parsed by the tests, so the help can never show an example that does not work.
     `aliases` are other names people type (`yes` for `support`); the parser resolves them to
     this command and says which one was used.
+
+    An entry with `forwards` is not a command but a front word (`vote`): `vote X …` is parsed
+    as the command X, one of `forwards` (or an alias of one), with `hint` as the note to send
+    with the acknowledgement (`{command}` becomes X's name, `{choices}` the forwards). Its
+    `params` only describe it in the help; it is never dispatched itself.
     """
 
     name: str
@@ -141,6 +146,8 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     section: Section = Section.INFORMATION
+    forwards: tuple[str, ...] = ()
+    hint: str = ""
 
     def __post_init__(self) -> None:
         """Reject declarations the parser could not honour (caught at import time)."""
@@ -149,6 +156,10 @@ class CommandSpec:
                 raise ValueError(f"command name {word!r} must be lower-case words")
         if self.name in self.aliases or len(set(self.aliases)) != len(self.aliases):
             raise ValueError(f"command {self.name!r} repeats a name among its aliases")
+        if bool(self.forwards) != bool(self.hint):
+            raise ValueError(f"{self.name}: forwards and hint go together")
+        if self.hint:
+            self.hint.format(command="x", choices="x")  # a typo in a placeholder fails here
         if not self.summary.strip():
             raise ValueError(f"command {self.name!r} needs a summary")
         if not self.places:

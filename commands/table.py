@@ -1,5 +1,8 @@
 """THE table of commands. Parsing, usage lines, `!cb help` and the README reference derive from it.
 
+`TABLE` holds every entry; `COMMANDS` is its commands without the front words (`vote`), which
+the parser turns into the command they name and which no handler ever sees.
+
 Order matters: it is the order of `!cb help` within each section. Examples are written without
 the prefix; the tests parse every one of them.
 """
@@ -74,7 +77,9 @@ _POSITION_DETAILS = (
 
 # ---- the table ---------------------------------------------------------------------------
 
-COMMANDS: tuple[CommandSpec, ...] = (
+_VOTE_POSITIONS = ("support", "no-objection", "concern", "object", "abstain")
+
+TABLE: tuple[CommandSpec, ...] = (
     # Taking a position
     CommandSpec(
         "support",
@@ -142,6 +147,30 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=("abstain", "abstain Not enough information to judge."),
         aliases=("pass",),
         section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "vote",
+        "There is no vote here: vote POSITION is taken as that position (vote yes as support).",
+        (
+            Positional(
+                "position",
+                Choice(*_VOTE_POSITIONS, metavar="POSITION"),
+                ", ".join(_VOTE_POSITIONS) + ", or another name of one (yes, no, +1, pass…)",
+            ),
+            Rest("reason", "as for that position; object needs one"),
+            REQUEST_OPTION,
+        ),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=(
+            "Rough consensus is not a vote: nobody counts hands, the chair weighs the positions "
+            "and answers the objections. So vote POSITION is read as the position itself and "
+            "you are told so; next time send the position on its own (support, object REASON…)."
+        ),
+        examples=("vote yes", "vote support Good fit.", "vote object --request 7 Not yet."),
+        section=Section.POSITIONS,
+        forwards=_VOTE_POSITIONS,
+        hint="There is no vote here: positions are {choices} (recorded as {command}).",
     ),
     CommandSpec(
         "recuse",
@@ -554,18 +583,31 @@ def normalize_name(text: str) -> str:
     return "".join(c for c in folded if unicodedata.category(c) != "Cf").lower()
 
 
+COMMANDS: tuple[CommandSpec, ...] = tuple(s for s in TABLE if not s.forwards)
+"""The commands a handler runs: the table without its front words (`vote`)."""
+
+
 def _index() -> dict[str, CommandSpec]:
     index: dict[str, CommandSpec] = {}
-    for spec in COMMANDS:
+    for spec in TABLE:
         for key in (spec.name, *spec.aliases):
             if key in index:
                 raise ValueError(f"command name {key!r} is declared twice")
             index[key] = spec
+    for spec in TABLE:
+        for target in spec.forwards:
+            if target not in index or index[target].name != target or index[target].forwards:
+                raise ValueError(f"{spec.name} forwards to {target!r}, which is no command")
     return index
 
 
-COMMANDS_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(_index())
-"""Every command under its name and each of its aliases."""
+TABLE_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(_index())
+"""Every entry of the table, front words included, under its name and each of its aliases."""
+
+COMMANDS_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(
+    {name: spec for name, spec in TABLE_BY_NAME.items() if not spec.forwards}
+)
+"""Every command under its name and each of its aliases (front words such as `vote` not)."""
 
 COMMAND_GROUPS: Mapping[str, tuple[CommandSpec, ...]] = MappingProxyType(
     {
@@ -577,11 +619,12 @@ COMMAND_GROUPS: Mapping[str, tuple[CommandSpec, ...]] = MappingProxyType(
 
 
 def find_command(name: str) -> CommandSpec | None:
-    """The command called `name` (or an alias of it), compared like the parser does."""
-    return COMMANDS_BY_NAME.get(" ".join(normalize_name(w) for w in name.split()))
+    """The entry called `name` (or an alias of it), compared like the parser does; front
+    words such as `vote` included, for the help."""
+    return TABLE_BY_NAME.get(" ".join(normalize_name(w) for w in name.split()))
 
 
-def _closest(word: str, candidates: list[str], cutoff: float = 0.6) -> str | None:
+def closest(word: str, candidates: list[str], cutoff: float = 0.6) -> str | None:
     """The candidate most like `word` (difflib's ratio, at least `cutoff`); on a tie the
     earlier one, so that a command's own name wins over an alias just as close."""
     matcher = difflib.SequenceMatcher()
@@ -604,9 +647,9 @@ def suggest_command(first: str, second: str = "") -> str | None:
     None when nothing is close. `find_command` tells which command an alias is."""
     first = normalize_name(first)[:40]
     second = normalize_name(second)
-    names = [s.name for s in COMMANDS]
-    aliases = [alias for s in COMMANDS for alias in s.aliases]
-    match = _closest(first, [*names, *aliases, *COMMAND_GROUPS])
+    names = [s.name for s in TABLE]
+    aliases = [alias for s in TABLE for alias in s.aliases]
+    match = closest(first, [*names, *aliases, *COMMAND_GROUPS])
     if match is None:
         return None
     if match in COMMAND_GROUPS:

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.positions import Position
 from commands import (
     COMMANDS,
     COMMANDS_BY_NAME,
+    TABLE,
+    TABLE_BY_NAME,
     CommandSpec,
     Option,
     ParsedCommand,
@@ -25,9 +28,11 @@ from commands import (
     parse,
     reference_markdown,
     render_command_help,
+    render_help,
     render_topic_help,
     usage,
 )
+from tests.unit.test_engine import ALICE, BOB, CAROL, DAVE, make_world
 
 P = "!cb"
 NOW = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -180,6 +185,178 @@ def test_no_alias_is_declared_twice_across_the_table() -> None:
     assert len(words) == len(set(words))
 
 
+# ---- 2. `vote X` -------------------------------------------------------------------------
+
+VOTE = find_command("vote")
+POSITIONS = "support, no-objection, concern, object, abstain"
+
+
+def hint(command: str) -> str:
+    return f"There is no vote here: positions are {POSITIONS} (recorded as {command})."
+
+
+def test_vote_is_an_entry_of_the_table_but_no_command_a_handler_sees() -> None:
+    assert VOTE is not None
+    assert VOTE in TABLE
+    assert VOTE not in COMMANDS
+    assert "vote" not in COMMANDS_BY_NAME
+    assert TABLE_BY_NAME["vote"] is VOTE
+    assert VOTE.forwards == ("support", "no-objection", "concern", "object", "abstain")
+    assert tuple(s for s in TABLE if not s.forwards) == COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("body", "name", "alias", "args"),
+    [
+        ("vote yes", "support", "yes", {"reason": None, "request": None}),
+        ("vote support", "support", None, {"reason": None, "request": None}),
+        ("VOTE Support Good fit.", "support", None, {"reason": "Good fit.", "request": None}),
+        ("vote +1 --request 3", "support", "+1", {"reason": None, "request": 3}),
+        ("vote object Not yet.", "object", None, {"reason": "Not yet.", "request": None}),
+        (
+            "vote no They have not signed.",
+            "object",
+            "no",
+            {"reason": "They have not signed.", "request": None},
+        ),
+        ("vote no objection", "no-objection", "no objection", {"reason": None, "request": None}),
+        ("vote concern Time", "concern", None, {"reason": "Time", "request": None}),
+        ("vote pass", "abstain", "pass", {"reason": None, "request": None}),
+        ("vote yes #2 Good work", "support", "yes", {"reason": "Good work", "request": 2}),
+        ("vote #2 yes Good work", "support", "yes", {"reason": "Good work", "request": 2}),
+    ],
+)
+def test_vote_x_is_parsed_as_the_position_x_with_a_hint(
+    body: str, name: str, alias: str | None, args: dict[str, object]
+) -> None:
+    parsed = ok(f"{P} {body}")
+    assert parsed.spec is COMMANDS_BY_NAME[name]
+    assert parsed.name == name
+    assert parsed.alias == alias
+    assert parsed.hint == hint(name)
+    assert dict(parsed.args) == args
+    assert parsed.raw == f"{P} {body}"
+
+
+def test_the_hint_is_the_one_the_issue_asks_for() -> None:
+    assert ok(f"{P} vote yes").hint == (
+        "There is no vote here: positions are support, no-objection, concern, object, abstain "
+        "(recorded as support)."
+    )
+
+
+def test_without_vote_there_is_no_hint() -> None:
+    assert ok(f"{P} support").hint is None
+    assert ok(f"{P} yes").hint is None
+    assert ok(f"{P} status 3").hint is None
+
+
+@pytest.mark.parametrize("example", VOTE.examples if VOTE else ())
+def test_every_vote_example_parses_to_a_position(example: str) -> None:
+    assert VOTE is not None
+    parsed = ok(f"{P} {example}")
+    assert parsed.spec.name in VOTE.forwards
+    assert parsed.hint == hint(parsed.spec.name)
+
+
+@pytest.mark.parametrize("body", [f"{P} vote object", f"{P} vote object --request 2"])
+def test_vote_object_still_needs_a_reason(body: str) -> None:
+    result = failure(body)
+    assert result.kind == "usage"
+    assert result.command == "object"
+    assert result.message == "object needs REASON…: why you object."
+    assert result.usage == usage(COMMANDS_BY_NAME["object"], P)
+    blocked = failure(f"{P} vote block")
+    assert blocked.message == "block means object, which needs REASON…: why you object."
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "suggestion"),
+    [
+        ("vote", f"There is no vote here: say your position, one of {POSITIONS}.", None),
+        ("vote   ", f"There is no vote here: say your position, one of {POSITIONS}.", None),
+        (
+            "vote nonsense",
+            f"'nonsense' is not a position. There is no vote here: positions are {POSITIONS}.",
+            None,
+        ),
+        (
+            "vote suport Good",
+            "'suport' is not a position. Did you mean !cb support? There is no vote here: "
+            f"positions are {POSITIONS}.",
+            "support",
+        ),
+        (
+            "vote agre",
+            "'agre' is not a position. Did you mean !cb agree (support)? There is no vote here: "
+            f"positions are {POSITIONS}.",
+            "agree",
+        ),
+        (
+            "vote withdraw",
+            f"There is no vote here: vote takes one of {POSITIONS}; send !cb withdraw on its own.",
+            "withdraw",
+        ),
+        (
+            "vote vote yes",
+            f"'vote' is not a position. There is no vote here: positions are {POSITIONS}.",
+            None,
+        ),
+    ],
+)
+def test_vote_without_a_position_lists_the_positions(
+    body: str, message: str, suggestion: str | None
+) -> None:
+    assert VOTE is not None
+    result = failure(f"{P} {body}")
+    assert result.kind == "usage"
+    assert result.command == "vote"
+    assert result.message == message
+    assert result.suggestion == suggestion
+    assert result.usage == usage(VOTE, P) == "!cb vote POSITION [REASON…] [--request N]"
+    assert result.render() == f"{message}\nUsage: !cb vote POSITION [REASON…] [--request N]"
+
+
+def test_vote_is_in_the_help_among_the_positions() -> None:
+    text = render_help(P)
+    line = (
+        "  !cb vote POSITION [REASON…] [--request N] — There is no vote here: vote POSITION is "
+        "taken as that position (vote yes as support)."
+    )
+    assert line in text.splitlines()
+    positions = text.index("Taking a position")
+    assert positions < text.index("!cb abstain") < text.index("!cb vote") < text.index("Filing")
+
+
+def test_help_vote_explains_it() -> None:
+    assert VOTE is not None
+    text = render_topic_help("vote", P)
+    assert text == render_command_help(VOTE, P)
+    assert text.startswith("!cb vote POSITION [REASON…] [--request N]\n")
+    assert "Rough consensus is not a vote" in text
+    assert f"POSITION     {POSITIONS}, or another name of one (yes, no, +1, pass…)" in text
+    assert "Who: members. Where: a request's room, or a direct message" in text
+    assert "  !cb vote yes" in text
+
+
+def test_vote_is_in_the_readme_reference() -> None:
+    row = (
+        "| `!cb vote POSITION [REASON…] [--request N]` | member | request room, DM | There is no "
+        "vote here: vote POSITION is taken as that position (vote yes as support). |"
+    )
+    assert row in reference_markdown(P).splitlines()
+    assert row in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+
+
+def test_a_front_word_is_declared_with_its_hint_and_real_targets() -> None:
+    with pytest.raises(ValueError, match="go together"):
+        CommandSpec("x", "X.", (), Role.ANYONE, frozenset(Place), forwards=("support",))
+    with pytest.raises(ValueError, match="go together"):
+        CommandSpec("x", "X.", (), Role.ANYONE, frozenset(Place), hint="Hi.")
+    with pytest.raises(KeyError):
+        CommandSpec("x", "X.", (), Role.ANYONE, frozenset(Place), forwards=("a",), hint="{nope}")
+
+
 # ---- 3. `#N` wherever a request number goes ----------------------------------------------
 
 HASH_COMMANDS = [s.name for s in COMMANDS if any(o.hash_word for o in s.options)]
@@ -322,4 +499,49 @@ def test_existing_did_you_mean_for_commands_is_kept() -> None:
 
 def test_help_suggests_aliases_too() -> None:
     assert "Did you mean !cb help agree?" in render_topic_help("agre", P)
+    assert "Did you mean !cb help vote?" in render_topic_help("vot", P)
+
+
+def test_a_mistyped_vote_suggests_vote() -> None:
+    result = failure(f"{P} vot yes")
+    assert result.kind == "unknown"
+    assert result.suggestion == "vote"
+    assert result.message == (
+        "I don't know the command 'vot'. Did you mean !cb vote? Send !cb help for the list."
+    )
     assert "Did you mean !cb help support?" in render_topic_help("suport", P)
+
+
+# ---- through the engine: handlers see only the real command -------------------------------
+
+
+async def test_the_engine_records_aliases_vote_and_hash_n_as_the_real_position(
+    tmp_path: Path,
+) -> None:
+    w = await make_world(tmp_path / "bot.db")
+    try:
+        assert await w.open_request() == 1
+        yes = w.command(ALICE, "!cb yes Good fit.")
+        vote = w.command(BOB, "!cb vote +1")
+        hashed = w.command(CAROL, "!cb support #1 Good work")
+        # In request 1's room, `#2` names request 2: not request 1 with the reason "#2 …".
+        other = w.command(DAVE, "!cb support #2 Good work")
+        block = w.command(DAVE, "!cb block")
+        await w.apply(yes, vote, hashed, other, block)
+        for event in (yes, vote, hashed):
+            assert await w.acks(event.event_id) == ["✅"]
+        assert await w.positions(1) == {
+            ALICE: Position.SUPPORT,
+            BOB: Position.SUPPORT,
+            CAROL: Position.SUPPORT,
+        }
+        reasons = {i.member: i.reason for i in await w.inputs(1)}
+        assert reasons == {ALICE: "Good fit.", BOB: None, CAROL: "Good work"}
+        assert await w.acks(other.event_id) == ["❌"]
+        assert "there is no request #2" in (await w.reply_to(other.event_id))["body"]
+        assert await w.acks(block.event_id) == ["❌"]
+        refusal = (await w.reply_to(block.event_id))["body"]
+        assert "block means object, which needs REASON…" in refusal
+        assert "Usage: !cb object REASON… [--request N]" in refusal
+    finally:
+        await w.db.close()

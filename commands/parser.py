@@ -75,9 +75,10 @@ class ParsedCommand:
     `+1`, `no objection`), or None when they typed the command's own name. It is for messages
     only; dispatch on `spec.name`.
 
-    `hint` is None, or a note the sender must be shown with the acknowledgement whatever the
-    outcome: `!cb vote yes` gives "There is no vote here: positions are support, no-objection,
-    concern, object, abstain (recorded as support)."
+    `hint` is None, or a note for the sender to be sent with the acknowledgement when the
+    command succeeds (it says what was recorded): `!cb vote yes` gives "There is no vote here:
+    positions are support, no-objection, concern, object, abstain (recorded as support)." When
+    the command is refused (not eligible, ballot closed…), send the refusal without it.
     """
 
     spec: CommandSpec
@@ -422,7 +423,8 @@ def _bind(
         if index is not None:
             word = remaining.pop(index)
             try:
-                number = hash_option.converter.convert(word.text.rstrip(",.;:"), now_ms)
+                text = unicodedata.normalize("NFKC", word.text).rstrip(",.;:")
+                number = hash_option.converter.convert(text, now_ms)
             except ConversionError as error:
                 raise fail(str(error)) from None
             name = hash_option.name

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.domain.positions import Position
 from commands import (
@@ -392,6 +394,7 @@ def test_every_command_with_request_option_takes_a_hash_word() -> None:
         ("hum against loud #2", {"side": "against", "strength": "loud", "request": 2}),
         ("hum #2 for soft", {"side": "for", "strength": "soft", "request": 2}),
         ("support ＃２ fine", {"reason": "fine", "request": 2}),  # fullwidth, as some phones type
+        ("support ＃２， fine", {"reason": "fine", "request": 2}),
         # The same number twice is no contradiction.
         ("support #2 Fine. --request 2", {"reason": "Fine.", "request": 2}),
     ],
@@ -510,6 +513,45 @@ def test_a_mistyped_vote_suggests_vote() -> None:
         "I don't know the command 'vot'. Did you mean !cb vote? Send !cb help for the list."
     )
     assert "Did you mean !cb help support?" in render_topic_help("suport", P)
+
+
+# ---- never raises ------------------------------------------------------------------------
+
+FORGIVING_HOSTILE = [
+    "vote", "yes", "no", "+1", "-1", "#", "#2", "#2,", "＃２", "#0", "#99999999999", "--",
+    "--request", "--request=#3", "objection", "objection,", '"', "'", "“", " ", "\n", "—",
+    "\u200f", "agre", "pass", "block", "hum", "for", "loud", "?",
+]  # fmt: skip
+
+
+def check(result: ParsedCommand | ParseFailure | None) -> None:
+    assert result is not None
+    if isinstance(result, ParseFailure):
+        assert result.message
+        if result.kind == "usage":
+            assert result.usage
+            assert result.command
+        result.render()
+    else:
+        assert not result.spec.forwards  # a front word never reaches a handler
+        assert result.spec in COMMANDS
+        assert set(result.args) == {p.name for p in result.spec.params}
+        assert (result.hint is not None) == (result.raw.split()[1].lower() == "vote")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FORGIVING_HOSTILE), max_size=12).map(" ".join))
+def test_forgiving_parse_never_raises(text: str) -> None:
+    for head in ("vote", "yes", "no", "block", "support", "withdraw", "hum", "vote #2"):
+        check(parse(f"{P} {head} {text}", P, NOW))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_vote_with_any_text_never_raises(text: str) -> None:
+    check(parse(f"{P} vote {text}", P, NOW))
+    check(parse(f"{P} no {text}", P, NOW))
+    check(parse(f"{P} support #3 {text}", P, NOW))
 
 
 # ---- through the engine: handlers see only the real command -------------------------------

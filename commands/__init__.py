@@ -1,7 +1,8 @@
 """Commands: one explicit table of declarations, a parser and help texts generated from it.
 
 Pure: the standard library and `bot.domain` only. Handlers live in the services layer, which
-maps `ParsedCommand.name` to a use case.
+maps `ParsedCommand.name` to a use case (one per entry of `COMMANDS`; `TABLE` adds the front
+words such as `vote`, which the parser resolves to a command).
 """
 
 from commands.converters import (
@@ -34,7 +35,14 @@ from commands.spec import (
     Role,
     Section,
 )
-from commands.table import COMMAND_GROUPS, COMMANDS, COMMANDS_BY_NAME, find_command
+from commands.table import (
+    COMMAND_GROUPS,
+    COMMANDS,
+    COMMANDS_BY_NAME,
+    TABLE,
+    TABLE_BY_NAME,
+    find_command,
+)
 
 __all__ = [
     "ANYWHERE",
@@ -42,6 +50,8 @@ __all__ = [
     "COMMANDS_BY_NAME",
     "COMMAND_GROUPS",
     "MAX_COMMAND_CHARS",
+    "TABLE",
+    "TABLE_BY_NAME",
     "Applicant",
     "Choice",
     "CommandSpec",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commands.converters import shown
 from commands.spec import CommandSpec, Option, Param, Place, Positional, Rest, Role, Section
-from commands.table import COMMAND_GROUPS, COMMANDS, find_command, normalize_name, suggest_command
+from commands.table import COMMAND_GROUPS, TABLE, find_command, normalize_name, suggest_command
 
 _WHO = {
     Role.ANYONE: "anyone",
@@ -51,7 +51,7 @@ def usage(spec: CommandSpec, prefix: str) -> str:
 
 
 def _ordered() -> list[tuple[Section, list[CommandSpec]]]:
-    groups = [(section, [s for s in COMMANDS if s.section is section]) for section in Section]
+    groups = [(section, [s for s in TABLE if s.section is section]) for section in Section]
     return [(section, specs) for section, specs in groups if specs]
 
 
@@ -123,7 +123,7 @@ def render_topic_help(topic: str, prefix: str) -> str:
 
 
 def reference_markdown(prefix: str) -> str:
-    """A Markdown table of every command (usage | who | where | what) for the README."""
+    """A Markdown table of every command (usage | who | where | what, with its aliases)."""
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|")
@@ -136,8 +136,11 @@ def reference_markdown(prefix: str) -> str:
                 if spec.places == frozenset(Place)
                 else ", ".join(_WHERE_SHORT[p] for p in Place if p in spec.places)
             )
+            what = spec.summary
+            if spec.aliases:
+                what += " Also: " + ", ".join(f"`{alias}`" for alias in spec.aliases) + "."
             rows.append(
                 f"| `{cell(usage(spec, prefix))}` | {_WHO_SHORT[spec.role]} | {places} "
-                f"| {cell(spec.summary)} |"
+                f"| {cell(what)} |"
             )
     return "\n".join(rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,14 @@ from typing import Literal
 from commands.converters import shown
 from commands.help import usage
 from commands.spec import CommandSpec, ConversionError, Option, Positional, Rest
-from commands.table import COMMAND_GROUPS, COMMANDS_BY_NAME, normalize_name, suggest_command
+from commands.table import (
+    COMMAND_GROUPS,
+    TABLE_BY_NAME,
+    closest,
+    describe_suggestion,
+    normalize_name,
+    suggest_command,
+)
 
 MAX_COMMAND_CHARS = 4000
 """Longer bodies that are addressed to the bot are refused as `too_long`."""
@@ -50,6 +58,8 @@ _INVISIBLE = (
 )
 _LINE_BREAKS = "\n\x85\u2028\u2029"
 _KEPT_CONTROLS = "\n\t"
+# `#7` (trailing punctuation forgiven: `support #7, good work`).
+_HASH_NUMBER = re.compile(r"#[0-9]+[,.;:]?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +69,23 @@ class ParsedCommand:
     `args` holds every parameter the command declares, keyed by its name (options too, without
     dashes): the converted value, or None when an optional one was not given. `raw` is the
     message body exactly as received.
+
+    `spec` is always the real command: `!cb yes` and `!cb vote yes` parse to `support`'s spec.
+    `alias` is the other name the sender typed for it, as compared (lower-case, e.g. `yes`,
+    `+1`, `no objection`), or None when they typed the command's own name. It is for messages
+    only; dispatch on `spec.name`.
+
+    `hint` is None, or a note for the sender to be sent with the acknowledgement when the
+    command succeeds (it says what was recorded): `!cb vote yes` gives "There is no vote here:
+    positions are support, no-objection, concern, object, abstain (recorded as support)." When
+    the command is refused (not eligible, ballot closed…), send the refusal without it.
     """
 
     spec: CommandSpec
     args: Mapping[str, object]
     raw: str
+    alias: str | None = None
+    hint: str | None = None
 
     @property
     def name(self) -> str:
@@ -103,7 +125,8 @@ class ParsedCommand:
 class ParseFailure:
     """A body addressed to the bot that is not a valid command.
 
-    kind: `unknown` (no such command; `suggestion` may name a close one), `usage` (missing,
+    kind: `unknown` (no such command; `suggestion` may hold the words of a close one: its
+    name, or the alias that was closest, e.g. `agree` for `agre`), `usage` (missing,
     extra or invalid arguments; `usage` holds the usage line(s), `command` the command name),
     `too_long` (over MAX_COMMAND_CHARS) or `empty` (just the prefix; `suggestion` is `help`).
     """
@@ -219,21 +242,91 @@ def parse(body: str, prefix: str, now_ms: int) -> ParsedCommand | ParseFailure |
     if not tokens:
         return ParseFailure("empty", f"Send {prefix} help to see what I can do.", suggestion="help")
     try:
-        spec, used = _resolve(tokens, prefix)
-        args = _bind(spec, tokens[used:], prefix, now_ms)
+        spec, used, alias = _resolve(tokens, prefix)
+        words = list(tokens[used:])
+        hint = None
+        if spec.forwards:
+            spec, words, alias, hint = _forward(spec, words, prefix)
+        args = _bind(spec, words, prefix, now_ms, alias)
     except _Failed as failed:
         return failed.failure
-    return ParsedCommand(spec, MappingProxyType(args), body)
+    return ParsedCommand(spec, MappingProxyType(args), body, alias, hint)
 
 
-def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int]:
-    """Find the command named by the first word or two; raise _Failed when there is none."""
+def _lookup(tokens: Sequence[_Token]) -> tuple[CommandSpec, int, str | None] | None:
+    """The table entry named by the first word or two, how many words that took, and the
+    alias typed (None for the entry's own name); None when there is none."""
+    first = normalize_name(tokens[0].text)
+    # `no, they have not…`, `no objection, fine`: punctuation after a name does not hide it.
+    bare = first.rstrip(_AFTER_CLOSER) or first  # `?` stays `?`
+    second = normalize_name(tokens[1].text).rstrip(_AFTER_CLOSER) if len(tokens) > 1 else ""
+    for name, used in ((f"{first} {second}", 2), (first, 1), (bare, 1)):
+        if (used == 1 or second) and name in TABLE_BY_NAME:
+            spec = TABLE_BY_NAME[name]
+            return spec, used, None if name == spec.name else name
+    return None
+
+
+def _forward(
+    front: CommandSpec, words: list[_Token], prefix: str
+) -> tuple[CommandSpec, list[_Token], str | None, str]:
+    """`vote X …`: the command X names, the words left for it, the alias typed for X and the
+    hint to send; raise _Failed (listing the choices) when X is missing or not one of them."""
+    choices = ", ".join(front.forwards)
+    lead = words[:1] if len(words) > 1 and _is_hash_word(words[0]) else []  # `vote #2 yes`
+    words = words[len(lead) :]
+    found = _lookup(words) if words else None
+    if found is not None and found[0].name in front.forwards:
+        spec, used, alias = found
+        return (
+            spec,
+            lead + words[used:],
+            alias,
+            front.hint.format(command=spec.name, choices=choices),
+        )
+
+    def refuse(message: str, suggestion: str | None = None) -> _Failed:
+        return _Failed(
+            ParseFailure(
+                "usage",
+                message,
+                usage=usage(front, prefix),
+                suggestion=suggestion,
+                command=front.name,
+            )
+        )
+
+    there_is_none = f"There is no {front.name} here"
+    if not words:
+        raise refuse(f"{there_is_none}: say your position, one of {choices}.")
+    if found is not None and not found[0].forwards:  # not one of the choices: `vote withdraw`
+        name = found[0].name
+        raise refuse(
+            f"{there_is_none}: {front.name} takes one of {choices}; send {prefix} {name} on "
+            "its own.",
+            suggestion=name,
+        )
+    targets = [TABLE_BY_NAME[t] for t in front.forwards]
+    close = closest(
+        normalize_name(words[0].text)[:40],
+        [*front.forwards, *(a for t in targets for a in t.aliases)],
+    )
+    hint = f" Did you mean {prefix} {describe_suggestion(close)}?" if close else ""
+    raise refuse(
+        f"{shown(words[0].text)} is not a position.{hint} {there_is_none}: positions are "
+        f"{choices}.",
+        suggestion=close,
+    )
+
+
+def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, str | None]:
+    """The entry named by the first word or two, how many words that took, and the alias
+    typed (None for the entry's own name); raise _Failed when there is none."""
+    found = _lookup(tokens)
+    if found is not None:
+        return found
     first = normalize_name(tokens[0].text)
     second = normalize_name(tokens[1].text) if len(tokens) > 1 else ""
-    if second and f"{first} {second}" in COMMANDS_BY_NAME:
-        return COMMANDS_BY_NAME[f"{first} {second}"], 2
-    if first in COMMANDS_BY_NAME:
-        return COMMANDS_BY_NAME[first], 1
     if first in COMMAND_GROUPS:
         group = COMMAND_GROUPS[first]
         raise _Failed(
@@ -247,15 +340,15 @@ def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int]:
     suggestion = suggest_command(first, second)
     message = f"I don't know the command {shown(tokens[0].text)}."
     if suggestion is not None:
-        message += f" Did you mean {prefix} {suggestion}?"
+        message += f" Did you mean {prefix} {describe_suggestion(suggestion)}?"
     message += f" Send {prefix} help for the list."
     raise _Failed(ParseFailure("unknown", message, suggestion=suggestion))
 
 
 def _bind(
-    spec: CommandSpec, tokens: Sequence[_Token], prefix: str, now_ms: int
+    spec: CommandSpec, tokens: Sequence[_Token], prefix: str, now_ms: int, alias: str | None
 ) -> dict[str, object]:
-    """Assign words to the spec's parameters and convert them."""
+    """Assign words to the spec's parameters and convert them (`alias`: the name typed)."""
 
     def fail(message: str, suggestion: str | None = None) -> _Failed:
         return _Failed(
@@ -283,6 +376,7 @@ def _bind(
     given: set[str] = set()
     words: list[_Token] = []
     options_done = False
+    plain = len(tokens)
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -291,6 +385,7 @@ def _bind(
         if option is None:
             if token.text == "--" and not token.quoted and not options_done:
                 options_done = True
+                plain = len(words)  # words from here on are text, never `#N`
             else:
                 words.append(token)
             continue
@@ -319,12 +414,31 @@ def _bind(
         i += 1
 
     remaining = list(words)
+    hash_option = next((o for o in spec.options if o.hash_word), None)
+    if hash_option is not None:
+        # `support #2 Good work`, `hum for #2`: a `#N` where the positionals and the first word
+        # of the free text go is the option (the request number), not text.
+        lead = min(len(spec.positionals) + 1, plain)
+        index = next((k for k, w in enumerate(remaining[:lead]) if _is_hash_word(w)), None)
+        if index is not None:
+            word = remaining.pop(index)
+            try:
+                text = unicodedata.normalize("NFKC", word.text).rstrip(",.;:")
+                number = hash_option.converter.convert(text, now_ms)
+            except ConversionError as error:
+                raise fail(str(error)) from None
+            name = hash_option.name
+            if name not in given:
+                values[name] = number
+                given.add(name)
+            elif values[name] != number:
+                raise fail(f"{shown(word.text)} and --{name} {values[name]} disagree; give one.")
     for positional in spec.positionals:
         if remaining:
             word = remaining.pop(0)
             values[positional.name] = convert(positional, word.text, word.unclosed)
         elif positional.required:
-            raise fail(_missing(spec, positional))
+            raise fail(_missing(spec, positional, alias))
 
     rest = spec.rest
     if rest is not None:
@@ -332,7 +446,7 @@ def _bind(
         if text:
             values[rest.name] = text
         elif rest.required:
-            raise fail(_missing(spec, rest))
+            raise fail(_missing(spec, rest, alias))
     elif remaining:
         raise fail(f"{shown(remaining[0].raw)} was not expected here.")
 
@@ -342,9 +456,16 @@ def _bind(
     return values
 
 
-def _missing(spec: CommandSpec, param: Positional | Rest) -> str:
+def _is_hash_word(token: _Token) -> bool:
+    """Whether the word is a number written `#N` (typed as such, not quoted)."""
+    text = unicodedata.normalize("NFKC", token.text)
+    return not token.quoted and _HASH_NUMBER.fullmatch(text) is not None
+
+
+def _missing(spec: CommandSpec, param: Positional | Rest, alias: str | None) -> str:
     label = f"{param.label}…" if isinstance(param, Rest) else param.label
-    return f"{spec.name} needs {label}: {param.help}."
+    who = spec.name if alias is None else f"{alias} means {spec.name}, which"
+    return f"{who} needs {label}: {param.help}."
 
 
 def _option_name(text: str, options: Mapping[str, Option]) -> tuple[str, str | None] | None:

@@ -84,6 +84,10 @@ class Option:
     help: str
     metavar: str | None = None
     required: bool = False
+    hash_word: bool = False
+    """A word `#N` among the leading words (where the positionals and the first word of the
+    free text go) gives this option too: `support #7 Good work` is `support --request 7 Good
+    work`, `hum for #7` is `hum for --request 7`. A quoted word, or one after `--`, is not."""
 
     @property
     def label(self) -> str:
@@ -113,12 +117,24 @@ class Rest:
 Param = Positional | Option | Rest
 
 
+def _is_words(text: str) -> bool:
+    """Lower-case words separated by single spaces, e.g. `member add`, `+1`, `no objection`."""
+    return bool(text) and text == text.strip().lower() and text.split(" ") == text.split()
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     """The one declaration of a command: parsing, usage and help are derived from it.
 
     `name` may be two words (`member add`). `examples` are written without the prefix and
     are parsed by the tests, so the help can never show an example that does not work.
+    `aliases` are other names people type (`yes` for `support`); the parser resolves them to
+    this command and says which one was used.
+
+    An entry with `forwards` is not a command but a front word (`vote`): `vote X …` is parsed
+    as the command X, one of `forwards` (or an alias of one), with `hint` as the note to send
+    with the acknowledgement (`{command}` becomes X's name, `{choices}` the forwards). Its
+    `params` only describe it in the help; it is never dispatched itself.
     """
 
     name: str
@@ -130,11 +146,20 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     section: Section = Section.INFORMATION
+    forwards: tuple[str, ...] = ()
+    hint: str = ""
 
     def __post_init__(self) -> None:
         """Reject declarations the parser could not honour (caught at import time)."""
-        if not self.name or self.name != self.name.strip().lower() or "  " in self.name:
-            raise ValueError(f"command name {self.name!r} must be lower-case words")
+        for word in (self.name, *self.aliases):
+            if not _is_words(word):
+                raise ValueError(f"command name {word!r} must be lower-case words")
+        if self.name in self.aliases or len(set(self.aliases)) != len(self.aliases):
+            raise ValueError(f"command {self.name!r} repeats a name among its aliases")
+        if bool(self.forwards) != bool(self.hint):
+            raise ValueError(f"{self.name}: forwards and hint go together")
+        if self.hint:
+            self.hint.format(command="x", choices="x")  # a typo in a placeholder fails here
         if not self.summary.strip():
             raise ValueError(f"command {self.name!r} needs a summary")
         if not self.places:
@@ -157,6 +182,8 @@ class CommandSpec:
                 seen_rest = True
             elif param.name != param.name.lower() or param.name.startswith("-"):
                 raise ValueError(f"{self.name}: option name {param.name!r} must be bare lower")
+        if sum(1 for p in self.params if isinstance(p, Option) and p.hash_word) > 1:
+            raise ValueError(f"{self.name}: more than one option taken from a #N word")
 
     @property
     def positionals(self) -> tuple[Positional, ...]:

@@ -1,5 +1,8 @@
 """THE table of commands. Parsing, usage lines, `!cb help` and the README reference derive from it.
 
+`TABLE` holds every entry; `COMMANDS` is its commands without the front words (`vote`), which
+the parser turns into the command they name and which no handler ever sees.
+
 Order matters: it is the order of `!cb help` within each section. Examples are written without
 the prefix; the tests parse every one of them.
 """
@@ -41,7 +44,9 @@ _REQUEST_NUMBER = PositiveInt(metavar="N", what="request number")
 REQUEST_OPTION = Option(
     "request",
     _REQUEST_NUMBER,
-    "the request number; needed in a direct message, implied in a request's room",
+    "the request number, or #N as the first word; needed in a direct message, implied in a "
+    "request's room",
+    hash_word=True,
 )
 _REQUEST_POSITIONAL = Positional(
     "request",
@@ -65,13 +70,16 @@ _EARLY = Option(
 
 _POSITION_DETAILS = (
     "In a request's room this applies to that request; in a direct message to the bot add "
-    "--request N. Your latest position is the one that counts, and you can also react to the "
-    "ballot instead. Only members on the roster are counted."
+    "--request N, or start with #N (support #7 Good work). Your latest position is the one "
+    "that counts, and you can also react to the ballot instead. Only members on the roster "
+    "are counted."
 )
 
 # ---- the table ---------------------------------------------------------------------------
 
-COMMANDS: tuple[CommandSpec, ...] = (
+_VOTE_POSITIONS = ("support", "no-objection", "concern", "object", "abstain")
+
+TABLE: tuple[CommandSpec, ...] = (
     # Taking a position
     CommandSpec(
         "support",
@@ -80,7 +88,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
         details=_POSITION_DETAILS,
-        examples=("support", "support Strong track record in the region.", "support --request 7"),
+        examples=(
+            "support",
+            "support Strong track record in the region.",
+            "support --request 7",
+            "support #7 Strong track record in the region.",
+        ),
+        aliases=("yes", "agree", "+1", "approve", "lgtm"),
         section=Section.POSITIONS,
     ),
     CommandSpec(
@@ -91,7 +105,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         frozenset({Place.REQUEST, Place.DM}),
         details=_POSITION_DETAILS,
         examples=("no-objection", "no-objection --request 7 Fine by me."),
-        aliases=("noobjection", "no_objection"),
+        # Two words too: with `no` an alias of object, "no objection" must not become one.
+        aliases=("no objection", "no objections", "no concerns", "noobjection", "no_objection"),
         section=Section.POSITIONS,
     ),
     CommandSpec(
@@ -117,7 +132,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
         examples=(
             "object They have not agreed to the participation principles.",
             'object --request 7 "No link to the group\'s work yet."',
+            "object #7 No link to the group's work yet.",
         ),
+        aliases=("no", "block", "-1", "nay"),
         section=Section.POSITIONS,
     ),
     CommandSpec(
@@ -128,7 +145,32 @@ COMMANDS: tuple[CommandSpec, ...] = (
         frozenset({Place.REQUEST, Place.DM}),
         details="You count as having taken part. " + _POSITION_DETAILS,
         examples=("abstain", "abstain Not enough information to judge."),
+        aliases=("pass",),
         section=Section.POSITIONS,
+    ),
+    CommandSpec(
+        "vote",
+        "There is no vote here: vote POSITION is taken as that position (vote yes as support).",
+        (
+            Positional(
+                "position",
+                Choice(*_VOTE_POSITIONS, metavar="POSITION"),
+                ", ".join(_VOTE_POSITIONS) + ", or another name of one (yes, no, +1, pass…)",
+            ),
+            Rest("reason", "as for that position; object needs one"),
+            REQUEST_OPTION,
+        ),
+        Role.MEMBER,
+        frozenset({Place.REQUEST, Place.DM}),
+        details=(
+            "Rough consensus is not a vote: nobody counts hands, the chair weighs the positions "
+            "and answers the objections. So vote POSITION is read as the position itself and "
+            "you are told so; next time send the position on its own (support, object REASON…)."
+        ),
+        examples=("vote yes", "vote support Good fit.", "vote object --request 7 Not yet."),
+        section=Section.POSITIONS,
+        forwards=_VOTE_POSITIONS,
+        hint="There is no vote here: positions are {choices} (recorded as {command}).",
     ),
     CommandSpec(
         "recuse",
@@ -153,7 +195,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "Afterwards you count as not having taken part. Removing your reaction from the "
             "ballot does the same."
         ),
-        examples=("withdraw", "withdraw --request 7"),
+        examples=("withdraw", "withdraw --request 7", "withdraw #7"),
         aliases=("retract",),
         section=Section.POSITIONS,
     ),
@@ -168,8 +210,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
             Option(
                 "request",
                 _REQUEST_NUMBER,
-                "the request number",
+                "the request number (or #N after the side)",
                 required=True,
+                hash_word=True,
             ),
         ),
         Role.MEMBER,
@@ -178,7 +221,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             "Send it to the bot in a direct message. Hums are never shown per person, only how "
             "loud each side is; your latest hum replaces an earlier one."
         ),
-        examples=("hum for --request 7", "hum against loud --request 7"),
+        examples=("hum for --request 7", "hum against loud --request 7", "hum for #7"),
         section=Section.POSITIONS,
     ),
     # Filing a request
@@ -540,18 +583,31 @@ def normalize_name(text: str) -> str:
     return "".join(c for c in folded if unicodedata.category(c) != "Cf").lower()
 
 
+COMMANDS: tuple[CommandSpec, ...] = tuple(s for s in TABLE if not s.forwards)
+"""The commands a handler runs: the table without its front words (`vote`)."""
+
+
 def _index() -> dict[str, CommandSpec]:
     index: dict[str, CommandSpec] = {}
-    for spec in COMMANDS:
+    for spec in TABLE:
         for key in (spec.name, *spec.aliases):
             if key in index:
                 raise ValueError(f"command name {key!r} is declared twice")
             index[key] = spec
+    for spec in TABLE:
+        for target in spec.forwards:
+            if target not in index or index[target].name != target or index[target].forwards:
+                raise ValueError(f"{spec.name} forwards to {target!r}, which is no command")
     return index
 
 
-COMMANDS_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(_index())
-"""Every command under its name and each of its aliases."""
+TABLE_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(_index())
+"""Every entry of the table, front words included, under its name and each of its aliases."""
+
+COMMANDS_BY_NAME: Mapping[str, CommandSpec] = MappingProxyType(
+    {name: spec for name, spec in TABLE_BY_NAME.items() if not spec.forwards}
+)
+"""Every command under its name and each of its aliases (front words such as `vote` not)."""
 
 COMMAND_GROUPS: Mapping[str, tuple[CommandSpec, ...]] = MappingProxyType(
     {
@@ -563,20 +619,48 @@ COMMAND_GROUPS: Mapping[str, tuple[CommandSpec, ...]] = MappingProxyType(
 
 
 def find_command(name: str) -> CommandSpec | None:
-    """The command called `name` (or an alias of it), compared like the parser does."""
-    return COMMANDS_BY_NAME.get(" ".join(normalize_name(w) for w in name.split()))
+    """The entry called `name` (or an alias of it), compared like the parser does; front
+    words such as `vote` included, for the help."""
+    return TABLE_BY_NAME.get(" ".join(normalize_name(w) for w in name.split()))
+
+
+def closest(word: str, candidates: list[str], cutoff: float = 0.6) -> str | None:
+    """The candidate most like `word` (difflib's ratio, at least `cutoff`); on a tie the
+    earlier one, so that a command's own name wins over an alias just as close."""
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(word)
+    best: str | None = None
+    best_score = cutoff
+    for candidate in candidates:
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() < best_score or matcher.quick_ratio() < best_score:
+            continue
+        score = matcher.ratio()
+        if score > best_score or (best is None and score >= best_score):
+            best, best_score = candidate, score
+    return best
 
 
 def suggest_command(first: str, second: str = "") -> str | None:
-    """The canonical name of the command closest to a mistyped first (and second) word."""
+    """What a mistyped first (and second) word probably meant, as the words to type: a
+    command's name (`support`, `member add`) or one of its aliases (`agree` for `agre`);
+    None when nothing is close. `find_command` tells which command an alias is."""
     first = normalize_name(first)[:40]
     second = normalize_name(second)
-    candidates = [*COMMANDS_BY_NAME, *COMMAND_GROUPS]
-    matches = difflib.get_close_matches(first, candidates, n=1, cutoff=0.6)
-    if not matches:
+    names = [s.name for s in TABLE]
+    aliases = [alias for s in TABLE for alias in s.aliases]
+    match = closest(first, [*names, *aliases, *COMMAND_GROUPS])
+    if match is None:
         return None
-    match = matches[0]
     if match in COMMAND_GROUPS:
         full = f"{match} {second}"
         return COMMANDS_BY_NAME[full].name if full in COMMANDS_BY_NAME else match
-    return COMMANDS_BY_NAME[match].name
+    return match
+
+
+def describe_suggestion(suggestion: str) -> str:
+    """`agree (support)` for an alias, the name alone for a command's own name or a group."""
+    spec = find_command(suggestion)
+    if spec is None or spec.name == suggestion:
+        return suggestion
+    return f"{suggestion} ({spec.name})"

@@ -62,6 +62,23 @@ _STAKEHOLDER = Option(
 _REGION = Option("region", Choice(*REGIONS, metavar="REGION"), "region: " + ", ".join(REGIONS))
 _ORG = Option("org", Word(metavar="ORG"), "organisation (quote it when it has spaces)")
 _NAME = Option("name", Word(metavar="NAME"), "the name to show (quote it when it has spaces)")
+_COUNTRY = Option(
+    "country",
+    Word(metavar="COUNTRY"),
+    "country: a name or ISO 3166-1 code (the region follows from it)",
+)
+_KIND = Option(
+    "as", Choice("individual", "organisation"), "applying as an individual or an organisation"
+)
+_REPRESENTATIVE = Option(
+    "representative", Word(metavar="WHO"), "for an organisation: who represents it (quote it)"
+)
+_BACKGROUND = Option(
+    "background",
+    Word(metavar="TEXT"),
+    "the Internet resources and roles, with links: RFCs, RIR or registry roles, operator or "
+    "policy work, publications (quote it)",
+)
 _EARLY = Option(
     "early",
     Word(metavar="RATIONALE"),
@@ -232,9 +249,13 @@ TABLE: tuple[CommandSpec, ...] = (
             Positional("applicant", Applicant(), "a Matrix user ID, or a quoted name"),
             Rest("statement", "who they are and why they want to take part", required=True),
             _NAME,
+            _KIND,
             _ORG,
+            _REPRESENTATIVE,
+            _COUNTRY,
             _STAKEHOLDER,
             _REGION,
+            _BACKGROUND,
             Option("deadline", WhenArg(), "when the ballot closes (default: the group's)"),
         ),
         Role.MEMBER_OR_CHAIR,
@@ -257,22 +278,75 @@ TABLE: tuple[CommandSpec, ...] = (
         "Ask to join the group yourself.",
         (
             Rest("statement", "who you are and why you want to take part", required=True),
+            _KIND,
             _ORG,
+            _REPRESENTATIVE,
+            _COUNTRY,
             _STAKEHOLDER,
             _REGION,
+            _BACKGROUND,
             _NAME,
         ),
         Role.ANYONE,
         frozenset({Place.DM}),
         details=(
-            "Send it to the bot in a direct message, when the group allows applications. The "
-            "members see your statement and decide by rough consensus."
+            "Send it to the bot in a direct message, when the group allows applications. A "
+            "chair looks at it first; the bot asks for what is missing (country, stakeholder "
+            "group, background, your affirmation of the principles). Applying again while it "
+            "waits updates it. The members see your statement and decide by rough consensus."
         ),
         examples=(
             "apply --org 'Example Networks' --stakeholder private-sector --region africa "
             "I operate an exchange point and want to contribute.",
         ),
         section=Section.REQUESTS,
+    ),
+    CommandSpec(
+        "affirm",
+        "Affirm the six participation principles for your application.",
+        (Positional("request", _REQUEST_NUMBER, "your request's number"),),
+        Role.ANYONE,
+        frozenset({Place.DM}),
+        details="Only the applicant; the request card then says the principles are affirmed.",
+        examples=("affirm 4",),
+        section=Section.REQUESTS,
+    ),
+    CommandSpec(
+        "ask",
+        "Ask the applicant a question; the bot relays it and posts the answer here.",
+        (Rest("question", "your question", required=True),),
+        Role.MEMBER_OR_CHAIR,
+        frozenset({Place.REQUEST}),
+        details="The applicant is never in the request room and never sees who positioned how.",
+        examples=("ask Which RIR region do you operate in?",),
+        section=Section.REQUESTS,
+    ),
+    CommandSpec(
+        "answer",
+        "Answer a member's question about your request.",
+        (
+            Positional(
+                "question",
+                PositiveInt(what="question number"),
+                "the question's number",
+                metavar="QUESTION",
+            ),
+            Rest("answer", "your answer", required=True),
+        ),
+        Role.ANYONE,
+        frozenset({Place.DM}),
+        details="Only the applicant; the answer is posted in the request room as yours.",
+        examples=("answer 2 We operate in the AFRINIC region, from Nairobi.",),
+        section=Section.REQUESTS,
+    ),
+    CommandSpec(
+        "mine",
+        "Tell me my current position on a request (by direct message).",
+        (_REQUEST_POSITIONAL,),
+        Role.MEMBER,
+        ANYWHERE,
+        examples=("mine", "mine 4"),
+        section=Section.POSITIONS,
     ),
     # Information
     CommandSpec(
@@ -288,8 +362,12 @@ TABLE: tuple[CommandSpec, ...] = (
         "status",
         "Show where a request stands: positions, objections and deadline.",
         (_REQUEST_POSITIONAL,),
-        Role.MEMBER_OR_CHAIR,
+        Role.ANYONE,
         ANYWHERE,
+        details=(
+            "Members and chairs see the positions; the applicant sees the stage and the dates "
+            "of their own request only."
+        ),
         examples=("status", "status 7", "status #7"),
     ),
     CommandSpec(
@@ -555,9 +633,13 @@ TABLE: tuple[CommandSpec, ...] = (
     CommandSpec(
         "member add",
         "Add someone to the roster.",
-        (Positional("user", UserId(), "their Matrix user ID"), _STAKEHOLDER, _REGION),
+        (Positional("user", UserId(), "their Matrix user ID"), _STAKEHOLDER, _REGION, _COUNTRY),
         Role.CHAIR,
         ANYWHERE,
+        details=(
+            "A new member needs a stakeholder group and a region (or a country, from which "
+            "the region follows), so every breakdown counts them."
+        ),
         examples=("member add @erin:example.org --stakeholder civil-society --region americas",),
         section=Section.CHAIR,
     ),

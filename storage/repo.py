@@ -256,6 +256,32 @@ class Repository:
         )
         return None if value is None else int(value)
 
+    async def filed_by_applicant(self, applicant: str) -> list[Request]:
+        """Requests for this applicant, newest first."""
+        rows = await self.tx.fetchall(
+            "SELECT * FROM requests WHERE applicant = ? ORDER BY id DESC", (applicant,)
+        )
+        return [_request(r) for r in rows]
+
+    async def add_question(self, request_id: int, asked_by: str, question: str, now: int) -> int:
+        """Record a member's question to the applicant; returns its number."""
+        return await self.tx.execute(
+            "INSERT INTO questions(request_id, asked_by, question, asked_at) VALUES (?, ?, ?, ?)",
+            (request_id, asked_by, question, now),
+        )
+
+    async def question(self, question_id: int) -> tuple[int, str, str] | None:
+        """(request ID, question, asked by) of a question."""
+        row = await self.tx.fetchone("SELECT * FROM questions WHERE id = ?", (question_id,))
+        return None if row is None else (row["request_id"], row["question"], row["asked_by"])
+
+    async def answer_question(self, question_id: int, answer: str, now: int) -> None:
+        """Record the applicant's answer."""
+        await self.tx.execute(
+            "UPDATE questions SET answer = ?, answered_at = ? WHERE id = ?",
+            (answer, now, question_id),
+        )
+
     async def filed_by(
         self, filer: str, *, since: int = 0, self_applied: bool = False
     ) -> list[Request]:

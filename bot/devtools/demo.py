@@ -543,13 +543,8 @@ class _Story:
         ballot = await self.wait(
             first, "waiting for the ballot", bot_message("ballot", number), r.room
         )
-        # The bot seeds the ballot with its legend reactions once it knows the ballot's ID.
-        await self.wait(
-            first,
-            "waiting for the ballot's reactions",
-            reaction_to(ballot["event_id"], "👍", self.cast.bot.user_id),
-            r.room,
-        )
+        # The live tally follows the ballot (no reactions are seeded: counters are real).
+        await self.wait(first, "waiting for the live tally", bot_message("tally", 1), r.room)
         p.step("bot posts the request card and the ballot:")
         p.quote(_first_line(_body(card)))
         p.quote(_first_line(_body(ballot)))
@@ -663,6 +658,23 @@ class _Story:
             self.applicant.wait_invite(lambda room: room == self.main_room, timeout=STEP_TIMEOUT),
         )
         p.step(f"{APPLICANT.localpart} joins the roster and is invited to the main room")
+        # The applicant's side: never in the request room, told by direct message.
+        dm = await self.guard(
+            "waiting for the bot's direct message to the applicant",
+            self.applicant.wait_invite(lambda room: room != self.main_room, timeout=STEP_TIMEOUT),
+        )
+        await self.applicant.join(dm)
+        told = await self.wait(
+            self.applicant,
+            "waiting for the outcome sent to the applicant",
+            bot_message("outcome", r.request),
+            dm,
+        )
+        p.step(
+            f"{APPLICANT.localpart} is told by direct message: the outcome, the chair's "
+            "rationale and how to appeal (never anyone's position):"
+        )
+        p.quote(_first_line(_body(told)))
 
     def print_summary(self) -> None:
         """The closing summary block."""

@@ -14,10 +14,14 @@ from typing import Any
 
 from bot.domain.appeals import appeal_problem
 from bot.domain.clock_rules import format_when
+from bot.domain.countries import lookup as lookup_country
+from bot.domain.countries import suggest as suggest_country
 from bot.domain.durations import format_duration
+from bot.domain.intake import missing_fields
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
     FINAL,
+    IN_PROGRESS,
     UNDECIDED,
     Action,
     LifecycleError,
@@ -166,6 +170,10 @@ class Handlers:
             "remind": self.remind,
             "digest": self.digest,
             "triage": self.triage,
+            "affirm": self.affirm,
+            "ask": self.ask,
+            "answer": self.answer,
+            "mine": self.mine,
             "contest": self.contest,
             "appeal": self.appeal,
             "appeal-answer": self.appeal_answer,
@@ -200,6 +208,8 @@ class Handlers:
             return
         member = await repo.member(event.sender)
         trusted = event.sender in self.settings.chairs or (member is not None and member.active)
+        if not trusted:  # an applicant in the middle of their application is a known person
+            trusted = await repo.request_for(event.sender, IN_PROGRESS) is not None
         decision = self.limiter.check(event.sender, MEMBER_TIER if trusted else OUTSIDER_TIER, now)
         if decision.verdict is Verdict.REFUSE_SILENTLY:
             return  # a flood is not answered: answering it would be the flood
@@ -211,6 +221,10 @@ class Handlers:
             await self._answer(out, event, self._failure_reply(parsed))
             return
         reply = await self._run(repo, out, event, parsed, now)
+        if parsed.hint and reply.ok and reply.message is None:
+            # `vote X` worked as position X: say so (the hint says it was recorded).
+            text = f"{reply.text}\n{parsed.hint}".strip()
+            reply = Reply(True, text, reply.request, reply.data, None, None, reply.private)
         await self._answer(out, event, reply)
 
     def _failure_reply(self, failure: ParseFailure) -> Reply:
@@ -242,9 +256,31 @@ class Handlers:
             Role.MEMBER_OR_CHAIR: is_chair or member is not None,
         }[spec.role]
         if not allowed:
-            return fail(_ROLE_REFUSAL[spec.role].format(what=self._what(spec)) + ".")
+            refusal = _ROLE_REFUSAL[spec.role].format(what=self._what(spec))
+            if spec.role is Role.CHAIR:
+                refusal += f" (the chairs: {', '.join(sorted(s.chairs))})"
+            return fail(refusal + ".")
         if place is None and spec.places == ANYWHERE:
             place = Place.DM  # e.g. help or status in a room the bot was invited to
+        if spec.name == "hum" and place is not Place.DM:
+            # A hum said in a room would not be secret: point to the private chat, opened.
+            number = parsed.args.get("request") or (room_request.id if room_request else "N")
+            side = parsed.args.get("side", "for")
+            text = (
+                f"Hums are private: send me {self.prefix} hum {side} --request {number} in a "
+                "direct message (I have written to you in ours)."
+            )
+            await out.message(
+                render.notice(
+                    "reply",
+                    None,
+                    f"Hum here, privately: {self.prefix} hum {side} --request {number}",
+                    (event.sender,),
+                    event="hum-here",
+                ),
+                room_id=dm(event.sender),
+            )
+            return fail(text)
         if place is None or place not in spec.places:
             where = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
             return fail(
@@ -330,29 +366,96 @@ class Handlers:
 
     async def request(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`request APPLICANT [options] STATEMENT…`."""
-        applicant = Applicant(
-            applicant=str(args["applicant"]),
-            name=args.get("name"),
-            org=args.get("org"),
-            stakeholder=args.get("stakeholder"),
-            region=args.get("region"),
-        )
+        applicant = self._applicant(str(args["applicant"]), args)
         return await self._file(ctx, applicant, str(args["statement"]), args.get("deadline"), False)
 
     async def apply(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`apply [options] STATEMENT…` by direct message."""
+        """`apply [options] STATEMENT…` by direct message; again while it waits for triage,
+        it updates the application."""
         if not self.settings.self_apply:
             return fail(
                 "this group does not take applications by message; ask a member or a chair."
             )
-        applicant = Applicant(
-            applicant=ctx.event.sender,
+        applicant = self._applicant(ctx.event.sender, args)
+        waiting = await ctx.repo.request_for(ctx.event.sender, [RequestState.TRIAGE])
+        if waiting is not None:
+            return await self._update_application(ctx, waiting, applicant, args)
+        return await self._file(ctx, applicant, str(args["statement"]), None, True)
+
+    def _applicant(self, who: str, args: Mapping[str, Any]) -> Applicant:
+        """The applicant as given; a country is checked (with a "did you mean") and gives
+        the region when none is given."""
+        country = None
+        region = args.get("region")
+        if args.get("country"):
+            found = lookup_country(str(args["country"]))
+            if found is None:
+                hints = suggest_country(str(args["country"]))
+                maybe = f" Did you mean {' or '.join(hints)}?" if hints else ""
+                raise _Refused(f"I do not know the country {args['country']!r}.{maybe}")
+            country = found.alpha2
+            region = region or found.itu_region
+        return Applicant(
+            applicant=who,
             name=args.get("name"),
             org=args.get("org"),
             stakeholder=args.get("stakeholder"),
-            region=args.get("region"),
+            region=region,
+            country=country,
+            kind=args.get("as"),
+            representative=args.get("representative"),
+            background=render.clean(args.get("background"), 4_000) or None,
         )
-        return await self._file(ctx, applicant, str(args["statement"]), None, True)
+
+    async def _update_application(
+        self, ctx: Ctx, request_id: int, applicant: Applicant, args: Mapping[str, Any]
+    ) -> Reply:
+        """The applicant completes or corrects an application still waiting for triage."""
+        fields = {
+            name: value
+            for name, value in (
+                ("name", applicant.name),
+                ("org", applicant.org),
+                ("stakeholder", applicant.stakeholder),
+                ("region", applicant.region),
+                ("country", applicant.country),
+                ("kind", applicant.kind),
+                ("representative", applicant.representative),
+                ("background", applicant.background),
+            )
+            if value
+        }
+        statement = render.clean(str(args["statement"]), 4_000)
+        if statement and statement != "-":
+            fields["statement"] = statement
+        await ctx.repo.update_request(request_id, **fields)
+        req = await ctx.repo.request(request_id)
+        assert req is not None
+        return Reply(True, self._missing_note(req, updated=True), req.id, {"filed": req.id})
+
+    def _missing_note(self, req: Request, *, updated: bool = False) -> str:
+        """What an application still lacks, and the one next thing to send."""
+        p = self.prefix
+        first = (
+            f"Updated your application #{req.id}."
+            if updated
+            else f"Received: your application is #{req.id}."
+        )
+        missing = missing_fields(req)
+        if not missing:
+            return (
+                f"{first} It is complete. A chair looks at it first; the members are asked "
+                "only once a chair accepts it, and you will hear from me either way."
+            )
+        field_name, ask = missing[0]
+        example = {
+            "country": f"{p} apply - --country Kenya",
+            "stakeholder": f"{p} apply - --stakeholder technical-community",
+            "background": f"{p} apply - --background 'RIPE NCC member since 2015; RFC 9234'",
+            "affirmation": f"{p} affirm {req.id}",
+        }[field_name]
+        rest = f" (then: {', '.join(name for name, _ in missing[1:])})" if missing[1:] else ""
+        return f"{first} Next, {ask}: {example}{rest}. {p} cancel {req.id} REASON withdraws it."
 
     async def _file(
         self, ctx: Ctx, applicant: Applicant, statement: str, deadline: Any, self_applied: bool
@@ -374,9 +477,7 @@ class Handlers:
         if req.state is RequestState.TRIAGE:
             return Reply(
                 True,
-                f"Received: your application is #{req.id}. A chair looks at it first; the "
-                "members are asked only once a chair accepts it, and you will hear from me "
-                "either way.",
+                self._missing_note(req),
                 req.id,
                 {"filed": req.id, "state": req.state.value},
             )
@@ -448,7 +549,9 @@ class Handlers:
         return Reply(True, request=req.id)
 
     async def status(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`status [N]`: where a request stands."""
+        """`status [N]`: where a request stands (for the applicant: stage and dates only)."""
+        if not ctx.is_chair and ctx.member is None:
+            return await self._applicant_status(ctx, args)
         if args.get("request") is None and ctx.room_request is None:
             return await self.list(ctx, args)
         try:
@@ -946,6 +1049,113 @@ class Handlers:
         )
         return Reply(True, request=req.id)
 
+    async def _applicant_status(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """The applicant's view of their own request: its stage and dates, nobody's
+        position."""
+        number = args.get("request")
+        mine = [r for r in await ctx.repo.filed_by_applicant(ctx.event.sender)]
+        req = next((r for r in mine if number is None or r.id == int(number)), None)
+        if req is None:
+            return fail("only members and chairs can see requests; applicants see their own.")
+        stage = {
+            RequestState.TRIAGE: "waiting for a chair to accept it",
+            RequestState.PENDING: "accepted; its room is being opened",
+            RequestState.OPEN: "in front of the members",
+            RequestState.DRAFTED: "closed; the chair is judging the sense of the room",
+            RequestState.DECIDED: f"decided: {req.outcome.value if req.outcome else '?'}",
+            RequestState.BLOCKED: "paused; the chairs are looking into it",
+            RequestState.CANCELLED: "cancelled",
+        }[req.state]
+        lines = [f"Request #{req.id}: {stage}.", f"Filed {self.when(ctx, req.created_at)}."]
+        if req.state is RequestState.OPEN:
+            lines.append(f"The members take positions until {self.when(ctx, req.deadline_at)}.")
+        if req.decided_at is not None and req.state is RequestState.DECIDED:
+            lines.append(
+                f"Decided {self.when(ctx, req.decided_at)}: {render.inline(req.rationale)}"
+            )
+        if req.state is RequestState.TRIAGE and missing_fields(req):
+            lines.append(self._missing_note(req))
+        data = {"state": req.state.value}
+        return Reply(True, "\n".join(lines), req.id, data)
+
+    async def affirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`affirm N`: the applicant affirms the six principles."""
+        req = await self._request(ctx, args)
+        if req.applicant.user_id != ctx.event.sender:
+            return fail(f"only the applicant of request #{req.id} can affirm its principles.")
+        if req.affirmed_at is None:
+            await ctx.repo.update_request(req.id, affirmed_at=ctx.now)
+            if req.room_id:
+                text = f"The applicant of {render.inline(req.title)} affirmed the six principles."
+                await ctx.out.message(
+                    render.notice("reply", req.id, text, (), event="affirmed"), request_id=req.id
+                )
+        done = await ctx.repo.request(req.id)
+        assert done is not None
+        if done.state is RequestState.TRIAGE:
+            return Reply(True, self._missing_note(done, updated=True), req.id)
+        return Reply(True, f"Thank you: the principles are affirmed for request #{req.id}.", req.id)
+
+    async def ask(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`ask QUESTION…`: a member's question, relayed to the applicant by direct message."""
+        req = ctx.room_request
+        assert req is not None
+        applicant = req.applicant.user_id
+        if applicant is None:
+            return fail("the applicant has no Matrix account: ask them another way.", req.id)
+        if req.state not in (RequestState.OPEN, RequestState.DRAFTED):
+            return fail(f"request #{req.id} is not being considered now.", req.id)
+        question = render.clean(str(args["question"]), 2_000)
+        qid = await ctx.repo.add_question(req.id, ctx.event.sender, question, ctx.now)
+        text = (
+            f"A member asks about your request #{req.id} (question {qid}): "
+            f"{render.inline(question, 2_000)}\nAnswer with: {self.prefix} answer {qid} TEXT"
+        )
+        await ctx.out.message(
+            render.notice("reply", req.id, text, (applicant,), event="question", question=qid),
+            room_id=dm(applicant),
+            request_id=req.id,
+        )
+        return Reply(
+            True, f"Question {qid} is relayed to the applicant.", req.id, {"question": qid}
+        )
+
+    async def answer(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`answer Q TEXT…`: the applicant's answer, posted in the request room as theirs."""
+        found = await ctx.repo.question(int(args["question"]))
+        req = None if found is None else await ctx.repo.request(found[0])
+        if found is None or req is None or req.applicant.user_id != ctx.event.sender:
+            return fail(f"you have no question {args['question']} to answer.")
+        _, question, asked_by = found
+        text_ = render.clean(str(args["answer"]), 4_000)
+        await ctx.repo.answer_question(int(args["question"]), text_, ctx.now)
+        body = (
+            f"💬 The applicant ({ctx.event.sender}) answers question {args['question']} "
+            f"from {asked_by} — “{render.inline(question, 300)}”:\n{text_}"
+        )
+        await ctx.out.message(
+            render.notice("reply", req.id, body, (asked_by,), event="answer"), request_id=req.id
+        )
+        return Reply(True, "Your answer is posted for the members.", req.id)
+
+    async def mine(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`mine [N]`: the member's own current position and reason, by direct message."""
+        req = await self._target(ctx, args)
+        tally = await self.ballots.count(ctx.repo, req)
+        current = tally.current.get(ctx.event.sender)
+        if current is None or current.position is None:
+            text = f"You have no position on request #{req.id}."
+        else:
+            reason = f" — “{render.inline(current.reason, 500)}”" if current.reason else ""
+            text = f"Your position on request #{req.id}: {current.position.label}{reason}."
+        if ctx.place is Place.DM:
+            return Reply(True, text, req.id)
+        await ctx.out.message(
+            render.notice("reply", req.id, text, (ctx.event.sender,), event="mine"),
+            room_id=dm(ctx.event.sender),
+        )
+        return Reply(True, request=req.id)
+
     async def _request(self, ctx: Ctx, args: Mapping[str, Any]) -> Request:
         number = int(args["request"])
         req = await ctx.repo.request(number)
@@ -999,13 +1209,22 @@ class Handlers:
         """`member add USER [--stakeholder S] [--region R]`."""
         user = str(args["user"])
         existing = await ctx.repo.member(user)
-        stakeholder = args.get("stakeholder") or (existing.stakeholder if existing else "")
-        region = args.get("region") or (existing.region if existing else "")
-        await ctx.repo.upsert_member(user, stakeholder, region, ctx.now, ctx.event.sender)
+        given = self._applicant(user, args)
+        stakeholder = given.stakeholder or (existing.stakeholder if existing else "")
+        region = given.region or (existing.region if existing else "")
+        if not stakeholder or not region:
+            return fail(
+                f"say {user}'s stakeholder group and region (or country), so every breakdown "
+                f"counts them: {self.prefix} member add {user} --stakeholder GROUP "
+                "--region REGION|--country COUNTRY."
+            )
+        await ctx.repo.upsert_member(
+            user, stakeholder, region, ctx.now, ctx.event.sender, given.country
+        )
         return Reply(
             True,
-            f"{user} is a member ({stakeholder or 'no stakeholder group'}, "
-            f"{region or 'no region'}). Open ballots keep their eligible members.",
+            f"{user} is a member ({stakeholder}, {region}). Ballots already open keep the "
+            "members they opened with.",
         )
 
     async def member_remove(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:

@@ -87,7 +87,8 @@ async def test_request_from_filing_to_confirmed_outcome(group: Group) -> None:
     assert card["content"]["msgtype"] == "m.notice"
     ballot = await alice.wait_for(bot_message("ballot", 1), room_id=room)
     ballot_id = ballot["event_id"]
-    await alice.wait_for(reaction_to(ballot_id, "👍", group.bot_user.user_id), room_id=room)
+    # No reactions are seeded: the live tally is pinned instead.
+    await alice.wait_for(bot_message("tally", 1), room_id=room)
 
     # Positions: alice supports; bob objects, then changes his mind to no objection;
     # carol has a concern with a reason by command; dave stays silent.

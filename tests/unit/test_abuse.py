@@ -34,7 +34,9 @@ async def test_an_application_waits_for_triage_and_reaches_no_member(world: Worl
     apply = w.command(MALLORY, "!cb apply I run a registry.", room=DM_MALLORY)
     await w.apply(apply)
     assert await w.acks(apply.event_id) == ["✅"]
-    assert "A chair looks at it first" in (await replies(w, apply.event_id))[0]
+    answer = (await replies(w, apply.event_id))[0]
+    assert "Received: your application is #1" in answer
+    assert "Next, which country are you in" in answer
     req = await w.request(1)
     assert req.state.value == "triage"
     pending = await w.pending()
@@ -42,11 +44,15 @@ async def test_an_application_waits_for_triage_and_reaches_no_member(world: Worl
     # The chairs hear of it in the main room; no member is mentioned or invited.
     [note] = [i for i in pending if i.op == "message" and i.room_id == MAIN]
     assert note.payload["m.mentions"] == {"user_ids": [CHAIR]}
-    # A second application while the first waits is refused with its number.
+    # A second application while the first waits updates it: never a second request.
     again = w.command(MALLORY, "!cb apply Please.", room=DM_MALLORY)
     await w.apply(again)
-    assert await w.acks(again.event_id) == ["❌"]
-    assert "request #1 for @mallory:x is still open" in (await replies(w, again.event_id))[0]
+    assert "Updated your application #1" in (await replies(w, again.event_id))[0]
+    assert (await w.request(1)).statement == "Please."
+    # A member filing for someone with a request under way is refused with its number.
+    dup = w.command(ALICE, f"!cb request {MALLORY} Mallory again.", room=MAIN)
+    await w.apply(dup)
+    assert "request #1 for @mallory:x is still open" in (await replies(w, dup.event_id))[0]
 
     listing = w.command(CHAIR, "!cb triage", room=MAIN)
     await w.apply(listing)

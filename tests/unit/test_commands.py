@@ -90,7 +90,7 @@ def test_spec_table_covers_the_product_contract() -> None:
         "recuse", "withdraw", "hum", "status", "list", "members", "objections", "dispose",
         "deadline", "extend", "close", "confirm", "decide", "reopen", "remind", "digest",
         "member add", "member remove", "export", "triage", "accept", "reject", "cancel",
-        "contest", "appeal", "appeal-answer",
+        "contest", "appeal", "appeal-answer", "affirm", "ask", "answer", "mine",
     }  # fmt: skip
     assert {spec.name for spec in COMMANDS} == expected
     assert len(COMMANDS) == len(expected)
@@ -240,6 +240,10 @@ def test_request_with_every_option() -> None:
         "--stakeholder ACADEMIA --region europe --deadline 14d She studies routing."
     )
     assert parsed.args == {
+        "as": None,
+        "background": None,
+        "country": None,
+        "representative": None,
         "applicant": "@dana:example.org",
         "statement": "She studies routing.",
         "name": "Dana Example",

@@ -382,7 +382,9 @@ async def test_reactions_from_outside_the_roster_are_ignored(opened: World) -> N
 
 async def test_a_member_added_after_opening_is_not_counted(opened: World) -> None:
     w = opened
-    add = w.command(CHAIR, "!cb member add @late:x --stakeholder academia", room=MAIN)
+    add = w.command(
+        CHAIR, "!cb member add @late:x --stakeholder academia --country Kenya", room=MAIN
+    )
     await w.apply(add)
     assert await w.acks(add.event_id) == ["✅"]
     await w.apply(w.reaction("@late:x", "👍"))

@@ -106,8 +106,14 @@ async def test_apply_by_direct_message_files_a_self_application(tmp_path: Path) 
         assert req is not None
         assert req.self_applied
         assert req.applicant.applicant == MALLORY
-        twice = world.command(MALLORY, "!cb apply Again.", room=dm)
+        # Applying again while it waits for triage completes the same application.
+        twice = world.command(MALLORY, "!cb apply - --country Kenya", room=dm)
         await world.apply(twice)
-        assert "still open" in (await world.reply_to(twice.event_id))["body"]
+        assert "Updated your application #1" in (await world.reply_to(twice.event_id))["body"]
+        async with world.db.transaction() as tx:
+            req = await Repository(tx).request(1)
+        assert req is not None
+        assert (req.applicant.country, req.applicant.region) == ("KE", "africa")
+        assert req.statement == "I want to help."
     finally:
         await world.db.close()

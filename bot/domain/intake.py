@@ -1,0 +1,33 @@
+"""What an application must hold before a chair can put it to the members (the charter:
+demonstrated background, commitment to the six principles), and the order it is asked in.
+
+Pure: standard library only.
+"""
+
+from __future__ import annotations
+
+from bot.domain.request import Request
+
+# (field, how the bot asks for it), in the order it asks, one at a time.
+REQUIRED: tuple[tuple[str, str], ...] = (
+    ("country", "which country are you in"),
+    ("stakeholder", "which stakeholder group you belong to"),
+    ("background", "your background: the Internet resources and roles, with links"),
+    ("affirmation", "please affirm the six participation principles"),
+)
+
+
+def missing_fields(req: Request) -> list[tuple[str, str]]:
+    """The required fields a request still lacks, in the order the bot asks for them.
+
+    The affirmation is the applicant's own act: a request filed by someone else lacks it
+    until the applicant affirms (the card says so meanwhile).
+    """
+    a = req.applicant
+    have = {
+        "country": bool(a.country),
+        "stakeholder": bool(a.stakeholder),
+        "background": bool(a.background),
+        "affirmation": req.affirmed_at is not None,
+    }
+    return [(name, ask) for name, ask in REQUIRED if not have[name]]

@@ -123,10 +123,12 @@ def rough_shape(sense: Sense, voters: Sequence[Voter]) -> RoughShape:
     by_region = _grouped(rough, voters, "region")
     warning = None
     if rough and len(rough) >= support:
-        warning = (
-            "Most participants are in the rough: the chair's rationale must say why their "
-            "objections are answered"
+        who = (
+            "Most participants are in the rough"
+            if 2 * len(rough) > sense.participated
+            else "As many are in the rough as support admitting, or more"
         )
+        warning = f"{who}: the chair's rationale must say why their objections are answered"
     elif len(rough) >= 2:
         for kind, key in (("stakeholder group", "stakeholder"), ("region", "region")):
             _, most = Counter(getattr(v, key) for v in voters if v.user_id in rough).most_common(1)[

@@ -27,7 +27,12 @@ MAX_FIELD_CHARS = 2_000
 # Homeservers refuse events over 64 KiB: a summary names at most this many people per list;
 # the full lists are in the exported record.
 MAX_LISTED = 50
-_EXPORT_HINT = "the full list is in the record: !cb export"
+
+
+def _export_hint(prefix: str) -> str:
+    return f"the full list is in the record: {prefix} export"
+
+
 _NOT_A_VOTE = (
     "Take your position on the ballot below. This is not a vote: say whether you can live "
     "with it, and why not if you cannot."
@@ -197,11 +202,11 @@ def announcement(req: Request, tz: str = "UTC", now: int | None = None) -> Messa
     return Message("reply", req.id, body, html_, {"event": "opened"})
 
 
-def _names(names: Sequence[str]) -> str:
+def _names(names: Sequence[str], prefix: str) -> str:
     """Up to MAX_LISTED names, then how many more (events over ~64 KB are refused)."""
     shown = ", ".join(names[:MAX_LISTED])
     if len(names) > MAX_LISTED:
-        shown += f" … and {len(names) - MAX_LISTED} more ({_EXPORT_HINT})"
+        shown += f" … and {len(names) - MAX_LISTED} more ({_export_hint(prefix)})"
     return shown
 
 
@@ -258,7 +263,7 @@ def summary(
         lines += [f"  {_objection_line(o)}" for o in sense.open_objections[:MAX_LISTED]]
         if len(sense.open_objections) > MAX_LISTED:
             more = len(sense.open_objections) - MAX_LISTED
-            lines.append(f"  … and {more} more ({_EXPORT_HINT})")
+            lines.append(f"  … and {more} more ({_export_hint(prefix)})")
     unexplained = [o for o in sense.open_objections if o.needs_reason]
     if unexplained:
         lines.append(
@@ -266,7 +271,8 @@ def summary(
         )
     if sense.in_the_rough:
         lines.append(
-            "In the rough (objection addressed, not accommodated): " + _names(sense.in_the_rough)
+            "In the rough (objection addressed, not accommodated): "
+            + _names(sense.in_the_rough, prefix)
         )
     if shape is not None and shape.in_the_rough:
         lines.append(
@@ -284,7 +290,7 @@ def summary(
             "ballot and reminds those who have not taken part (or decide with a rationale)."
         )
     if sense.did_not_take_part:
-        lines.append("Did not take part: " + _names(sense.did_not_take_part))
+        lines.append("Did not take part: " + _names(sense.did_not_take_part, prefix))
     lines.append("By stakeholder group:")
     lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder)]
     lines.append("By region:")
@@ -328,7 +334,7 @@ def summary(
     return Message("summary", req.id, body, html_, data, tuple(mentions))
 
 
-def tally(req: Request, sense: Sense, closes: str) -> Message:
+def tally(req: Request, sense: Sense, closes: str, prefix: str = "!cb") -> Message:
     """The live tally of a ballot: pinned in the request room and edited as positions
     change, so there is one count to read (never who hummed)."""
     lines = [
@@ -338,7 +344,7 @@ def tally(req: Request, sense: Sense, closes: str) -> Message:
         + (f"; {len(sense.recused)} recused" if sense.recused else ""),
     ]
     if sense.did_not_take_part:
-        lines.append("Not yet: " + _names(sense.did_not_take_part))
+        lines.append("Not yet: " + _names(sense.did_not_take_part, prefix))
     if sense.open_objections:
         lines.append("Open objections:")
         lines += [f"  {_objection_line(o)}" for o in sense.open_objections[:MAX_LISTED]]

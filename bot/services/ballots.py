@@ -519,7 +519,7 @@ class Ballots:
     async def _tally(self, repo: Repository, req: Request, now: int) -> render.Message:
         sense = await self.sense(repo, req)
         closes = format_when(req.deadline_at, self.settings.group_tz, now_ms=now)
-        return render.tally(req, sense, closes)
+        return render.tally(req, sense, closes, self.settings.prefix)
 
     async def retally(self, repo: Repository, out: Outbox, now: int) -> None:
         """Edit the live tally of ballots whose positions or objections changed in this
@@ -589,6 +589,7 @@ class Ballots:
                 decided.applicant.region or "",
                 now,
                 f"admission:#{req.id}",
+                decided.applicant.country,
             )
             await out.invite(user_id, room_id=s.main_room_id, request_id=req.id)
         out.schedule_changed(req.id)

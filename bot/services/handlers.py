@@ -53,6 +53,7 @@ from bot.services.export import filename as export_filename
 from bot.services.export import render as render_record
 from bot.services.outbox import PRIVATE, Outbox, dm
 from bot.services.settings import Settings
+from commands.converters import MAX_AHEAD_DAYS, MAX_AHEAD_MS
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
 from commands.spec import ANYWHERE, CommandSpec, Place, Role
@@ -559,7 +560,8 @@ class Handlers:
         except _Refused as exc:
             return fail(str(exc))
         sense = await self.ballots.sense(ctx.repo, req)
-        msg = render.summary(req, sense, final=False, hums=await self.ballots.hums(ctx.repo, req))
+        hums = await self.ballots.hums(ctx.repo, req)
+        msg = render.summary(req, sense, final=False, hums=hums, prefix=self.prefix)
         head = f"State: {req.state.value}"
         if req.state is RequestState.OPEN:
             left = format_duration(req.deadline_at - ctx.now)
@@ -890,6 +892,8 @@ class Handlers:
             return fail(f"the ballot of request #{req.id} is not open (reopen it first).", req.id)
         if due <= ctx.now:
             return fail("the new deadline is in the past.", req.id)
+        if due > ctx.now + MAX_AHEAD_MS:
+            return fail(f"a ballot closes at most {MAX_AHEAD_DAYS} days from now.", req.id)
         await ctx.repo.update_request(req.id, deadline_at=due)
         ctx.out.schedule_changed(req.id)
         return Reply(

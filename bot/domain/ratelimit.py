@@ -49,6 +49,8 @@ class Tier:
 MEMBER_TIER = Tier(burst=20, refill_ms=3_000)
 # Outsiders (not on the roster): 3 at once, then one a minute.
 OUTSIDER_TIER = Tier(burst=3, refill_ms=60_000)
+# Someone whose application is under way: a short conversation with the bot, not a flood.
+APPLICANT_TIER = Tier(burst=6, refill_ms=15_000)
 # How many keys a RateLimiter remembers at most.
 MAX_KEYS = 10_000
 # How many of the least recently seen keys eviction looks at for an idle one.

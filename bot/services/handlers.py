@@ -41,7 +41,13 @@ from bot.domain.process import (
     rough_shape,
     too_early,
 )
-from bot.domain.ratelimit import MEMBER_TIER, OUTSIDER_TIER, RateLimiter, Verdict
+from bot.domain.ratelimit import (
+    APPLICANT_TIER,
+    MEMBER_TIER,
+    OUTSIDER_TIER,
+    RateLimiter,
+    Verdict,
+)
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal
 from bot.matrix import render
@@ -208,10 +214,13 @@ class Handlers:
         if parsed is None:
             return
         member = await repo.member(event.sender)
-        trusted = event.sender in self.settings.chairs or (member is not None and member.active)
-        if not trusted:  # an applicant in the middle of their application is a known person
-            trusted = await repo.request_for(event.sender, IN_PROGRESS) is not None
-        decision = self.limiter.check(event.sender, MEMBER_TIER if trusted else OUTSIDER_TIER, now)
+        if event.sender in self.settings.chairs or (member is not None and member.active):
+            tier = MEMBER_TIER
+        elif await repo.request_for(event.sender, IN_PROGRESS) is not None:
+            tier = APPLICANT_TIER  # in the middle of their application: a few steps
+        else:
+            tier = OUTSIDER_TIER
+        decision = self.limiter.check(event.sender, tier, now)
         if decision.verdict is Verdict.REFUSE_SILENTLY:
             return  # a flood is not answered: answering it would be the flood
         if decision.verdict is Verdict.REFUSE:

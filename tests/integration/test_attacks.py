@@ -126,7 +126,7 @@ async def test_attacks_fail(group: Group, synapse: LocalSynapse) -> None:
 
     # 5. A 60-command flood by an outsider; a member's status is still answered, and the
     # outsider hears at most one "too many" after the few admitted.
-    flooder = outsiders[0]
+    flooder = await outsider(synapse, group, "flood")
     flood_dm = await dm_with_bot(flooder, group)
     sent = [await flooder.say(flood_dm, "!cb help") for _ in range(60)]
     status = await command(alice, room, "!cb status")

@@ -153,7 +153,11 @@ async def test_consensus_process(group: Group) -> None:
     )
     assert redraft["content"]["consensus_bot"]["proposed_outcome"] == "rough-consensus-admit"
     assert redraft["content"]["consensus_bot"]["in_the_rough"] == [alice.user_id]
-    await command(chair, room, "!cb confirm")
+    # As many in the rough (alice) as in support (bob): the chair says why in her own words.
+    await command(chair, room, "!cb confirm", ok=False)
+    await command(
+        chair, room, "!cb confirm Alice's point is answered: the named contact is reachable."
+    )
     outcome = await chair.wait_for(bot_message("outcome", 1), room_id=room)
     assert outcome["content"]["consensus_bot"]["outcome"] == "admit"
 

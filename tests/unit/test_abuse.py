@@ -356,3 +356,14 @@ async def test_times_are_shown_in_the_groups_zone_with_utc_beside(tmp_path: Path
             assert " UTC)" in text
     finally:
         await w.db.close()
+
+
+async def test_an_applicant_gets_a_short_conversation_not_a_flood(world: World) -> None:
+    w = world
+    await w.engine.remember_dm(MALLORY, DM_MALLORY)
+    await w.apply(w.command(MALLORY, "!cb apply I run a registry.", room=DM_MALLORY))
+    w.clock.advance(120_000)
+    flood = [w.command(MALLORY, "!cb status", room=DM_MALLORY) for _ in range(30)]
+    await w.apply(*flood)
+    answered = [e for e in flood if await w.acks(e.event_id)]
+    assert len(answered) == 7  # six steps of an application, then one "too many"

@@ -725,7 +725,9 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     bare = w.command(CHAIR, "!cb confirm")
     await w.apply(bare)
     assert await w.acks(bare.event_id) == ["❌"]
-    assert "As many are in the rough as support admitting" in (await w.reply_to(bare.event_id))["body"]
+    assert (
+        "As many are in the rough as support admitting" in (await w.reply_to(bare.event_id))["body"]
+    )
     confirm = w.command(
         CHAIR, "!cb confirm Bob's point about the missing contact was answered: one exists now."
     )

@@ -296,7 +296,6 @@ def settings() -> Settings:
         main_room_id=MAIN_ROOM,
         group_name="Bench Collaboration Group",
         chairs=frozenset({CHAIR}),
-        instance_id="bench",
     )
 
 

@@ -302,6 +302,31 @@ TABLE: tuple[CommandSpec, ...] = (
         section=Section.REQUESTS,
     ),
     CommandSpec(
+        "edit",
+        "Correct or complete a request before its decision; the card is updated.",
+        (
+            Positional("request", _REQUEST_NUMBER, "the request number"),
+            Rest("statement", "a new statement (optional)"),
+            _NAME,
+            _KIND,
+            _ORG,
+            _REPRESENTATIVE,
+            _COUNTRY,
+            _STAKEHOLDER,
+            _REGION,
+            _BACKGROUND,
+        ),
+        Role.ANYONE,
+        ANYWHERE,
+        details=(
+            "A chair, until the decision; the filer or the applicant, until the ballot opens. "
+            "The change is announced in the request room and kept in the record; members "
+            "whose position predates it are told they may revise it."
+        ),
+        examples=("edit 4 --country Kenya --background 'AFRINIC member since 2012'",),
+        section=Section.REQUESTS,
+    ),
+    CommandSpec(
         "affirm",
         "Affirm the six participation principles for your application.",
         (Positional("request", _REQUEST_NUMBER, "your request's number"),),

@@ -129,6 +129,7 @@ def _request(row: aiosqlite.Row) -> Request:
         early_rationale=row["early_rationale"],
         tally_event_id=row["tally_event_id"],
         affirmed_at=row["affirmed_at"],
+        card_event_id=row["card_event_id"],
     )
 
 
@@ -262,6 +263,23 @@ class Repository:
             "SELECT * FROM requests WHERE applicant = ? ORDER BY id DESC", (applicant,)
         )
         return [_request(r) for r in rows]
+
+    async def add_edit(
+        self, request_id: int, by: str, changes: dict[str, str], now: int
+    ) -> None:
+        """Record an edit of a request (the record keeps every one)."""
+        await self.tx.execute(
+            "INSERT INTO request_edits(request_id, by, changes, at) VALUES (?, ?, ?, ?)",
+            (request_id, by, json.dumps(changes, ensure_ascii=False, sort_keys=True), now),
+        )
+
+    async def edits(self, request_id: int) -> list[tuple[str, dict[str, str], int]]:
+        """(by, changes, at) of every edit of a request, oldest first."""
+        rows = await self.tx.fetchall(
+            "SELECT by, changes, at FROM request_edits WHERE request_id = ? ORDER BY id",
+            (request_id,),
+        )
+        return [(r["by"], json.loads(r["changes"]), r["at"]) for r in rows]
 
     async def add_question(self, request_id: int, asked_by: str, question: str, now: int) -> int:
         """Record a member's question to the applicant; returns its number."""
@@ -441,6 +459,7 @@ class Repository:
             "early_rationale",
             "tally_event_id",
             "affirmed_at",
+            "card_event_id",
             "name",
             "org",
             "stakeholder",

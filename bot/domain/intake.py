@@ -6,7 +6,7 @@ Pure: standard library only.
 
 from __future__ import annotations
 
-from bot.domain.request import Request
+from bot.domain.request import Applicant, Request
 
 # (field, how the bot asks for it), in the order it asks, one at a time.
 REQUIRED: tuple[tuple[str, str], ...] = (
@@ -15,6 +15,17 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("background", "your background: the Internet resources and roles, with links"),
     ("affirmation", "please affirm the six participation principles"),
 )
+
+
+def incomplete(applicant: Applicant) -> list[str]:
+    """What a request filed for someone lacks before members can judge it (the
+    affirmation is the applicant's own act and does not hold a member's request back)."""
+    have = {
+        "country": bool(applicant.country),
+        "stakeholder": bool(applicant.stakeholder),
+        "background": bool(applicant.background),
+    }
+    return [name for name, _ in REQUIRED if name in have and not have[name]]
 
 
 def missing_fields(req: Request) -> list[tuple[str, str]]:

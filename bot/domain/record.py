@@ -90,6 +90,7 @@ ENTRY_TYPES: tuple[str, ...] = (
     "objection_reason",
     "objection_disposed",
     "objection_contested",
+    "edited",
     "closed",
     "decided",
     "cancelled",
@@ -183,6 +184,7 @@ def _timeline(
     skew_ms: int,
     history: Sequence[ObjectionEvent],
     appeals: Sequence[Appeal],
+    edits: Sequence[tuple[str, dict[str, str], int]],
 ) -> list[tuple[int, int, str, dict[str, Any]]]:
     """(ts, rank, tie-break, fields) for every timeline entry, unsorted."""
     items: list[tuple[int, int, str, dict[str, Any]]] = []
@@ -310,6 +312,8 @@ def _timeline(
                 "early_rationale": _text(request.early_rationale),
             },
         )
+    for n, (by, changes, at) in enumerate(edits):
+        add(at, "edited", f"{n:08d}", {"by": _text(by), "changes": dict(sorted(changes.items()))})
     for a in appeals:
         add(
             a.created_at,
@@ -409,6 +413,7 @@ def build_record(
     tidier: str | None = None,
     history: Sequence[ObjectionEvent] = (),
     appeals: Sequence[Appeal] = (),
+    edits: Sequence[tuple[str, dict[str, str], int]] = (),
 ) -> Record:
     """The decision record of one request, from plain domain values.
 
@@ -425,7 +430,9 @@ def build_record(
     sense = tally.sense([d.objection for d in objections], quorum)
     counted_ids = {v.user_id for v in tally.voters}
 
-    items = _timeline(request, len(eligible), inputs, tally, objections, skew_ms, history, appeals)
+    items = _timeline(
+        request, len(eligible), inputs, tally, objections, skew_ms, history, appeals, edits
+    )
     items.sort(key=lambda x: (x[0], x[1], x[2]))
     timeline: list[dict[str, Any]] = [{"ts": ts, **fields} for ts, _, _, fields in items]
 

@@ -125,7 +125,7 @@ _MD_INLINE = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$])")
 _BARE_LINK = re.compile(
     r"(?i)//|www\.|\b(?:mailto|tel|xmpp):"
     # a host name where a linkifier starts one (not after `:`, as in @bob:example.org)
-    r"|(?:^|[^\w.:/-])[^\W_][\w-]*\.[^\W\d_]{2}"
+    r"|(?:^[-+=]?|[^\w.:/-]|_)[^\W_][\w-]*\.[^\W\d_]{2}"
 )
 _MD_INLINE_LINK = re.compile(r"([\\`*_{}\[\]()<>#|~&!@$:/.])")
 _WORD = re.compile(r"\S+")
@@ -286,6 +286,10 @@ def _entry_line(e: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
         return f"{line}: {rationale}" if rationale else f"{line}."
     if kind == "closed":
         return f"Ballot closed. Draft sense of the room: {_proposal_label(e.get('proposal'))}."
+    if kind == "edited":
+        changes = e.get("changes") or {}
+        listed = "; ".join(f"{md_escape(k)}: {md_escape(str(v))}" for k, v in changes.items())
+        return f"Edited by {md_escape(e.get('by'))}: {listed}."
     if kind == "cancelled":
         return f"Cancelled by {md_escape(e.get('by'))}: {_quoted(e.get('reason'))}"
     if kind == "decided":

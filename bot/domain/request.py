@@ -63,6 +63,7 @@ class Request:
     early_rationale: str | None = None  # why a chair acted before the minimum deadline
     tally_event_id: str | None = None  # the live tally, pinned and edited
     affirmed_at: int | None = None  # when the applicant affirmed the six principles
+    card_event_id: str | None = None  # the request card, edited when the request is edited
 
     @property
     def title(self) -> str:

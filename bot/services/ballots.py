@@ -17,6 +17,7 @@ from bot.domain.clock_rules import format_when
 from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
 from bot.domain.durations import format_duration
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
+from bot.domain.intake import incomplete
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
     IN_PROGRESS,
@@ -42,7 +43,7 @@ from bot.matrix.rooms import (
     request_room_spec,
 )
 from bot.services.export import freeze, live_record
-from bot.services.outbox import DRAFT, POLL, TALLY, Outbox, dm
+from bot.services.outbox import CARD, DRAFT, POLL, TALLY, Outbox, dm
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
@@ -329,7 +330,10 @@ class Ballots:
                 f"{format_duration(s.min_deadline_ms)} away, so every region "
                 "can take part"
             )
-        state = RequestState.TRIAGE if self_applied else RequestState.PENDING
+        # An application by direct message, or a member's request that lacks what the
+        # members need to judge it, waits for a chair; a chair's request is triaged by filing.
+        lacking = incomplete(applicant) if filed_by not in s.chairs else []
+        state = RequestState.TRIAGE if self_applied or lacking else RequestState.PENDING
         request_id = await repo.create_request(
             applicant, statement, filed_by, filed_event_id, self_applied, due, now, state
         )
@@ -344,10 +348,16 @@ class Ballots:
     async def _announce_triage(self, out: Outbox, req: Request) -> None:
         chairs = sorted(self.settings.chairs)
         p = self.settings.prefix
+        lacking = incomplete(req.applicant)
+        what = (
+            "an application by direct message"
+            if req.self_applied
+            else f"filed by {req.filed_by} without {', '.join(lacking)}"
+        )
         text = (
-            f"📥 {render.inline(req.title)} is an application by direct message and waits for "
-            f"a chair: {p} accept {req.id} opens its ballot, {p} reject {req.id} REASON "
-            f"answers the applicant. Nothing has been sent to the members."
+            f"📥 {render.inline(req.title)} is {what} and waits for a chair: {p} edit "
+            f"{req.id} completes it, {p} accept {req.id} opens its ballot, {p} reject "
+            f"{req.id} REASON answers the applicant. Nothing has been sent to the members."
         )
         await out.message(
             render.notice("reply", req.id, text, chairs, event="triage"),
@@ -396,6 +406,44 @@ class Ballots:
             )
         out.schedule_changed(req.id)
         return cancelled
+
+    async def edit(
+        self,
+        repo: Repository,
+        out: Outbox,
+        req: Request,
+        by: str,
+        changes: dict[str, str],
+        now: int,
+    ) -> Request:
+        """Edit a request before its decision (RFC 7282's "accommodated" often means this):
+        the card is edited in place, the change is announced in the request room and kept
+        in the record, and members whose position predates it are told they may revise."""
+        await repo.update_request(req.id, **changes)
+        await repo.add_edit(req.id, by, changes, now)
+        edited = await repo.request(req.id)
+        assert edited is not None
+        tz = self.settings.group_tz
+        if req.card_event_id or await repo.pending_purpose(req.id, CARD):
+            await out.edit(render.request_card(edited, now, tz), CARD, request_id=req.id)
+        if req.state in (RequestState.OPEN, RequestState.DRAFTED):
+            listed = "; ".join(f"{k}: {render.inline(v, 200)}" for k, v in changes.items())
+            text = (
+                f"✏ {render.inline(edited.title)} was edited by {by} — {listed}. If your "
+                "position predates this change, you may revise it."
+            )
+            positioned = sorted((await self.count(repo, edited)).current)
+            await out.message(
+                render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                request_id=req.id,
+            )
+            for member in positioned:
+                await out.message(
+                    render.notice("reply", req.id, text, (member,), event="edited"),
+                    room_id=dm(member),
+                    request_id=req.id,
+                )
+        return edited
 
     async def _tell_applicant(self, out: Outbox, req: Request, text: str, event: str) -> None:
         """A direct message to the applicant (who is never in the request's room)."""
@@ -449,7 +497,7 @@ class Ballots:
         req = await repo.request(request_id)
         assert req is not None
         tz = self.settings.group_tz
-        await out.message(render.request_card(req, now, tz), request_id=req.id)
+        await out.message(render.request_card(req, now, tz), request_id=req.id, purpose=CARD)
         await out.message(
             render.ballot(req, self.settings.prefix, tz, now), request_id=req.id, purpose="ballot"
         )

@@ -40,7 +40,7 @@ from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers, acknowledge
-from bot.services.outbox import DRAFT, TALLY, Doorbell, Outbox, dm
+from bot.services.outbox import CARD, DRAFT, TALLY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.database import Database
 from storage.repo import OutboxItem, Repository
@@ -324,6 +324,8 @@ class Engine:
                 await repo.add_redaction(Redaction(result, item.target, req.room_id, bot, now, now))
         elif item.purpose == DRAFT and item.request_id is not None:
             await repo.update_request(item.request_id, draft_event_id=result)
+        elif item.purpose == CARD and item.request_id is not None:
+            await repo.update_request(item.request_id, card_event_id=result)
         elif item.purpose == TALLY and item.request_id is not None:
             await repo.update_request(item.request_id, tally_event_id=result)
             req = await repo.request(item.request_id)

@@ -92,6 +92,7 @@ async def live_record(
         tidier=tidier,
         history=await repo.objection_history(req.id),
         appeals=await repo.appeals(req.id),
+        edits=await repo.edits(req.id),
     )
 
 

@@ -17,7 +17,7 @@ from bot.domain.clock_rules import format_when
 from bot.domain.countries import lookup as lookup_country
 from bot.domain.countries import suggest as suggest_country
 from bot.domain.durations import format_duration
-from bot.domain.intake import missing_fields
+from bot.domain.intake import incomplete, missing_fields
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
     FINAL,
@@ -178,6 +178,7 @@ class Handlers:
             "digest": self.digest,
             "triage": self.triage,
             "affirm": self.affirm,
+            "edit": self.edit,
             "ask": self.ask,
             "answer": self.answer,
             "mine": self.mine,
@@ -484,10 +485,20 @@ class Handlers:
             )
         except ValueError as exc:
             return fail(f"Not filed: {exc}.")
-        if req.state is RequestState.TRIAGE:
+        if req.state is RequestState.TRIAGE and req.self_applied:
             return Reply(
                 True,
                 self._missing_note(req),
+                req.id,
+                {"filed": req.id, "state": req.state.value},
+            )
+        if req.state is RequestState.TRIAGE:
+            lacking = ", ".join(incomplete(req.applicant))
+            return Reply(
+                True,
+                f"Filed {render.inline(req.title)}; it lacks {lacking}, so it waits for a chair "
+                f"before the members see it. Complete it with {self.prefix} edit {req.id} "
+                "--country … --stakeholder … --background '…'.",
                 req.id,
                 {"filed": req.id, "state": req.state.value},
             )
@@ -1090,6 +1101,46 @@ class Handlers:
             lines.append(self._missing_note(req))
         data = {"state": req.state.value}
         return Reply(True, "\n".join(lines), req.id, data)
+
+    async def edit(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`edit N [STATEMENT…] [--field VALUE…]`: correct or complete a request."""
+        req = await self._request(ctx, args)
+        sender = ctx.event.sender
+        before_ballot = req.state in (RequestState.TRIAGE, RequestState.PENDING)
+        own = sender in (req.filed_by, req.applicant.user_id)
+        if not (ctx.is_chair and req.state in UNDECIDED) and not (own and before_ballot):
+            return fail(
+                f"only a chair can edit request #{req.id} now (its filer and its applicant "
+                "can until its ballot opens)."
+            )
+        given = self._applicant(req.applicant.applicant, args)
+        changes = {
+            name: str(value)
+            for name, value in (
+                ("name", given.name),
+                ("kind", given.kind),
+                ("org", given.org),
+                ("representative", given.representative),
+                ("country", given.country),
+                ("stakeholder", given.stakeholder),
+                ("region", given.region if args.get("region") or args.get("country") else None),
+                ("background", given.background),
+                ("statement", render.clean(args.get("statement"), 4_000) or None),
+            )
+            if value
+        }
+        if not changes:
+            return fail(f"nothing to change. Usage: {self.prefix} edit N --field VALUE …")
+        edited = await self.ballots.edit(ctx.repo, ctx.out, req, sender, changes, ctx.now)
+        note = ""
+        if edited.state is RequestState.TRIAGE:
+            lacking = incomplete(edited.applicant)
+            note = (
+                f" It still lacks {', '.join(lacking)}."
+                if lacking
+                else f" It is complete; a chair may {self.prefix} accept {edited.id}."
+            )
+        return Reply(True, f"Request #{req.id} is updated: {', '.join(changes)}.{note}", req.id)
 
     async def affirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`affirm N`: the applicant affirms the six principles."""

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 BALLOT = "ballot"  # `target` placeholder: the request's ballot event, resolved when sent
 DRAFT = "draft"  # `target` placeholder: the current round's draft, resolved when sent
 TALLY = "tally"  # `target` placeholder: the ballot's live tally, resolved when sent
+CARD = "card"  # `target` placeholder: the request card, resolved when sent
 POLL = "poll"  # `target` placeholder: the request's poll event
 PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
@@ -363,7 +364,7 @@ class OutboxSender:
         room_id, target = item.room_id, item.target
         if room_id is not None and room_id.startswith(DM):
             room_id = await self.hooks.dm_room(room_id.removeprefix(DM))
-        if room_id is not None and target not in (BALLOT, POLL, DRAFT, TALLY):
+        if room_id is not None and target not in (BALLOT, POLL, DRAFT, TALLY, CARD):
             return room_id, target
         async with self.db.transaction() as tx:
             req = await Repository(tx).request(item.request_id) if item.request_id else None
@@ -378,6 +379,8 @@ class OutboxSender:
             target = req.draft_event_id
         elif target == TALLY:
             target = req.tally_event_id
+        elif target == CARD:
+            target = req.card_event_id
         if target in (None, "") and item.target is not None:
             raise _Unresolvable(f"the {item.target} was never posted")
         if room_id is None:

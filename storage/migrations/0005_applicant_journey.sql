@@ -25,3 +25,14 @@ CREATE TABLE questions (
     answered_at INTEGER
 ) STRICT;
 CREATE INDEX questions_request ON questions(request_id, id);
+
+-- The request card's event, edited in place when the request is edited; and every edit.
+ALTER TABLE requests ADD COLUMN card_event_id TEXT;
+CREATE TABLE request_edits (
+    id         INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL REFERENCES requests(id),
+    by         TEXT NOT NULL,
+    changes    TEXT NOT NULL,        -- JSON: {field: new value}
+    at         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX request_edits_request ON request_edits(request_id, id);

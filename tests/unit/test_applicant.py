@@ -94,3 +94,48 @@ async def test_mine_tells_a_member_their_position_by_direct_message(opened: Worl
     [told] = [i for i in await w.messages() if i.room_id == f"dm:{ALICE}"]
     assert "concern" in told.payload["body"]
     assert "The statement is vague." in told.payload["body"]
+
+
+async def test_a_members_incomplete_request_waits_and_is_completed_by_edit(world: World) -> None:
+    w = world
+    filed = w.command(ALICE, "!cb request @dana:x Dana studies routing security.", room=MAIN)
+    await w.apply(filed)
+    assert "it lacks country, stakeholder, background" in await text(w, filed.event_id)
+    assert (await w.request(1)).state.value == "triage"
+    assert not [i for i in await w.pending() if i.op == "create_room"]
+    stranger = w.command(BOB, "!cb edit 1 --country Kenya", room=MAIN)
+    await w.apply(stranger)
+    assert "only a chair can edit" in await text(w, stranger.event_id)
+    edit = w.command(
+        ALICE,
+        "!cb edit 1 --country Kenya --stakeholder academia --background 'AFRINIC fellow'",
+        room=MAIN,
+    )
+    await w.apply(edit)
+    assert "It is complete" in await text(w, edit.event_id)
+    req = await w.request(1)
+    assert (req.applicant.country, req.applicant.region) == ("KE", "africa")
+
+
+async def test_a_chairs_edit_of_an_open_request_is_announced_and_recorded(
+    opened: World,
+) -> None:
+    w = opened
+    await w.apply(w.reaction(ALICE, "👍"))
+    edit = w.command(CHAIR, "!cb edit 1 --org 'Example Networks'")
+    await w.apply(edit)
+    assert await w.acks(edit.event_id) == ["✅"]
+    [told] = [
+        i
+        for i in await w.messages()
+        if i.payload["consensus_bot"].get("event") == "edited" and i.room_id is None
+    ]
+    assert "Example Networks" in told.payload["body"]
+    assert told.payload["m.mentions"] == {"user_ids": [ALICE]}  # her position predates it
+    from bot.services.export import export_record
+    from storage.repo import Repository
+
+    async with w.db.transaction() as tx:
+        rec = await export_record(Repository(tx), 1, group_name="G", quorum=0.5)
+    [edited] = [e for e in rec["entries"] if e["type"] == "edited"]
+    assert edited["changes"] == {"org": "Example Networks"}

@@ -90,7 +90,7 @@ def test_spec_table_covers_the_product_contract() -> None:
         "recuse", "withdraw", "hum", "status", "list", "members", "objections", "dispose",
         "deadline", "extend", "close", "confirm", "decide", "reopen", "remind", "digest",
         "member add", "member remove", "export", "triage", "accept", "reject", "cancel",
-        "contest", "appeal", "appeal-answer", "affirm", "ask", "answer", "mine",
+        "contest", "appeal", "appeal-answer", "affirm", "ask", "answer", "mine", "edit",
     }  # fmt: skip
     assert {spec.name for spec in COMMANDS} == expected
     assert len(COMMANDS) == len(expected)

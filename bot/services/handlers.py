@@ -221,7 +221,9 @@ class Handlers:
             tier = APPLICANT_TIER  # in the middle of their application: a few steps
         else:
             tier = OUTSIDER_TIER
-        decision = self.limiter.check(event.sender, tier, now)
+        # One bucket per sender and tier: an outsider who becomes an applicant starts their
+        # short conversation afresh, and nothing carries over between allowances.
+        decision = self.limiter.check(f"{tier.burst}/{tier.refill_ms}:{event.sender}", tier, now)
         if decision.verdict is Verdict.REFUSE_SILENTLY:
             return  # a flood is not answered: answering it would be the flood
         if decision.verdict is Verdict.REFUSE:

@@ -264,9 +264,7 @@ class Repository:
         )
         return [_request(r) for r in rows]
 
-    async def add_edit(
-        self, request_id: int, by: str, changes: dict[str, str], now: int
-    ) -> None:
+    async def add_edit(self, request_id: int, by: str, changes: dict[str, str], now: int) -> None:
         """Record an edit of a request (the record keeps every one)."""
         await self.tx.execute(
             "INSERT INTO request_edits(request_id, by, changes, at) VALUES (?, ?, ?, ?)",

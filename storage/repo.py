@@ -804,6 +804,18 @@ class Repository:
         )
         return changed > 0
 
+    async def mark_tally_dirty(self, request_ids: Sequence[int]) -> None:
+        """These ballots' live tallies are out of date."""
+        await self.tx.executemany(
+            "UPDATE requests SET tally_dirty = 1 WHERE id = ?", [(i,) for i in request_ids]
+        )
+
+    async def dirty_tallies(self) -> list[int]:
+        """Ballots whose live tally is out of date; their marks are cleared."""
+        rows = await self.tx.fetchall("SELECT id FROM requests WHERE tally_dirty = 1 ORDER BY id")
+        await self.tx.execute("UPDATE requests SET tally_dirty = 0 WHERE tally_dirty = 1")
+        return [int(r[0]) for r in rows]
+
     async def pending_purpose(self, request_id: int, purpose: str) -> bool:
         """True when an operation of this purpose for the request waits in the outbox."""
         row = await self.tx.fetchone(

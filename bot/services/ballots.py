@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Iterable
 
 from bot.domain.clock_rules import format_when
 from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
@@ -569,17 +570,17 @@ class Ballots:
         closes = format_when(req.deadline_at, self.settings.group_tz, now_ms=now)
         return render.tally(req, sense, closes, self.settings.prefix)
 
-    async def retally(self, repo: Repository, out: Outbox, now: int) -> None:
-        """Edit the live tally of ballots whose positions or objections changed in this
-        transaction (one edit per ballot per batch)."""
-        for request_id in sorted(out.retally):
+    async def retally(
+        self, repo: Repository, out: Outbox, now: int, request_ids: Iterable[int]
+    ) -> None:
+        """Edit the live tally of these ballots (whose positions or objections changed)."""
+        for request_id in sorted(set(request_ids)):
             req = await repo.request(request_id)
             if req is None or req.state not in (RequestState.OPEN, RequestState.DRAFTED):
                 continue
             if req.tally_event_id is None and not await repo.pending_purpose(req.id, TALLY):
                 continue  # opened before live tallies existed
             await out.edit(await self._tally(repo, req, now), TALLY, request_id=req.id)
-        out.retally.clear()
 
     async def redraft(self, repo: Repository, out: Outbox) -> None:
         """Post the draft again for requests whose draft changed in this transaction."""

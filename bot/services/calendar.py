@@ -26,6 +26,7 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+TALLY_EVERY_S = 3.0  # how often changed live tallies are edited
 LAST_DIGEST = "last_digest_at"
 CHAIRS_NOTE = "@chairs-note"  # reminders_sent marker: the silent-groups note went out
 
@@ -79,8 +80,22 @@ class Calendar:
             self.timers.cron("digest", s.digest_cron, zone(s.group_tz), self.fire_digest)
         self.timers.every("nudge", 3_600, self.nudge_chairs)
         self.timers.every("prune", 86_400, self.prune)
+        self.timers.every("tallies", TALLY_EVERY_S, self.refresh_tallies)
         await self.prune()
         return len(open_ids)
+
+    async def refresh_tallies(self) -> None:
+        """Edit the live tallies that changed since the last run (at most one edit per ballot
+        every TALLY_EVERY_S seconds: kind to the homeserver's rate limits and to the ingest
+        path, which only marks them)."""
+        now = self.clock.now_ms()
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            out = Outbox(repo, now)
+            await self.ballots.retally(repo, out, now, await repo.dirty_tallies())
+            queued = out.queued
+        if queued:
+            self.doorbell.ring()
 
     async def prune(self) -> None:
         """Forget sent messages and processed event IDs older than `storage.retention`

@@ -106,7 +106,10 @@ class Engine:
                     applied.append((event.event_id, event.room_id))
             await repo.mark_processed_many(applied, now)
             await self.ballots.redraft(repo, out)
-            await self.ballots.retally(repo, out, now)
+            # The live tallies are edited by a periodic job (calendar), off this path: a batch
+            # only marks them, so a burst costs one statement, not a recount per ballot.
+            if out.retally:
+                await repo.mark_tally_dirty(sorted(out.retally))
             for left in batch.left:
                 await self._on_left(repo, out, left, now)
             if batch.next_batch:
@@ -267,7 +270,7 @@ class Engine:
         req = await repo.request(request_id)
         if req is None or req.state not in (RequestState.OPEN, RequestState.DRAFTED):
             return  # a decided request's record is frozen; a reopen recounts
-        tally = await self.ballots.count(repo, req)
+        tally = self.ballots.tally(req, await repo.member_rows(req.id, item.member))
         if redaction.redacts in tally.retracted_by:
             out.retally.add(req.id)
             if req.state is RequestState.DRAFTED:

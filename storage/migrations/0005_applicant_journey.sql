@@ -36,3 +36,6 @@ CREATE TABLE request_edits (
     at         INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX request_edits_request ON request_edits(request_id, id);
+
+-- A ballot whose live tally is out of date: edited by a periodic job, off the batch path.
+ALTER TABLE requests ADD COLUMN tally_dirty INTEGER NOT NULL DEFAULT 0;

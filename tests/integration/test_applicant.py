@@ -6,6 +6,7 @@ position."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -74,6 +75,7 @@ async def test_the_applicants_journey(group: Group) -> None:
     for member in (alice, bob):
         await member.react(room, ballot["event_id"], "👍")
     await command(group.members["carol"], room, "!cb no-objection")
+    await asyncio.sleep(1.1)  # the test groups' process.min_deadline (1 s) must have passed
     await command(chair, room, "!cb close")
     await chair.wait_for(bot_message("summary", 1), room_id=room)
     await command(chair, room, "!cb confirm The applicant's exchange work is what we need.")

@@ -350,14 +350,19 @@ class Repository:
         rows = await self.tx.fetchall("SELECT DISTINCT tz FROM members WHERE active = 1")
         return {r[0] or None for r in rows}
 
-    async def voter_zones(self, request_id: int) -> dict[str, str | None]:
-        """Time zone (or None) of every member eligible on a request and still active."""
-        rows = await self.tx.fetchall(
-            "SELECT e.user_id, m.tz FROM eligible e "
-            "JOIN members m ON m.user_id = e.user_id AND m.active = 1 WHERE e.request_id = ?",
-            (request_id,),
-        )
-        return {r[0]: (r[1] or None) for r in rows}
+    async def member_tzs(self, user_ids: Sequence[str]) -> dict[str, str | None]:
+        """Time zone (or None when unknown) of each of these members."""
+        found: dict[str, str | None] = dict.fromkeys(user_ids)
+        ids = list(user_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            rows = await self.tx.fetchall(
+                f"SELECT user_id, tz FROM members WHERE user_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update({r[0]: (r[1] or None) for r in rows})
+        return found
 
     async def request_by_filing(self, filed_event_id: str) -> Request | None:
         """The request filed by a given event, if any."""

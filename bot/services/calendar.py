@@ -181,7 +181,7 @@ class Calendar:
                 return  # after downtime a later reminder is due too: send only that one
             due = req.deadline_at - offset
             opened = req.opened_at or req.created_at
-            zones = await repo.voter_zones(req.id)
+            zones = await self._voter_zones(repo, req)
             members = tuple(
                 m for m, tz in zones.items() if self._send_time(due, tz, opened) == when
             )
@@ -190,6 +190,11 @@ class Calendar:
                 await self._note_silent_groups(repo, Outbox(repo, now), req, now, slot)
         log.info("request %d: %d reminders (%s)", request_id, sent, slot)
         self.doorbell.ring()
+
+    async def _voter_zones(self, repo: Repository, req: Request) -> dict[str, str | None]:
+        """Time zone (or None) of every member who counts on the request (the rule's voters)."""
+        tally = await self.ballots.count(repo, req)
+        return await repo.member_tzs([v.user_id for v in tally.voters])
 
     async def remind(
         self,
@@ -201,9 +206,10 @@ class Calendar:
         members: tuple[str, ...] | None = None,
     ) -> int:
         """Queue a reminder DM to each eligible member without a position; returns how many."""
-        tzs = await repo.voter_zones(req.id)
+        tally = await self.ballots.count(repo, req)
+        tzs = await repo.member_tzs([v.user_id for v in tally.voters])
         targets = sorted(tzs) if members is None else [m for m in members if m in tzs]
-        current = (await self.ballots.count(repo, req)).current
+        current = tally.current
         done = await repo.reminded(req.id, slot)
         count = 0
         for member in targets:

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,3 +233,15 @@ async def make_group(
         bot,
         clients,
     )
+
+
+@asynccontextmanager
+async def running_group(synapse: LocalSynapse, workdir: Path, tag: str) -> AsyncIterator[Group]:
+    """A default group with its bot started and ready; everything stopped afterwards."""
+    group = await make_group(synapse, workdir, tag)
+    group.bot.start()
+    await group.bot.wait_ready()
+    try:
+        yield group
+    finally:
+        await group.close()

@@ -14,7 +14,7 @@ import pytest
 
 from bot.devtools.sim_member import bot_message
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, running_group
 from tests.integration.test_attacks import dm_with_bot
 from tests.integration.test_process import command, reply_to
 
@@ -23,13 +23,8 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture
 async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "journey")
-    g.bot.start()
-    await g.bot.wait_ready()
-    try:
+    async with running_group(synapse, tmp_path, "journey") as g:
         yield g
-    finally:
-        await g.close()
 
 
 async def test_the_applicants_journey(group: Group) -> None:

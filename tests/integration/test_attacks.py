@@ -16,7 +16,7 @@ import pytest
 from bot.devtools.sim_member import Event, SimMember, bot_message
 from bot.devtools.synapse import LocalSynapse
 from bot.matrix.rooms import REQUEST_STATE_TYPE
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, running_group
 from tests.integration.test_process import command, open_request, reply_to
 
 pytestmark = pytest.mark.real
@@ -24,13 +24,8 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture
 async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "attack")
-    g.bot.start()
-    await g.bot.wait_ready()
-    try:
+    async with running_group(synapse, tmp_path, "attack") as g:
         yield g
-    finally:
-        await g.close()
 
 
 async def outsider(synapse: LocalSynapse, group: Group, name: str) -> SimMember:

@@ -14,7 +14,7 @@ import pytest
 
 from bot.devtools.sim_member import bot_message
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, running_group
 from tests.integration.test_process import command, open_request, reply_to
 
 pytestmark = pytest.mark.real
@@ -22,13 +22,8 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture
 async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "record")
-    g.bot.start()
-    await g.bot.wait_ready()
-    try:
+    async with running_group(synapse, tmp_path, "record") as g:
         yield g
-    finally:
-        await g.close()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.devtools.sim_member import bot_message
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, running_group
 from tests.integration.test_process import command, open_request, reply_to
 
 pytestmark = pytest.mark.real
@@ -21,13 +21,8 @@ WHY = "The charter welcomes registry operators; the track record is in the state
 
 @pytest.fixture
 async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "rough")
-    g.bot.start()
-    await g.bot.wait_ready()
-    try:
+    async with running_group(synapse, tmp_path, "rough") as g:
         yield g
-    finally:
-        await g.close()
 
 
 async def test_a_rough_consensus_the_chair_must_defend(group: Group) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from bot.devtools.sim_member import Event, bot_message
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, running_group
 from tests.integration.test_process import command, open_request
 
 pytestmark = pytest.mark.real
@@ -21,13 +21,8 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture
 async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "tally")
-    g.bot.start()
-    await g.bot.wait_ready()
-    try:
+    async with running_group(synapse, tmp_path, "tally") as g:
         yield g
-    finally:
-        await g.close()
 
 
 def edits_of(events: list[Event], target: str) -> list[dict[str, Any]]:

@@ -38,12 +38,13 @@ import importlib.resources
 import io
 import re
 import sys
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import pycountry
+
+from bot.domain.countries import normal  # the one normal form names are looked up by
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bot" / "domain" / "countries.csv"
@@ -301,19 +302,6 @@ def require(condition: bool, message: str) -> None:
 
 def code3(value: str) -> str:
     return value.zfill(3) if value else ""
-
-
-def normal(text: str) -> str:
-    """The same normal form bot.domain.countries looks names up by (kept in step by hand; the
-    unit tests check the CSV's names against the module)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in decomposed if not unicodedata.combining(c))
-    text = text.replace("&", " and ").replace("'", "").replace("’", "")
-    words = re.sub(r"[^0-9a-z]+", " ", text).split()
-    words = ["saint" if w == "st" else "sainte" if w == "ste" else w for w in words]
-    if words[:1] == ["the"]:
-        words = words[1:]
-    return " ".join(words)
 
 
 def clean_alias(text: str) -> str:

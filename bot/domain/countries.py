@@ -95,7 +95,7 @@ def normal(text: str) -> str:
     apostrophes dropped, other punctuation as spaces, "St"/"Ste" as "Saint"/"Sainte", a
     leading "the" dropped. `normal("St. Kitts & Nevis") == "saint kitts and nevis"`.
 
-    contrib/make_countries.py keeps a copy, to drop names two countries share."""
+    contrib/make_countries.py uses it too, to drop names two countries share."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     text = "".join(c for c in decomposed if not unicodedata.combining(c))
     text = text.replace("&", " and ").replace("'", "").replace("’", "")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
+import sqlite3
 
 from bot.domain.appeals import Appeal
 from bot.domain.counting import Redaction
@@ -94,7 +94,7 @@ class FrozenRecord:
     frozen_at: int
 
 
-def _request(row: aiosqlite.Row) -> Request:
+def _request(row: sqlite3.Row) -> Request:
     return Request(
         id=row["id"],
         applicant=Applicant(
@@ -133,7 +133,7 @@ def _request(row: aiosqlite.Row) -> Request:
     )
 
 
-def _input(row: aiosqlite.Row) -> PositionInput:
+def _input(row: sqlite3.Row) -> PositionInput:
     return PositionInput(
         event_id=row["event_id"],
         member=row["member"],
@@ -146,7 +146,7 @@ def _input(row: aiosqlite.Row) -> PositionInput:
     )
 
 
-def _redaction(row: aiosqlite.Row) -> Redaction:
+def _redaction(row: sqlite3.Row) -> Redaction:
     return Redaction(
         event_id=row["event_id"],
         redacts=row["redacts"],
@@ -157,7 +157,7 @@ def _redaction(row: aiosqlite.Row) -> Redaction:
     )
 
 
-def _objection(row: aiosqlite.Row) -> Objection:
+def _objection(row: sqlite3.Row) -> Objection:
     return Objection(
         id=row["id"],
         request_id=row["request_id"],
@@ -172,7 +172,7 @@ def _objection(row: aiosqlite.Row) -> Objection:
     )
 
 
-def _appeal(row: aiosqlite.Row) -> Appeal:
+def _appeal(row: sqlite3.Row) -> Appeal:
     return Appeal(
         id=row["id"],
         request_id=row["request_id"],

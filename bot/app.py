@@ -12,6 +12,7 @@ from typing import TypeVar
 from bot.config import Config
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
+from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.ballots import Ballots
 from bot.services.calendar import Calendar
@@ -49,7 +50,12 @@ class App:
         self.lock = InstanceLock(config.storage.path)
         self.db = Database(config.storage.path)
         m = config.matrix
-        self.gateway = Gateway(m.homeserver, m.user_id, m.device_id)
+        self.gateway = Gateway(
+            m.homeserver,
+            m.user_id,
+            m.device_id,
+            crypto_store=m.crypto_store if m.encryption != "off" else None,
+        )
         self.timers = Timers(self.clock)
         self.doorbell = Doorbell()
         self.engine: Engine | None = None
@@ -76,8 +82,18 @@ class App:
             room_version = await self._patiently(
                 "reading the server's capabilities", self.gateway.default_room_version
             )
+            if m.encryption == "required" and not await self._patiently(
+                "reading the main room's encryption", lambda: self.gateway.encrypts(main_room_id)
+            ):
+                raise StartupError(
+                    f'matrix.encryption is "required" but the main room {main_room_id} is not '
+                    "encrypted: switch encryption on in the room's settings, or set "
+                    'matrix.encryption = "on"'
+                )
         except GatewayError as exc:
             raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
+        except CryptoError as exc:
+            raise StartupError(str(exc)) from exc
         now = self.clock.now_ms()
         keys = await self._keys()
         async with self.db.transaction() as tx:
@@ -110,6 +126,8 @@ class App:
             max_open_requests=p.max_open_requests,
             applications_per_day=p.applications_per_day,
             retention_ms=self.config.storage.retention_ms,
+            encryption=m.encryption,
+            undecryptable_notice_ms=m.undecryptable_notice_ms,
         )
         engine = build_engine(
             settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers

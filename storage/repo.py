@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import sqlite3
 
 from bot.domain.appeals import Appeal
 from bot.domain.counting import Redaction
@@ -81,6 +80,19 @@ class MemberRows(Rows):
 
     open_objection: Objection | None
     latest_objection: Objection | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    """An encrypted event kept until its key arrives."""
+
+    event_id: str
+    room_id: str
+    sender: str
+    ts: int
+    received_at: int
+    raw: str
+    notified_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1017,4 +1029,39 @@ class Repository:
             "INSERT OR REPLACE INTO failed_events(event_id, room_id, ref, error, failed_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (event_id, room_id, ref, error, now),
+        )
+
+    # --- encrypted events waiting for their key --------------------------------------------
+
+    async def hold_event(
+        self, event_id: str, room_id: str, sender: str, ts: int, received_at: int, raw: str
+    ) -> None:
+        """Keep an encrypted event that cannot be read yet (a second receipt changes
+        nothing: the first receipt time stands)."""
+        await self.tx.execute(
+            "INSERT INTO held_events(event_id, room_id, sender, ts, received_at, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+            (event_id, room_id, sender, ts, received_at, raw),
+        )
+
+    async def held_events(self, limit: int = 1_000) -> list[HeldEvent]:
+        """The oldest held events, in the order they were received."""
+        rows = await self.tx.fetchall(
+            "SELECT event_id, room_id, sender, ts, received_at, raw, notified_at "
+            "FROM held_events ORDER BY received_at, ts, event_id LIMIT ?",
+            (limit,),
+        )
+        return [HeldEvent(*tuple(r)) for r in rows]
+
+    async def release_held(self, event_ids: Sequence[str]) -> None:
+        """Forget held events that were decrypted (and applied) or refused."""
+        await self.tx.executemany(
+            "DELETE FROM held_events WHERE event_id = ?", [(e,) for e in event_ids]
+        )
+
+    async def mark_held_notified(self, event_ids: Sequence[str], now: int) -> None:
+        """Remember that the senders of these held events were told."""
+        await self.tx.executemany(
+            "UPDATE held_events SET notified_at = ? WHERE event_id = ?",
+            [(now, e) for e in event_ids],
         )

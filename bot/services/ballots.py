@@ -477,6 +477,7 @@ class Ballots:
             bot_needs_power_entry=s.bot_needs_power_entry,
             space_id=s.space_id,
             server_name=s.server_name,
+            encrypted=s.encrypts,
         )
 
     async def room_ready(

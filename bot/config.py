@@ -389,9 +389,10 @@ class MatrixConfig(_Section):
     # End-to-end encryption: "on" creates request rooms and direct chats encrypted and works
     # in encrypted rooms; "required" also refuses an unencrypted main room; "off" never
     # encrypts and answers encrypted messages with a note (the first version's behaviour).
-    encryption: Literal["required", "on", "off"] = "on"
+    # Default "off" until a stall seen in the encrypted end-to-end test is fixed (issue 14).
+    encryption: Literal["required", "on", "off"] = "off"
     # Where the bot's device keys live (relative to the config file's directory); back it up
-    # with the database (`consensus-bot backup` does).
+    # with the database (copy it while the bot is stopped).
     crypto_store: Path = Field(default=Path("data/crypto"), validate_default=True)
     # How long an encrypted message may stay unreadable before its sender is told once.
     undecryptable_notice: DurationText = "10m"

@@ -37,7 +37,7 @@ from nio import (
     UploadResponse,
 )
 
-from bot.matrix.crypto import Crypto, encrypted_file
+from bot.matrix.crypto import DECRYPTABLE_TYPES, Crypto, encrypted_file
 from bot.matrix.decode import load_json
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,12 @@ class Gateway:
     """A thin, typed face of the homeserver. Construction does no I/O; `connect()` logs in."""
 
     def __init__(
-        self, homeserver: str, user_id: str, device_id: str, crypto_store: Path | None = None
+        self,
+        homeserver: str,
+        user_id: str,
+        device_id: str,
+        crypto_store: Path | None = None,
+        crypto_accepts: frozenset[str] | None = DECRYPTABLE_TYPES,
     ) -> None:
         self.homeserver = homeserver.rstrip("/")
         self.user_id = user_id
@@ -133,7 +138,9 @@ class Gateway:
         self._client: AsyncClient | None = None
         self.requests_made = 0  # for tests and the outage watchdog
         # End-to-end encryption: the device's Olm machine, kept in `crypto_store` (None: off).
-        self.crypto = Crypto(self, crypto_store) if crypto_store is not None else None
+        self.crypto = (
+            Crypto(self, crypto_store, crypto_accepts) if crypto_store is not None else None
+        )
 
     @property
     def client(self) -> AsyncClient:

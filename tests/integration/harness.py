@@ -127,8 +127,9 @@ def config_toml(
     digest: str = "",
     watchdog: str = "5m",
     hum_min: int = 5,
+    encryption: str = "off",
 ) -> str:
-    """A complete config file for a test group."""
+    """A complete config file for a test group (unencrypted unless `encryption` says)."""
     seeds = "".join(
         f'\n[[group.members]]\nuser_id = "{u}"\nstakeholder = "{s}"\nregion = "{r}"\n'
         for u, s, r in members
@@ -140,6 +141,8 @@ user_id = "{bot_user.user_id}"
 access_token = "{bot_user.access_token}"
 device_id = "{bot_user.device_id}"
 sync_watchdog = "{watchdog}"
+encryption = "{encryption}"
+crypto_store = "{db_path.parent / "crypto"}"
 
 [storage]
 path = "{db_path}"
@@ -173,8 +176,12 @@ async def make_group(
     rate_limit_bot: bool = False,
     watchdog: str = "5m",
     hum_min: int = 5,
+    encryption: str = "off",
 ) -> Group:
-    """Register a bot, a chair, members and an applicant; the chair makes the main room."""
+    """Register a bot, a chair, members and an applicant; the chair makes the main room.
+
+    With `encryption` other than "off", every person is an encrypting client with its own
+    crypto store and the main room is created encrypted."""
 
     def register(name: str) -> RegisteredUser:
         return synapse.register(f"{tag}-{name}")
@@ -189,8 +196,13 @@ async def make_group(
     if not rate_limit_bot:
         synapse.exempt_from_rate_limits(bot_user.user_id)
 
+    encrypted = encryption != "off"
+
     def client(user: RegisteredUser) -> SimMember:
-        return SimMember(synapse.base_url, user.user_id, user.access_token, user.device_id)
+        store = workdir / "people" / user.user_id.split(":")[0].lstrip("@") if encrypted else None
+        return SimMember(
+            synapse.base_url, user.user_id, user.access_token, user.device_id, crypto_store=store
+        )
 
     chair = client(chair_user)
     sims = {name: client(u) for name, u in users.items()}
@@ -198,7 +210,7 @@ async def make_group(
     clients = [chair, *sims.values(), applicant]
     await asyncio.gather(*(c.connect() for c in clients))
     # createRoom takes at most 10 invitees by default: invite one by one.
-    main_room = await chair.create_room("Main room", [])
+    main_room = await chair.create_room("Main room", [], encrypted=encrypted)
     for user in [bot_user, *users.values()]:
         await chair.gateway.invite(main_room, user.user_id)
     await asyncio.gather(*(s.join(main_room) for s in sims.values()))
@@ -217,6 +229,7 @@ async def make_group(
             digest=digest,
             watchdog=watchdog,
             hum_min=hum_min,
+            encryption=encryption,
         )
     )
     bot = BotProcess(config_path, workdir / "bot.log")

@@ -389,8 +389,7 @@ class MatrixConfig(_Section):
     # End-to-end encryption: "on" creates request rooms and direct chats encrypted and works
     # in encrypted rooms; "required" also refuses an unencrypted main room; "off" never
     # encrypts and answers encrypted messages with a note (the first version's behaviour).
-    # Default "off" until a stall seen in the encrypted end-to-end test is fixed (issue 14).
-    encryption: Literal["required", "on", "off"] = "off"
+    encryption: Literal["required", "on", "off"] = "on"
     # Where the bot's device keys live (relative to the config file's directory); back it up
     # with the database (copy it while the bot is stopped).
     crypto_store: Path = Field(default=Path("data/crypto"), validate_default=True)

@@ -12,6 +12,7 @@ from typing import TypeVar
 from bot.config import Config
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
+from bot.matrix.crosssign import CrossSigningError, ensure_cross_signed
 from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.ballots import Ballots
@@ -42,9 +43,15 @@ class App:
     """Consensus Bot, wired. Construction does no I/O: `start()` connects, `run()` runs."""
 
     def __init__(
-        self, config: Config, *, clock: Clock | None = None, sync_timeout_ms: int = 30_000
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        sync_timeout_ms: int = 30_000,
+        reset_cross_signing: bool = False,
     ) -> None:
         self.config = config
+        self.reset_cross_signing = reset_cross_signing
         self.clock: Clock = clock or SystemClock()
         self.sync_timeout_ms = sync_timeout_ms
         self.lock = InstanceLock(config.storage.path)
@@ -77,6 +84,8 @@ class App:
             await self._patiently(
                 "logging in", lambda: self.gateway.connect(password=password, access_token=token)
             )
+            if self.gateway.crypto is not None:
+                await self._patiently("cross-signing the bot's device", self._cross_sign)
             main_room_id = await self._patiently("finding the main room", self._main_room_id)
             space_id = await self._patiently("joining the Space", self._space)
             room_version = await self._patiently(
@@ -92,7 +101,7 @@ class App:
                 )
         except GatewayError as exc:
             raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
-        except CryptoError as exc:
+        except (CryptoError, CrossSigningError) as exc:
             raise StartupError(str(exc)) from exc
         now = self.clock.now_ms()
         keys = await self._keys()
@@ -189,6 +198,18 @@ class App:
                 log.warning("%s: %s; trying again in %.1f s", what, cause, delay)
                 await asyncio.sleep(delay * random.uniform(1, 1.3))
                 delay = min(60.0, delay * 2)
+
+    async def _cross_sign(self) -> None:
+        """Make the bot's device cross-signed (MSC4153: members' clients share room keys only
+        with devices their owner signed); the identity's keys live beside the crypto store."""
+        m = self.config.matrix
+        result = await ensure_cross_signed(
+            self.gateway,
+            password=m.password.get_secret_value() if m.password else None,
+            key_file=m.crypto_store / "cross-signing.json",
+            reset=self.reset_cross_signing,
+        )
+        log.info("cross-signing: %s", result.outcome.value)
 
     async def _main_room_id(self) -> str:
         room = self.config.group.main_room

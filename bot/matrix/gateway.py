@@ -54,12 +54,16 @@ class GatewayError(Exception):
         status: int | None = None,
         retry_after_ms: int | None = None,
         unreadable: bool = False,
+        body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.errcode = errcode
         self.status = status
         self.retry_after_ms = retry_after_ms
         self.unreadable = unreadable  # the body could not be parsed: asking again won't help
+        # The decoded error body of a `raw` call: User-Interactive Auth needs its `session`
+        # and `flows` from the 401 answer.
+        self.body = body if body is not None else {}
 
     @property
     def auth(self) -> bool:
@@ -176,6 +180,7 @@ class Gateway:
         else:
             resp = await self._call(client.login(password=password, device_name="Consensus Bot"))
             _check(resp, LoginResponse)
+            self.device_id = str(client.device_id)  # the server's, when none was configured
         if crypto is not None:
             await crypto.start(had_store=had_store)
 
@@ -238,6 +243,7 @@ class Gateway:
                 status=status,
                 retry_after_ms=info.get("retry_after_ms"),
                 unreadable=status < 400,
+                body=info,
             )
         return payload
 

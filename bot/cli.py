@@ -313,6 +313,7 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
 
 
 def _backup(config_path: Path, dest: Path) -> int:
+    from storage.backup import BackupError, copy_crypto_store
     from storage.database import DatabaseError
 
     config = _load(config_path)
@@ -329,6 +330,17 @@ def _backup(config_path: Path, dest: Path) -> int:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return 1
     print(f"backup written to {dest}")
+    store = config.matrix.crypto_store
+    if config.matrix.encryption != "off" and store.is_dir():
+        # The device's keys: without them a restored bot cannot read what was encrypted to
+        # it, and starting it would mean a new device members' clients distrust.
+        crypto_dest = dest.with_name(dest.name + ".crypto")
+        try:
+            copy_crypto_store(store, crypto_dest)
+        except BackupError as exc:
+            print(f"consensus-bot: {exc}", file=sys.stderr)
+            return 1
+        print(f"crypto store (device and cross-signing keys) written to {crypto_dest}")
     return 0
 
 

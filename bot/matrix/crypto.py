@@ -212,6 +212,9 @@ class Crypto:
                 "POST", "/_matrix/client/v3/keys/query", {"device_keys": {user: [device]}}
             )
             if device in _dict(_dict(known.get("device_keys")).get(user)):
+                # nio has just made a fresh account there: remove it, or the next start would
+                # take it for the real store and publish keys nobody trusts.
+                self._discard_fresh_store()
                 raise CryptoError(
                     f"the crypto store {self.store_path} is missing but the homeserver already "
                     f"has keys for the bot's device {device}: restore the store from a backup "
@@ -219,6 +222,11 @@ class Crypto:
                     "device ID to start over (members then have to trust the new device)"
                 )
         await self.housekeeping()
+
+    def _discard_fresh_store(self) -> None:
+        """Delete the store nio created at this start (only called when there was none)."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
 
     async def housekeeping(self) -> None:
         """What nio's own sync loop does between syncs: publish one-time keys, learn the

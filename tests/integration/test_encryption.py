@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +194,53 @@ async def test_the_whole_process_encrypted(group: Group) -> None:
         hums = db.execute("SELECT count(*) FROM hums").fetchone()[0]
     assert len(ids) == len(set(ids))
     assert hums == 3
+
+
+async def test_the_crypto_store_is_backed_up_and_its_loss_detected(group: Group) -> None:
+    chair, alice = group.chair, group.members["alice"]
+    await command(
+        chair,
+        group.main_room,
+        f"!cb request {group.applicant.user_id} --stakeholder academia --region europe "
+        "--deadline 1h Erin maintains an open-source RPKI validator.",
+    )
+    room = await alice.wait_invite()
+    await alice.join(room)
+    await alice.wait_for(bot_message("ballot", 1), room_id=room, timeout=30)
+
+    # `backup` copies the database and, beside it, the crypto store (keys and key file).
+    group.bot.stop()
+    dest = group.workdir / "backup.db"
+    done = _cli("backup", "--config", str(group.config_path), str(dest))
+    assert done.returncode == 0, done.stderr
+    copied = sorted(p.name for p in (group.workdir / "backup.db.crypto").iterdir())
+    assert "cross-signing.json" in copied
+    assert any(name.endswith(".db") for name in copied)
+
+    # Losing the store is refused at start with a clear error, not a silent new device.
+    store = group.db_path.parent / "crypto"
+    store.rename(group.workdir / "lost-crypto")
+    refused = _cli("run", "--config", str(group.config_path))
+    assert refused.returncode == 1
+    assert "crypto store" in refused.stderr
+    assert "is missing" in refused.stderr
+
+    # Restored from the backup, the same device reads and answers encrypted commands.
+    assert not any(store.glob("*.db"))  # the refused start left no fresh account behind
+    shutil.copytree(group.workdir / "backup.db.crypto", store, dirs_exist_ok=True)
+    group.bot.start()
+    await group.bot.wait_ready()
+    await command(alice, room, "!cb support")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def _until(check: Any, timeout: float = 30.0) -> None:

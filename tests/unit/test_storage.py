@@ -705,3 +705,28 @@ def test_the_lock_file_says_when_it_cannot_be_created(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="cannot create the lock file") as caught:
         lock.acquire()
     one_sentence(str(caught.value))
+
+
+def test_the_crypto_store_backup_copies_sqlite_consistently_and_never_overwrites(
+    tmp_path: Path,
+) -> None:
+    from storage.backup import BackupError, copy_crypto_store
+
+    store = tmp_path / "crypto"
+    store.mkdir()
+    with sqlite3.connect(store / "@bot_DEV.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE keys(k TEXT)")
+        conn.execute("INSERT INTO keys VALUES ('megolm')")
+    (store / "cross-signing.json").write_text("{}")
+    (store / "cross-signing.json").chmod(0o600)
+    dest = tmp_path / "backup.db.crypto"
+    written = copy_crypto_store(store, dest)
+    assert sorted(p.name for p in written) == ["@bot_DEV.db", "cross-signing.json"]
+    with sqlite3.connect(dest / "@bot_DEV.db") as copy:
+        assert copy.execute("SELECT k FROM keys").fetchall() == [("megolm",)]
+    assert (dest / "cross-signing.json").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(BackupError, match="exists already"):
+        copy_crypto_store(store, dest)
+    with pytest.raises(BackupError, match="no crypto store"):
+        copy_crypto_store(tmp_path / "nowhere", tmp_path / "other")

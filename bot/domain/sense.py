@@ -124,16 +124,10 @@ def determine(
     position per member (others' positions are ignored); `objections` every objection on
     the request, any state.
     """
-    voter_ids = {v.user_id for v in voters}
-    taken = {m: p for m, p in positions.items() if m in voter_ids}
-    recused = tuple(sorted(m for m, p in taken.items() if p is Position.RECUSE))
-    counts = dict.fromkeys(Position, 0)
-    for p in taken.values():
-        counts[p] += 1
-    participated = len(taken) - len(recused)
-
-    # One pass over the voters (ballots have tens of thousands): eligibility, who did not
-    # take part, and the breakdowns by stakeholder group, region and development status.
+    # One pass over the voters (ballots have tens of thousands): the positions they hold
+    # (others' are ignored), eligibility, who did not take part, and the breakdowns by
+    # stakeholder group, region and development status.
+    taken: dict[str, Position] = {}
     by_group = {name: 0 for name in STAKEHOLDER_GROUPS}
     by_place = {name: 0 for name in REGIONS}
     group_counts = {name: dict.fromkeys(Position, 0) for name in STAKEHOLDER_GROUPS}
@@ -146,9 +140,11 @@ def determine(
     eligible = 0
     recuse = Position.RECUSE
     for user_id, stakeholder, region, country in voters:
-        position = taken.get(user_id)
-        if position is recuse:
-            continue
+        position = positions.get(user_id)
+        if position is not None:
+            taken[user_id] = position
+            if position is recuse:
+                continue
         eligible += 1
         if position is None:
             did_not.append(user_id)
@@ -178,6 +174,11 @@ def determine(
                 if position is not None:
                     dev_counts[LEAST_DEVELOPED][position] += 1
     did_not.sort()
+    recused = tuple(sorted(m for m, p in taken.items() if p is recuse))
+    counts = dict.fromkeys(Position, 0)
+    for p in taken.values():
+        counts[p] += 1
+    participated = len(taken) - len(recused)
 
     open_objections = tuple(o for o in objections if o.state is ObjectionState.OPEN)
     in_the_rough = tuple(

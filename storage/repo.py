@@ -576,6 +576,16 @@ class Repository:
             )
         return [_input(r) for r in rows]
 
+    async def reaction_ids(self, request_id: int) -> list[str]:
+        """Event IDs of a request's stored reaction inputs (what reconciliation compares with
+        the server's relations; not whole inputs, which for every open request at start-up
+        cost tens of megabytes)."""
+        rows = await self.tx.fetchall(
+            "SELECT event_id FROM position_inputs WHERE request_id = ? AND source = ? ORDER BY id",
+            (request_id, Source.REACTION.value),
+        )
+        return [r[0] for r in rows]
+
     async def _redactions_of(self, request_id: int, member: str | None = None) -> list[Redaction]:
         sql = (
             "SELECT r.* FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "

@@ -104,6 +104,13 @@ class Tx:
         """All rows of a query."""
         return self._conn.execute(sql, params).fetchall()
 
+    async def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """All rows of a query as plain tuples (no per-row mapping: for bulk reads)."""
+        cursor = self._conn.cursor()
+        cursor.row_factory = None
+        rows: list[tuple[Any, ...]] = cursor.execute(sql, params).fetchall()
+        return rows
+
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row, or None."""
         row = self._conn.execute(sql, params).fetchone()

@@ -517,7 +517,7 @@ class Engine:
                 for r in await repo.requests([RequestState.OPEN])
                 if r.ballot_event_id and r.room_id and (room_ids is None or r.room_id in room_ids)
             ]
-            known = {r.id: await repo.inputs(r.id) for r in ballots}
+            known = {r.id: await repo.reaction_ids(r.id) for r in ballots}
         fixed = 0
         for req in ballots:
             assert req.room_id is not None
@@ -536,16 +536,14 @@ class Engine:
                     events.append(decoded)
                 elif isinstance(decoded, PollResponse):
                     events.append(decoded)
-            for item in known[req.id]:
-                if item.source is Source.REACTION and item.event_id not in live:
+            for reaction_id in known[req.id]:
+                if reaction_id not in live:
                     # Missing from /relations: retract only on evidence of a redaction (a
                     # partial or lagging answer must not erase a live position).
-                    redaction = await self.gateway.redaction_of(req.room_id, item.event_id)
+                    redaction = await self.gateway.redaction_of(req.room_id, reaction_id)
                     if redaction is not None:
                         redaction_id, sender, ts = redaction
-                        events.append(
-                            Redacted(req.room_id, redaction_id, sender, ts, item.event_id)
-                        )
+                        events.append(Redacted(req.room_id, redaction_id, sender, ts, reaction_id))
             result = await self.apply_events(events, force=True)
             fixed += result.applied
         return fixed

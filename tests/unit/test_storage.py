@@ -407,6 +407,35 @@ async def test_eligible_snapshot_and_voters(db: Database) -> None:
         assert (await repo.rows(rid)).removed == {}
 
 
+async def test_plain_rows_read_what_rows_reads(db: Database) -> None:
+    """The draft's cheaper read returns the same snapshot, removals and inputs as `rows`,
+    including a snapshot member who is missing from the roster (removed long ago)."""
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        for user in ("@a:x", "@b:x", "@c:x"):
+            await repo.seed_member(user, "academia", "europe", NOW)
+        rid = await new_request(repo)
+        await repo.snapshot_eligible(rid)
+        await tx.execute(
+            "INSERT INTO eligible(request_id, user_id, stakeholder, region) "
+            "VALUES (?, '@nobody:x', 'academia', 'europe')",
+            (rid,),
+        )
+        await repo.deactivate_member("@b:x", NOW + 5)
+        for n, user in enumerate(("@a:x", "@b:x", "@a:x")):
+            item = PositionInput(f"$p{n}", user, Position.SUPPORT, NOW + n, Source.REACTION)
+            await repo.add_input(rid, item, NOW + n)
+        await repo.add_redaction(Redaction("$r", "$p0", "!room:x", "@a:x", NOW, NOW))
+        rows, plain = await repo.rows(rid), await repo.plain_rows(rid)
+    assert plain.snapshot == rows.snapshot
+    assert plain.removed == rows.removed == {"@b:x": NOW + 5, "@nobody:x": 0}
+    assert sorted(plain.inputs) == sorted(
+        (i.event_id, i.member, i.position, i.ts, i.source, i.room_id, i.recorded_at)
+        for i in rows.inputs
+    )
+    assert plain.redactions == rows.redactions
+
+
 async def test_inputs_and_redactions_are_stored_raw(db: Database) -> None:
     """The repository stores and loads; which of these count is the counting rule's call."""
     async with db.transaction() as tx:

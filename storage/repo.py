@@ -227,6 +227,17 @@ class Repository:
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
+        # Requests already built from an identical row in this transaction: a sync batch
+        # reads the same few requests for hundreds of reactions, and building one costs
+        # more than the query. Keyed by the whole row, so any change makes a new value.
+        self._requests: dict[tuple[Any, ...], Request] = {}
+
+    def _request(self, row: sqlite3.Row) -> Request:
+        key = tuple(row)
+        known = self._requests.get(key)
+        if known is None:
+            known = self._requests[key] = _request(row)
+        return known
 
     # --- meta -------------------------------------------------------------------------
 
@@ -297,7 +308,7 @@ class Repository:
         rows = await self.tx.fetchall(
             "SELECT * FROM requests WHERE applicant = ? ORDER BY id DESC", (applicant,)
         )
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     async def add_edit(self, request_id: int, by: str, changes: dict[str, str], now: int) -> None:
         """Record an edit of a request (the record keeps every one)."""
@@ -342,7 +353,7 @@ class Repository:
             "AND (? = 0 OR self_applied = 1) ORDER BY id",
             (filer, since, int(self_applied)),
         )
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     async def deactivate_member(self, user_id: str, now: int) -> bool:
         """Mark a member removed from the roster now; False when not an active member."""
@@ -404,7 +415,7 @@ class Repository:
         row = await self.tx.fetchone(
             "SELECT * FROM requests WHERE filed_event_id = ?", (filed_event_id,)
         )
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def create_request(
         self,
@@ -446,24 +457,24 @@ class Repository:
     async def request(self, request_id: int) -> Request | None:
         """A request by number."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE id = ?", (request_id,))
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def request_by_room(self, room_id: str) -> Request | None:
         """The request whose room this is."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE room_id = ?", (room_id,))
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def request_by_poll(self, event_id: str) -> Request | None:
         """The request whose poll this is."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE poll_event_id = ?", (event_id,))
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def request_by_ballot(self, event_id: str) -> Request | None:
         """The request whose ballot message this is."""
         row = await self.tx.fetchone(
             "SELECT * FROM requests WHERE ballot_event_id = ?", (event_id,)
         )
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def requests(self, states: Sequence[RequestState] | None = None) -> list[Request]:
         """Requests, newest first, optionally only in the given states."""
@@ -475,7 +486,7 @@ class Repository:
             )
         else:
             rows = await self.tx.fetchall("SELECT * FROM requests ORDER BY id DESC")
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     async def update_request(self, request_id: int, **fields: Any) -> None:
         """Set columns of a request (names come from code, never from users)."""
@@ -657,12 +668,25 @@ class Repository:
 
     async def member_rows(self, request_id: int, member: str) -> MemberRows:
         """One member's rows on a request: eligibility, inputs, redactions, objections."""
+        # One read for both objections (a member has a handful on a request at most).
+        found = await self.tx.fetchall(
+            "SELECT * FROM objections WHERE request_id = ? AND member = ? ORDER BY id DESC",
+            (request_id, member),
+        )
+        latest = _objection(found[0]) if found else None
+        open_row = next((r for r in found if r["state"] == "open"), None)
+        if open_row is None:
+            opened = None
+        elif open_row is found[0]:
+            opened = latest  # the usual case: the latest objection is the open one
+        else:
+            opened = _objection(open_row)
         return MemberRows(
             await self._eligible(request_id, member),
             await self.inputs(request_id, member),
             await self._redactions_of(request_id, member),
-            await self.open_objection(request_id, member),
-            await self.latest_objection(request_id, member),
+            opened,
+            latest,
         )
 
     async def input_by_event(self, event_id: str) -> tuple[int, PositionInput] | None:
@@ -1055,7 +1079,7 @@ class Repository:
             "ORDER BY decided_at",
             (since,),
         )
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     # --- events -----------------------------------------------------------------------
 

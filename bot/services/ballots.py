@@ -191,7 +191,9 @@ class Ballots:
                 out.redraft.add(req.id)  # sent in time, seen after the close
         if item.source is Source.REACTION and tally.current.get(item.member) is stored:
             await self._tidy(out, req, rows, stored)
-        await self.follow_objection(repo, out, req, item.member, now, ask_reason_in_reply_to, rows)
+        await self.follow_objection(
+            repo, out, req, item.member, now, ask_reason_in_reply_to, rows, tally
+        )
         return True
 
     async def _tidy(
@@ -221,17 +223,20 @@ class Ballots:
         now: int,
         ask_reason_in_reply_to: str | None = None,
         rows: MemberRows | None = None,
+        tally: Tally | None = None,
     ) -> PositionInput | None:
         """Open, fill or withdraw the member's objection to match their current position.
 
         Nothing changes on a decided request: its record is frozen until a reopen. `rows`
-        are the member's rows when the caller has them already.
+        are the member's rows when the caller has them already (and `tally`, their count).
         """
         if req.state is RequestState.DECIDED:
             return None
         if rows is None:
             rows = await repo.member_rows(req.id, member)
-        tally = self.tally(req, rows)
+            tally = None
+        if tally is None:
+            tally = self.tally(req, rows)
         current = tally.current.get(member)
         objecting = current is not None and current.position is Position.OBJECT
         step = objection_step(

@@ -547,6 +547,22 @@ async def _run(quick: bool, workdir: Path, diagnosing: bool) -> Result:
         f"database thread: {trips:.3f} hand-offs per event (BEGIN and COMMIT once per batch; "
         "every statement runs inline in the event loop's thread)"
     )
+    note("ingest: the same responses encrypted (Megolm), decrypted on the bot's path")
+    from bench import encrypted
+
+    crypto, sealed, pairs = encrypted.setup(workdir, work)
+    sealed_db = workdir / "encrypted.db"
+    shutil.copy(base, sealed_db)
+    t_sealed, t_decrypting = await encrypted.run_encrypted(sealed_db, crypto, sealed)
+    t_alone = encrypted.decrypt_alone(crypto, pairs)
+    result.details.append(
+        f"encrypted: {events / t_sealed:,.0f} events/s ({t_sealed / events * 1e6:.0f} µs/event) "
+        f"with every reaction and message Megolm-encrypted; decryption on the bot's path "
+        f"{t_decrypting / len(pairs) * 1e6:.0f} µs per encrypted event (Crypto.decrypt_timeline: "
+        f"Megolm, sender-key and type checks, the plain event rebuilt), ×"
+        f"{t_decrypting / t_alone:.2f} nio's decrypt_megolm_event alone "
+        f"({t_alone / len(pairs) * 1e6:.0f} µs per event, same run)"
+    )
     if diagnosing:
         result.details += await profile_bot(work, base)
     return result

@@ -33,8 +33,12 @@ pytestmark = pytest.mark.real
 
 
 @pytest.fixture
-async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "e2e", encryption="required", hum_min=3)
+async def group(
+    synapse: LocalSynapse, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Group]:
+    # One set of users per test: a bot's cross-signing identity stays on the shared server.
+    tag = {"test_the_whole_process_encrypted": "e2e"}.get(request.node.name, "e2eb")
+    g = await make_group(synapse, tmp_path, tag, encryption="required", hum_min=3)
     g.bot.start()
     await g.bot.wait_ready()
     try:

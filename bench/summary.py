@@ -119,6 +119,7 @@ async def build(path: Path, members: int, taking_part: int) -> None:
 
 async def _run(quick: bool, workdir: Path) -> Result:
     from bench.ingest import engine
+    from bot.app import settle_heap
     from bot.domain.counting import standing
     from bot.domain.sense import Voter, determine
     from bot.matrix import render
@@ -139,6 +140,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
     chair = [f"@chair:{SERVER}"]
     bot_laps: list[float] = []
     sense_laps: list[float] = []
+    settle_heap()  # as the bot does once it has started (bot.app.App.run)
     try:
         for _ in range(rounds + 1):
             t0 = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 LEGACY_HUM_KEY = "hum_key"  # where databases before the key file kept the hum key
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, the nio client, config, caches) out of the
+    garbage collector's sight (`gc.freeze`): a draft for 10,000 members allocates tens of
+    thousands of short-lived tuples, and each full collection would otherwise walk the whole
+    long-lived heap again — measured at half of a 10,000-member draft (`make bench`)."""
+    gc.collect()
+    gc.freeze()
 
 
 class StartupError(Exception):
@@ -259,6 +269,7 @@ class App:
             self.timers.start()
             async with self.db.transaction() as tx:
                 self._open_ballots = len(await Repository(tx).requests([RequestState.OPEN]))
+            settle_heap()
             tasks = [
                 asyncio.create_task(self.sender.run(), name="outbox"),
                 asyncio.create_task(self.syncer.run(), name="sync"),

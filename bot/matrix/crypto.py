@@ -24,11 +24,11 @@ Nothing decrypted is logged (not at any level): only event IDs and reasons.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import inspect
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,6 @@ from nio import (
     SyncResponse,
 )
 from nio.crypto import encrypt_attachment
-from nio.exceptions import LocalProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +250,12 @@ class Crypto:
         await self.gateway.call(client.send_to_device_messages())
         requests, self._key_requests = self._key_requests, []
         for event in requests:
-            with contextlib.suppress(LocalProtocolError):  # nio has one out already
-                await self.gateway.call(client.request_room_key(event))
+            # To the sending device, which holds the session (nio's own request_room_key
+            # asks only the bot's other devices, and a bot has none).
+            message = event.as_key_request(
+                event.sender, self.gateway.device_id, secrets.token_hex(8), event.device_id
+            )
+            await self.gateway.call(client.to_device(message))
 
     async def absorb(self, raw: Mapping[str, Any]) -> bool:
         """Feed one sync response to the Olm machine; True when room keys arrived."""

@@ -409,9 +409,7 @@ class MatrixConfig(_Section):
     @field_validator("crypto_store")
     @classmethod
     def _resolve_crypto_store(cls, value: Path, info: ValidationInfo) -> Path:
-        path = value.expanduser()
-        base = _base_dir(info)
-        return base / path if base is not None and not path.is_absolute() else path
+        return _beside_config(value, info)
 
     @property
     def sync_watchdog_ms(self) -> int:
@@ -541,6 +539,13 @@ def _env_credentials(env: Mapping[str, str]) -> dict[str, tuple[str, SecretStr]]
     return found
 
 
+def _beside_config(value: Path, info: ValidationInfo) -> Path:
+    """A configured path: `~` expanded, a relative one taken from the config file's directory."""
+    path = value.expanduser()
+    base = _base_dir(info)
+    return base / path if base is not None and not path.is_absolute() else path
+
+
 class StorageConfig(_Section):
     """`[storage]`: where the SQLite database lives (relative to the config file's directory)."""
 
@@ -562,9 +567,7 @@ class StorageConfig(_Section):
     @field_validator("path")
     @classmethod
     def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        path = value.expanduser()
-        base = _base_dir(info)
-        return base / path if base is not None and not path.is_absolute() else path
+        return _beside_config(value, info)
 
 
 class MemberSeed(_Section):

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.devtools.sim_member import SimMember
 from bot.devtools.synapse import LocalSynapse, RegisteredUser
@@ -249,9 +250,12 @@ async def make_group(
 
 
 @asynccontextmanager
-async def running_group(synapse: LocalSynapse, workdir: Path, tag: str) -> AsyncIterator[Group]:
-    """A default group with its bot started and ready; everything stopped afterwards."""
-    group = await make_group(synapse, workdir, tag)
+async def running_group(
+    synapse: LocalSynapse, workdir: Path, tag: str, **options: Any
+) -> AsyncIterator[Group]:
+    """A group (`make_group`'s options) with its bot started and ready; everything stopped
+    afterwards."""
+    group = await make_group(synapse, workdir, tag, **options)
     group.bot.start()
     await group.bot.wait_ready()
     try:

@@ -26,7 +26,7 @@ from nio.crypto import decrypt_attachment
 
 from bot.devtools.sim_member import SimMember, bot_message
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, running_group
 from tests.integration.test_process import command, reply_to
 
 pytestmark = pytest.mark.real
@@ -38,13 +38,8 @@ async def group(
 ) -> AsyncIterator[Group]:
     # One set of users per test: a bot's cross-signing identity stays on the shared server.
     tag = {"test_the_whole_process_encrypted": "e2e"}.get(request.node.name, "e2eb")
-    g = await make_group(synapse, tmp_path, tag, encryption="required", hum_min=3)
-    g.bot.start()
-    await g.bot.wait_ready()
-    try:
+    async with running_group(synapse, tmp_path, tag, encryption="required", hum_min=3) as g:
         yield g
-    finally:
-        await g.close()
 
 
 async def _server_view(member: SimMember, room: str) -> list[dict[str, Any]]:

@@ -18,20 +18,23 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.devtools.synapse import LocalSynapse
 from tests.pg import PgCluster
 
 SYNAPSE_START_SECONDS = pytest.StashKey[float]()
 PG_START_SECONDS = pytest.StashKey[float]()
 
 # Modules whose backend-parametrised tests also run on PostgreSQL in the default run: the
-# storage contract and the engine scenarios. The other scenario modules reuse the same
-# repository code; they run on PostgreSQL with --all-backends (`make soak`).
+# storage contract, the engine scenarios and one real-homeserver lifecycle. The other scenario
+# modules reuse the same repository code; they run on PostgreSQL with --all-backends
+# (`make soak`).
 PG_BY_DEFAULT = frozenset(
     {
         "tests.unit.test_storage",
         "tests.unit.test_engine",
         "tests.unit.test_pg",
         "tests.unit.test_migrate_storage",
+        "tests.integration.test_walking_skeleton",
     }
 )
 POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.pg, id="postgresql")
@@ -107,6 +110,21 @@ def pg_dsn(pg_cluster: PgCluster, pg_template: str) -> Iterator[str]:
 def pg_empty_dsn(pg_cluster: PgCluster) -> Iterator[str]:
     """A new, empty database (no schema at all); dropped afterwards."""
     yield from _scratch(pg_cluster, "template1")
+
+
+@pytest.fixture(scope="session")
+def synapse(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalSynapse]:
+    """A running local Synapse with relaxed rate limits, shared by the whole session."""
+    server = LocalSynapse(tmp_path_factory.mktemp("synapse"))
+    try:
+        server.start()
+        assert server.last_start_seconds is not None
+        pytestconfig.stash[SYNAPSE_START_SECONDS] = server.last_start_seconds
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

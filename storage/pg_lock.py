@@ -20,11 +20,18 @@ import math
 
 import asyncpg
 
+from storage.database import DatabaseError
 from storage.postgres import ACTIVE_KEY, CONNECT_ERRORS, LeaseLost, _reason, describe_dsn
 
 log = logging.getLogger(__name__)
 
 STANDBY_MESSAGE = "standby: another bot holds the lock"
+# Errors that waiting does not cure: wrong user or password, no such database, no privilege.
+PERMANENT_ERRORS = (
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InsufficientPrivilegeError,
+)
 
 
 def keepalive_settings(failover_timeout_s: float) -> dict[str, str]:
@@ -68,7 +75,14 @@ class ActiveLock:
                 got = await self._conn.fetchval(
                     "SELECT pg_try_advisory_lock($1)", ACTIVE_KEY, timeout=self.poll_s * 5
                 )
+            except PERMANENT_ERRORS as exc:
+                # Waiting cannot fix a wrong password or database name: say so and stop.
+                await self._drop()
+                raise DatabaseError(
+                    f"the {self.where} refuses the bot ({_reason(exc)}); check storage.dsn"
+                ) from None
             except CONNECT_ERRORS as exc:
+                # The server may be restarting: wait for it, as for the active bot's lock.
                 log.warning("cannot reach the %s (%s); trying again", self.where, _reason(exc))
                 await self._drop()
                 await asyncio.sleep(self.poll_s)
@@ -88,7 +102,10 @@ class ActiveLock:
             await asyncio.sleep(interval)
             conn = self._conn
             if conn is None or conn.is_closed():
-                raise LeaseLost(f"the lock connection to the {self.where} is closed")
+                raise LeaseLost(
+                    f"lost the lock connection to the {self.where} (it was closed); a standby "
+                    "may take over, so this bot stops"
+                )
             try:
                 await conn.fetchval("SELECT 1", timeout=self.failover_timeout_s / 4)
             except CONNECT_ERRORS as exc:

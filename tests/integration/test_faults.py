@@ -13,10 +13,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.devtools.sim_member import bot_message, reaction_to
 from bot.devtools.synapse import LocalSynapse
+from storage.postgres import ACTIVE_KEY
 from tests.integration.faults import (
     STANDBY_LOG,
     BurstStats,
@@ -178,6 +180,35 @@ async def test_failover_long(failover_group: tuple[Group, BotProcess]) -> None:
         standby=standby,
         failover_timeout=FAILOVER_TIMEOUT,
     )
+
+
+async def test_an_active_bot_that_loses_its_lock_stops_at_once(
+    failover_group: tuple[Group, BotProcess],
+) -> None:
+    """The server ends the active bot's lock session: the bot exits non-zero within seconds
+    instead of writing on without the lock."""
+    group, _ = failover_group
+    assert group.dsn is not None
+    group.bot.start()
+    await group.bot.wait_ready()
+    admin = await asyncpg.connect(group.dsn)
+    try:
+        cut = await admin.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND objid = $1 AND granted",
+            ACTIVE_KEY,
+        )
+        assert cut is True
+    finally:
+        await admin.close()
+    proc = group.bot.proc
+    assert proc is not None
+    for _ in range(100):
+        if proc.poll() is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert proc.returncode == 1, group.bot.log_text()[-2000:]
+    assert "lost the lock connection" in group.bot.log_text()
 
 
 async def test_second_instance_refused(synapse: LocalSynapse, tmp_path: Path) -> None:

@@ -305,3 +305,9 @@ async def test_a_killed_active_is_replaced_within_the_failover_timeout(pg_dsn: s
             holder.kill()
         holder.wait()
         await standby.release()
+
+
+async def test_a_wrong_database_name_is_refused_at_once_not_waited_for(pg_dsn: str) -> None:
+    lock = ActiveLock(pg_dsn.rsplit("/", 1)[0] + "/no_such_database", 4.0)
+    with pytest.raises(DatabaseError, match=r"refuses the bot .*storage\.dsn"):
+        await asyncio.wait_for(lock.acquire(), timeout=5)

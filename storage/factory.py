@@ -87,7 +87,11 @@ def build_database(storage: StorageConfig, *, running_bot: bool = False) -> Back
     """The configured database, not yet opened. `running_bot` fences a PostgreSQL one."""
     if storage.backend == "postgresql":
         assert storage.dsn is not None  # the config requires it
-        return PostgresDatabase(storage.dsn.get_secret_value(), fenced=running_bot)
+        return PostgresDatabase(
+            storage.dsn.get_secret_value(),
+            fenced=running_bot,
+            failover_timeout_s=storage.failover_timeout_s if running_bot else None,
+        )
     return Database(storage.path)
 
 

@@ -3,9 +3,9 @@
 The active bot holds `pg_advisory_lock(ACTIVE_KEY)` on a connection of its own. A standby
 polls `pg_try_advisory_lock` every `poll_s` (1 s). When the active process dies its
 connection closes and PostgreSQL releases the lock: at once when the kernel closes the
-socket (a crash, SIGKILL), within the TCP keepalive/user timeout below when the host or
-the network goes away. Both are set from `failover_timeout` so that a standby takes over
-within it.
+socket (a crash, SIGKILL), within the TCP keepalive/user timeouts of
+`storage.postgres.keepalive_settings` when the host or the network goes away. Those are set
+from `failover_timeout` so that a standby takes over within it.
 
 The active bot pings its lock connection; when that fails it stops (`watch()` raises
 `LeaseLost`) rather than keep writing without the lock. The database's fence
@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
 import asyncpg
 
 from storage.database import DatabaseError
-from storage.postgres import ACTIVE_KEY, CONNECT_ERRORS, LeaseLost, _reason, describe_dsn
+from storage.postgres import (
+    ACTIVE_KEY,
+    CONNECT_ERRORS,
+    LeaseLost,
+    _reason,
+    describe_dsn,
+    keepalive_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +38,6 @@ PERMANENT_ERRORS = (
     asyncpg.InvalidCatalogNameError,
     asyncpg.InsufficientPrivilegeError,
 )
-
-
-def keepalive_settings(failover_timeout_s: float) -> dict[str, str]:
-    """Server-side TCP settings for the lock connection: PostgreSQL drops a silent client
-    (and so its lock) within about half the failover timeout, leaving the other half for the
-    standby's poll and its own connection."""
-    half = max(2.0, failover_timeout_s / 2)
-    idle = max(1, math.floor(half / 2))
-    count = max(1, math.floor(half - idle))
-    return {
-        "tcp_keepalives_idle": str(idle),
-        "tcp_keepalives_interval": "1",
-        "tcp_keepalives_count": str(count),
-        # Unacknowledged data (keepalives do not apply then) times out too.
-        "tcp_user_timeout": str(int(half * 1000)),
-        "application_name": "consensus-bot (active lock)",
-    }
 
 
 class ActiveLock:
@@ -70,7 +59,10 @@ class ActiveLock:
                     self._conn = await asyncpg.connect(
                         self._dsn,
                         timeout=self.failover_timeout_s / 2,
-                        server_settings=keepalive_settings(self.failover_timeout_s),
+                        server_settings={
+                            **keepalive_settings(self.failover_timeout_s),
+                            "application_name": "consensus-bot (active lock)",
+                        },
                     )
                 got = await self._conn.fetchval(
                     "SELECT pg_try_advisory_lock($1)", ACTIVE_KEY, timeout=self.poll_s * 5

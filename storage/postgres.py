@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -58,6 +59,22 @@ CREATE TABLE IF NOT EXISTS bot_lease (
 """
 # Tables of the bot's own bookkeeping, not of its data (`migrate-storage` skips them).
 BOOKKEEPING_TABLES = frozenset({"schema_version", "bot_lease"})
+
+
+def keepalive_settings(failover_timeout_s: float) -> dict[str, str]:
+    """Server-side TCP settings for a running bot's connections: PostgreSQL drops a silent
+    client (and so its locks: the active lock, a transaction's write lock) within about half
+    the failover timeout, leaving the other half for the standby's poll and its connection."""
+    half = max(2.0, failover_timeout_s / 2)
+    idle = max(1, math.floor(half / 2))
+    count = max(1, math.floor(half - idle))
+    return {
+        "tcp_keepalives_idle": str(idle),
+        "tcp_keepalives_interval": "1",
+        "tcp_keepalives_count": str(count),
+        # Unacknowledged data (keepalives do not apply then) times out too.
+        "tcp_user_timeout": str(int(half * 1000)),
+    }
 
 
 class LeaseLost(Exception):
@@ -195,8 +212,20 @@ class PostgresDatabase:
     lock (`storage.pg_lock.ActiveLock`) before `open()`. One-off commands leave it False.
     """
 
-    def __init__(self, dsn: str, *, fenced: bool = False, holder: str = "consensus-bot") -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        fenced: bool = False,
+        holder: str = "consensus-bot",
+        failover_timeout_s: float | None = None,
+    ) -> None:
         self._dsn = dsn
+        # A running bot's writer connection must not outlive its host either: a transaction
+        # left open by a dead bot would hold the write lock the standby needs.
+        self._settings = {"application_name": holder}
+        if failover_timeout_s is not None:
+            self._settings.update(keepalive_settings(failover_timeout_s))
         self.where = describe_dsn(dsn)
         self._fenced = fenced
         self._holder = holder
@@ -212,7 +241,7 @@ class PostgresDatabase:
             conn = await asyncpg.connect(
                 self._dsn,
                 timeout=CONNECT_TIMEOUT_S,
-                server_settings={"application_name": self._holder},
+                server_settings=self._settings,
             )
         except CONNECT_ERRORS as exc:
             raise DatabaseError(

@@ -22,12 +22,13 @@ import pytest
 
 from storage.backend import Backend
 from storage.database import SCHEMA_VERSION, Database, DatabaseError, _migrations
-from storage.pg_lock import STANDBY_MESSAGE, ActiveLock, keepalive_settings
+from storage.pg_lock import STANDBY_MESSAGE, ActiveLock
 from storage.postgres import (
     ACTIVE_KEY,
     PG_SCHEMA_VERSION,
     LeaseLost,
     PostgresDatabase,
+    keepalive_settings,
     pg_migrations,
     to_pg,
 )

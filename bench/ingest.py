@@ -9,8 +9,8 @@ replayed three times in the same run:
   `Syncer.run` does with a response;
 * baseline (a): `json.loads` → `nio.SyncResponse.from_dict` on the same bytes: the parsing
   every bot built on nio pays (this bot does not run it; it decodes the raw JSON itself);
-* baseline (b): the rows the bot must write at the least, written by a bare aiosqlite loop
-  (one `execute` per row, no reads, no logic), one transaction per batch, on a copy of the
+* baseline (b): the rows the bot must write at the least, written by a bare sqlite3 loop
+  (one `execute` per row, no reads, no logic), one durable transaction per batch, on a copy of the
   same starting database with the same pragmas. What counts is derived at read time by
   `bot.domain.counting.count`, so these are the ledger rows (inputs, redactions), the
   objections opened, the acknowledgements queued, the processed-event marks and the token.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import random
@@ -28,7 +27,6 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -412,163 +410,60 @@ def run_nio(work: Workload) -> list[float]:
 
 
 async def run_bare(path: Path, work: Workload) -> list[float]:
-    """Baseline (b): the same rows by a bare aiosqlite loop, one transaction per batch."""
-    import aiosqlite
-
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=FULL")
-    await conn.execute("PRAGMA foreign_keys=ON")
+    """Baseline (b): the same rows by a bare sqlite3 loop, one durable transaction per batch
+    (the least the bot's writes can cost: no reads, no logic, no thread for the fsync)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
     laps: list[float] = []
     clock = time.perf_counter
     try:
         for rows in work.rows:
             t0 = clock()
-            await conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             for sql, params in rows:
-                await conn.execute(sql, params)
-            await conn.execute("COMMIT")
+                conn.execute(sql, params)
+            conn.execute("COMMIT")
             laps.append(clock() - t0)
     finally:
-        await conn.close()
+        conn.close()
     return laps
 
 
 # --- the cause: what the bot's time goes to ------------------------------------------------
 
 
-async def round_trips(path: Path, work: Workload, batches: int) -> float:
-    """aiosqlite thread round trips per event on the bot's path (first `batches` batches).
+async def hand_offs(path: Path, work: Workload, batches: int) -> float:
+    """Hand-offs to the database thread per event on the bot's path (first `batches` batches).
 
-    Every aiosqlite call (execute, fetchone, fetchall, cursor close, commit) is one job handed
-    to its worker thread and one wake-up of the event loop; `Connection._execute` is where
-    each is submitted, so counting its calls counts the round trips.
+    Statements run inline; only BEGIN, COMMIT and the other waits on the disk go through
+    `Database._in_thread`, so counting its calls counts the thread round trips.
     """
-    from aiosqlite.core import Connection
+    from storage.database import Database
 
-    original = Connection._execute
+    original = Database._in_thread
     count = 0
 
-    async def counting(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def counting(self: Any, fn: Any) -> Any:
         nonlocal count
         count += 1
-        return await original(self, fn, *args, **kwargs)
+        return await original(self, fn)
 
     part = Workload(work.members, work.requests, work.batches[:batches], work.sizes[:batches])
-    Connection._execute = counting  # type: ignore[method-assign]
+    Database._in_thread = counting  # type: ignore[method-assign]
     try:
         await run_bot(path, part)
     finally:
-        Connection._execute = original  # type: ignore[method-assign]
+        Database._in_thread = original  # type: ignore[method-assign]
     return count / part.events
 
 
-async def hop_cost(path: Path, n: int = 3_000) -> tuple[float, float]:
-    """Seconds per aiosqlite round trip (`SELECT 1`), and per the same query in sqlite3."""
-    import aiosqlite
-
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            await conn.execute_fetchall("SELECT 1")
-        hop = (time.perf_counter() - t0) / n
-    finally:
-        await conn.close()
-    plain = sqlite3.connect(path)
-    try:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            plain.execute("SELECT 1").fetchall()
-        direct = (time.perf_counter() - t0) / n
-    finally:
-        plain.close()
-    return hop, direct
-
-
-class _DirectTx:
-    """Diagnosis only: `storage.database.Tx`'s interface on plain sqlite3, no thread hops."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._savepoints = 0
-
-    async def execute(self, sql: str, params: Any = ()) -> int:
-        cursor = self._conn.execute(sql, params)
-        return (cursor.lastrowid or 0) if sql.lstrip()[:6].upper() == "INSERT" else cursor.rowcount
-
-    async def executemany(self, sql: str, rows: Any) -> None:
-        self._conn.executemany(sql, rows)
-
-    async def fetchone(self, sql: str, params: Any = ()) -> Any:
-        return self._conn.execute(sql, params).fetchone()
-
-    async def fetchall(self, sql: str, params: Any = ()) -> list[Any]:
-        return self._conn.execute(sql, params).fetchall()
-
-    async def fetchval(self, sql: str, params: Any = ()) -> Any:
-        row = self._conn.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    @contextlib.asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        self._savepoints += 1
-        name = f"sp{self._savepoints}"
-        self._conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
-            raise
-        else:
-            self._conn.execute(f"RELEASE {name}")
-
-
-class _DirectDatabase:
-    """Diagnosis only: `Database.transaction()` on plain sqlite3 with the bot's pragmas."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
-            self.conn.execute(f"PRAGMA {pragma}")
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_DirectTx]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _DirectTx(self.conn)
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
-
-
-async def diagnose(path: Path, work: Workload, base: Path, *, profile: bool) -> list[str]:
-    """The same engine code without thread hops; with `profile`, a cProfile of the real path."""
+async def profile_bot(work: Workload, base: Path) -> list[str]:
+    """A cProfile of the bot's path over 30 batches, by own time."""
     import cProfile
     import io
     import pstats
 
-    from bot.matrix.decode import decode_sync
-
-    lines = []
-    direct = _DirectDatabase(path)
-    bot = engine(direct)  # type: ignore[arg-type]  # `Database.transaction()`, duck-typed
-    t0 = time.perf_counter()
-    for raw_bytes in work.batches:
-        await bot.apply_batch(decode_sync(json.loads(raw_bytes), BOT, PREFIX))
-    spent = time.perf_counter() - t0
-    direct.conn.close()
-    lines.append(
-        f"diagnosis: the same decode → apply → commit, same engine code and SQL, on plain "
-        f"sqlite3 in the event loop's thread (no thread hops; not how the bot runs): "
-        f"{work.events / spent:,.0f} events/s ({spent / work.events * 1e6:.0f} µs/event)"
-    )
-    if not profile:
-        return lines
     profiled = base.with_name("profiled.db")
     shutil.copy(base, profiled)
     part = Workload(work.members, work.requests, work.batches[:30], work.sizes[:30])
@@ -578,7 +473,7 @@ async def diagnose(path: Path, work: Workload, base: Path, *, profile: bool) -> 
     profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(12)
-    lines += ["cProfile of the bot's path (30 batches), by own time:"]
+    lines = ["cProfile of the bot's path (30 batches), by own time:"]
     lines += [f"  {line}" for line in out.getvalue().splitlines() if line.strip()][3:]
     return lines
 
@@ -607,7 +502,7 @@ async def _run(quick: bool, workdir: Path, diagnosing: bool) -> Result:
     nio_laps = run_nio(work)
     note("ingest: the bot (decode → apply → commit per batch)")
     bot_laps, split, totals = await run_bot(bot_db, work)
-    note("ingest: baseline (b), bare aiosqlite loop")
+    note("ingest: baseline (b), bare sqlite3 writer")
     bare_laps = await run_bare(bare_db, work)
 
     events = work.events
@@ -621,7 +516,7 @@ async def _run(quick: bool, workdir: Path, diagnosing: bool) -> Result:
         f"ingest: {events:,} events in {t_bot:.1f} s = {rate:,.0f} events/s "
         f"({t_bot / events * 1e6:.0f} µs/event), per batch p50 {_fmt_ms(percentile(bot_laps, 50))} "
         f"p99 {_fmt_ms(percentile(bot_laps, 99))}; ×{ratio_a:.2f} nio parsing alone "
-        f"(a: {events / t_nio:,.0f} events/s), ×{ratio_b:.2f} bare aiosqlite "
+        f"(a: {events / t_nio:,.0f} events/s), ×{ratio_b:.2f} bare sqlite3 writer "
         f"(b: {events / t_bare:,.0f} events/s)"
     )
     result = Result("ingest", line, True)
@@ -644,21 +539,32 @@ async def _run(quick: bool, workdir: Path, diagnosing: bool) -> Result:
     if totals.failed:
         result.check(False, f"{totals.failed} events failed to apply")
 
-    note("ingest: counting the aiosqlite round trips of the bot's path")
+    note("ingest: counting the hand-offs to the database thread")
     counted = workdir / "counted.db"
     shutil.copy(base, counted)
-    trips = await round_trips(counted, work, batches=min(20, len(work.batches)))
-    hop, direct = await hop_cost(workdir / "hop.db")
+    trips = await hand_offs(counted, work, batches=min(20, len(work.batches)))
     result.details.append(
-        f"cause: {trips:.1f} aiosqlite round trips per event (each a job for its worker thread "
-        f"and a wake-up of the event loop): {t_bot / events / trips * 1e6:.0f} µs of the bot's "
-        f"time per round trip, against {hop * 1e6:.0f} µs for a bare `SELECT 1` round trip "
-        f"through aiosqlite and {direct * 1e6:.1f} µs for the same query in sqlite3 directly"
+        f"database thread: {trips:.3f} hand-offs per event (BEGIN and COMMIT once per batch; "
+        "every statement runs inline in the event loop's thread)"
     )
-    note("ingest: the same engine code on plain sqlite3 (no thread hops), for the diagnosis")
-    direct_db = workdir / "direct.db"
-    shutil.copy(base, direct_db)
-    result.details += await diagnose(direct_db, work, base, profile=diagnosing)
+    note("ingest: the same responses encrypted (Megolm), decrypted on the bot's path")
+    from bench import encrypted
+
+    crypto, sealed, pairs = encrypted.setup(workdir, work)
+    sealed_db = workdir / "encrypted.db"
+    shutil.copy(base, sealed_db)
+    t_sealed, t_decrypting = await encrypted.run_encrypted(sealed_db, crypto, sealed)
+    t_alone = encrypted.decrypt_alone(crypto, pairs)
+    result.details.append(
+        f"encrypted: {events / t_sealed:,.0f} events/s ({t_sealed / events * 1e6:.0f} µs/event) "
+        f"with every reaction and message Megolm-encrypted; decryption on the bot's path "
+        f"{t_decrypting / len(pairs) * 1e6:.0f} µs per encrypted event (Crypto.decrypt_timeline: "
+        f"Megolm, sender-key and type checks, the plain event rebuilt), ×"
+        f"{t_decrypting / t_alone:.2f} nio's decrypt_megolm_event alone "
+        f"({t_alone / len(pairs) * 1e6:.0f} µs per event, same run)"
+    )
+    if diagnosing:
+        result.details += await profile_bot(work, base)
     return result
 
 

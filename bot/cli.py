@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the bot")
     run.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    run.add_argument(
+        "--reset-cross-signing",
+        action="store_true",
+        help="replace the bot's cross-signing identity when its key file is missing or does "
+        "not match the homeserver (people who verified the bot see the change)",
+    )
     check = sub.add_parser("check-config", help="validate and print the effective config")
     check.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     check.add_argument(
@@ -182,7 +188,7 @@ def _load(path: Path) -> Config | None:
 EXIT_DATABASE = 2
 
 
-def _run(config_path: Path, verbose: bool) -> int:
+def _run(config_path: Path, verbose: bool, reset_cross_signing: bool = False) -> int:
     from bot.app import App, StartupError
     from bot.matrix.gateway import AuthLost
     from storage.database import DatabaseError
@@ -199,7 +205,7 @@ def _run(config_path: Path, verbose: bool) -> int:
     )
     # nio logs every request at INFO; keep the bot's own log readable.
     logging.getLogger("nio").setLevel(logging.WARNING)
-    app = App(config)
+    app = App(config, reset_cross_signing=reset_cross_signing)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -352,6 +358,7 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
 
 
 def _backup(config_path: Path, dest: Path) -> int:
+    from storage.backup import BackupError, copy_crypto_store
     from storage.database import DatabaseError
 
     config = _load(config_path)
@@ -368,6 +375,17 @@ def _backup(config_path: Path, dest: Path) -> int:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return 1
     print(f"backup written to {dest}")
+    store = config.matrix.crypto_store
+    if config.matrix.encryption != "off" and store.is_dir():
+        # The device's keys: without them a restored bot cannot read what was encrypted to
+        # it, and starting it would mean a new device members' clients distrust.
+        crypto_dest = dest.with_name(dest.name + ".crypto")
+        try:
+            copy_crypto_store(store, crypto_dest)
+        except BackupError as exc:
+            print(f"consensus-bot: {exc}", file=sys.stderr)
+            return 1
+        print(f"crypto store (device and cross-signing keys) written to {crypto_dest}")
     return 0
 
 
@@ -500,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args.config, args.verbose)
+        return _run(args.config, args.verbose, args.reset_cross_signing)
     if args.command == "check-config":
         return _check_config(args.config, args.offline)
     if args.command == "export":

@@ -386,11 +386,32 @@ class MatrixConfig(_Section):
     command_prefix: Annotated[str, AfterValidator(_check_token)] = "!cb"
     allowed_inviters: tuple[UserId, ...] = ()
     sync_watchdog: DurationText = "5m"
+    # End-to-end encryption: "on" creates request rooms and direct chats encrypted and works
+    # in encrypted rooms; "required" also refuses an unencrypted main room; "off" never
+    # encrypts and answers encrypted messages with a note (the first version's behaviour).
+    encryption: Literal["required", "on", "off"] = "on"
+    # Where the bot's device keys live (relative to the config file's directory); back it up
+    # with the database (copy it while the bot is stopped).
+    crypto_store: Path = Field(default=Path("data/crypto"), validate_default=True)
+    # How long an encrypted message may stay unreadable before its sender is told once.
+    undecryptable_notice: DurationText = "10m"
 
     _password: SecretStr | None = PrivateAttr(default=None)
     _access_token: SecretStr | None = PrivateAttr(default=None)
     _password_source: str | None = PrivateAttr(default=None)
     _access_token_source: str | None = PrivateAttr(default=None)
+
+    @property
+    def undecryptable_notice_ms(self) -> int:
+        """How long an unreadable encrypted message waits before its sender is told, in ms."""
+        return parse_duration(self.undecryptable_notice)
+
+    @field_validator("crypto_store")
+    @classmethod
+    def _resolve_crypto_store(cls, value: Path, info: ValidationInfo) -> Path:
+        path = value.expanduser()
+        base = _base_dir(info)
+        return base / path if base is not None and not path.is_absolute() else path
 
     @property
     def sync_watchdog_ms(self) -> int:
@@ -997,6 +1018,9 @@ def render_config(config: Config) -> str:
         f"command_prefix = {_toml(m.command_prefix)}",
         f"allowed_inviters = {_toml(m.allowed_inviters)}",
         f"sync_watchdog = {_toml(m.sync_watchdog)}",
+        f"encryption = {_toml(m.encryption)}",
+        f"crypto_store = {_toml(m.crypto_store)}",
+        f"undecryptable_notice = {_toml(m.undecryptable_notice)}",
         "",
         "[storage]",
         f"backend = {_toml(config.storage.backend)}",

@@ -8,7 +8,8 @@ The `Tx` contract (both backends keep it, and the storage tests run on both):
 - `execute(sql, params) -> int`: for an INSERT that inserted, the new row's `id` (tables with an
   integer `id` key; other tables: a positive number); 0 when a conflict clause skipped it;
   for any other statement, the number of rows changed.
-- `executemany`, `fetchone`, `fetchall`, `fetchval` as their names say; rows are `Row`s.
+- `executemany`, `fetchone`, `fetchall`, `tuples`, `fetchval` as their names say; rows are
+  `Row`s (`tuples` gives plain tuples).
 - `savepoint()`: a nested unit that rolls back alone when its block raises.
 - SQL is written once, with `?` placeholders, in the dialect both SQLite (3.35+) and
   PostgreSQL understand (`ON CONFLICT … DO NOTHING/DO UPDATE`, `RETURNING`, `CAST`, no
@@ -44,6 +45,10 @@ class Tx(Protocol):
 
     async def fetchall(self, sql: str, params: Params = ()) -> Sequence[Row]:
         """All rows of a query."""
+        ...
+
+    async def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """All rows of a query as plain tuples (for bulk reads)."""
         ...
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:

@@ -185,6 +185,10 @@ class PgTx:
         rows: list[Row] = await self._conn.fetch(to_pg(sql), *_args(params))
         return rows
 
+    async def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """All rows of a query as plain tuples."""
+        return [tuple(r) for r in await self._conn.fetch(to_pg(sql), *_args(params))]
+
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row, or None."""
         return await self._conn.fetchval(to_pg(sql), *_args(params))

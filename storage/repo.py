@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from bot.domain.appeals import Appeal
-from bot.domain.counting import Redaction
+from bot.domain.counting import InputRow, Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import Objection, ObjectionEvent, ObjectionState
@@ -75,11 +76,35 @@ class Rows:
 
 
 @dataclass(frozen=True, slots=True)
+class PlainRows:
+    """A request's rows for `bot.domain.counting.standing`, as plain tuples: what the draft
+    and the live tally read, without a row object per member or input."""
+
+    snapshot: list[Voter]  # the eligible snapshot taken when the ballot opened
+    removed: dict[str, int]  # when members of it left the roster (those on it are absent)
+    inputs: list[InputRow]
+    redactions: list[Redaction]
+
+
+@dataclass(frozen=True, slots=True)
 class MemberRows(Rows):
     """One member's rows on a request, with their objections."""
 
     open_objection: Objection | None
     latest_objection: Objection | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    """An encrypted event kept until its key arrives."""
+
+    event_id: str
+    room_id: str
+    sender: str
+    ts: int
+    received_at: int
+    raw: str
+    notified_at: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +116,17 @@ class FrozenRecord:
     head: str
     body: str
     frozen_at: int
+
+
+# A request's eligible snapshot with the time each member left the roster (NULL: still on it).
+_ELIGIBLE = (
+    "SELECT e.user_id, e.stakeholder, e.region, e.country, "
+    "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END AS removed_at "
+    "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ?"
+)
+
+_ACTIVE = "SELECT user_id FROM members WHERE active = 1"
+_INACTIVE = "SELECT user_id, coalesce(removed_at, 0) FROM members WHERE active != 1"
 
 
 def _request(row: Row) -> Request:
@@ -191,6 +227,17 @@ class Repository:
 
     def __init__(self, tx: Tx) -> None:
         self.tx = tx
+        # Requests already built from an identical row in this transaction: a sync batch
+        # reads the same few requests for hundreds of reactions, and building one costs
+        # more than the query. Keyed by the whole row, so any change makes a new value.
+        self._requests: dict[tuple[Any, ...], Request] = {}
+
+    def _request(self, row: Row) -> Request:
+        key = tuple(row)
+        known = self._requests.get(key)
+        if known is None:
+            known = self._requests[key] = _request(row)
+        return known
 
     # --- meta -------------------------------------------------------------------------
 
@@ -261,7 +308,7 @@ class Repository:
         rows = await self.tx.fetchall(
             "SELECT * FROM requests WHERE applicant = ? ORDER BY id DESC", (applicant,)
         )
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     async def add_edit(self, request_id: int, by: str, changes: dict[str, str], now: int) -> None:
         """Record an edit of a request (the record keeps every one)."""
@@ -306,7 +353,7 @@ class Repository:
             "AND (? = 0 OR self_applied = 1) ORDER BY id",
             (filer, since, int(self_applied)),
         )
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     async def deactivate_member(self, user_id: str, now: int) -> bool:
         """Mark a member removed from the roster now; False when not an active member."""
@@ -369,7 +416,7 @@ class Repository:
         row = await self.tx.fetchone(
             "SELECT * FROM requests WHERE filed_event_id = ?", (filed_event_id,)
         )
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def create_request(
         self,
@@ -411,24 +458,24 @@ class Repository:
     async def request(self, request_id: int) -> Request | None:
         """A request by number."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE id = ?", (request_id,))
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def request_by_room(self, room_id: str) -> Request | None:
         """The request whose room this is."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE room_id = ?", (room_id,))
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def request_by_poll(self, event_id: str) -> Request | None:
         """The request whose poll this is."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE poll_event_id = ?", (event_id,))
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def request_by_ballot(self, event_id: str) -> Request | None:
         """The request whose ballot message this is."""
         row = await self.tx.fetchone(
             "SELECT * FROM requests WHERE ballot_event_id = ?", (event_id,)
         )
-        return None if row is None else _request(row)
+        return None if row is None else self._request(row)
 
     async def requests(self, states: Sequence[RequestState] | None = None) -> list[Request]:
         """Requests, newest first, optionally only in the given states."""
@@ -440,7 +487,7 @@ class Repository:
             )
         else:
             rows = await self.tx.fetchall("SELECT * FROM requests ORDER BY id DESC")
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     async def update_request(self, request_id: int, **fields: Any) -> None:
         """Set columns of a request (names come from code, never from users)."""
@@ -505,11 +552,7 @@ class Repository:
         return [e.voter for e in rows if e.removed_at is None]
 
     async def _eligible(self, request_id: int, member: str | None = None) -> list[EligibleRow]:
-        sql = (
-            "SELECT e.user_id, e.stakeholder, e.region, e.country, "
-            "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END AS removed_at "
-            "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ?"
-        )
+        sql = _ELIGIBLE
         params: tuple[Any, ...] = (request_id,)
         if member is not None:
             sql += " AND e.user_id = ?"
@@ -557,6 +600,16 @@ class Repository:
             )
         return [_input(r) for r in rows]
 
+    async def reaction_ids(self, request_id: int) -> list[str]:
+        """Event IDs of a request's stored reaction inputs (what reconciliation compares with
+        the server's relations; not whole inputs, which for every open request at start-up
+        cost tens of megabytes)."""
+        rows = await self.tx.fetchall(
+            "SELECT event_id FROM position_inputs WHERE request_id = ? AND source = ? ORDER BY id",
+            (request_id, Source.REACTION.value),
+        )
+        return [r[0] for r in rows]
+
     async def _redactions_of(self, request_id: int, member: str | None = None) -> list[Redaction]:
         sql = (
             "SELECT r.* FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "
@@ -577,14 +630,64 @@ class Repository:
             await self._redactions_of(request_id),
         )
 
+    async def plain_rows(self, request_id: int) -> PlainRows:
+        """Every row the counting rule needs for a request, as plain tuples (see `PlainRows`).
+
+        What `rows` reads, more cheaply: the snapshot is read without a join per member (the
+        roster's active members are one set, looked up in memory: a member missing from the
+        roster reads as removed long ago, as `rows` has it), and the inputs come in no
+        particular order, which the rule does not depend on (a property test holds it to that).
+        """
+        voter = partial(tuple.__new__, Voter)  # a Voter straight from its row's 4 columns
+        snapshot = list(
+            map(
+                voter,
+                await self.tx.tuples(
+                    "SELECT user_id, stakeholder, region, country FROM eligible "
+                    "WHERE request_id = ? ORDER BY user_id",
+                    (request_id,),
+                ),
+            )
+        )
+        active = {r[0] for r in await self.tx.tuples(_ACTIVE)}
+        missing = [v.user_id for v in snapshot if v.user_id not in active]
+        removed: dict[str, int] = {}
+        if missing:  # rare: members left the roster since the ballot opened
+            gone = {r[0]: r[1] for r in await self.tx.fetchall(_INACTIVE)}
+            removed = {m: gone.get(m, 0) for m in missing}
+        inputs = await self.tx.tuples(
+            "SELECT event_id, member, position, ts, source, room_id, recorded_at "
+            "FROM position_inputs WHERE request_id = ?",
+            (request_id,),
+        )
+        return PlainRows(
+            snapshot,
+            removed,
+            cast(list[InputRow], inputs),
+            await self._redactions_of(request_id),
+        )
+
     async def member_rows(self, request_id: int, member: str) -> MemberRows:
         """One member's rows on a request: eligibility, inputs, redactions, objections."""
+        # One read for both objections (a member has a handful on a request at most).
+        found = await self.tx.fetchall(
+            "SELECT * FROM objections WHERE request_id = ? AND member = ? ORDER BY id DESC",
+            (request_id, member),
+        )
+        latest = _objection(found[0]) if found else None
+        open_row = next((r for r in found if r["state"] == "open"), None)
+        if open_row is None:
+            opened = None
+        elif open_row is found[0]:
+            opened = latest  # the usual case: the latest objection is the open one
+        else:
+            opened = _objection(open_row)
         return MemberRows(
             await self._eligible(request_id, member),
             await self.inputs(request_id, member),
             await self._redactions_of(request_id, member),
-            await self.open_objection(request_id, member),
-            await self.latest_objection(request_id, member),
+            opened,
+            latest,
         )
 
     async def input_by_event(self, event_id: str) -> tuple[int, PositionInput] | None:
@@ -983,7 +1086,7 @@ class Repository:
             "ORDER BY decided_at",
             (since,),
         )
-        return [_request(r) for r in rows]
+        return [self._request(r) for r in rows]
 
     # --- events -----------------------------------------------------------------------
 
@@ -1025,4 +1128,39 @@ class Repository:
             "room_id = excluded.room_id, ref = excluded.ref, error = excluded.error, "
             "failed_at = excluded.failed_at",
             (event_id, room_id, ref, error, now),
+        )
+
+    # --- encrypted events waiting for their key --------------------------------------------
+
+    async def hold_event(
+        self, event_id: str, room_id: str, sender: str, ts: int, received_at: int, raw: str
+    ) -> None:
+        """Keep an encrypted event that cannot be read yet (a second receipt changes
+        nothing: the first receipt time stands)."""
+        await self.tx.execute(
+            "INSERT INTO held_events(event_id, room_id, sender, ts, received_at, raw) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+            (event_id, room_id, sender, ts, received_at, raw),
+        )
+
+    async def held_events(self, limit: int = 1_000) -> list[HeldEvent]:
+        """The oldest held events, in the order they were received."""
+        rows = await self.tx.fetchall(
+            "SELECT event_id, room_id, sender, ts, received_at, raw, notified_at "
+            "FROM held_events ORDER BY received_at, ts, event_id LIMIT ?",
+            (limit,),
+        )
+        return [HeldEvent(*tuple(r)) for r in rows]
+
+    async def release_held(self, event_ids: Sequence[str]) -> None:
+        """Forget held events that were decrypted (and applied) or refused."""
+        await self.tx.executemany(
+            "DELETE FROM held_events WHERE event_id = ?", [(e,) for e in event_ids]
+        )
+
+    async def mark_held_notified(self, event_ids: Sequence[str], now: int) -> None:
+        """Remember that the senders of these held events were told."""
+        await self.tx.executemany(
+            "UPDATE held_events SET notified_at = ? WHERE event_id = ?",
+            [(now, e) for e in event_ids],
         )

@@ -6,12 +6,17 @@ only through this protocol, so it runs unchanged on either backend.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 
 class Row(Protocol):
-    """One result row: `row["column"]` or `row[0]`."""
+    """One result row: `row["column"]`, `row[0]`, or its values in order (`tuple(row)`)."""
 
     def __getitem__(self, key: int | str, /) -> Any:
         """The value of a column, by name or by position."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]:
+        """The values, in column order."""
         ...

@@ -251,6 +251,8 @@ user_id = {s(bot.user_id)}
 access_token = {s(bot.access_token)}
 device_id = {s(bot.device_id)}
 command_prefix = {s(PREFIX)}
+encryption = "on"
+crypto_store = {s(str(db_path.parent / "crypto"))}
 
 [storage]
 path = {s(str(db_path))}
@@ -341,7 +343,12 @@ class _Story:
         url = synapse.base_url
 
         def client(user: RegisteredUser) -> SimMember:
-            return SimMember(url, user.user_id, user.access_token, user.device_id)
+            # Every simulated person is an encrypting client: the demo runs end-to-end
+            # encrypted, as a group whose main room Element created would.
+            store = workdir / "people" / user.user_id.split(":")[0].lstrip("@")
+            return SimMember(
+                url, user.user_id, user.access_token, user.device_id, crypto_store=store
+            )
 
         self.chair = client(cast.chair)
         self.members = {name: client(u) for name, u in cast.members.items()}
@@ -441,11 +448,13 @@ class _Story:
         await self._set_display_names()
         self.p.doing = "creating the main room"
         member_ids = [u.user_id for u in cast.members.values()]
-        self.main_room = await self.chair.create_room(GROUP_NAME, [cast.bot.user_id, *member_ids])
+        self.main_room = await self.chair.create_room(
+            GROUP_NAME, [cast.bot.user_id, *member_ids], encrypted=True
+        )
         self.p.doing = "joining the main room"
         await asyncio.gather(*(m.join(self.main_room) for m in self.members.values()))
         p.step(
-            f"chair creates the group's main room, invites the bot and "
+            f"chair creates the group's encrypted main room, invites the bot and "
             f"{len(self.members)} members; the members join"
         )
         seeds = [(cast.members[m.localpart].user_id, m) for m in MEMBERS]

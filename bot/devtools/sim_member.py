@@ -9,22 +9,39 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from bot.matrix.gateway import Gateway
+from bot.matrix.rooms import MEGOLM
 
 Event = dict[str, Any]
+_ENCRYPTION: Event = {
+    "type": "m.room.encryption",
+    "state_key": "",
+    "content": {"algorithm": MEGOLM},
+}
 _txn = itertools.count(1)
 
 
 class SimMember:
     """One member's client. `connect()` logs in with an access token; nothing in __init__."""
 
-    def __init__(self, homeserver: str, user_id: str, access_token: str, device_id: str) -> None:
+    def __init__(
+        self,
+        homeserver: str,
+        user_id: str,
+        access_token: str,
+        device_id: str,
+        crypto_store: Path | None = None,
+    ) -> None:
         self.user_id = user_id
         self._token = access_token
-        self.gateway = Gateway(homeserver, user_id, device_id)
+        # With a crypto store the member is an encrypting client (nio's Olm on vodozemac).
+        self.gateway = Gateway(
+            homeserver, user_id, device_id, crypto_store=crypto_store, crypto_accepts=None
+        )
         self.since: str | None = None
         self.events: dict[str, list[Event]] = {}
         self.invites: dict[str, str | None] = {}  # room ID -> inviter
@@ -46,6 +63,10 @@ class SimMember:
             {"room": {"timeline": {"limit": 200}}, "presence": {"types": []}},
         )
         self.since = raw.get("next_batch", self.since)
+        crypto = self.gateway.crypto
+        if crypto is not None:
+            await crypto.absorb(raw)
+            crypto.decrypt_timeline(raw)
         rooms = raw.get("rooms", {})
         for room_id, room in rooms.get("join", {}).items():
             self.events.setdefault(room_id, []).extend(room.get("timeline", {}).get("events", []))
@@ -120,21 +141,26 @@ class SimMember:
         """Send any event (e.g. a poll response)."""
         return await self.gateway.send_message(room_id, content, f"sim{next(_txn)}", event_type)
 
-    async def open_dm(self, user_id: str) -> str:
-        """Open a direct chat with someone (an `is_direct` invite)."""
+    async def open_dm(self, user_id: str, *, encrypted: bool = False) -> str:
+        """Open a direct chat with someone (an `is_direct` invite), encrypted if asked."""
         return await self.gateway.create_room(
             name="",
             topic="",
-            initial_state=[],
+            initial_state=[_ENCRYPTION] if encrypted else [],
             power_level_override={},
             invite=[user_id],
             is_direct=True,
         )
 
-    async def create_room(self, name: str, invite: list[str]) -> str:
-        """Create a private room and invite people to it."""
+    async def create_room(self, name: str, invite: list[str], *, encrypted: bool = False) -> str:
+        """Create a private room (encrypted if asked) and invite people to it."""
+        state = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}]
         room_id = await self.gateway.create_room(
-            name=name, topic="", initial_state=[], power_level_override={}, invite=invite
+            name=name,
+            topic="",
+            initial_state=state if encrypted else [],
+            power_level_override={},
+            invite=invite,
         )
         return room_id
 

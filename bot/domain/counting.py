@@ -115,7 +115,7 @@ def effective_ts(origin_ts: int, recorded_at: int | None, skew_ms: int) -> int:
 
 def order_key(item: PositionInput, skew_ms: int) -> tuple[int, int, str]:
     """How inputs of one member are ordered: effective ts, then origin ts, then event ID."""
-    return (effective_ts(item.ts, item.recorded_at, skew_ms), item.ts, item.event_id)
+    return _order(_row(item), skew_ms)
 
 
 def in_time(ts: int, recorded_at: int | None, ballot: Ballot) -> bool:
@@ -133,33 +133,103 @@ def in_time(ts: int, recorded_at: int | None, ballot: Ballot) -> bool:
     )
 
 
-def _status(item: PositionInput, ballot: Ballot, voters: Collection[str]) -> Status:
-    if item.member not in voters:
-        return Status.NOT_ELIGIBLE
-    if item.source is not Source.COMMAND and item.room_id and item.room_id != ballot.room_id:
-        return Status.WRONG_ROOM
-    if not in_time(item.ts, item.recorded_at, ballot):
-        return Status.LATE
-    return Status.COUNTED
+# One stored input as the rule reads it, plain values in this order: event ID, member,
+# position (None: a withdrawal), origin ts, source, room ID, receive time (None: unknown).
+# `Position` and `Source` are `StrEnum`s, so the stored strings and the enum members compare
+# alike: a row can come straight from the database without building a `PositionInput`.
+InputRow = tuple[str, str, str | None, int, str, str, int | None]
+_POSITIONS = {p.value: p for p in Position}  # a dict lookup, not an enum call per row
+
+
+def _row(item: PositionInput) -> InputRow:
+    return (
+        item.event_id,
+        item.member,
+        item.position,
+        item.ts,
+        item.source,
+        item.room_id,
+        item.recorded_at,
+    )
 
 
 def retractions(
     inputs: Iterable[PositionInput], redactions: Iterable[Redaction], ballot: Ballot
 ) -> dict[str, Redaction]:
     """Input event ID -> the first redaction that retracts it (own author, same room, in time)."""
-    by_id = {i.event_id: i for i in inputs}
-    found: dict[str, Redaction] = {}
+    return _retractions([_row(i) for i in inputs], redactions, ballot)
+
+
+def _retractions(
+    rows: Iterable[InputRow], redactions: Iterable[Redaction], ballot: Ballot
+) -> dict[str, Redaction]:
     ordered = sorted(
         redactions, key=lambda r: (effective_ts(r.ts, r.recorded_at, ballot.skew_ms), r.event_id)
     )
+    if not ordered:
+        return {}  # the usual case: no row needs indexing
+    by_id = {row[0]: row for row in rows}
+    found: dict[str, Redaction] = {}
     for r in ordered:
-        item = by_id.get(r.redacts)
-        if item is None or r.redacts in found:
+        row = by_id.get(r.redacts)
+        if row is None or r.redacts in found:
             continue
-        same_room = (item.room_id or ballot.room_id) == r.room_id
-        if r.sender == item.member and same_room and in_time(r.ts, r.recorded_at, ballot):
+        same_room = (row[5] or ballot.room_id) == r.room_id
+        if r.sender == row[1] and same_room and in_time(r.ts, r.recorded_at, ballot):
             found[r.redacts] = r
     return found
+
+
+def _rule(
+    ballot: Ballot,
+    voter_ids: Collection[str],
+    rows: Sequence[InputRow],
+    redactions: Sequence[Redaction],
+) -> tuple[dict[str, Status], dict[str, int], dict[str, Redaction]]:
+    """The rule itself, in one pass over plain rows: why each input does or does not count,
+    the index in `rows` of each member's latest counting input, and the retractions."""
+    retracted = _retractions(rows, redactions, ballot)
+    tidied = {r.redacts for r in redactions if ballot.tidier and r.sender == ballot.tidier}
+    skew, room, closed = ballot.skew_ms, ballot.room_id, ballot.closed_at is not None
+    command = Source.COMMAND.value
+    status: dict[str, Status] = {}
+    latest: dict[str, int] = {}
+    for k, row in enumerate(rows):
+        event_id, member, _, ts, source, room_id, recorded_at = row
+        if member not in voter_ids:
+            why = Status.NOT_ELIGIBLE
+        elif source != command and room_id and room_id != room:
+            why = Status.WRONG_ROOM  # a reaction or poll answer outside the request's room
+        elif closed and not in_time(ts, recorded_at, ballot):
+            why = Status.LATE
+        elif event_id in retracted:
+            why = Status.RETRACTED
+        elif event_id in tidied:
+            why = Status.TIDIED
+        else:
+            why = Status.COUNTED
+        status[event_id] = why
+        if why is not Status.COUNTED:
+            continue
+        best = latest.get(member)
+        # Order keys are computed only when a member has more than one counting input.
+        if best is None or _order(row, skew) > _order(rows[best], skew):
+            latest[member] = k
+    return status, latest, retracted
+
+
+def _order(row: InputRow, skew_ms: int) -> tuple[int, int, str]:
+    """`order_key` of a plain row."""
+    return (effective_ts(row[3], row[6], skew_ms), row[3], row[0])
+
+
+def _voters(
+    ballot: Ballot, eligible: Sequence[Voter], removed: Mapping[str, int]
+) -> tuple[Voter, ...]:
+    """The snapshot's members who count: not removed from the roster before the close."""
+    if not removed:  # the usual case: nobody of the snapshot left the roster
+        return tuple(eligible)
+    return tuple(v for v in eligible if still_eligible(removed.get(v.user_id), ballot))
 
 
 def count(
@@ -175,25 +245,46 @@ def count(
     the roster (absent: still on it); `inputs` every stored input of the request (or of some
     members), `redactions` every redaction aimed at them, whoever sent it.
     """
-    voters = tuple(v for v in eligible if still_eligible(removed.get(v.user_id), ballot))
-    voter_ids = {v.user_id for v in voters}
+    voters = _voters(ballot, eligible, removed)
     items = list(inputs)
-    redactions = list(redactions)
-    retracted = retractions(items, redactions, ballot)
-    tidied = {r.redacts for r in redactions if ballot.tidier and r.sender == ballot.tidier}
-    status: dict[str, Status] = {}
-    latest: dict[str, PositionInput] = {}
-    for item in items:
-        why = _status(item, ballot, voter_ids)
-        if why is Status.COUNTED and item.event_id in retracted:
-            why = Status.RETRACTED
-        elif why is Status.COUNTED and item.event_id in tidied:
-            why = Status.TIDIED
-        status[item.event_id] = why
-        if why is not Status.COUNTED:
-            continue
-        best = latest.get(item.member)
-        if best is None or order_key(item, ballot.skew_ms) > order_key(best, ballot.skew_ms):
-            latest[item.member] = item
-    current = {m: i for m, i in latest.items() if i.position is not None}
+    status, latest, retracted = _rule(
+        ballot, {v.user_id for v in voters}, [_row(i) for i in items], list(redactions)
+    )
+    current = {m: items[k] for m, k in latest.items() if items[k].position is not None}
     return Tally(voters, current, status, retracted)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Who counts on a request and where each stands: what the draft sense needs, and only
+    that (no status per input, no `PositionInput` objects)."""
+
+    voters: tuple[Voter, ...]  # eligible and still on the roster
+    positions: dict[str, Position]  # current position per member (members without one absent)
+
+    def sense(self, objections: Sequence[Objection], quorum: float) -> Sense:
+        """The draft sense of the room from these positions."""
+        return determine(self.voters, self.positions, objections, quorum)
+
+
+def standing(
+    ballot: Ballot,
+    eligible: Sequence[Voter],
+    removed: Mapping[str, int],
+    inputs: Sequence[InputRow],
+    redactions: Sequence[Redaction],
+) -> Standing:
+    """The rule over plain rows, as `count` applies it, for readers that need only each
+    member's current position (the draft, the live tally, the digest): a ballot of 10,000
+    members is counted without building a row object per input (benchmark 4).
+
+    Arguments as for `count`, except that `inputs` are plain `InputRow`s.
+    """
+    voters = _voters(ballot, eligible, removed)
+    _, latest, _ = _rule(ballot, {v.user_id for v in voters}, inputs, redactions)
+    positions: dict[str, Position] = {}
+    for member, k in latest.items():
+        value = inputs[k][2]
+        if value is not None:
+            positions[member] = _POSITIONS[value]
+    return Standing(voters, positions)

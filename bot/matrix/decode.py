@@ -221,7 +221,8 @@ def _decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> In
         picked = tuple(a for a in answers if isinstance(a, str))[:8]
         return PollResponse(room_id, event_id, sender, ts, poll_id, picked)
     if etype == "m.room.encrypted":
-        return EncryptedMessage(room_id, event_id, sender, ts)
+        # Kept whole (it is at most one PDU, 64 KiB) so it can be decrypted when its key comes.
+        return EncryptedMessage(room_id, event_id, sender, ts, json.dumps(event))
     if etype == "m.room.encryption" and event.get("state_key") == "":
         return EncryptionEnabled(room_id, event_id, sender, ts)
     return None

@@ -63,12 +63,14 @@ class PollResponse:
 
 @dataclass(frozen=True, slots=True)
 class EncryptedMessage:
-    """A message the bot cannot read (it does not do end-to-end encryption)."""
+    """An encrypted event the bot cannot read (yet: its key has not arrived, or encryption
+    is off). `raw` is the event's JSON, kept to decrypt it later."""
 
     room_id: str
     event_id: str
     sender: str
     ts: int
+    raw: str = ""
 
 
 InboundEvent = (
@@ -106,5 +108,9 @@ class SyncBatch:
     limited_rooms: set[str] = field(default_factory=set)
     prev_batch: dict[str, str] = field(default_factory=dict)  # per limited room: where the gap ends
     joined_rooms: set[str] = field(default_factory=set)
+    # Held encrypted events this batch applies after all (decrypted) or drops (refused), and
+    # the time they were received, under which they are applied (None: now).
+    released: list[str] = field(default_factory=list)
+    received_at: int | None = None
     skipped: int = 0  # malformed or foreign events passed over
     undecodable: list[str] = field(default_factory=list)  # log refs of events set aside

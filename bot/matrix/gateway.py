@@ -17,6 +17,7 @@ import io
 import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -32,11 +33,11 @@ from nio import (
     RoomGetStateEventResponse,
     RoomPreset,
     RoomResolveAliasResponse,
-    RoomSendResponse,
     RoomVisibility,
     UploadResponse,
 )
 
+from bot.matrix.crypto import DECRYPTABLE_TYPES, Crypto, encrypted_file
 from bot.matrix.decode import load_json
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,16 @@ class GatewayError(Exception):
         status: int | None = None,
         retry_after_ms: int | None = None,
         unreadable: bool = False,
+        body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.errcode = errcode
         self.status = status
         self.retry_after_ms = retry_after_ms
         self.unreadable = unreadable  # the body could not be parsed: asking again won't help
+        # The decoded error body of a `raw` call: User-Interactive Auth needs its `session`
+        # and `flows` from the 401 answer.
+        self.body = body if body is not None else {}
 
     @property
     def auth(self) -> bool:
@@ -94,21 +99,26 @@ class AuthLost(Exception):
         )
 
 
+def _error(resp: ErrorResponse) -> GatewayError:
+    """The GatewayError of one of nio's error responses."""
+    transport = getattr(resp, "transport_response", None)
+    status = int(transport.status) if transport is not None else None
+    return GatewayError(
+        resp.message or "error",
+        errcode=resp.status_code,
+        status=status,
+        retry_after_ms=resp.retry_after_ms,
+    )
+
+
 def _check(resp: Any, ok: type) -> Any:
     """Return `resp` when it is the success type, else raise GatewayError."""
     if isinstance(resp, ok):
         return resp
-    status = None
-    transport = getattr(resp, "transport_response", None)
-    if transport is not None:
-        status = int(transport.status)
     if isinstance(resp, ErrorResponse):
-        raise GatewayError(
-            resp.message or "error",
-            errcode=resp.status_code,
-            status=status,
-            retry_after_ms=resp.retry_after_ms,
-        )
+        raise _error(resp)
+    transport = getattr(resp, "transport_response", None)
+    status = int(transport.status) if transport is not None else None
     raise GatewayError(f"unexpected response {type(resp).__name__}", status=status)
 
 
@@ -118,12 +128,23 @@ _NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 class Gateway:
     """A thin, typed face of the homeserver. Construction does no I/O; `connect()` logs in."""
 
-    def __init__(self, homeserver: str, user_id: str, device_id: str) -> None:
+    def __init__(
+        self,
+        homeserver: str,
+        user_id: str,
+        device_id: str,
+        crypto_store: Path | None = None,
+        crypto_accepts: frozenset[str] | None = DECRYPTABLE_TYPES,
+    ) -> None:
         self.homeserver = homeserver.rstrip("/")
         self.user_id = user_id
         self.device_id = device_id
         self._client: AsyncClient | None = None
         self.requests_made = 0  # for tests and the outage watchdog
+        # End-to-end encryption: the device's Olm machine, kept in `crypto_store` (None: off).
+        self.crypto = (
+            Crypto(self, crypto_store, crypto_accepts) if crypto_store is not None else None
+        )
 
     @property
     def client(self) -> AsyncClient:
@@ -134,20 +155,34 @@ class Gateway:
 
     async def connect(self, *, password: str | None, access_token: str | None) -> None:
         """Create the client and log in with a password, or adopt an access token."""
+        crypto = self.crypto
+        had_store = crypto.prepare() if crypto is not None else False
         config = AsyncClientConfig(
-            max_limit_exceeded=0, max_timeouts=0, request_timeout=60, store_sync_tokens=False
+            max_limit_exceeded=0,
+            max_timeouts=0,
+            request_timeout=60,
+            store_sync_tokens=False,
+            encryption_enabled=crypto is not None,
         )
-        client = AsyncClient(self.homeserver, self.user_id, device_id=self.device_id, config=config)
+        client = AsyncClient(
+            self.homeserver,
+            self.user_id,
+            device_id=self.device_id,
+            config=config,
+            store_path=str(crypto.store_dir) if crypto is not None else "",
+        )
         self._client = client
         if access_token:
-            client.access_token = access_token
-            client.user_id = self.user_id
-            client.device_id = self.device_id
-            return
-        if not password:
+            # restore_login also opens the device's crypto store when encryption is on.
+            client.restore_login(self.user_id, self.device_id, access_token)
+        elif not password:
             raise GatewayError("no password or access token configured")
-        resp = await self._call(client.login(password=password, device_name="Consensus Bot"))
-        _check(resp, LoginResponse)
+        else:
+            resp = await self._call(client.login(password=password, device_name="Consensus Bot"))
+            _check(resp, LoginResponse)
+            self.device_id = str(client.device_id)  # the server's, when none was configured
+        if crypto is not None:
+            await crypto.start(had_store=had_store)
 
     async def close(self) -> None:
         """Close the HTTP session (never logs out: the device and its txn IDs stay valid)."""
@@ -165,6 +200,14 @@ class Gateway:
             raise GatewayError(
                 "the homeserver's response nests too deeply to be read", unreadable=True
             ) from exc
+
+    async def call(self, awaitable: Any) -> Any:
+        """Await one of nio's own calls (used by the crypto edge); an error response raises
+        GatewayError like every other call."""
+        resp = await self._call(awaitable)
+        if isinstance(resp, ErrorResponse):
+            raise _error(resp)
+        return resp
 
     async def raw(
         self,
@@ -200,6 +243,7 @@ class Gateway:
                 status=status,
                 retry_after_ms=info.get("retry_after_ms"),
                 unreadable=status < 400,
+                body=info,
             )
         return payload
 
@@ -221,9 +265,29 @@ class Gateway:
     async def send_message(
         self, room_id: str, content: dict[str, Any], txn_id: str, event_type: str = "m.room.message"
     ) -> str:
-        """Send an event with a stable transaction ID; a resend returns the same event ID."""
-        resp = await self._call(self.client.room_send(room_id, event_type, content, tx_id=txn_id))
-        return str(_check(resp, RoomSendResponse).event_id)
+        """Send an event with a stable transaction ID; a resend returns the same event ID.
+
+        In an encrypted room the event is encrypted first (reactions too, unlike nio's own
+        `room_send`); the transaction ID stays the same, so a resend is still dropped by the
+        homeserver even though its ciphertext differs.
+        """
+        if self.crypto is not None and await self.crypto.is_encrypted(room_id):
+            event_type, content = await self.crypto.encrypt(room_id, event_type, content)
+        path = (
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/"
+            f"{quote(event_type, safe='')}/{quote(txn_id, safe='')}"
+        )
+        return str((await self.raw("PUT", path, content)).get("event_id", ""))
+
+    async def encrypts(self, room_id: str) -> bool:
+        """Whether what the bot sends to `room_id` is end-to-end encrypted."""
+        return self.crypto is not None and await self.crypto.is_encrypted(room_id)
+
+    async def upload_encrypted(self, data: bytes, filename: str) -> dict[str, Any]:
+        """Encrypt a file, upload the ciphertext and return the event's `file` object."""
+        ciphertext, file = encrypted_file(data)
+        file["url"] = await self.upload(ciphertext, "application/octet-stream", filename)
+        return file
 
     async def send_reaction(self, room_id: str, event_id: str, key: str, txn_id: str) -> str:
         """Annotate an event (the ✅/❌ acknowledgements, the ballot's seed reactions)."""
@@ -276,7 +340,12 @@ class Gateway:
                 power_level_override=power_level_override,
             )
         )
-        return str(_check(resp, RoomCreateResponse).room_id)
+        room_id = str(_check(resp, RoomCreateResponse).room_id)
+        if self.crypto is not None and any(
+            state.get("type") == "m.room.encryption" for state in initial_state
+        ):
+            self.crypto.mark_encrypted(room_id)
+        return room_id
 
     async def invite(self, room_id: str, user_id: str) -> None:
         """Invite a user; being already invited or joined counts as done."""
@@ -338,7 +407,9 @@ class Gateway:
 
         The server leaves redacted reactions out, so this is the ballot as members see it.
         """
-        return await self.relations(room_id, event_id, "m.annotation", "m.reaction")
+        # Encrypted reactions are m.room.encrypted on the server: ask for every annotation.
+        event_type = None if self.crypto is not None else "m.reaction"
+        return await self.relations(room_id, event_id, "m.annotation", event_type)
 
     async def redaction_of(self, room_id: str, event_id: str) -> tuple[str, str, int] | None:
         """(redaction event ID, sender, ts) when the event was redacted, else None."""
@@ -376,9 +447,7 @@ class Gateway:
             query = {"limit": "100"} | ({"from": token} if token else {})
             page = await self.raw("GET", f"{base}?{urlencode(query)}")
             chunk = page.get("chunk")
-            events.extend(
-                e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)
-            )
+            events.extend(e for e in self._readable(room_id, chunk) if isinstance(e, dict))
             token = page.get("next_batch") if isinstance(page.get("next_batch"), str) else None
             if not token:
                 break
@@ -398,9 +467,8 @@ class Gateway:
         page = await self.raw(
             "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages?{urlencode(query)}"
         )
-        chunk = page.get("chunk")
         end = page.get("end")
-        events = [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)]
+        events = [e for e in self._readable(room_id, page.get("chunk")) if isinstance(e, dict)]
         return events, (end if isinstance(end, str) and events else None)
 
     async def recent_events(self, room_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -409,8 +477,12 @@ class Gateway:
         page = await self.raw(
             "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages?{urlencode(query)}"
         )
-        chunk = page.get("chunk")
-        return [e for e in (chunk if isinstance(chunk, list) else []) if isinstance(e, dict)]
+        return [e for e in self._readable(room_id, page.get("chunk")) if isinstance(e, dict)]
+
+    def _readable(self, room_id: str, chunk: Any) -> list[Any]:
+        """A page of events with the encrypted ones the bot can read decrypted."""
+        events = chunk if isinstance(chunk, list) else []
+        return self.crypto.plain_events(room_id, events) if self.crypto is not None else events
 
     async def default_room_version(self) -> str:
         """The room version this server creates by default."""

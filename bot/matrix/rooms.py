@@ -39,6 +39,9 @@ def adoptable(state: list[dict[str, Any]], bot_user_id: str, marker: dict[str, A
     return created_by_bot and marked
 
 
+MEGOLM = "m.megolm.v1.aes-sha2"  # rooms created encrypted use it with the default rotation
+
+
 def _state(kind: str, content: dict[str, Any], key: str = "") -> dict[str, Any]:
     return {"type": kind, "state_key": key, "content": content}
 
@@ -53,6 +56,7 @@ def request_room_spec(
     bot_needs_power_entry: bool,
     space_id: str | None,
     server_name: str,
+    encrypted: bool = False,
 ) -> dict[str, Any]:
     """createRoom arguments for a request's room: invite-only, guests forbidden, settings
     reserved to the bot; members may talk and react, only the bot removes others' events."""
@@ -67,6 +71,8 @@ def request_room_spec(
     if space_id:
         parent = {"via": [server_name], "canonical": True}
         initial_state.append(_state("m.space.parent", parent, space_id))
+    if encrypted:
+        initial_state.append(_state("m.room.encryption", {"algorithm": MEGOLM}))
     return {
         "name": name,
         "topic": topic,
@@ -86,7 +92,10 @@ def request_room_spec(
     }
 
 
-def dm_initial_state() -> list[dict[str, Any]]:
+def dm_initial_state(*, encrypted: bool = False) -> list[dict[str, Any]]:
     """Initial state of the bot's direct chat with a user (found again by the bot's own
     table, never by a marker: a marker could be copied into someone else's room)."""
-    return [_state("m.room.guest_access", {"guest_access": "forbidden"})]
+    state = [_state("m.room.guest_access", {"guest_access": "forbidden"})]
+    if encrypted:
+        state.append(_state("m.room.encryption", {"algorithm": MEGOLM}))
+    return state

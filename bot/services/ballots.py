@@ -15,7 +15,16 @@ import logging
 from collections.abc import Iterable
 
 from bot.domain.clock_rules import format_when
-from bot.domain.counting import Ballot, Status, Tally, count, in_time, still_eligible
+from bot.domain.counting import (
+    Ballot,
+    Standing,
+    Status,
+    Tally,
+    count,
+    in_time,
+    standing,
+    still_eligible,
+)
 from bot.domain.durations import format_duration
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
 from bot.domain.intake import incomplete
@@ -90,22 +99,32 @@ class Ballots:
         """Load a request's rows and count them."""
         return self.tally(req, await repo.rows(req.id))
 
+    async def standing(self, repo: Repository, req: Request) -> Standing:
+        """Who counts and each member's current position, by the same rule as `count`, for
+        readers that need nothing more (no status per input): the draft, the live tally."""
+        rows = await repo.plain_rows(req.id)
+        return standing(self.window(req), rows.snapshot, rows.removed, rows.inputs, rows.redactions)
+
     async def sense(self, repo: Repository, req: Request) -> Sense:
         """The draft sense of the room from what is stored now."""
-        tally = await self.count(repo, req)
-        return tally.sense(await repo.objections(req.id), self.settings.quorum)
+        now = await self.standing(repo, req)
+        return now.sense(await repo.objections(req.id), self.settings.quorum)
 
     async def hums(self, repo: Repository, req: Request) -> str:
         """What the room hears of the hums: each side's loudness, never names or counts, and
         nothing before the ballot closed."""
         return (await self._hum_report(repo, req)).describe()
 
-    async def _hum_report(self, repo: Repository, req: Request) -> HumReport:
+    async def _hum_report(
+        self, repo: Repository, req: Request, now: Standing | None = None
+    ) -> HumReport:
         """The hums of members who count now (eligible, on the roster, not recused): a removed
-        or recused member's hum is dropped. Reported only once closed, from `hum_min` on."""
-        tally = await self.count(repo, req)
-        recused = {m for m, p in tally.positions.items() if p is Position.RECUSE}
-        keys = {self.hummer(req.id, v.user_id) for v in tally.voters if v.user_id not in recused}
+        or recused member's hum is dropped. Reported only once closed, from `hum_min` on.
+        `now` is the request's standing when the caller has it already."""
+        if now is None:
+            now = await self.standing(repo, req)
+        recused = {m for m, p in now.positions.items() if p is Position.RECUSE}
+        keys = {self.hummer(req.id, v.user_id) for v in now.voters if v.user_id not in recused}
         hums = [
             Hum(Side(side), Strength(strength))
             for hummer, side, strength in await repo.hums(req.id)
@@ -172,7 +191,9 @@ class Ballots:
                 out.redraft.add(req.id)  # sent in time, seen after the close
         if item.source is Source.REACTION and tally.current.get(item.member) is stored:
             await self._tidy(out, req, rows, stored)
-        await self.follow_objection(repo, out, req, item.member, now, ask_reason_in_reply_to, rows)
+        await self.follow_objection(
+            repo, out, req, item.member, now, ask_reason_in_reply_to, rows, tally
+        )
         return True
 
     async def _tidy(
@@ -202,17 +223,20 @@ class Ballots:
         now: int,
         ask_reason_in_reply_to: str | None = None,
         rows: MemberRows | None = None,
+        tally: Tally | None = None,
     ) -> PositionInput | None:
         """Open, fill or withdraw the member's objection to match their current position.
 
         Nothing changes on a decided request: its record is frozen until a reopen. `rows`
-        are the member's rows when the caller has them already.
+        are the member's rows when the caller has them already (and `tally`, their count).
         """
         if req.state is RequestState.DECIDED:
             return None
         if rows is None:
             rows = await repo.member_rows(req.id, member)
-        tally = self.tally(req, rows)
+            tally = None
+        if tally is None:
+            tally = self.tally(req, rows)
         current = tally.current.get(member)
         objecting = current is not None and current.position is Position.OBJECT
         step = objection_step(
@@ -477,6 +501,7 @@ class Ballots:
             bot_needs_power_entry=s.bot_needs_power_entry,
             space_id=s.space_id,
             server_name=s.server_name,
+            encrypted=s.encrypts,
         )
 
     async def room_ready(
@@ -545,8 +570,8 @@ class Ballots:
     ) -> Sense:
         """Post the draft sense of the room for the chairs at the close; after a change in
         the same round, edit that draft in place (one draft per round, always current)."""
-        tally = await self.count(repo, req)
-        sense = tally.sense(await repo.objections(req.id), self.settings.quorum)
+        now = await self.standing(repo, req)  # counted once, for the draft and the hums
+        sense = now.sense(await repo.objections(req.id), self.settings.quorum)
         first = req.proposal is None  # no draft yet in this round (a reopen clears it)
         await repo.update_request(req.id, proposal=sense.proposal)
         message = render.summary(
@@ -554,8 +579,8 @@ class Ballots:
             sense,
             final=True,
             mentions=sorted(self.settings.chairs),
-            hums=await self.hums(repo, req),
-            shape=rough_shape(sense, tally.voters),
+            hums=(await self._hum_report(repo, req, now)).describe(),
+            shape=rough_shape(sense, now.voters),
             prefix=self.settings.prefix,
             updated=None if first else (updated or "the draft changed"),
         )

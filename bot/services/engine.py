@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from bot.domain.clock_rules import zone
+from bot.domain.clock_rules import format_when, zone
 from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import RequestState
@@ -43,7 +43,7 @@ from bot.services.handlers import Handlers, acknowledge
 from bot.services.outbox import CARD, DRAFT, TALLY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.backend import Backend
-from storage.repo import OutboxItem, Repository
+from storage.repo import HeldEvent, OutboxItem, Repository
 
 __all__ = ["SYNC_TOKEN", "BatchResult", "Engine", "Settings"]
 
@@ -91,7 +91,8 @@ class Engine:
     async def apply_batch(self, batch: SyncBatch, *, force: bool = False) -> BatchResult:
         """Apply a sync batch and store its token, all in one transaction; then let the
         timers follow what was committed."""
-        now = self.clock.now_ms()
+        # Held encrypted events are applied under the time they were received.
+        now = batch.received_at if batch.received_at is not None else self.clock.now_ms()
         result = BatchResult()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
@@ -101,10 +102,14 @@ class Engine:
             applied: list[tuple[str, str]] = []
             for event in batch.events:
                 await self._apply_one(repo, out, event, now, result, seen, force=force)
+                if self._held(event):
+                    continue  # not applied: its decrypted self comes under the same ID
                 if event.event_id not in seen:
                     seen.add(event.event_id)
                     applied.append((event.event_id, event.room_id))
             await repo.mark_processed_many(applied, now)
+            if batch.released:
+                await repo.release_held(batch.released)
             await self.ballots.redraft(repo, out)
             # The live tallies are edited by a periodic job (calendar), off this path: a batch
             # only marks them, so a burst costs one statement, not a recount per ballot.
@@ -128,6 +133,45 @@ class Engine:
         """
         batch = SyncBatch(next_batch="", events=events)
         return await self.apply_batch(batch, force=force)
+
+    async def held(self) -> list[HeldEvent]:
+        """Encrypted events waiting for their keys, oldest receipt first."""
+        async with self.db.transaction() as tx:
+            return await Repository(tx).held_events()
+
+    async def tell_unreadable(self) -> int:
+        """Tell, once, the senders of encrypted messages that stayed unreadable longer than
+        `undecryptable_notice_ms`; returns how many senders were told."""
+        now = self.clock.now_ms()
+        cutoff = now - self.settings.undecryptable_notice_ms
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            out = Outbox(repo, now)
+            due = [
+                h
+                for h in await repo.held_events()
+                if h.notified_at is None and h.received_at <= cutoff
+            ]
+            told: set[tuple[str, str]] = set()
+            for held in due:
+                if (held.room_id, held.sender) in told:
+                    continue
+                told.add((held.room_id, held.sender))
+                text = (
+                    f"{held.sender}: I could not read your encrypted message of "
+                    f"{format_when(held.received_at, self.settings.group_tz)}: its key was "
+                    "not shared with my device. If your app only shares keys with verified "
+                    "devices, allow this bot's device (it is cross-signed), then send the "
+                    "message again."
+                )
+                await out.message(
+                    render.notice("reply", None, text, (held.sender,), event="unreadable"),
+                    room_id=held.room_id,
+                )
+            await repo.mark_held_notified([h.event_id for h in due], now)
+        if told:
+            self.doorbell.ring()
+        return len(told)
 
     async def unseen(self, event_ids: list[str]) -> set[str]:
         """Which of these events were never applied."""
@@ -186,7 +230,7 @@ class Engine:
             await self._on_poll_response(repo, out, event, now)
         elif isinstance(event, EncryptedMessage):
             await self._on_encrypted(repo, out, event, now)
-        elif isinstance(event, EncryptionEnabled):
+        elif isinstance(event, EncryptionEnabled) and not self.settings.encrypts:
             req = await repo.request_by_room(event.room_id)
             if req is not None:
                 why = f"{event.sender} switched on encryption"
@@ -215,11 +259,22 @@ class Engine:
             repo, out, req, item, now, ask_reason_in_reply_to=event.event_id
         )
 
+    def _held(self, event: InboundEvent) -> bool:
+        """Whether an event is an encrypted one kept until its key arrives."""
+        return isinstance(event, EncryptedMessage) and self.settings.encrypts
+
     async def _on_encrypted(
         self, repo: Repository, out: Outbox, event: EncryptedMessage, now: int
     ) -> None:
-        """Say once per room that the bot cannot read encrypted messages, and open an
-        unencrypted direct chat where the sender can use its commands."""
+        """With encryption on: keep the event until its key arrives (see `held`).
+
+        With encryption off: say once per room that the bot cannot read encrypted messages,
+        and open an unencrypted direct chat where the sender can use its commands."""
+        if self.settings.encrypts:
+            await repo.hold_event(
+                event.event_id, event.room_id, event.sender, event.ts, now, event.raw
+            )
+            return
         key = f"encrypted_notice:{event.room_id}"
         if await repo.get_meta(key) is not None:
             return
@@ -397,7 +452,7 @@ class Engine:
         room_id = await self.gateway.create_room(
             name="",
             topic=f"{self.settings.group_name}: Consensus Bot",
-            initial_state=dm_initial_state(),
+            initial_state=dm_initial_state(encrypted=self.settings.encrypts),
             power_level_override={},
             invite=[user_id],
             is_direct=True,
@@ -462,7 +517,7 @@ class Engine:
                 for r in await repo.requests([RequestState.OPEN])
                 if r.ballot_event_id and r.room_id and (room_ids is None or r.room_id in room_ids)
             ]
-            known = {r.id: await repo.inputs(r.id) for r in ballots}
+            known = {r.id: await repo.reaction_ids(r.id) for r in ballots}
         fixed = 0
         for req in ballots:
             assert req.room_id is not None
@@ -481,16 +536,14 @@ class Engine:
                     events.append(decoded)
                 elif isinstance(decoded, PollResponse):
                     events.append(decoded)
-            for item in known[req.id]:
-                if item.source is Source.REACTION and item.event_id not in live:
+            for reaction_id in known[req.id]:
+                if reaction_id not in live:
                     # Missing from /relations: retract only on evidence of a redaction (a
                     # partial or lagging answer must not erase a live position).
-                    redaction = await self.gateway.redaction_of(req.room_id, item.event_id)
+                    redaction = await self.gateway.redaction_of(req.room_id, reaction_id)
                     if redaction is not None:
                         redaction_id, sender, ts = redaction
-                        events.append(
-                            Redacted(req.room_id, redaction_id, sender, ts, item.event_id)
-                        )
+                        events.append(Redacted(req.room_id, redaction_id, sender, ts, reaction_id))
             result = await self.apply_events(events, force=True)
             fixed += result.applied
         return fixed

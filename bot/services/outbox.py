@@ -437,14 +437,20 @@ class OutboxSender:
         if item.op == "file":
             p = item.payload
             raw = p["data"].encode("utf-8")
-            uri = await self._upload(raw, p["mimetype"], p["filename"], p.get("cache_key"))
+            where: dict[str, Any]
+            if await self.gateway.encrypts(room_id):
+                # Encrypted attachment: a fresh key per post, so no shared upload cache.
+                where = {"file": await self.gateway.upload_encrypted(raw, p["filename"])}
+            else:
+                uri = await self._upload(raw, p["mimetype"], p["filename"], p.get("cache_key"))
+                where = {"url": uri}
             content = {
                 **p["caption"],
                 TXN_KEY: item.txn_id,
                 "msgtype": "m.file",
                 "body": p["filename"],
                 "filename": p["filename"],
-                "url": uri,
+                **where,
                 "info": {"mimetype": p["mimetype"], "size": len(raw)},
             }
             return await self.gateway.send_message(room_id, content, item.txn_id)

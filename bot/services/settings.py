@@ -36,3 +36,10 @@ class Settings:
     max_open_requests: int = 3  # undecided requests one member may have filed
     applications_per_day: int = 1  # applications by direct message per account and day
     retention_ms: int = 30 * 86_400_000  # how long sent messages and processed IDs are kept
+    encryption: str = "off"  # matrix.encryption: "required" | "on" | "off"
+    undecryptable_notice_ms: int = 10 * 60_000  # unreadable this long: tell the sender once
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether the bot creates encrypted rooms and reads encrypted events."""
+        return self.encryption != "off"

@@ -17,13 +17,16 @@ stopping the bot.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from bot.matrix.crypto import Outcome
 from bot.matrix.decode import decode_event, decode_sync, sync_filter
-from bot.matrix.events import InboundEvent, Invite
+from bot.matrix.events import InboundEvent, Invite, SyncBatch
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.services.engine import SYNC_TOKEN, Engine
 from storage.repo import Repository
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 MAX_GAP_PAGES = 20  # x 100 events
+HELD_RETRY_S = 30.0  # held encrypted events are retried this often, and whenever keys arrive
 
 
 class Syncer:
@@ -56,6 +60,7 @@ class Syncer:
         self._sleep = sleep
         self._on_first_batch = on_first_batch
         self._pending_invites: dict[str, Invite] = {}
+        self._held_checked = float("-inf")  # loop time of the last retry of held events
         self.batches = 0
         self.failures = 0
         self.undecodable = 0  # events set aside because decoding them failed
@@ -106,6 +111,7 @@ class Syncer:
                 log.info("homeserver reachable again after %.0f s", loop.time() - failing_since)
             failing_since = None
             backoff = 1.0
+            got_keys = await self._absorb_keys(raw)
             batch = decode_sync(raw, settings.bot_user_id, settings.prefix, initial=first)
             if batch.undecodable:
                 self.undecodable += len(batch.undecodable)
@@ -150,11 +156,82 @@ class Syncer:
                 except GatewayError as exc:
                     log.warning("reconciliation postponed: %s", exc)
                 self.wake_sender()
+            if self.gateway.crypto is not None and (
+                got_keys or loop.time() - self._held_checked >= HELD_RETRY_S
+            ):
+                self._held_checked = loop.time()
+                await self.release_held()
             if self._on_first_batch is not None:
                 callback, self._on_first_batch = self._on_first_batch, None
                 await callback()
             self.synced.set()
             self.synced = asyncio.Event()
+
+    async def _absorb_keys(self, raw: Any) -> bool:
+        """With encryption: give the Olm machine the keys in a response, then decrypt its
+        timelines in place (what stays encrypted is held by the engine). True when room keys
+        arrived. A failure here never holds the batch back: the keys are kept by the store
+        and the housekeeping calls are made again after the next sync."""
+        crypto = self.gateway.crypto
+        if crypto is None or not isinstance(raw, dict):
+            return False
+        got = False
+        try:
+            got = await crypto.absorb(raw)
+        except GatewayError as exc:
+            log.warning("key housekeeping postponed: %s", exc)
+        except Exception:
+            log.exception(
+                "the keys of a sync response could not be read (ref %s)", secrets.token_hex(3)
+            )
+        try:
+            crypto.decrypt_timeline(raw)
+        except Exception:
+            log.exception("decrypting a sync response failed (ref %s)", secrets.token_hex(3))
+        return got
+
+    async def release_held(self) -> int:
+        """Try the held encrypted events again: apply those whose key has arrived (under the
+        time they were received, oldest first, each with its original event ID), drop the
+        refused ones, and tell the senders of those unreadable for too long. Returns how
+        many were applied or dropped."""
+        crypto = self.gateway.crypto
+        if crypto is None:
+            return 0
+        settings = self.engine.settings
+        ready: dict[int, list[InboundEvent]] = {}
+        released: dict[int, list[str]] = {}
+        for held in await self.engine.held():
+            try:
+                event = json.loads(held.raw)
+            except ValueError:
+                event = None
+            result = crypto.decrypt(held.room_id, event) if isinstance(event, dict) else None
+            if result is not None and result.outcome is Outcome.WAITING:
+                continue
+            released.setdefault(held.received_at, []).append(held.event_id)
+            if result is None or result.event is None:
+                log.warning("held event %s dropped: %s", held.event_id, result and result.reason)
+                continue
+            decoded = decode_event(
+                held.room_id, result.event, settings.bot_user_id, settings.prefix
+            )
+            if decoded is not None:
+                ready.setdefault(held.received_at, []).append(decoded)
+        for received_at in sorted(released):
+            batch = SyncBatch(
+                next_batch="",
+                events=ready.get(received_at, []),
+                released=released[received_at],
+                received_at=received_at,
+            )
+            await self.engine.apply_batch(batch)
+        if released:
+            log.info("%d held encrypted events released", sum(map(len, released.values())))
+            self.wake_sender()
+        if await self.engine.tell_unreadable():
+            self.wake_sender()
+        return sum(map(len, released.values()))
 
     async def _pending_invites_at_start(self) -> None:
         """Invites still pending from before a restart: an incremental sync does not repeat

@@ -132,11 +132,12 @@ def config_toml(
     digest: str = "",
     watchdog: str = "5m",
     hum_min: int = 5,
+    encryption: str = "off",
     dsn: str | None = None,
     failover_timeout: str = "10s",
 ) -> str:
-    """A complete config file for a test group (on PostgreSQL when `dsn` is given; the key
-    file stays beside `db_path` then)."""
+    """A complete config file for a test group (unencrypted unless `encryption` says; on
+    PostgreSQL when `dsn` is given, the key file staying beside `db_path` then)."""
     backend = (
         f'backend = "postgresql"\ndsn = "{dsn}"\nfailover_timeout = "{failover_timeout}"\n'
         if dsn
@@ -153,6 +154,8 @@ user_id = "{bot_user.user_id}"
 access_token = "{bot_user.access_token}"
 device_id = "{bot_user.device_id}"
 sync_watchdog = "{watchdog}"
+encryption = "{encryption}"
+crypto_store = "{db_path.parent / "crypto"}"
 
 [storage]
 path = "{db_path}"
@@ -186,10 +189,14 @@ async def make_group(
     rate_limit_bot: bool = False,
     watchdog: str = "5m",
     hum_min: int = 5,
+    encryption: str = "off",
     dsn: str | None = None,
     failover_timeout: str = "10s",
 ) -> Group:
-    """Register a bot, a chair, members and an applicant; the chair makes the main room."""
+    """Register a bot, a chair, members and an applicant; the chair makes the main room.
+
+    With `encryption` other than "off", every person is an encrypting client with its own
+    crypto store and the main room is created encrypted."""
 
     def register(name: str) -> RegisteredUser:
         return synapse.register(f"{tag}-{name}")
@@ -204,8 +211,13 @@ async def make_group(
     if not rate_limit_bot:
         synapse.exempt_from_rate_limits(bot_user.user_id)
 
+    encrypted = encryption != "off"
+
     def client(user: RegisteredUser) -> SimMember:
-        return SimMember(synapse.base_url, user.user_id, user.access_token, user.device_id)
+        store = workdir / "people" / user.user_id.split(":")[0].lstrip("@") if encrypted else None
+        return SimMember(
+            synapse.base_url, user.user_id, user.access_token, user.device_id, crypto_store=store
+        )
 
     chair = client(chair_user)
     sims = {name: client(u) for name, u in users.items()}
@@ -213,7 +225,7 @@ async def make_group(
     clients = [chair, *sims.values(), applicant]
     await asyncio.gather(*(c.connect() for c in clients))
     # createRoom takes at most 10 invitees by default: invite one by one.
-    main_room = await chair.create_room("Main room", [])
+    main_room = await chair.create_room("Main room", [], encrypted=encrypted)
     for user in [bot_user, *users.values()]:
         await chair.gateway.invite(main_room, user.user_id)
     await asyncio.gather(*(s.join(main_room) for s in sims.values()))
@@ -232,6 +244,7 @@ async def make_group(
             digest=digest,
             watchdog=watchdog,
             hum_min=hum_min,
+            encryption=encryption,
             dsn=dsn,
             failover_timeout=failover_timeout,
         )

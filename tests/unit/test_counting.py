@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.counting import Ballot, Redaction, Status, count, effective_ts, in_time
+from bot.domain.counting import (
+    Ballot,
+    Redaction,
+    Status,
+    count,
+    effective_ts,
+    in_time,
+    standing,
+)
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.positions import Position
 from bot.domain.record import verify_json
@@ -137,6 +145,50 @@ def test_the_rule_does_not_depend_on_arrival_order(
     again = count(ballot, VOTERS, {}, data.draw(st.permutations(inputs)), [])
     assert first.current == again.current
     assert first.status == again.status
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([ALICE, BOB, CAROL]),
+            st.sampled_from([*Position, None]),
+            st.integers(-(10**16), 10**16),
+            st.integers(T0, T0 + 10 * SKEW),
+            st.sampled_from([ROOM, "!elsewhere:x", ""]),
+            st.sampled_from(list(Source)),
+        ),
+        max_size=10,
+    ),
+    st.lists(st.tuples(st.integers(0, 9), st.sampled_from([ALICE, BOB, CHAIR])), max_size=4),
+    st.sampled_from([None, T0 + 5 * SKEW]),
+    st.dictionaries(st.sampled_from([ALICE, BOB]), st.integers(T0, T0 + 10 * SKEW), max_size=1),
+    st.data(),
+)
+def test_standing_on_plain_rows_agrees_with_count(
+    rows: list[tuple[str, Position | None, int, int, str, Source]],
+    aimed: list[tuple[int, str]],
+    closed_at: int | None,
+    removed: dict[str, int],
+    data: st.DataObject,
+) -> None:
+    """The draft's plain-row path is the same rule as `count`, in any order of its rows."""
+    inputs = [
+        PositionInput(f"$e{n}", m, p, ts, src, None, room, rec)
+        for n, (m, p, ts, rec, room, src) in enumerate(rows)
+    ]
+    redactions = [
+        Redaction(f"$r{k}", f"$e{n}", ROOM, sender, T0 + k, T0 + k)
+        for k, (n, sender) in enumerate(aimed)
+    ]
+    ballot = Ballot(ROOM, closed_at, SKEW, tidier=CHAIR)
+    tally = count(ballot, VOTERS, removed, inputs, redactions)
+    plain = [
+        (i.event_id, i.member, i.position, i.ts, i.source, i.room_id, i.recorded_at)
+        for i in data.draw(st.permutations(inputs))
+    ]
+    now = standing(ballot, VOTERS, removed, plain, redactions)
+    assert now.voters == tally.voters
+    assert now.positions == tally.positions
 
 
 # ---- through the engine --------------------------------------------------------------------

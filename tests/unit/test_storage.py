@@ -436,6 +436,35 @@ async def test_eligible_snapshot_and_voters(db: Backend) -> None:
         assert (await repo.rows(rid)).removed == {}
 
 
+async def test_plain_rows_read_what_rows_reads(db: Backend) -> None:
+    """The draft's cheaper read returns the same snapshot, removals and inputs as `rows`,
+    including a snapshot member who is missing from the roster (removed long ago)."""
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        for user in ("@a:x", "@b:x", "@c:x"):
+            await repo.seed_member(user, "academia", "europe", NOW)
+        rid = await new_request(repo)
+        await repo.snapshot_eligible(rid)
+        await tx.execute(
+            "INSERT INTO eligible(request_id, user_id, stakeholder, region) "
+            "VALUES (?, '@nobody:x', 'academia', 'europe')",
+            (rid,),
+        )
+        await repo.deactivate_member("@b:x", NOW + 5)
+        for n, user in enumerate(("@a:x", "@b:x", "@a:x")):
+            item = PositionInput(f"$p{n}", user, Position.SUPPORT, NOW + n, Source.REACTION)
+            await repo.add_input(rid, item, NOW + n)
+        await repo.add_redaction(Redaction("$r", "$p0", "!room:x", "@a:x", NOW, NOW))
+        rows, plain = await repo.rows(rid), await repo.plain_rows(rid)
+    assert plain.snapshot == rows.snapshot
+    assert plain.removed == rows.removed == {"@b:x": NOW + 5, "@nobody:x": 0}
+    assert sorted(plain.inputs) == sorted(
+        (i.event_id, i.member, i.position, i.ts, i.source, i.room_id, i.recorded_at)
+        for i in rows.inputs
+    )
+    assert plain.redactions == rows.redactions
+
+
 async def test_inputs_and_redactions_are_stored_raw(db: Backend) -> None:
     """The repository stores and loads; which of these count is the counting rule's call."""
     async with db.transaction() as tx:
@@ -734,3 +763,28 @@ def test_the_lock_file_says_when_it_cannot_be_created(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match="cannot create the lock file") as caught:
         lock.acquire()
     one_sentence(str(caught.value))
+
+
+def test_the_crypto_store_backup_copies_sqlite_consistently_and_never_overwrites(
+    tmp_path: Path,
+) -> None:
+    from storage.backup import BackupError, copy_crypto_store
+
+    store = tmp_path / "crypto"
+    store.mkdir()
+    with sqlite3.connect(store / "@bot_DEV.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE keys(k TEXT)")
+        conn.execute("INSERT INTO keys VALUES ('megolm')")
+    (store / "cross-signing.json").write_text("{}")
+    (store / "cross-signing.json").chmod(0o600)
+    dest = tmp_path / "backup.db.crypto"
+    written = copy_crypto_store(store, dest)
+    assert sorted(p.name for p in written) == ["@bot_DEV.db", "cross-signing.json"]
+    with sqlite3.connect(dest / "@bot_DEV.db") as copy:
+        assert copy.execute("SELECT k FROM keys").fetchall() == [("megolm",)]
+    assert (dest / "cross-signing.json").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(BackupError, match="exists already"):
+        copy_crypto_store(store, dest)
+    with pytest.raises(BackupError, match="no crypto store"):
+        copy_crypto_store(tmp_path / "nowhere", tmp_path / "other")

@@ -132,6 +132,8 @@ async def test_a_too_deep_body_parsed_by_nio_is_a_gateway_error() -> None:
 class ScriptedGateway:
     """`sync` answers from a script (an exception is raised); then it waits for ever."""
 
+    crypto = None  # no encryption in these scripts
+
     def __init__(self, script: list[Any]) -> None:
         self.script = script
         self.calls: list[str | None] = []

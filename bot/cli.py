@@ -470,7 +470,7 @@ def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
         for problem in parsed.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if dry_run and not config.storage.path.exists():
+    if dry_run and config.storage.backend == "sqlite" and not config.storage.path.exists():
         # A dry run leaves no trace: no database is created just to be found empty.
         plan = plan_import(parsed.rows, {})
         for planned in plan:

@@ -48,10 +48,8 @@ test: lint types pg-server
 unit: $(STAMP) pg-server
 	$(BIN)/pytest -q -m 'not real'
 
-# The long fault runs, and every backend-parametrised test on PostgreSQL too.
 soak: $(STAMP) pg-server
 	$(BIN)/pytest -q -m soak -o addopts='' --timeout=3600
-	$(BIN)/pytest -q -m 'not real' --all-backends
 
 demo: $(STAMP)
 	$(BIN)/python -m bot demo

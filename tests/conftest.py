@@ -5,9 +5,9 @@ started lazily by the ``synapse`` fixture from ``bot.devtools.synapse``. Its sta
 reported in the terminal summary.
 
 Tests that take the ``backend`` argument (directly or through a fixture such as the engine
-scenarios' ``world``) run on SQLite and, in the modules of ``PG_BY_DEFAULT`` (or everywhere
-with ``--all-backends``, as ``make soak`` does), on PostgreSQL too: one throwaway cluster per
-session (``tests/pg.py``), started on first need, and a fresh database per test.
+scenarios' ``world``) run on SQLite and on PostgreSQL: one throwaway cluster per session
+(``tests/pg.py``), started on first need, and a fresh database per test. ``-m 'not pg'``
+leaves out everything that needs PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,38 +24,13 @@ from tests.pg import PgCluster
 SYNAPSE_START_SECONDS = pytest.StashKey[float]()
 PG_START_SECONDS = pytest.StashKey[float]()
 
-# Modules whose backend-parametrised tests also run on PostgreSQL in the default run: the
-# storage contract, the engine scenarios and one real-homeserver lifecycle. The other scenario
-# modules reuse the same repository code; they run on PostgreSQL with --all-backends
-# (`make soak`).
-PG_BY_DEFAULT = frozenset(
-    {
-        "tests.unit.test_storage",
-        "tests.unit.test_engine",
-        "tests.unit.test_pg",
-        "tests.unit.test_migrate_storage",
-        "tests.integration.test_walking_skeleton",
-    }
-)
 POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.pg, id="postgresql")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """`--all-backends`: every backend-parametrised test runs on PostgreSQL too."""
-    parser.addoption(
-        "--all-backends",
-        action="store_true",
-        default=False,
-        help="run every backend-parametrised test on PostgreSQL too (not only PG_BY_DEFAULT)",
-    )
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise `backend` (see the module docstring)."""
-    if "backend" not in metafunc.fixturenames:
-        return
-    pg = metafunc.module.__name__ in PG_BY_DEFAULT or metafunc.config.getoption("--all-backends")
-    metafunc.parametrize("backend", ["sqlite", POSTGRESQL] if pg else ["sqlite"])
+    """Run every test that takes `backend` (directly or through a fixture) on both."""
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", POSTGRESQL])
 
 
 @pytest.fixture(scope="session")

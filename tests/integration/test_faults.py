@@ -153,6 +153,7 @@ async def failover_group(
 FAILOVER_TIMEOUT = 10.0
 
 
+@pytest.mark.pg
 async def test_failover_short(failover_group: tuple[Group, BotProcess]) -> None:
     """Active and standby on one PostgreSQL database: SIGKILL the active twice mid-burst; the
     standby takes over within the failover timeout each time; nothing lost, nothing doubled."""
@@ -169,6 +170,7 @@ async def test_failover_short(failover_group: tuple[Group, BotProcess]) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.pg
 async def test_failover_long(failover_group: tuple[Group, BotProcess]) -> None:
     """The long failover run: ten kills of whichever bot is active over a longer burst."""
     group, standby = failover_group
@@ -182,6 +184,7 @@ async def test_failover_long(failover_group: tuple[Group, BotProcess]) -> None:
     )
 
 
+@pytest.mark.pg
 async def test_an_active_bot_that_loses_its_lock_stops_at_once(
     failover_group: tuple[Group, BotProcess],
 ) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from bot.cli import main
 
+pytestmark = pytest.mark.pg  # needs the session's PostgreSQL cluster
+
 
 @pytest.fixture
 def pg_config(tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -15,6 +15,8 @@ from storage.repo import Repository
 from tests.unit.test_engine import ALICE, BOB, CHAIR, MAIN, make_world
 from tests.unit.test_storage import TABLES
 
+pytestmark = pytest.mark.pg  # needs the session's PostgreSQL cluster
+
 
 async def _decided_twice(path: Path) -> None:
     """Request #1 decided, reopened and decided again: two frozen record segments."""

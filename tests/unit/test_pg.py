@@ -35,6 +35,8 @@ from storage.postgres import (
 from storage.repo import Repository
 from tests.unit.test_storage import TABLES
 
+pytestmark = pytest.mark.pg  # needs the session's PostgreSQL cluster
+
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000_000
 

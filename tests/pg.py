@@ -32,7 +32,11 @@ def pg_bin(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    def version(path: str) -> tuple[int, ...]:
+        number = Path(path).parts[-3]  # /usr/lib/postgresql/<version>/bin/<name>
+        return tuple(int(p) for p in number.split(".") if p.isdigit())
+
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=version)
     if not candidates:
         raise RuntimeError(
             f"PostgreSQL's {name} was not found: install PostgreSQL (`make test` does it on "

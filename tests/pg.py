@@ -32,6 +32,7 @@ def pg_bin(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
+
     def version(path: str) -> tuple[int, ...]:
         number = Path(path).parts[-3]  # /usr/lib/postgresql/<version>/bin/<name>
         return tuple(int(p) for p in number.split(".") if p.isdigit())

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: test lint types unit real demo soak bench clean help
+.PHONY: test lint types unit real demo soak bench clean help pg-server
 
 help:
 	@echo "make demo   - start a throwaway homeserver and walk one request to its outcome"
@@ -29,13 +29,26 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-test: lint types
+# The tests start a throwaway PostgreSQL cluster of their own (tests/pg.py): they need its
+# server programs. On a fresh Debian machine (as root) they are installed from the archive.
+pg-server:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing PostgreSQL for the tests ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "PostgreSQL's initdb was not found: install PostgreSQL (e.g. apt-get install postgresql)"; \
+		exit 1; \
+	fi
+
+test: lint types pg-server
 	$(BIN)/pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) pg-server
 	$(BIN)/pytest -q -m 'not real'
 
-soak: $(STAMP)
+soak: $(STAMP) pg-server
 	$(BIN)/pytest -q -m soak -o addopts='' --timeout=3600
 
 demo: $(STAMP)

@@ -25,9 +25,9 @@ from bot.services.handlers import Handlers
 from bot.services.outbox import Doorbell, OutboxSender
 from bot.services.settings import Settings
 from bot.services.syncer import Syncer
-from storage.database import Database
+from storage.backend import Backend
+from storage.factory import build_database, build_guard
 from storage.keys import Keys, create_keys, key_path, load_keys
-from storage.lock import InstanceLock
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,10 @@ class App:
         self.reset_cross_signing = reset_cross_signing
         self.clock: Clock = clock or SystemClock()
         self.sync_timeout_ms = sync_timeout_ms
-        self.lock = InstanceLock(config.storage.path)
-        self.db = Database(config.storage.path)
+        # The backend is the config's choice; the guard makes this bot the only writer (a lock
+        # file for SQLite; for PostgreSQL an advisory lock a standby waits for).
+        self.db: Backend = build_database(config.storage, running_bot=True)
+        self.guard = build_guard(config.storage, self.db)
         m = config.matrix
         self.gateway = Gateway(
             m.homeserver,
@@ -83,8 +85,9 @@ class App:
         self._open_ballots = 0
 
     async def start(self) -> Engine:
-        """Take the lock, open the database, log in and build the services."""
-        self.lock.acquire()
+        """Take the lock (a standby waits here), open the database, log in and build the
+        services."""
+        await self.guard.acquire()
         await self.db.open()
         m, g, p = self.config.matrix, self.config.group, self.config.process
         d = self.config.digest
@@ -263,7 +266,17 @@ class App:
     async def run(self) -> None:
         """Run until `stop()` (or cancellation); always releases what it took."""
         try:
-            await self.start()
+            # A standby waits in start() for the active bot's lock: a stop request ends that.
+            starting = asyncio.create_task(self.start(), name="start")
+            stopping = asyncio.create_task(self._stop.wait(), name="stop-while-starting")
+            await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                return
+            starting.result()
             assert self.sender is not None
             assert self.syncer is not None
             self.timers.start()
@@ -273,6 +286,8 @@ class App:
             tasks = [
                 asyncio.create_task(self.sender.run(), name="outbox"),
                 asyncio.create_task(self.syncer.run(), name="sync"),
+                # Returns only by raising when this bot must stop writing (lost its lock).
+                asyncio.create_task(self.guard.watch(), name="guard"),
             ]
             stopper = asyncio.create_task(self._stop.wait(), name="stop")
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -331,12 +346,12 @@ class App:
         self.timers.stop()
         await self.gateway.close()
         await self.db.close()
-        self.lock.release()
+        await self.guard.release()
 
 
 def build_engine(
     settings: Settings,
-    db: Database,
+    db: Backend,
     clock: Clock,
     doorbell: Doorbell,
     *,

@@ -1,4 +1,5 @@
-"""The command line: run, check-config, init, members import, export, backup, demo."""
+"""The command line: run, check-config, init, members import, export, backup, migrate-storage,
+demo."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config, render_config
-from storage.database import Database
+from storage.backend import Backend
 
 EXIT_CONFIG = 2  # the configuration is missing or invalid
 EXIT_USAGE = 2  # a usage error, or a file that cannot be read
@@ -146,6 +147,26 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="check the rows and show what would change"
     )
     roster_import.add_argument("file", type=Path, metavar="FILE.csv", help="the roster to import")
+    migrate = sub.add_parser(
+        "migrate-storage",
+        help="copy a SQLite database into an empty PostgreSQL one",
+        description=(
+            "Copy every table of a SQLite database (the bot stopped) into an empty PostgreSQL "
+            "database in one transaction, then verify every frozen decision record there. "
+            "Exit codes: 0 copied and verified, 1 refused or a record does not verify, "
+            "2 usage error."
+        ),
+    )
+    migrate.add_argument(
+        "--from", dest="source", required=True, metavar="sqlite:PATH", help="the SQLite file"
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="postgresql:DSN",
+        help="the PostgreSQL database, e.g. postgresql:postgresql://bot@db/consensus",
+    )
     demo = sub.add_parser("demo", help="walk one request through a throwaway local homeserver")
     demo.add_argument("--keep-running", action="store_true", help="stay up to look around")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo files")
@@ -172,6 +193,7 @@ def _run(config_path: Path, verbose: bool, reset_cross_signing: bool = False) ->
     from bot.matrix.gateway import AuthLost
     from storage.database import DatabaseError
     from storage.lock import AlreadyRunning
+    from storage.postgres import LeaseLost
 
     config = _load(config_path)
     if config is None:
@@ -196,7 +218,7 @@ def _run(config_path: Path, verbose: bool, reset_cross_signing: bool = False) ->
     except DatabaseError as exc:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return EXIT_DATABASE
-    except (AlreadyRunning, StartupError, AuthLost) as exc:
+    except (AlreadyRunning, StartupError, AuthLost, LeaseLost) as exc:
         print(f"consensus-bot: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -226,14 +248,37 @@ def _check_config(config_path: Path, offline: bool) -> int:
 
 
 @asynccontextmanager
-async def _database(config: Config) -> AsyncIterator[Database]:
-    """The bot's database, opened (and migrated) for a one-off command."""
-    db = Database(config.storage.path)
-    await db.open()
-    try:
+async def _database(config: Config) -> AsyncIterator[Backend]:
+    """The bot's database (whichever backend), opened and migrated for a one-off command."""
+    from storage.factory import open_database
+
+    async with open_database(config.storage) as db:
         yield db
-    finally:
-        await db.close()
+
+
+def _migrate_storage(source: str, target: str) -> int:
+    """`migrate-storage --from sqlite:PATH --to postgresql:DSN`."""
+    from storage.database import DatabaseError
+    from storage.lock import AlreadyRunning
+    from storage.migrate import MigrationError, migrate_storage
+
+    if not source.startswith("sqlite:") or len(source) == len("sqlite:"):
+        print("consensus-bot: --from must be sqlite:PATH", file=sys.stderr)
+        return EXIT_USAGE
+    dsn = target.removeprefix("postgresql:")
+    if not target.startswith("postgresql:") or not dsn.startswith(("postgresql://", "postgres://")):
+        print(
+            "consensus-bot: --to must be postgresql:DSN, e.g. postgresql:postgresql://bot@db/cb",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        report = asyncio.run(migrate_storage(Path(source.removeprefix("sqlite:")), dsn))
+    except (MigrationError, DatabaseError, AlreadyRunning) as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 def _verify(path: Path, head: str | None) -> int:
@@ -425,7 +470,7 @@ def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
         for problem in parsed.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if dry_run and not config.storage.path.exists():
+    if dry_run and config.storage.backend == "sqlite" and not config.storage.path.exists():
         # A dry run leaves no trace: no database is created just to be found empty.
         plan = plan_import(parsed.rows, {})
         for planned in plan:
@@ -488,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _init(args)
     if args.command == "members":
         return _members_import(args.config, args.file, args.dry_run)
+    if args.command == "migrate-storage":
+        return _migrate_storage(args.source, args.target)
     if args.command == "demo":
         from bot.devtools.demo import run_demo
 

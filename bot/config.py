@@ -546,16 +546,67 @@ def _beside_config(value: Path, info: ValidationInfo) -> Path:
     return base / path if base is not None and not path.is_absolute() else path
 
 
-class StorageConfig(_Section):
-    """`[storage]`: where the SQLite database lives (relative to the config file's directory)."""
+_DSN_SCHEMES: Final = ("postgresql://", "postgres://")
 
+
+class StorageConfig(_Section):
+    """`[storage]`: the backend and where the database lives.
+
+    `backend = "sqlite"` (the default) keeps everything in the file `path` (relative to the
+    config file's directory). `backend = "postgresql"` keeps the data in the database named by
+    `dsn` and lets a standby bot take over (see `failover_timeout`); `path` then only places
+    the key file (beside it, as `<path>.keys`).
+    """
+
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
     path: Path = Field(default=Path("data/consensus.db"), validate_default=True)
+    # A DSN may carry a password: never printed (render_config masks it).
+    dsn: SecretStr | None = None
     retention: DurationText = "30d"
+    failover_timeout: DurationText = "10s"
 
     @property
     def retention_ms(self) -> int:
         """How long sent messages and processed event IDs are kept, in milliseconds."""
         return parse_duration(self.retention)
+
+    @property
+    def failover_timeout_s(self) -> float:
+        """How soon a standby must take over after the active bot died, in seconds."""
+        return parse_duration(self.failover_timeout) / 1000
+
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value().strip()
+            if not text.startswith(_DSN_SCHEMES):
+                raise _problem(
+                    "must be a PostgreSQL URL such as "
+                    "'postgresql://bot@db.example.org:5432/consensus'"
+                )
+        return value
+
+    @field_validator("failover_timeout")
+    @classmethod
+    def _check_failover(cls, value: str) -> str:
+        if parse_duration(value) < 3_000:
+            raise _problem("must be at least 3s (the standby polls every second)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Self:
+        if self.backend == "postgresql" and self.dsn is None:
+            _raise_all(
+                "StorageConfig",
+                [(("dsn",), 'is required with backend = "postgresql"', None)],
+            )
+        if self.backend == "sqlite" and self.dsn is not None:
+            _raise_all(
+                "StorageConfig",
+                [(("dsn",), 'is only used with backend = "postgresql"', None)],
+            )
+        return self
 
     @field_validator("path", mode="before")
     @classmethod
@@ -939,6 +990,19 @@ def _secret_lines(kind: str, matrix: MatrixConfig) -> list[str]:
     return lines
 
 
+def _dsn_shown(dsn: SecretStr) -> str:
+    """The DSN with its password (if any) masked: host, port and database stay readable."""
+    parts = urlsplit(dsn.get_secret_value())
+    if parts.password is None:
+        return parts.geturl()
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{user}:{_MASK}@{host}{port}").geturl()
+
+
 def render_config(config: Config) -> str:
     """The effective configuration as TOML, defaults included and secrets hidden.
 
@@ -962,8 +1026,11 @@ def render_config(config: Config) -> str:
         f"undecryptable_notice = {_toml(m.undecryptable_notice)}",
         "",
         "[storage]",
+        f"backend = {_toml(config.storage.backend)}",
         f"path = {_toml(config.storage.path)}",
+        *([f"dsn = {_toml(_dsn_shown(config.storage.dsn))}"] if config.storage.dsn else []),
         f"retention = {_toml(config.storage.retention)}",
+        f"failover_timeout = {_toml(config.storage.failover_timeout)}",
         "",
         "[group]",
         f"name = {_toml(g.name)}",

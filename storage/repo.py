@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -17,7 +16,8 @@ from bot.domain.objections import Objection, ObjectionEvent, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal, Voter
-from storage.database import Tx
+from storage.backend import Tx
+from storage.rows import Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +129,7 @@ _ACTIVE = "SELECT user_id FROM members WHERE active = 1"
 _INACTIVE = "SELECT user_id, coalesce(removed_at, 0) FROM members WHERE active != 1"
 
 
-def _request(row: sqlite3.Row) -> Request:
+def _request(row: Row) -> Request:
     return Request(
         id=row["id"],
         applicant=Applicant(
@@ -168,7 +168,7 @@ def _request(row: sqlite3.Row) -> Request:
     )
 
 
-def _input(row: sqlite3.Row) -> PositionInput:
+def _input(row: Row) -> PositionInput:
     return PositionInput(
         event_id=row["event_id"],
         member=row["member"],
@@ -181,7 +181,7 @@ def _input(row: sqlite3.Row) -> PositionInput:
     )
 
 
-def _redaction(row: sqlite3.Row) -> Redaction:
+def _redaction(row: Row) -> Redaction:
     return Redaction(
         event_id=row["event_id"],
         redacts=row["redacts"],
@@ -192,7 +192,7 @@ def _redaction(row: sqlite3.Row) -> Redaction:
     )
 
 
-def _objection(row: sqlite3.Row) -> Objection:
+def _objection(row: Row) -> Objection:
     return Objection(
         id=row["id"],
         request_id=row["request_id"],
@@ -207,7 +207,7 @@ def _objection(row: sqlite3.Row) -> Objection:
     )
 
 
-def _appeal(row: sqlite3.Row) -> Appeal:
+def _appeal(row: Row) -> Appeal:
     return Appeal(
         id=row["id"],
         request_id=row["request_id"],
@@ -232,7 +232,7 @@ class Repository:
         # more than the query. Keyed by the whole row, so any change makes a new value.
         self._requests: dict[tuple[Any, ...], Request] = {}
 
-    def _request(self, row: sqlite3.Row) -> Request:
+    def _request(self, row: Row) -> Request:
         key = tuple(row)
         known = self._requests.get(key)
         if known is None:
@@ -380,7 +380,8 @@ class Repository:
     async def active_members(self) -> list[Member]:
         """The active roster, by user ID."""
         rows = await self.tx.fetchall(
-            "SELECT * FROM members WHERE active = 1 ORDER BY user_id COLLATE NOCASE"
+            # lower() folds ASCII only, like SQLite's NOCASE did; the ID breaks ties.
+            "SELECT * FROM members WHERE active = 1 ORDER BY lower(user_id), user_id"
         )
         return [
             Member(r["user_id"], r["stakeholder"], r["region"], True, r["tz"], r["country"])
@@ -534,9 +535,9 @@ class Repository:
     async def snapshot_eligible(self, request_id: int) -> int:
         """Record the active roster as the request's eligible members; returns how many."""
         await self.tx.execute(
-            "INSERT OR IGNORE INTO eligible(request_id, user_id, stakeholder, region, country) "
-            "SELECT ?, user_id, stakeholder, region, coalesce(country, '') FROM members "
-            "WHERE active = 1",
+            "INSERT INTO eligible(request_id, user_id, stakeholder, region, country) "
+            "SELECT CAST(? AS BIGINT), user_id, stakeholder, region, coalesce(country, '') "
+            "FROM members WHERE active = 1 ON CONFLICT DO NOTHING",
             (request_id,),
         )
         return int(
@@ -860,10 +861,14 @@ class Repository:
         self, request_id: int | None = None, *, open_only: bool = False
     ) -> list[Appeal]:
         """Appeals of a request (or of all), oldest first; only unanswered ones if asked."""
-        sql = "SELECT * FROM appeals WHERE (? IS NULL OR request_id = ?)"
-        if open_only:
-            sql += " AND state = 'open'"
-        rows = await self.tx.fetchall(sql + " ORDER BY id", (request_id, request_id))
+        # Conditions are added in Python: `? IS NULL` has no type PostgreSQL could infer.
+        where = ["state = 'open'"] if open_only else []
+        params: tuple[Any, ...] = ()
+        if request_id is not None:
+            where.append("request_id = ?")
+            params = (request_id,)
+        sql = "SELECT * FROM appeals" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
+        rows = await self.tx.fetchall(sql + " ORDER BY id", params)
         return [_appeal(r) for r in rows]
 
     async def answer_appeal(
@@ -983,7 +988,7 @@ class Repository:
     async def remember_upload(self, key: str, uri: str, now: int) -> None:
         """Remember where unchanging content was uploaded."""
         await self.tx.execute(
-            "INSERT OR IGNORE INTO uploads(key, uri, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO uploads(key, uri, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (key, uri, now),
         )
 
@@ -1010,6 +1015,7 @@ class Repository:
     async def dm_room(self, user_id: str) -> str | None:
         """The newest of the bot's direct chats with a user, if one is known."""
         value = await self.tx.fetchval(
+            # rowid: SQLite's own; PostgreSQL's dm_rooms has an identity column of that name.
             "SELECT room_id FROM dm_rooms WHERE user_id = ? ORDER BY created_at DESC, rowid DESC "
             "LIMIT 1",
             (user_id,),
@@ -1019,7 +1025,8 @@ class Repository:
     async def set_dm_room(self, user_id: str, room_id: str, now: int) -> None:
         """Remember a direct chat of the bot with a user (a room belongs to one user only)."""
         await self.tx.execute(
-            "INSERT OR IGNORE INTO dm_rooms(room_id, user_id, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO dm_rooms(room_id, user_id, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (room_id, user_id, now),
         )
 
@@ -1067,8 +1074,8 @@ class Repository:
     async def mark_reminded(self, request_id: int, slot: str, member: str, now: int) -> None:
         """Record that a member was reminded for a slot."""
         await self.tx.execute(
-            "INSERT OR IGNORE INTO reminders_sent(request_id, slot, member, sent_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO reminders_sent(request_id, slot, member, sent_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (request_id, slot, member, now),
         )
 
@@ -1106,8 +1113,8 @@ class Repository:
     async def mark_processed_many(self, events: Sequence[tuple[str, str]], now: int) -> None:
         """Remember that these (event ID, room ID) were applied."""
         await self.tx.executemany(
-            "INSERT OR IGNORE INTO processed_events(event_id, room_id, processed_at) "
-            "VALUES (?, ?, ?)",
+            "INSERT INTO processed_events(event_id, room_id, processed_at) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [(event_id, room_id, now) for event_id, room_id in events],
         )
 
@@ -1116,8 +1123,10 @@ class Repository:
     ) -> None:
         """Set aside an event whose handling failed."""
         await self.tx.execute(
-            "INSERT OR REPLACE INTO failed_events(event_id, room_id, ref, error, failed_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO failed_events(event_id, room_id, ref, error, failed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(event_id) DO UPDATE SET "
+            "room_id = excluded.room_id, ref = excluded.ref, error = excluded.error, "
+            "failed_at = excluded.failed_at",
             (event_id, room_id, ref, error, now),
         )
 

@@ -20,7 +20,7 @@ from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.outbox import Doorbell, Outbox, dm
 from bot.services.settings import Settings
-from storage.database import Database
+from storage.backend import Backend
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class Calendar:
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        db: Backend,
         clock: Clock,
         ballots: Ballots,
         doorbell: Doorbell,

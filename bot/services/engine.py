@@ -42,7 +42,7 @@ from bot.services.clock import Clock
 from bot.services.handlers import Handlers, acknowledge
 from bot.services.outbox import CARD, DRAFT, TALLY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
-from storage.database import Database
+from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
 
 __all__ = ["SYNC_TOKEN", "BatchResult", "Engine", "Settings"]
@@ -69,7 +69,7 @@ class Engine:
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        db: Backend,
         clock: Clock,
         ballots: Ballots,
         handlers: Handlers,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.matrix.render import Message
 from bot.services.clock import Clock
-from storage.database import Database
+from storage.backend import Backend
 from storage.repo import OutboxItem, Repository
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        db: Database,
+        db: Backend,
         gateway: Gateway,
         hooks: OutboxHooks,
         clock: Clock,

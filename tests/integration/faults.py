@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from bot.domain.ledger import PositionInput, Source
 from bot.domain.positions import LEGEND, position_for_reaction
 from bot.domain.sense import Voter
 from commands.parser import ParsedCommand, parse
-from tests.integration.harness import Group
+from tests.integration.harness import BotProcess, Group, query
 
 POSITION_COMMANDS = ("support", "no-objection", "concern", "abstain", "object", "withdraw")
 EMOJI = [e for e, _ in LEGEND] + ["✅", "✋", "🎉"]  # 🎉 is no position: must be ignored
@@ -36,6 +36,7 @@ class BurstStats:
     sent_position_events: set[str] = field(default_factory=set)
     commands: set[str] = field(default_factory=set)
     redacted: set[str] = field(default_factory=set)
+    takeovers: list[float] = field(default_factory=list)  # seconds from kill to new active
 
     @property
     def live_position_events(self) -> set[str]:
@@ -106,6 +107,47 @@ async def killer(
         await group.bot.wait_ready(timeout=30)
 
 
+TAKEOVER_LOG = "active: this bot holds the lock"
+STANDBY_LOG = "standby: another bot holds the lock"
+
+
+async def wait_for_log(bot: BotProcess, text: str, timeout: float) -> float:
+    """Wait until this run of the bot logged `text`; returns how long that took."""
+    start = time.monotonic()
+    while text not in bot.log_text(since_start=True):
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"no {text!r} within {timeout} s:\n{bot.log_text()[-3000:]}")
+        if bot.proc is not None and bot.proc.poll() is not None:
+            raise RuntimeError(f"bot exited with {bot.proc.returncode}:\n{bot.log_text()[-3000:]}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def failover_killer(
+    bots: list[BotProcess],
+    kills: int,
+    span: float,
+    rng: random.Random,
+    stats: BurstStats,
+    failover_timeout: float,
+) -> None:
+    """SIGKILL the active bot `kills` times within `span` seconds; each time the standby must
+    take the lock within `failover_timeout`, and the killed one comes back as the standby."""
+    moments = sorted(rng.uniform(0.5, span) for _ in range(kills))
+    start = asyncio.get_running_loop().time()
+    active, standby = bots
+    for moment in moments:
+        await asyncio.sleep(max(0.0, start + moment - asyncio.get_running_loop().time()))
+        active.kill()
+        stats.kills += 1
+        took = await wait_for_log(standby, TAKEOVER_LOG, failover_timeout)
+        stats.takeovers.append(took)
+        await standby.wait_ready(timeout=30)
+        active.start()
+        await wait_for_log(active, STANDBY_LOG, 30)
+        active, standby = standby, active
+
+
 async def ground_truth(
     observer: SimMember, room: str, ballot: str, members: set[str]
 ) -> dict[str, str]:
@@ -159,35 +201,31 @@ async def room_timeline(observer: SimMember, room: str) -> list[dict[str, Any]]:
     return events
 
 
-def bot_positions(group: Group) -> tuple[dict[str, str], set[str], int]:
+async def bot_positions(group: Group) -> tuple[dict[str, str], set[str], int]:
     """(current positions, recorded input event IDs, input rows) from the bot's database."""
-    with sqlite3.connect(group.db_path, timeout=10) as db:
-        db.row_factory = sqlite3.Row
-        req = db.execute("SELECT room_id, closed_at FROM requests WHERE id = 1").fetchone()
-        voters = [
-            Voter(r["user_id"], r["stakeholder"], r["region"])
-            for r in db.execute("SELECT * FROM eligible WHERE request_id = 1")
-        ]
-        rows = db.execute("SELECT * FROM position_inputs WHERE request_id = 1").fetchall()
-        inputs = [
-            PositionInput(
-                r["event_id"],
-                r["member"],
-                None if r["position"] is None else position_for_name(r["position"]),
-                r["ts"],
-                Source(r["source"]),
-                r["reason"],
-                r["room_id"],
-                r["recorded_at"],
-            )
-            for r in rows
-        ]
-        redactions = [
-            Redaction(
-                r["event_id"], r["redacts"], r["room_id"], r["sender"], r["ts"], r["recorded_at"]
-            )
-            for r in db.execute("SELECT * FROM redactions")
-        ]
+    req = (await query(group, "SELECT room_id, closed_at FROM requests WHERE id = 1"))[0]
+    voters = [
+        Voter(r["user_id"], r["stakeholder"], r["region"])
+        for r in await query(group, "SELECT * FROM eligible WHERE request_id = 1")
+    ]
+    rows = await query(group, "SELECT * FROM position_inputs WHERE request_id = 1")
+    inputs = [
+        PositionInput(
+            r["event_id"],
+            r["member"],
+            None if r["position"] is None else position_for_name(r["position"]),
+            r["ts"],
+            Source(r["source"]),
+            r["reason"],
+            r["room_id"],
+            r["recorded_at"],
+        )
+        for r in rows
+    ]
+    redactions = [
+        Redaction(r["event_id"], r["redacts"], r["room_id"], r["sender"], r["ts"], r["recorded_at"])
+        for r in await query(group, "SELECT * FROM redactions")
+    ]
     # The bot's view, through the one counting rule (as the draft and the record see it).
     tally = count(Ballot(req["room_id"], req["closed_at"]), voters, {}, inputs, redactions)
     current = {m: str(i.position) for m, i in tally.current.items()}
@@ -204,7 +242,7 @@ async def converge(
     truth = await ground_truth(observer, room, ballot, members)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        current, _, _ = bot_positions(group)
+        current, _, _ = await bot_positions(group)
         if current == truth or asyncio.get_running_loop().time() > deadline:
             return current, truth
         await asyncio.sleep(0.5)

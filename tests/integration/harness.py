@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from bot.devtools.sim_member import SimMember
 from bot.devtools.synapse import LocalSynapse, RegisteredUser
@@ -105,6 +108,7 @@ class Group:
     db_path: Path
     bot: BotProcess
     clients: list[SimMember] = field(default_factory=list)
+    dsn: str | None = None  # the PostgreSQL database, when the group's bot uses one
 
     async def close(self) -> None:
         """Stop the bot and close every client."""
@@ -129,8 +133,16 @@ def config_toml(
     watchdog: str = "5m",
     hum_min: int = 5,
     encryption: str = "off",
+    dsn: str | None = None,
+    failover_timeout: str = "10s",
 ) -> str:
-    """A complete config file for a test group (unencrypted unless `encryption` says)."""
+    """A complete config file for a test group (unencrypted unless `encryption` says; on
+    PostgreSQL when `dsn` is given, the key file staying beside `db_path` then)."""
+    backend = (
+        f'backend = "postgresql"\ndsn = "{dsn}"\nfailover_timeout = "{failover_timeout}"\n'
+        if dsn
+        else ""
+    )
     seeds = "".join(
         f'\n[[group.members]]\nuser_id = "{u}"\nstakeholder = "{s}"\nregion = "{r}"\n'
         for u, s, r in members
@@ -147,7 +159,7 @@ crypto_store = "{db_path.parent / "crypto"}"
 
 [storage]
 path = "{db_path}"
-
+{backend}
 [group]
 name = "Test Collaboration Group"
 main_room = "{main_room}"
@@ -178,6 +190,8 @@ async def make_group(
     watchdog: str = "5m",
     hum_min: int = 5,
     encryption: str = "off",
+    dsn: str | None = None,
+    failover_timeout: str = "10s",
 ) -> Group:
     """Register a bot, a chair, members and an applicant; the chair makes the main room.
 
@@ -231,6 +245,8 @@ async def make_group(
             watchdog=watchdog,
             hum_min=hum_min,
             encryption=encryption,
+            dsn=dsn,
+            failover_timeout=failover_timeout,
         )
     )
     bot = BotProcess(config_path, workdir / "bot.log")
@@ -246,7 +262,23 @@ async def make_group(
         db_path,
         bot,
         clients,
+        dsn,
     )
+
+
+async def query(group: Group, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of the bot's database, whichever backend it uses (`?` placeholders)."""
+    if group.dsn is None:
+        with sqlite3.connect(group.db_path, timeout=30) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute(sql, params).fetchall()]
+    from storage.postgres import to_pg
+
+    conn = await asyncpg.connect(group.dsn)
+    try:
+        return [dict(r) for r in await conn.fetch(to_pg(sql), *params)]
+    finally:
+        await conn.close()
 
 
 @asynccontextmanager

@@ -13,21 +13,26 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.devtools.sim_member import bot_message, reaction_to
 from bot.devtools.synapse import LocalSynapse
+from storage.postgres import ACTIVE_KEY
 from tests.integration.faults import (
+    STANDBY_LOG,
     BurstStats,
     bot_messages_by_kind,
     bot_positions,
     converge,
+    failover_killer,
     killer,
     member_burst,
     open_request,
     replies_per_command,
+    wait_for_log,
 )
-from tests.integration.harness import DEFAULT_MEMBERS, Group, make_group
+from tests.integration.harness import DEFAULT_MEMBERS, BotProcess, Group, make_group, query
 
 pytestmark = pytest.mark.real
 
@@ -40,10 +45,24 @@ CRASH_MEMBERS = (
 )
 
 
-async def crash_run(group: Group, *, kills: int, actions_per_member: int, seed: int) -> str:
+async def crash_run(
+    group: Group,
+    *,
+    kills: int,
+    actions_per_member: int,
+    seed: int,
+    standby: BotProcess | None = None,
+    failover_timeout: float = 10.0,
+) -> str:
+    """A burst with kills. With a `standby` (PostgreSQL), the killed bot is not restarted:
+    the standby must take over within `failover_timeout`, and the killed one becomes the
+    next standby."""
     rng = random.Random(seed)
     group.bot.start()
     await group.bot.wait_ready()
+    if standby is not None:
+        standby.start()
+        await wait_for_log(standby, STANDBY_LOG, 30)
     room, ballot = await open_request(group)
     stats = BurstStats()
     span = actions_per_member * 0.06
@@ -51,12 +70,18 @@ async def crash_run(group: Group, *, kills: int, actions_per_member: int, seed: 
         member_burst(m, room, ballot, actions_per_member, random.Random(rng.random()), stats)
         for m in group.members.values()
     ]
-    await asyncio.gather(*bursts, killer(group, kills, span, rng, stats))
+    if standby is None:
+        chaos = killer(group, kills, span, rng, stats)
+    else:
+        chaos = failover_killer([group.bot, standby], kills, span, rng, stats, failover_timeout)
+    await asyncio.gather(*bursts, chaos)
     current, truth = await converge(group, room, ballot)
-    _, recorded, rows = bot_positions(group)
+    _, recorded, rows = await bot_positions(group)
     lost = stats.live_position_events - recorded
     doubled = rows - len(recorded) + len(recorded - stats.sent_position_events)
     report = f"kills={stats.kills} actions={stats.actions} lost={len(lost)} doubled={doubled}"
+    if stats.takeovers:
+        report += f" takeover_max={max(stats.takeovers):.2f}s"
     print(report)
     assert current == truth, f"{report}\nbot:   {current}\ntruth: {truth}"
     lost_commands = lost & stats.commands
@@ -71,8 +96,7 @@ async def crash_run(group: Group, *, kills: int, actions_per_member: int, seed: 
     assert all(n == 1 for n in replies.values()), {k: n for k, n in replies.items() if n > 1}
     main_kinds = await bot_messages_by_kind(observer, group.main_room, group.bot_user.user_id)
     assert main_kinds.get("reply", 0) >= 1
-    with __import__("sqlite3").connect(group.db_path) as db:
-        assert db.execute("SELECT count(*) FROM requests").fetchone() == (1,)
+    assert await query(group, "SELECT count(*) AS n FROM requests") == [{"n": 1}]
     rooms = [r for r in await group.chair.gateway.joined_rooms()]
     assert len(set(rooms)) == len(rooms)
     # Every room the members were invited to by the bot for a request is the one room.
@@ -102,6 +126,92 @@ async def test_crash_run_short(crash_group: Group) -> None:
 async def test_crash_run_long(crash_group: Group) -> None:
     """The long run: twenty kills over a longer burst."""
     await crash_run(crash_group, kills=20, actions_per_member=120, seed=11)
+
+
+@pytest.fixture
+async def failover_group(
+    synapse: LocalSynapse, tmp_path: Path, pg_dsn: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Group, BotProcess]]:
+    """A crash group whose bot keeps its data in PostgreSQL, and a standby bot process with
+    the same config (same database, same key file, same account)."""
+    g = await make_group(
+        synapse,
+        tmp_path,
+        f"fo{abs(hash(request.node.name)) % 10_000}",
+        members=CRASH_MEMBERS,
+        dsn=pg_dsn,
+        failover_timeout=f"{FAILOVER_TIMEOUT:.0f}s",
+    )
+    standby = BotProcess(g.config_path, tmp_path / "bot-standby.log")
+    try:
+        yield g, standby
+    finally:
+        standby.stop()
+        await g.close()
+
+
+FAILOVER_TIMEOUT = 10.0
+
+
+@pytest.mark.pg
+async def test_failover_short(failover_group: tuple[Group, BotProcess]) -> None:
+    """Active and standby on one PostgreSQL database: SIGKILL the active twice mid-burst; the
+    standby takes over within the failover timeout each time; nothing lost, nothing doubled."""
+    group, standby = failover_group
+    report = await crash_run(
+        group,
+        kills=2,
+        actions_per_member=25,
+        seed=5,
+        standby=standby,
+        failover_timeout=FAILOVER_TIMEOUT,
+    )
+    assert "takeover_max" in report
+
+
+@pytest.mark.soak
+@pytest.mark.pg
+async def test_failover_long(failover_group: tuple[Group, BotProcess]) -> None:
+    """The long failover run: ten kills of whichever bot is active over a longer burst."""
+    group, standby = failover_group
+    await crash_run(
+        group,
+        kills=10,
+        actions_per_member=120,
+        seed=13,
+        standby=standby,
+        failover_timeout=FAILOVER_TIMEOUT,
+    )
+
+
+@pytest.mark.pg
+async def test_an_active_bot_that_loses_its_lock_stops_at_once(
+    failover_group: tuple[Group, BotProcess],
+) -> None:
+    """The server ends the active bot's lock session: the bot exits non-zero within seconds
+    instead of writing on without the lock."""
+    group, _ = failover_group
+    assert group.dsn is not None
+    group.bot.start()
+    await group.bot.wait_ready()
+    admin = await asyncpg.connect(group.dsn)
+    try:
+        cut = await admin.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND objid = $1 AND granted",
+            ACTIVE_KEY,
+        )
+        assert cut is True
+    finally:
+        await admin.close()
+    proc = group.bot.proc
+    assert proc is not None
+    for _ in range(100):
+        if proc.poll() is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert proc.returncode == 1, group.bot.log_text()[-2000:]
+    assert "lost the lock connection" in group.bot.log_text()
 
 
 async def test_second_instance_refused(synapse: LocalSynapse, tmp_path: Path) -> None:

@@ -1,12 +1,12 @@
 """The walking skeleton against a real Synapse: one request from filing to confirmed outcome.
 
 The bot runs as in production (`python -m bot run --config …` in a subprocess); the chair,
-the members and the applicant are real Matrix clients.
+the members and the applicant are real Matrix clients. The lifecycle runs once with SQLite
+and once with PostgreSQL (a database on the session's throwaway cluster).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,14 +14,17 @@ import pytest
 
 from bot.devtools.sim_member import Event, bot_message, reaction_to
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, make_group
+from tests.integration.harness import Group, make_group, query
 
 pytestmark = pytest.mark.real
 
 
 @pytest.fixture
-async def group(synapse: LocalSynapse, tmp_path: Path) -> AsyncIterator[Group]:
-    g = await make_group(synapse, tmp_path, "ws")
+async def group(
+    synapse: LocalSynapse, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Group]:
+    dsn = request.getfixturevalue("pg_dsn") if backend == "postgresql" else None
+    g = await make_group(synapse, tmp_path, f"ws{backend[:2]}", dsn=dsn)
     g.bot.start()
     await g.bot.wait_ready()
     try:
@@ -137,15 +140,18 @@ async def test_request_from_filing_to_confirmed_outcome(group: Group) -> None:
     await chair.wait_for(bot_message("outcome", 1, outcome="admit"), room_id=group.main_room)
     assert await group.applicant.wait_invite(lambda r: r == group.main_room) == group.main_room
 
-    with sqlite3.connect(group.db_path) as db:
-        row = db.execute(
-            "SELECT stakeholder, region, active FROM members WHERE user_id = ?",
-            (group.applicant.user_id,),
-        ).fetchone()
-        assert row == ("academia", "europe", 1)
-        history = db.execute(
-            "SELECT member, source, position FROM position_inputs ORDER BY id"
-        ).fetchall()
+    rows = await query(
+        group,
+        "SELECT stakeholder, region, active FROM members WHERE user_id = ?",
+        (group.applicant.user_id,),
+    )
+    assert [tuple(r.values()) for r in rows] == [("academia", "europe", 1)]
+    history = [
+        tuple(r.values())
+        for r in await query(
+            group, "SELECT member, source, position FROM position_inputs ORDER BY id"
+        )
+    ]
     assert (bob.user_id, "reaction", "object") in history  # every change is kept
     assert (bob.user_id, "reaction", "no-objection") in history
     assert all(member != chair.user_id for member, _, _ in history)

@@ -653,3 +653,64 @@ def test_hum_min_is_rendered_and_round_trips(tmp_path: Path) -> None:
     assert tomllib.loads(text)["process"]["hum_min"] == 7
     again = load_config(write(tmp_path, text, "rendered.toml"), env={})
     assert again.process == config.process
+
+
+# --------------------------------------------------------------------------- storage backend
+
+
+def test_the_backend_defaults_to_sqlite(tmp_path: Path) -> None:
+    config = load_config(minimal(tmp_path), env={})
+    assert config.storage.backend == "sqlite"
+    assert config.storage.dsn is None
+    assert config.storage.failover_timeout_s == 10.0
+
+
+def test_postgresql_takes_a_dsn_and_hides_its_password(tmp_path: Path) -> None:
+    extra = (
+        '[storage]\nbackend = "postgresql"\n'
+        'dsn = "postgresql://bot:s3cret@db.example.org:5433/consensus"\nfailover_timeout = "20s"\n'
+    )
+    config = load_config(minimal(tmp_path, extra=extra), env={})
+    assert config.storage.backend == "postgresql"
+    assert config.storage.failover_timeout_s == 20.0
+    text = render_config(config)
+    assert "s3cret" not in text
+    assert 'dsn = "postgresql://bot:********@db.example.org:5433/consensus"' in text
+    assert 'backend = "postgresql"' in text
+
+
+@pytest.mark.parametrize(
+    ("storage", "path", "words"),
+    [
+        ('backend = "postgresql"', "storage.dsn", "required"),
+        ('backend = "postgres"', "storage.backend", "sqlite"),
+        ('backend = "postgresql"\ndsn = "mysql://x/y"', "storage.dsn", "PostgreSQL URL"),
+        ('dsn = "postgresql://db/x"', "storage.dsn", "only used"),
+        (
+            'backend = "postgresql"\ndsn = "postgresql://db/x"\nfailover_timeout = "1s"',
+            "storage.failover_timeout",
+            "at least 3s",
+        ),
+    ],
+)
+def test_bad_storage_settings_name_their_key(
+    tmp_path: Path, storage: str, path: str, words: str
+) -> None:
+    issues = issues_of(minimal(tmp_path, extra=f"[storage]\n{storage}\n"))
+    assert [i.path for i in issues] == [path]
+    assert words in issues[0].message
+
+
+def test_a_bad_backend_exits_2_naming_the_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = minimal(tmp_path, extra='[storage]\nbackend = "postgresql"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "storage.dsn" in result.stderr

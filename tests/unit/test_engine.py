@@ -1,4 +1,7 @@
-"""Service scenarios: the engine over a real SQLite file, a manual clock and no network.
+"""Service scenarios: the engine over a real database, a manual clock and no network.
+
+The `world` fixture runs each scenario on SQLite and on a throwaway PostgreSQL database (see
+tests/conftest.py); `make_world(path)` alone gives a SQLite one.
 
 Events are decoded values built by hand and applied with `Engine.apply_batch`, exactly as the
 sync loop does. What the bot would send is read from the outbox. A request gets its room and
@@ -39,7 +42,9 @@ from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
 from bot.services.outbox import Doorbell
+from storage.backend import Backend
 from storage.database import Database
+from storage.postgres import PostgresDatabase
 from storage.repo import OutboxItem, Repository
 
 BOT = "@bot:x"
@@ -91,7 +96,7 @@ def make_settings(**overrides: Any) -> Settings:
 class World:
     """An engine with its database and clock, and helpers to make events and read results."""
 
-    def __init__(self, engine: Engine, db: Database, clock: ManualClock) -> None:
+    def __init__(self, engine: Engine, db: Backend, clock: ManualClock) -> None:
         self.engine = engine
         self.db = db
         self.clock = clock
@@ -244,8 +249,9 @@ class World:
         return {m: i.position for m, i in tally.current.items()}
 
 
-async def make_world(path: Path, **overrides: Any) -> World:
-    db = Database(path)
+async def make_world(where: Path | Backend, **overrides: Any) -> World:
+    """A world on a SQLite file at `where`, or on the (unopened) database given."""
+    db = Database(where) if isinstance(where, Path) else where
     await db.open()
     clock = ManualClock()
     async with db.transaction() as tx:
@@ -256,15 +262,25 @@ async def make_world(path: Path, **overrides: Any) -> World:
 
 
 def make_engine(
-    settings: Settings, db: Database, clock: Clock, timers: Timers | None = None
+    settings: Settings, db: Backend, clock: Clock, timers: Timers | None = None
 ) -> Engine:
     """The services wired by bot/app.py, without a homeserver or scheduler."""
     return build_engine(settings, db, clock, Doorbell(), timers=timers)
 
 
+def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
+    """An unopened, empty database of the backend: a file in tmp_path, or a new PostgreSQL
+    database on the session's cluster."""
+    if backend == "postgresql":
+        return PostgresDatabase(request.getfixturevalue("pg_dsn"))
+    return Database(tmp_path / "bot.db")
+
+
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = await make_world(tmp_path / "bot.db")
+async def world(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    w = await make_world(fresh_database(backend, tmp_path, request))
     try:
         yield w
     finally:

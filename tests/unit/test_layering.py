@@ -1,7 +1,7 @@
 """The dependency rule (docs/design/architecture.md), enforced by walking every import with `ast`.
 
 - only modules under bot/matrix/ import nio;
-- only storage/ imports sqlite3 (aiosqlite only in the benchmark baseline);
+- only storage/ imports sqlite3 and asyncpg (aiosqlite only in the benchmark baseline);
 - only bot/services/ imports apscheduler;
 - bot/domain/ imports only the standard library and bot.domain;
 - nothing outside bot/devtools/ imports bot.devtools, except bot/cli.py, and that only inside a
@@ -167,6 +167,7 @@ def under(rel: str, folder: str) -> bool:
     [
         ("nio", "bot/matrix", "bot/matrix/gateway.py"),
         ("sqlite3", "storage", "storage/database.py"),
+        ("asyncpg", "storage", "storage/postgres.py"),
         ("apscheduler", "bot/services", "bot/services/deadlines.py"),
     ],
 )

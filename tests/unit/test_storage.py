@@ -1,4 +1,9 @@
-"""Storage against real SQLite files: the Database, the instance lock and the repository."""
+"""Storage against real databases: the Database, the instance lock and the repository.
+
+Tests that take `db` run on SQLite and on a throwaway PostgreSQL (see tests/conftest.py); the
+ones about the SQLite file itself (WAL, integrity checks, VACUUM INTO backups) take
+`sqlite_db` or a path.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.domain.counting import Redaction
@@ -18,8 +24,10 @@ from bot.domain.objections import ObjectionState
 from bot.domain.positions import Position
 from bot.domain.request import Applicant
 from bot.domain.sense import Proposal, Voter
-from storage.database import SCHEMA_VERSION, Database, DatabaseError, Tx
+from storage.backend import Backend, Tx
+from storage.database import SCHEMA_VERSION, Database, DatabaseError
 from storage.lock import AlreadyRunning, InstanceLock
+from storage.postgres import PostgresDatabase
 from storage.repo import Member, Repository
 
 NOW = 1_800_000_000_000
@@ -39,7 +47,7 @@ TABLES = {
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(tmp_path / "bot.db")
     await database.open()
     try:
@@ -48,7 +56,24 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
         await database.close()
 
 
-async def count(db: Database, table: str) -> int:
+@pytest.fixture
+async def db(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Backend]:
+    """An open database of each backend, empty at the current schema version."""
+    database: Backend
+    if backend == "postgresql":
+        database = PostgresDatabase(request.getfixturevalue("pg_dsn"))
+    else:
+        database = Database(tmp_path / "bot.db")
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def count(db: Backend, table: str) -> int:
     async with db.transaction() as tx:
         return int(await tx.fetchval(f"SELECT count(*) FROM {table}"))
 
@@ -56,7 +81,8 @@ async def count(db: Database, table: str) -> int:
 # ---- Database -----------------------------------------------------------------------------
 
 
-async def test_open_creates_the_schema(db: Database, tmp_path: Path) -> None:
+async def test_open_creates_the_schema(sqlite_db: Database, tmp_path: Path) -> None:
+    db = sqlite_db
     assert SCHEMA_VERSION >= 1
     assert await db.schema_version() == SCHEMA_VERSION
     async with db.transaction() as tx:
@@ -67,7 +93,8 @@ async def test_open_creates_the_schema(db: Database, tmp_path: Path) -> None:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-async def test_open_uses_wal(db: Database, tmp_path: Path) -> None:
+async def test_open_uses_wal(sqlite_db: Database, tmp_path: Path) -> None:
+    db = sqlite_db
     async with db.transaction() as tx:
         assert (await tx.fetchval("PRAGMA journal_mode")).lower() == "wal"
         assert await tx.fetchval("PRAGMA synchronous") == 2  # FULL
@@ -123,7 +150,7 @@ async def test_a_closed_database_says_so(tmp_path: Path) -> None:
         _ = database.conn
 
 
-async def test_transaction_rolls_back_on_exception(db: Database) -> None:
+async def test_transaction_rolls_back_on_exception(db: Backend) -> None:
     class Boom(Exception):
         pass
 
@@ -145,7 +172,7 @@ async def test_transaction_rolls_back_on_exception(db: Database) -> None:
         assert await Repository(tx).get_meta("k") == "after"
 
 
-async def test_savepoint_rollback_keeps_the_outer_transactions_other_writes(db: Database) -> None:
+async def test_savepoint_rollback_keeps_the_outer_transactions_other_writes(db: Backend) -> None:
     class Boom(Exception):
         pass
 
@@ -171,7 +198,8 @@ async def test_savepoint_rollback_keeps_the_outer_transactions_other_writes(db: 
         assert await repo.get_meta("after") == "1"
 
 
-async def test_backup_writes_a_readable_copy(db: Database, tmp_path: Path) -> None:
+async def test_backup_writes_a_readable_copy(sqlite_db: Database, tmp_path: Path) -> None:
+    db = sqlite_db
     async with db.transaction() as tx:
         repo = Repository(tx)
         await repo.upsert_member("@a:x", "academia", "europe", NOW, "test")
@@ -260,7 +288,7 @@ def test_a_lock_held_by_another_process_conflicts(tmp_path: Path) -> None:
 # ---- Repository ---------------------------------------------------------------------------
 
 
-async def test_members_seed_upsert_deactivate(db: Database) -> None:
+async def test_members_seed_upsert_deactivate(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         await repo.seed_member("@b:x", "academia", "europe", NOW)
@@ -286,7 +314,7 @@ async def test_members_seed_upsert_deactivate(db: Database) -> None:
         assert [m.user_id for m in await repo.active_members()] == ["@a:x", "@b:x", "@c:x"]
 
 
-async def test_meta(db: Database) -> None:
+async def test_meta(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         assert await repo.get_meta("sync_token") is None
@@ -307,7 +335,7 @@ async def new_request(repo: Repository, filed: str = "$filed1", applicant: str =
     )
 
 
-async def test_requests_create_update_and_list(db: Database) -> None:
+async def test_requests_create_update_and_list(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         first = await new_request(repo, "$f1")
@@ -367,16 +395,17 @@ async def test_requests_create_update_and_list(db: Database) -> None:
         assert cleared.outcome is None
 
 
-async def test_filing_is_unique_per_event(db: Database) -> None:
+async def test_filing_is_unique_per_event(db: Backend) -> None:
     async with db.transaction() as tx:
         await new_request(Repository(tx), "$same")
-    with pytest.raises(sqlite3.IntegrityError):
+    # Each backend reports a broken unique constraint with its own driver's error.
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         async with db.transaction() as tx:
             await new_request(Repository(tx), "$same")
     assert await count(db, "requests") == 1
 
 
-async def test_eligible_snapshot_and_voters(db: Database) -> None:
+async def test_eligible_snapshot_and_voters(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         await repo.seed_member("@a:x", "academia", "europe", NOW)
@@ -407,7 +436,7 @@ async def test_eligible_snapshot_and_voters(db: Database) -> None:
         assert (await repo.rows(rid)).removed == {}
 
 
-async def test_plain_rows_read_what_rows_reads(db: Database) -> None:
+async def test_plain_rows_read_what_rows_reads(db: Backend) -> None:
     """The draft's cheaper read returns the same snapshot, removals and inputs as `rows`,
     including a snapshot member who is missing from the roster (removed long ago)."""
     async with db.transaction() as tx:
@@ -436,7 +465,7 @@ async def test_plain_rows_read_what_rows_reads(db: Database) -> None:
     assert plain.redactions == rows.redactions
 
 
-async def test_inputs_and_redactions_are_stored_raw(db: Database) -> None:
+async def test_inputs_and_redactions_are_stored_raw(db: Backend) -> None:
     """The repository stores and loads; which of these count is the counting rule's call."""
     async with db.transaction() as tx:
         repo = Repository(tx)
@@ -472,7 +501,7 @@ async def test_inputs_and_redactions_are_stored_raw(db: Database) -> None:
     assert await count(db, "redactions") == 3  # $r1 (once), $r2, $r3
 
 
-async def test_duplicate_inserts_report_false(db: Database) -> None:
+async def test_duplicate_inserts_report_false(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         rid = await new_request(repo)
@@ -489,7 +518,7 @@ async def test_duplicate_inserts_report_false(db: Database) -> None:
         assert duplicates == (False, False, False)
 
 
-async def test_objections(db: Database) -> None:
+async def test_objections(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         rid = await new_request(repo)
@@ -517,7 +546,7 @@ async def test_objections(db: Database) -> None:
         assert await repo.objections(rid + 1) == []
 
 
-async def test_outbox(db: Database) -> None:
+async def test_outbox(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         rid = await new_request(repo)
@@ -564,7 +593,7 @@ async def test_outbox(db: Database) -> None:
     assert await count(db, "outbox") == 3
 
 
-async def test_processed_and_failed_events(db: Database) -> None:
+async def test_processed_and_failed_events(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         assert not await repo.seen("$e1")

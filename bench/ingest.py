@@ -36,7 +36,7 @@ from bench import Result, note, percentile
 if TYPE_CHECKING:
     from bot.services.engine import Engine
     from bot.services.settings import Settings
-    from storage.database import Database
+    from storage.backend import Backend
 
 BOT = "@consensus:bench.example"
 CHAIR = "@chair:bench.example"
@@ -297,7 +297,7 @@ def settings() -> Settings:
     )
 
 
-def engine(db: Database) -> Engine:
+def engine(db: Backend) -> Engine:
     """The services wired as the bot wires them (`bot.app.build_engine`), without a
     homeserver or a scheduler: the benchmarks measure the bot's code, not Matrix."""
     from bot.app import build_engine
@@ -307,7 +307,15 @@ def engine(db: Database) -> Engine:
     return build_engine(settings(), db, SystemClock(), Doorbell())
 
 
-async def build_database(path: Path, members: int, requests: int) -> None:
+def open_target(target: Path | str) -> Backend:
+    """The bot's database for a benchmark: a SQLite file, or a PostgreSQL DSN."""
+    from storage.database import Database
+    from storage.postgres import PostgresDatabase
+
+    return PostgresDatabase(target) if isinstance(target, str) else Database(target)
+
+
+async def build_database(path: Path | str, members: int, requests: int) -> None:
     """Members, and open requests with their ballots, through the services and `Repository`.
 
     `Ballots.file_request` and `Ballots.room_ready` do what the bot does when a chair files a
@@ -317,10 +325,9 @@ async def build_database(path: Path, members: int, requests: int) -> None:
     from bot.domain.request import Applicant
     from bot.services.clock import SystemClock
     from bot.services.outbox import Outbox
-    from storage.database import Database
     from storage.repo import Repository
 
-    db = Database(path)
+    db = open_target(path)
     await db.open()
     ballots = engine(db).ballots
     now = SystemClock().now_ms()
@@ -360,13 +367,12 @@ def table_counts(path: Path) -> dict[str, int]:
 # --- the three runs ------------------------------------------------------------------------
 
 
-async def run_bot(path: Path, work: Workload) -> tuple[list[float], dict[str, float], Any]:
+async def run_bot(path: Path | str, work: Workload) -> tuple[list[float], dict[str, float], Any]:
     """The bot's path; returns per-batch seconds, the split by stage, and totals."""
     from bot.matrix.decode import decode_sync
     from bot.services.engine import BatchResult
-    from storage.database import Database
 
-    db = Database(path)
+    db = open_target(path)
     await db.open()
     bot = engine(db)
     laps: list[float] = []
@@ -563,6 +569,25 @@ async def _run(quick: bool, workdir: Path, diagnosing: bool) -> Result:
         f"{t_decrypting / t_alone:.2f} nio's decrypt_megolm_event alone "
         f"({t_alone / len(pairs) * 1e6:.0f} µs per event, same run)"
     )
+    note("ingest: the same on PostgreSQL (a throwaway local cluster)")
+    from bench.postgres import throwaway_cluster
+
+    with throwaway_cluster() as pg:
+        if pg is None:
+            result.details.append("postgresql: skipped (PostgreSQL is not installed here)")
+        else:
+            pg.admin("CREATE DATABASE setup")
+            await build_database(pg.dsn("setup"), members, requests)
+            pg.admin("CREATE DATABASE bot TEMPLATE setup")
+            pg_laps, pg_split, pg_totals = await run_bot(pg.dsn("bot"), work)
+            t_pg = sum(pg_laps)
+            result.details.append(
+                f"postgresql: {events / t_pg:,.0f} events/s ({t_pg / events * 1e6:.0f} µs/event, "
+                f"apply+commit {pg_split['apply'] * per:.0f} µs/event), ×{t_pg / t_bot:.2f} "
+                f"SQLite's time in this run; per batch p50 {_fmt_ms(percentile(pg_laps, 50))}; "
+                f"applied {pg_totals.applied:,}, failed {pg_totals.failed}"
+            )
+            result.check(t_pg / t_bot <= 1.5, f"PostgreSQL ×{t_pg / t_bot:.2f} SQLite > ×1.5")
     if diagnosing:
         result.details += await profile_bot(work, base)
     return result

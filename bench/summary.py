@@ -64,17 +64,17 @@ BARE_QUERIES = (
 )
 
 
-async def build(path: Path, members: int, taking_part: int) -> None:
+async def build(path: Path | str, members: int, taking_part: int) -> None:
     """Members and two open ballots through `Repository`; position inputs bulk-inserted with
-    the columns `Repository.add_input` writes."""
+    the columns `Repository.add_input` writes (a SQLite file, or a PostgreSQL DSN)."""
+    from bench.ingest import open_target
     from bot.domain.lifecycle import RequestState
     from bot.domain.request import Applicant
-    from storage.database import Database
     from storage.repo import Repository
 
     rng = random.Random(3)
     now = int(time.time() * 1000)
-    db = Database(path)
+    db = open_target(path)
     await db.open()
     try:
         async with db.transaction() as tx:
@@ -245,12 +245,53 @@ async def _run(quick: bool, workdir: Path) -> Result:
         f"objections; message {len(message.body):,} characters of text, "
         f"{len(message.html):,} of HTML, {size:,} bytes of event content as JSON",
     ]
+    result.details.append(await _postgresql(members, taking_part, rounds, sense50, result))
     if size > MAX_EVENT_BYTES:
         result.details.append(
             f"WARNING: the summary's content alone is {size:,} bytes; Matrix events are limited "
             f"to {MAX_EVENT_BYTES:,} bytes, so the homeserver would refuse this message"
         )
     return result
+
+
+async def _postgresql(
+    members: int, taking_part: int, rounds: int, sqlite_p50: float, result: Result
+) -> str:
+    """The same draft on PostgreSQL (a throwaway local cluster), against SQLite's p50."""
+    from bench.ingest import engine, open_target
+    from bench.postgres import throwaway_cluster
+    from bot.app import settle_heap
+    from storage.repo import Repository
+
+    note("summary: the same on PostgreSQL (a throwaway local cluster)")
+    with throwaway_cluster() as pg:
+        if pg is None:
+            return "postgresql: skipped (PostgreSQL is not installed here)"
+        pg.admin("CREATE DATABASE summary")
+        await build(pg.dsn("summary"), members, taking_part)
+        db = open_target(pg.dsn("summary"))
+        await db.open()
+        ballots = engine(db).ballots
+        laps: list[float] = []
+        settle_heap()
+        try:
+            for _ in range(rounds + 1):
+                t0 = time.perf_counter()
+                async with db.transaction() as tx:
+                    repo = Repository(tx)
+                    req = await repo.request(1)
+                    assert req is not None
+                    await ballots.sense(repo, req)
+                laps.append(time.perf_counter() - t0)
+        finally:
+            await db.close()
+    p50 = percentile(laps[1:], 50)
+    result.check(p50 / sqlite_p50 <= 1.5, f"PostgreSQL ×{p50 / sqlite_p50:.2f} SQLite > ×1.5")
+    return (
+        f"postgresql: Ballots.sense p50 {p50 * 1000:.1f} ms, p95 "
+        f"{percentile(laps[1:], 95) * 1000:.1f} ms, ×{p50 / sqlite_p50:.2f} SQLite's draft "
+        "in this run"
+    )
 
 
 def run(quick: bool = False) -> Result:

@@ -369,12 +369,14 @@ def _backup(config_path: Path, dest: Path) -> int:
         async with _database(config) as db:
             await db.backup(dest)
 
+    failed = False
     try:
         asyncio.run(run())
-    except DatabaseError as exc:
+    except DatabaseError as exc:  # with PostgreSQL: pg_dump's job, the crypto store still ours
         print(f"consensus-bot: {exc}", file=sys.stderr)
-        return 1
-    print(f"backup written to {dest}")
+        failed = True
+    else:
+        print(f"backup written to {dest}")
     store = config.matrix.crypto_store
     if config.matrix.encryption != "off" and store.is_dir():
         # The device's keys: without them a restored bot cannot read what was encrypted to
@@ -386,7 +388,7 @@ def _backup(config_path: Path, dest: Path) -> int:
             print(f"consensus-bot: {exc}", file=sys.stderr)
             return 1
         print(f"crypto store (device and cross-signing keys) written to {crypto_dest}")
-    return 0
+    return 1 if failed else 0
 
 
 def _init(args: argparse.Namespace) -> int:

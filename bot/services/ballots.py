@@ -235,6 +235,12 @@ class Ballots:
         if rows is None:
             rows = await repo.member_rows(req.id, member)
             tally = None
+        window = self.window(req)
+        if not any(still_eligible(e.removed_at, window) for e in rows.eligible):
+            # Removed from the roster: their positions stop counting, but an objection they
+            # raised stays until a chair disposes of it (`member remove` says so) — a later
+            # event must not withdraw it behind the chair's back.
+            return None
         if tally is None:
             tally = self.tally(req, rows)
         current = tally.current.get(member)

@@ -154,11 +154,10 @@ class SimMember:
 
     async def create_room(self, name: str, invite: list[str], *, encrypted: bool = False) -> str:
         """Create a private room (encrypted if asked) and invite people to it."""
-        state = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}]
         room_id = await self.gateway.create_room(
             name=name,
             topic="",
-            initial_state=state if encrypted else [],
+            initial_state=[_ENCRYPTION] if encrypted else [],
             power_level_override={},
             invite=invite,
         )

@@ -46,13 +46,11 @@ from nio import (
 )
 from nio.crypto import encrypt_attachment
 
+from bot.matrix.decode import DECRYPTABLE_TYPES
+from bot.matrix.rooms import MEGOLM
+
 log = logging.getLogger(__name__)
 
-MEGOLM = "m.megolm.v1.aes-sha2"
-# The only event types taken from inside an encrypted event.
-DECRYPTABLE_TYPES = frozenset(
-    {"m.room.message", "m.reaction", "org.matrix.msc3381.poll.response", "m.poll.response"}
-)
 # State event types nio's Olm machine needs to know who is in a room and whether it encrypts.
 _STATE_FOR_NIO = frozenset({"m.room.member", "m.room.encryption", "m.room.create"})
 
@@ -191,8 +189,6 @@ class Crypto:
         # (sender key, session, message index) -> the event it decrypted: a second event
         # with the same index is a replay.
         self._indices: dict[tuple[str, str, int], str] = {}
-        self.decrypted = 0
-        self.waiting = 0
 
     @property
     def store_path(self) -> Path:
@@ -336,7 +332,6 @@ class Crypto:
             return Decryption(Outcome.REFUSED, reason="not a Megolm event")
         session = olm.inbound_group_store.get(room_id, sender_key, session_id)
         if session is None:
-            self.waiting += 1
             self._request_key(event, room_id)
             return Decryption(Outcome.WAITING, reason="the key has not arrived")
         owner = self._sender_key_owner(sender, sender_key)
@@ -376,7 +371,6 @@ class Crypto:
         }
         if isinstance(event.get("unsigned"), dict):
             clear["unsigned"] = event["unsigned"]
-        self.decrypted += 1
         return Decryption(Outcome.DECRYPTED, clear)
 
     def _sender_key_owner(self, sender: str, sender_key: str) -> bool | None:

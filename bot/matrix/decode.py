@@ -52,6 +52,9 @@ TIMELINE_TYPES: tuple[str, ...] = (
     "m.room.encrypted",
 )
 POLL_RESPONSE_TYPES = ("org.matrix.msc3381.poll.response", "m.poll.response")
+# What the bot acts on that clients send encrypted: the only types it takes from inside an
+# encrypted event (bot/matrix/crypto.py); redactions and state are never encrypted.
+DECRYPTABLE_TYPES = frozenset({"m.room.message", "m.reaction", *POLL_RESPONSE_TYPES})
 # Values nested deeper than this (counted from the top of a whole response) become null.
 # The deepest field the bot reads is ~10 levels down (rooms.join.<id>.timeline.events[n]
 # .content.<poll response>.answers[n]); 100 stays far below Python's recursion limit.

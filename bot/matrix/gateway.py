@@ -37,8 +37,8 @@ from nio import (
     UploadResponse,
 )
 
-from bot.matrix.crypto import DECRYPTABLE_TYPES, Crypto, encrypted_file
-from bot.matrix.decode import load_json
+from bot.matrix.crypto import Crypto, encrypted_file
+from bot.matrix.decode import DECRYPTABLE_TYPES, load_json
 
 log = logging.getLogger(__name__)
 

@@ -995,7 +995,8 @@ class Repository:
         )
 
     async def prune(self, before: int) -> int:
-        """Forget sent or failed outbox rows and processed events older than `before`."""
+        """Forget sent or failed outbox rows, processed events and held encrypted events
+        older than `before`."""
         sent = await self.tx.execute(
             "DELETE FROM outbox WHERE state != 'pending' AND coalesce(sent_at, created_at) < ?",
             (before,),
@@ -1003,7 +1004,9 @@ class Repository:
         seen = await self.tx.execute(
             "DELETE FROM processed_events WHERE processed_at < ?", (before,)
         )
-        return sent + seen
+        # Encrypted events whose key never came in all that time will not be read.
+        held = await self.tx.execute("DELETE FROM held_events WHERE received_at < ?", (before,))
+        return sent + seen + held
 
     async def outbox_attempt(self, item_id: int, error: str, give_up: bool) -> None:
         """Count a failed attempt; `give_up` marks it failed for good."""
@@ -1153,6 +1156,12 @@ class Repository:
             (limit,),
         )
         return [HeldEvent(*tuple(r)) for r in rows]
+
+    async def held_count(self, sender: str) -> int:
+        """How many of a sender's encrypted events are waiting for their keys."""
+        return int(
+            await self.tx.fetchval("SELECT count(*) FROM held_events WHERE sender = ?", (sender,))
+        )
 
     async def release_held(self, event_ids: Sequence[str]) -> None:
         """Forget held events that were decrypted (and applied) or refused."""

@@ -63,6 +63,9 @@ class BatchResult:
     refs: list[str] = field(default_factory=list)
 
 
+MAX_HELD_PER_SENDER = 200  # encrypted events one sender may have waiting for their keys
+
+
 class _EventFailed(Exception):
     """An event failed in a batch applied without savepoints: apply it again, isolated."""
 
@@ -299,6 +302,13 @@ class Engine:
         With encryption off: say once per room that the bot cannot read encrypted messages,
         and open an unencrypted direct chat where the sender can use its commands."""
         if self.settings.encrypts:
+            if await repo.held_count(event.sender) >= MAX_HELD_PER_SENDER:
+                # Unreadable events cost space until their key comes: one sender cannot fill
+                # the disk with ciphertext nobody will ever give the bot a key for.
+                log.warning(
+                    "encrypted event %s not kept: its sender has too many held", event.event_id
+                )
+                return
             await repo.hold_event(
                 event.event_id, event.room_id, event.sender, event.ts, now, event.raw
             )

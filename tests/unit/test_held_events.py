@@ -73,3 +73,22 @@ async def test_the_sender_of_an_unreadable_event_is_told_once(opened: World) -> 
     ]
     assert len(notices) == 1
     assert ALICE in notices[0].payload["body"]
+
+
+async def test_one_sender_cannot_fill_the_disk_with_unreadable_events(opened: World) -> None:
+    from bot.services.engine import MAX_HELD_PER_SENDER
+
+    w = opened
+    flood = [_sealed(f"$f{n}", w.clock.now) for n in range(MAX_HELD_PER_SENDER + 25)]
+    await w.apply(*flood)
+    assert len(await w.engine.held()) == MAX_HELD_PER_SENDER
+
+
+async def test_held_events_are_forgotten_after_the_retention(opened: World) -> None:
+    from storage.repo import Repository
+
+    w = opened
+    await w.apply(_sealed("$old", w.clock.now))
+    async with w.db.transaction() as tx:
+        assert await Repository(tx).prune(w.clock.now + 1) >= 1
+    assert await w.engine.held() == []

@@ -34,10 +34,11 @@ class DatabaseError(Exception):
     """The database cannot be used; the message tells the operator what to do."""
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every bundled migration, in order."""
+def bundled_migrations(package: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every migration bundled in `package`, in order; raises when
+    one is out of sequence."""
     found = []
-    for entry in resources.files("storage.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
@@ -46,6 +47,11 @@ def _migrations() -> list[tuple[int, str, str]]:
         if version != expected:
             raise DatabaseError(f"migration {name} is out of sequence (expected {expected:04d})")
     return found
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """The SQLite migrations."""
+    return bundled_migrations("storage.migrations")
 
 
 SCHEMA_VERSION = len(_migrations())

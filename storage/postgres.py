@@ -24,7 +24,6 @@ import math
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +31,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from storage.backend import Params
-from storage.database import DatabaseError
+from storage.database import DatabaseError, bundled_migrations
 from storage.rows import Row
 
 log = logging.getLogger(__name__)
@@ -83,16 +82,7 @@ class LeaseLost(Exception):
 
 def pg_migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every bundled PostgreSQL migration, in order."""
-    found = []
-    for entry in resources.files("storage.migrations_pg").iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    for expected, (version, name, _) in enumerate(found, start=1):
-        if version != expected:
-            raise DatabaseError(f"migration {name} is out of sequence (expected {expected:04d})")
-    return found
+    return bundled_migrations("storage.migrations_pg")
 
 
 PG_SCHEMA_VERSION = len(pg_migrations())

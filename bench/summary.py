@@ -28,6 +28,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import Result, note, percentile
 from bench.ingest import (
@@ -121,6 +122,17 @@ async def build(path: Path | str, members: int, taking_part: int) -> None:
         await db.close()
 
 
+async def draft(db: Any, ballots: Any) -> tuple[Any, Any]:
+    """What the bot does for a draft: request #1 and `Ballots.sense`, in one transaction."""
+    from storage.repo import Repository
+
+    async with db.transaction() as tx:
+        repo = Repository(tx)
+        req = await repo.request(1)
+        assert req is not None
+        return req, await ballots.sense(repo, req)
+
+
 async def _run(quick: bool, workdir: Path) -> Result:
     from bench.ingest import engine
     from bot.app import settle_heap
@@ -148,11 +160,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
     try:
         for _ in range(rounds + 1):
             t0 = time.perf_counter()
-            async with db.transaction() as tx:
-                repo = Repository(tx)
-                req = await repo.request(1)
-                assert req is not None
-                sense = await ballots.sense(repo, req)
+            req, sense = await draft(db, ballots)
             t1 = time.perf_counter()
             message = render.summary(req, sense, final=True, mentions=chair)
             t2 = time.perf_counter()
@@ -269,7 +277,6 @@ async def _postgresql(
     from bench.ingest import engine, open_target
     from bench.postgres import throwaway_cluster
     from bot.app import settle_heap
-    from storage.repo import Repository
 
     note("summary: the same on PostgreSQL (a throwaway local cluster)")
     with throwaway_cluster() as pg:
@@ -285,11 +292,7 @@ async def _postgresql(
         try:
             for _ in range(rounds + 1):
                 t0 = time.perf_counter()
-                async with db.transaction() as tx:
-                    repo = Repository(tx)
-                    req = await repo.request(1)
-                    assert req is not None
-                    await ballots.sense(repo, req)
+                await draft(db, ballots)
                 laps.append(time.perf_counter() - t0)
         finally:
             await db.close()

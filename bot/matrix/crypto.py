@@ -51,6 +51,9 @@ from bot.matrix.rooms import MEGOLM
 
 log = logging.getLogger(__name__)
 
+# Message indices remembered against replays (a replay can only be of the replayer's own
+# session, whose key the bot holds: the sender-key check ties sessions to their senders).
+MAX_REMEMBERED_INDICES = 200_000
 # State event types nio's Olm machine needs to know who is in a room and whether it encrypts.
 _STATE_FOR_NIO = frozenset({"m.room.member", "m.room.encryption", "m.room.create"})
 
@@ -346,6 +349,8 @@ class Crypto:
             return Decryption(Outcome.REFUSED, reason=f"undecryptable: {type(exc).__name__}")
         if self._indices.setdefault((sender_key, session_id, index), event_id) != event_id:
             return Decryption(Outcome.REFUSED, reason="a replayed message index")
+        if len(self._indices) > MAX_REMEMBERED_INDICES:  # the oldest first (insertion order)
+            del self._indices[next(iter(self._indices))]
         try:
             source = json.loads(plaintext)
         except ValueError:

@@ -351,3 +351,23 @@ def sync_filter(timeline_limit: int = 100) -> dict[str, Any]:
             "account_data": {"types": []},
         },
     }
+
+
+def invites_filter() -> dict[str, Any]:
+    """A sync filter that leaves out everything but the rooms' membership sections.
+
+    No `room.rooms` list: the invite section is not limited by it anyway, and Synapse
+    refuses the whole sync (400) when one of its entries is not a well-formed room ID, which
+    would turn a typo in the config into "pending invites could not be read".
+    """
+    empty: dict[str, Any] = {"types": []}
+    return {
+        "presence": empty,
+        "account_data": empty,
+        "room": {
+            "timeline": {"limit": 0},
+            "state": empty,
+            "ephemeral": empty,
+            "account_data": empty,
+        },
+    }

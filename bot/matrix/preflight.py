@@ -31,7 +31,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from bot.config import Config
-from bot.matrix.decode import decode_sync
+from bot.matrix.decode import decode_sync, invites_filter
 from bot.matrix.gateway import Gateway, GatewayError
 
 
@@ -153,26 +153,6 @@ async def _versions(homeserver: str) -> str | None:
             return None
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return type(exc).__name__
-
-
-def invites_filter() -> dict[str, Any]:
-    """A sync filter that leaves out everything but the rooms' membership sections.
-
-    No `room.rooms` list: the invite section is not limited by it anyway, and Synapse
-    refuses the whole sync (400) when one of its entries is not a well-formed room ID, which
-    would turn a typo in the config into "pending invites could not be read".
-    """
-    empty: dict[str, Any] = {"types": []}
-    return {
-        "presence": empty,
-        "account_data": empty,
-        "room": {
-            "timeline": {"limit": 0},
-            "state": empty,
-            "ephemeral": empty,
-            "account_data": empty,
-        },
-    }
 
 
 async def _pending_invites(gateway: PreflightGateway, bot_user_id: str) -> dict[str, str | None]:

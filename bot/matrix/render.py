@@ -317,10 +317,7 @@ def summary(
     body = "\n".join(lines)
     html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
     data: dict[str, Any] = {
-        "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
-        "eligible": sense.eligible,
-        "participated": sense.participated,
-        "open_objections": len(sense.open_objections),
+        **_count_block(sense),
         "proposed_outcome": sense.proposal.value,
         "in_the_rough": list(sense.in_the_rough[:MAX_LISTED]),
         "did_not_take_part": list(sense.did_not_take_part[:MAX_LISTED]),
@@ -332,6 +329,16 @@ def summary(
     if hums is not None:
         data["hums"] = hums
     return Message("summary", req.id, body, html_, data, tuple(mentions))
+
+
+def _count_block(sense: Sense) -> dict[str, Any]:
+    """The counts every reader's data block carries (summary, live tally), one way."""
+    return {
+        "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
+        "eligible": sense.eligible,
+        "participated": sense.participated,
+        "open_objections": len(sense.open_objections),
+    }
 
 
 def tally(req: Request, sense: Sense, closes: str, prefix: str = "!cb") -> Message:
@@ -352,10 +359,7 @@ def tally(req: Request, sense: Sense, closes: str, prefix: str = "!cb") -> Messa
     body = "\n".join(lines)
     html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
     data: dict[str, Any] = {
-        "counts": {p.value: sense.counts.get(p, 0) for p in POSITION_ORDER},
-        "eligible": sense.eligible,
-        "participated": sense.participated,
-        "open_objections": len(sense.open_objections),
+        **_count_block(sense),
         "did_not_take_part_count": len(sense.did_not_take_part),
     }
     return Message("tally", req.id, body, html_, data)

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.matrix.crypto import Outcome
-from bot.matrix.decode import decode_event, decode_sync, sync_filter
+from bot.matrix.decode import decode_event, decode_sync, invites_filter, sync_filter
 from bot.matrix.events import InboundEvent, Invite, SyncBatch
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.services.engine import SYNC_TOKEN, Engine
@@ -236,19 +236,8 @@ class Syncer:
     async def _pending_invites_at_start(self) -> None:
         """Invites still pending from before a restart: an incremental sync does not repeat
         them, so read them from a sync without a token (timelines and state left out)."""
-        empty: dict[str, object] = {"types": []}
-        filt = {
-            "presence": empty,
-            "account_data": empty,
-            "room": {
-                "timeline": {"limit": 0},
-                "state": empty,
-                "ephemeral": empty,
-                "account_data": empty,
-            },
-        }
         try:
-            raw = await self.gateway.sync(None, 0, filt)
+            raw = await self.gateway.sync(None, 0, invites_filter())
         except GatewayError as exc:
             log.warning("could not read pending invites at start: %s", exc)
             return

@@ -663,7 +663,9 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         details=(
             "A new member needs a stakeholder group and a region (or a country, from which "
-            "the region follows), so every breakdown counts them."
+            "the region follows), so every breakdown counts them. The bot invites them into "
+            "the main room and the rooms of ballots under way (they speak there; ballots "
+            "already open keep the members they opened with)."
         ),
         examples=("member add @erin:example.org --stakeholder civil-society --region americas",),
         section=Section.CHAIR,
@@ -676,7 +678,9 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         details=(
             "Their positions stay on record but stop counting on ballots still open; "
-            "closed and decided requests keep the count they had."
+            "closed and decided requests keep the count they had. The bot takes them out of "
+            "the rooms of undecided requests (not a chair's), so they cannot read what it "
+            "says there next."
         ),
         examples=("member remove @erin:example.org",),
         section=Section.CHAIR,

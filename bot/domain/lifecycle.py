@@ -26,6 +26,8 @@ IN_PROGRESS: tuple[RequestState, ...] = (
     RequestState.OPEN,
     RequestState.DRAFTED,
 )
+# Requests whose room is in use: the members of the group read and speak there.
+DISCUSSED: tuple[RequestState, ...] = (RequestState.OPEN, RequestState.DRAFTED)
 # Requests whose record is frozen: it never changes again (until a reopen of a decision).
 FINAL: tuple[RequestState, ...] = (RequestState.DECIDED, RequestState.CANCELLED)
 # Requests not decided or cancelled yet (`list`, the digest).

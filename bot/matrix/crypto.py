@@ -269,8 +269,19 @@ class Crypto:
         got = any(
             isinstance(e, RoomKeyEvent | ForwardedRoomKeyEvent) for e in response.to_device_events
         )
+        self._distrust_members_after_gaps(raw)
         await self.housekeeping()
         return got
+
+    def _distrust_members_after_gaps(self, raw: Mapping[str, Any]) -> None:
+        """A `limited` timeline may have skipped joins and leaves (the sync filter
+        lazy-loads members, so the state section does not make up for them): the member
+        list of such a room is read again, whole, before the bot next encrypts there."""
+        rooms = self.gateway.client.rooms
+        for room_id, room in _dict(_dict(raw.get("rooms")).get("join")).items():
+            known = rooms.get(room_id)
+            if known is not None and _dict(_dict(room).get("timeline")).get("limited") is True:
+                known.members_synced = False
 
     def decrypt_timeline(self, raw: dict[str, Any]) -> None:
         """Replace, in place, every encrypted timeline event of a sync response that can be
@@ -463,23 +474,52 @@ class Crypto:
         return str(kind), dict(encrypted)
 
     async def _load_members(self, room: MatrixRoom) -> None:
-        """Everyone joined or invited: the bot posts a request's card and ballot right after
-        inviting the members, before they join, and they must be able to read them (as
-        Element shares keys with invited members)."""
+        """Everyone joined or invited, read whole from the server: the bot posts a request's
+        card and ballot right after inviting the members, before they join, and they must be
+        able to read them (as Element shares keys with invited members). Anyone the list
+        gains or loses ends the room's outbound session, as a membership event in the
+        timeline does (nio rotates on those): a new member gets a session that starts now, and
+        one who left never gets the next one."""
         answer = await self.gateway.raw(
             "GET",
             f"/_matrix/client/v3/rooms/{quote(room.room_id, safe='')}/members?not_membership=leave",
         )
+        present: dict[str, bool] = {}  # user -> invited (not yet joined)
         for event in _list(answer.get("chunk")):
             event = _dict(event)
             user = event.get("state_key")
             membership = _dict(event.get("content")).get("membership")
             if isinstance(user, str) and membership in ("join", "invite"):
-                room.add_member(user, None, None, invited=membership == "invite")
+                present[user] = membership == "invite"
+        changed = False
+        for user in [u for u in room.users if u not in present]:
+            changed = room.remove_member(user) or changed
+        for user, invited in present.items():
+            changed = room.add_member(user, None, None, invited=invited) or changed
         room.members_synced = True
-        olm = self.gateway.client.olm
-        if olm is not None:
-            olm.update_tracked_users(room)
+        self._members_changed(room, changed)
+
+    def member_invited(self, room_id: str, user_id: str) -> None:
+        """The bot has just invited `user_id` to `room_id`: its next message there must be
+        readable by them, before the sync brings the invite back."""
+        room = self.gateway.client.rooms.get(room_id)
+        if room is not None and room.members_synced:
+            self._members_changed(room, room.add_member(user_id, None, None, invited=True))
+
+    def member_left(self, room_id: str, user_id: str) -> None:
+        """The bot has just removed `user_id` from `room_id`: its next message there must
+        not be readable by them, even before the sync brings the kick back."""
+        room = self.gateway.client.rooms.get(room_id)
+        if room is not None:
+            self._members_changed(room, room.remove_member(user_id))
+
+    def _members_changed(self, room: MatrixRoom, changed: bool) -> None:
+        client = self.gateway.client
+        if client.olm is None:
+            return
+        if changed:
+            client.invalidate_outbound_session(room.room_id)
+        client.olm.update_tracked_users(room)
 
 
 def encrypted_file(data: bytes) -> tuple[bytes, dict[str, Any]]:

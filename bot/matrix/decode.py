@@ -50,6 +50,9 @@ TIMELINE_TYPES: tuple[str, ...] = (
     "org.matrix.msc3381.poll.response",
     "m.poll.response",
     "m.room.encrypted",
+    # Not decoded: the crypto edge follows joins, invites and leaves with them, so keys go to
+    # whoever is in an encrypted room now (the state section lazy-loads members).
+    "m.room.member",
 )
 POLL_RESPONSE_TYPES = ("org.matrix.msc3381.poll.response", "m.poll.response")
 # What the bot acts on that clients send encrypted: the only types it takes from inside an

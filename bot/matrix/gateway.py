@@ -362,6 +362,21 @@ class Gateway:
             ):
                 return
             raise
+        if self.crypto is not None:
+            self.crypto.member_invited(room_id, user_id)
+
+    async def kick(self, room_id: str, user_id: str, reason: str = "") -> None:
+        """Remove a user from a room; one who is not in it (any more) counts as done."""
+        body = {"user_id": user_id} | ({"reason": reason} if reason else {})
+        try:
+            await self.raw("POST", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/kick", body)
+        except GatewayError as exc:
+            msg = str(exc).lower()
+            if exc.errcode == "M_FORBIDDEN" and "not in the room" in msg:
+                return
+            raise
+        if self.crypto is not None:
+            self.crypto.member_left(room_id, user_id)
 
     async def join(self, room: str) -> str:
         """Join a room by ID or alias; returns the room ID."""

@@ -20,6 +20,7 @@ from bot.domain.durations import format_duration
 from bot.domain.intake import incomplete, missing_fields
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
+    DISCUSSED,
     FINAL,
     IN_PROGRESS,
     UNDECIDED,
@@ -1287,6 +1288,13 @@ class Handlers:
         await ctx.repo.upsert_member(
             user, stakeholder, region, ctx.now, ctx.event.sender, given.country
         )
+        if existing is None or not existing.active:
+            # A new member joins the conversation: the main room and the rooms of ballots
+            # under way (where they read and speak, but do not count: see the reply).
+            await ctx.out.invite(user, room_id=self.settings.main_room_id)
+            for req in await ctx.repo.requests(DISCUSSED):
+                if req.room_id:
+                    await ctx.out.invite(user, room_id=req.room_id, request_id=req.id)
         return Reply(
             True,
             f"{user} is a member ({stakeholder}, {region}). Ballots already open keep the "
@@ -1298,6 +1306,17 @@ class Handlers:
         user = str(args["user"])
         if not await ctx.repo.deactivate_member(user, ctx.now):
             return fail(f"{user} is not an active member.")
+        if user not in self.settings.chairs:
+            # Out of the rooms of undecided requests, so the bot's next messages there are
+            # no longer encrypted for them (decided rooms stay as the record's witnesses).
+            for req in await ctx.repo.requests(DISCUSSED):
+                if req.room_id:
+                    await ctx.out.remove_from_room(
+                        user,
+                        room_id=req.room_id,
+                        request_id=req.id,
+                        reason="removed from the group's roster",
+                    )
         return Reply(
             True,
             f"{user} is no longer a member. Their positions stop counting on ballots that are "

@@ -174,6 +174,15 @@ class Outbox:
         """Invite a user to a room (the request's room when `room_id` is None)."""
         await self._put("invite", {"user_id": user_id}, room_id=room_id, request_id=request_id)
 
+    async def remove_from_room(
+        self, user_id: str, *, room_id: str, request_id: int | None = None, reason: str = ""
+    ) -> None:
+        """Kick a user out of a room the bot controls (a member removed from the roster
+        leaves the rooms of undecided requests: the bot's next messages there are no longer
+        encrypted for them)."""
+        payload = {"user_id": user_id, "reason": reason}
+        await self._put("kick", payload, room_id=room_id, request_id=request_id)
+
     async def create_room(self, request_id: int, spec: dict[str, Any]) -> None:
         """Create the request's room (name, topic, state and power levels in `spec`)."""
         await self._put("create_room", spec, request_id=request_id, purpose="request_room")
@@ -466,6 +475,10 @@ class OutboxSender:
         if item.op == "invite":
             await self.gateway.invite(room_id, item.payload["user_id"])
             return str(item.payload["user_id"])
+        if item.op == "kick":
+            p = item.payload
+            await self.gateway.kick(room_id, p["user_id"], str(p.get("reason", "")))
+            return str(p["user_id"])
         raise _Unresolvable(f"unknown operation {item.op}")
 
     def _past_dedup(self, item: OutboxItem) -> bool:

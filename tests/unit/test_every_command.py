@@ -117,3 +117,27 @@ async def test_apply_by_direct_message_files_a_self_application(tmp_path: Path) 
         assert req.statement == "I want to help."
     finally:
         await world.db.close()
+
+
+async def test_member_add_and_remove_invite_and_take_out_of_open_rooms(opened: World) -> None:
+    """Who is in a request's room follows the roster, so the bot's encrypted messages there
+    reach a member added mid-ballot and stop reaching one removed (issue 20)."""
+    room = (await opened.request()).room_id
+    assert room is not None
+    add = opened.command(
+        CHAIR, "!cb member add @late:x --stakeholder academia --country Kenya", room=MAIN
+    )
+    await opened.apply(add)
+    invites = {
+        (i.room_id, i.payload["user_id"]) for i in await opened.pending() if i.op == "invite"
+    }
+    assert {(MAIN, "@late:x"), (room, "@late:x")} <= invites
+    again = opened.command(CHAIR, "!cb member add @late:x --stakeholder academia", room=MAIN)
+    await opened.apply(again)  # an update of an active member invites nobody again
+    assert len([i for i in await opened.pending() if i.op == "invite"]) == len(invites)
+
+    await opened.apply(opened.command(CHAIR, f"!cb member remove {BOB}", room=MAIN))
+    kicks = [i for i in await opened.pending() if i.op == "kick"]
+    assert [(k.room_id, k.payload["user_id"]) for k in kicks] == [(room, BOB)]
+    await opened.apply(opened.command(CHAIR, f"!cb member remove {CHAIR}", room=MAIN))
+    assert len([i for i in await opened.pending() if i.op == "kick"]) == 1  # not a chair

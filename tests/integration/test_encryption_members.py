@@ -26,14 +26,14 @@ pytestmark = pytest.mark.real
 Event = dict[str, Any]
 
 
-def plain_reply_to(event_id: str) -> Callable[[Event], bool]:
+def plain_reply_to(event_id: str, event_type: str = "m.room.message") -> Callable[[Event], bool]:
     """The bot's answer to `event_id`, decrypted: an `m.room.encrypted` event keeps its
     `m.relates_to` in clear, so the type is what shows it could be read."""
 
     def match(ev: Event) -> bool:
         relates = ev.get("content", {}).get("m.relates_to", {})
         return (
-            ev.get("type") == "m.room.message"
+            ev.get("type") == event_type
             and relates.get("m.in_reply_to", {}).get("event_id") == event_id
         )
 
@@ -42,15 +42,7 @@ def plain_reply_to(event_id: str) -> Callable[[Event], bool]:
 
 def encrypted_reply_to(event_id: str) -> Callable[[Event], bool]:
     """The same answer still encrypted (what a client that has no key for it keeps)."""
-
-    def match(ev: Event) -> bool:
-        relates = ev.get("content", {}).get("m.relates_to", {})
-        return (
-            ev.get("type") == "m.room.encrypted"
-            and relates.get("m.in_reply_to", {}).get("event_id") == event_id
-        )
-
-    return match
+    return plain_reply_to(event_id, "m.room.encrypted")
 
 
 @pytest.fixture

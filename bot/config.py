@@ -39,6 +39,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.domain.durations import DurationError, parse_duration
 from bot.domain.hums import DEFAULT_HUM_MIN, MIN_HUMS_TO_REPORT
+from bot.domain.mxid import is_room_alias, is_user_id
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
 
 __all__ = [
@@ -122,23 +123,18 @@ def _suggest(value: str, choices: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------- value types
 
-# Matrix user ID: `@localpart:server`, localpart of printable ASCII without ':' (the historical
-# grammar), server a DNS name, IPv4 or [IPv6] literal with an optional port.
-_SERVER_NAME = r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
-_MXID_RE: Final = re.compile(rf"@[!-9;-~]+:{_SERVER_NAME}")
-_ALIAS_RE: Final = re.compile(rf"#[^\s:]+:{_SERVER_NAME}")
 # Room IDs: `!opaque:server` before room version 12, `!opaque` from it on.
 _ROOM_ID_RE: Final = re.compile(r"![^\s]+")
 
 
 def _check_mxid(value: str) -> str:
-    if len(value) > 255 or not _MXID_RE.fullmatch(value):
+    if not is_user_id(value):
         raise _problem(f"'{value}' is not a Matrix user ID (expected @name:server)")
     return value
 
 
 def _check_room(value: str) -> str:
-    if len(value) > 255 or not (_ROOM_ID_RE.fullmatch(value) or _ALIAS_RE.fullmatch(value)):
+    if len(value) > 255 or not (_ROOM_ID_RE.fullmatch(value) or is_room_alias(value)):
         raise _problem(
             f"'{value}' is neither a room ID (!id or !id:server) nor a room alias (#name:server)"
         )

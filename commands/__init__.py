@@ -13,7 +13,6 @@ from commands.converters import (
     UserId,
     WhenArg,
     Word,
-    is_user_id,
 )
 from commands.help import (
     reference_markdown,
@@ -71,7 +70,6 @@ __all__ = [
     "WhenArg",
     "Word",
     "find_command",
-    "is_user_id",
     "parse",
     "reference_markdown",
     "render_command_help",

@@ -13,21 +13,13 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 from bot.domain.durations import DurationError, parse_duration
+from bot.domain.mxid import is_user_id
 from commands.spec import ConversionError
 
 _MAX_SHOWN = 40
-_MAX_USER_ID = 255
 _MAX_NAME = 200
 _MAX_INT = 2_000_000_000
 
-# Matrix user IDs: `@localpart:server_name`. The localpart is printable ASCII without `:`
-# (historical IDs allow more than today's a-z0-9._=-/+); the server is a DNS name, IPv4 or
-# bracketed IPv6 literal, with an optional port.
-_USER_ID = re.compile(
-    r"@[\x21-\x39\x3b-\x7e]+:(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
-    r"(?::[0-9]{1,5})?",
-    re.ASCII,
-)
 _MATRIX_TO = "https://matrix.to/#/"
 _NUMBER = re.compile(r"#?([0-9]{1,10})", re.ASCII)
 
@@ -58,11 +50,6 @@ def shown(text: str) -> str:
     if len(cleaned) > _MAX_SHOWN:
         cleaned = cleaned[: _MAX_SHOWN - 1] + "…"
     return f"'{cleaned}'"
-
-
-def is_user_id(text: str) -> bool:
-    """Whether `text` is a well-formed Matrix user ID such as `@alice:example.org`."""
-    return len(text) <= _MAX_USER_ID and _USER_ID.fullmatch(text) is not None
 
 
 def _has_control(text: str) -> bool:

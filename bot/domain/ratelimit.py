@@ -22,7 +22,7 @@ which can only forgive that key early, never refuse anyone.
 
 What this does not bound: many senders. A homeserver's admin can mint any number of user
 IDs, each with its own outsider burst; the caller may add a second check keyed by the
-sender's server (`server_of`) with a tier of its own.
+sender's server (`bot.domain.mxid.server_of`) with a tier of its own.
 """
 
 from __future__ import annotations
@@ -127,12 +127,6 @@ def is_idle(bucket: Bucket, tier: Tier, now_ms: int) -> bool:
     """Whether the bucket has refilled to the brim by `now_ms` (forgetting it changes
     nothing: an unknown key starts full)."""
     return refill(bucket, tier, now_ms).tokens >= tier.burst
-
-
-def server_of(user_id: str) -> str:
-    """The server part of a Matrix user ID (`@a:example.org` -> `example.org`), or ""."""
-    _, sep, server = user_id.partition(":")
-    return server if sep else ""
 
 
 class RateLimiter:

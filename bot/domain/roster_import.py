@@ -12,25 +12,16 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.domain.mxid import is_user_id
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "stakeholder", "region")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("country",)
 
-# The grammar `!cb member add` accepts (commands/converters.py): `@localpart:server`, the
-# localpart printable ASCII without `:`, the server a DNS name or a bracketed IPv6 literal,
-# with an optional port; at most 255 characters.
-_USER_ID = re.compile(
-    r"@[\x21-\x39\x3b-\x7e]+:(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
-    r"(?::[0-9]{1,5})?",
-    re.ASCII,
-)
-_MAX_USER_ID = 255
 _MAX_SHOWN = 60
 
 
@@ -110,7 +101,7 @@ def _header(cells: list[str]) -> tuple[dict[str, int], list[str]]:
 
 def _row_problems(user_id: str, stakeholder: str, region: str) -> list[str]:
     problems: list[str] = []
-    if len(user_id) > _MAX_USER_ID or not _USER_ID.fullmatch(user_id):
+    if not is_user_id(user_id):
         what = "user_id is empty" if not user_id else f"{_shown(user_id)} is not a Matrix user ID"
         problems.append(f"{what} (expected @name:server)")
     if stakeholder not in STAKEHOLDER_GROUPS:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.domain.mxid import is_user_id
 from bot.domain.positions import Position
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
 from commands import (
@@ -35,7 +36,6 @@ from commands import (
     WhenArg,
     Word,
     find_command,
-    is_user_id,
     parse,
     reference_markdown,
     render_command_help,

@@ -714,3 +714,46 @@ def test_a_bad_backend_exits_2_naming_the_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "storage.dsn" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("user_id", "valid"),
+    [
+        ("@alice:example.org", True),
+        ("@a:[::1]:8448", True),
+        ("@Old=Style!:example.org", True),
+        ("@a:-x-", False),
+        ("@a:x-", False),
+        ("@a:", False),
+        ("alice:example.org", False),
+        ("@a b:example.org", False),
+        ("@" + "a" * 250 + ":x.org", False),
+    ],
+)
+def test_one_user_id_grammar_for_config_commands_and_roster(
+    tmp_path: Path, user_id: str, valid: bool
+) -> None:
+    """The config, the command parser and the roster import accept the same user IDs (they
+    disagreed: `@a:-x-` passed the config and failed the others)."""
+    from bot.domain.roster_import import parse_roster
+    from commands import ParseFailure, parse
+
+    path = minimal(
+        tmp_path,
+        extra=f'[[group.members]]\nuser_id = "{user_id}"\n'
+        'stakeholder = "academia"\nregion = "europe"\n',
+    )
+    config_ok = not any("members" in p for p in _paths_or_none(path))
+    parsed = parse(f"!cb member add {user_id} --stakeholder academia --region europe", "!cb", 0)
+    command_ok = parsed is not None and not isinstance(parsed, ParseFailure)
+    roster = parse_roster(f"user_id,stakeholder,region\n{user_id},academia,europe\n")
+    roster_ok = not roster.problems
+    assert (config_ok, command_ok, roster_ok) == (valid, valid, valid)
+
+
+def _paths_or_none(path: Path) -> list[str]:
+    try:
+        load_config(path, env={})
+    except ConfigError as exc:
+        return [issue.path for issue in exc.issues]
+    return []

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.domain.mxid import server_of
 from bot.domain.ratelimit import (
     MEMBER_TIER,
     OUTSIDER_TIER,
@@ -18,7 +19,6 @@ from bot.domain.ratelimit import (
     full,
     is_idle,
     refill,
-    server_of,
     take,
 )
 

@@ -109,7 +109,8 @@ class SyncBatch:
     prev_batch: dict[str, str] = field(default_factory=dict)  # per limited room: where the gap ends
     joined_rooms: set[str] = field(default_factory=set)
     # Held encrypted events this batch applies after all (decrypted) or drops (refused), and
-    # the time they were received, under which they are applied (None: now).
+    # the time they were received: they are judged now, when their key came, and only a
+    # position on a ballot still open then is recorded under that receipt time.
     released: list[str] = field(default_factory=list)
     received_at: int | None = None
     skipped: int = 0  # malformed or foreign events passed over

@@ -98,8 +98,11 @@ class Engine:
     async def apply_batch(self, batch: SyncBatch, *, force: bool = False) -> BatchResult:
         """Apply a sync batch and store its token, all in one transaction; then let the
         timers follow what was committed."""
-        # Held encrypted events are applied under the time they were received.
-        now = batch.received_at if batch.received_at is not None else self.clock.now_ms()
+        # Released held events are judged now, when their key arrived (every window: close,
+        # contest, appeal); only a position on a ballot still open keeps its receipt time
+        # (`Ballots.record_input`), so a late key neither loses it nor reorders it, and a
+        # key held back past the close cannot choose a position afterwards.
+        now = self.clock.now_ms()
         try:
             # Events almost never fail: apply the batch without a savepoint per event (two
             # statements each, two network round trips on PostgreSQL) ...
@@ -124,7 +127,15 @@ class Engine:
             applied: list[tuple[str, str]] = []
             for event in batch.events:
                 await self._apply_one(
-                    repo, out, event, now, result, seen, force=force, isolate=isolate
+                    repo,
+                    out,
+                    event,
+                    now,
+                    result,
+                    seen,
+                    force=force,
+                    isolate=isolate,
+                    received_at=batch.received_at,
                 )
                 if self._held(event):
                     continue  # not applied: its decrypted self comes under the same ID
@@ -212,6 +223,7 @@ class Engine:
         *,
         force: bool = False,
         isolate: bool = True,
+        received_at: int | None = None,
     ) -> None:
         idempotent = isinstance(event, ReactionAdded | Redacted | PollResponse)
         if not (force and idempotent) and event.event_id in seen:
@@ -219,7 +231,7 @@ class Engine:
             return
         if not isolate:
             try:
-                await self._dispatch(repo, out, event, now)
+                await self._dispatch(repo, out, event, now, received_at)
             except Exception as exc:
                 raise _EventFailed from exc
             result.applied += 1
@@ -228,7 +240,7 @@ class Engine:
         plans = (set(out.reschedule), set(out.redraft))
         try:
             async with repo.tx.savepoint():
-                await self._dispatch(repo, out, event, now)
+                await self._dispatch(repo, out, event, now, received_at)
             result.applied += 1
         except Exception as exc:
             out.reschedule, out.redraft = plans
@@ -250,15 +262,23 @@ class Engine:
                     ),
                 )
 
-    async def _dispatch(self, repo: Repository, out: Outbox, event: InboundEvent, now: int) -> None:
+    async def _dispatch(
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: InboundEvent,
+        now: int,
+        received_at: int | None = None,
+    ) -> None:
+        """Apply one event at `now`; `received_at`: when a released held event was received."""
         if isinstance(event, ReactionAdded):
-            await self._on_reaction(repo, out, event, now)
+            await self._on_reaction(repo, out, event, now, received_at)
         elif isinstance(event, Redacted):
             await self._on_redaction(repo, out, event, now)
         elif isinstance(event, CommandText):
-            await self.handlers.handle(repo, out, event, now)
+            await self.handlers.handle(repo, out, event, now, received_at=received_at)
         elif isinstance(event, PollResponse):
-            await self._on_poll_response(repo, out, event, now)
+            await self._on_poll_response(repo, out, event, now, received_at)
         elif isinstance(event, EncryptedMessage):
             await self._on_encrypted(repo, out, event, now)
         elif isinstance(event, EncryptionEnabled) and not self.settings.encrypts:
@@ -270,7 +290,12 @@ class Engine:
     # --- positions --------------------------------------------------------------------
 
     async def _on_reaction(
-        self, repo: Repository, out: Outbox, event: ReactionAdded, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: ReactionAdded,
+        now: int,
+        received_at: int | None = None,
     ) -> None:
         req = await repo.request_by_ballot(event.relates_to)
         if req is None or req.room_id != event.room_id or req.state not in TAKES_INPUTS:
@@ -287,7 +312,13 @@ class Engine:
             room_id=event.room_id,
         )
         await self.ballots.record_input(
-            repo, out, req, item, now, ask_reason_in_reply_to=event.event_id
+            repo,
+            out,
+            req,
+            item,
+            now,
+            ask_reason_in_reply_to=event.event_id,
+            received_at=received_at,
         )
 
     def _held(self, event: InboundEvent) -> bool:
@@ -331,7 +362,12 @@ class Engine:
         await out.message(render.notice("reply", None, welcome, ()), room_id=dm(event.sender))
 
     async def _on_poll_response(
-        self, repo: Repository, out: Outbox, event: PollResponse, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: PollResponse,
+        now: int,
+        received_at: int | None = None,
     ) -> None:
         req = await repo.request_by_poll(event.poll_id)
         if req is None or req.room_id != event.room_id or req.state not in TAKES_INPUTS:
@@ -347,7 +383,7 @@ class Engine:
         item = PositionInput(
             event.event_id, event.sender, position, event.ts, Source.POLL, room_id=event.room_id
         )
-        await self.ballots.record_input(repo, out, req, item, now)
+        await self.ballots.record_input(repo, out, req, item, now, received_at=received_at)
 
     async def _on_redaction(self, repo: Repository, out: Outbox, event: Redacted, now: int) -> None:
         """Store every redaction (the rule decides which retract a position), then let the

@@ -14,9 +14,27 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli import main
+from bot.domain.ledger import PositionInput, Source
 from bot.domain.positions import Position
-from bot.matrix.events import EncryptedMessage, ReactionAdded, SyncBatch
-from tests.unit.test_engine import ALICE, BALLOT, ROOM, World, make_world
+from bot.domain.record import GENESIS, body_digest, chain, verify_segments
+from bot.domain.record_render import render_json
+from bot.matrix.events import CommandText, EncryptedMessage, InboundEvent, ReactionAdded, SyncBatch
+from storage.repo import Repository
+from tests.unit.test_engine import (
+    ALICE,
+    BALLOT,
+    BOB,
+    CHAIR,
+    DAVE,
+    MAIN,
+    ROOM,
+    World,
+    make_world,
+)
+from tests.unit.test_process_rules import WHY, body, record
+
+HOUR = 3_600_000
 
 
 @pytest.fixture
@@ -29,9 +47,16 @@ async def opened(tmp_path: Path) -> AsyncIterator[World]:
         await w.db.close()
 
 
-def _sealed(event_id: str, ts: int) -> EncryptedMessage:
-    raw = {"type": "m.room.encrypted", "event_id": event_id, "sender": ALICE, "content": {}}
-    return EncryptedMessage(ROOM, event_id, ALICE, ts, json.dumps(raw))
+def _sealed(event_id: str, ts: int, sender: str = ALICE, room: str = ROOM) -> EncryptedMessage:
+    raw = {"type": "m.room.encrypted", "event_id": event_id, "sender": sender, "content": {}}
+    return EncryptedMessage(room, event_id, sender, ts, json.dumps(raw))
+
+
+async def _release(w: World, plain: InboundEvent, received: int) -> None:
+    """What the sync loop does when a held event's key arrives: its decrypted self, applied
+    with the time the ciphertext was received."""
+    batch = SyncBatch("", events=[plain], released=[plain.event_id], received_at=received)
+    await w.engine.apply_batch(batch)
 
 
 async def test_a_held_event_is_applied_under_its_receipt_time_once(opened: World) -> None:
@@ -92,3 +117,113 @@ async def test_held_events_are_forgotten_after_the_retention(opened: World) -> N
     async with w.db.transaction() as tx:
         assert await Repository(tx).prune(w.clock.now + 1) >= 1
     assert await w.engine.held() == []
+
+
+# ---- a key held back (issue 21, item 1) ------------------------------------------------
+
+
+async def test_withheld_key_released_after_the_close_is_late_and_never_counted(
+    opened: World,
+) -> None:
+    """Two sessions, one "support" and one "object", sent before the close; their keys held
+    back. Releasing either after the close records it late, at the key's arrival."""
+    w = opened
+    sent = w.clock.now
+    await w.apply(_sealed("$support", sent), _sealed("$object", sent))
+    w.clock.advance(60_000)
+    await w.apply(w.command(CHAIR, "!cb close"))
+    closed_at = (await w.request()).closed_at
+    w.clock.advance(HOUR)  # she picks a side an hour after the close
+    await _release(w, ReactionAdded(ROOM, "$object", ALICE, sent, BALLOT, "👎"), sent)
+    assert await w.positions() == {}
+    assert await w.objections() == []
+    [stored] = await w.inputs()
+    assert stored.recorded_at == w.clock.now > closed_at
+    entry = next(e for e in (await record(w))["entries"] if e.get("event_id") == "$object")
+    assert (entry["status"], entry["counted"]) == ("late", False)
+    # The other session changes nothing either; nothing waits any more.
+    await _release(w, ReactionAdded(ROOM, "$support", ALICE, sent, BALLOT, "👍"), sent)
+    assert await w.positions() == {}
+    assert await w.engine.held() == []
+
+
+async def test_withheld_key_released_before_the_close_keeps_its_receipt_time(
+    opened: World,
+) -> None:
+    """Before the close nothing changes: a late key counts under the ciphertext's receipt
+    time, so a clear 👍 sent after the sealed 👎 stays the member's position."""
+    w = opened
+    sent = w.clock.now
+    await w.apply(_sealed("$object", sent))
+    w.clock.advance(10 * 60_000)
+    await w.apply(w.reaction(ALICE, "👍", ts=w.clock.now))
+    w.clock.advance(HOUR)
+    await _release(w, ReactionAdded(ROOM, "$object", ALICE, sent, BALLOT, "👎"), sent)
+    assert await w.positions() == {ALICE: Position.SUPPORT}
+    late = next(i for i in await w.inputs() if i.event_id == "$object")
+    assert late.recorded_at == sent
+
+
+async def test_withheld_appeal_released_after_the_window_is_refused(opened: World) -> None:
+    w = opened
+    await w.apply(w.command(CHAIR, f"!cb decide decline {WHY}"))
+    w.clock.advance(24 * HOUR)
+    sent = w.clock.now  # day 1: well inside the 14-day window, but unreadable
+    await w.apply(_sealed("$appeal", sent, sender=DAVE, room=MAIN))
+    w.clock.advance(24 * 24 * HOUR)  # the key comes on day 25
+    appeal = CommandText(MAIN, "$appeal", DAVE, sent, "!cb appeal 1 Nobody asked the Americas.")
+    await _release(w, appeal, sent)
+    assert "appeal window" in await body(w, "$appeal")
+    async with w.db.transaction() as tx:
+        assert await Repository(tx).appeals(1) == []
+
+
+async def test_withheld_input_never_counts_in_a_later_segment_of_the_decision(
+    opened: World, tmp_path: Path
+) -> None:
+    """Even an input stored as received before the close (as a released key once was) does
+    not count in the segment an answered appeal adds, and `export --verify --previous`
+    refuses a later segment rewritten to count it."""
+    w = opened
+    await w.apply(w.reaction(BOB, "👍"))
+    await w.apply(w.command(CHAIR, f"!cb decide admit {WHY}"))
+    first = await record(w)
+    closed_at = (await w.request()).closed_at
+    sneaked = PositionInput(
+        "$sneak", ALICE, Position.OBJECT, closed_at - 1, Source.REACTION, None, ROOM
+    )
+    async with w.db.transaction() as tx:
+        assert await Repository(tx).add_input(1, sneaked, closed_at - 1)
+    await w.apply(w.command(DAVE, "!cb appeal 1 Nobody from the Americas was heard.", room=MAIN))
+    await w.apply(w.command(CHAIR, f"!cb appeal-answer 1 denied {WHY}", room=MAIN))
+    second = await record(w)
+    assert second["segment"] == 2
+    entry = next(e for e in second["entries"] if e.get("event_id") == "$sneak")
+    assert (entry["status"], entry["counted"]) == ("late", False)
+    assert second["sense"]["counts"] == first["sense"]["counts"]
+    assert verify_segments(first, second) == []
+
+    # A rewritten second segment that counts it is self-consistent, but does not continue
+    # the first.
+    forged = json.loads(json.dumps(second))
+    for e in forged["entries"]:
+        if e.get("event_id") == "$sneak":
+            e.update(counted=True, status="counted")
+    forged["sense"]["counts"]["object"] += 1
+    items = [
+        {k: v for k, v in e.items() if k not in ("seq", "at", "prev", "hash")}
+        for e in forged["entries"]
+    ]
+    items[-1]["body"] = body_digest(forged)
+    forged["entries"] = chain(items, forged["previous_head"] or GENESIS)
+    forged["head"] = forged["entries"][-1]["hash"]
+    problems = verify_segments(first, forged)
+    assert any("$sneak" in p for p in problems)
+    earlier, later = tmp_path / "first.json", tmp_path / "forged.json"
+    earlier.write_text(render_json(first))
+    later.write_text(render_json(forged))
+    assert main(["export", "--verify", str(later), "--head", forged["head"]]) == 0
+    assert main(["export", "--verify", str(later), "--previous", str(earlier)]) == 1
+    honest = tmp_path / "second.json"
+    honest.write_text(render_json(second))
+    assert main(["export", "--verify", str(honest), "--previous", str(earlier)]) == 0

@@ -378,6 +378,13 @@ class Crypto:
             clear["unsigned"] = event["unsigned"]
         return Decryption(Outcome.DECRYPTED, clear)
 
+    def has_key(self, room_id: str, sender_key: str, session_id: str) -> bool:
+        """Whether the key of a Megolm session of `room_id` has reached the bot's device."""
+        olm = self.gateway.client.olm
+        return olm is not None and (
+            olm.inbound_group_store.get(room_id, sender_key, session_id) is not None
+        )
+
     def _sender_key_owner(self, sender: str, sender_key: str) -> bool | None:
         """Whether a session's sender key is one of the sender's devices; None while the
         sender's devices are not known."""

@@ -64,13 +64,16 @@ class PollResponse:
 @dataclass(frozen=True, slots=True)
 class EncryptedMessage:
     """An encrypted event the bot cannot read (yet: its key has not arrived, or encryption
-    is off). `raw` is the event's JSON, kept to decrypt it later."""
+    is off). `raw` is the event's JSON, kept to decrypt it later; `sender_key` and
+    `session_id` name the Megolm session whose key it waits for ("" when absent)."""
 
     room_id: str
     event_id: str
     sender: str
     ts: int
     raw: str = ""
+    sender_key: str = ""
+    session_id: str = ""
 
 
 InboundEvent = (

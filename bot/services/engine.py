@@ -63,7 +63,12 @@ class BatchResult:
     refs: list[str] = field(default_factory=list)
 
 
-MAX_HELD_PER_SENDER = 200  # encrypted events one sender may have waiting for their keys
+# Encrypted events that may wait for their keys: per sender; and, for senders who are neither
+# members nor chairs, per homeserver and per room together (so outsiders cannot fill the table
+# with ciphertext nobody will ever give the bot a key for, nor crowd members out).
+MAX_HELD_PER_SENDER = 200
+MAX_HELD_PER_SERVER = 1_000
+MAX_HELD_PER_ROOM = 2_000
 
 
 class _EventFailed(Exception):
@@ -169,9 +174,19 @@ class Engine:
         return await self.apply_batch(batch, force=force)
 
     async def held(self) -> list[HeldEvent]:
-        """Encrypted events waiting for their keys, oldest receipt first."""
+        """Encrypted events waiting for their keys, oldest receipt first (the first 1,000)."""
         async with self.db.transaction() as tx:
             return await Repository(tx).held_events()
+
+    async def held_sessions(self) -> list[tuple[str, str, str]]:
+        """(room ID, sender key, session ID) of the Megolm sessions held events wait for."""
+        async with self.db.transaction() as tx:
+            return await Repository(tx).held_sessions()
+
+    async def held_in_sessions(self, sessions: list[tuple[str, str, str]]) -> list[HeldEvent]:
+        """The held events of these sessions (and the oldest few without one), oldest first."""
+        async with self.db.transaction() as tx:
+            return await Repository(tx).held_in_sessions(sessions)
 
     async def tell_unreadable(self) -> int:
         """Tell, once, the senders of encrypted messages that stayed unreadable longer than
@@ -181,11 +196,7 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             out = Outbox(repo, now)
-            due = [
-                h
-                for h in await repo.held_events()
-                if h.notified_at is None and h.received_at <= cutoff
-            ]
+            due = await repo.held_due_notice(cutoff)
             told: set[tuple[str, str]] = set()
             for held in due:
                 if (held.room_id, held.sender) in told:
@@ -333,15 +344,21 @@ class Engine:
         With encryption off: say once per room that the bot cannot read encrypted messages,
         and open an unencrypted direct chat where the sender can use its commands."""
         if self.settings.encrypts:
-            if await repo.held_count(event.sender) >= MAX_HELD_PER_SENDER:
-                # Unreadable events cost space until their key comes: one sender cannot fill
-                # the disk with ciphertext nobody will ever give the bot a key for.
-                log.warning(
-                    "encrypted event %s not kept: its sender has too many held", event.event_id
-                )
+            full = await self._held_full(repo, event)
+            if full:
+                # Unreadable events cost space until their key comes: nobody can fill the
+                # disk with ciphertext nobody will ever give the bot a key for.
+                log.warning("encrypted event %s not kept: too many held %s", event.event_id, full)
                 return
             await repo.hold_event(
-                event.event_id, event.room_id, event.sender, event.ts, now, event.raw
+                event.event_id,
+                event.room_id,
+                event.sender,
+                event.ts,
+                now,
+                event.raw,
+                event.sender_key,
+                event.session_id,
             )
             return
         key = f"encrypted_notice:{event.room_id}"
@@ -360,6 +377,24 @@ class Engine:
         )
         welcome = f"Hello! Send me commands here (this chat is not encrypted). Try {prefix} help."
         await out.message(render.notice("reply", None, welcome, ()), room_id=dm(event.sender))
+
+    async def _held_full(self, repo: Repository, event: EncryptedMessage) -> str:
+        """Which cap holding this event would exceed ("" when none): per sender for
+        everyone; per homeserver and per room for senders who are neither members nor
+        chairs, so outsiders together cannot crowd members' events out."""
+        by_sender, by_room, by_server = await repo.held_counts(event.sender, event.room_id)
+        if by_sender >= MAX_HELD_PER_SENDER:
+            return "from its sender"
+        if event.sender in self.settings.chairs:
+            return ""
+        member = await repo.member(event.sender)
+        if member is not None and member.active:
+            return ""
+        if by_server >= MAX_HELD_PER_SERVER:
+            return "from its homeserver"
+        if by_room >= MAX_HELD_PER_ROOM:
+            return "in its room"
+        return ""
 
     async def _on_poll_response(
         self,

@@ -66,6 +66,7 @@ class World:
         self.olm = client.olm
         self.crypto = Crypto(_Edge(client), tmp / "crypto")
         self.sessions: dict[tuple[str, str], OutboundGroupSession] = {}
+        self.withheld: dict[tuple[str, str], str] = {}  # (user, room) -> session key, index 0
         self.n = 0
 
     def device(self, user: str) -> str:
@@ -85,8 +86,17 @@ class World:
                 self.olm.inbound_group_store.add(
                     InboundGroupSession(found.session_key, _key("e" + user), _key("c" + user), room)
                 )
+            else:
+                self.withheld[(user, room)] = found.session_key
             self.sessions[(user, room)] = found
         return found
+
+    def release(self, user: str, room: str) -> None:
+        """The sender shares the key they held back (from the session's first message)."""
+        key = self.withheld.pop((user, room))
+        self.olm.inbound_group_store.add(
+            InboundGroupSession(key, _key("e" + user), _key("c" + user), room)
+        )
 
     def encrypted(
         self,

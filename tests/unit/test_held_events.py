@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,17 +20,25 @@ from bot.domain.ledger import PositionInput, Source
 from bot.domain.positions import Position
 from bot.domain.record import GENESIS, body_digest, chain, verify_segments
 from bot.domain.record_render import render_json
+from bot.matrix.crypto import Crypto
+from bot.matrix.decode import decode_event
 from bot.matrix.events import CommandText, EncryptedMessage, InboundEvent, ReactionAdded, SyncBatch
+from bot.services import engine as engine_module
+from bot.services.engine import MAX_HELD_PER_SENDER
+from bot.services.syncer import Syncer
 from storage.repo import Repository
+from tests.unit.test_crypto import World as CryptoWorld
 from tests.unit.test_engine import (
     ALICE,
     BALLOT,
     BOB,
+    BOT,
     CHAIR,
     DAVE,
     MAIN,
     ROOM,
     World,
+    fresh_database,
     make_world,
 )
 from tests.unit.test_process_rules import WHY, body, record
@@ -101,8 +110,6 @@ async def test_the_sender_of_an_unreadable_event_is_told_once(opened: World) -> 
 
 
 async def test_one_sender_cannot_fill_the_disk_with_unreadable_events(opened: World) -> None:
-    from bot.services.engine import MAX_HELD_PER_SENDER
-
     w = opened
     flood = [_sealed(f"$f{n}", w.clock.now) for n in range(MAX_HELD_PER_SENDER + 25)]
     await w.apply(*flood)
@@ -227,3 +234,111 @@ async def test_withheld_input_never_counts_in_a_later_segment_of_the_decision(
     honest = tmp_path / "second.json"
     honest.write_text(render_json(second))
     assert main(["export", "--verify", str(honest), "--previous", str(earlier)]) == 0
+
+
+# ---- held-event starvation (issue 21, item 3) ------------------------------------------
+
+
+class _KeyEdge:
+    """The part of the gateway the sync loop's retry uses: the crypto edge."""
+
+    def __init__(self, crypto: Crypto) -> None:
+        self.crypto = crypto
+
+
+def _seal(keys: CryptoWorld, sender: str, plain: dict[str, Any], **kw: Any) -> InboundEvent:
+    """A real Megolm event `sender` sent to the request room, as the sync loop decodes it
+    while its key is missing."""
+    event = keys.encrypted(sender, plain, room=ROOM, key_shared=False, **kw)
+    decoded = decode_event(ROOM, event, BOT, "!cb")
+    assert isinstance(decoded, EncryptedMessage)
+    assert decoded.session_id
+    return decoded
+
+
+async def test_a_flood_of_unreadable_events_cannot_starve_a_members_event(
+    opened: World, tmp_path: Path
+) -> None:
+    """Five accounts with 200 events each whose keys never come sit before a member's event
+    in the table; once her key arrives hers is released all the same."""
+    w = opened
+    keys = CryptoWorld(tmp_path)
+    flood = [
+        _seal(
+            keys,
+            f"@flood{n}:evil{n}.example",
+            {"type": "m.room.message", "content": {}},
+            session_room=f"!s{k // 50}",  # a new session every 50 (nio's limit is 100)
+        )
+        for n in range(5)
+        for k in range(MAX_HELD_PER_SENDER)
+    ]
+    await w.apply(*flood)
+    w.clock.advance(60_000)
+    relates = {"rel_type": "m.annotation", "event_id": BALLOT, "key": "👍"}
+    mine = _seal(
+        keys, ALICE, {"type": "m.reaction", "room_id": ROOM, "content": {}}, relates=relates
+    )
+    await w.apply(mine)
+    assert len(await w.engine.held()) == 1_000  # the oldest 1,000: hers is not among them
+    syncer = Syncer(_KeyEdge(keys.crypto), w.engine, lambda: None)  # type: ignore[arg-type]
+    assert await syncer.release_held() == 0  # no key yet: nothing moves
+    keys.release(ALICE, ROOM)
+    assert await syncer.release_held() == 1
+    assert await w.positions() == {ALICE: Position.SUPPORT}
+    async with w.db.transaction() as tx:
+        assert len(await Repository(tx).held_sessions()) == 20  # the flood still waits
+
+
+async def test_outsiders_cannot_starve_members_of_held_space(
+    opened: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per sender for all; per homeserver and per room for outsiders together; members keep
+    their own allowance whatever outsiders did."""
+    monkeypatch.setattr(engine_module, "MAX_HELD_PER_SENDER", 3)
+    monkeypatch.setattr(engine_module, "MAX_HELD_PER_SERVER", 5)
+    monkeypatch.setattr(engine_module, "MAX_HELD_PER_ROOM", 8)
+    w = opened
+    now = w.clock.now
+    # Three outsiders of one homeserver: 3 + 2 (the homeserver's cap), the rest refused.
+    one_server = [
+        _sealed(f"$a{u}{n}", now, f"@out{u}:evil.example") for u in range(3) for n in range(3)
+    ]
+    await w.apply(*one_server)
+    assert len(await w.engine.held()) == 5
+    # Outsiders of other homeservers fill the room up to its cap.
+    others = [
+        _sealed(f"$b{u}{n}", now, f"@out:other{u}.example") for u in range(3) for n in range(3)
+    ]
+    await w.apply(*others)
+    assert len(await w.engine.held()) == 8
+    # A member still has her own allowance (per sender), and no more.
+    await w.apply(*[_sealed(f"$m{n}", now, ALICE) for n in range(4)])
+    held = await w.engine.held()
+    assert sorted(h.event_id for h in held if h.sender == ALICE) == ["$m0", "$m1", "$m2"]
+
+
+async def test_held_events_are_found_by_session_on_both_backends_no_starving(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The repository's side of the retry (SQLite and PostgreSQL): events are found by their
+    session wherever they are in the table, counted per sender, room and homeserver."""
+    db = fresh_database(backend, tmp_path, request)
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            for n in range(1_100):  # old events of sessions whose keys never come
+                await repo.hold_event(f"$f{n}", ROOM, "@f:evil.example", n, n, "{}", "K", f"S{n}")
+            await repo.hold_event("$old", ROOM, ALICE, 1, 0, "{}")  # from before version 7
+            await repo.hold_event("$mine", ROOM, ALICE, 5_000, 5_000, "{}", "KA", "SA")
+        async with db.transaction() as tx:
+            repo = Repository(tx)
+            assert ("!req1:x", "KA", "SA") in await repo.held_sessions()
+            found = await repo.held_in_sessions([(ROOM, "KA", "SA"), (ROOM, "other", "S1")])
+            assert [h.event_id for h in found] == ["$old", "$mine"]
+            assert found[1].session_id == "SA"
+            assert await repo.held_counts(ALICE, ROOM) == (2, 1_102, 2)
+            assert await repo.held_counts("@g:evil.example", "!elsewhere:x") == (0, 0, 1_100)
+    finally:
+        await db.close()

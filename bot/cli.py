@@ -338,6 +338,8 @@ def _verify(path: Path, head: str | None, previous: Path | None = None) -> int:
         )
     else:
         print(f"{path}: intact, and its head is the published {found}: nobody rewrote it")
+    if previous is not None:
+        print(f"{path}: continues {previous}, and carries the counts of the decision it continues")
     return 0
 
 

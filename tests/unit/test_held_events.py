@@ -234,6 +234,9 @@ async def test_withheld_input_never_counts_in_a_later_segment_of_the_decision(
     honest = tmp_path / "second.json"
     honest.write_text(render_json(second))
     assert main(["export", "--verify", str(honest), "--previous", str(earlier)]) == 0
+    with pytest.raises(SystemExit) as usage:
+        main(["export", "--previous", str(earlier)])
+    assert usage.value.code == 2
 
 
 # ---- held-event starvation (issue 21, item 3) ------------------------------------------

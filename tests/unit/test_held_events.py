@@ -171,6 +171,30 @@ async def test_withheld_key_released_before_the_close_keeps_its_receipt_time(
     assert late.recorded_at == sent
 
 
+async def test_withheld_hum_counts_only_if_its_key_comes_before_the_close(opened: World) -> None:
+    w = opened
+    for member in (ALICE, BOB):
+        await w.engine.remember_dm(member, f"!dm-{member[1:]}")
+    sent = w.clock.now
+    await w.apply(
+        _sealed("$hum-a", sent, sender=ALICE, room="!dm-alice:x"),
+        _sealed("$hum-b", sent, sender=BOB, room="!dm-bob:x"),
+    )
+    w.clock.advance(HOUR)  # Alice's key comes an hour later, before the close
+    await _release(
+        w, CommandText("!dm-alice:x", "$hum-a", ALICE, sent, "!cb hum for --request 1"), sent
+    )
+    await w.apply(w.command(CHAIR, "!cb close"))
+    w.clock.advance(HOUR)  # Bob's only after it
+    await _release(
+        w, CommandText("!dm-bob:x", "$hum-b", BOB, sent, "!cb hum against --request 1"), sent
+    )
+    async with w.db.transaction() as tx:
+        hums = await Repository(tx).hums(1)
+    assert [side for _, side, _ in hums] == ["for"]
+    assert "not open" in await body(w, "$hum-b")
+
+
 async def test_withheld_appeal_released_after_the_window_is_refused(opened: World) -> None:
     w = opened
     await w.apply(w.command(CHAIR, f"!cb decide decline {WHY}"))

@@ -19,13 +19,14 @@ from storage.backend import Backend
 EXIT_CONFIG = 2  # the configuration is missing or invalid
 EXIT_USAGE = 2  # a usage error, or a file that cannot be read
 _EXPORT_EPILOG = """\
-exit codes of export --verify FILE [--head HASH]:
+exit codes of export --verify FILE [--previous EARLIER] [--head HASH]:
   0  the file is intact. Without --head that only means self-consistent: whoever edits
      a record can recompute every hash. With --head, its head is also HASH (from the
      outcome message in the request room, or the end of the published minutes), which
      proves nobody rewrote it.
   1  it does not verify: changed, reformatted, not the exported JSON, or another head
-     than HASH; the problems are listed
+     than HASH; or it does not continue EARLIER (the segment before it: chained to its
+     head, and, for the same decision, the same inputs counted); the problems are listed
   2  usage error (e.g. HASH is not 64 hex digits), or FILE cannot be read
 
 exit codes of export: 0 printed, 1 the request cannot be exported, 2 configuration problem."""
@@ -79,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="check an exported JSON record instead (see the exit codes below)",
+    )
+    export.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        metavar="EARLIER",
+        help="with --verify: the request's segment before FILE, exported then; FILE must "
+        "continue it, and a later segment of the same decision count exactly what it counted",
     )
     export.add_argument(
         "--head",
@@ -281,28 +290,44 @@ def _migrate_storage(source: str, target: str) -> int:
     return 0 if report.ok else 1
 
 
-def _verify(path: Path, head: str | None) -> int:
-    """`export --verify FILE [--head HASH]`: exit 0 intact, 1 problems, 2 unreadable."""
-    import json
-
+def _read_record(path: Path, head: str | None) -> tuple[str | None, list[str]]:
+    """(text, problems) of an exported JSON record; OSError when it cannot be read."""
     from bot.domain.record import verify_json
 
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        print(f"consensus-bot: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
+    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problems = [f"not UTF-8 text (byte {exc.start}): use the file exactly as exported"]
-    else:
-        problems = verify_json(text, head=head)
+        return None, [f"not UTF-8 text (byte {exc.start}): use the file exactly as exported"]
+    return text, verify_json(text, head=head)
+
+
+def _verify(path: Path, head: str | None, previous: Path | None = None) -> int:
+    """`export --verify FILE [--previous EARLIER] [--head HASH]`: exit 0 intact, 1 problems,
+    2 unreadable."""
+    import json
+
+    from bot.domain.record import verify_segments
+
+    try:
+        text, problems = _read_record(path, head)
+        earlier = None if previous is None else _read_record(previous, None)
+    except OSError as exc:
+        print(f"consensus-bot: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    if earlier is not None:
+        earlier_text, earlier_problems = earlier
+        problems += [f"{previous}: {p}" for p in earlier_problems]
+        if text is not None and earlier_text is not None and not problems:
+            # Across segments: the later one must continue the earlier, and a decision's
+            # counts are carried unchanged (nothing surfacing after it counts).
+            problems = verify_segments(json.loads(earlier_text), json.loads(text))
     if problems:
         print(f"{path}: the record does NOT verify:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    assert text is not None
     found = json.loads(text)["head"]
     if head is None:
         print(
@@ -313,6 +338,8 @@ def _verify(path: Path, head: str | None) -> int:
         )
     else:
         print(f"{path}: intact, and its head is the published {found}: nobody rewrote it")
+    if previous is not None:
+        print(f"{path}: continues {previous}, and carries the counts of the decision it continues")
     return 0
 
 
@@ -526,8 +553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export":
         if args.head is not None and args.verify is None:
             parser.error("--head goes with --verify FILE")
+        if args.previous is not None and args.verify is None:
+            parser.error("--previous goes with --verify FILE")
         if args.verify is not None:
-            return _verify(args.verify, args.head)
+            return _verify(args.verify, args.head, args.previous)
         return _export(args.config, args.request, args.format)
     if args.command == "backup":
         return _backup(args.config, args.dest)

@@ -105,6 +105,18 @@ class HeldEvent:
     received_at: int
     raw: str
     notified_at: int | None
+    sender_key: str = ""  # the Megolm session it waits for ("" when unknown)
+    session_id: str = ""
+
+
+HELD_COLUMNS = (
+    "event_id, room_id, sender, ts, received_at, raw, notified_at, sender_key, session_id"
+)
+
+
+def homeserver(user_id: str) -> str:
+    """The server name of a Matrix user ID (`@local:server`)."""
+    return user_id.partition(":")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1138,30 +1150,97 @@ class Repository:
     # --- encrypted events waiting for their key --------------------------------------------
 
     async def hold_event(
-        self, event_id: str, room_id: str, sender: str, ts: int, received_at: int, raw: str
+        self,
+        event_id: str,
+        room_id: str,
+        sender: str,
+        ts: int,
+        received_at: int,
+        raw: str,
+        sender_key: str = "",
+        session_id: str = "",
     ) -> None:
-        """Keep an encrypted event that cannot be read yet (a second receipt changes
-        nothing: the first receipt time stands)."""
+        """Keep an encrypted event that cannot be read yet, under the Megolm session it
+        waits for (a second receipt changes nothing: the first receipt time stands)."""
         await self.tx.execute(
-            "INSERT INTO held_events(event_id, room_id, sender, ts, received_at, raw) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-            (event_id, room_id, sender, ts, received_at, raw),
+            "INSERT INTO held_events(event_id, room_id, sender, ts, received_at, raw, "
+            "sender_key, session_id, server) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(event_id) DO NOTHING",
+            (
+                event_id,
+                room_id,
+                sender,
+                ts,
+                received_at,
+                raw,
+                sender_key,
+                session_id,
+                homeserver(sender),
+            ),
         )
 
     async def held_events(self, limit: int = 1_000) -> list[HeldEvent]:
         """The oldest held events, in the order they were received."""
         rows = await self.tx.fetchall(
-            "SELECT event_id, room_id, sender, ts, received_at, raw, notified_at "
-            "FROM held_events ORDER BY received_at, ts, event_id LIMIT ?",
+            f"SELECT {HELD_COLUMNS} FROM held_events "  # noqa: S608 - fixed column names
+            "ORDER BY received_at, ts, event_id LIMIT ?",
             (limit,),
         )
         return [HeldEvent(*tuple(r)) for r in rows]
 
-    async def held_count(self, sender: str) -> int:
-        """How many of a sender's encrypted events are waiting for their keys."""
-        return int(
-            await self.tx.fetchval("SELECT count(*) FROM held_events WHERE sender = ?", (sender,))
+    async def held_sessions(self) -> list[tuple[str, str, str]]:
+        """(room ID, sender key, session ID) of every Megolm session held events wait for
+        (the caps keep the table, and so this list, bounded)."""
+        rows = await self.tx.fetchall(
+            "SELECT DISTINCT room_id, sender_key, session_id FROM held_events "
+            "WHERE session_id <> ''"
         )
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    async def held_in_sessions(self, sessions: Sequence[tuple[str, str, str]]) -> list[HeldEvent]:
+        """The held events waiting for these (room ID, sender key, session ID) sessions,
+        wherever they are in the table, in the order they were received; then the oldest
+        few held without a session (from before version 7, or unparseable)."""
+        wanted = set(sessions)
+        found: list[HeldEvent] = []
+        ids = sorted({s[2] for s in wanted})
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = await self.tx.fetchall(
+                f"SELECT {HELD_COLUMNS} FROM held_events WHERE session_id IN ({marks})",  # noqa: S608
+                tuple(chunk),
+            )
+            held = (HeldEvent(*tuple(r)) for r in rows)
+            found += [h for h in held if (h.room_id, h.sender_key, h.session_id) in wanted]
+        rows = await self.tx.fetchall(
+            f"SELECT {HELD_COLUMNS} FROM held_events WHERE session_id = '' "  # noqa: S608
+            "ORDER BY received_at, ts, event_id LIMIT 100"
+        )
+        found += [HeldEvent(*tuple(r)) for r in rows]
+        return sorted(found, key=lambda h: (h.received_at, h.ts, h.event_id))
+
+    async def held_due_notice(self, cutoff: int, limit: int = 1_000) -> list[HeldEvent]:
+        """Held events received at or before `cutoff` whose senders were not told yet."""
+        rows = await self.tx.fetchall(
+            f"SELECT {HELD_COLUMNS} FROM held_events WHERE notified_at IS NULL "  # noqa: S608
+            "AND received_at <= ? ORDER BY received_at, ts, event_id LIMIT ?",
+            (cutoff, limit),
+        )
+        return [HeldEvent(*tuple(r)) for r in rows]
+
+    async def held_counts(self, sender: str, room_id: str) -> tuple[int, int, int]:
+        """How many encrypted events wait for their keys: of this sender, in this room, and
+        from the sender's homeserver."""
+        counts = []
+        for column, value in (
+            ("sender", sender),
+            ("room_id", room_id),
+            ("server", homeserver(sender)),
+        ):
+            sql = f"SELECT count(*) FROM held_events WHERE {column} = ?"  # noqa: S608 - fixed names
+            counts.append(int(await self.tx.fetchval(sql, (value,))))
+        return counts[0], counts[1], counts[2]
 
     async def release_held(self, event_ids: Sequence[str]) -> None:
         """Forget held events that were decrypted (and applied) or refused."""

@@ -16,6 +16,9 @@ An input counts when:
   receive time: an input received a little after the close (a slow sync) counts when its
   clamped timestamp is before the close; one received an hour late never does, whatever
   timestamp it carries. Late inputs are kept and shown as *late, not counted*.
+- in a later record segment of the same decision (an appeal answered without a reopen), it
+  was counted by that decision's frozen record (`Ballot.carried`): nothing that surfaces
+  after a decision — say an encrypted input whose key was held back — counts in it.
 - it was not retracted: a redaction by its **own author**, in the **same room**, itself
   received in time. Redactions by anyone else, or from another room, change nothing —
   except the bot's own tidying: when a member changes position by reaction the bot removes
@@ -76,6 +79,10 @@ class Ballot:
     closed_at: int | None  # None while the ballot is open
     skew_ms: int = DEFAULT_SKEW_MS
     tidier: str | None = None  # the bot: its redactions tidy superseded reactions away
+    # A later record segment of the same decision (an appeal answered without a reopen):
+    # the inputs its frozen record counted. No other input counts there, whatever its times
+    # say (None: not such a segment).
+    carried: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +198,7 @@ def _rule(
     retracted = _retractions(rows, redactions, ballot)
     tidied = {r.redacts for r in redactions if ballot.tidier and r.sender == ballot.tidier}
     skew, room, closed = ballot.skew_ms, ballot.room_id, ballot.closed_at is not None
+    carried = ballot.carried
     command = Source.COMMAND.value
     status: dict[str, Status] = {}
     latest: dict[str, int] = {}
@@ -202,6 +210,8 @@ def _rule(
             why = Status.WRONG_ROOM  # a reaction or poll answer outside the request's room
         elif closed and not in_time(ts, recorded_at, ballot):
             why = Status.LATE
+        elif carried is not None and event_id not in carried:
+            why = Status.LATE  # not counted when the decision was recorded: never after
         elif event_id in retracted:
             why = Status.RETRACTED
         elif event_id in tidied:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
@@ -414,6 +414,7 @@ def build_record(
     history: Sequence[ObjectionEvent] = (),
     appeals: Sequence[Appeal] = (),
     edits: Sequence[tuple[str, dict[str, str], int]] = (),
+    carried: Collection[str] | None = None,
 ) -> Record:
     """The decision record of one request, from plain domain values.
 
@@ -423,9 +424,12 @@ def build_record(
     it. Which count is decided by `bot.domain.counting.count`, the same rule as the bot's
     draft, and every input is listed with whether it counted and why not. `segment` numbers
     the record of each decision of a request (a reopen starts the next); the chain of
-    segment n > 1 begins at `previous_head`, the head of segment n - 1.
+    segment n > 1 begins at `previous_head`, the head of segment n - 1. `carried`: for a
+    segment of the same decision as the one before (`continues_decision`), the inputs that
+    one counted (`counted_inputs`); no other input counts in it.
     """
-    ballot = Ballot(request.room_id, request.closed_at, skew_ms, tidier)
+    frozen = None if carried is None else frozenset(carried)
+    ballot = Ballot(request.room_id, request.closed_at, skew_ms, tidier, frozen)
     tally = count(ballot, eligible, removed or {}, inputs, redactions)
     sense = tally.sense([d.objection for d in objections], quorum)
     counted_ids = {v.user_id for v in tally.voters}
@@ -520,6 +524,71 @@ def _outcome(request: Request, appeal_window_ms: int | None) -> dict[str, Any]:
         "appeal_window_ms": appeal_window_ms,
         **_moment("appeal_until", appeal_until),
     }
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def counted_inputs(record: Mapping[str, Any]) -> frozenset[str]:
+    """The event IDs of the position inputs a record counted (its `counted` entries)."""
+    entries = record.get("entries")
+    return frozenset(
+        str(e["event_id"])
+        for e in (entries if isinstance(entries, list) else [])
+        if isinstance(e, dict) and e.get("type") == "position" and e.get("counted") is True
+    )
+
+
+def _decision(record: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """(closed_at, decided_at, decision) of a record: which decision it records."""
+    request, outcome = record.get("request"), record.get("outcome")
+    request = request if isinstance(request, dict) else {}
+    outcome = outcome if isinstance(outcome, dict) else {}
+    return request.get("closed_at"), outcome.get("decided_at"), outcome.get("decision")
+
+
+def continues_decision(earlier: Mapping[str, Any], request: Request) -> bool:
+    """Whether a record of `request` as it stands now is a later segment of the decision
+    `earlier` recorded (an appeal answered without a reopen), not a new decision."""
+    decision = None if request.outcome is None else request.outcome.value
+    same = (request.closed_at, request.decided_at, decision) == _decision(earlier)
+    return decision is not None and same
+
+
+def verify_segments(earlier: object, later: object) -> list[str]:
+    """Problems between two consecutive segments of one request's record; empty when the
+    later one continues the earlier: same request, next number, chained to its head, and —
+    when both record the same decision — the same inputs counted and the same counts."""
+    if not isinstance(earlier, dict) or not isinstance(later, dict):
+        return ["a segment is not a JSON object"]
+    problems: list[str] = []
+    ids = [_dict_get(r, "request", "id") for r in (earlier, later)]
+    if ids[0] != ids[1]:
+        problems.append(f"the segments are of different requests ({ids[0]!r}, {ids[1]!r})")
+    numbers = earlier.get("segment"), later.get("segment")
+    if not (_is_int(numbers[0]) and _is_int(numbers[1]) and numbers[1] == numbers[0] + 1):
+        problems.append(f"segment {numbers[1]!r} does not follow segment {numbers[0]!r}")
+    if later.get("previous_head") != earlier.get("head"):
+        problems.append("previous_head is not the head of the earlier segment")
+    decision = _decision(earlier)
+    if decision[2] is not None and decision == _decision(later):
+        before, after = counted_inputs(earlier), counted_inputs(later)
+        for event_id in sorted(after - before):
+            problems.append(
+                f"input {event_id} counts in segment {numbers[1]} but was not counted when "
+                "the decision was recorded"
+            )
+        for event_id in sorted(before - after):
+            problems.append(f"input {event_id} counted by the decision is not counted any more")
+        counts = _dict_get(earlier, "sense", "counts"), _dict_get(later, "sense", "counts")
+        if counts[0] != counts[1]:
+            problems.append("the counts differ from those of the decision they continue")
+    return problems
+
+
+def _dict_get(record: Mapping[str, Any], section: str, key: str) -> Any:
+    value = record.get(section)
+    return value.get(key) if isinstance(value, dict) else None
 
 
 # --------------------------------------------------------------------------- verifying

@@ -17,7 +17,14 @@ member's ciphertext as their own hum.
 
 An event whose key has not arrived stays `m.room.encrypted`; the decoder turns it into an
 `EncryptedMessage` carrying its raw JSON, which the engine keeps aside in the batch's
-transaction and applies later, when the key comes, with its original receipt time.
+transaction and applies later, when the key comes (with its original receipt time while its
+ballot is open; judged at the key's arrival once it has closed).
+
+No key is ever asked for (`m.room_key_request`): nio's Olm machine accepts an
+`m.forwarded_room_key` only for a request it registered itself and only from a verified
+device of the bot's own account (`_should_accept_forward`), and a bot has no other device.
+A request to the sender's device could never be answered in a way nio takes, so sending one
+per unreadable session would only cost a to-device message each and memory for ever.
 
 Nothing decrypted is logged (not at any level): only event IDs and reasons.
 """
@@ -28,7 +35,6 @@ import enum
 import inspect
 import json
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +46,6 @@ from nio import (
     AsyncClient,
     ForwardedRoomKeyEvent,
     MatrixRoom,
-    MegolmEvent,
     RoomKeyEvent,
     SyncResponse,
 )
@@ -187,8 +192,6 @@ class Crypto:
         # Event types taken from inside encrypted events; None: any (the simulated members).
         self.accepts = accepts
         self._unencrypted: set[str] = set()  # rooms checked and found unencrypted
-        self._requested: set[str] = set()  # Megolm sessions whose keys were asked for
-        self._key_requests: list[MegolmEvent] = []  # asked for, not yet sent
         # (sender key, session, message index) -> the event it decrypted: a second event
         # with the same index is a replay.
         self._indices: dict[tuple[str, str, int], str] = {}
@@ -238,7 +241,7 @@ class Crypto:
     async def housekeeping(self) -> None:
         """What nio's own sync loop does between syncs: publish one-time keys, learn the
         devices of users whose lists changed, claim keys for new Olm sessions and send the
-        to-device messages queued (key shares, key requests)."""
+        to-device messages queued (key shares)."""
         client = self.gateway.client
         if client.should_upload_keys:
             await self.gateway.call(client.keys_upload())
@@ -247,14 +250,6 @@ class Crypto:
         if client.should_claim_keys:
             await self.gateway.call(client.keys_claim(client.get_users_for_key_claiming()))
         await self.gateway.call(client.send_to_device_messages())
-        requests, self._key_requests = self._key_requests, []
-        for event in requests:
-            # To the sending device, which holds the session (nio's own request_room_key
-            # asks only the bot's other devices, and a bot has none).
-            message = event.as_key_request(
-                event.sender, self.gateway.device_id, secrets.token_hex(8), event.device_id
-            )
-            await self.gateway.call(client.to_device(message))
 
     async def absorb(self, raw: Mapping[str, Any]) -> bool:
         """Feed one sync response to the Olm machine; True when room keys arrived."""
@@ -346,7 +341,7 @@ class Crypto:
             return Decryption(Outcome.REFUSED, reason="not a Megolm event")
         session = olm.inbound_group_store.get(room_id, sender_key, session_id)
         if session is None:
-            self._request_key(event, room_id)
+            # Not asked for: nio would refuse the answer (see the module docstring).
             return Decryption(Outcome.WAITING, reason="the key has not arrived")
         owner = self._sender_key_owner(sender, sender_key)
         if owner is None:
@@ -389,6 +384,13 @@ class Crypto:
             clear["unsigned"] = event["unsigned"]
         return Decryption(Outcome.DECRYPTED, clear)
 
+    def has_key(self, room_id: str, sender_key: str, session_id: str) -> bool:
+        """Whether the key of a Megolm session of `room_id` has reached the bot's device."""
+        olm = self.gateway.client.olm
+        return olm is not None and (
+            olm.inbound_group_store.get(room_id, sender_key, session_id) is not None
+        )
+
     def _sender_key_owner(self, sender: str, sender_key: str) -> bool | None:
         """Whether a session's sender key is one of the sender's devices; None while the
         sender's devices are not known."""
@@ -409,17 +411,6 @@ class Crypto:
         olm = self.gateway.client.olm
         if olm is not None:
             olm.users_for_key_query.add(user_id)
-
-    def _request_key(self, event: Mapping[str, Any], room_id: str) -> None:
-        """Ask for a missing key once per session (sent by `housekeeping`)."""
-        session_id = _dict(event.get("content")).get("session_id")
-        if not isinstance(session_id, str) or session_id in self._requested:
-            return
-        parsed = MegolmEvent.from_dict(dict(event))
-        if isinstance(parsed, MegolmEvent):
-            parsed.room_id = room_id
-            self._requested.add(session_id)
-            self._key_requests.append(parsed)
 
     # --- sending ------------------------------------------------------------------------
 

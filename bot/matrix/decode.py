@@ -227,8 +227,20 @@ def _decode_event(room_id: str, event: Any, bot_user_id: str, prefix: str) -> In
         picked = tuple(a for a in answers if isinstance(a, str))[:8]
         return PollResponse(room_id, event_id, sender, ts, poll_id, picked)
     if etype == "m.room.encrypted":
-        # Kept whole (it is at most one PDU, 64 KiB) so it can be decrypted when its key comes.
-        return EncryptedMessage(room_id, event_id, sender, ts, json.dumps(event))
+        # Kept whole (it is at most one PDU, 64 KiB) so it can be decrypted when its key comes;
+        # its session is named so that the key's arrival finds it (`Syncer.release_held`).
+        envelope = event.get("content")
+        envelope = envelope if isinstance(envelope, dict) else {}
+        sender_key, session_id = envelope.get("sender_key"), envelope.get("session_id")
+        return EncryptedMessage(
+            room_id,
+            event_id,
+            sender,
+            ts,
+            json.dumps(event),
+            sender_key if isinstance(sender_key, str) else "",
+            session_id if isinstance(session_id, str) else "",
+        )
     if etype == "m.room.encryption" and event.get("state_key") == "":
         return EncryptionEnabled(room_id, event_id, sender, ts)
     return None

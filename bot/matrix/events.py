@@ -64,13 +64,16 @@ class PollResponse:
 @dataclass(frozen=True, slots=True)
 class EncryptedMessage:
     """An encrypted event the bot cannot read (yet: its key has not arrived, or encryption
-    is off). `raw` is the event's JSON, kept to decrypt it later."""
+    is off). `raw` is the event's JSON, kept to decrypt it later; `sender_key` and
+    `session_id` name the Megolm session whose key it waits for ("" when absent)."""
 
     room_id: str
     event_id: str
     sender: str
     ts: int
     raw: str = ""
+    sender_key: str = ""
+    session_id: str = ""
 
 
 InboundEvent = (
@@ -109,7 +112,8 @@ class SyncBatch:
     prev_batch: dict[str, str] = field(default_factory=dict)  # per limited room: where the gap ends
     joined_rooms: set[str] = field(default_factory=set)
     # Held encrypted events this batch applies after all (decrypted) or drops (refused), and
-    # the time they were received, under which they are applied (None: now).
+    # the time they were received: they are judged now, when their key came, and only a
+    # position on a ballot still open then is recorded under that receipt time.
     released: list[str] = field(default_factory=list)
     received_at: int | None = None
     skipped: int = 0  # malformed or foreign events passed over

@@ -154,10 +154,18 @@ class Ballots:
         now: int,
         *,
         ask_reason_in_reply_to: str | None = None,
+        received_at: int | None = None,
     ) -> bool:
         """Append an input to the ledger and let the member's objection follow their current
         position. False when the author is not eligible (nothing is stored) or the event was
-        recorded before."""
+        recorded before.
+
+        `received_at`: when an encrypted input held for its key was received. It is recorded
+        under that time only while the ballot is still open when the key arrives (`now`);
+        once the ballot has closed, it is recorded at `now`, late: whoever holds a key back
+        cannot choose their position after the close."""
+        if received_at is not None and req.closed_at is None:
+            now = received_at
         if req.state not in TAKES_INPUTS:
             return False
         rows = await repo.member_rows(req.id, item.member)

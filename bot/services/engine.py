@@ -63,7 +63,12 @@ class BatchResult:
     refs: list[str] = field(default_factory=list)
 
 
-MAX_HELD_PER_SENDER = 200  # encrypted events one sender may have waiting for their keys
+# Encrypted events that may wait for their keys: per sender; and, for senders who are neither
+# members nor chairs, per homeserver and per room together (so outsiders cannot fill the table
+# with ciphertext nobody will ever give the bot a key for, nor crowd members out).
+MAX_HELD_PER_SENDER = 200
+MAX_HELD_PER_SERVER = 1_000
+MAX_HELD_PER_ROOM = 2_000
 
 
 class _EventFailed(Exception):
@@ -98,8 +103,11 @@ class Engine:
     async def apply_batch(self, batch: SyncBatch, *, force: bool = False) -> BatchResult:
         """Apply a sync batch and store its token, all in one transaction; then let the
         timers follow what was committed."""
-        # Held encrypted events are applied under the time they were received.
-        now = batch.received_at if batch.received_at is not None else self.clock.now_ms()
+        # Released held events are judged now, when their key arrived (every window: close,
+        # contest, appeal); only a position on a ballot still open keeps its receipt time
+        # (`Ballots.record_input`), so a late key neither loses it nor reorders it, and a
+        # key held back past the close cannot choose a position afterwards.
+        now = self.clock.now_ms()
         try:
             # Events almost never fail: apply the batch without a savepoint per event (two
             # statements each, two network round trips on PostgreSQL) ...
@@ -124,7 +132,15 @@ class Engine:
             applied: list[tuple[str, str]] = []
             for event in batch.events:
                 await self._apply_one(
-                    repo, out, event, now, result, seen, force=force, isolate=isolate
+                    repo,
+                    out,
+                    event,
+                    now,
+                    result,
+                    seen,
+                    force=force,
+                    isolate=isolate,
+                    received_at=batch.received_at,
                 )
                 if self._held(event):
                     continue  # not applied: its decrypted self comes under the same ID
@@ -158,9 +174,19 @@ class Engine:
         return await self.apply_batch(batch, force=force)
 
     async def held(self) -> list[HeldEvent]:
-        """Encrypted events waiting for their keys, oldest receipt first."""
+        """Encrypted events waiting for their keys, oldest receipt first (the first 1,000)."""
         async with self.db.transaction() as tx:
             return await Repository(tx).held_events()
+
+    async def held_sessions(self) -> list[tuple[str, str, str]]:
+        """(room ID, sender key, session ID) of the Megolm sessions held events wait for."""
+        async with self.db.transaction() as tx:
+            return await Repository(tx).held_sessions()
+
+    async def held_in_sessions(self, sessions: list[tuple[str, str, str]]) -> list[HeldEvent]:
+        """The held events of these sessions (and the oldest few without one), oldest first."""
+        async with self.db.transaction() as tx:
+            return await Repository(tx).held_in_sessions(sessions)
 
     async def tell_unreadable(self) -> int:
         """Tell, once, the senders of encrypted messages that stayed unreadable longer than
@@ -170,11 +196,7 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             out = Outbox(repo, now)
-            due = [
-                h
-                for h in await repo.held_events()
-                if h.notified_at is None and h.received_at <= cutoff
-            ]
+            due = await repo.held_due_notice(cutoff)
             told: set[tuple[str, str]] = set()
             for held in due:
                 if (held.room_id, held.sender) in told:
@@ -212,6 +234,7 @@ class Engine:
         *,
         force: bool = False,
         isolate: bool = True,
+        received_at: int | None = None,
     ) -> None:
         idempotent = isinstance(event, ReactionAdded | Redacted | PollResponse)
         if not (force and idempotent) and event.event_id in seen:
@@ -219,7 +242,7 @@ class Engine:
             return
         if not isolate:
             try:
-                await self._dispatch(repo, out, event, now)
+                await self._dispatch(repo, out, event, now, received_at)
             except Exception as exc:
                 raise _EventFailed from exc
             result.applied += 1
@@ -228,7 +251,7 @@ class Engine:
         plans = (set(out.reschedule), set(out.redraft))
         try:
             async with repo.tx.savepoint():
-                await self._dispatch(repo, out, event, now)
+                await self._dispatch(repo, out, event, now, received_at)
             result.applied += 1
         except Exception as exc:
             out.reschedule, out.redraft = plans
@@ -250,15 +273,23 @@ class Engine:
                     ),
                 )
 
-    async def _dispatch(self, repo: Repository, out: Outbox, event: InboundEvent, now: int) -> None:
+    async def _dispatch(
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: InboundEvent,
+        now: int,
+        received_at: int | None = None,
+    ) -> None:
+        """Apply one event at `now`; `received_at`: when a released held event was received."""
         if isinstance(event, ReactionAdded):
-            await self._on_reaction(repo, out, event, now)
+            await self._on_reaction(repo, out, event, now, received_at)
         elif isinstance(event, Redacted):
             await self._on_redaction(repo, out, event, now)
         elif isinstance(event, CommandText):
-            await self.handlers.handle(repo, out, event, now)
+            await self.handlers.handle(repo, out, event, now, received_at=received_at)
         elif isinstance(event, PollResponse):
-            await self._on_poll_response(repo, out, event, now)
+            await self._on_poll_response(repo, out, event, now, received_at)
         elif isinstance(event, EncryptedMessage):
             await self._on_encrypted(repo, out, event, now)
         elif isinstance(event, EncryptionEnabled) and not self.settings.encrypts:
@@ -270,7 +301,12 @@ class Engine:
     # --- positions --------------------------------------------------------------------
 
     async def _on_reaction(
-        self, repo: Repository, out: Outbox, event: ReactionAdded, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: ReactionAdded,
+        now: int,
+        received_at: int | None = None,
     ) -> None:
         req = await repo.request_by_ballot(event.relates_to)
         if req is None or req.room_id != event.room_id or req.state not in TAKES_INPUTS:
@@ -287,7 +323,13 @@ class Engine:
             room_id=event.room_id,
         )
         await self.ballots.record_input(
-            repo, out, req, item, now, ask_reason_in_reply_to=event.event_id
+            repo,
+            out,
+            req,
+            item,
+            now,
+            ask_reason_in_reply_to=event.event_id,
+            received_at=received_at,
         )
 
     def _held(self, event: InboundEvent) -> bool:
@@ -302,15 +344,21 @@ class Engine:
         With encryption off: say once per room that the bot cannot read encrypted messages,
         and open an unencrypted direct chat where the sender can use its commands."""
         if self.settings.encrypts:
-            if await repo.held_count(event.sender) >= MAX_HELD_PER_SENDER:
-                # Unreadable events cost space until their key comes: one sender cannot fill
-                # the disk with ciphertext nobody will ever give the bot a key for.
-                log.warning(
-                    "encrypted event %s not kept: its sender has too many held", event.event_id
-                )
+            full = await self._held_full(repo, event)
+            if full:
+                # Unreadable events cost space until their key comes: nobody can fill the
+                # disk with ciphertext nobody will ever give the bot a key for.
+                log.warning("encrypted event %s not kept: too many held %s", event.event_id, full)
                 return
             await repo.hold_event(
-                event.event_id, event.room_id, event.sender, event.ts, now, event.raw
+                event.event_id,
+                event.room_id,
+                event.sender,
+                event.ts,
+                now,
+                event.raw,
+                event.sender_key,
+                event.session_id,
             )
             return
         key = f"encrypted_notice:{event.room_id}"
@@ -330,8 +378,31 @@ class Engine:
         welcome = f"Hello! Send me commands here (this chat is not encrypted). Try {prefix} help."
         await out.message(render.notice("reply", None, welcome, ()), room_id=dm(event.sender))
 
+    async def _held_full(self, repo: Repository, event: EncryptedMessage) -> str:
+        """Which cap holding this event would exceed ("" when none): per sender for
+        everyone; per homeserver and per room for senders who are neither members nor
+        chairs, so outsiders together cannot crowd members' events out."""
+        by_sender, by_room, by_server = await repo.held_counts(event.sender, event.room_id)
+        if by_sender >= MAX_HELD_PER_SENDER:
+            return "from its sender"
+        if event.sender in self.settings.chairs:
+            return ""
+        member = await repo.member(event.sender)
+        if member is not None and member.active:
+            return ""
+        if by_server >= MAX_HELD_PER_SERVER:
+            return "from its homeserver"
+        if by_room >= MAX_HELD_PER_ROOM:
+            return "in its room"
+        return ""
+
     async def _on_poll_response(
-        self, repo: Repository, out: Outbox, event: PollResponse, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: PollResponse,
+        now: int,
+        received_at: int | None = None,
     ) -> None:
         req = await repo.request_by_poll(event.poll_id)
         if req is None or req.room_id != event.room_id or req.state not in TAKES_INPUTS:
@@ -347,7 +418,7 @@ class Engine:
         item = PositionInput(
             event.event_id, event.sender, position, event.ts, Source.POLL, room_id=event.room_id
         )
-        await self.ballots.record_input(repo, out, req, item, now)
+        await self.ballots.record_input(repo, out, req, item, now, received_at=received_at)
 
     async def _on_redaction(self, repo: Repository, out: Outbox, event: Redacted, now: int) -> None:
         """Store every redaction (the rule decides which retract a position), then let the

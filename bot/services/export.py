@@ -21,6 +21,8 @@ from bot.domain.record import (
     HumAggregate,
     Record,
     build_record,
+    continues_decision,
+    counted_inputs,
 )
 from bot.domain.record_render import render_csv, render_json, render_markdown
 from bot.domain.request import Request
@@ -72,9 +74,15 @@ async def live_record(
 ) -> Record:
     """The record of a request as it stands now, built from the stored rows by the one
     counting rule. A request reopened after a decision continues the chain of its last
-    frozen segment."""
+    frozen segment; a later segment of the same decision counts only what it counted."""
     rows = await repo.rows(req.id)
     frozen = await repo.frozen_records(req.id)
+    carried = None
+    if frozen:
+        earlier: Record = json.loads(frozen[-1].body)
+        if continues_decision(earlier, req):
+            # An appeal answered without a reopen: the decision's counts carry unchanged.
+            carried = counted_inputs(earlier)
     return build_record(
         group=group_name,
         request=req,
@@ -93,6 +101,7 @@ async def live_record(
         history=await repo.objection_history(req.id),
         appeals=await repo.appeals(req.id),
         edits=await repo.edits(req.id),
+        carried=carried,
     )
 
 

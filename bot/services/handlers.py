@@ -98,6 +98,7 @@ class Ctx:
     room_request: Request | None
     is_chair: bool
     member: Member | None
+    received_at: int | None = None  # a released held event: when it was received
 
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
@@ -210,8 +211,18 @@ class Handlers:
 
     # --- dispatch ---------------------------------------------------------------------
 
-    async def handle(self, repo: Repository, out: Outbox, event: CommandText, now: int) -> None:
-        """Parse, authorise, run and acknowledge one command."""
+    async def handle(
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: CommandText,
+        now: int,
+        *,
+        received_at: int | None = None,
+    ) -> None:
+        """Parse, authorise, run and acknowledge one command, judged at `now` (every window:
+        a held encrypted command is judged when its key arrived). `received_at`: when a
+        released held command was received (a position on a still open ballot keeps it)."""
         parsed = parse(event.body, self.prefix, now)
         if parsed is None:
             return
@@ -234,7 +245,7 @@ class Handlers:
         if isinstance(parsed, ParseFailure):
             await self._answer(out, event, self._failure_reply(parsed))
             return
-        reply = await self._run(repo, out, event, parsed, now)
+        reply = await self._run(repo, out, event, parsed, now, received_at)
         if parsed.hint and reply.ok and reply.message is None:
             # `vote X` worked as position X: say so (the hint says it was recorded).
             text = f"{reply.text}\n{parsed.hint}".strip()
@@ -245,7 +256,13 @@ class Handlers:
         return fail(failure.render())
 
     async def _run(
-        self, repo: Repository, out: Outbox, event: CommandText, parsed: ParsedCommand, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: CommandText,
+        parsed: ParsedCommand,
+        now: int,
+        received_at: int | None = None,
     ) -> Reply:
         spec = parsed.spec
         s = self.settings
@@ -300,7 +317,7 @@ class Handlers:
             return fail(
                 f"{self.prefix} {spec.name} works in {where}.\nUsage: {usage(spec, self.prefix)}"
             )
-        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member)
+        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, received_at)
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
@@ -547,7 +564,9 @@ class Handlers:
             render.clean(reason, 2_000) or None,
             ctx.event.room_id,
         )
-        if not await self.ballots.record_input(ctx.repo, ctx.out, req, item, ctx.now):
+        if not await self.ballots.record_input(
+            ctx.repo, ctx.out, req, item, ctx.now, received_at=ctx.received_at
+        ):
             return fail(
                 f"you are not eligible on request #{req.id}: only members on the roster when "
                 "its ballot opened take positions.",

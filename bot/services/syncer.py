@@ -191,17 +191,19 @@ class Syncer:
         return got
 
     async def release_held(self) -> int:
-        """Try the held encrypted events again: apply those whose key has arrived (under the
-        time they were received, oldest first, each with its original event ID), drop the
-        refused ones, and tell the senders of those unreadable for too long. Returns how
-        many were applied or dropped."""
+        """Try again the held encrypted events whose session key has arrived, wherever they
+        are in the table (so no flood of events whose keys never come can keep them waiting):
+        apply them (oldest first, each with its original event ID and receipt time, judged
+        now, see `Engine.apply_batch`), drop the refused ones, and tell the senders of those
+        unreadable for too long. Returns how many were applied or dropped."""
         crypto = self.gateway.crypto
         if crypto is None:
             return 0
         settings = self.engine.settings
         ready: dict[int, list[InboundEvent]] = {}
         released: dict[int, list[str]] = {}
-        for held in await self.engine.held():
+        sessions = [s for s in await self.engine.held_sessions() if crypto.has_key(*s)]
+        for held in await self.engine.held_in_sessions(sessions):
             try:
                 event = json.loads(held.raw)
             except ValueError:

@@ -13,7 +13,7 @@ from typing import TypeVar
 from bot.config import Config
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
-from bot.matrix.crosssign import CrossSigningError, ensure_cross_signed
+from bot.matrix.crosssign import CrossSigningError, StoredVault, ensure_cross_signed
 from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.services.ballots import Ballots
@@ -22,6 +22,7 @@ from bot.services.clock import Clock, SystemClock
 from bot.services.deadlines import Timers
 from bot.services.engine import Engine
 from bot.services.handlers import Handlers
+from bot.services.keyrows import DatabaseKeyRows
 from bot.services.outbox import Doorbell, OutboxSender
 from bot.services.settings import Settings
 from bot.services.syncer import Syncer
@@ -74,7 +75,9 @@ class App:
             m.user_id,
             m.device_id,
             crypto_store=m.crypto_store if m.encryption != "off" else None,
+            crypto_rows=DatabaseKeyRows(self.db, self._key_secret),
         )
+        self._loaded_keys: Keys | None = None
         self.timers = Timers(self.clock)
         self.doorbell = Doorbell()
         self.engine: Engine | None = None
@@ -166,6 +169,10 @@ class App:
         self.engine = engine
         return engine
 
+    async def _key_secret(self) -> bytes:
+        """The secret the end-to-end state is sealed under (derived keys; see keystore)."""
+        return (await self._keys()).markers
+
     async def _keys(self) -> Keys:
         """The secret keys from the key file beside the database; created at the first start.
 
@@ -173,6 +180,8 @@ class App:
         (written and synced first), then leaves the database. Hums stored without their key
         file would be double-counted under a new key, so that refuses to start.
         """
+        if self._loaded_keys is not None:
+            return self._loaded_keys
         path = self.config.storage.path
         async with self.db.transaction() as tx:
             repo = Repository(tx)
@@ -189,6 +198,7 @@ class App:
         if legacy is not None:
             async with self.db.transaction() as tx:
                 await Repository(tx).delete_meta(LEGACY_HUM_KEY)
+        self._loaded_keys = keys
         return keys
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -214,12 +224,14 @@ class App:
 
     async def _cross_sign(self) -> None:
         """Make the bot's device cross-signed (MSC4153: members' clients share room keys only
-        with devices their owner signed); the identity's keys live beside the crypto store."""
+        with devices their owner signed); the identity's keys live in the database, sealed."""
         m = self.config.matrix
+        crypto = self.gateway.crypto
+        assert crypto is not None
         result = await ensure_cross_signed(
             self.gateway,
             password=m.password.get_secret_value() if m.password else None,
-            key_file=m.crypto_store / "cross-signing.json",
+            vault=StoredVault(crypto, m.crypto_store / "cross-signing.json"),
             reset=self.reset_cross_signing,
         )
         log.info("cross-signing: %s", result.outcome.value)

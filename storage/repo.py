@@ -1254,3 +1254,29 @@ class Repository:
             "UPDATE held_events SET notified_at = ? WHERE event_id = ?",
             [(now, e) for e in event_ids],
         )
+
+    # --- the bot's end-to-end state (sealed rows; see bot/matrix/keystore.py) -------------
+
+    async def crypto_state(self, device: str) -> list[tuple[str, str, str]]:
+        """Every sealed row of a device's end-to-end state: (kind, key, value)."""
+        rows = await self.tx.tuples(
+            "SELECT kind, key, value FROM crypto_state WHERE device = ?", (device,)
+        )
+        return [(str(kind), str(key), str(value)) for kind, key, value in rows]
+
+    async def save_crypto_state(
+        self, device: str, changes: Sequence[tuple[str, str, str | None]]
+    ) -> None:
+        """Write changed rows (a None value deletes the row), in two bulk statements."""
+        upserts = [(device, k, key, v) for k, key, v in changes if v is not None]
+        deletes = [(device, k, key) for k, key, v in changes if v is None]
+        if upserts:
+            await self.tx.executemany(
+                "INSERT INTO crypto_state(device, kind, key, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(device, kind, key) DO UPDATE SET value = excluded.value",
+                upserts,
+            )
+        if deletes:
+            await self.tx.executemany(
+                "DELETE FROM crypto_state WHERE device = ? AND kind = ? AND key = ?", deletes
+            )

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -51,7 +51,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from bot.matrix.crypto import Crypto
 from bot.matrix.gateway import Gateway, GatewayError
+from bot.matrix.keystore import CROSS_SIGNING
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +355,7 @@ def plan_identity(
     server: ServerKeys,
     *,
     user_id: str,
-    key_file: Path,
+    where: str,
     reset: bool,
 ) -> Plan:
     """Compare the key file with the server; raise CrossSigningError where only the operator
@@ -374,7 +376,7 @@ def plan_identity(
             return Plan(create=True, upload=True, replacing=True)
         raise CrossSigningError(
             f"The homeserver already has a cross-signing identity for {user_id} (master key "
-            f"{server_master}) but the key file {key_file} is missing: restore it from your "
+            f"{server_master}) but {where} is missing: restore it from your "
             f"backup, or start once with {RESET_OPTION} to replace the identity on purpose "
             "(people who verified the bot will then see a changed identity)."
         )
@@ -390,9 +392,9 @@ def plan_identity(
         return Plan(set_aside=True, create=True, upload=True, replacing=True)
     raise CrossSigningError(
         f"The homeserver's cross-signing identity for {user_id} (master key {server_master}) "
-        f"is not the one in the key file {key_file} (master key {ours[0]}): someone reset it "
-        f"or the file belongs elsewhere; put the right file back, or start once with "
-        f"{RESET_OPTION} to set the file aside and replace the identity with a new one."
+        f"is not the one in {where} (master key {ours[0]}): someone reset it "
+        f"or the keys belong elsewhere; put the right ones back, or start once with "
+        f"{RESET_OPTION} to set them aside and replace the identity with a new one."
     )
 
 
@@ -463,6 +465,143 @@ def signatures_upload_body(
 # ---------------------------------------------------------------- the key file
 
 
+def keys_record(user_id: str, keys: CrossSigningKeys) -> dict[str, Any]:
+    """The stored form of the keys (the key file's JSON; the database's sealed row)."""
+    record: dict[str, Any] = {"version": KEY_FILE_VERSION, "user_id": user_id}
+    for usage, key in keys.by_usage().items():
+        record[usage] = {"public": key.public, "seed": b64_encode(key.seed)}
+    return record
+
+
+def keys_from_record(record: Any, user_id: str, where: str) -> CrossSigningKeys:
+    """The keys of a stored record; CrossSigningError when damaged or another user's."""
+    try:
+        if record.get("version") != KEY_FILE_VERSION:
+            raise ValueError("unknown version")
+        if record.get("user_id") != user_id:
+            raise CrossSigningError(
+                f"The cross-signing keys in {where} belong to {record.get('user_id')}, "
+                f"not to {user_id}: point the bot at its own keys."
+            )
+        loaded = {}
+        for usage in USAGES:
+            key = SigningKey(b64_decode(record[usage]["seed"]))
+            if key.public != record[usage]["public"]:
+                raise ValueError(f"{usage} seed does not match its public key")
+            loaded[usage] = key
+    except CrossSigningError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CrossSigningError(
+            f"The cross-signing keys in {where} are damaged ({exc}): restore them from your backup."
+        ) from None
+    return CrossSigningKeys(loaded["master"], loaded["self_signing"], loaded["user_signing"])
+
+
+class KeyVault(Protocol):
+    """Where the private cross-signing keys are kept."""
+
+    @property
+    def where(self) -> str:
+        """How messages name the place (e.g. "the key file /data/cross-signing.json")."""
+        ...
+
+    async def load(self, user_id: str) -> CrossSigningKeys | None:
+        """The keys, or None when there are none."""
+        ...
+
+    async def save(self, user_id: str, keys: CrossSigningKeys) -> None:
+        """Keep new keys (never over existing ones)."""
+        ...
+
+    async def set_aside(self) -> str:
+        """Move the keys out of the way (kept); returns where they went."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileVault:
+    """The keys in a key file (0600, written atomically, never overwritten)."""
+
+    path: Path
+
+    @property
+    def where(self) -> str:
+        """The file, for messages."""
+        return f"the key file {self.path}"
+
+    async def load(self, user_id: str) -> CrossSigningKeys | None:
+        """The keys in the file, or None when there is no file."""
+        return await asyncio.to_thread(load_key_file, self.path, user_id)
+
+    async def save(self, user_id: str, keys: CrossSigningKeys) -> None:
+        """Write the file."""
+        await asyncio.to_thread(save_key_file, self.path, user_id, keys)
+
+    async def set_aside(self) -> str:
+        """Rename the file aside."""
+        return str(await asyncio.to_thread(set_key_file_aside, self.path))
+
+
+class StoredVault:
+    """The keys as a sealed row of the device's end-to-end state in the bot's database
+    (`bot.matrix.keystore`), written under the same transactions as the rest; a key file an
+    older bot kept beside its crypto store is moved in the first time (and renamed aside)."""
+
+    def __init__(self, crypto: Crypto, legacy_file: Path) -> None:
+        assert crypto.keystore is not None, "the device's state is read first"
+        self.crypto = crypto
+        self.keystore = crypto.keystore
+        self.legacy_file = legacy_file
+
+    @property
+    def where(self) -> str:
+        """The database, for messages."""
+        return "the bot's database"
+
+    async def load(self, user_id: str) -> CrossSigningKeys | None:
+        """The stored keys (moving an older key file in), or None."""
+        row = self.keystore.get(CROSS_SIGNING, "")
+        if row is not None:
+            return keys_from_record(row, user_id, self.where)
+        keys = await asyncio.to_thread(load_key_file, self.legacy_file, user_id)
+        if keys is None:
+            return None
+        self.keystore.put(CROSS_SIGNING, "", keys_record(user_id, keys))
+        await self.crypto.persist()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = self.legacy_file.with_name(f"{self.legacy_file.name}.moved-to-database-{stamp}")
+        self.legacy_file.rename(moved)
+        log.warning(
+            "cross-signing: the keys of %s moved into the database; the file is kept as %s: "
+            "delete it once a backup of the database and its key file is made",
+            self.legacy_file,
+            moved,
+        )
+        return keys
+
+    async def save(self, user_id: str, keys: CrossSigningKeys) -> None:
+        """Store new keys (refused over existing ones)."""
+        if self.keystore.get(CROSS_SIGNING, "") is not None:
+            raise CrossSigningError(
+                "Cross-signing keys appeared in the database while the bot made new ones; "
+                "the existing ones were left alone: start again."
+            )
+        self.keystore.put(CROSS_SIGNING, "", keys_record(user_id, keys))
+        await self.crypto.persist()
+
+    async def set_aside(self) -> str:
+        """Keep the stored keys under another name (`replaced-<UTC time>`)."""
+        row = self.keystore.get(CROSS_SIGNING, "")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"replaced-{stamp}-{secrets.token_hex(3)}"
+        if row is not None:
+            self.keystore.put(CROSS_SIGNING, name, row)
+            self.keystore.delete(CROSS_SIGNING, "")
+            await self.crypto.persist()
+        return f"{self.where} ({name})"
+
+
 def save_key_file(path: Path, user_id: str, keys: CrossSigningKeys) -> None:
     """Write the key file: mode 0600, complete or not at all, never over an existing file.
 
@@ -470,10 +609,7 @@ def save_key_file(path: Path, user_id: str, keys: CrossSigningKeys) -> None:
     name, which fails if the name exists; the directory is synced so the link survives a
     power cut.
     """
-    record: dict[str, Any] = {"version": KEY_FILE_VERSION, "user_id": user_id}
-    for usage, key in keys.by_usage().items():
-        record[usage] = {"public": key.public, "seed": b64_encode(key.seed)}
-    data = json.dumps(record, indent=2).encode() + b"\n"
+    data = json.dumps(keys_record(user_id, keys), indent=2).encode() + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -536,26 +672,11 @@ def load_key_file(path: Path, user_id: str) -> CrossSigningKeys | None:
         log.warning("cross-signing key file %s is readable by others: chmod 600 it", path)
     try:
         record = json.loads(raw)
-        if record.get("version") != KEY_FILE_VERSION:
-            raise ValueError("unknown version")
-        if record.get("user_id") != user_id:
-            raise CrossSigningError(
-                f"The cross-signing key file {path} belongs to {record.get('user_id')}, "
-                f"not to {user_id}: point the bot at its own key file."
-            )
-        loaded = {}
-        for usage in USAGES:
-            key = SigningKey(b64_decode(record[usage]["seed"]))
-            if key.public != record[usage]["public"]:
-                raise ValueError(f"{usage} seed does not match its public key")
-            loaded[usage] = key
-    except CrossSigningError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except ValueError as exc:
         raise CrossSigningError(
             f"The cross-signing key file {path} is damaged ({exc}): restore it from your backup."
         ) from None
-    return CrossSigningKeys(loaded["master"], loaded["self_signing"], loaded["user_signing"])
+    return keys_from_record(record, user_id, f"the key file {path}")
 
 
 # ---------------------------------------------------------------- the HTTP edge
@@ -639,7 +760,8 @@ async def ensure_cross_signed(
     gateway: Gateway,
     *,
     password: str | None,
-    key_file: Path,
+    key_file: Path | None = None,
+    vault: KeyVault | None = None,
     reset: bool = False,
 ) -> CrossSigningResult:
     """Make the bot's device cross-signed by the identity in `key_file`, doing only what is
@@ -656,22 +778,25 @@ async def ensure_cross_signed(
     `password` answers User-Interactive Auth; it is only needed to replace an identity or
     on servers that ask for it on the first upload. Raises GatewayError for failed calls.
     """
+    if vault is None:
+        assert key_file is not None, "a key file or a vault"
+        vault = FileVault(key_file)
     user_id = gateway.user_id
     device = local_device(gateway)
     server = await query_own_keys(gateway, device.device_id)
     check_device_keys(server.device, user_id, device)
-    stored = await asyncio.to_thread(load_key_file, key_file, user_id)
-    plan = plan_identity(stored, server, user_id=user_id, key_file=key_file, reset=reset)
+    stored = await vault.load(user_id)
+    plan = plan_identity(stored, server, user_id=user_id, where=vault.where, reset=reset)
     keys = stored
     if plan.set_aside:
-        aside = await asyncio.to_thread(set_key_file_aside, key_file)
-        log.warning("cross-signing: key file %s set aside as %s", key_file, aside)
+        aside = await vault.set_aside()
+        log.warning("cross-signing: the keys in %s set aside as %s", vault.where, aside)
     if plan.create:
         keys = CrossSigningKeys.generate()
-        # Saved before the upload: a crash in between leaves a file that was never used
-        # (the next start uploads it, or a repeated reset sets it aside), never an identity
-        # on the server whose private keys are lost.
-        await asyncio.to_thread(save_key_file, key_file, user_id, keys)
+        # Saved before the upload: a crash in between leaves keys that were never used
+        # (the next start uploads them, or a repeated reset sets them aside), never an
+        # identity on the server whose private keys are lost.
+        await vault.save(user_id, keys)
     assert keys is not None
     if plan.upload:
         if plan.replacing:

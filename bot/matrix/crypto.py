@@ -31,11 +31,14 @@ Nothing decrypted is logged (not at any level): only event IDs and reasons.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
 import json
 import logging
-from collections.abc import Mapping
+import secrets
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,16 +48,23 @@ import vodozemac
 from nio import (
     AsyncClient,
     ForwardedRoomKeyEvent,
+    KeysUploadResponse,
     MatrixRoom,
     RoomKeyEvent,
     SyncResponse,
 )
 from nio.crypto import encrypt_attachment
+from nio.store import DefaultStore
 
 from bot.matrix.decode import DECRYPTABLE_TYPES
+from bot.matrix.keystore import ACCOUNT, Change, KeyStore, Sealer, import_file_store
 from bot.matrix.rooms import MEGOLM
 
 log = logging.getLogger(__name__)
+
+# The pickle passphrase of nio's own files (its AsyncClientConfig default): the simulated
+# members' stores and the bot's stores from before the keys moved into the database.
+NIO_PICKLE_KEY = "DEFAULT_KEY"
 
 # Message indices remembered against replays (a replay can only be of the replayer's own
 # session, whose key the bot holds: the sender-key check ties sessions to their senders).
@@ -84,6 +94,23 @@ class Connection(Protocol):
 
     async def state_event(self, room_id: str, event_type: str, state_key: str = "") -> Any:
         """A state event's content, or None when the room has none."""
+        ...
+
+
+class KeyRows(Protocol):
+    """Where the device's sealed end-to-end state is kept (the bot's database; `bot.app`
+    binds it to the storage backend)."""
+
+    async def load(self, device: str) -> list[tuple[str, str, str]]:
+        """Every sealed row of `device` (user ID / device ID): (kind, key, value)."""
+        ...
+
+    async def save(self, device: str, changes: Sequence[Change]) -> None:
+        """Write changed rows in one transaction (a None value deletes the row)."""
+        ...
+
+    async def secret(self) -> bytes:
+        """The secret the rows are sealed under (from the key file beside the database)."""
         ...
 
 
@@ -186,9 +213,16 @@ class Crypto:
         gateway: Connection,
         store_dir: Path,
         accepts: frozenset[str] | None = DECRYPTABLE_TYPES,
+        rows: KeyRows | None = None,
     ) -> None:
         self.gateway = gateway
         self.store_dir = store_dir
+        # With `rows` (the bot) the device's state lives in the database, sealed under a key
+        # derived from the key file's secret; without (simulated members) in nio's own files
+        # under `store_dir` (also where an older bot kept its keys, moved in at start).
+        self.rows = rows
+        self.keystore: KeyStore | None = None
+        self._sharing = asyncio.Lock()  # one room-key share at a time
         # Event types taken from inside encrypted events; None: any (the simulated members).
         self.accepts = accepts
         self._unencrypted: set[str] = set()  # rooms checked and found unencrypted
@@ -201,12 +235,81 @@ class Crypto:
         """The store file of the bot's device."""
         return store_file(self.store_dir, self.gateway.user_id, self.gateway.device_id)
 
-    def prepare(self) -> bool:
-        """Before the client logs in: make the store directory (0700). Returns whether the
-        device's store already exists (False on the very first start)."""
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.store_dir.chmod(0o700)
-        return self.store_path.exists()
+    @property
+    def device_label(self) -> str:
+        """The device's rows in the database: user ID / device ID."""
+        return f"{self.gateway.user_id}/{self.gateway.device_id}"
+
+    @property
+    def pickle_key(self) -> str:
+        """The passphrase nio encrypts pickles with (nio's default for its own files)."""
+        return self.keystore.pickle_key if self.keystore is not None else NIO_PICKLE_KEY
+
+    def store_factory(self, *args: Any) -> Any:
+        """What nio calls to open its store (`AsyncClientConfig.store`)."""
+        if self.keystore is None:
+            return DefaultStore(*args)
+        return self.keystore
+
+    async def prepare(self) -> bool:
+        """Before the client logs in: read the device's state (from the database, moving an
+        older on-disk store there first; or make the store directory, 0700). Returns whether
+        the device already has keys (False on the very first start)."""
+        if self.rows is None:
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+            self.store_dir.chmod(0o700)
+            return self.store_path.exists()
+        user, device = self.gateway.user_id, self.gateway.device_id
+        sealer = Sealer(await self.rows.secret(), self.device_label)
+        keystore = KeyStore(sealer, user, device)
+        keystore.load_rows(await self.rows.load(self.device_label))
+        self.keystore = keystore
+        if keystore.get(ACCOUNT, "") is None and self.store_path.exists():
+            await self._move_file_store_in()
+        return keystore.get(ACCOUNT, "") is not None
+
+    async def _move_file_store_in(self) -> None:
+        """Move nio's on-disk store of this device into the database, once: copied, written,
+        read back and compared, then the old files are renamed aside (kept as a backup)."""
+        keystore = self.keystore
+        assert keystore is not None
+        assert self.rows is not None
+        if not import_file_store(keystore, self.store_dir, NIO_PICKLE_KEY):
+            return
+        await self.persist()
+        check = KeyStore(keystore.sealer, keystore.user_id, keystore.device_id)
+        check.load_rows(await self.rows.load(self.device_label))
+        if check.counts() != keystore.counts() or (_account_keys(check) != _account_keys(keystore)):
+            raise CryptoError(
+                f"moving the crypto store {self.store_path} into the database did not read "
+                "back the same keys; the files were left in place: tell the developers"
+            )
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for path in sorted(self.store_dir.glob(f"{self.store_path.stem}*")):
+            if ".moved-to-database-" not in path.name:
+                path.rename(path.with_name(f"{path.name}.moved-to-database-{stamp}"))
+        log.warning(
+            "end-to-end keys moved from %s into the database (%s); the old files are kept "
+            "beside it with the suffix .moved-to-database-%s: delete them once a backup of "
+            "the database and its key file is made",
+            self.store_path,
+            ", ".join(f"{n} {k}" for k, n in sorted(keystore.counts().items())),
+            stamp,
+        )
+
+    async def persist(self) -> None:
+        """Write what changed in the device's state to the database (nothing without
+        database rows). Called before anything that depends on it leaves the machine; a
+        failed write keeps the changes for the next call and raises."""
+        keystore = self.keystore
+        if keystore is None or self.rows is None or not keystore.has_changes:
+            return
+        changes = keystore.take_changes()
+        try:
+            await self.rows.save(self.device_label, changes)
+        except BaseException:
+            keystore.restore_changes(changes)
+            raise
 
     async def start(self, *, had_store: bool) -> None:
         """After login: refuse a lost store, then publish the device's keys if needed."""
@@ -225,16 +328,26 @@ class Crypto:
                 # nio has just made a fresh account there: remove it, or the next start would
                 # take it for the real store and publish keys nobody trusts.
                 self._discard_fresh_store()
-                raise CryptoError(
-                    f"the crypto store {self.store_path} is missing but the homeserver already "
-                    f"has keys for the bot's device {device}: restore the store from a backup "
-                    "(`consensus-bot backup` copies it), or set matrix.device_id to a new "
-                    "device ID to start over (members then have to trust the new device)"
+                where = (
+                    "the database"
+                    if self.keystore is not None
+                    else f"the crypto store {self.store_path}"
                 )
+                raise CryptoError(
+                    f"{where} has no keys for the bot's device {device} but the homeserver "
+                    "already has keys for it: restore the database (with its key file) or the "
+                    "store from a backup (`consensus-bot backup` copies them), or set "
+                    "matrix.device_id to a new device ID to start over (members then have to "
+                    "trust the new device)"
+                )
+        await self.persist()
         await self.housekeeping()
 
     def _discard_fresh_store(self) -> None:
-        """Delete the store nio created at this start (only called when there was none)."""
+        """Forget the account nio created at this start (only called when there was none)."""
+        if self.keystore is not None:
+            self.keystore.take_changes()  # never written
+            return
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
 
@@ -243,13 +356,36 @@ class Crypto:
         devices of users whose lists changed, claim keys for new Olm sessions and send the
         to-device messages queued (key shares)."""
         client = self.gateway.client
+        await self.persist()  # what the last response changed, before anything is sent
         if client.should_upload_keys:
-            await self.gateway.call(client.keys_upload())
+            await self._upload_keys()
         if client.should_query_keys:
             await self.gateway.call(client.keys_query())
+            await self.persist()
         if client.should_claim_keys:
             await self.gateway.call(client.keys_claim(client.get_users_for_key_claiming()))
+            await self.persist()
         await self.gateway.call(client.send_to_device_messages())
+
+    async def _upload_keys(self) -> None:
+        """Publish the device keys and new one-time keys. The account, with the private
+        halves of the new one-time keys, is stored before they are published: a crash in
+        between must not leave keys on the server that the bot cannot use."""
+        client = self.gateway.client
+        olm = client.olm
+        assert olm is not None
+        body = olm.share_keys()
+        if self.keystore is not None:
+            self.keystore.save_account(olm.account)
+        await self.persist()
+        answer = await self.gateway.raw("POST", "/_matrix/client/v3/keys/upload", body)
+        response = KeysUploadResponse.from_dict(answer)
+        if not isinstance(response, KeysUploadResponse):
+            raise CryptoError("the homeserver's answer to the key upload cannot be read")
+        handled = client.receive_response(response)
+        if inspect.isawaitable(handled):
+            await handled
+        await self.persist()
 
     async def absorb(self, raw: Mapping[str, Any]) -> bool:
         """Feed one sync response to the Olm machine; True when room keys arrived."""
@@ -457,12 +593,38 @@ class Crypto:
             await self._load_members(room)
         if client.should_query_keys:
             await self.gateway.call(client.keys_query())
-        if olm.should_share_group_session(room_id):
-            await self.gateway.call(
-                client.share_group_session(room_id, ignore_unverified_devices=True)
-            )
+            await self.persist()
+        async with self._sharing:
+            if olm.should_share_group_session(room_id):
+                await self._share_room_key(room_id, room)
         kind, encrypted = client.encrypt(room_id, event_type, content)
         return str(kind), dict(encrypted)
+
+    async def _share_room_key(self, room_id: str, room: MatrixRoom) -> None:
+        """Send the room's outbound Megolm key to every device of its members that lacks
+        it (nio's `share_group_session`, with the state stored between encrypting the
+        to-device messages and sending them: a crash must not reuse an Olm ratchet step)."""
+        client = self.gateway.client
+        olm = client.olm
+        assert olm is not None
+        missing = client.get_missing_sessions(room_id)
+        if missing:
+            await self.gateway.call(client.keys_claim(missing))
+        batches = list(
+            olm.share_group_session_parallel(
+                room_id, list(room.users), ignore_unverified_devices=True
+            )
+        )
+        await self.persist()
+        session = olm.outbound_group_sessions[room_id]
+        for sharing_with, to_device in batches:
+            path = (
+                "/_matrix/client/v3/sendToDevice/m.room.encrypted/"
+                f"{quote(secrets.token_hex(12), safe='')}"
+            )
+            await self.gateway.raw("PUT", path, to_device)
+            session.users_shared_with.update(sharing_with)
+        session.shared = True
 
     async def _load_members(self, room: MatrixRoom) -> None:
         """Everyone joined or invited, read whole from the server: the bot posts a request's
@@ -511,6 +673,11 @@ class Crypto:
         if changed:
             client.invalidate_outbound_session(room.room_id)
         client.olm.update_tracked_users(room)
+
+
+def _account_keys(store: KeyStore) -> dict[str, str] | None:
+    account = store.load_account()
+    return None if account is None else dict(account.identity_keys)
 
 
 def encrypted_file(data: bytes) -> tuple[bytes, dict[str, Any]]:

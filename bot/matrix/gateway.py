@@ -37,7 +37,7 @@ from nio import (
     UploadResponse,
 )
 
-from bot.matrix.crypto import Crypto, encrypted_file
+from bot.matrix.crypto import Crypto, KeyRows, encrypted_file
 from bot.matrix.decode import DECRYPTABLE_TYPES, load_json
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class Gateway:
         device_id: str,
         crypto_store: Path | None = None,
         crypto_accepts: frozenset[str] | None = DECRYPTABLE_TYPES,
+        crypto_rows: KeyRows | None = None,
     ) -> None:
         self.homeserver = homeserver.rstrip("/")
         self.user_id = user_id
@@ -143,7 +144,9 @@ class Gateway:
         self.requests_made = 0  # for tests and the outage watchdog
         # End-to-end encryption: the device's Olm machine, kept in `crypto_store` (None: off).
         self.crypto = (
-            Crypto(self, crypto_store, crypto_accepts) if crypto_store is not None else None
+            Crypto(self, crypto_store, crypto_accepts, crypto_rows)
+            if crypto_store is not None
+            else None
         )
 
     @property
@@ -156,13 +159,16 @@ class Gateway:
     async def connect(self, *, password: str | None, access_token: str | None) -> None:
         """Create the client and log in with a password, or adopt an access token."""
         crypto = self.crypto
-        had_store = crypto.prepare() if crypto is not None else False
+        had_store = await crypto.prepare() if crypto is not None else False
+        # The device's state: the bot's database, or nio's files (simulated members).
+        store = {"store": crypto.store_factory, "pickle_key": crypto.pickle_key} if crypto else {}
         config = AsyncClientConfig(
             max_limit_exceeded=0,
             max_timeouts=0,
             request_timeout=60,
             store_sync_tokens=False,
             encryption_enabled=crypto is not None,
+            **store,
         )
         client = AsyncClient(
             self.homeserver,

@@ -195,7 +195,9 @@ async def test_the_whole_process_encrypted(group: Group) -> None:
     assert hums == 3
 
 
-async def test_the_crypto_store_is_backed_up_and_its_loss_detected(group: Group) -> None:
+async def test_the_keys_are_backed_up_with_the_database_and_their_loss_detected(
+    group: Group,
+) -> None:
     chair, alice = group.chair, group.members["alice"]
     await command(
         chair,
@@ -207,29 +209,39 @@ async def test_the_crypto_store_is_backed_up_and_its_loss_detected(group: Group)
     await alice.join(room)
     await alice.wait_for(bot_message("ballot", 1), room_id=room, timeout=30)
 
-    # `backup` copies the database and, beside it, the crypto store (keys and key file).
+    # The device's keys live in the database (sealed under the key file): `backup` carries
+    # them with everything else, and no crypto store directory is needed any more.
     group.bot.stop()
     dest = group.workdir / "backup.db"
     done = _cli("backup", "--config", str(group.config_path), str(dest))
     assert done.returncode == 0, done.stderr
-    copied = sorted(p.name for p in (group.workdir / "backup.db.crypto").iterdir())
-    assert "cross-signing.json" in copied
-    assert any(name.endswith(".db") for name in copied)
+    with sqlite3.connect(dest) as copy:
+        kinds = {r[0] for r in copy.execute("SELECT DISTINCT kind FROM crypto_state")}
+    assert {"account", "cross_signing", "megolm", "olm", "device"} <= kinds
+    shutil.rmtree(group.db_path.parent / "crypto", ignore_errors=True)
 
-    # Losing the store is refused at start with a clear error, not a silent new device.
-    store = group.db_path.parent / "crypto"
-    store.rename(group.workdir / "lost-crypto")
+    # Losing the keys (a database without them) is refused at start with a clear error, not
+    # a silent new device.
+    with sqlite3.connect(group.db_path) as db:
+        db.execute("DELETE FROM crypto_state")
     refused = _cli("run", "--config", str(group.config_path))
     assert refused.returncode == 1
-    assert "crypto store" in refused.stderr
-    assert "is missing" in refused.stderr
+    assert "has no keys for the bot's device" in refused.stderr
+    with sqlite3.connect(group.db_path) as db:  # the refused start wrote no fresh account
+        assert db.execute("SELECT count(*) FROM crypto_state").fetchone() == (0,)
 
     # Restored from the backup, the same device reads and answers encrypted commands.
-    assert not any(store.glob("*.db"))  # the refused start left no fresh account behind
-    shutil.copytree(group.workdir / "backup.db.crypto", store, dirs_exist_ok=True)
+    _restore(dest, group.db_path)
     group.bot.start()
     await group.bot.wait_ready()
     await command(alice, room, "!cb support")
+
+
+def _restore(backup: Path, db_path: Path) -> None:
+    """Put a SQLite backup in place of the database (its old WAL and SHM removed)."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, db_path)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

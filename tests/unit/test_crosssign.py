@@ -331,7 +331,9 @@ KEY_FILE = Path("/data/cross-signing.json")
 
 
 def plan(stored: CrossSigningKeys | None, server: ServerKeys, reset: bool = False) -> Plan:
-    return plan_identity(stored, server, user_id=USER, key_file=KEY_FILE, reset=reset)
+    return plan_identity(
+        stored, server, user_id=USER, where=f"the key file {KEY_FILE}", reset=reset
+    )
 
 
 @pytest.mark.parametrize("reset", [False, True])

@@ -55,9 +55,12 @@ def load_keys(db_path: Path) -> Keys | None:
 
 def key_problem(db_path: Path) -> str | None:
     """For check-config: a sentence when the database holds hums but its key file is gone
-    (the bot would refuse to start), else None."""
-    if key_path(db_path).exists() or not db_path.exists():
-        return None
+    (the bot would refuse to start), or when the files cannot be looked at; else None."""
+    try:
+        if key_path(db_path).exists() or not db_path.exists():
+            return None
+    except OSError as exc:  # e.g. a directory the bot's user may not enter
+        return f"cannot look at {db_path} or its key file ({exc.strerror or exc})"
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
             hums = db.execute("SELECT 1 FROM hums LIMIT 1").fetchone() is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,29 +16,13 @@ from hypothesis import strategies as st
 from bot.cli import main
 from bot.config import load_config, render_config
 from storage.dsn import DsnError, describe_dsn, mask_dsn, parse_dsn
+from tests.unit.test_config import minimal
 
 SECRET = "Zq7SECRETvalue"
 
 
 def pg_config(tmp_path: Path, dsn: str) -> Path:
-    config = tmp_path / "config.toml"
-    text = f"""
-        [matrix]
-        homeserver = "https://matrix.example.org"
-        user_id = "@consensus:example.org"
-        password = "pw"
-
-        [storage]
-        backend = "postgresql"
-        dsn = '{dsn}'
-
-        [group]
-        name = "G"
-        main_room = "!room:example.org"
-        chairs = ["@chair:example.org"]
-        """
-    config.write_text(textwrap.dedent(text), encoding="utf-8")
-    return config
+    return minimal(tmp_path, extra=f"[storage]\nbackend = \"postgresql\"\ndsn = '{dsn}'\n")
 
 
 @pytest.fixture(autouse=True)

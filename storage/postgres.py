@@ -354,7 +354,8 @@ class PostgresDatabase:
         """Not done by the bot: PostgreSQL has pg_dump, which does it better."""
         raise DatabaseError(
             f'with storage.backend = "postgresql" the bot writes no backup to {dest}: use '
-            "pg_dump (e.g. `pg_dump --format=custom --file=consensus.dump DSN`)"
+            "pg_dump, readable by you only (e.g. "
+            "`(umask 077; pg_dump --format=custom --file=consensus.dump DSN)`)"
         )
 
     async def close(self) -> None:

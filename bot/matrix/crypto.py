@@ -48,6 +48,7 @@ from nio.crypto import encrypt_attachment
 
 from bot.matrix.decode import DECRYPTABLE_TYPES
 from bot.matrix.rooms import MEGOLM
+from storage.files import DIR_MODE, make_private, make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,8 @@ class Crypto:
     def prepare(self) -> bool:
         """Before the client logs in: make the store directory (0700). Returns whether the
         device's store already exists (False on the very first start)."""
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.store_dir.chmod(0o700)
+        make_private_dir(self.store_dir)
+        self.store_dir.chmod(DIR_MODE)  # also one made by an older bot
         return self.store_path.exists()
 
     async def start(self, *, had_store: bool) -> None:
@@ -213,6 +214,9 @@ class Crypto:
                 "end-to-end encryption is not available: install matrix-nio with its e2e "
                 'extra (the Makefile does), or set matrix.encryption = "off"'
             )
+        # nio made (or opened) its store with the umask's mode: the device's private keys.
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            make_private(Path(f"{self.store_path}{suffix}"))
         user, device = self.gateway.user_id, self.gateway.device_id
         if not had_store:
             known = await self.gateway.raw(

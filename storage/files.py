@@ -1,4 +1,5 @@
-"""Files only the bot's user may read: the database, its backups, key files.
+"""Files only the bot's user may read: the database, its backups, key files; and the one
+way the bot writes a new file that must be whole or absent (`write_new_file`).
 
 The roster, every position and the keys are in these files, so they are created 0600 and the
 directories the bot makes for them 0700 — whatever the umask (the systemd unit sets
@@ -11,10 +12,12 @@ all use it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -71,3 +74,39 @@ def make_private(path: Path) -> bool:
         return False
     log.info("%s was readable by other users: now %o", path, mode & 0o700)
     return True
+
+
+def write_new_file(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Write a new file at `path` holding `data` (mode 0600 unless told): complete or not at
+    all, never over an existing file (FileExistsError, the file left alone).
+
+    The bytes go to a temporary file beside it, private from its creation (mkstemp) and
+    synced; that is then linked to its name — a link, unlike a rename, fails when the name
+    exists — and the directory is synced so the name survives a power cut. On a file system
+    without hard links it is renamed instead, after checking the name is free. The directory
+    must exist. Used for every secret the bot writes: the key file, the cross-signing key
+    file and the secret `init` stores beside the config.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)  # whatever the umask
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except OSError as exc:  # FileExistsError included: only the missing-links case goes on
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                raise
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -13,13 +13,13 @@ kept the hum key in its `meta` table: it is moved here once, at the first start.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from storage.database import DatabaseError
+from storage.files import write_new_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +80,11 @@ def create_keys(db_path: Path, legacy_hum_key: str | None = None) -> Keys:
     hums = legacy_hum_key or secrets.token_hex(32)
     data = {"hums": hums, "markers": secrets.token_hex(32)}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        write_new_file(path, (json.dumps(data) + "\n").encode())
+    except FileExistsError:  # another process made it first: use theirs
         found = load_keys(db_path)
         assert found is not None
         return found
     except OSError as exc:
         raise DatabaseError(f"cannot create the key file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
     return Keys(bytes.fromhex(data["hums"]), bytes.fromhex(data["markers"]))

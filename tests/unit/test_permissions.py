@@ -17,7 +17,7 @@ import pytest
 from bot.cli import main
 from storage.backup import copy_crypto_store
 from storage.database import Database, DatabaseError
-from storage.files import create_private_file, make_private, make_private_dir
+from storage.files import create_private_file, make_private, make_private_dir, write_new_file
 from storage.postgres import PostgresDatabase
 from storage.repo import Repository
 
@@ -180,3 +180,78 @@ def test_permissions_systemd_unit_sets_umask_0077() -> None:
     unit = (ROOT / "contrib" / "consensus-bot.service").read_text(encoding="utf-8")
     service = unit.split("[Service]", 1)[1].split("\n[", 1)[0]
     assert "\nUMask=0077\n" in service
+
+
+# ---- the one atomic writer of new secret files (key file, cross-signing keys, init secret)
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_atomic_secret_writer_writes_0600_syncs_file_and_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "secret.key"
+    write_new_file(path, b"s3cret\n")
+    assert path.read_bytes() == b"s3cret\n"
+    assert mode(path) == 0o600  # under umask 0
+    assert synced == ["file", "dir"]  # the bytes, then the name
+    assert leftovers(tmp_path) == []
+    write_new_file(tmp_path / "config.toml", b"x", mode=0o644)
+    assert mode(tmp_path / "config.toml") == 0o644
+
+
+def test_atomic_secret_writer_never_overwrites(tmp_path: Path) -> None:
+    path = tmp_path / "secret.key"
+    write_new_file(path, b"first")
+    with pytest.raises(FileExistsError):
+        write_new_file(path, b"second")
+    assert path.read_bytes() == b"first"
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_secret_writer_leaves_nothing_when_writing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write_new_file(tmp_path / "secret.key", b"s3cret")
+    assert list(tmp_path.iterdir()) == []  # neither a half file nor a temporary one
+
+
+def test_atomic_secret_writer_without_hard_links_renames_into_a_free_name_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(1, "Operation not permitted")  # EPERM: e.g. some FUSE or SMB mounts
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "secret.key"
+    write_new_file(path, b"first")
+    assert path.read_bytes() == b"first"
+    assert mode(path) == 0o600
+    with pytest.raises(FileExistsError):
+        write_new_file(path, b"second")
+    assert path.read_bytes() == b"first"
+    assert leftovers(tmp_path) == []
+
+
+def test_atomic_secret_writer_is_the_one_the_three_secret_files_use() -> None:
+    # The key file, the init secret and the cross-signing keys: no second implementation.
+    for module in ("storage/keys.py", "bot/init_config.py", "bot/matrix/crosssign.py"):
+        source = (ROOT / module).read_text(encoding="utf-8")
+        assert "write_new_file(" in source, module
+        for own in ("os.O_EXCL", "mkstemp", "os.fsync"):
+            assert own not in source, (module, own)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.database import DatabaseError
-from storage.files import write_new_file
+from storage.files import make_private_dir, write_new_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,7 @@ def create_keys(db_path: Path, legacy_hum_key: str | None = None) -> Keys:
     hums = legacy_hum_key or secrets.token_hex(32)
     data = {"hums": hums, "markers": secrets.token_hex(32)}
     try:
+        make_private_dir(path.parent)  # with PostgreSQL nothing else made it
         write_new_file(path, (json.dumps(data) + "\n").encode())
     except FileExistsError:  # another process made it first: use theirs
         found = load_keys(db_path)

@@ -255,3 +255,14 @@ def test_atomic_secret_writer_is_the_one_the_three_secret_files_use() -> None:
         assert "write_new_file(" in source, module
         for own in ("os.O_EXCL", "mkstemp", "os.fsync"):
             assert own not in source, (module, own)
+
+
+def test_permissions_key_file_and_its_new_directory_are_private(tmp_path: Path) -> None:
+    from storage.keys import create_keys, key_path
+
+    # With PostgreSQL, storage.path only places the key file: its directory may not exist.
+    db_path = tmp_path / "data" / "consensus.db"
+    keys = create_keys(db_path)
+    assert mode(tmp_path / "data") == 0o700
+    assert mode(key_path(db_path)) == 0o600
+    assert create_keys(db_path) == keys  # never overwritten

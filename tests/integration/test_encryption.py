@@ -14,6 +14,7 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -215,6 +216,14 @@ async def test_the_crypto_store_is_backed_up_and_its_loss_detected(group: Group)
     copied = sorted(p.name for p in (group.workdir / "backup.db.crypto").iterdir())
     assert "cross-signing.json" in copied
     assert any(name.endswith(".db") for name in copied)
+    # permissions: all the bot wrote is readable by its user only, under the test's umask.
+    store_dir = group.db_path.parent / "crypto"
+    key_file = group.db_path.with_name(group.db_path.name + ".key")
+    copy = dest.parent / "backup.db.crypto"
+    private = [group.db_path, key_file, dest, *store_dir.iterdir(), *copy.iterdir()]
+    assert len(private) >= 7
+    assert [(str(p), oct(_mode(p))) for p in private if _mode(p) != 0o600] == []
+    assert _mode(store_dir) == _mode(copy) == 0o700
 
     # Losing the store is refused at start with a clear error, not a silent new device.
     store = group.db_path.parent / "crypto"
@@ -230,6 +239,10 @@ async def test_the_crypto_store_is_backed_up_and_its_loss_detected(group: Group)
     group.bot.start()
     await group.bot.wait_ready()
     await command(alice, room, "!cb support")
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

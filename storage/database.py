@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from storage.files import create_private_file, make_private, make_private_dir
+from storage.files import create_private_file, make_private, make_private_dir, sqlite_files
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +162,6 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
-# The files SQLite keeps beside a database (WAL mode; a journal only in rollback mode).
-_SIDE = ("-wal", "-shm", "-journal")
-
-
 def _vacuum_into(conn: sqlite3.Connection, dest: Path) -> None:
     """VACUUM INTO a file made empty and 0600 first (SQLite would make it 0644, and takes an
     empty file as new); the file is removed again when the copy fails."""
@@ -236,7 +232,7 @@ class Database:
         # -shm files the mode of the database, so making the database first covers them.
         with contextlib.suppress(FileExistsError):
             create_private_file(self.path)
-        for path in (self.path, *(self.path.with_name(self.path.name + end) for end in _SIDE)):
+        for path in sqlite_files(self.path):
             make_private(path)
         # check_same_thread=False: the loop and the database thread take turns, under the lock.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

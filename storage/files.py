@@ -27,6 +27,12 @@ FILE_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
 
 
+def sqlite_files(path: Path) -> list[Path]:
+    """A SQLite database and the files SQLite keeps beside it (WAL mode's -wal and -shm, a
+    rollback journal)."""
+    return [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
+
+
 def make_private_dir(path: Path) -> None:
     """Create `path` and any missing parents, each new one 0700; existing ones are left as
     they are (the operator chose them)."""

@@ -48,7 +48,7 @@ from nio.crypto import encrypt_attachment
 
 from bot.matrix.decode import DECRYPTABLE_TYPES
 from bot.matrix.rooms import MEGOLM
-from storage.files import DIR_MODE, make_private, make_private_dir
+from storage.files import DIR_MODE, make_private, make_private_dir, sqlite_files
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,8 @@ class Crypto:
                 'extra (the Makefile does), or set matrix.encryption = "off"'
             )
         # nio made (or opened) its store with the umask's mode: the device's private keys.
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            make_private(Path(f"{self.store_path}{suffix}"))
+        for path in sqlite_files(self.store_path):
+            make_private(path)
         user, device = self.gateway.user_id, self.gateway.device_id
         if not had_store:
             known = await self.gateway.raw(
@@ -236,8 +236,8 @@ class Crypto:
 
     def _discard_fresh_store(self) -> None:
         """Delete the store nio created at this start (only called when there was none)."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
+        for path in sqlite_files(self.store_path):
+            path.unlink(missing_ok=True)
 
     async def housekeeping(self) -> None:
         """What nio's own sync loop does between syncs: publish one-time keys, learn the

@@ -93,6 +93,12 @@ def parse_dsn(text: str) -> Dsn:
     hint = _ENCODE_HINT if "@" in text else ""
     if "@" in hostspec:
         raise DsnError(f"has more than one '@' before its database name{_ENCODE_HINT}")
+    # A password's unencoded '/', '?' or '#' leaves its '@' behind the host part, where no
+    # mask would find the rest of the password: refuse rather than risk showing it.
+    if "#" in text:
+        raise DsnError(f"has a '#'{_ENCODE_HINT}")
+    if "@" in parts.path or "@" in parts.query:
+        raise DsnError(f"has an '@' after the host (write %40 in a database name){_ENCODE_HINT}")
     hosts = _hosts(hostspec, hint)
     try:
         query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
@@ -129,8 +135,7 @@ def mask_dsn(text: str) -> str:
         pairs.append(f"{key}={MASK}" if secret else pair)
     # Put together by hand: urlunsplit would drop the empty host of `postgresql:///db`.
     query = f"?{'&'.join(pairs)}" if pairs else ""
-    fragment = f"#{parts.fragment}" if parts.fragment else ""
-    return f"{parts.scheme}://{netloc}{parts.path}{query}{fragment}"
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"
 
 
 def describe_dsn(text: str) -> str:

@@ -97,6 +97,11 @@ def test_dsn_every_password_form_is_masked_in_check_config(
         (f"postgresql://bot:{SECRET}@[::1]x/cb", "IPv6"),
         (f"postgresql://bot:{SECRET}@h1,,h2/cb", "empty host"),
         (f"postgresql://bot:{SECRET}@db/cb?{SECRET}", "query string"),
+        # A digits-only piece before an unencoded '#', '/' or '?' would pass for a port, and
+        # the rest of the password would be shown after the host: refused instead.
+        (f"postgresql://bot:1234#{SECRET}@db/cb", "has a '#'"),
+        (f"postgresql://bot:1234/{SECRET}@db/cb", "an '@' after the host"),
+        (f"postgresql://bot:1234?{SECRET}@db/cb", "an '@' after the host"),
         ("mysql://db/cb", "PostgreSQL URL"),
     ],
 )
@@ -168,3 +173,24 @@ def test_dsn_mask_never_shows_an_encoded_password(password: str, where: str) -> 
     assert SECRET not in shown
     assert "db.example.org:5432/cb" in shown
     assert "sslmode=require" in shown
+
+
+@given(password=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=12))
+def test_dsn_unencoded_password_is_refused_or_fully_masked(password: str) -> None:
+    # Typed into the config as is, '/', '?', '#', '@' and all: never half shown.
+    dsn = f"postgresql://bot:{password}{SECRET}{password}@db.example.org:5432/cb"
+    problem = _problem_of(dsn)
+    if problem is not None:
+        assert SECRET not in problem
+        assert mask_dsn(dsn) == "(not shown: not a valid DSN)"
+    else:
+        assert SECRET not in mask_dsn(dsn)
+        assert SECRET not in describe_dsn(dsn)
+
+
+def _problem_of(dsn: str) -> str | None:
+    try:
+        parse_dsn(dsn)
+    except DsnError as exc:
+        return str(exc)
+    return None

@@ -268,6 +268,7 @@ async def _database(config: Config) -> AsyncIterator[Backend]:
 def _migrate_storage(source: str, target: str) -> int:
     """`migrate-storage --from sqlite:PATH --to postgresql:DSN`."""
     from storage.database import DatabaseError
+    from storage.dsn import DsnError, parse_dsn
     from storage.lock import AlreadyRunning
     from storage.migrate import MigrationError, migrate_storage
 
@@ -275,11 +276,12 @@ def _migrate_storage(source: str, target: str) -> int:
         print("consensus-bot: --from must be sqlite:PATH", file=sys.stderr)
         return EXIT_USAGE
     dsn = target.removeprefix("postgresql:")
-    if not target.startswith("postgresql:") or not dsn.startswith(("postgresql://", "postgres://")):
-        print(
-            "consensus-bot: --to must be postgresql:DSN, e.g. postgresql:postgresql://bot@db/cb",
-            file=sys.stderr,
-        )
+    try:
+        if not target.startswith("postgresql:"):
+            raise DsnError("must be postgresql:DSN, e.g. postgresql:postgresql://bot@db/cb")
+        parse_dsn(dsn)
+    except DsnError as exc:  # quotes no part of the DSN, which may hold a password
+        print(f"consensus-bot: --to {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         report = asyncio.run(migrate_storage(Path(source.removeprefix("sqlite:")), dsn))

@@ -41,6 +41,7 @@ from bot.domain.durations import DurationError, parse_duration
 from bot.domain.hums import DEFAULT_HUM_MIN, MIN_HUMS_TO_REPORT
 from bot.domain.mxid import is_room_alias, is_user_id
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+from storage.dsn import DsnError, mask_dsn, parse_dsn
 
 __all__ = [
     "ACCESS_TOKEN_ENV",
@@ -537,12 +538,11 @@ def _env_credentials(env: Mapping[str, str]) -> dict[str, tuple[str, SecretStr]]
 
 def _beside_config(value: Path, info: ValidationInfo) -> Path:
     """A configured path: `~` expanded, a relative one taken from the config file's directory."""
+    if "\0" in str(value):  # the operating system refuses it: say so here, not in a traceback
+        raise _problem("must not contain a NUL character")
     path = value.expanduser()
     base = _base_dir(info)
     return base / path if base is not None and not path.is_absolute() else path
-
-
-_DSN_SCHEMES: Final = ("postgresql://", "postgres://")
 
 
 class StorageConfig(_Section):
@@ -575,12 +575,10 @@ class StorageConfig(_Section):
     @classmethod
     def _check_dsn(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            text = value.get_secret_value().strip()
-            if not text.startswith(_DSN_SCHEMES):
-                raise _problem(
-                    "must be a PostgreSQL URL such as "
-                    "'postgresql://bot@db.example.org:5432/consensus'"
-                )
+            try:
+                parse_dsn(value.get_secret_value())
+            except DsnError as exc:  # its message quotes no part of the DSN
+                raise _problem(str(exc)) from None
         return value
 
     @field_validator("failover_timeout")
@@ -614,7 +612,10 @@ class StorageConfig(_Section):
     @field_validator("path")
     @classmethod
     def _resolve_path(cls, value: Path, info: ValidationInfo) -> Path:
-        return _beside_config(value, info)
+        path = _beside_config(value, info)
+        if path.name in ("", ".", ".."):
+            raise _problem(f"must name a database file, not the directory {str(value)!r}")
+        return path
 
 
 class MemberSeed(_Section):
@@ -986,19 +987,6 @@ def _secret_lines(kind: str, matrix: MatrixConfig) -> list[str]:
     return lines
 
 
-def _dsn_shown(dsn: SecretStr) -> str:
-    """The DSN with its password (if any) masked: host, port and database stay readable."""
-    parts = urlsplit(dsn.get_secret_value())
-    if parts.password is None:
-        return parts.geturl()
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return parts._replace(netloc=f"{user}:{_MASK}@{host}{port}").geturl()
-
-
 def render_config(config: Config) -> str:
     """The effective configuration as TOML, defaults included and secrets hidden.
 
@@ -1024,7 +1012,11 @@ def render_config(config: Config) -> str:
         "[storage]",
         f"backend = {_toml(config.storage.backend)}",
         f"path = {_toml(config.storage.path)}",
-        *([f"dsn = {_toml(_dsn_shown(config.storage.dsn))}"] if config.storage.dsn else []),
+        *(
+            [f"dsn = {_toml(mask_dsn(config.storage.dsn.get_secret_value()))}"]
+            if config.storage.dsn
+            else []
+        ),
         f"retention = {_toml(config.storage.retention)}",
         f"failover_timeout = {_toml(config.storage.failover_timeout)}",
         "",

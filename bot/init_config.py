@@ -12,7 +12,6 @@ typed or piped in, never into the TOML; nothing is ever overwritten. The command
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from bot.config import ConfigError, ConfigIssue, load_config
+from storage.files import write_new_file
 
 Kind = Literal["password", "access_token"]
 
@@ -178,17 +178,6 @@ def validate(answers: Answers, secret: Secret, config_path: Path) -> list[Config
     return []
 
 
-def _create(path: Path, text: str, mode: int) -> None:
-    """Write a new file with `mode`; FileExistsError if it exists (never overwritten)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)  # whatever the umask
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_files(answers: Answers, secret: Secret, config_path: Path) -> list[Path]:
     """Write the secret (if typed) and the config, neither overwriting anything; the paths
     written, secret first. Raises InitError."""
@@ -201,7 +190,7 @@ def write_files(answers: Answers, secret: Secret, config_path: Path) -> list[Pat
     else:
         stored = secret_path(config_path, secret.kind)
         try:
-            _create(stored, (secret.value or "") + "\n", 0o600)
+            write_new_file(stored, ((secret.value or "") + "\n").encode("utf-8"))
         except FileExistsError:
             raise InitError(
                 f"{stored} exists already; init never overwrites a file (pass it with "
@@ -210,7 +199,8 @@ def write_files(answers: Answers, secret: Secret, config_path: Path) -> list[Pat
         written.append(stored)
         reference = stored.name
     try:
-        _create(config_path, render_config_text(answers, secret.kind, reference), 0o644)
+        text = render_config_text(answers, secret.kind, reference)
+        write_new_file(config_path, text.encode("utf-8"), mode=0o644)
     except FileExistsError:
         for path in written:
             path.unlink()

@@ -4,10 +4,11 @@ the cross-signing key file)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 from pathlib import Path
+
+from storage.files import DIR_MODE, create_private_file
 
 
 class BackupError(Exception):
@@ -18,13 +19,15 @@ def copy_crypto_store(source: Path, dest: Path) -> list[Path]:
     """Copy the crypto store directory `source` to the new directory `dest` (mode 0700).
 
     SQLite files are copied through SQLite's online backup, so the copy is consistent even
-    while the bot writes to them; other files (the cross-signing key file) are copied with
-    their mode. Never overwrites: `dest` must not exist. Returns the files written.
+    while the bot writes to them; other files (the cross-signing key file) byte for byte.
+    Every copy is 0600, whatever the source's mode or the umask: they hold the device's
+    private keys. Never overwrites: `dest` must not exist. Returns the files written.
     """
     if not source.is_dir():
         raise BackupError(f"there is no crypto store at {source}")
     try:
-        dest.mkdir(mode=0o700, parents=False)
+        dest.mkdir(mode=DIR_MODE, parents=False)
+        dest.chmod(DIR_MODE)  # whatever the umask
     except FileExistsError:
         raise BackupError(f"{dest} exists already; choose a new name") from None
     except OSError as exc:
@@ -35,6 +38,7 @@ def copy_crypto_store(source: Path, dest: Path) -> list[Path]:
             continue
         target = dest / path.name
         try:
+            create_private_file(target)  # 0600 before a byte is in it
             if path.suffix == ".db":
                 with (
                     contextlib.closing(
@@ -43,9 +47,9 @@ def copy_crypto_store(source: Path, dest: Path) -> list[Path]:
                     contextlib.closing(sqlite3.connect(target)) as out,
                 ):
                     src.backup(out)
-                os.chmod(target, 0o600)
             else:
-                shutil.copy2(path, target)
+                with path.open("rb") as src_file, target.open("r+b") as out_file:
+                    shutil.copyfileobj(src_file, out_file)
         except (OSError, sqlite3.Error) as exc:
             raise BackupError(f"cannot copy {path} to {target}: {exc}") from None
         written.append(target)

@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from storage.files import create_private_file, make_private, make_private_dir, sqlite_files
+
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
@@ -160,6 +162,24 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
+def _vacuum_into(conn: sqlite3.Connection, dest: Path) -> None:
+    """VACUUM INTO a file made empty and 0600 first (SQLite would make it 0644, and takes an
+    empty file as new); the file is removed again when the copy fails."""
+    try:
+        create_private_file(dest)
+    except FileExistsError:
+        raise DatabaseError(
+            f"cannot write a backup to {dest}: it exists already; choose a new name"
+        ) from None
+    except OSError as exc:
+        raise DatabaseError(f"cannot write a backup to {dest}: {_reason(exc)}") from None
+    try:
+        conn.execute("VACUUM INTO ?", (str(dest),))
+    except (sqlite3.Error, OSError) as exc:
+        dest.unlink(missing_ok=True)
+        raise DatabaseError(f"cannot write a backup to {dest}: {_reason(exc)}") from None
+
+
 class Database:
     """The bot's SQLite database. `open()` checks, connects and migrates; construction does
     no I/O.
@@ -208,6 +228,12 @@ class Database:
             raise
 
     def _connect(self) -> sqlite3.Connection:
+        # The roster and every position are in the file: 0600. SQLite gives its -wal and
+        # -shm files the mode of the database, so making the database first covers them.
+        with contextlib.suppress(FileExistsError):
+            create_private_file(self.path)
+        for path in sqlite_files(self.path):
+            make_private(path)
         # check_same_thread=False: the loop and the database thread take turns, under the lock.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -240,7 +266,7 @@ class Database:
             if not path.exists():
                 parent = path.parent
                 try:
-                    parent.mkdir(parents=True, exist_ok=True)
+                    make_private_dir(parent)
                 except OSError as exc:
                     raise DatabaseError(
                         f"cannot create the directory {parent} for the database "
@@ -355,13 +381,11 @@ class Database:
                     raise
 
     async def backup(self, dest: Path) -> None:
-        """Write a consistent copy of the database to `dest` (VACUUM INTO)."""
+        """Write a consistent copy of the database to the new file `dest` (VACUUM INTO),
+        readable by the bot's user only (0600). Never overwrites."""
         async with self._lock:
             conn = self.conn
-            try:
-                await self._in_thread(lambda: conn.execute("VACUUM INTO ?", (str(dest),)))
-            except sqlite3.OperationalError as exc:
-                raise DatabaseError(f"cannot write a backup to {dest}: {exc}") from None
+            await self._in_thread(lambda: _vacuum_into(conn, dest))
 
     async def close(self) -> None:
         """Close the connection and the database thread (idempotent)."""

@@ -13,13 +13,13 @@ kept the hum key in its `meta` table: it is moved here once, at the first start.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from storage.database import DatabaseError
+from storage.files import make_private_dir, write_new_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +55,12 @@ def load_keys(db_path: Path) -> Keys | None:
 
 def key_problem(db_path: Path) -> str | None:
     """For check-config: a sentence when the database holds hums but its key file is gone
-    (the bot would refuse to start), else None."""
-    if key_path(db_path).exists() or not db_path.exists():
-        return None
+    (the bot would refuse to start), or when the files cannot be looked at; else None."""
+    try:
+        if key_path(db_path).exists() or not db_path.exists():
+            return None
+    except OSError as exc:  # e.g. a directory the bot's user may not enter
+        return f"cannot look at {db_path} or its key file ({exc.strerror or exc})"
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
             hums = db.execute("SELECT 1 FROM hums LIMIT 1").fetchone() is not None
@@ -77,15 +80,12 @@ def create_keys(db_path: Path, legacy_hum_key: str | None = None) -> Keys:
     hums = legacy_hum_key or secrets.token_hex(32)
     data = {"hums": hums, "markers": secrets.token_hex(32)}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        make_private_dir(path.parent)  # with PostgreSQL nothing else made it
+        write_new_file(path, (json.dumps(data) + "\n").encode())
+    except FileExistsError:  # another process made it first: use theirs
         found = load_keys(db_path)
         assert found is not None
         return found
     except OSError as exc:
         raise DatabaseError(f"cannot create the key file {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
     return Keys(bytes.fromhex(data["hums"]), bytes.fromhex(data["markers"]))

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from storage.database import DatabaseError, dir_reason
+from storage.files import make_private_dir
 
 
 class AlreadyRunning(Exception):
@@ -24,7 +25,7 @@ class InstanceLock:
         """Take the lock or raise AlreadyRunning naming the holder's PID (DatabaseError when
         the lock file cannot be created: the database beside it could not be either)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             why = dir_reason(self.path.parent, exc)

@@ -20,12 +20,12 @@ import logging
 import asyncpg
 
 from storage.database import DatabaseError
+from storage.dsn import describe_dsn
 from storage.postgres import (
     ACTIVE_KEY,
     CONNECT_ERRORS,
     LeaseLost,
     _reason,
-    describe_dsn,
     keepalive_settings,
 )
 

@@ -26,12 +26,12 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from storage.backend import Params
 from storage.database import DatabaseError, bundled_migrations
+from storage.dsn import describe_dsn
 from storage.rows import Row
 
 log = logging.getLogger(__name__)
@@ -121,15 +121,6 @@ def _count(status: str) -> int:
     """The row count of a command status such as 'UPDATE 3' or 'INSERT 0 1'."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
-
-
-def describe_dsn(dsn: str) -> str:
-    """`database NAME on HOST:PORT` for messages: never the password."""
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/") or "(default database)"
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"PostgreSQL database {name} on {host}{port}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -363,7 +354,8 @@ class PostgresDatabase:
         """Not done by the bot: PostgreSQL has pg_dump, which does it better."""
         raise DatabaseError(
             f'with storage.backend = "postgresql" the bot writes no backup to {dest}: use '
-            "pg_dump (e.g. `pg_dump --format=custom --file=consensus.dump DSN`)"
+            "pg_dump, readable by you only (e.g. "
+            "`(umask 077; pg_dump --format=custom --file=consensus.dump DSN)`)"
         )
 
     async def close(self) -> None:

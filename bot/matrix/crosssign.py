@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import enum
-import errno
 import json
 import logging
 import os
 import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from bot.matrix.crypto import Crypto
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.matrix.keystore import CROSS_SIGNING
+from storage.files import make_private_dir, write_new_file
 
 log = logging.getLogger(__name__)
 
@@ -603,39 +601,17 @@ class StoredVault:
 
 
 def save_key_file(path: Path, user_id: str, keys: CrossSigningKeys) -> None:
-    """Write the key file: mode 0600, complete or not at all, never over an existing file.
-
-    The temporary file is made 0600 from the start (mkstemp), synced, then hard-linked to its
-    name, which fails if the name exists; the directory is synced so the link survives a
-    power cut.
-    """
+    """Write the key file: mode 0600, complete or not at all, never over an existing file
+    (`storage.files.write_new_file`); its directory is made 0700 if missing."""
     data = json.dumps(keys_record(user_id, keys), indent=2).encode() + b"\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    make_private_dir(path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise CrossSigningError(
-                f"The cross-signing key file {path} appeared while the bot wrote a new one; "
-                "the existing file was left alone: start again."
-            ) from None
-        except OSError as exc:  # a filesystem without hard links: check, then rename
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV) or path.exists():
-                raise
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        write_new_file(path, data)
+    except FileExistsError:
+        raise CrossSigningError(
+            f"The cross-signing key file {path} appeared while the bot wrote a new one; "
+            "the existing file was left alone: start again."
+        ) from None
 
 
 def set_key_file_aside(path: Path) -> Path:

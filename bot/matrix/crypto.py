@@ -59,6 +59,7 @@ from nio.store import DefaultStore
 from bot.matrix.decode import DECRYPTABLE_TYPES
 from bot.matrix.keystore import ACCOUNT, Change, KeyStore, Sealer, import_file_store
 from bot.matrix.rooms import MEGOLM
+from storage.files import DIR_MODE, make_private, make_private_dir, sqlite_files
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,8 @@ class Crypto:
         older on-disk store there first; or make the store directory, 0700). Returns whether
         the device already has keys (False on the very first start)."""
         if self.rows is None:
-            self.store_dir.mkdir(parents=True, exist_ok=True)
-            self.store_dir.chmod(0o700)
+            make_private_dir(self.store_dir)
+            self.store_dir.chmod(DIR_MODE)  # also one made by an older bot
             return self.store_path.exists()
         user, device = self.gateway.user_id, self.gateway.device_id
         sealer = Sealer(await self.rows.secret(), self.device_label)
@@ -319,6 +320,9 @@ class Crypto:
                 "end-to-end encryption is not available: install matrix-nio with its e2e "
                 'extra (the Makefile does), or set matrix.encryption = "off"'
             )
+        # nio made (or opened) its store with the umask's mode: the device's private keys.
+        for path in sqlite_files(self.store_path):
+            make_private(path)
         user, device = self.gateway.user_id, self.gateway.device_id
         if not had_store:
             known = await self.gateway.raw(
@@ -348,8 +352,8 @@ class Crypto:
         if self.keystore is not None:
             self.keystore.take_changes()  # never written
             return
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.store_path}{suffix}").unlink(missing_ok=True)
+        for path in sqlite_files(self.store_path):
+            path.unlink(missing_ok=True)
 
     async def housekeeping(self) -> None:
         """What nio's own sync loop does between syncs: publish one-time keys, learn the

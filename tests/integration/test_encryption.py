@@ -14,6 +14,7 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -218,7 +219,11 @@ async def test_the_keys_are_backed_up_with_the_database_and_their_loss_detected(
     with sqlite3.connect(dest) as copy:
         kinds = {r[0] for r in copy.execute("SELECT DISTINCT kind FROM crypto_state")}
     assert {"account", "cross_signing", "megolm", "olm", "device"} <= kinds
-    shutil.rmtree(group.db_path.parent / "crypto", ignore_errors=True)
+    # permissions: all the bot wrote is readable by its user only, under the test's umask.
+    key_file = group.db_path.with_name(group.db_path.name + ".key")
+    private = [group.db_path, key_file, dest]
+    assert [(str(p), oct(_mode(p))) for p in private if _mode(p) != 0o600] == []
+    assert not (group.db_path.parent / "crypto").exists()  # no crypto store files any more
 
     # Losing the keys (a database without them) is refused at start with a clear error, not
     # a silent new device.
@@ -242,6 +247,10 @@ def _restore(backup: Path, db_path: Path) -> None:
     for suffix in ("-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(backup, db_path)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -73,6 +73,40 @@ def test_missing_config_file_is_a_clear_error(
     assert "nope.toml" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("line", "key", "words"),
+    [
+        ('path = "/"', "storage.path", "must name a database file"),
+        ('path = ".."', "storage.path", "must name a database file"),
+        ('path = "db\\u0000x"', "storage.path", "NUL"),
+        ('crypto_store = "c\\u0000"', "matrix.crypto_store", "NUL"),
+        ('homeserver = "http://[::1"', "matrix.homeserver", "IPv6"),
+    ],
+)
+def test_check_config_bad_paths_are_keyed_errors_exit_2_not_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, key: str, words: str
+) -> None:
+    example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    name = line.split(" = ")[0]
+    lines = [line if ln.startswith(f"{name} = ") else ln for ln in example.splitlines()]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("\n".join(lines), encoding="utf-8")
+    assert main(["check-config", "--offline", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: " in err
+    assert words in err
+
+
+def test_check_config_with_an_unusable_storage_path_says_so_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONSENSUS_BOT_PASSWORD", "pw")
+    # A name longer than the file system allows: looking at it fails (ENAMETOOLONG).
+    config = config_with_database(tmp_path, tmp_path / ("d" * 300 + ".db"))
+    assert main(["check-config", "--offline", "--config", str(config)]) == 1
+    assert "PROBLEM  storage.path: cannot look at" in capsys.readouterr().err
+
+
 # ---- `run` with a database it cannot use: one sentence, exit code 2 -------------------------
 
 

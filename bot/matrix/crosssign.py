@@ -478,7 +478,7 @@ def keys_from_record(record: Any, user_id: str, where: str) -> CrossSigningKeys:
             raise ValueError("unknown version")
         if record.get("user_id") != user_id:
             raise CrossSigningError(
-                f"The cross-signing keys in {where} belong to {record.get('user_id')}, "
+                f"The cross-signing identity in {where} belongs to {record.get('user_id')}, "
                 f"not to {user_id}: point the bot at its own keys."
             )
         loaded = {}

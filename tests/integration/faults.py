@@ -194,6 +194,8 @@ async def room_timeline(observer: SimMember, room: str) -> list[dict[str, Any]]:
     )
     token = raw["rooms"]["join"][room]["timeline"].get("prev_batch")
     events = list(raw["rooms"]["join"][room]["timeline"]["events"])
+    if observer.gateway.crypto is not None:  # the later pages are decrypted by `messages`
+        events = observer.gateway.crypto.plain_events(room, events)
     while token:
         page, token = await observer.gateway.messages(room, token)
         events.extend(page)
@@ -239,9 +241,13 @@ async def converge(
     """Wait until the bot's positions equal the ground truth (or time out); returns both."""
     observer = next(iter(group.members.values()))
     members = {m.user_id for m in group.members.values()}
-    truth = await ground_truth(observer, room, ballot, members)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
+        if observer.gateway.crypto is not None:
+            # The observer reads the members' encrypted commands only with the room keys
+            # they sent it (to-device, through its own sync).
+            await observer.sync(0)
+        truth = await ground_truth(observer, room, ballot, members)
         current, _, _ = await bot_positions(group)
         if current == truth or asyncio.get_running_loop().time() > deadline:
             return current, truth

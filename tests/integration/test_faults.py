@@ -169,6 +169,78 @@ async def test_failover_short(failover_group: tuple[Group, BotProcess]) -> None:
     assert "takeover_max" in report
 
 
+@pytest.fixture
+async def encrypted_failover_group(
+    synapse: LocalSynapse, tmp_path: Path, pg_dsn: str
+) -> AsyncIterator[tuple[Group, BotProcess]]:
+    """`failover_group` with encryption required: encrypted main room, every member an
+    encrypting client, the bot's keys in PostgreSQL (the standby shares nothing else)."""
+    g = await make_group(
+        synapse,
+        tmp_path,
+        f"efo{random.randrange(10_000)}",
+        dsn=pg_dsn,
+        failover_timeout=f"{FAILOVER_TIMEOUT:.0f}s",
+        encryption="required",
+    )
+    standby = BotProcess(g.config_path, tmp_path / "bot-standby.log")
+    try:
+        yield g, standby
+    finally:
+        standby.stop()
+        await g.close()
+
+
+@pytest.mark.pg
+async def test_failover_encrypted_kills(
+    encrypted_failover_group: tuple[Group, BotProcess],
+) -> None:
+    """Encryption on, active and standby on PostgreSQL: SIGKILL the active mid-ballot three
+    times; the standby takes over as the same device each time (its keys are in the
+    database), every position counts once, members read the draft and the outcome, and the
+    device stays the one cross-signed device of the bot."""
+    group, standby = encrypted_failover_group
+    report = await crash_run(
+        group,
+        kills=3,
+        actions_per_member=20,
+        seed=17,
+        standby=standby,
+        failover_timeout=FAILOVER_TIMEOUT,
+    )
+    assert "takeover_max" in report
+    [req] = await query(group, "SELECT room_id FROM requests WHERE id = 1")
+    room = req["room_id"]
+    chair = group.chair
+    await chair.wait_invite(lambda r: r == room)
+    await chair.join(room)
+    closed = await chair.say(room, "!cb close")
+    await chair.wait_for(reaction_to(closed, "✅"), room_id=room, timeout=60)
+    for member in group.members.values():  # every member reads the draft...
+        draft = await member.wait_for(bot_message("summary", 1), room_id=room, timeout=60)
+        assert draft["type"] == "m.room.message"
+    decided = await chair.say(
+        room,
+        "!cb decide decline The applicant has not yet shown the operational background "
+        "in Internet resources that the principles ask for.",
+    )
+    await chair.wait_for(reaction_to(decided, "✅"), room_id=room, timeout=60)
+    for member in group.members.values():  # ... and the outcome, decrypted
+        outcome = await member.wait_for(bot_message("outcome", 1), room_id=room, timeout=60)
+        assert outcome["content"]["consensus_bot"]["outcome"] == "decline"
+    # The bot is still one device, the configured one, signed by its self-signing key.
+    bot = group.bot_user
+    keys = await chair.gateway.raw(
+        "POST", "/_matrix/client/v3/keys/query", {"device_keys": {bot.user_id: []}}
+    )
+    assert list(keys["device_keys"][bot.user_id]) == [bot.device_id]
+    ssk = next(iter(keys["self_signing_keys"][bot.user_id]["keys"]))
+    device = keys["device_keys"][bot.user_id][bot.device_id]
+    assert ssk in device["signatures"][bot.user_id]
+    logs = group.bot.log_text() + standby.log_text()
+    assert "has no keys for the bot's device" not in logs
+
+
 @pytest.mark.soak
 @pytest.mark.pg
 async def test_failover_long(failover_group: tuple[Group, BotProcess]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Iterable
 
@@ -26,7 +27,7 @@ from bot.domain.counting import (
     still_eligible,
 )
 from bot.domain.durations import format_duration
-from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
+from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report_given
 from bot.domain.intake import incomplete
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
@@ -125,13 +126,20 @@ class Ballots:
             now = await self.standing(repo, req)
         recused = {m for m, p in now.positions.items() if p is Position.RECUSE}
         keys = {self.hummer(req.id, v.user_id) for v in now.voters if v.user_id not in recused}
-        hums = [
-            Hum(Side(side), Strength(strength))
+        hums = {
+            hummer: Hum(Side(side), Strength(strength))
             for hummer, side, strength in await repo.hums(req.id)
             if hummer in keys
-        ]
+        }
         closed = req.state is not RequestState.OPEN
-        return hum_report(hums, closed=closed, minimum=self.settings.hum_min)
+        # The hums of every report given for this request, so that a later report cannot
+        # single out the few hums that changed in between (a removal after a reopen).
+        key = f"{HUMS_GIVEN}{req.id}"
+        given = _load_given(await repo.get_meta(key))
+        report, new = hum_report_given(hums, given, closed=closed, minimum=self.settings.hum_min)
+        if new:
+            await repo.set_meta(key, _dump_given([*given, hums]))
+        return report
 
     async def hum_aggregate(self, repo: Repository, req: Request) -> HumAggregate | None:
         """The hums as a decision record may carry them (loudness only), if reportable."""
@@ -815,3 +823,20 @@ def _superseded(req: Request, rows: MemberRows, current: str | None) -> str | No
     """The latest of the member's superseded reactions still showing, if any."""
     left = _superseded_all(req, rows, current)
     return left[-1] if left else None
+
+
+HUMS_GIVEN = "hums_given:"  # meta key prefix: the hums each given report was made from
+
+
+def _load_given(raw: str | None) -> list[dict[str, Hum]]:
+    """The hums of the reports given so far (stored as JSON under anonymous keys)."""
+    if not raw:
+        return []
+    return [
+        {k: Hum(Side(side), Strength(strength)) for k, (side, strength) in report.items()}
+        for report in json.loads(raw)
+    ]
+
+
+def _dump_given(given: list[dict[str, Hum]]) -> str:
+    return json.dumps([{k: [h.side.value, h.strength.value] for k, h in r.items()} for r in given])

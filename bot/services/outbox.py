@@ -1,7 +1,8 @@
-"""The outbox: everything the bot sends is written down first, then sent, in order.
+"""The outbox: everything the bot sends is written down first, then sent, by priority.
 
 Writing happens inside the transaction that decided to send (so a crash can neither lose nor
-double it); sending happens afterwards, one operation at a time, each with its stored
+double it); sending happens afterwards, urgent items before bulk ones (see "priorities"
+below), one operation at a time, each with its stored
 transaction ID so a resend after a crash is dropped by the homeserver. Transient failures
 (outage, 5xx, 429) are retried with exponential backoff and jitter, honouring
 `retry_after_ms`; permanent ones are recorded and reported to the hooks.

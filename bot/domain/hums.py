@@ -7,12 +7,20 @@ Why only at close: a live report lets anyone who watches it change tell what the
 was (and a member who knows when a colleague hummed learns how). Why a minimum: with few
 hums, "against: loud" can name its author. The minimum is `process.hum_min` in the config
 (at least MIN_HUMS_TO_REPORT, by default DEFAULT_HUM_MIN).
+
+Why a rule across reports (`hum_report_given`): the hums are counted again at each close, and
+the hums of members removed or recused in between drop out. Two reports a reopen apart would
+then differ by exactly the hums of those few members: remove one, close again, and "for:
+soft, against: soft" becoming "for: loud, against: none" tells that member's hum. So once a
+report has been given for a request, a later one is given only when the hums counted differ
+from those of every earlier report in none or in at least the minimum of hummers; otherwise
+the last report given is repeated, marked as such.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 # The floor of any minimum: fewer hums than this are never reported, whatever the config
@@ -60,6 +68,7 @@ class HumReport:
     for_: Loudness
     against: Loudness
     ballot_open: bool = False  # not reported because the ballot is still open
+    held: bool = False  # an earlier report repeated: too few hums changed since to report anew
 
     def describe(self) -> str:
         """One line for summaries and status."""
@@ -67,7 +76,8 @@ class HumReport:
             return "hums are reported when the ballot closes"
         if not self.reported:
             return "too few hums to report"
-        return f"for: {self.for_.value}, against: {self.against.value}"
+        line = f"for: {self.for_.value}, against: {self.against.value}"
+        return f"{line} (as reported before: too few hums changed since)" if self.held else line
 
 
 def _weight(hum: Hum) -> int:
@@ -105,3 +115,35 @@ def hum_report(
         return Loudness.LOUD if 3 * score[side] >= 2 * total else Loudness.SOFT
 
     return HumReport(True, level(Side.FOR), level(Side.AGAINST))
+
+
+def hum_report_given(
+    hums: Mapping[str, Hum],
+    given: Sequence[Mapping[str, Hum]],
+    *,
+    closed: bool = True,
+    minimum: int = MIN_HUMS_TO_REPORT,
+) -> tuple[HumReport, bool]:
+    """The report on `hums` (by anonymous hummer key, those that count now) after the reports
+    already `given` for the request (the hums each was made from, oldest first).
+
+    A new report is given only when, against every earlier one, the hums differ (a hummer
+    added, dropped, or changed) in none or in at least `minimum` hummers (never fewer than
+    MIN_HUMS_TO_REPORT): a smaller difference would isolate those few hums. Otherwise the
+    last report given is repeated, marked `held`. Returns the report and whether it is a new
+    one the caller must remember (append `hums` to `given`).
+    """
+    report = hum_report(list(hums.values()), closed=closed, minimum=minimum)
+    if not closed or not given:
+        return report, report.reported
+    floor = max(minimum, MIN_HUMS_TO_REPORT)
+    differences = [_changed(earlier, hums) for earlier in given]
+    if any(0 < d < floor for d in differences):
+        last = hum_report(list(given[-1].values()), minimum=minimum)
+        return replace(last, held=True), False
+    return report, report.reported and all(differences)
+
+
+def _changed(before: Mapping[str, Hum], after: Mapping[str, Hum]) -> int:
+    """How many hummers' hums differ between two reports' hums."""
+    return sum(1 for key in before.keys() | after.keys() if before.get(key) != after.get(key))

@@ -49,6 +49,9 @@ class Tier:
 MEMBER_TIER = Tier(burst=20, refill_ms=3_000)
 # Outsiders (not on the roster): 3 at once, then one a minute.
 OUTSIDER_TIER = Tier(burst=3, refill_ms=60_000)
+# Reactions on ballots, per sender (a bucket of its own): a ballot needs one reaction and a
+# change of mind a few. Past it a reaction still counts, but the bot answers nothing to it.
+REACTION_TIER = Tier(burst=10, refill_ms=3_000)
 # Someone whose application is under way: a short conversation with the bot, not a flood.
 APPLICANT_TIER = Tier(burst=6, refill_ms=15_000)
 # How many keys a RateLimiter remembers at most.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Iterable
 
@@ -26,7 +27,7 @@ from bot.domain.counting import (
     still_eligible,
 )
 from bot.domain.durations import format_duration
-from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report
+from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report_given
 from bot.domain.intake import incomplete
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
@@ -53,7 +54,7 @@ from bot.matrix.rooms import (
     request_room_spec,
 )
 from bot.services.export import freeze, live_record
-from bot.services.outbox import CARD, DRAFT, POLL, TALLY, Outbox, dm
+from bot.services.outbox import CARD, DRAFT, POLL, TALLY, TIDY, Outbox, dm
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
@@ -125,13 +126,20 @@ class Ballots:
             now = await self.standing(repo, req)
         recused = {m for m, p in now.positions.items() if p is Position.RECUSE}
         keys = {self.hummer(req.id, v.user_id) for v in now.voters if v.user_id not in recused}
-        hums = [
-            Hum(Side(side), Strength(strength))
+        hums = {
+            hummer: Hum(Side(side), Strength(strength))
             for hummer, side, strength in await repo.hums(req.id)
             if hummer in keys
-        ]
+        }
         closed = req.state is not RequestState.OPEN
-        return hum_report(hums, closed=closed, minimum=self.settings.hum_min)
+        # The hums of every report given for this request, so that a later report cannot
+        # single out the few hums that changed in between (a removal after a reopen).
+        key = f"{HUMS_GIVEN}{req.id}"
+        given = _load_given(await repo.get_meta(key))
+        report, new = hum_report_given(hums, given, closed=closed, minimum=self.settings.hum_min)
+        if new:
+            await repo.set_meta(key, _dump_given([*given, hums]))
+        return report
 
     async def hum_aggregate(self, repo: Repository, req: Request) -> HumAggregate | None:
         """The hums as a decision record may carry them (loudness only), if reportable."""
@@ -155,6 +163,7 @@ class Ballots:
         *,
         ask_reason_in_reply_to: str | None = None,
         received_at: int | None = None,
+        quiet: bool = False,
     ) -> bool:
         """Append an input to the ledger and let the member's objection follow their current
         position. False when the author is not eligible (nothing is stored) or the event was
@@ -163,7 +172,9 @@ class Ballots:
         `received_at`: when an encrypted input held for its key was received. It is recorded
         under that time only while the ballot is still open when the key arrives (`now`);
         once the ballot has closed, it is recorded at `now`, late: whoever holds a key back
-        cannot choose their position after the close."""
+        cannot choose their position after the close. `quiet`: the input counts but is not
+        answered (a reaction past its sender's rate limit): no prompt for an objection's
+        reason."""
         if received_at is not None and req.closed_at is None:
             now = received_at
         if req.state not in TAKES_INPUTS:
@@ -198,29 +209,53 @@ class Ballots:
             if req.state is RequestState.DRAFTED:
                 out.redraft.add(req.id)  # sent in time, seen after the close
         if item.source is Source.REACTION and tally.current.get(item.member) is stored:
-            await self._tidy(out, req, rows, stored)
+            await self._tidy(repo, out, req, rows, stored)
         await self.follow_objection(
-            repo, out, req, item.member, now, ask_reason_in_reply_to, rows, tally
+            repo, out, req, item.member, now, ask_reason_in_reply_to, rows, tally, quiet=quiet
         )
         return True
 
     async def _tidy(
-        self, out: Outbox, req: Request, rows: MemberRows, current: PositionInput
+        self, repo: Repository, out: Outbox, req: Request, rows: MemberRows, current: PositionInput
     ) -> None:
         """A member changed position by reaction: remove their superseded position reactions
         from the ballot, so what members see is what counts (the rule never lets a tidied
-        reaction count again)."""
-        gone = {r.redacts for r in rows.redactions}
-        for old in rows.inputs:
-            if (
-                old.source is Source.REACTION
-                and old.event_id != current.event_id
-                and old.event_id not in gone
-                and old.room_id == req.room_id
-            ):
-                await out.redact(
-                    old.event_id, request_id=req.id, reason="superseded by a newer position"
-                )
+        reaction count again).
+
+        At most one tidy-up per member and ballot waits in the outbox: it aims at the latest
+        superseded reaction, is checked again just before it is sent (`tidy_target`), and
+        once sent queues the next one if any remain (`tidied`). So a member who toggles a
+        reaction a hundred times costs one pending redaction, not one per earlier reaction,
+        and no reaction is ever redacted twice by the bot."""
+        purpose = tidy_purpose(current.member)
+        if await repo.pending_purpose(req.id, purpose):
+            return
+        target = _superseded(req, rows, current.event_id)
+        if target is not None:
+            await out.redact(target, request_id=req.id, reason=TIDY_REASON, purpose=purpose)
+
+    async def tidy_target(
+        self, repo: Repository, req: Request, member: str, aimed: str
+    ) -> str | None:
+        """Just before a tidy-up is sent: the reaction it should remove now. `aimed` while it
+        is still superseded and not redacted (by anyone), else the latest one that is, or
+        None when nothing is left to tidy."""
+        rows = await repo.member_rows(req.id, member)
+        current = self.tally(req, rows).current.get(member)
+        keep = current.event_id if current is not None else None
+        left = _superseded_all(req, rows, keep)
+        if aimed in left:
+            return aimed
+        return left[-1] if left else None
+
+    async def tidied(self, repo: Repository, out: Outbox, req: Request, member: str) -> None:
+        """A tidy-up was sent (its redaction stored): queue the next, if any remain."""
+        rows = await repo.member_rows(req.id, member)
+        current = self.tally(req, rows).current.get(member)
+        target = _superseded(req, rows, current.event_id if current is not None else None)
+        if target is not None:
+            purpose = tidy_purpose(member)
+            await out.redact(target, request_id=req.id, reason=TIDY_REASON, purpose=purpose)
 
     async def follow_objection(
         self,
@@ -232,6 +267,8 @@ class Ballots:
         ask_reason_in_reply_to: str | None = None,
         rows: MemberRows | None = None,
         tally: Tally | None = None,
+        *,
+        quiet: bool = False,
     ) -> PositionInput | None:
         """Open, fill or withdraw the member's objection to match their current position.
 
@@ -263,7 +300,7 @@ class Ballots:
         if step is ObjectionStep.RAISE:
             assert current is not None
             oid = await repo.add_objection(req.id, member, current.event_id, current.reason, now)
-            if not current.reason:
+            if not current.reason and not quiet:
                 # Every channel asks, once per objection: in reply to a 👎, by direct message
                 # for a poll answer (which has nothing to reply to in the room).
                 ask = self._ask_reason(req, member, oid, ask_reason_in_reply_to)
@@ -758,3 +795,48 @@ class Ballots:
             request_id=req.id,
         )
         out.schedule_changed(req.id)
+
+
+TIDY_REASON = "superseded by a newer position"
+
+
+def tidy_purpose(member: str) -> str:
+    """The outbox `purpose` of a member's tidy-up: one pending per member and request."""
+    return TIDY + member
+
+
+def _superseded_all(req: Request, rows: MemberRows, current: str | None) -> list[str]:
+    """The member's position reactions on the ballot other than `current` that nobody has
+    redacted yet, oldest first."""
+    gone = {r.redacts for r in rows.redactions}
+    return [
+        old.event_id
+        for old in rows.inputs
+        if old.source is Source.REACTION
+        and old.event_id != current
+        and old.event_id not in gone
+        and old.room_id == req.room_id
+    ]
+
+
+def _superseded(req: Request, rows: MemberRows, current: str | None) -> str | None:
+    """The latest of the member's superseded reactions still showing, if any."""
+    left = _superseded_all(req, rows, current)
+    return left[-1] if left else None
+
+
+HUMS_GIVEN = "hums_given:"  # meta key prefix: the hums each given report was made from
+
+
+def _load_given(raw: str | None) -> list[dict[str, Hum]]:
+    """The hums of the reports given so far (stored as JSON under anonymous keys)."""
+    if not raw:
+        return []
+    return [
+        {k: Hum(Side(side), Strength(strength)) for k, (side, strength) in report.items()}
+        for report in json.loads(raw)
+    ]
+
+
+def _dump_given(given: list[dict[str, Hum]]) -> str:
+    return json.dumps([{k: [h.side.value, h.strength.value] for k, h in r.items()} for r in given])

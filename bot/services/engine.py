@@ -20,6 +20,7 @@ from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import RequestState
 from bot.domain.positions import Position, position_for_reaction
+from bot.domain.ratelimit import REACTION_TIER
 from bot.matrix import render
 from bot.matrix.decode import decode_event
 from bot.matrix.events import (
@@ -40,7 +41,7 @@ from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers, acknowledge
-from bot.services.outbox import CARD, DRAFT, TALLY, Doorbell, Outbox, dm
+from bot.services.outbox import CARD, DRAFT, TALLY, TIDY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
@@ -322,6 +323,10 @@ class Engine:
             Source.REACTION,
             room_id=event.room_id,
         )
+        # Reactions are limited per sender like commands. One past the limit still counts
+        # (the tally must match the ballot) but is not answered: no prompt for a reason.
+        limiter = self.handlers.limiter
+        admitted = limiter.check(f"reaction:{event.sender}", REACTION_TIER, now).admitted
         await self.ballots.record_input(
             repo,
             out,
@@ -330,6 +335,7 @@ class Engine:
             now,
             ask_reason_in_reply_to=event.event_id,
             received_at=received_at,
+            quiet=not admitted,
         )
 
     def _held(self, event: InboundEvent) -> bool:
@@ -489,6 +495,9 @@ class Engine:
             if req is not None and req.room_id:
                 bot = self.settings.bot_user_id
                 await repo.add_redaction(Redaction(result, item.target, req.room_id, bot, now, now))
+                if item.purpose is not None and item.purpose.startswith(TIDY):
+                    member = item.purpose.removeprefix(TIDY)
+                    await self.ballots.tidied(repo, out, req, member)
         elif item.purpose == DRAFT and item.request_id is not None:
             await repo.update_request(item.request_id, draft_event_id=result)
         elif item.purpose == CARD and item.request_id is not None:
@@ -524,6 +533,18 @@ class Engine:
             if req is not None:
                 why = "its room could not be created"
                 await self.ballots.block(repo, Outbox(repo, now), req, why, now)
+
+    async def tidy_target(self, item: OutboxItem) -> str | None:
+        """Just before a tidy-up is sent: the reaction it should remove now, if any."""
+        if item.purpose is None or item.request_id is None or item.target is None:
+            return None
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            req = await repo.request(item.request_id)
+            if req is None:
+                return None
+            member = item.purpose.removeprefix(TIDY)
+            return await self.ballots.tidy_target(repo, req, member, item.target)
 
     async def find_created_room(self, item: OutboxItem) -> str | None:
         """Find a room created for this request before a crash: one the bot created (its

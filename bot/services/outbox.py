@@ -1,7 +1,8 @@
-"""The outbox: everything the bot sends is written down first, then sent, in order.
+"""The outbox: everything the bot sends is written down first, then sent, by priority.
 
 Writing happens inside the transaction that decided to send (so a crash can neither lose nor
-double it); sending happens afterwards, one operation at a time, each with its stored
+double it); sending happens afterwards, urgent items before bulk ones (see "priorities"
+below), one operation at a time, each with its stored
 transaction ID so a resend after a crash is dropped by the homeserver. Transient failures
 (outage, 5xx, 429) are retried with exponential backoff and jitter, honouring
 `retry_after_ms`; permanent ones are recorded and reported to the hooks.
@@ -14,7 +15,8 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
@@ -32,6 +34,7 @@ CARD = "card"  # `target` placeholder: the request card, resolved when sent
 POLL = "poll"  # `target` placeholder: the request's poll event
 PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
+TIDY = "tidy:"  # `purpose` prefix: a member's tidy-up of a superseded reaction (one pending)
 
 
 def dm(user_id: str) -> str:
@@ -89,10 +92,14 @@ class Outbox:
         """Edit an earlier message of the bot (`target`: an event ID, or DRAFT) in place."""
         await self._put("edit", msg.edit_content(), request_id=request_id, target=target)
 
-    async def redact(self, target: str, *, request_id: int, reason: str) -> None:
+    async def redact(
+        self, target: str, *, request_id: int, reason: str, purpose: str | None = None
+    ) -> None:
         """Remove an event from the request's room (the bot's tidying of superseded
         reactions: the bot alone has the power to)."""
-        await self._put("redact", {"reason": reason}, request_id=request_id, target=target)
+        await self._put(
+            "redact", {"reason": reason}, request_id=request_id, target=target, purpose=purpose
+        )
 
     async def react(
         self,
@@ -211,6 +218,10 @@ class OutboxHooks(Protocol):
         """Work to do once the sent operation's result is committed."""
         ...
 
+    async def tidy_target(self, item: OutboxItem) -> str | None:
+        """Just before a tidy-up is sent: the reaction to remove now, None for none."""
+        ...
+
 
 class Doorbell:
     """Rung by whoever queued something; the outbox sender waits on it."""
@@ -256,6 +267,7 @@ class OutboxSender:
         self._wake = doorbell
         self.sent = 0
         self.retries = 0
+        self._urgent_run = 0  # urgent items sent since the last bulk one (for `pick`)
 
     def kick(self) -> None:
         """Something was queued: send it soon."""
@@ -275,22 +287,36 @@ class OutboxSender:
             deferred = await self.drain()
 
     async def drain(self) -> bool:
-        """Send everything pending now, in order; True when something had to be deferred.
+        """Send everything pending now, by priority; True when something had to be deferred.
 
-        Order is kept per request and per room: when an item is deferred (its homeserver
-        call keeps failing), the later items of the same request or room wait with it and
-        everything else goes on.
+        Urgent items go before bulk ones, four to one when both wait (see `pick`). Order is
+        kept per request and per room within each class, and a bulk item never overtakes an
+        earlier urgent one of its request or room (which it may depend on: a room, a ballot).
+        When an item is deferred (its homeserver call keeps failing), the later items of the
+        same request or room wait with it and everything else goes on. When something new is
+        queued meanwhile (the doorbell rings), the pending list is read again: it may be
+        urgent.
         """
         stuck: set[object] = set()
         while True:
+            self._wake.clear()  # what is queued from here on rings again and is read again
             async with self.db.transaction() as tx:
                 items = await Repository(tx).pending_outbox(limit=500)
             ready = [i for i in items if not _keys(i) & stuck]
             if not ready:
                 return bool(stuck)
-            for item in ready:
+            while ready and not self._wake.is_set():
+                item = pick(ready, self._urgent_run)
+                ready.remove(item)
                 if _keys(item) & stuck:
                     continue
+                if superseded(item, items):
+                    # A later edit of the same message replaces this one whole: only the
+                    # latest goes out (a burst of changes to a draft costs one edit).
+                    async with self.db.transaction() as tx:
+                        await Repository(tx).outbox_done(item.id, None, self.clock.now_ms())
+                    continue
+                self._urgent_run = self._urgent_run + 1 if urgent(item) else 0
                 try:
                     done = await self._send_one(item)
                 except AuthLost:
@@ -306,6 +332,15 @@ class OutboxSender:
 
     async def _send_one(self, item: OutboxItem) -> bool:
         """Send one item; False when it keeps failing and is deferred for a while."""
+        if item.purpose is not None and item.purpose.startswith(TIDY):
+            # A tidy-up is checked again now: the member may have redacted the reaction
+            # themselves meanwhile, and the bot never redacts a reaction twice.
+            aimed = await self.hooks.tidy_target(item)
+            if aimed is None:
+                async with self.db.transaction() as tx:
+                    await Repository(tx).outbox_done(item.id, None, self.clock.now_ms())
+                return True
+            item = replace(item, target=aimed)
         delay = 1.0
         tries = 0
         while True:
@@ -520,6 +555,66 @@ def _keys(item: OutboxItem) -> set[object]:
     if item.room_id is not None:
         keys.add(("room", item.room_id))
     return keys
+
+
+# --- priorities ------------------------------------------------------------------------
+#
+# Under a homeserver's rate limits (Synapse's default: a burst of 10 events, then one every
+# 5 s) the order of sending is the latency of every answer. Items are urgent or bulk:
+#
+#   urgent: everything a person waits for: outcomes, drafts, command acknowledgements and
+#           replies, ballots, rooms, invites, objection prompts;
+#   bulk:   what only keeps the room tidy or informed in the background: tidy-ups of
+#           superseded reactions, the live tally (post and edits), reminders and digests.
+#
+# Weighted round robin, not strict priority: while both classes wait, URGENT_PER_BULK urgent
+# items go for every bulk one. Urgent answers are slowed by at most one bulk send in five
+# (a fifth of the throughput), and a flood of urgent items (bounded anyway by the per-sender
+# command limits) never starves the bulk class. Aging was the alternative; it was rejected
+# because aged bulk items, being older, would then all go before a newer draft. Within a
+# class the order is first queued, first sent.
+
+URGENT_PER_BULK = 4
+BULK_KINDS = frozenset({"tally", "reminder", "digest"})  # `consensus_bot` kinds that can wait
+
+
+def urgent(item: OutboxItem) -> bool:
+    """Whether someone waits for this item (see the priorities above)."""
+    if item.op == "redact" or TALLY in (item.purpose, item.target):
+        return False
+    content = item.payload if item.op == "message" else item.payload.get("m.new_content", {})
+    meta = content.get("consensus_bot") if isinstance(content, dict) else None
+    return not (isinstance(meta, dict) and meta.get("kind") in BULK_KINDS)
+
+
+def superseded(item: OutboxItem, items: Sequence[OutboxItem]) -> bool:
+    """Whether `item` is an edit that a later pending edit of the same message replaces."""
+    return item.op == "edit" and any(
+        other.op == "edit"
+        and other.id > item.id
+        and other.target == item.target
+        and other.request_id == item.request_id
+        and other.room_id == item.room_id
+        for other in items
+    )
+
+
+def pick(items: Sequence[OutboxItem], urgent_run: int) -> OutboxItem:
+    """The item to send next among `items` (pending, oldest first), after `urgent_run` urgent
+    items in a row: the oldest urgent one, except that every URGENT_PER_BULK-th turn (or when
+    no urgent item waits) goes to the oldest bulk item that no earlier urgent item of its
+    request or room must precede."""
+    first_urgent = next((i for i in items if urgent(i)), None)
+    if first_urgent is not None and urgent_run < URGENT_PER_BULK:
+        return first_urgent
+    ahead: set[object] = set()  # the requests and rooms of urgent items seen so far
+    for item in items:
+        if urgent(item):
+            ahead |= _keys(item)
+        elif not _keys(item) & ahead:
+            return item
+    assert first_urgent is not None  # a bulk item can only be held back by an urgent one
+    return first_urgent
 
 
 class _Unresolvable(Exception):

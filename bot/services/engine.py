@@ -39,7 +39,7 @@ from bot.matrix.rooms import adoptable, dm_initial_state, request_marker
 from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
-from bot.services.handlers import Handlers, acknowledge
+from bot.services.handlers import Handlers
 from bot.services.outbox import CARD, DRAFT, TALLY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -240,15 +240,7 @@ class Engine:
                 event.event_id, event.room_id, ref, f"{type(exc).__name__}: {exc}"[:2000], now
             )
             if isinstance(event, CommandText):
-                await acknowledge(
-                    out,
-                    event,
-                    ok=False,
-                    message=render.reply(
-                        f"Something went wrong (ref {ref}); the operators can find it in the log.",
-                        reply_to=event.event_id,
-                    ),
-                )
+                await self.handlers.went_wrong(repo, out, event, ref)
 
     async def _dispatch(self, repo: Repository, out: Outbox, event: InboundEvent, now: int) -> None:
         if isinstance(event, ReactionAdded):

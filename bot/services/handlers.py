@@ -97,6 +97,33 @@ class Ctx:
     room_request: Request | None
     is_chair: bool
     member: Member | None
+    foreign: bool = False  # typed in a room the bot keeps no role for (see `Where`)
+
+    def answer_room(self, request_id: int | None) -> str:
+        """Where details of request `request_id` (None: of several) may be said: that
+        request's own room, or the sender's direct chat; anywhere else they go by DM."""
+        sender = self.event.sender
+        if self.foreign:
+            return dm(sender)
+        if self.place is Place.DM:
+            return self.event.room_id
+        if self.room_request is not None and self.room_request.id == request_id:
+            return self.event.room_id
+        return dm(sender)
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The room a command was typed in, as the bot knows it.
+
+    `place` is None for a room the bot keeps no role for: not the main room, not a
+    request's room, not the sender's own direct chat (e.g. a room an outsider made and
+    invited the bot to, or someone else's direct chat). No message is ever sent there (the
+    ✅/❌ reaction on the command alone): every answer goes to the sender's direct chat.
+    """
+
+    place: Place | None
+    room_request: Request | None
 
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
@@ -128,16 +155,20 @@ async def acknowledge(
     ok: bool,
     message: render.Message | None,
     private: bool = False,
+    room: str | None = None,
 ) -> None:
-    """React ✅/❌ to a command and send its reply, if any, in the same room.
+    """React ✅/❌ to a command and send its reply, if any, to `room` (by default the room
+    it was typed in; the reaction, which says nothing but done or refused, stays beside the
+    command).
 
     A private acknowledgement (a hum's) leaves no trace in the outbox once sent.
     """
     purpose = PRIVATE if private else None
+    room = room or event.room_id
     await out.react("✅" if ok else "❌", event.event_id, room_id=event.room_id, purpose=purpose)
     if message is not None:
         request = None if private else message.request
-        await out.message(message, room_id=event.room_id, request_id=request, purpose=purpose)
+        await out.message(message, room_id=room, request_id=request, purpose=purpose)
 
 
 class Handlers:
@@ -214,6 +245,7 @@ class Handlers:
         parsed = parse(event.body, self.prefix, now)
         if parsed is None:
             return
+        where = await self._where(repo, event)
         member = await repo.member(event.sender)
         if event.sender in self.settings.chairs or (member is not None and member.active):
             tier = MEMBER_TIER
@@ -228,36 +260,64 @@ class Handlers:
             return  # a flood is not answered: answering it would be the flood
         if decision.verdict is Verdict.REFUSE:
             wait = format_duration(max(1_000, decision.retry_after_ms))
-            await self._answer(out, event, fail(f"Too many commands: try again in {wait}."))
+            reply = fail(f"Too many commands: try again in {wait}.")
+            await self._answer(out, event, reply, where, False)
             return
         if isinstance(parsed, ParseFailure):
-            await self._answer(out, event, self._failure_reply(parsed))
+            reply = self._failure_reply(parsed)
+            await self._answer(out, event, reply, where, False)
             return
-        reply = await self._run(repo, out, event, parsed, now)
+        reply = await self._run(repo, out, event, parsed, now, where)
         if parsed.hint and reply.ok and reply.message is None:
             # `vote X` worked as position X: say so (the hint says it was recorded).
             text = f"{reply.text}\n{parsed.hint}".strip()
             reply = Reply(True, text, reply.request, reply.data, None, None, reply.private)
-        await self._answer(out, event, reply)
+        await self._answer(out, event, reply, where, parsed.spec.private_answer)
+
+    async def _where(self, repo: Repository, event: CommandText) -> Where:
+        """Which kind of room a command was typed in (see `Where`)."""
+        room_request = await repo.request_by_room(event.room_id)
+        if event.room_id == self.settings.main_room_id:
+            return Where(Place.MAIN, room_request)
+        if room_request is not None:
+            return Where(Place.REQUEST, room_request)
+        if await repo.is_dm_room(event.room_id, event.sender):
+            return Where(Place.DM, None)
+        return Where(None, None)
+
+    @staticmethod
+    def _room_for(event: CommandText, where: Where, reply: Reply, private: bool) -> str:
+        """The room an answer goes to: where it was asked, except that nothing is said in a
+        foreign room and a request's details only in its own room or the sender's DM."""
+        if where.place is None:
+            return dm(event.sender)
+        if not private or where.place is Place.DM:
+            return event.room_id
+        if where.room_request is not None and where.room_request.id == reply.request:
+            return event.room_id
+        return dm(event.sender)
+
+    async def went_wrong(self, repo: Repository, out: Outbox, event: CommandText, ref: str) -> None:
+        """Answer a command whose handling failed unexpectedly, with the log's reference."""
+        reply = fail(f"Something went wrong (ref {ref}); the operators can find it in the log.")
+        await self._answer(out, event, reply, await self._where(repo, event), False)
 
     def _failure_reply(self, failure: ParseFailure) -> Reply:
         return fail(failure.render())
 
     async def _run(
-        self, repo: Repository, out: Outbox, event: CommandText, parsed: ParsedCommand, now: int
+        self,
+        repo: Repository,
+        out: Outbox,
+        event: CommandText,
+        parsed: ParsedCommand,
+        now: int,
+        where: Where,
     ) -> Reply:
         spec = parsed.spec
         s = self.settings
-        room_request = await repo.request_by_room(event.room_id)
-        place: Place | None
-        if event.room_id == s.main_room_id:
-            place = Place.MAIN
-        elif room_request is not None:
-            place = Place.REQUEST
-        elif await repo.is_dm_room(event.room_id, event.sender):
-            place = Place.DM
-        else:
-            place = None  # another room the bot is in: only commands that work anywhere
+        room_request = where.room_request
+        place = where.place  # None: a foreign room, where only commands that work anywhere
         member = await repo.member(event.sender)
         if member is not None and not member.active:
             member = None
@@ -274,7 +334,9 @@ class Handlers:
                 refusal += f" (the chairs: {', '.join(sorted(s.chairs))})"
             return fail(refusal + ".")
         if place is None and spec.places == ANYWHERE:
-            place = Place.DM  # e.g. help or status in a room the bot was invited to
+            # e.g. help or status in a room the bot was invited to: answered as in the
+            # sender's direct chat, and sent there (see `_room_for`).
+            place = Place.DM
         if spec.name == "hum" and place is not Place.DM:
             # A hum said in a room would not be secret: point to the private chat, opened.
             number = parsed.args.get("request") or (room_request.id if room_request else "N")
@@ -295,11 +357,11 @@ class Handlers:
             )
             return fail(text)
         if place is None or place not in spec.places:
-            where = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
+            places = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
             return fail(
-                f"{self.prefix} {spec.name} works in {where}.\nUsage: {usage(spec, self.prefix)}"
+                f"{self.prefix} {spec.name} works in {places}.\nUsage: {usage(spec, self.prefix)}"
             )
-        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member)
+        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, where.place is None)
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
@@ -327,7 +389,11 @@ class Handlers:
         }
         return verbs.get(spec.name, f"use {spec.name}")
 
-    async def _answer(self, out: Outbox, event: CommandText, reply: Reply) -> None:
+    async def _answer(
+        self, out: Outbox, event: CommandText, reply: Reply, where: Where, private: bool
+    ) -> None:
+        """Acknowledge a command and send its answer where it may be read (`_room_for`)."""
+        room = self._room_for(event, where, reply, private)
         message = reply.message
         if message is None and reply.text:
             message = render.reply(
@@ -345,7 +411,7 @@ class Handlers:
                 "answer.txt",
                 "text/plain",
                 {"m.mentions": {}, "consensus_bot": {"kind": "reply", "request": reply.request}},
-                room_id=event.room_id,
+                room_id=room,
                 request_id=reply.request,
             )
             message = render.reply(
@@ -354,7 +420,14 @@ class Handlers:
                 reply_to=event.event_id,
                 data=reply.data,
             )
-        await acknowledge(out, event, ok=reply.ok, message=message, private=reply.private)
+        await acknowledge(
+            out,
+            event,
+            ok=reply.ok,
+            message=message,
+            private=reply.private,
+            room=room,
+        )
 
     async def _target(self, ctx: Ctx, args: Mapping[str, Any], *, key: str = "request") -> Request:
         """The request a command is about: its number, or the room it is sent in."""
@@ -1265,7 +1338,7 @@ class Handlers:
             export_filename(record, fmt),
             MEDIA_TYPES[fmt],
             caption,
-            room_id=ctx.event.room_id,
+            room_id=ctx.answer_room(req.id),
             request_id=req.id,
             cache_key=f"{record['head']}.{fmt}" if req.state in FINAL else None,
         )

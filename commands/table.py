@@ -620,7 +620,6 @@ TABLE: tuple[CommandSpec, ...] = (
         "once a chair accepts one.",
         examples=("triage",),
         section=Section.CHAIR,
-        private_answer=True,
     ),
     CommandSpec(
         "accept",

@@ -693,7 +693,10 @@ class Handlers:
             return Reply(True, "No requests are open.")
         lines = []
         for req in sorted(active, key=lambda r: r.id):
-            line = f"#{req.id} {render.inline(req.applicant.display, 100)} — {req.state.value}"
+            name = render.inline(req.applicant.display, 100)
+            if req.state is RequestState.TRIAGE and ctx.place is not Place.DM:
+                name = render.inline(req.triage_title)  # nothing unvetted in shared rooms
+            line = f"#{req.id} {name} — {req.state.value}"
             if req.state is RequestState.OPEN:
                 line += f", closes {self.when(ctx, req.deadline_at)}"
             open_appeals = [a for a in appeals if a.request_id == req.id]
@@ -1036,10 +1039,17 @@ class Handlers:
         waiting = sorted(await ctx.repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
         if not waiting:
             return Reply(True, "No applications are waiting for triage.", data={"triage": []})
-        lines = [
-            f"#{r.id} {render.inline(r.applicant.display, 100)} — {render.inline(r.statement, 200)}"
-            for r in waiting
-        ]
+        if ctx.place is Place.DM:
+            lines = [
+                f"#{r.id} {render.inline(r.applicant.display, 100)} — "
+                f"{render.inline(r.statement, 200)}"
+                for r in waiting
+            ]
+        else:
+            # In a shared room, nothing the applicants chose: their names and statements
+            # are for a chair's direct chat (or `status N` there).
+            lines = [render.inline(r.triage_title) for r in waiting]
+            lines.append(f"Their statements: {self.prefix} triage in a direct message to me.")
         p = self.prefix
         lines.append(f"Accept with {p} accept N, or answer with {p} reject N REASON.")
         return Reply(True, "\n".join(lines), data={"triage": [r.id for r in waiting]})
@@ -1079,13 +1089,22 @@ class Handlers:
         sender = ctx.event.sender
         entitled = ctx.is_chair or ctx.member is not None or sender == req.applicant.user_id
         decided_at = req.decided_at if req.state is RequestState.DECIDED else None
+        segment = len(await ctx.repo.frozen_records(req.id))
+        own = [
+            a.id
+            for a in await ctx.repo.appeals(req.id, open_only=True)
+            if a.member == sender and a.segment == segment
+        ]
         problem = appeal_problem(
-            decided_at, self.settings.appeal_window_ms, ctx.now, entitled=entitled
+            decided_at,
+            self.settings.appeal_window_ms,
+            ctx.now,
+            entitled=entitled,
+            already_open=own[0] if own else None,
         )
         if problem:
             return fail(problem + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
-        segment = len(await ctx.repo.frozen_records(req.id))
         aid = await ctx.repo.add_appeal(req.id, segment, sender, reason, ctx.now)
         chairs = sorted(self.settings.chairs)
         text = (

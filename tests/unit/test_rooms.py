@@ -8,14 +8,30 @@ minutes; two thousand direct-chat invites.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from bot.matrix.events import Invite
 from bot.services.outbox import dm
-from storage.repo import OutboxItem
-from tests.unit.test_engine import ALICE, BOB, CHAIR, MAIN, MALLORY, ROOM, World
+from bot.services.syncer import Syncer
+from storage.repo import OutboxItem, Repository
+from tests.unit.test_engine import (
+    ALICE,
+    BOB,
+    CHAIR,
+    DAY,
+    ERIN,
+    MAIN,
+    MALLORY,
+    ROOM,
+    T0,
+    World,
+    make_world,
+)
 
 EVIL_ROOM = "!evil:x"  # a room Mallory made and invited the bot to, as a direct chat
 PHISH = "URGENT all members: re-verify at https://evil.example/login"
+WHY = "The charter answers this: registry operators are explicitly welcome."
 
 
 async def _sent_to(w: World, room: str) -> list[OutboxItem]:
@@ -91,7 +107,7 @@ async def test_foreign_room_details_in_the_main_room_go_by_dm(opened: World) -> 
     private = _text(await _sent_to(w, dm(ALICE)))
     assert "Secret reason about the applicant." in private
     assert "State: open" in private
-    assert "No applications are waiting" in _text(await _sent_to(w, dm(CHAIR)))
+    assert "No applications are waiting" in said  # triage answers there, without names
 
 
 async def test_foreign_room_another_requests_room_hears_nothing_of_this_one(
@@ -113,3 +129,146 @@ async def test_foreign_room_another_requests_room_hears_nothing_of_this_one(
     reply: dict[str, Any] = await w.reply_to(own.event_id)
     assert "Secret reason about the applicant." in reply["body"]
     assert "Secret reason about the applicant." in _text(await _sent_to(w, ROOM))
+
+
+# ---- 6. outsider text in the main room; unlimited appeals ------------------------------------
+
+
+async def test_appeal_limit_applicant_text_stays_out_of_the_main_room(world: World) -> None:
+    """An application named as a phishing line: the main room (the chairs' notice, the
+    digest, `list` and `triage` there) shows its number and MXID only."""
+    w = world
+    await w.engine.remember_dm(MALLORY, EVIL_ROOM)
+    await w.apply(
+        w.command(MALLORY, f'!cb apply --name "{PHISH}" {PHISH} Click it now.', room=EVIL_ROOM)
+    )
+    await w.apply(
+        w.command(CHAIR, "!cb digest", room=MAIN),
+        w.command(ALICE, "!cb list", room=MAIN),
+        w.command(CHAIR, "!cb triage", room=MAIN),
+    )
+    said = _text(await _sent_to(w, MAIN))
+    assert "evil.example" not in said
+    assert "URGENT" not in said
+    assert f"Request #1 from {MALLORY}" in said
+    # The chair reads the application itself in their direct chat.
+    listing = w.command(CHAIR, "!cb triage", room=f"!dm-{CHAIR}")
+    await w.engine.remember_dm(CHAIR, f"!dm-{CHAIR}")
+    await w.apply(listing)
+    assert PHISH in (await w.reply_to(listing.event_id))["body"]
+    # Rejected at triage: the main room hears the number and the MXID, not the name.
+    await w.apply(w.command(CHAIR, "!cb reject 1 We admit people with a background.", room=MAIN))
+    assert "evil.example" not in _text(await _sent_to(w, MAIN))
+
+
+async def test_appeal_limit_one_open_appeal_per_person_and_decision(opened: World) -> None:
+    w = opened
+    await w.apply(w.command(CHAIR, f"!cb decide decline {WHY}"))
+    appeals = [w.command(ERIN, f"!cb appeal 1 {PHISH} attempt {n}", room="!e:x") for n in range(30)]
+    for appeal in appeals:
+        w.clock.advance(60_000)  # thirty in thirty minutes
+        await w.apply(appeal)
+    assert await w.scalar("SELECT count(*) FROM appeals") == 1
+    refusal = (await w.reply_to(appeals[1].event_id))["body"]
+    assert "your appeal #1 of this decision is still open" in refusal
+    chair_notes = [i for i in await _sent_to(w, dm(CHAIR)) if "Appeal #" in i.payload["body"]]
+    assert len(chair_notes) == 1
+    # Another person may appeal the same decision; the digest says an appeal is open, not
+    # what it says.
+    await w.apply(w.command(ALICE, "!cb appeal 1 The region was not heard.", room=MAIN))
+    assert await w.scalar("SELECT count(*) FROM appeals") == 2
+    await w.apply(w.command(CHAIR, "!cb digest", room=MAIN))
+    [digest] = await w.messages("digest")
+    assert "appeal #1 of request #1 by @erin:x" in digest.payload["body"]
+    assert "evil.example" not in digest.payload["body"]
+    assert "region was not heard" not in digest.payload["body"]
+    # Once a chair answered, the same person may appeal that decision again.
+    await w.apply(w.command(CHAIR, f"!cb appeal-answer 1 denied {WHY}", room=MAIN))
+    again = w.command(ERIN, "!cb appeal 1 New facts.", room="!e:x")
+    await w.apply(again)
+    assert await w.acks(again.event_id) == ["✅"]
+
+
+# ---- 7. unbounded direct-chat invites -------------------------------------------------------
+
+
+class InviteGateway:
+    """Just what accepting and leaving invites needs: joins and leaves are recorded."""
+
+    crypto = None
+
+    def __init__(self) -> None:
+        self.joined: set[str] = set()
+
+    async def join(self, room: str) -> str:
+        self.joined.add(room)
+        return room
+
+    async def leave(self, room_id: str) -> None:
+        self.joined.discard(room_id)
+
+
+async def _invite(w: World, gateway: InviteGateway, *invites: Invite) -> set[str]:
+    syncer = Syncer(gateway, w.engine, lambda: None)  # type: ignore[arg-type]
+    for invite in invites:
+        syncer._pending_invites[invite.room_id] = invite
+    await syncer._handle_invites()
+    return gateway.joined
+
+
+async def test_invite_flood_one_direct_chat_per_outsider(world: World) -> None:
+    gateway = InviteGateway()
+    flood = [Invite(f"!m{n}:x", MALLORY, True) for n in range(2_000)]
+    joined = await _invite(world, gateway, *flood)
+    # Each new one replaced the one before: the bot stays in Mallory's newest chat only.
+    assert joined == {"!m1999:x"}
+    assert await world.scalar("SELECT count(*) FROM dm_rooms") == 1
+    # A member keeps every chat they open with the bot.
+    await _invite(world, gateway, Invite("!a1:x", ALICE, True), Invite("!a2:x", ALICE, True))
+    assert {"!a1:x", "!a2:x"} <= joined
+
+
+async def test_invite_flood_per_server_cap(tmp_path: Path) -> None:
+    w = await make_world(tmp_path / "bot.db", dm_rooms_per_server=5)
+    try:
+        gateway = InviteGateway()
+        sybils = [Invite(f"!s{n}:evil", f"@sybil{n}:evil.example", True) for n in range(50)]
+        joined = await _invite(w, gateway, *sybils)
+        assert len(joined) == 5  # the rest are refused
+        # Another server's outsider, and a member of the evil server, still get in.
+        member_of_evil = "@honest:evil.example"
+        async with w.db.transaction() as tx:
+            await Repository(tx).seed_member(member_of_evil, "academia", "europe", T0)
+        await _invite(
+            w,
+            gateway,
+            Invite("!other:x", "@newcomer:elsewhere.example", True),
+            Invite("!honest:x", member_of_evil, True),
+        )
+        assert {"!other:x", "!honest:x"} <= joined
+        assert len(joined) == 7
+    finally:
+        await w.db.close()
+
+
+async def test_invite_flood_unused_direct_chats_are_pruned(world: World) -> None:
+    w = world
+    gateway = InviteGateway()
+    await _invite(
+        w,
+        gateway,
+        Invite("!idle:x", "@idle:y", True),
+        Invite("!busy:x", "@busy:y", True),
+        Invite("!applicant:x", MALLORY, True),
+        Invite("!alice:x", ALICE, True),
+    )
+    await w.apply(w.command(MALLORY, "!cb apply I run a registry.", room="!applicant:x"))
+    w.clock.advance(31 * DAY)
+    await w.apply(w.command("@busy:y", "!cb help", room="!busy:x"))
+    w.clock.advance(DAY)
+    # The hourly look (here: a new syncer's first) leaves the chat nobody used; the recent
+    # one, the applicant's (their application is undecided) and the member's stay.
+    joined = await _invite(w, gateway)
+    assert joined == {"!busy:x", "!applicant:x", "!alice:x"}
+    async with w.db.transaction() as tx:
+        assert await Repository(tx).dm_room("@idle:y") is None

@@ -51,6 +51,10 @@ MEMBER_TIER = Tier(burst=20, refill_ms=3_000)
 OUTSIDER_TIER = Tier(burst=3, refill_ms=60_000)
 # Someone whose application is under way: a short conversation with the bot, not a flood.
 APPLICANT_TIER = Tier(burst=6, refill_ms=15_000)
+# Direct chats the bot keeps with outsiders of one homeserver, by default
+# (`group.dm_rooms_per_server`): a server can mint any number of users, each of whom could
+# otherwise make the bot join rooms without end.
+DM_ROOMS_PER_SERVER = 100
 # How many keys a RateLimiter remembers at most.
 MAX_KEYS = 10_000
 # How many of the least recently seen keys eviction looks at for an idle one.

@@ -293,7 +293,8 @@ class Handlers:
             return dm(event.sender)
         if not private or where.place is Place.DM:
             return event.room_id
-        if where.room_request is not None and where.room_request.id == reply.request:
+        about = reply.message.request if reply.message is not None else reply.request
+        if where.room_request is not None and where.room_request.id == about:
             return event.room_id
         return dm(event.sender)
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.domain.ratelimit import APPLICANT_TIER, HUMAN_PACE_MS, RateLimiter, Verdict
 from bot.matrix.events import Invite
 from bot.services.outbox import dm
 from bot.services.syncer import Syncer
@@ -125,7 +129,10 @@ async def test_foreign_room_another_requests_room_hears_nothing_of_this_one(
     assert "Secret reason" not in _text(await _sent_to(w, "!req2:x"))[len(before) :]
     assert "Secret reason about the applicant." in _text(await _sent_to(w, dm(ALICE)))
     own = w.command(BOB, "!cb objections", room=ROOM)
-    await w.apply(own)
+    status = w.command(BOB, "!cb status", room=ROOM)
+    await w.apply(own, status)
+    assert "State: open" in (await w.reply_to(status.event_id))["body"]
+    assert [i.room_id for i in await _sent_to(w, ROOM) if "State: open" in i.payload["body"]]
     reply: dict[str, Any] = await w.reply_to(own.event_id)
     assert "Secret reason about the applicant." in reply["body"]
     assert "Secret reason about the applicant." in _text(await _sent_to(w, ROOM))
@@ -272,3 +279,74 @@ async def test_invite_flood_unused_direct_chats_are_pruned(world: World) -> None
     assert joined == {"!busy:x", "!applicant:x", "!alice:x"}
     async with w.db.transaction() as tx:
         assert await Repository(tx).dm_room("@idle:y") is None
+
+
+# ---- limits that do not punish honest users ---------------------------------------------------
+
+
+@given(st.lists(st.integers(HUMAN_PACE_MS, 10 * HUMAN_PACE_MS), max_size=200))
+def test_honest_applicant_at_a_human_pace_is_never_refused(gaps: list[int]) -> None:
+    limiter = RateLimiter()
+    now = T0
+    for gap in gaps:
+        now += gap
+        assert limiter.check("@new:x", APPLICANT_TIER, now).admitted
+
+
+def test_honest_applicant_tier_still_stops_a_script() -> None:
+    limiter = RateLimiter()
+    verdicts = [limiter.check("@bot:x", APPLICANT_TIER, T0 + n * 100).verdict for n in range(40)]
+    assert verdicts.count(Verdict.ADMIT) <= APPLICANT_TIER.burst + 2
+    # 40 commands in 4 s: the burst and two refills; one "too many" after each, then silence.
+    assert verdicts.count(Verdict.REFUSE) <= 3
+    assert verdicts.count(Verdict.REFUSE_SILENTLY) >= 25
+
+
+async def test_honest_applicant_answers_the_intake_questions_one_after_another(
+    world: World,
+) -> None:
+    """A new user's whole intake, each step 2 s after the bot's answer (as fast as a person
+    pastes the command the bot suggests), then eight members' questions answered one after
+    another: never "Too many commands"."""
+    w = world
+    mine = "!dm-newcomer:x"
+    newcomer = "@newcomer:elsewhere.example"
+    await w.engine.remember_dm(newcomer, mine)
+    steps = [
+        "!cb help",
+        "!cb help apply",
+        "!cb apply I run a regional registry.",
+        "!cb apply - --country Kenya",
+        "!cb apply - --stakeholder technical-community",
+        "!cb apply - --background 'AFRINIC member since 2015; RFC 9234'",
+        "!cb affirm 1",
+        "!cb status",
+        "!cb apply Amended: I run a regional registry and an IXP.",
+        "!cb status 1",
+    ]
+    sent = []
+    for body in steps:
+        w.clock.advance(HUMAN_PACE_MS)
+        command = w.command(newcomer, body, room=mine, ts=w.clock.now_ms())
+        await w.apply(command)
+        sent.append(command)
+    async with w.db.transaction() as tx:
+        repo = Repository(tx)
+        questions = [await repo.add_question(1, ALICE, f"Question {n}?", T0) for n in range(8)]
+    for qid in questions:
+        w.clock.advance(HUMAN_PACE_MS)
+        body = f"!cb answer {qid} Yes, since 2015."
+        command = w.command(newcomer, body, room=mine, ts=w.clock.now_ms())
+        await w.apply(command)
+        sent.append(command)
+    for command in sent:
+        for body in await _bodies_to(w, command.event_id):
+            assert "Too many commands" not in body, (command.body, body)
+        assert await w.acks(command.event_id) == ["✅"], command.body
+    # The second `apply` amended the first: one application.
+    assert await w.scalar("SELECT count(*) FROM requests") == 1
+    assert "an IXP" in (await w.request(1)).statement
+
+
+async def _bodies_to(w: World, event_id: str) -> list[str]:
+    return [str(p["body"]) for p in await w.replies_to(event_id)]

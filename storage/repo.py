@@ -1071,19 +1071,20 @@ class Repository:
     ) -> list[tuple[str, str]]:
         """(room_id, user_id) of direct chats with users who are not active members, made
         before `before`, with no event applied in them since then and no request of theirs
-        in one of the `busy` states; oldest first, at most `limit`."""
+        in one of the `busy` states or decided since then; oldest first, at most `limit`."""
         marks = ",".join("?" for _ in busy)
         sql = (
             "SELECT d.room_id, d.user_id FROM dm_rooms d WHERE d.created_at < ? "  # noqa: S608
             "AND NOT EXISTS (SELECT 1 FROM members m WHERE m.user_id = d.user_id "
             "AND m.active = 1) "
             "AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.applicant = d.user_id "
-            f"AND r.state IN ({marks})) "  # placeholders only
+            f"AND (r.state IN ({marks}) OR r.decided_at >= ?)) "  # placeholders only
             "AND d.room_id NOT IN "
             "(SELECT p.room_id FROM processed_events p WHERE p.processed_at >= ?) "
             "ORDER BY d.created_at, d.room_id LIMIT ?"
         )
-        rows = await self.tx.fetchall(sql, (before, *(s.value for s in busy), before, limit))
+        params = (before, *(s.value for s in busy), before, before, limit)
+        rows = await self.tx.fetchall(sql, params)
         return [(str(r["room_id"]), str(r["user_id"])) for r in rows]
 
     async def set_hum(self, request_id: int, hummer: str, side: str, strength: str) -> None:

@@ -522,7 +522,8 @@ class Engine:
     async def prune_dm_rooms(self, limit: int = 500) -> list[str]:
         """Forget direct chats with outsiders that nobody uses, and return them to be left:
         made longer than `storage.retention` ago, no command in them within it (the events
-        applied are kept that long), and no request of the user's still undecided."""
+        applied are kept that long), and no request of the user's undecided or decided within
+        it (they may still appeal, and are told the answer there)."""
         before = self.clock.now_ms() - self.settings.retention_ms
         async with self.db.transaction() as tx:
             repo = Repository(tx)

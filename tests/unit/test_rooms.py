@@ -268,15 +268,22 @@ async def test_invite_flood_unused_direct_chats_are_pruned(world: World) -> None
         Invite("!busy:x", "@busy:y", True),
         Invite("!applicant:x", MALLORY, True),
         Invite("!alice:x", ALICE, True),
+        Invite("!recent:x", "@recent:y", True),
     )
     await w.apply(w.command(MALLORY, "!cb apply I run a registry.", room="!applicant:x"))
+    await w.apply(w.command("@idle:y", "!cb apply I run an IXP.", room="!idle:x"))
+    await w.apply(w.command(CHAIR, "!cb reject 2 Out of scope.", room=MAIN))
+    await w.apply(w.command("@recent:y", "!cb apply I run a CDN.", room="!recent:x"))
     w.clock.advance(31 * DAY)
     await w.apply(w.command("@busy:y", "!cb help", room="!busy:x"))
+    # Turned down only now: they may appeal, and hear the answer in that chat.
+    await w.apply(w.command(CHAIR, "!cb reject 3 Out of scope.", room=MAIN))
     w.clock.advance(DAY)
-    # The hourly look (here: a new syncer's first) leaves the chat nobody used; the recent
-    # one, the applicant's (their application is undecided) and the member's stay.
+    # The hourly look (here: a new syncer's first) leaves the chat nobody used (its user's
+    # application was turned down a month ago); the recently used one, the applicant's
+    # (undecided), the one of an applicant turned down recently and the member's stay.
     joined = await _invite(w, gateway)
-    assert joined == {"!busy:x", "!applicant:x", "!alice:x"}
+    assert joined == {"!busy:x", "!applicant:x", "!alice:x", "!recent:x"}
     async with w.db.transaction() as tx:
         assert await Repository(tx).dm_room("@idle:y") is None
 

@@ -85,33 +85,6 @@ def fail(text: str, request: int | None = None) -> Reply:
     return Reply(False, text, request)
 
 
-@dataclass(slots=True)
-class Ctx:
-    """Everything a handler may use."""
-
-    repo: Repository
-    out: Outbox
-    now: int
-    event: CommandText
-    place: Place
-    room_request: Request | None
-    is_chair: bool
-    member: Member | None
-    foreign: bool = False  # typed in a room the bot keeps no role for (see `Where`)
-
-    def answer_room(self, request_id: int | None) -> str:
-        """Where details of request `request_id` (None: of several) may be said: that
-        request's own room, or the sender's direct chat; anywhere else they go by DM."""
-        sender = self.event.sender
-        if self.foreign:
-            return dm(sender)
-        if self.place is Place.DM:
-            return self.event.room_id
-        if self.room_request is not None and self.room_request.id == request_id:
-            return self.event.room_id
-        return dm(sender)
-
-
 @dataclass(frozen=True, slots=True)
 class Where:
     """The room a command was typed in, as the bot knows it.
@@ -124,6 +97,35 @@ class Where:
 
     place: Place | None
     room_request: Request | None
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Everything a handler may use."""
+
+    repo: Repository
+    out: Outbox
+    now: int
+    event: CommandText
+    place: Place
+    room_request: Request | None
+    is_chair: bool
+    member: Member | None
+    where: Where  # the room as it is (`place` above: as the command is served)
+
+    def answer_room(self, request_id: int | None) -> str:
+        """Where details of request `request_id` may be said (see `details_room`)."""
+        return details_room(self.event, self.where, request_id)
+
+
+def details_room(event: CommandText, where: Where, request_id: int | None) -> str:
+    """Where details of request `request_id` (None: of several) may be said: in that
+    request's own room or the sender's own direct chat; anywhere else by direct message."""
+    if where.place is Place.DM:
+        return event.room_id
+    if where.room_request is not None and where.room_request.id == request_id:
+        return event.room_id
+    return dm(event.sender)
 
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
@@ -291,12 +293,10 @@ class Handlers:
         foreign room and a request's details only in its own room or the sender's DM."""
         if where.place is None:
             return dm(event.sender)
-        if not private or where.place is Place.DM:
+        if not private:
             return event.room_id
         about = reply.message.request if reply.message is not None else reply.request
-        if where.room_request is not None and where.room_request.id == about:
-            return event.room_id
-        return dm(event.sender)
+        return details_room(event, where, about)
 
     async def went_wrong(self, repo: Repository, out: Outbox, event: CommandText, ref: str) -> None:
         """Answer a command whose handling failed unexpectedly, with the log's reference."""
@@ -362,7 +362,7 @@ class Handlers:
             return fail(
                 f"{self.prefix} {spec.name} works in {places}.\nUsage: {usage(spec, self.prefix)}"
             )
-        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, where.place is None)
+        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, where)
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:

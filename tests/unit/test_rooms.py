@@ -18,6 +18,8 @@ from bot.domain.ratelimit import APPLICANT_TIER, HUMAN_PACE_MS, RateLimiter, Ver
 from bot.matrix.events import Invite
 from bot.services.outbox import dm
 from bot.services.syncer import Syncer
+from commands.help import render_command_help
+from commands.table import find_command
 from storage.repo import OutboxItem, Repository
 from tests.unit.test_engine import (
     ALICE,
@@ -136,6 +138,16 @@ async def test_foreign_room_another_requests_room_hears_nothing_of_this_one(
     reply: dict[str, Any] = await w.reply_to(own.event_id)
     assert "Secret reason about the applicant." in reply["body"]
     assert "Secret reason about the applicant." in _text(await _sent_to(w, ROOM))
+
+
+def test_foreign_room_help_says_where_details_are_answered() -> None:
+    for name in ("status", "mine", "objections", "export", "object"):
+        spec = find_command(name)
+        assert spec is not None
+        assert "it comes by direct message" in render_command_help(spec, "!cb")
+    members = find_command("members")
+    assert members is not None
+    assert "direct message" not in render_command_help(members, "!cb")
 
 
 # ---- 6. outsider text in the main room; unlimited appeals ------------------------------------

@@ -399,7 +399,7 @@ class Engine:
                 # chat does not count, it is left when this one is joined (`remember_dm`).
                 taken = await repo.outsider_dm_count(server_of(inviter), but=inviter)
             if taken >= s.dm_rooms_per_server:
-                log.warning("refusing a direct chat from %s: its server is at the cap", inviter)
+                log.info("refusing a direct chat from %s: its server is at the cap", inviter)
                 return False
             return True
         return False

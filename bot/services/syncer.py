@@ -281,7 +281,13 @@ class Syncer:
         now = asyncio.get_running_loop().time()
         if now - self._dms_pruned >= DM_PRUNE_EVERY_S:
             self._dms_pruned = now
-            await self._leave(await self.engine.prune_dm_rooms(), "unused direct chat")
+            try:
+                await self._leave(await self.engine.prune_dm_rooms(), "unused direct chat")
+            except Exception:
+                # Housekeeping: it must never stop the sync loop; it runs again in an hour.
+                log.exception(
+                    "looking for unused direct chats failed (ref %s)", secrets.token_hex(3)
+                )
         for room_id, invite in list(self._pending_invites.items()):
             try:
                 if await self.engine.should_accept(invite):

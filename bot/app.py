@@ -133,6 +133,7 @@ class App:
             chairs=frozenset(g.chairs),
             allowed_inviters=frozenset(m.allowed_inviters),
             self_apply=g.self_apply,
+            dm_rooms_per_server=g.dm_rooms_per_server,
             deadline_ms=p.deadline_ms,
             min_deadline_ms=p.min_deadline_ms,
             quorum=p.quorum,

@@ -40,6 +40,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from bot.domain.durations import DurationError, parse_duration
 from bot.domain.hums import DEFAULT_HUM_MIN, MIN_HUMS_TO_REPORT
 from bot.domain.mxid import is_room_alias, is_user_id
+from bot.domain.ratelimit import DM_ROOMS_PER_SERVER
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
 from storage.dsn import DsnError, mask_dsn, parse_dsn
 
@@ -671,6 +672,7 @@ class GroupConfig(_Section):
     chairs: tuple[UserId, ...]
     timezone: str = "UTC"
     self_apply: StrictBool = True
+    dm_rooms_per_server: int = Field(default=DM_ROOMS_PER_SERVER, ge=1, le=100_000)
     members: tuple[MemberSeed, ...] = ()
 
     @property
@@ -1027,6 +1029,7 @@ def render_config(config: Config) -> str:
         f"chairs = {_toml(g.chairs)}",
         f"timezone = {_toml(g.timezone)}",
         f"self_apply = {_toml(g.self_apply)}",
+        f"dm_rooms_per_server = {_toml(g.dm_rooms_per_server)}",
     ]
     if not g.members:
         lines.append("# no [[group.members]] seeded")

@@ -128,6 +128,8 @@ chairs = {chairs}
 timezone = {_toml(a.timezone)}
 # Whether anyone may apply by direct message to the bot (`!cb apply`).
 self_apply = true
+# Direct chats with non-members kept per homeserver (one each); past it, invites are refused.
+dm_rooms_per_server = 100
 
 # Members are best added with `consensus-bot members import --config THIS-FILE roster.csv`
 # (columns user_id,stakeholder,region) or `!cb member add`. They may also be seeded here:

@@ -96,6 +96,11 @@ def render_command_help(spec: CommandSpec, prefix: str) -> str:
         lines.append("")
         lines += [f"  {label.ljust(width)}  {text}" for label, text in labels]
     lines += ["", f"Who: {who(spec)}. Where: {where(spec)}."]
+    if spec.private_answer:
+        lines.append(
+            "The answer is given in that request's room or our direct chat; asked anywhere "
+            "else, it comes by direct message."
+        )
     if spec.aliases:
         lines.append("Also: " + ", ".join(f"{prefix} {alias}" for alias in spec.aliases))
     if spec.examples:

@@ -129,7 +129,8 @@ class CommandSpec:
     `name` may be two words (`member add`). `examples` are written without the prefix and
     are parsed by the tests, so the help can never show an example that does not work.
     `aliases` are other names people type (`yes` for `support`); the parser resolves them to
-    this command and says which one was used.
+    this command and says which one was used. `private_answer` marks the commands whose
+    answers must not be read in other rooms (see the field).
 
     An entry with `forwards` is not a command but a front word (`vote`): `vote X …` is parsed
     as the command X, one of `forwards` (or an alias of one), with `hint` as the note to send
@@ -148,6 +149,10 @@ class CommandSpec:
     section: Section = Section.INFORMATION
     forwards: tuple[str, ...] = ()
     hint: str = ""
+    private_answer: bool = False
+    """The answer carries a request's details (positions, reasons, objections, the record,
+    applications): it is given only in that request's own room or the sender's direct chat
+    with the bot; typed anywhere else, the answer goes by direct message."""
 
     def __post_init__(self) -> None:
         """Reject declarations the parser could not honour (caught at import time)."""

@@ -113,6 +113,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         aliases=("yes", "agree", "+1", "approve", "lgtm"),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "no-objection",
@@ -125,6 +126,7 @@ TABLE: tuple[CommandSpec, ...] = (
         # Two words too: with `no` an alias of object, "no objection" must not become one.
         aliases=("no objection", "no objections", "no concerns", "noobjection", "no_objection"),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "concern",
@@ -135,6 +137,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="A concern is heard and weighed but does not block. " + _POSITION_DETAILS,
         examples=("concern Not sure how much time they can give.",),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "object",
@@ -153,6 +156,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         aliases=("no", "block", "-1", "nay"),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "abstain",
@@ -164,6 +168,7 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("abstain", "abstain Not enough information to judge."),
         aliases=("pass",),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "vote",
@@ -201,6 +206,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("recuse I work for the same organisation.",),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "withdraw",
@@ -215,6 +221,7 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("withdraw", "withdraw --request 7", "withdraw #7"),
         aliases=("retract",),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     CommandSpec(
         "hum",
@@ -372,6 +379,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("mine", "mine 4"),
         section=Section.POSITIONS,
+        private_answer=True,
     ),
     # Information
     CommandSpec(
@@ -394,6 +402,7 @@ TABLE: tuple[CommandSpec, ...] = (
             "of their own request only."
         ),
         examples=("status", "status 7", "status #7"),
+        private_answer=True,
     ),
     CommandSpec(
         "list",
@@ -420,6 +429,7 @@ TABLE: tuple[CommandSpec, ...] = (
         Role.MEMBER_OR_CHAIR,
         ANYWHERE,
         examples=("objections", "objections 7"),
+        private_answer=True,
     ),
     CommandSpec(
         "export",
@@ -432,6 +442,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         details="The record lists every position and objection with its time and the outcome.",
         examples=("export", "export 7 --format csv"),
+        private_answer=True,
     ),
     # Chair tools
     CommandSpec(

@@ -1058,6 +1058,47 @@ class Repository:
         """Stop using a room as someone's direct chat (e.g. it turned out encrypted)."""
         await self.tx.execute("DELETE FROM dm_rooms WHERE room_id = ?", (room_id,))
 
+    async def dm_rooms_of(self, user_id: str) -> list[str]:
+        """Every direct chat of the bot with a user, oldest first."""
+        rows = await self.tx.fetchall(
+            "SELECT room_id FROM dm_rooms WHERE user_id = ? ORDER BY created_at, rowid",
+            (user_id,),
+        )
+        return [str(r["room_id"]) for r in rows]
+
+    async def outsider_dm_count(self, server: str, but: str) -> int:
+        """How many direct chats the bot has with users of `server` who are not active
+        members, not counting `but`'s."""
+        escaped = server.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        value = await self.tx.fetchval(
+            "SELECT count(*) FROM dm_rooms d WHERE d.user_id LIKE ? ESCAPE '!' "
+            "AND d.user_id != ? AND NOT EXISTS "
+            "(SELECT 1 FROM members m WHERE m.user_id = d.user_id AND m.active = 1)",
+            ("%:" + escaped, but),
+        )
+        return int(value or 0)
+
+    async def idle_outsider_dms(
+        self, before: int, busy: Sequence[RequestState], limit: int
+    ) -> list[tuple[str, str]]:
+        """(room_id, user_id) of direct chats with users who are not active members, made
+        before `before`, with no event applied in them since then and no request of theirs
+        in one of the `busy` states or decided since then; oldest first, at most `limit`."""
+        marks = ",".join("?" for _ in busy)
+        sql = (
+            "SELECT d.room_id, d.user_id FROM dm_rooms d WHERE d.created_at < ? "  # noqa: S608
+            "AND NOT EXISTS (SELECT 1 FROM members m WHERE m.user_id = d.user_id "
+            "AND m.active = 1) "
+            "AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.applicant = d.user_id "
+            f"AND (r.state IN ({marks}) OR r.decided_at >= ?)) "  # placeholders only
+            "AND d.room_id NOT IN "
+            "(SELECT p.room_id FROM processed_events p WHERE p.processed_at >= ?) "
+            "ORDER BY d.created_at, d.room_id LIMIT ?"
+        )
+        params = (before, *(s.value for s in busy), before, before, limit)
+        rows = await self.tx.fetchall(sql, params)
+        return [(str(r["room_id"]), str(r["user_id"])) for r in rows]
+
     async def set_hum(self, request_id: int, hummer: str, side: str, strength: str) -> None:
         """Record (or replace) an anonymous hum."""
         await self.tx.execute(

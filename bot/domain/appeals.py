@@ -33,13 +33,27 @@ class Appeal:
 
 
 def appeal_problem(
-    decided_at: int | None, window_ms: int | None, now: int, *, entitled: bool
+    decided_at: int | None,
+    window_ms: int | None,
+    now: int,
+    *,
+    entitled: bool,
+    already_open: int | None = None,
 ) -> str | None:
-    """Why an appeal cannot be lodged now, or None."""
+    """Why an appeal cannot be lodged now, or None.
+
+    `already_open`: the number of this person's appeal of the same decision that a chair
+    has not answered yet. One at a time: each appeal is a message to every chair, so a
+    second one before the answer would only repeat the first (or flood them)."""
     if decided_at is None:
         return "only a decided request can be appealed"
     if not entitled:
         return "only members and the applicant can appeal a decision"
     if window_ms is not None and now > decided_at + window_ms:
         return f"the appeal window ({format_duration(window_ms)} after the outcome) has closed"
+    if already_open is not None:
+        return (
+            f"your appeal #{already_open} of this decision is still open; a chair answers it "
+            "before you can appeal it again"
+        )
     return None

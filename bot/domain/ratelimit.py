@@ -52,8 +52,17 @@ OUTSIDER_TIER = Tier(burst=3, refill_ms=60_000)
 # Reactions on ballots, per sender (a bucket of its own): a ballot needs one reaction and a
 # change of mind a few. Past it a reaction still counts, but the bot answers nothing to it.
 REACTION_TIER = Tier(burst=10, refill_ms=3_000)
-# Someone whose application is under way: a short conversation with the bot, not a flood.
-APPLICANT_TIER = Tier(burst=6, refill_ms=15_000)
+# How fast a person can answer the bot, message after message (read the question, type or
+# paste the answer): a bucket that refills at least this fast never tells them to wait.
+HUMAN_PACE_MS = 2_000
+# Someone whose application is under way answers the bot's intake questions (apply, affirm,
+# answer, status) one after another: never told to slow down at a human pace; a script
+# sending faster is refused after a short burst, and then silently.
+APPLICANT_TIER = Tier(burst=6, refill_ms=HUMAN_PACE_MS)
+# Direct chats the bot keeps with outsiders of one homeserver, by default
+# (`group.dm_rooms_per_server`): a server can mint any number of users, each of whom could
+# otherwise make the bot join rooms without end.
+DM_ROOMS_PER_SERVER = 100
 # How many keys a RateLimiter remembers at most.
 MAX_KEYS = 10_000
 # How many of the least recently seen keys eviction looks at for an idle one.

@@ -69,3 +69,11 @@ class Request:
     def title(self) -> str:
         """Short title: 'Request #3: Jane Doe (@jane:example.org)'."""
         return f"Request #{self.id}: {self.applicant.display}"
+
+    @property
+    def triage_title(self) -> str:
+        """'Request #3 from @jane:example.org': the title before a chair accepted it, where
+        others read it (the main room, the digest), with no text the applicant chose; a
+        request filed for a name says who filed it instead."""
+        who = self.applicant.user_id
+        return f"Request #{self.id} " + (f"from {who}" if who else f"filed by {self.filed_by}")

@@ -431,7 +431,7 @@ class Ballots:
             else f"filed by {req.filed_by} without {', '.join(lacking)}"
         )
         text = (
-            f"📥 {render.inline(req.title)} is {what} and waits for a chair: {p} edit "
+            f"📥 {render.inline(req.triage_title)} is {what} and waits for a chair: {p} edit "
             f"{req.id} completes it, {p} accept {req.id} opens its ballot, {p} reject "
             f"{req.id} REASON answers the applicant. Nothing has been sent to the members."
         )
@@ -463,7 +463,9 @@ class Ballots:
         cancelled = await repo.request(req.id)
         assert cancelled is not None
         await self._freeze(repo, cancelled, now)
-        text = f"✖ {render.inline(req.title)} was cancelled by {by}: {render.inline(reason)}"
+        # Before a chair accepted it, nothing the applicant chose reaches the main room.
+        title = req.triage_title if req.state is RequestState.TRIAGE else req.title
+        text = f"✖ {render.inline(title)} was cancelled by {by}: {render.inline(reason)}"
         if req.room_id:
             await out.message(
                 render.notice("outcome", req.id, text, (), event="cancelled"), request_id=req.id

@@ -301,15 +301,16 @@ class Calendar:
         if triage:
             lines.append(f"Applications awaiting triage ({self.settings.prefix} accept N):")
         for req in triage:
-            lines.append(f"  #{req.id} {render.inline(req.applicant.display, 100)}")
+            # Not yet accepted by a chair: the number and the MXID, never the chosen name.
+            lines.append(f"  {render.inline(req.triage_title)}")
             data["triage"].append(req.id)
         appeals = await repo.appeals(open_only=True)
         if appeals:
             lines.append("Appeals awaiting a chair:")
         for appeal in appeals:
+            # That it is open, not its text (the chairs have it by DM, the room in its room).
             lines.append(
-                f"  appeal #{appeal.id} of request #{appeal.request_id} by {appeal.member}: "
-                f"{render.inline(appeal.reason, 200)}"
+                f"  appeal #{appeal.id} of request #{appeal.request_id} by {appeal.member}"
             )
             data["appeals"].append(appeal.id)
         decided = await repo.decided_since(since)

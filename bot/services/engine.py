@@ -18,7 +18,8 @@ from urllib.parse import quote
 from bot.domain.clock_rules import format_when, zone
 from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
-from bot.domain.lifecycle import RequestState
+from bot.domain.lifecycle import UNDECIDED, RequestState
+from bot.domain.mxid import server_of
 from bot.domain.positions import Position, position_for_reaction
 from bot.domain.ratelimit import REACTION_TIER
 from bot.matrix import render
@@ -40,7 +41,7 @@ from bot.matrix.rooms import adoptable, dm_initial_state, request_marker
 from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
-from bot.services.handlers import Handlers, acknowledge
+from bot.services.handlers import Handlers
 from bot.services.outbox import CARD, DRAFT, TALLY, TIDY, Doorbell, Outbox, dm
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -264,15 +265,7 @@ class Engine:
                 event.event_id, event.room_id, ref, f"{type(exc).__name__}: {exc}"[:2000], now
             )
             if isinstance(event, CommandText):
-                await acknowledge(
-                    out,
-                    event,
-                    ok=False,
-                    message=render.reply(
-                        f"Something went wrong (ref {ref}); the operators can find it in the log.",
-                        reply_to=event.event_id,
-                    ),
-                )
+                await self.handlers.went_wrong(repo, out, event, ref)
 
     async def _dispatch(
         self,
@@ -471,11 +464,21 @@ class Engine:
         if inviter in s.chairs or inviter in s.allowed_inviters:
             return True
         if invite.is_direct:
-            if s.self_apply:
-                return True
             async with self.db.transaction() as tx:
-                member = await Repository(tx).member(inviter)
-            return member is not None and member.active
+                repo = Repository(tx)
+                member = await repo.member(inviter)
+                if member is not None and member.active:
+                    return True
+                if not s.self_apply:
+                    return False
+                # An outsider's: each server's outsiders share a bounded number of direct
+                # chats (one server can mint any number of users); an outsider's own older
+                # chat does not count, it is left when this one is joined (`remember_dm`).
+                taken = await repo.outsider_dm_count(server_of(inviter), but=inviter)
+            if taken >= s.dm_rooms_per_server:
+                log.info("refusing a direct chat from %s: its server is at the cap", inviter)
+                return False
+            return True
         return False
 
     # --- outbox hooks -----------------------------------------------------------------
@@ -592,10 +595,35 @@ class Engine:
             await repo.set_dm_room(user_id, room_id, self.clock.now_ms())
             return await repo.dm_room(user_id) or room_id
 
-    async def remember_dm(self, user_id: str, room_id: str) -> None:
-        """A user opened a direct chat with the bot: use it for their reminders."""
+    async def remember_dm(self, user_id: str, room_id: str) -> list[str]:
+        """A user opened a direct chat with the bot: use it for their reminders.
+
+        An outsider (not a chair, not an active member) keeps one direct chat: the older
+        ones are forgotten and returned, for the caller to leave."""
         async with self.db.transaction() as tx:
-            await Repository(tx).set_dm_room(user_id, room_id, self.clock.now_ms())
+            repo = Repository(tx)
+            await repo.set_dm_room(user_id, room_id, self.clock.now_ms())
+            member = await repo.member(user_id)
+            if user_id in self.settings.chairs or (member is not None and member.active):
+                return []
+            older = [r for r in await repo.dm_rooms_of(user_id) if r != room_id]
+            for old in older:
+                await repo.forget_dm_room(old)
+        return older
+
+    async def prune_dm_rooms(self, limit: int = 500) -> list[str]:
+        """Forget direct chats with outsiders that nobody uses, and return them to be left:
+        made longer than `storage.retention` ago, no command in them within it (the events
+        applied are kept that long), and no request of the user's undecided or decided within
+        it (they may still appeal, and are told the answer there)."""
+        before = self.clock.now_ms() - self.settings.retention_ms
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            idle = await repo.idle_outsider_dms(before, UNDECIDED, limit)
+            idle = [(room, user) for room, user in idle if user not in self.settings.chairs]
+            for room, _user in idle:
+                await repo.forget_dm_room(room)
+        return [room for room, _user in idle]
 
     async def refresh_timezones(self, limit: int = 100) -> int:
         """Read members' `m.tz` profile field (spec v1.16) where not known yet.

@@ -86,6 +86,20 @@ def fail(text: str, request: int | None = None) -> Reply:
     return Reply(False, text, request)
 
 
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The room a command was typed in, as the bot knows it.
+
+    `place` is None for a room the bot keeps no role for: not the main room, not a
+    request's room, not the sender's own direct chat (e.g. a room an outsider made and
+    invited the bot to, or someone else's direct chat). No message is ever sent there (the
+    ✅/❌ reaction on the command alone): every answer goes to the sender's direct chat.
+    """
+
+    place: Place | None
+    room_request: Request | None
+
+
 @dataclass(slots=True)
 class Ctx:
     """Everything a handler may use."""
@@ -98,7 +112,22 @@ class Ctx:
     room_request: Request | None
     is_chair: bool
     member: Member | None
+    where: Where  # the room as it is (`place` above: as the command is served)
     received_at: int | None = None  # a released held event: when it was received
+
+    def answer_room(self, request_id: int | None) -> str:
+        """Where details of request `request_id` may be said (see `details_room`)."""
+        return details_room(self.event, self.where, request_id)
+
+
+def details_room(event: CommandText, where: Where, request_id: int | None) -> str:
+    """Where details of request `request_id` (None: of several) may be said: in that
+    request's own room or the sender's own direct chat; anywhere else by direct message."""
+    if where.place is Place.DM:
+        return event.room_id
+    if where.room_request is not None and where.room_request.id == request_id:
+        return event.room_id
+    return dm(event.sender)
 
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
@@ -130,16 +159,20 @@ async def acknowledge(
     ok: bool,
     message: render.Message | None,
     private: bool = False,
+    room: str | None = None,
 ) -> None:
-    """React ✅/❌ to a command and send its reply, if any, in the same room.
+    """React ✅/❌ to a command and send its reply, if any, to `room` (by default the room
+    it was typed in; the reaction, which says nothing but done or refused, stays beside the
+    command).
 
     A private acknowledgement (a hum's) leaves no trace in the outbox once sent.
     """
     purpose = PRIVATE if private else None
+    room = room or event.room_id
     await out.react("✅" if ok else "❌", event.event_id, room_id=event.room_id, purpose=purpose)
     if message is not None:
         request = None if private else message.request
-        await out.message(message, room_id=event.room_id, request_id=request, purpose=purpose)
+        await out.message(message, room_id=room, request_id=request, purpose=purpose)
 
 
 class Handlers:
@@ -226,6 +259,7 @@ class Handlers:
         parsed = parse(event.body, self.prefix, now)
         if parsed is None:
             return
+        where = await self._where(repo, event)
         member = await repo.member(event.sender)
         if event.sender in self.settings.chairs or (member is not None and member.active):
             tier = MEMBER_TIER
@@ -240,17 +274,46 @@ class Handlers:
             return  # a flood is not answered: answering it would be the flood
         if decision.verdict is Verdict.REFUSE:
             wait = format_duration(max(1_000, decision.retry_after_ms))
-            await self._answer(out, event, fail(f"Too many commands: try again in {wait}."))
+            reply = fail(f"Too many commands: try again in {wait}.")
+            await self._answer(out, event, reply, where, False)
             return
         if isinstance(parsed, ParseFailure):
-            await self._answer(out, event, self._failure_reply(parsed))
+            reply = self._failure_reply(parsed)
+            await self._answer(out, event, reply, where, False)
             return
-        reply = await self._run(repo, out, event, parsed, now, received_at)
+        reply = await self._run(repo, out, event, parsed, now, where, received_at)
         if parsed.hint and reply.ok and reply.message is None:
             # `vote X` worked as position X: say so (the hint says it was recorded).
             text = f"{reply.text}\n{parsed.hint}".strip()
             reply = Reply(True, text, reply.request, reply.data, None, None, reply.private)
-        await self._answer(out, event, reply)
+        await self._answer(out, event, reply, where, parsed.spec.private_answer)
+
+    async def _where(self, repo: Repository, event: CommandText) -> Where:
+        """Which kind of room a command was typed in (see `Where`)."""
+        room_request = await repo.request_by_room(event.room_id)
+        if event.room_id == self.settings.main_room_id:
+            return Where(Place.MAIN, room_request)
+        if room_request is not None:
+            return Where(Place.REQUEST, room_request)
+        if await repo.is_dm_room(event.room_id, event.sender):
+            return Where(Place.DM, None)
+        return Where(None, None)
+
+    @staticmethod
+    def _room_for(event: CommandText, where: Where, reply: Reply, private: bool) -> str:
+        """The room an answer goes to: where it was asked, except that nothing is said in a
+        foreign room and a request's details only in its own room or the sender's DM."""
+        if where.place is None:
+            return dm(event.sender)
+        if not private:
+            return event.room_id
+        about = reply.message.request if reply.message is not None else reply.request
+        return details_room(event, where, about)
+
+    async def went_wrong(self, repo: Repository, out: Outbox, event: CommandText, ref: str) -> None:
+        """Answer a command whose handling failed unexpectedly, with the log's reference."""
+        reply = fail(f"Something went wrong (ref {ref}); the operators can find it in the log.")
+        await self._answer(out, event, reply, await self._where(repo, event), False)
 
     def _failure_reply(self, failure: ParseFailure) -> Reply:
         return fail(failure.render())
@@ -262,20 +325,13 @@ class Handlers:
         event: CommandText,
         parsed: ParsedCommand,
         now: int,
+        where: Where,
         received_at: int | None = None,
     ) -> Reply:
         spec = parsed.spec
         s = self.settings
-        room_request = await repo.request_by_room(event.room_id)
-        place: Place | None
-        if event.room_id == s.main_room_id:
-            place = Place.MAIN
-        elif room_request is not None:
-            place = Place.REQUEST
-        elif await repo.is_dm_room(event.room_id, event.sender):
-            place = Place.DM
-        else:
-            place = None  # another room the bot is in: only commands that work anywhere
+        room_request = where.room_request
+        place = where.place  # None: a foreign room, where only commands that work anywhere
         member = await repo.member(event.sender)
         if member is not None and not member.active:
             member = None
@@ -292,7 +348,9 @@ class Handlers:
                 refusal += f" (the chairs: {', '.join(sorted(s.chairs))})"
             return fail(refusal + ".")
         if place is None and spec.places == ANYWHERE:
-            place = Place.DM  # e.g. help or status in a room the bot was invited to
+            # e.g. help or status in a room the bot was invited to: answered as in the
+            # sender's direct chat, and sent there (see `_room_for`).
+            place = Place.DM
         if spec.name == "hum" and place is not Place.DM:
             # A hum said in a room would not be secret: point to the private chat, opened.
             number = parsed.args.get("request") or (room_request.id if room_request else "N")
@@ -313,11 +371,11 @@ class Handlers:
             )
             return fail(text)
         if place is None or place not in spec.places:
-            where = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
+            places = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
             return fail(
-                f"{self.prefix} {spec.name} works in {where}.\nUsage: {usage(spec, self.prefix)}"
+                f"{self.prefix} {spec.name} works in {places}.\nUsage: {usage(spec, self.prefix)}"
             )
-        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, received_at)
+        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, where, received_at)
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
@@ -345,7 +403,11 @@ class Handlers:
         }
         return verbs.get(spec.name, f"use {spec.name}")
 
-    async def _answer(self, out: Outbox, event: CommandText, reply: Reply) -> None:
+    async def _answer(
+        self, out: Outbox, event: CommandText, reply: Reply, where: Where, private: bool
+    ) -> None:
+        """Acknowledge a command and send its answer where it may be read (`_room_for`)."""
+        room = self._room_for(event, where, reply, private)
         message = reply.message
         if message is None and reply.text:
             message = render.reply(
@@ -363,7 +425,7 @@ class Handlers:
                 "answer.txt",
                 "text/plain",
                 {"m.mentions": {}, "consensus_bot": {"kind": "reply", "request": reply.request}},
-                room_id=event.room_id,
+                room_id=room,
                 request_id=reply.request,
             )
             message = render.reply(
@@ -372,7 +434,14 @@ class Handlers:
                 reply_to=event.event_id,
                 data=reply.data,
             )
-        await acknowledge(out, event, ok=reply.ok, message=message, private=reply.private)
+        await acknowledge(
+            out,
+            event,
+            ok=reply.ok,
+            message=message,
+            private=reply.private,
+            room=room,
+        )
 
     async def _target(self, ctx: Ctx, args: Mapping[str, Any], *, key: str = "request") -> Request:
         """The request a command is about: its number, or the room it is sent in."""
@@ -640,7 +709,10 @@ class Handlers:
             return Reply(True, "No requests are open.")
         lines = []
         for req in sorted(active, key=lambda r: r.id):
-            line = f"#{req.id} {render.inline(req.applicant.display, 100)} — {req.state.value}"
+            name = render.inline(req.applicant.display, 100)
+            if req.state is RequestState.TRIAGE and ctx.place is not Place.DM:
+                name = render.inline(req.triage_title)  # nothing unvetted in shared rooms
+            line = f"#{req.id} {name} — {req.state.value}"
             if req.state is RequestState.OPEN:
                 line += f", closes {self.when(ctx, req.deadline_at)}"
             open_appeals = [a for a in appeals if a.request_id == req.id]
@@ -983,10 +1055,17 @@ class Handlers:
         waiting = sorted(await ctx.repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
         if not waiting:
             return Reply(True, "No applications are waiting for triage.", data={"triage": []})
-        lines = [
-            f"#{r.id} {render.inline(r.applicant.display, 100)} — {render.inline(r.statement, 200)}"
-            for r in waiting
-        ]
+        if ctx.place is Place.DM:
+            lines = [
+                f"#{r.id} {render.inline(r.applicant.display, 100)} — "
+                f"{render.inline(r.statement, 200)}"
+                for r in waiting
+            ]
+        else:
+            # In a shared room, nothing the applicants chose: their names and statements
+            # are for a chair's direct chat (or `status N` there).
+            lines = [render.inline(r.triage_title) for r in waiting]
+            lines.append(f"Their statements: {self.prefix} triage in a direct message to me.")
         p = self.prefix
         lines.append(f"Accept with {p} accept N, or answer with {p} reject N REASON.")
         return Reply(True, "\n".join(lines), data={"triage": [r.id for r in waiting]})
@@ -1026,13 +1105,22 @@ class Handlers:
         sender = ctx.event.sender
         entitled = ctx.is_chair or ctx.member is not None or sender == req.applicant.user_id
         decided_at = req.decided_at if req.state is RequestState.DECIDED else None
+        segment = len(await ctx.repo.frozen_records(req.id))
+        own = [
+            a.id
+            for a in await ctx.repo.appeals(req.id, open_only=True)
+            if a.member == sender and a.segment == segment
+        ]
         problem = appeal_problem(
-            decided_at, self.settings.appeal_window_ms, ctx.now, entitled=entitled
+            decided_at,
+            self.settings.appeal_window_ms,
+            ctx.now,
+            entitled=entitled,
+            already_open=own[0] if own else None,
         )
         if problem:
             return fail(problem + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
-        segment = len(await ctx.repo.frozen_records(req.id))
         aid = await ctx.repo.add_appeal(req.id, segment, sender, reason, ctx.now)
         chairs = sorted(self.settings.chairs)
         text = (
@@ -1285,7 +1373,7 @@ class Handlers:
             export_filename(record, fmt),
             MEDIA_TYPES[fmt],
             caption,
-            room_id=ctx.event.room_id,
+            room_id=ctx.answer_room(req.id),
             request_id=req.id,
             cache_key=f"{record['head']}.{fmt}" if req.state in FINAL else None,
         )

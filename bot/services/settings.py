@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.counting import DEFAULT_SKEW_MS
+from bot.domain.ratelimit import DM_ROOMS_PER_SERVER
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,9 @@ class Settings:
     retention_ms: int = 30 * 86_400_000  # how long sent messages and processed IDs are kept
     encryption: str = "off"  # matrix.encryption: "required" | "on" | "off"
     undecryptable_notice_ms: int = 10 * 60_000  # unreadable this long: tell the sender once
+    # group.dm_rooms_per_server: direct chats the bot keeps with outsiders of one server
+    # (one each at most); past it, new direct-chat invites from there are refused.
+    dm_rooms_per_server: int = DM_ROOMS_PER_SERVER
 
     @property
     def encrypts(self) -> bool:

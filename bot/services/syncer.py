@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 60.0
 MAX_GAP_PAGES = 20  # x 100 events
 HELD_RETRY_S = 30.0  # held encrypted events are retried this often, and whenever keys arrive
+DM_PRUNE_EVERY_S = 3_600.0  # unused direct chats are looked for at most this often
 
 
 class Syncer:
@@ -61,6 +62,7 @@ class Syncer:
         self._on_first_batch = on_first_batch
         self._pending_invites: dict[str, Invite] = {}
         self._held_checked = float("-inf")  # loop time of the last retry of held events
+        self._dms_pruned = float("-inf")  # loop time of the last look for unused direct chats
         self.batches = 0
         self.failures = 0
         self.undecodable = 0  # events set aside because decoding them failed
@@ -278,13 +280,24 @@ class Syncer:
         return missed
 
     async def _handle_invites(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._dms_pruned >= DM_PRUNE_EVERY_S:
+            self._dms_pruned = now
+            try:
+                await self._leave(await self.engine.prune_dm_rooms(), "unused direct chat")
+            except Exception:
+                # Housekeeping: it must never stop the sync loop; it runs again in an hour.
+                log.exception(
+                    "looking for unused direct chats failed (ref %s)", secrets.token_hex(3)
+                )
         for room_id, invite in list(self._pending_invites.items()):
             try:
                 if await self.engine.should_accept(invite):
                     log.info("accepting invite to %s from %s", room_id, invite.inviter)
                     await self.gateway.join(room_id)
                     if invite.is_direct and invite.inviter:
-                        await self.engine.remember_dm(invite.inviter, room_id)
+                        older = await self.engine.remember_dm(invite.inviter, room_id)
+                        await self._leave(older, "an outsider's older direct chat")
                 else:
                     log.info("rejecting invite to %s from %s", room_id, invite.inviter)
                     await self.gateway.leave(room_id)
@@ -293,3 +306,13 @@ class Syncer:
                     continue  # try again after the next sync
                 log.warning("invite to %s: %s", room_id, exc)
             del self._pending_invites[room_id]
+
+    async def _leave(self, rooms: list[str], why: str) -> None:
+        """Leave rooms the engine has forgotten; one that cannot be left now stays joined
+        (it is no longer anyone's direct chat, so nothing is sent there)."""
+        for room_id in rooms:
+            try:
+                await self.gateway.leave(room_id)
+                log.info("left %s: %s", room_id, why)
+            except GatewayError as exc:
+                log.warning("could not leave %s: %s", room_id, exc)

@@ -135,9 +135,11 @@ def config_toml(
     encryption: str = "off",
     dsn: str | None = None,
     failover_timeout: str = "10s",
+    group_extra: str = "",
 ) -> str:
     """A complete config file for a test group (unencrypted unless `encryption` says; on
-    PostgreSQL when `dsn` is given, the key file staying beside `db_path` then)."""
+    PostgreSQL when `dsn` is given, the key file staying beside `db_path` then).
+    `group_extra`: more `[group]` lines, e.g. `dm_rooms_per_server = 3`."""
     backend = (
         f'backend = "postgresql"\ndsn = "{dsn}"\nfailover_timeout = "{failover_timeout}"\n'
         if dsn
@@ -164,6 +166,7 @@ path = "{db_path}"
 name = "Test Collaboration Group"
 main_room = "{main_room}"
 chairs = ["{chair}"]
+{group_extra}
 {seeds}
 [process]
 deadline = "{deadline}"
@@ -192,6 +195,7 @@ async def make_group(
     encryption: str = "off",
     dsn: str | None = None,
     failover_timeout: str = "10s",
+    group_extra: str = "",
 ) -> Group:
     """Register a bot, a chair, members and an applicant; the chair makes the main room.
 
@@ -247,6 +251,7 @@ async def make_group(
             encryption=encryption,
             dsn=dsn,
             failover_timeout=failover_timeout,
+            group_extra=group_extra,
         )
     )
     bot = BotProcess(config_path, workdir / "bot.log")

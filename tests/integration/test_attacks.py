@@ -89,11 +89,17 @@ async def test_attacks_fail(group: Group, synapse: LocalSynapse) -> None:
     await alice.wait_invite(lambda r: r == fake_dm)
     await alice.join(fake_dm)
     refused = await command(alice, fake_dm, "!cb hum for --request 6", ok=False)
-    why = await alice.wait_for(reply_to(refused), room_id=fake_dm)
+    # The refusal is said in Alice's own direct chat, which the bot opens; in Mallory's room
+    # the bot says nothing (issue 21: no answers in a room the bot keeps no role for).
+    alice_dm = await alice.wait_invite(lambda r: r not in (fake_dm, planted), timeout=30)
+    await alice.join(alice_dm)
+    why = await alice.wait_for(reply_to(refused), room_id=alice_dm)
     assert "direct message" in why["content"]["body"]
+    assert not [e for e in from_bot(group, alice, fake_dm) if e.get("type") == "m.room.message"]
     await command(chair, room, "!cb remind")
-    own: dict[str, str] = {}
-    for member in (alice, bob, carol):  # each gets a new direct chat of their own
+    await alice.wait_for(bot_message("reminder", 6), room_id=alice_dm)
+    own: dict[str, str] = {alice.user_id: alice_dm}
+    for member in (bob, carol):  # each gets a new direct chat of their own
         dm = await member.wait_invite(lambda r: r not in (fake_dm, planted), timeout=30)
         await member.join(dm)
         await member.wait_for(bot_message("reminder", 6), room_id=dm)

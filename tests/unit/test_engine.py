@@ -138,12 +138,16 @@ class World:
     # --- requests -----------------------------------------------------------------------
 
     async def open_request(
-        self, room: str = ROOM, ballot: str = BALLOT, statement: str = "Erin wants to help."
+        self,
+        room: str = ROOM,
+        ballot: str = BALLOT,
+        statement: str = "Erin wants to help.",
+        applicant: str = ERIN,
     ) -> int:
         """File a request from the main room and play the outbox sender's part."""
         filing = self.command(
             CHAIR,
-            f"!cb request {ERIN} --stakeholder academia --region europe {statement}",
+            f"!cb request {applicant} --stakeholder academia --region europe {statement}",
             room=MAIN,
         )
         await self.apply(filing)

@@ -227,11 +227,11 @@ class Ballots:
         once sent queues the next one if any remain (`tidied`). So a member who toggles a
         reaction a hundred times costs one pending redaction, not one per earlier reaction,
         and no reaction is ever redacted twice by the bot."""
-        purpose = tidy_purpose(current.member)
-        if await repo.pending_purpose(req.id, purpose):
+        target = _superseded(req, rows, current.event_id)  # in memory: most have none
+        if target is None:
             return
-        target = _superseded(req, rows, current.event_id)
-        if target is not None:
+        purpose = tidy_purpose(current.member)
+        if not await repo.pending_purpose(req.id, purpose):
             await out.redact(target, request_id=req.id, reason=TIDY_REASON, purpose=purpose)
 
     async def tidy_target(

@@ -401,15 +401,16 @@ def _backup(config_path: Path, dest: Path) -> int:
     failed = False
     try:
         asyncio.run(run())
-    except DatabaseError as exc:  # with PostgreSQL: pg_dump's job, the crypto store still ours
+    except DatabaseError as exc:  # with PostgreSQL: pg_dump's job, an old crypto store ours
         print(f"consensus-bot: {exc}", file=sys.stderr)
         failed = True
     else:
         print(f"backup written to {dest}")
     store = config.matrix.crypto_store
-    if config.matrix.encryption != "off" and store.is_dir():
-        # The device's keys: without them a restored bot cannot read what was encrypted to
-        # it, and starting it would mean a new device members' clients distrust.
+    if config.matrix.encryption != "off" and store.is_dir() and any(store.glob("*.db")):
+        # The device's keys live in the database (the backup has them); only a store an
+        # earlier version kept on disk, not yet moved in by a start, is copied beside it:
+        # without it a restored bot would be a new device members' clients distrust.
         crypto_dest = dest.with_name(dest.name + ".crypto")
         try:
             copy_crypto_store(store, crypto_dest)

@@ -1100,12 +1100,18 @@ class Repository:
         return [(str(r["room_id"]), str(r["user_id"])) for r in rows]
 
     async def set_hum(self, request_id: int, hummer: str, side: str, strength: str) -> None:
-        """Record (or replace) an anonymous hum."""
-        await self.tx.execute(
-            "INSERT INTO hums(request_id, hummer, side, strength) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(request_id, hummer) DO UPDATE SET side = excluded.side, "
-            "strength = excluded.strength",
-            (request_id, hummer, side, strength),
+        """Record (or replace) an anonymous hum.
+
+        The request's hums are written again, whole, in the order of their anonymous keys: a
+        PostgreSQL table keeps rows in the order they were written (and `pg_dump` prints
+        them so), which lined up with the times DMs were processed would say whose hum is
+        whose. (SQLite's table is keyed by the anonymous key already.)"""
+        rows = {h: (sd, st) for h, sd, st in await self.hums(request_id)}
+        rows[hummer] = (side, strength)
+        await self.tx.execute("DELETE FROM hums WHERE request_id = ?", (request_id,))
+        await self.tx.executemany(
+            "INSERT INTO hums(request_id, hummer, side, strength) VALUES (?, ?, ?, ?)",
+            [(request_id, h, sd, st) for h, (sd, st) in sorted(rows.items())],
         )
 
     async def hums(self, request_id: int) -> list[tuple[str, str, str]]:

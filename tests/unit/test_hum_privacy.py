@@ -148,3 +148,32 @@ def test_loudness_is_two_thirds_of_the_volume(hums: str, for_: Loudness, against
     report = hum_report(parsed, closed=True, minimum=5)
     assert report == HumReport(True, for_, against)
     assert report.describe() == f"for: {for_.value}, against: {against.value}"
+
+
+@pytest.mark.pg
+async def test_hum_rows_on_postgresql_do_not_keep_the_order_they_came_in(pg_dsn: str) -> None:
+    """A `pg_dump` prints a table's rows in the order they lie in the heap: hums written in
+    the order the DMs came would line up with the processed events' times. The hums of a
+    request are kept in the order of their anonymous keys instead."""
+    import asyncpg
+
+    from storage.postgres import PostgresDatabase
+    from storage.repo import Repository
+
+    db = PostgresDatabase(pg_dsn)
+    await db.open()
+    try:
+        keys = [f"{n:02d}-hmac" for n in (7, 3, 9, 1, 5)]
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            # (a throwaway database: no request row is needed to store hums for request 1)
+            await conn.execute("ALTER TABLE hums DROP CONSTRAINT IF EXISTS hums_request_id_fkey")
+            for key in keys:  # one hum per DM, in the order they came
+                async with db.transaction() as tx:
+                    await Repository(tx).set_hum(1, key, "for", "soft")
+            heap = [r["hummer"] for r in await conn.fetch("SELECT hummer FROM hums")]
+        finally:
+            await conn.close()
+    finally:
+        await db.close()
+    assert heap == sorted(keys)

@@ -97,3 +97,55 @@ async def test_a_database_from_a_newer_bot_is_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(DatabaseError, match="newer than this bot"):
         await Database(path).open()
+
+
+@pytest.mark.pg
+async def test_sqlite_and_postgresql_schemas_have_the_same_tables_and_columns(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Introspected after migrating, not compared by file name: every table and column of
+    one backend is in the other (PostgreSQL adds only its bookkeeping tables)."""
+    import asyncpg
+
+    from storage.postgres import BOOKKEEPING_TABLES
+
+    db = Database(tmp_path / "bot.db")
+    await db.open()
+    await db.close()
+    with sqlite3.connect(tmp_path / "bot.db") as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        lite = {(t, r[1]) for t in tables for r in conn.execute(f"PRAGMA table_info({t})")}
+        # SQLite's implicit rowid (tables not WITHOUT ROWID), which a PostgreSQL table may
+        # stand in for with an identity column of that name.
+        implicit = set()
+        for t in tables:
+            try:
+                conn.execute(f"SELECT rowid FROM {t} LIMIT 0")
+                implicit.add((t, "rowid"))
+            except sqlite3.OperationalError:
+                pass
+    conn_pg = await asyncpg.connect(pg_dsn)
+    try:
+        rows = await conn_pg.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public'"
+        )
+    finally:
+        await conn_pg.close()
+    pg = {(r["table_name"], r["column_name"]) for r in rows}
+    pg = {(t, c) for t, c in pg if t not in BOOKKEEPING_TABLES}
+    stand_ins = rows_named(pg, "rowid") - lite
+    assert stand_ins <= implicit, stand_ins  # only where SQLite has its implicit rowid
+    pg -= stand_ins
+    assert lite == pg, {"only in SQLite": lite - pg, "only in PostgreSQL": pg - lite}
+    assert ("crypto_state", "value") in lite
+
+
+def rows_named(columns: set[tuple[str, str]], name: str) -> set[tuple[str, str]]:
+    """The (table, column) pairs of columns called `name`."""
+    return {(t, c) for t, c in columns if c == name}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.devtools.sim_member import SimMember
-from bot.devtools.synapse import LocalSynapse
+from bot.devtools.synapse import LocalSynapse, RegisteredUser
 from bot.matrix.crypto import Outcome
 from tests.integration.harness import Group, running_group
 from tests.integration.test_process import command, open_request
@@ -60,11 +60,8 @@ async def group(
         yield g
 
 
-def newcomer(group: Group, name: str) -> SimMember:
-    """A new encrypting client for a user registered now (`name` under the group's tag)."""
-    tag = group.bot_user.localpart.removesuffix("-bot")
-    user = group.synapse.register(f"{tag}-{name}")
-    group.synapse.exempt_from_rate_limits(user.user_id)
+def encrypting_client(group: Group, user: RegisteredUser, name: str) -> SimMember:
+    """An encrypting client for one device of `user`, with a store of its own."""
     member = SimMember(
         group.synapse.base_url,
         user.user_id,
@@ -74,6 +71,14 @@ def newcomer(group: Group, name: str) -> SimMember:
     )
     group.clients.append(member)
     return member
+
+
+def newcomer(group: Group, name: str) -> SimMember:
+    """A new encrypting client for a user registered now (`name` under the group's tag)."""
+    tag = group.bot_user.localpart.removesuffix("-bot")
+    user = group.synapse.register(f"{tag}-{name}")
+    group.synapse.exempt_from_rate_limits(user.user_id)
+    return encrypting_client(group, user, name)
 
 
 async def test_joiner_reads_encrypted_main_room(group: Group) -> None:
@@ -189,14 +194,7 @@ async def test_new_device_reads_encrypted_next_message(group: Group) -> None:
     # Carol logs in on a new device (a second login of the same user).
     again = group.synapse.register(carol.user_id.split(":")[0].lstrip("@"))
     assert again.device_id != carol.gateway.device_id
-    laptop = SimMember(
-        group.synapse.base_url,
-        carol.user_id,
-        again.access_token,
-        again.device_id,
-        crypto_store=group.workdir / "people" / f"carol-{again.device_id}",
-    )
-    group.clients.append(laptop)
+    laptop = encrypting_client(group, again, "carol")
     await laptop.connect()
 
     asked = await group.chair.say(room, "!cb status")

@@ -11,7 +11,9 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -128,19 +130,19 @@ async def test_crash_run_long(crash_group: Group) -> None:
     await crash_run(crash_group, kills=20, actions_per_member=120, seed=11)
 
 
-@pytest.fixture
-async def failover_group(
-    synapse: LocalSynapse, tmp_path: Path, pg_dsn: str, request: pytest.FixtureRequest
+@asynccontextmanager
+async def active_and_standby(
+    synapse: LocalSynapse, tmp_path: Path, pg_dsn: str, tag: str, **options: Any
 ) -> AsyncIterator[tuple[Group, BotProcess]]:
-    """A crash group whose bot keeps its data in PostgreSQL, and a standby bot process with
-    the same config (same database, same key file, same account)."""
+    """A group whose bot keeps its data in PostgreSQL (`make_group`'s options), and a
+    standby bot process with the same config (same database, key file, account, device)."""
     g = await make_group(
         synapse,
         tmp_path,
-        f"fo{abs(hash(request.node.name)) % 10_000}",
-        members=CRASH_MEMBERS,
+        tag,
         dsn=pg_dsn,
         failover_timeout=f"{FAILOVER_TIMEOUT:.0f}s",
+        **options,
     )
     standby = BotProcess(g.config_path, tmp_path / "bot-standby.log")
     try:
@@ -148,6 +150,16 @@ async def failover_group(
     finally:
         standby.stop()
         await g.close()
+
+
+@pytest.fixture
+async def failover_group(
+    synapse: LocalSynapse, tmp_path: Path, pg_dsn: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Group, BotProcess]]:
+    """A crash group on PostgreSQL with a standby."""
+    tag = f"fo{abs(hash(request.node.name)) % 10_000}"
+    async with active_and_standby(synapse, tmp_path, pg_dsn, tag, members=CRASH_MEMBERS) as pair:
+        yield pair
 
 
 FAILOVER_TIMEOUT = 10.0
@@ -175,20 +187,9 @@ async def encrypted_failover_group(
 ) -> AsyncIterator[tuple[Group, BotProcess]]:
     """`failover_group` with encryption required: encrypted main room, every member an
     encrypting client, the bot's keys in PostgreSQL (the standby shares nothing else)."""
-    g = await make_group(
-        synapse,
-        tmp_path,
-        f"efo{random.randrange(10_000)}",
-        dsn=pg_dsn,
-        failover_timeout=f"{FAILOVER_TIMEOUT:.0f}s",
-        encryption="required",
-    )
-    standby = BotProcess(g.config_path, tmp_path / "bot-standby.log")
-    try:
-        yield g, standby
-    finally:
-        standby.stop()
-        await g.close()
+    tag = f"efo{random.randrange(10_000)}"
+    async with active_and_standby(synapse, tmp_path, pg_dsn, tag, encryption="required") as pair:
+        yield pair
 
 
 @pytest.mark.pg

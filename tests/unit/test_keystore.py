@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -40,22 +39,6 @@ DEVICE = "BOTDEVICE"
 LABEL = f"{USER}/{DEVICE}"
 SECRET = bytes(range(32))
 ROOM = "!room:example.org"
-
-
-@pytest.fixture
-async def db(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Backend]:
-    database: Backend
-    if backend == "postgresql":
-        database = PostgresDatabase(request.getfixturevalue("pg_dsn"))
-    else:
-        database = Database(tmp_path / "bot.db")
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def _rows(db: Backend) -> DatabaseKeyRows:

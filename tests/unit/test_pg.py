@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from storage.backend import Backend
-from storage.database import SCHEMA_VERSION, Database, DatabaseError, _migrations
+from storage.database import SCHEMA_VERSION, DatabaseError, _migrations
 from storage.pg_lock import STANDBY_MESSAGE, ActiveLock
 from storage.postgres import (
     ACTIVE_KEY,
@@ -124,24 +124,8 @@ async def test_backup_is_left_to_pg_dump(pgdb: PostgresDatabase, tmp_path: Path)
         await pgdb.backup(tmp_path / "x")
 
 
-@pytest.fixture
-async def either(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Backend]:
-    db: Backend
-    if backend == "postgresql":
-        db = PostgresDatabase(request.getfixturevalue("pg_dsn"))
-    else:
-        db = Database(tmp_path / "bot.db")
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
-async def test_execute_results_are_the_same_on_both_backends(either: Backend) -> None:
-    async with either.transaction() as tx:
+async def test_execute_results_are_the_same_on_both_backends(db: Backend) -> None:
+    async with db.transaction() as tx:
         repo = Repository(tx)
         await repo.seed_member("@a:x", "academia", "europe", NOW)
         ids = [

@@ -27,7 +27,6 @@ from bot.domain.sense import Proposal, Voter
 from storage.backend import Backend, Tx
 from storage.database import SCHEMA_VERSION, Database, DatabaseError
 from storage.lock import AlreadyRunning, InstanceLock
-from storage.postgres import PostgresDatabase
 from storage.repo import Member, Repository
 
 NOW = 1_800_000_000_000
@@ -49,23 +48,6 @@ TABLES = {
 @pytest.fixture
 async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(tmp_path / "bot.db")
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
-
-
-@pytest.fixture
-async def db(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Backend]:
-    """An open database of each backend, empty at the current schema version."""
-    database: Backend
-    if backend == "postgresql":
-        database = PostgresDatabase(request.getfixturevalue("pg_dsn"))
-    else:
-        database = Database(tmp_path / "bot.db")
     await database.open()
     try:
         yield database

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.config import Config
+from bot.domain.errors import OperatorError
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
 from bot.matrix.crosssign import CrossSigningError, StoredVault, ensure_cross_signed
@@ -46,7 +47,7 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-class StartupError(Exception):
+class StartupError(OperatorError):
     """The bot cannot start; the message tells the operator what to do."""
 
 

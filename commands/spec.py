@@ -10,10 +10,12 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from bot.domain.errors import Refusal
+
 T_co = TypeVar("T_co", covariant=True)
 
 
-class ConversionError(ValueError):
+class ConversionError(Refusal, ValueError):
     """An argument could not be read; the message is one sentence fit to show a user."""
 
 

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.domain.errors import OperatorError
 from storage.files import create_private_file, make_private, make_private_dir, sqlite_files
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,11 @@ Params = Sequence[Any] | dict[str, Any]
 _T = TypeVar("_T")
 
 
-class DatabaseError(Exception):
+class DatabaseError(OperatorError):
     """The database cannot be used; the message tells the operator what to do."""
+
+    # Like a bad config, nothing changes until the operator acts: a supervisor should not loop.
+    exit_code = 2
 
 
 def bundled_migrations(package: str) -> list[tuple[int, str, str]]:

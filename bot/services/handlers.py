@@ -17,6 +17,7 @@ from bot.domain.clock_rules import format_when
 from bot.domain.countries import lookup as lookup_country
 from bot.domain.countries import suggest as suggest_country
 from bot.domain.durations import format_duration
+from bot.domain.errors import Refusal
 from bot.domain.intake import incomplete, missing_fields
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
@@ -380,7 +381,7 @@ class Handlers:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
             return fail(f"Not now: {exc}.")
-        except _Refused as exc:
+        except Refusal as exc:  # only a refusal's text reaches the user: a bug's goes to the log
             return fail(str(exc))
 
     @staticmethod
@@ -449,10 +450,10 @@ class Handlers:
         if number is None:
             if ctx.room_request is not None:
                 return ctx.room_request
-            raise _Refused(f"which request? Add --request N (see {self.prefix} list).")
+            raise Refusal(f"which request? Add --request N (see {self.prefix} list).")
         req = await ctx.repo.request(int(number))
         if req is None:
-            raise _Refused(f"there is no request #{number}.")
+            raise Refusal(f"there is no request #{number}.")
         return req
 
     # --- handlers ---------------------------------------------------------------------
@@ -492,7 +493,7 @@ class Handlers:
             if found is None:
                 hints = suggest_country(str(args["country"]))
                 maybe = f" Did you mean {' or '.join(hints)}?" if hints else ""
-                raise _Refused(f"I do not know the country {args['country']!r}.{maybe}")
+                raise Refusal(f"I do not know the country {args['country']!r}.{maybe}")
             country = found.alpha2
             region = region or found.itu_region
         return Applicant(
@@ -572,7 +573,7 @@ class Handlers:
                 ctx.now,
                 self_applied=self_applied,
             )
-        except ValueError as exc:
+        except Refusal as exc:
             return fail(f"Not filed: {exc}.")
         if req.state is RequestState.TRIAGE and req.self_applied:
             return Reply(
@@ -620,7 +621,7 @@ class Handlers:
     ) -> Reply:
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
             return fail(f"the ballot of request #{req.id} is not open.", req.id)
@@ -668,7 +669,7 @@ class Handlers:
             return await self.list(ctx, args)
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         sense = await self.ballots.sense(ctx.repo, req)
         hums = await self.ballots.hums(ctx.repo, req)
@@ -736,7 +737,7 @@ class Handlers:
         """`objections [N]`."""
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         objections = await ctx.repo.objections(req.id)
         if not objections:
@@ -881,10 +882,10 @@ class Handlers:
         if not wait:
             return None
         if early is None:
-            raise _Refused(early_refusal(wait, command, self.prefix) + ".")
+            raise Refusal(early_refusal(wait, command, self.prefix) + ".")
         problem = rationale_problem(str(early), "acting before the minimum deadline")
         if problem:
-            raise _Refused(problem + ".")
+            raise Refusal(problem + ".")
         return render.clean(str(early), 2_000)
 
     async def _note_early(self, ctx: Ctx, req: Request, early: str | None) -> None:
@@ -1018,7 +1019,7 @@ class Handlers:
         """`hum for|against [soft|loud] --request N`, by direct message only."""
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open.")
@@ -1334,7 +1335,7 @@ class Handlers:
         number = int(args["request"])
         req = await ctx.repo.request(number)
         if req is None:
-            raise _Refused(f"there is no request #{number} (see {self.prefix} list).")
+            raise Refusal(f"there is no request #{number} (see {self.prefix} list).")
         return req
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1346,7 +1347,7 @@ class Handlers:
         """`export [N] [--format json|csv|md]`: upload the decision record as a file."""
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         fmt: Format = args.get("format") or "json"
         s = self.settings
@@ -1430,7 +1431,3 @@ class Handlers:
             "still open (an objection they raised stays until a chair disposes of it); closed "
             "and decided requests keep the count they had.",
         )
-
-
-class _Refused(Exception):
-    """A handler refuses with a user-fit message."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 from bot.app import build_engine
 from bot.domain.counting import Ballot, Redaction, count
+from bot.domain.errors import Refusal
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import ObjectionState
@@ -901,6 +903,44 @@ async def test_a_failing_event_is_set_aside_and_the_batch_goes_on(
     body = (await w.reply_to(failing.event_id))["body"]
     assert f"Something went wrong (ref {row['ref']})" in body
     assert "secret detail" not in body
+
+
+async def test_a_bugs_value_error_text_never_reaches_the_room(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a `Refusal`'s text is shown to users: a bug's ValueError inside a handler (here
+    while filing, whose refusals once were ValueErrors too) becomes "something went wrong"."""
+    w = world
+
+    async def buggy(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("secret bug detail")
+
+    monkeypatch.setattr(w.engine.handlers.ballots, "file_request", buggy)
+    filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
+    result = await w.apply(filing)
+    assert result.failed == 1
+    body = (await w.reply_to(filing.event_id))["body"]
+    assert f"Something went wrong (ref {result.refs[0]})" in body
+    everything = [json.dumps(i.payload) for i in await w.pending()]
+    assert everything
+    assert not [p for p in everything if "secret bug detail" in p]
+
+
+async def test_a_refusal_text_reaches_the_user(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the rule: a `Refusal` raised in a handler is the answer itself."""
+    w = world
+
+    async def refusing(*args: Any, **kwargs: Any) -> Any:
+        raise Refusal("the group is not taking applications this week")
+
+    monkeypatch.setattr(w.engine.handlers.ballots, "file_request", refusing)
+    filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
+    result = await w.apply(filing)
+    assert (result.applied, result.failed) == (1, 0)
+    body = (await w.reply_to(filing.event_id))["body"]
+    assert "Not filed: the group is not taking applications this week." in body
 
 
 async def test_a_failing_reaction_is_set_aside_silently(

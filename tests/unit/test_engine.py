@@ -16,6 +16,7 @@ import itertools
 import json
 import tempfile
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.app import build_engine
+from bot.config import Config
 from bot.domain.counting import Ballot, Redaction, count
 from bot.domain.errors import Refusal
 from bot.domain.ledger import PositionInput, Source
@@ -46,6 +48,7 @@ from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
 from bot.services.outbox import Doorbell
 from storage.backend import Backend
 from storage.database import Database
+from storage.keys import Keys
 from storage.postgres import PostgresDatabase
 from storage.repo import OutboxItem, Repository
 
@@ -80,19 +83,34 @@ class ManualClock:
         self.now += ms
 
 
+# What the engine tests run with, written as an operator would write the config: only the
+# values that differ from the config's defaults are given.
+TEST_CONFIG: dict[str, Any] = {
+    "matrix": {
+        "homeserver": "https://x",
+        "user_id": BOT,
+        "password": "unused",
+        "command_prefix": "!cb",
+        "encryption": "off",  # the unit layer has no crypto store (test_held_events turns it on)
+    },
+    "group": {"name": "Test Group", "main_room": MAIN, "chairs": [CHAIR]},
+    "process": {"reminders": [], "quorum": 0.5},
+    "digest": {"schedule": ""},
+}
+TEST_KEYS = Keys(hums=b"test hum key", markers=b"test marker key")
+
+
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "bot_user_id": BOT,
-        "prefix": "!cb",
-        "main_room_id": MAIN,
-        "group_name": "Test Group",
-        "chairs": frozenset({CHAIR}),
-        "quorum": 0.5,
-        # Scenarios close ballots at once; the minimum deadline has its own tests.
-        "min_deadline_ms": 0,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    """`Settings.from_config` over `TEST_CONFIG`, then `overrides` (values the config cannot
+    express, such as no minimum deadline, or a test's own)."""
+    config = Config.model_validate(
+        TEST_CONFIG, context={"base_dir": Path("/nonexistent"), "env": {}}
+    )
+    settings = Settings.from_config(
+        config, main_room_id=MAIN, keys=TEST_KEYS, space_id=None, bot_needs_power_entry=False
+    )
+    # Scenarios close ballots at once; the minimum deadline has its own tests.
+    return replace(settings, **{"min_deadline_ms": 0, **overrides})
 
 
 class World:

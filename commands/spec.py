@@ -61,6 +61,51 @@ class Section(enum.Enum):
     CHAIR = "Chair tools"
 
 
+class Executor(enum.Enum):
+    """What runs a command: the key under which the services layer binds its handler.
+
+    Declared here, with the table, so that the binding is part of each command's one
+    declaration; the services check at start that every key has exactly one handler, and
+    this package never imports them (tests/unit/test_layering.py). Commands that differ only
+    in the position they take share `POSITION`.
+    """
+
+    POSITION = "position"
+    WITHDRAW = "withdraw"
+    HUM = "hum"
+    REQUEST = "request"
+    APPLY = "apply"
+    EDIT = "edit"
+    AFFIRM = "affirm"
+    ASK = "ask"
+    ANSWER = "answer"
+    MINE = "mine"
+    HELP = "help"
+    STATUS = "status"
+    LIST = "list"
+    MEMBERS = "members"
+    OBJECTIONS = "objections"
+    EXPORT = "export"
+    DISPOSE = "dispose"
+    CONTEST = "contest"
+    APPEAL = "appeal"
+    APPEAL_ANSWER = "appeal-answer"
+    DEADLINE = "deadline"
+    EXTEND = "extend"
+    CLOSE = "close"
+    CONFIRM = "confirm"
+    DECIDE = "decide"
+    REOPEN = "reopen"
+    REMIND = "remind"
+    TRIAGE = "triage"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    DIGEST = "digest"
+    MEMBER_ADD = "member-add"
+    MEMBER_REMOVE = "member-remove"
+
+
 @dataclass(frozen=True, slots=True)
 class Positional:
     """One word in a fixed position. Missing optional ones parse to None."""
@@ -151,6 +196,9 @@ class CommandSpec:
     section: Section = Section.INFORMATION
     forwards: tuple[str, ...] = ()
     hint: str = ""
+    executor: Executor | None = None
+    """What runs the command (None only for a front word such as `vote`, never dispatched);
+    `commands.table` checks at import that every command has one and every key is used."""
     private_answer: bool = False
     """The answer carries a request's details (positions, reasons, objections, the record,
     applications): it is given only in that request's own room or the sender's direct chat

@@ -46,6 +46,7 @@ from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
 from bot.services.outbox import Doorbell
+from commands import COMMANDS
 from storage.backend import Backend
 from storage.database import Database
 from storage.keys import Keys
@@ -1104,3 +1105,11 @@ def test_batching_and_replays_do_not_change_positions(
         positions, ledger = asyncio.run(run_plan(plan))
         assert positions == expected, name
         assert ledger == expected, name
+
+
+async def test_every_command_is_bound_to_its_executors_handler(world: World) -> None:
+    """The services bind one handler per executor key of `commands.table`, totally."""
+    table = world.engine.handlers.table
+    assert set(table) == {c.name for c in COMMANDS}
+    assert table["support"] == table["object"] == world.engine.handlers.position
+    assert table["member add"] == world.engine.handlers.member_add

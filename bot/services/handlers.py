@@ -573,6 +573,8 @@ class Handlers:
                 ctx.now,
                 self_applied=self_applied,
             )
+        except LifecycleError:
+            raise  # answered "Not now: …" by `_run`, like every refused transition
         except Refusal as exc:
             return fail(f"Not filed: {exc}.")
         if req.state is RequestState.TRIAGE and req.self_applied:

@@ -286,14 +286,34 @@ def make_workload(
 
 
 def settings() -> Settings:
+    """The settings of a bot configured with the benchmark's group (no encryption, no
+    reminders, no digest: the benchmarks measure ingest), built as `bot.app` builds them."""
+    from bot.config import Config
     from bot.services.settings import Settings
+    from storage.keys import Keys
 
-    return Settings(
-        bot_user_id=BOT,
-        prefix=PREFIX,
-        main_room_id=MAIN_ROOM,
-        group_name="Bench Collaboration Group",
-        chairs=frozenset({CHAIR}),
+    config = Config.model_validate(
+        {
+            "matrix": {
+                "homeserver": "https://bench.example",
+                "user_id": BOT,
+                "password": "unused",
+                "command_prefix": PREFIX,
+                "encryption": "off",
+            },
+            "group": {
+                "name": "Bench Collaboration Group",
+                "main_room": MAIN_ROOM,
+                "chairs": [CHAIR],
+            },
+            "process": {"reminders": []},
+            "digest": {"schedule": ""},
+        },
+        context={"base_dir": Path("/nonexistent"), "env": {}},
+    )
+    keys = Keys(hums=b"bench hum key", markers=b"bench marker key")
+    return Settings.from_config(
+        config, main_room_id=MAIN_ROOM, keys=keys, space_id=None, bot_needs_power_entry=False
     )
 
 

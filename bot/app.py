@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.config import Config
+from bot.domain.errors import OperatorError
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
 from bot.matrix.crosssign import CrossSigningError, StoredVault, ensure_cross_signed
@@ -46,7 +47,7 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-class StartupError(Exception):
+class StartupError(OperatorError):
     """The bot cannot start; the message tells the operator what to do."""
 
 
@@ -92,8 +93,7 @@ class App:
         services."""
         await self.guard.acquire()
         await self.db.open()
-        m, g, p = self.config.matrix, self.config.group, self.config.process
-        d = self.config.digest
+        m, g = self.config.matrix, self.config.group
         password = m.password.get_secret_value() if m.password else None
         token = m.access_token.get_secret_value() if m.access_token else None
         try:
@@ -125,35 +125,12 @@ class App:
             repo = Repository(tx)
             for seed in g.members:
                 await repo.seed_member(seed.user_id, seed.stakeholder, seed.region, now)
-        settings = Settings(
-            bot_user_id=m.user_id,
-            prefix=m.command_prefix,
+        settings = Settings.from_config(
+            self.config,
             main_room_id=main_room_id,
-            group_name=g.name,
-            chairs=frozenset(g.chairs),
-            allowed_inviters=frozenset(m.allowed_inviters),
-            self_apply=g.self_apply,
-            dm_rooms_per_server=g.dm_rooms_per_server,
-            deadline_ms=p.deadline_ms,
-            min_deadline_ms=p.min_deadline_ms,
-            quorum=p.quorum,
-            marker_key=keys.markers,
-            bot_needs_power_entry=not _creator_privileged(room_version),
-            reminders_ms=p.reminders_ms,
-            group_tz=g.timezone,
+            keys=keys,
             space_id=space_id,
-            server_name=m.user_id.split(":", 1)[1],
-            digest_cron=d.cron.apscheduler_fields() if d.enabled and d.cron else None,
-            hum_key=keys.hums,
-            hum_min=p.hum_min,
-            appeal_window_ms=p.appeal_window_ms,
-            clock_skew_ms=p.clock_skew_ms,
-            contest_window_ms=p.contest_window_ms,
-            max_open_requests=p.max_open_requests,
-            applications_per_day=p.applications_per_day,
-            retention_ms=self.config.storage.retention_ms,
-            encryption=m.encryption,
-            undecryptable_notice_ms=m.undecryptable_notice_ms,
+            bot_needs_power_entry=not _creator_privileged(room_version),
         )
         engine = build_engine(
             settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers

@@ -198,11 +198,8 @@ EXIT_DATABASE = 2
 
 
 def _run(config_path: Path, verbose: bool, reset_cross_signing: bool = False) -> int:
-    from bot.app import App, StartupError
-    from bot.matrix.gateway import AuthLost
-    from storage.database import DatabaseError
-    from storage.lock import AlreadyRunning
-    from storage.postgres import LeaseLost
+    from bot.app import App
+    from bot.domain.errors import OperatorError
 
     config = _load(config_path)
     if config is None:
@@ -224,12 +221,9 @@ def _run(config_path: Path, verbose: bool, reset_cross_signing: bool = False) ->
 
     try:
         asyncio.run(main())
-    except DatabaseError as exc:
+    except OperatorError as exc:  # start-up, database, keys, lock, login: the operator's move
         print(f"consensus-bot: {exc}", file=sys.stderr)
-        return EXIT_DATABASE
-    except (AlreadyRunning, StartupError, AuthLost, LeaseLost) as exc:
-        print(f"consensus-bot: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     return 0
 
 

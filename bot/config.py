@@ -38,6 +38,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bot.domain.durations import DurationError, parse_duration
+from bot.domain.errors import OperatorError
 from bot.domain.hums import DEFAULT_HUM_MIN, MIN_HUMS_TO_REPORT
 from bot.domain.mxid import is_room_alias, is_user_id
 from bot.domain.ratelimit import DM_ROOMS_PER_SERVER
@@ -92,8 +93,10 @@ class ConfigIssue:
         return f"{self.path}: {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(OperatorError):
     """The configuration cannot be used; `issues` lists every problem found, in file order."""
+
+    exit_code = 2
 
     def __init__(self, issues: Sequence[ConfigIssue]) -> None:
         self.issues: list[ConfigIssue] = list(issues)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from bot.config import ConfigError, ConfigIssue, load_config
+from bot.domain.errors import OperatorError
 from storage.files import write_new_file
 
 Kind = Literal["password", "access_token"]
@@ -32,7 +33,7 @@ DEFAULT_NAME = "Collaboration Group"
 DEFAULT_TIMEZONE = "UTC"
 
 
-class InitError(Exception):
+class InitError(OperatorError):
     """`init` cannot go on; the message says why, for the operator."""
 
 

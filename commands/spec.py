@@ -10,10 +10,12 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from bot.domain.errors import Refusal
+
 T_co = TypeVar("T_co", covariant=True)
 
 
-class ConversionError(ValueError):
+class ConversionError(Refusal, ValueError):
     """An argument could not be read; the message is one sentence fit to show a user."""
 
 
@@ -57,6 +59,51 @@ class Section(enum.Enum):
     REQUESTS = "Filing a request"
     INFORMATION = "Information"
     CHAIR = "Chair tools"
+
+
+class Executor(enum.Enum):
+    """What runs a command: the key under which the services layer binds its handler.
+
+    Declared here, with the table, so that the binding is part of each command's one
+    declaration; the services check at start that every key has exactly one handler, and
+    this package never imports them (tests/unit/test_layering.py). Commands that differ only
+    in the position they take share `POSITION`.
+    """
+
+    POSITION = "position"
+    WITHDRAW = "withdraw"
+    HUM = "hum"
+    REQUEST = "request"
+    APPLY = "apply"
+    EDIT = "edit"
+    AFFIRM = "affirm"
+    ASK = "ask"
+    ANSWER = "answer"
+    MINE = "mine"
+    HELP = "help"
+    STATUS = "status"
+    LIST = "list"
+    MEMBERS = "members"
+    OBJECTIONS = "objections"
+    EXPORT = "export"
+    DISPOSE = "dispose"
+    CONTEST = "contest"
+    APPEAL = "appeal"
+    APPEAL_ANSWER = "appeal-answer"
+    DEADLINE = "deadline"
+    EXTEND = "extend"
+    CLOSE = "close"
+    CONFIRM = "confirm"
+    DECIDE = "decide"
+    REOPEN = "reopen"
+    REMIND = "remind"
+    TRIAGE = "triage"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    DIGEST = "digest"
+    MEMBER_ADD = "member-add"
+    MEMBER_REMOVE = "member-remove"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +196,9 @@ class CommandSpec:
     section: Section = Section.INFORMATION
     forwards: tuple[str, ...] = ()
     hint: str = ""
+    executor: Executor | None = None
+    """What runs the command (None only for a front word such as `vote`, never dispatched);
+    `commands.table` checks at import that every command has one and every key is used."""
     private_answer: bool = False
     """The answer carries a request's details (positions, reasons, objections, the record,
     applications): it is given only in that request's own room or the sender's direct chat

@@ -29,6 +29,7 @@ from commands.converters import (
 from commands.spec import (
     ANYWHERE,
     CommandSpec,
+    Executor,
     Option,
     Place,
     Positional,
@@ -114,6 +115,7 @@ TABLE: tuple[CommandSpec, ...] = (
         aliases=("yes", "agree", "+1", "approve", "lgtm"),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.POSITION,
     ),
     CommandSpec(
         "no-objection",
@@ -127,6 +129,7 @@ TABLE: tuple[CommandSpec, ...] = (
         aliases=("no objection", "no objections", "no concerns", "noobjection", "no_objection"),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.POSITION,
     ),
     CommandSpec(
         "concern",
@@ -138,6 +141,7 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("concern Not sure how much time they can give.",),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.POSITION,
     ),
     CommandSpec(
         "object",
@@ -157,6 +161,7 @@ TABLE: tuple[CommandSpec, ...] = (
         aliases=("no", "block", "-1", "nay"),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.POSITION,
     ),
     CommandSpec(
         "abstain",
@@ -169,6 +174,7 @@ TABLE: tuple[CommandSpec, ...] = (
         aliases=("pass",),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.POSITION,
     ),
     CommandSpec(
         "vote",
@@ -207,6 +213,7 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("recuse I work for the same organisation.",),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.POSITION,
     ),
     CommandSpec(
         "withdraw",
@@ -222,6 +229,7 @@ TABLE: tuple[CommandSpec, ...] = (
         aliases=("retract",),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.WITHDRAW,
     ),
     CommandSpec(
         "hum",
@@ -247,6 +255,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("hum for --request 7", "hum against loud --request 7", "hum for #7"),
         section=Section.POSITIONS,
+        executor=Executor.HUM,
     ),
     # Filing a request
     CommandSpec(
@@ -279,6 +288,7 @@ TABLE: tuple[CommandSpec, ...] = (
             'request "Sam Example" --deadline 21d Sam has run the regional exchange for years.',
         ),
         section=Section.REQUESTS,
+        executor=Executor.REQUEST,
     ),
     CommandSpec(
         "apply",
@@ -307,6 +317,7 @@ TABLE: tuple[CommandSpec, ...] = (
             "I operate an exchange point and want to contribute.",
         ),
         section=Section.REQUESTS,
+        executor=Executor.APPLY,
     ),
     CommandSpec(
         "edit",
@@ -332,6 +343,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("edit 4 --country Kenya --background 'AFRINIC member since 2012'",),
         section=Section.REQUESTS,
+        executor=Executor.EDIT,
     ),
     CommandSpec(
         "affirm",
@@ -342,6 +354,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="Only the applicant; the request card then says the principles are affirmed.",
         examples=("affirm 4",),
         section=Section.REQUESTS,
+        executor=Executor.AFFIRM,
     ),
     CommandSpec(
         "ask",
@@ -352,6 +365,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="The applicant is never in the request room and never sees who positioned how.",
         examples=("ask Which RIR region do you operate in?",),
         section=Section.REQUESTS,
+        executor=Executor.ASK,
     ),
     CommandSpec(
         "answer",
@@ -370,6 +384,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="Only the applicant; the answer is posted in the request room as yours.",
         examples=("answer 2 We operate in the AFRINIC region, from Nairobi.",),
         section=Section.REQUESTS,
+        executor=Executor.ANSWER,
     ),
     CommandSpec(
         "mine",
@@ -380,6 +395,7 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("mine", "mine 4"),
         section=Section.POSITIONS,
         private_answer=True,
+        executor=Executor.MINE,
     ),
     # Information
     CommandSpec(
@@ -390,6 +406,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("help", "help object", "help member add"),
         aliases=("?",),
+        executor=Executor.HELP,
     ),
     CommandSpec(
         "status",
@@ -403,6 +420,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("status", "status 7", "status #7"),
         private_answer=True,
+        executor=Executor.STATUS,
     ),
     CommandSpec(
         "list",
@@ -412,6 +430,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("list",),
         aliases=("requests",),
+        executor=Executor.LIST,
     ),
     CommandSpec(
         "members",
@@ -421,6 +440,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("members",),
         aliases=("roster",),
+        executor=Executor.MEMBERS,
     ),
     CommandSpec(
         "objections",
@@ -430,6 +450,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("objections", "objections 7"),
         private_answer=True,
+        executor=Executor.OBJECTIONS,
     ),
     CommandSpec(
         "export",
@@ -443,6 +464,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="The record lists every position and objection with its time and the outcome.",
         examples=("export", "export 7 --format csv"),
         private_answer=True,
+        executor=Executor.EXPORT,
     ),
     # Chair tools
     CommandSpec(
@@ -471,6 +493,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("dispose 3 addressed The applicant signed the principles on 2 May.",),
         section=Section.CHAIR,
+        executor=Executor.DISPOSE,
     ),
     CommandSpec(
         "contest",
@@ -492,6 +515,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("contest 3 The answer ignores the conflict of interest I raised.",),
         section=Section.POSITIONS,
+        executor=Executor.CONTEST,
     ),
     CommandSpec(
         "appeal",
@@ -508,6 +532,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("appeal 7 The draft ignored the objections from the Africa region.",),
         section=Section.POSITIONS,
+        executor=Executor.APPEAL,
     ),
     CommandSpec(
         "appeal-answer",
@@ -523,6 +548,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("appeal-answer 2 upheld The objections from Africa were not disposed of.",),
         section=Section.CHAIR,
+        executor=Executor.APPEAL_ANSWER,
     ),
     CommandSpec(
         "deadline",
@@ -533,6 +559,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="Not before the ballot has been open for process.min_deadline, unless --early.",
         examples=("deadline 10d", "deadline 2026-06-30T17:00Z"),
         section=Section.CHAIR,
+        executor=Executor.DEADLINE,
     ),
     CommandSpec(
         "extend",
@@ -546,6 +573,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("extend 3d",),
         section=Section.CHAIR,
+        executor=Executor.EXTEND,
     ),
     CommandSpec(
         "close",
@@ -556,6 +584,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="Not before the ballot has been open for process.min_deadline, unless --early.",
         examples=("close", "close --early 'The applicant withdrew; nothing to wait for.'"),
         section=Section.CHAIR,
+        executor=Executor.CLOSE,
     ),
     CommandSpec(
         "confirm",
@@ -573,6 +602,7 @@ TABLE: tuple[CommandSpec, ...] = (
             "confirm The objections about independence were answered by the charter's rule.",
         ),
         section=Section.CHAIR,
+        executor=Executor.CONFIRM,
     ),
     CommandSpec(
         "decide",
@@ -590,6 +620,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("decide decline The objection about conflicts of interest stands.",),
         section=Section.CHAIR,
+        executor=Executor.DECIDE,
     ),
     CommandSpec(
         "reopen",
@@ -600,6 +631,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="Works after the ballot closed, whether drafted or decided.",
         examples=("reopen 48h",),
         section=Section.CHAIR,
+        executor=Executor.REOPEN,
     ),
     CommandSpec(
         "remind",
@@ -609,6 +641,7 @@ TABLE: tuple[CommandSpec, ...] = (
         frozenset({Place.REQUEST}),
         examples=("remind",),
         section=Section.CHAIR,
+        executor=Executor.REMIND,
     ),
     CommandSpec(
         "triage",
@@ -620,6 +653,7 @@ TABLE: tuple[CommandSpec, ...] = (
         "once a chair accepts one.",
         examples=("triage",),
         section=Section.CHAIR,
+        executor=Executor.TRIAGE,
     ),
     CommandSpec(
         "accept",
@@ -630,6 +664,7 @@ TABLE: tuple[CommandSpec, ...] = (
         details="The ballot gets the default deadline, counted from now.",
         examples=("accept 4",),
         section=Section.CHAIR,
+        executor=Executor.ACCEPT,
     ),
     CommandSpec(
         "reject",
@@ -642,6 +677,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("reject 4 We only admit people with a background in Internet resources.",),
         section=Section.CHAIR,
+        executor=Executor.REJECT,
     ),
     CommandSpec(
         "cancel",
@@ -656,6 +692,7 @@ TABLE: tuple[CommandSpec, ...] = (
         "stop, and the record keeps it.",
         examples=("cancel 4 Filed twice by mistake.",),
         section=Section.CHAIR,
+        executor=Executor.CANCEL,
     ),
     CommandSpec(
         "digest",
@@ -665,6 +702,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ANYWHERE,
         examples=("digest",),
         section=Section.CHAIR,
+        executor=Executor.DIGEST,
     ),
     CommandSpec(
         "member add",
@@ -680,6 +718,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("member add @erin:example.org --stakeholder civil-society --region americas",),
         section=Section.CHAIR,
+        executor=Executor.MEMBER_ADD,
     ),
     CommandSpec(
         "member remove",
@@ -695,6 +734,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         examples=("member remove @erin:example.org",),
         section=Section.CHAIR,
+        executor=Executor.MEMBER_REMOVE,
     ),
 )
 
@@ -707,6 +747,20 @@ def normalize_name(text: str) -> str:
 
 COMMANDS: tuple[CommandSpec, ...] = tuple(s for s in TABLE if not s.forwards)
 """The commands a handler runs: the table without its front words (`vote`)."""
+
+
+def _check_executors() -> None:
+    """Every command names what runs it, a front word nothing, and every key is used: the
+    binding is total before the services bind a handler to each key."""
+    for spec in TABLE:
+        if (spec.executor is None) != bool(spec.forwards):
+            raise ValueError(f"{spec.name}: a command needs an executor, a front word none")
+    unused = set(Executor) - {spec.executor for spec in COMMANDS}
+    if unused:
+        raise ValueError(f"executors no command uses: {sorted(e.name for e in unused)}")
+
+
+_check_executors()
 
 
 def _index() -> dict[str, CommandSpec]:

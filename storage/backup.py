@@ -8,10 +8,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from bot.domain.errors import OperatorError
 from storage.files import DIR_MODE, create_private_file
 
 
-class BackupError(Exception):
+class BackupError(OperatorError):
     """A backup could not be written; the message says why."""
 
 

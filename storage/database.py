@@ -1,13 +1,14 @@
 """SQLite: one writer connection, explicit transactions, numbered migrations.
 
 Why statements run on the event loop's thread and not through a worker thread per call (as
-aiosqlite does): a sync batch runs about ten statements per event, each a few microseconds in
-SQLite, while a hand-off to a worker thread and back costs about 90 µs here — the hand-offs
-were most of the bot's ingest time (`make bench`, issue #16). So inside a transaction every
-statement runs inline, and only what can wait on the disk or on another process goes to the
-one database thread: opening and migrating, `BEGIN IMMEDIATE` (it may wait for a lock),
-`COMMIT` (the fsync that makes a batch durable with synchronous=FULL), backups and integrity
-checks. That is two hand-offs per batch instead of two per statement. All use of the
+aiosqlite does): a sync batch runs six to eight statements per reaction (6.4 measured over
+`make bench`'s ingest in issue 22, 8 when every reaction changes a position), each a few
+microseconds in SQLite, while a hand-off to a worker thread and back costs about 90 µs here —
+the hand-offs were most of the bot's ingest time (`make bench`, issue #16). So inside a
+transaction every statement runs inline, and only what can wait on the disk or on another
+process goes to the one database thread: opening and migrating, `BEGIN IMMEDIATE` (it may wait
+for a lock), `COMMIT` (the fsync that makes a batch durable with synchronous=FULL), backups and
+integrity checks. That is two hand-offs per batch instead of two per statement. All use of the
 connection is serialised by one asyncio lock, so the thread and the loop never use it at once.
 """
 
@@ -24,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.domain.errors import OperatorError
 from storage.files import create_private_file, make_private, make_private_dir, sqlite_files
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,11 @@ Params = Sequence[Any] | dict[str, Any]
 _T = TypeVar("_T")
 
 
-class DatabaseError(Exception):
+class DatabaseError(OperatorError):
     """The database cannot be used; the message tells the operator what to do."""
+
+    # Like a bad config, nothing changes until the operator acts: a supervisor should not loop.
+    exit_code = 2
 
 
 def bundled_migrations(package: str) -> list[tuple[int, str, str]]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
+from bot.domain.errors import OperatorError
+
 SCHEMES: Final = ("postgresql://", "postgres://")
 MASK: Final = "********"
 # Query parameters that are, or lead to, a password (passfile names the file holding it).
@@ -28,7 +30,7 @@ _ENCODE_HINT: Final = (
 )
 
 
-class DsnError(ValueError):
+class DsnError(OperatorError, ValueError):
     """The DSN cannot be used; the message quotes no part of it."""
 
 

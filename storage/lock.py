@@ -6,11 +6,12 @@ import fcntl
 import os
 from pathlib import Path
 
+from bot.domain.errors import OperatorError
 from storage.database import DatabaseError, dir_reason
 from storage.files import make_private_dir
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(OperatorError):
     """Another bot holds the database."""
 
 

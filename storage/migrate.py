@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.domain.errors import OperatorError
 from bot.domain.record import verify_json
 from storage.database import SCHEMA_VERSION, Database, DatabaseError
 from storage.lock import InstanceLock
 from storage.postgres import BOOKKEEPING_TABLES, PG_SCHEMA_VERSION, PostgresDatabase
 
 
-class MigrationError(Exception):
+class MigrationError(OperatorError):
     """The copy was refused or failed; nothing was written to the target."""
 
 

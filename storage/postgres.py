@@ -29,6 +29,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.domain.errors import OperatorError
 from storage.backend import Params
 from storage.database import DatabaseError, bundled_migrations
 from storage.dsn import describe_dsn
@@ -76,7 +77,7 @@ def keepalive_settings(failover_timeout_s: float) -> dict[str, str]:
     }
 
 
-class LeaseLost(Exception):
+class LeaseLost(OperatorError):
     """This bot is no longer the active one: another took over, or the lock is gone."""
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from bot.domain.errors import Refusal
+
 _UNITS_MS: dict[str, int] = {
     "s": 1_000,
     "m": 60_000,
@@ -21,7 +23,7 @@ _DURATION_FULL = re.compile(r"(?:\d{1,7}[smhdw])+")
 MAX_DURATION_MS = 3_650 * 86_400_000
 
 
-class DurationError(ValueError):
+class DurationError(Refusal, ValueError):
     """A duration or time could not be understood; the message is fit to show a user."""
 
 

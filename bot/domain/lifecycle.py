@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.domain.errors import Refusal
 from bot.domain.sense import Proposal
 
 
@@ -55,7 +56,7 @@ class Outcome(StrEnum):
     NO_CONSENSUS = "no-consensus"
 
 
-class LifecycleError(Exception):
+class LifecycleError(Refusal):
     """A transition that is not allowed now; the message is fit to show the chair."""
 
 

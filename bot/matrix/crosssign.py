@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from bot.domain.errors import OperatorError
 from bot.matrix.crypto import Crypto
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.matrix.keystore import CROSS_SIGNING
@@ -67,7 +68,7 @@ _DEVICE_SIGNING_UPLOAD_PATH = "/_matrix/client/v3/keys/device_signing/upload"
 _SIGNATURES_UPLOAD_PATH = "/_matrix/client/v3/keys/signatures/upload"
 
 
-class CrossSigningError(Exception):
+class CrossSigningError(OperatorError):
     """Cross-signing cannot go on without the operator: the message says what to do."""
 
 

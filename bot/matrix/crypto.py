@@ -56,6 +56,7 @@ from nio import (
 from nio.crypto import encrypt_attachment
 from nio.store import DefaultStore
 
+from bot.domain.errors import OperatorError
 from bot.matrix.decode import DECRYPTABLE_TYPES
 from bot.matrix.keystore import ACCOUNT, Change, KeyStore, Sealer, import_file_store
 from bot.matrix.rooms import MEGOLM
@@ -115,7 +116,7 @@ class KeyRows(Protocol):
         ...
 
 
-class CryptoError(Exception):
+class CryptoError(OperatorError):
     """Encryption cannot work as configured; the message tells the operator what to do."""
 
 

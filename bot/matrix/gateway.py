@@ -37,14 +37,16 @@ from nio import (
     UploadResponse,
 )
 
+from bot.domain.errors import BotError, OperatorError
 from bot.matrix.crypto import Crypto, KeyRows, encrypted_file
 from bot.matrix.decode import DECRYPTABLE_TYPES, load_json
 
 log = logging.getLogger(__name__)
 
 
-class GatewayError(Exception):
-    """A homeserver call failed."""
+class GatewayError(BotError):
+    """A homeserver call failed; `transient` says whether the same call may work later
+    (then it is retried like a `TransientError`), otherwise it is permanent."""
 
     def __init__(
         self,
@@ -88,7 +90,7 @@ class GatewayError(Exception):
         return " / ".join(parts)
 
 
-class AuthLost(Exception):
+class AuthLost(OperatorError):
     """The homeserver rejected the bot's access token: stop, nothing is marked failed."""
 
     def __init__(self, error: GatewayError) -> None:

@@ -43,6 +43,8 @@ from nio.crypto import (
     SessionStore,
 )
 
+from bot.domain.errors import OperatorError
+
 log = logging.getLogger(__name__)
 
 # Kinds of rows (`kind` column); the `key` column says which one of its kind.
@@ -58,7 +60,7 @@ CROSS_SIGNING = "cross_signing"  # key "": the private cross-signing keys (bot/m
 Change = tuple[str, str, str | None]  # (kind, key, sealed value; None deletes the row)
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(OperatorError):
     """The stored keys cannot be read with this key file (wrong or damaged file or rows)."""
 
 

@@ -27,6 +27,7 @@ from bot.domain.counting import (
     still_eligible,
 )
 from bot.domain.durations import format_duration
+from bot.domain.errors import Refusal
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report_given
 from bot.domain.intake import incomplete
 from bot.domain.ledger import PositionInput, Source
@@ -371,23 +372,23 @@ class Ballots:
     ) -> Request:
         """File a request. A member's or chair's request opens its room at once; an
         application by direct message waits for a chair's triage, so nothing reaches the
-        members on an outsider's say-so. Raises ValueError with a user message."""
+        members on an outsider's say-so. Raises Refusal with a user message."""
         existing = await repo.request_by_filing(filed_event_id)
         if existing is not None:
             return existing
         s = self.settings
         open_one = await repo.request_for(applicant.applicant, IN_PROGRESS)
         if open_one is not None:
-            raise ValueError(f"request #{open_one} for {applicant.applicant} is still open")
+            raise Refusal(f"request #{open_one} for {applicant.applicant} is still open")
         user_id = applicant.user_id
         if user_id is not None:
             member = await repo.member(user_id)
             if member is not None and member.active:
-                raise ValueError(f"{user_id} is already a member of the group")
+                raise Refusal(f"{user_id} is already a member of the group")
         if self_applied:
             today = await repo.filed_by(filed_by, since=now - DAY_MS, self_applied=True)
             if len(today) >= s.applications_per_day:
-                raise ValueError(
+                raise Refusal(
                     "you already applied today; a chair will look at your application "
                     f"(#{today[-1].id}) before anything else happens"
                 )
@@ -395,13 +396,13 @@ class Ballots:
             mine = [r for r in await repo.filed_by(filed_by) if r.state in UNDECIDED]
             if len(mine) >= s.max_open_requests:
                 numbers = ", ".join(f"#{r.id}" for r in mine)
-                raise ValueError(
+                raise Refusal(
                     f"you have {len(mine)} requests still undecided ({numbers}); wait for "
                     "one of them, or ask a chair to file this one"
                 )
         due = deadline_at if deadline_at is not None else now + s.deadline_ms
         if due - now < s.min_deadline_ms:
-            raise ValueError(
+            raise Refusal(
                 "the deadline must be at least "
                 f"{format_duration(s.min_deadline_ms)} away, so every region "
                 "can take part"

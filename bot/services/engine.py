@@ -129,7 +129,8 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             out = Outbox(repo, now)
-            # One query for what was applied before, one statement to mark this batch.
+            # One query per 500 events for what was applied before, one `executemany` to
+            # mark this batch.
             seen = await repo.seen_among([e.event_id for e in batch.events])
             applied: list[tuple[str, str]] = []
             for event in batch.events:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from bot.domain.counting import DEFAULT_SKEW_MS
+from bot.domain.errors import Refusal
 from bot.domain.lifecycle import FINAL
 from bot.domain.record import (
     DatedObjection,
@@ -37,7 +38,7 @@ MEDIA_TYPES: dict[Format, str] = {
 }
 
 
-class ExportError(Exception):
+class ExportError(Refusal):
     """The record cannot be exported; the message is fit to show a member or operator."""
 
 

@@ -17,6 +17,7 @@ from bot.domain.clock_rules import format_when
 from bot.domain.countries import lookup as lookup_country
 from bot.domain.countries import suggest as suggest_country
 from bot.domain.durations import format_duration
+from bot.domain.errors import Refusal
 from bot.domain.intake import incomplete, missing_fields
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import (
@@ -63,7 +64,7 @@ from bot.services.settings import Settings
 from commands.converters import MAX_AHEAD_DAYS, MAX_AHEAD_MS
 from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
-from commands.spec import ANYWHERE, CommandSpec, Place, Role
+from commands.spec import ANYWHERE, CommandSpec, Executor, Place, Role
 from commands.table import COMMANDS
 from storage.repo import Member, Repository
 
@@ -185,51 +186,51 @@ class Handlers:
         self.ballots = ballots
         self.calendar = calendar
         self.limiter = limiter  # per sender: members generous, outsiders strict
-        position = self.position
-        self.table: dict[str, Handler] = {
-            "help": self.help,
-            "request": self.request,
-            "apply": self.apply,
-            "support": position,
-            "no-objection": position,
-            "concern": position,
-            "object": position,
-            "abstain": position,
-            "recuse": position,
-            "withdraw": self.withdraw,
-            "hum": self.hum,
-            "status": self.status,
-            "list": self.list,
-            "members": self.members,
-            "objections": self.objections,
-            "dispose": self.dispose,
-            "deadline": self.deadline,
-            "extend": self.extend,
-            "close": self.close,
-            "confirm": self.confirm,
-            "decide": self.decide,
-            "reopen": self.reopen,
-            "remind": self.remind,
-            "digest": self.digest,
-            "triage": self.triage,
-            "affirm": self.affirm,
-            "edit": self.edit,
-            "ask": self.ask,
-            "answer": self.answer,
-            "mine": self.mine,
-            "contest": self.contest,
-            "appeal": self.appeal,
-            "appeal-answer": self.appeal_answer,
-            "accept": self.accept,
-            "reject": self.reject,
-            "cancel": self.cancel,
-            "member add": self.member_add,
-            "member remove": self.member_remove,
-            "export": self.export,
+        # The one binding of executors (declared per command in `commands.table`) to code:
+        # total, checked here, so a command can never reach a missing handler.
+        executors: dict[Executor, Handler] = {
+            Executor.HELP: self.help,
+            Executor.REQUEST: self.request,
+            Executor.APPLY: self.apply,
+            Executor.POSITION: self.position,
+            Executor.WITHDRAW: self.withdraw,
+            Executor.HUM: self.hum,
+            Executor.STATUS: self.status,
+            Executor.LIST: self.list,
+            Executor.MEMBERS: self.members,
+            Executor.OBJECTIONS: self.objections,
+            Executor.DISPOSE: self.dispose,
+            Executor.DEADLINE: self.deadline,
+            Executor.EXTEND: self.extend,
+            Executor.CLOSE: self.close,
+            Executor.CONFIRM: self.confirm,
+            Executor.DECIDE: self.decide,
+            Executor.REOPEN: self.reopen,
+            Executor.REMIND: self.remind,
+            Executor.DIGEST: self.digest,
+            Executor.TRIAGE: self.triage,
+            Executor.AFFIRM: self.affirm,
+            Executor.EDIT: self.edit,
+            Executor.ASK: self.ask,
+            Executor.ANSWER: self.answer,
+            Executor.MINE: self.mine,
+            Executor.CONTEST: self.contest,
+            Executor.APPEAL: self.appeal,
+            Executor.APPEAL_ANSWER: self.appeal_answer,
+            Executor.ACCEPT: self.accept,
+            Executor.REJECT: self.reject,
+            Executor.CANCEL: self.cancel,
+            Executor.MEMBER_ADD: self.member_add,
+            Executor.MEMBER_REMOVE: self.member_remove,
+            Executor.EXPORT: self.export,
         }
-        missing = {c.name for c in COMMANDS} - set(self.table)
-        if missing:
-            raise RuntimeError(f"commands without a handler: {sorted(missing)}")
+        unbound = set(Executor) - set(executors)
+        if unbound:
+            raise RuntimeError(f"executors without a handler: {sorted(e.name for e in unbound)}")
+        # By command name, for the dispatcher (and for tests that stand a handler in).
+        self.table: dict[str, Handler] = {
+            c.name: executors[c.executor] for c in COMMANDS if c.executor is not None
+        }
 
     def when(self, ctx: Ctx, ms: int) -> str:
         """A moment as the reader reads it: in a direct message in the member's own zone,
@@ -380,7 +381,7 @@ class Handlers:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
             return fail(f"Not now: {exc}.")
-        except _Refused as exc:
+        except Refusal as exc:  # only a refusal's text reaches the user: a bug's goes to the log
             return fail(str(exc))
 
     @staticmethod
@@ -449,10 +450,10 @@ class Handlers:
         if number is None:
             if ctx.room_request is not None:
                 return ctx.room_request
-            raise _Refused(f"which request? Add --request N (see {self.prefix} list).")
+            raise Refusal(f"which request? Add --request N (see {self.prefix} list).")
         req = await ctx.repo.request(int(number))
         if req is None:
-            raise _Refused(f"there is no request #{number}.")
+            raise Refusal(f"there is no request #{number}.")
         return req
 
     # --- handlers ---------------------------------------------------------------------
@@ -492,7 +493,7 @@ class Handlers:
             if found is None:
                 hints = suggest_country(str(args["country"]))
                 maybe = f" Did you mean {' or '.join(hints)}?" if hints else ""
-                raise _Refused(f"I do not know the country {args['country']!r}.{maybe}")
+                raise Refusal(f"I do not know the country {args['country']!r}.{maybe}")
             country = found.alpha2
             region = region or found.itu_region
         return Applicant(
@@ -572,7 +573,9 @@ class Handlers:
                 ctx.now,
                 self_applied=self_applied,
             )
-        except ValueError as exc:
+        except LifecycleError:
+            raise  # answered "Not now: …" by `_run`, like every refused transition
+        except Refusal as exc:
             return fail(f"Not filed: {exc}.")
         if req.state is RequestState.TRIAGE and req.self_applied:
             return Reply(
@@ -620,7 +623,7 @@ class Handlers:
     ) -> Reply:
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
             return fail(f"the ballot of request #{req.id} is not open.", req.id)
@@ -668,7 +671,7 @@ class Handlers:
             return await self.list(ctx, args)
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         sense = await self.ballots.sense(ctx.repo, req)
         hums = await self.ballots.hums(ctx.repo, req)
@@ -736,7 +739,7 @@ class Handlers:
         """`objections [N]`."""
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         objections = await ctx.repo.objections(req.id)
         if not objections:
@@ -881,10 +884,10 @@ class Handlers:
         if not wait:
             return None
         if early is None:
-            raise _Refused(early_refusal(wait, command, self.prefix) + ".")
+            raise Refusal(early_refusal(wait, command, self.prefix) + ".")
         problem = rationale_problem(str(early), "acting before the minimum deadline")
         if problem:
-            raise _Refused(problem + ".")
+            raise Refusal(problem + ".")
         return render.clean(str(early), 2_000)
 
     async def _note_early(self, ctx: Ctx, req: Request, early: str | None) -> None:
@@ -1018,7 +1021,7 @@ class Handlers:
         """`hum for|against [soft|loud] --request N`, by direct message only."""
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         if req.state is not RequestState.OPEN:
             return fail(f"the ballot of request #{req.id} is not open.")
@@ -1334,7 +1337,7 @@ class Handlers:
         number = int(args["request"])
         req = await ctx.repo.request(number)
         if req is None:
-            raise _Refused(f"there is no request #{number} (see {self.prefix} list).")
+            raise Refusal(f"there is no request #{number} (see {self.prefix} list).")
         return req
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1346,7 +1349,7 @@ class Handlers:
         """`export [N] [--format json|csv|md]`: upload the decision record as a file."""
         try:
             req = await self._target(ctx, args)
-        except _Refused as exc:
+        except Refusal as exc:
             return fail(str(exc))
         fmt: Format = args.get("format") or "json"
         s = self.settings
@@ -1430,7 +1433,3 @@ class Handlers:
             "still open (an objection they raised stays until a chair disposes of it); closed "
             "and decided requests keep the count they had.",
         )
-
-
-class _Refused(Exception):
-    """A handler refuses with a user-fit message."""

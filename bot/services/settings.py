@@ -4,44 +4,90 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.domain.counting import DEFAULT_SKEW_MS
-from bot.domain.ratelimit import DM_ROOMS_PER_SERVER
+from bot.config import Config
+from storage.keys import Keys
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The resolved settings every service reads; built once by the composition root."""
+    """The resolved settings every service reads. Built by `from_config` only: every value
+    comes from the `Config` (whose defaults are the only defaults), the keys from the key
+    file and the rest from the server at start, so nothing here has a default of its own."""
 
     bot_user_id: str
     prefix: str
     main_room_id: str
     group_name: str
     chairs: frozenset[str]
-    allowed_inviters: frozenset[str] = frozenset()
-    self_apply: bool = True
-    deadline_ms: int = 14 * 86_400_000
-    min_deadline_ms: int = 72 * 3_600_000
-    quorum: float = 0.5
-    marker_key: bytes = b"dev"  # HMAC key of the secret tokens in room markers
-    bot_needs_power_entry: bool = False  # room versions before 12 do not privilege creators
-    reminders_ms: tuple[int, ...] = ()
-    group_tz: str = "UTC"
-    space_id: str | None = None
-    server_name: str = ""
-    digest_cron: dict[str, str] | None = None
-    hum_key: bytes = b"dev"  # HMAC key under which hums are stored
-    hum_min: int = 5  # fewest hums of eligible members before any loudness is reported
-    appeal_window_ms: int | None = 14 * 86_400_000
-    contest_window_ms: int = 48 * 3_600_000
-    clock_skew_ms: int = DEFAULT_SKEW_MS
-    max_open_requests: int = 3  # undecided requests one member may have filed
-    applications_per_day: int = 1  # applications by direct message per account and day
-    retention_ms: int = 30 * 86_400_000  # how long sent messages and processed IDs are kept
-    encryption: str = "off"  # matrix.encryption: "required" | "on" | "off"
-    undecryptable_notice_ms: int = 10 * 60_000  # unreadable this long: tell the sender once
+    allowed_inviters: frozenset[str]
+    self_apply: bool
+    deadline_ms: int
+    min_deadline_ms: int
+    quorum: float
+    marker_key: bytes  # HMAC key of the secret tokens in room markers
+    bot_needs_power_entry: bool  # room versions before 12 do not privilege creators
+    reminders_ms: tuple[int, ...]
+    group_tz: str
+    space_id: str | None
+    server_name: str
+    digest_cron: dict[str, str] | None
+    hum_key: bytes  # HMAC key under which hums are stored
+    hum_min: int  # fewest hums of eligible members before any loudness is reported
+    appeal_window_ms: int | None
+    contest_window_ms: int
+    clock_skew_ms: int
+    max_open_requests: int  # undecided requests one member may have filed
+    applications_per_day: int  # applications by direct message per account and day
+    retention_ms: int  # how long sent messages and processed IDs are kept
+    encryption: str  # matrix.encryption: "required" | "on" | "off"
+    undecryptable_notice_ms: int  # unreadable this long: tell the sender once
     # group.dm_rooms_per_server: direct chats the bot keeps with outsiders of one server
     # (one each at most); past it, new direct-chat invites from there are refused.
-    dm_rooms_per_server: int = DM_ROOMS_PER_SERVER
+    dm_rooms_per_server: int
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        main_room_id: str,
+        keys: Keys,
+        space_id: str | None,
+        bot_needs_power_entry: bool,
+    ) -> Settings:
+        """The settings of a configured bot: `main_room_id` and `space_id` as resolved on
+        the server, `keys` from the key file, `bot_needs_power_entry` from the room version."""
+        m, g, p, d = config.matrix, config.group, config.process, config.digest
+        return cls(
+            bot_user_id=m.user_id,
+            prefix=m.command_prefix,
+            main_room_id=main_room_id,
+            group_name=g.name,
+            chairs=frozenset(g.chairs),
+            allowed_inviters=frozenset(m.allowed_inviters),
+            self_apply=g.self_apply,
+            deadline_ms=p.deadline_ms,
+            min_deadline_ms=p.min_deadline_ms,
+            quorum=p.quorum,
+            marker_key=keys.markers,
+            bot_needs_power_entry=bot_needs_power_entry,
+            reminders_ms=p.reminders_ms,
+            group_tz=g.timezone,
+            space_id=space_id,
+            server_name=m.user_id.split(":", 1)[1],
+            digest_cron=d.cron.apscheduler_fields() if d.enabled and d.cron else None,
+            hum_key=keys.hums,
+            hum_min=p.hum_min,
+            appeal_window_ms=p.appeal_window_ms,
+            contest_window_ms=p.contest_window_ms,
+            clock_skew_ms=p.clock_skew_ms,
+            max_open_requests=p.max_open_requests,
+            applications_per_day=p.applications_per_day,
+            retention_ms=config.storage.retention_ms,
+            encryption=m.encryption,
+            undecryptable_notice_ms=m.undecryptable_notice_ms,
+            dm_rooms_per_server=g.dm_rooms_per_server,
+        )
 
     @property
     def encrypts(self) -> bool:

@@ -16,9 +16,9 @@ from bot.domain.positions import Position
 from bot.domain.request import Applicant
 from bot.services.ballots import Ballots
 from bot.services.outbox import Outbox
-from bot.services.settings import Settings
 from storage.database import Database
 from storage.repo import Repository
+from tests.unit.test_engine import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAIRS = frozenset({"@chair:example.org"})
@@ -251,9 +251,7 @@ def test_the_record_carries_hums_as_loudness_only(
     async def hum() -> None:
         db = Database(db_path)
         await db.open()
-        settings = Settings(
-            "@bot:x", "!cb", "!main:x", "Example Collaboration Group", CHAIRS, hum_min=5
-        )
+        settings = make_settings(group_name="Example Collaboration Group", chairs=CHAIRS)
         ballots = Ballots(settings)
         async with db.transaction() as tx:
             repo = Repository(tx)
@@ -295,5 +293,5 @@ def test_the_record_carries_hums_as_loudness_only(
     assert record["hums"] == {"for": "loud", "against": "soft"}
     # No stored hum key (which would tie a hum to its row) reaches the record.
     text = json.dumps(record)
-    ballots = Ballots(Settings("@bot:x", "!cb", "!main:x", "G", CHAIRS))
+    ballots = Ballots(make_settings(chairs=CHAIRS))
     assert all(ballots.hummer(1, f"@h{n}:example.org") not in text for n in range(1, 6))

@@ -24,6 +24,7 @@ from commands import (
     CommandSpec,
     ConversionError,
     DurationArg,
+    Executor,
     ParsedCommand,
     ParseFailure,
     Place,
@@ -43,6 +44,7 @@ from commands import (
     render_topic_help,
     usage,
 )
+from commands import table as table_module
 from commands.converters import MAX_AHEAD_DAYS, MAX_AHEAD_MS
 
 P = "!cb"
@@ -640,3 +642,26 @@ def test_when_is_a_moment_within_the_cap_or_a_conversion_error(text: str, now: i
         assert message.endswith(".")
     else:
         assert now < moment <= now + MAX_AHEAD_MS
+
+
+# ---- each command's executor is bound in the table ---------------------------------------
+
+
+def test_each_command_binds_its_executor_in_the_table_and_every_executor_is_used() -> None:
+    for spec in TABLE:
+        assert (spec.executor is None) == bool(spec.forwards), spec.name
+    assert {spec.executor for spec in COMMANDS} == set(Executor)
+
+
+def test_a_command_without_an_executor_or_an_unused_executor_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stray = CommandSpec("stray", "Stray.", (), Role.ANYONE, frozenset(Place))
+    monkeypatch.setattr(table_module, "TABLE", (*TABLE, stray))
+    with pytest.raises(ValueError, match="stray: a command needs an executor"):
+        table_module._check_executors()
+    monkeypatch.setattr(table_module, "TABLE", TABLE)
+    without_help = tuple(c for c in COMMANDS if c.executor is not Executor.HELP)
+    monkeypatch.setattr(table_module, "COMMANDS", without_help)
+    with pytest.raises(ValueError, match=r"executors no command uses: \['HELP'\]"):
+        table_module._check_executors()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import tempfile
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.app import build_engine
+from bot.config import Config
 from bot.domain.counting import Ballot, Redaction, count
+from bot.domain.errors import Refusal
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import Outcome, RequestState
 from bot.domain.objections import ObjectionState
@@ -42,8 +46,10 @@ from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
 from bot.services.outbox import Doorbell
+from commands import COMMANDS
 from storage.backend import Backend
 from storage.database import Database
+from storage.keys import Keys
 from storage.postgres import PostgresDatabase
 from storage.repo import OutboxItem, Repository
 
@@ -78,19 +84,34 @@ class ManualClock:
         self.now += ms
 
 
+# What the engine tests run with, written as an operator would write the config: only the
+# values that differ from the config's defaults are given.
+TEST_CONFIG: dict[str, Any] = {
+    "matrix": {
+        "homeserver": "https://x",
+        "user_id": BOT,
+        "password": "unused",
+        "command_prefix": "!cb",
+        "encryption": "off",  # the unit layer has no crypto store (test_held_events turns it on)
+    },
+    "group": {"name": "Test Group", "main_room": MAIN, "chairs": [CHAIR]},
+    "process": {"reminders": [], "quorum": 0.5},
+    "digest": {"schedule": ""},
+}
+TEST_KEYS = Keys(hums=b"test hum key", markers=b"test marker key")
+
+
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "bot_user_id": BOT,
-        "prefix": "!cb",
-        "main_room_id": MAIN,
-        "group_name": "Test Group",
-        "chairs": frozenset({CHAIR}),
-        "quorum": 0.5,
-        # Scenarios close ballots at once; the minimum deadline has its own tests.
-        "min_deadline_ms": 0,
-    }
-    values.update(overrides)
-    return Settings(**values)
+    """`Settings.from_config` over `TEST_CONFIG`, then `overrides` (values the config cannot
+    express, such as no minimum deadline, or a test's own)."""
+    config = Config.model_validate(
+        TEST_CONFIG, context={"base_dir": Path("/nonexistent"), "env": {}}
+    )
+    settings = Settings.from_config(
+        config, main_room_id=MAIN, keys=TEST_KEYS, space_id=None, bot_needs_power_entry=False
+    )
+    # Scenarios close ballots at once; the minimum deadline has its own tests.
+    return replace(settings, **{"min_deadline_ms": 0, **overrides})
 
 
 class World:
@@ -903,6 +924,44 @@ async def test_a_failing_event_is_set_aside_and_the_batch_goes_on(
     assert "secret detail" not in body
 
 
+async def test_a_bugs_value_error_text_never_reaches_the_room(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a `Refusal`'s text is shown to users: a bug's ValueError inside a handler (here
+    while filing, whose refusals once were ValueErrors too) becomes "something went wrong"."""
+    w = world
+
+    async def buggy(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("secret bug detail")
+
+    monkeypatch.setattr(w.engine.handlers.ballots, "file_request", buggy)
+    filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
+    result = await w.apply(filing)
+    assert result.failed == 1
+    body = (await w.reply_to(filing.event_id))["body"]
+    assert f"Something went wrong (ref {result.refs[0]})" in body
+    everything = [json.dumps(i.payload) for i in await w.pending()]
+    assert everything
+    assert not [p for p in everything if "secret bug detail" in p]
+
+
+async def test_a_refusal_text_reaches_the_user(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the rule: a `Refusal` raised in a handler is the answer itself."""
+    w = world
+
+    async def refusing(*args: Any, **kwargs: Any) -> Any:
+        raise Refusal("the group is not taking applications this week")
+
+    monkeypatch.setattr(w.engine.handlers.ballots, "file_request", refusing)
+    filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
+    result = await w.apply(filing)
+    assert (result.applied, result.failed) == (1, 0)
+    body = (await w.reply_to(filing.event_id))["body"]
+    assert "Not filed: the group is not taking applications this week." in body
+
+
 async def test_a_failing_reaction_is_set_aside_silently(
     opened: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1046,3 +1105,11 @@ def test_batching_and_replays_do_not_change_positions(
         positions, ledger = asyncio.run(run_plan(plan))
         assert positions == expected, name
         assert ledger == expected, name
+
+
+async def test_every_command_is_bound_to_its_executors_handler(world: World) -> None:
+    """The services bind one handler per executor key of `commands.table`, totally."""
+    table = world.engine.handlers.table
+    assert set(table) == {c.name for c in COMMANDS}
+    assert table["support"] == table["object"] == world.engine.handlers.position
+    assert table["member add"] == world.engine.handlers.member_add

@@ -3,9 +3,12 @@ carries the machine-readable block, `m.notice` and explicit mentions."""
 
 from __future__ import annotations
 
+import ast
 import html
+import re
 import unicodedata
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,7 +23,8 @@ from bot.matrix import render
 
 NOW = 1_800_000_000_000
 DAY = 86_400_000
-KINDS = {"request_card", "ballot", "reminder", "summary", "outcome", "digest", "reply"}
+KINDS = {"request_card", "ballot", "tally", "reminder", "summary", "outcome", "digest", "reply"}
+ROOT = Path(__file__).resolve().parents[2]
 
 # Bidi embeddings, overrides and isolates (Trojan Source) and zero-width characters.
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -366,3 +370,37 @@ def test_a_summary_for_a_huge_ballot_stays_under_the_event_size_limit() -> None:
     data = msg.content()["consensus_bot"]
     assert len(data["did_not_take_part"]) == MAX_LISTED
     assert data["did_not_take_part_count"] == 4_000
+
+
+def _kinds_sent() -> set[str]:
+    """Every `consensus_bot` kind the code makes: the literal first argument of each
+    `Message(…)` and `notice(…)`, and every literal `"kind"` of a content dictionary."""
+    kinds: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        if "devtools" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and node.args:
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                first = node.args[0]
+                if name in ("Message", "notice") and isinstance(first, ast.Constant):
+                    kinds.add(str(first.value))
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if (
+                        isinstance(key, ast.Constant)
+                        and key.value == "kind"
+                        and isinstance(value, ast.Constant)
+                        and not str(value.value).startswith("org.matrix.")  # a poll's kind
+                    ):
+                        kinds.add(str(value.value))
+    return kinds
+
+
+def test_the_contract_lists_every_message_kind_the_bot_sends() -> None:
+    contract = (ROOT / "docs" / "design" / "contract.md").read_text(encoding="utf-8")
+    section = contract.split("## Machine-readable content", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.search(r"the eight kinds\s+(.*?)\n\(", section, re.S).group(1).split())  # type: ignore[union-attr]
+    listed = {word.strip("`,") for word in listed} - {"", "and"}
+    assert _kinds_sent() == KINDS
+    assert listed == KINDS

@@ -1,0 +1,33 @@
+"""The one exception hierarchy: who is meant to read an error decides its branch.
+
+- `Refusal`: the bot declines what a user asked; its text is written for that user and is
+  the only exception text a command's answer may carry.
+- `OperatorError`: the bot cannot run as configured (configuration, start-up, database,
+  keys); its text tells the operator what to do and `exit_code` is what the process returns.
+- `TransientError`: a call that may work later (the homeserver is unreachable or busy).
+
+Anything else escaping a handler is a bug: the user sees "something went wrong (ref …)"
+and the traceback goes to the log under that reference, never the exception's text.
+It lives in the domain (standard library only) so every layer, the domain included, can
+import it without breaking the dependency rule (tests/unit/test_layering.py).
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """The root of every error the bot raises on purpose."""
+
+
+class Refusal(BotError):
+    """The bot declines a user's request; the message is one user-fit sentence."""
+
+
+class OperatorError(BotError):
+    """The bot cannot run until the operator acts; the message says what to do."""
+
+    exit_code: int = 1  # what the process exits with when this stops it
+
+
+class TransientError(BotError):
+    """A failure that may go away by itself: retry later."""

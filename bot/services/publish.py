@@ -1,0 +1,81 @@
+"""The public site of decisions, at the edge: gather the frozen records, write the files.
+
+`gather` reads every decided request's frozen record segments (the same bytes `export`
+returns) and the applicant's country, kind and consent; `bot.domain.publish.build_site`
+renders them; `write_site` writes the files into a fresh temporary directory beside the
+target and swaps it in by renaming, so a web server never serves a half-written site.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.domain.countries import lookup
+from bot.domain.lifecycle import RequestState
+from bot.domain.publish import Decision, PublishOptions, build_site
+from bot.domain.record_render import render_markdown
+from storage.repo import Repository
+
+
+async def gather(repo: Repository) -> list[Decision]:
+    """Every decided request with its frozen record segments (undecided ones never)."""
+    decisions = []
+    for req in await repo.requests([RequestState.DECIDED]):
+        frozen = await repo.frozen_records(req.id)
+        if req.outcome is None or not frozen:
+            continue
+        a = req.applicant
+        country = lookup(a.country) if a.country else None
+        decisions.append(
+            Decision(
+                segments=tuple(f.body for f in frozen),
+                markdown=tuple(render_markdown(json.loads(f.body)) for f in frozen),
+                kind=a.kind,
+                country=country.name if country else a.country,
+                consent=bool(getattr(req, "publish_consent", False)),
+            )
+        )
+    return decisions
+
+
+def write_site(files: dict[str, str], out: Path) -> None:
+    """Write `files` (relative path → text) as the directory `out`, swapped in by rename.
+
+    The new site is written in full beside `out` first; an existing `out` is moved aside
+    and the new one renamed into place (two renames: a reader sees the old site or the new
+    one, at worst for an instant neither), then the old one is removed."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ValueError(f"refusing to write outside the site: {rel!r}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="")
+        os.chmod(tmp, 0o755)  # noqa: S103  # mkdtemp makes it private; a web server reads it
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "site")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+async def site_files(
+    repo: Repository, *, group: str, options: PublishOptions, now_ms: int
+) -> dict[str, str]:
+    """Gather the decisions and render the site's files (`write_site` writes them)."""
+    decisions = await gather(repo)
+    updated = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return build_site(decisions, group=group, options=options, updated_iso=updated)

@@ -418,7 +418,7 @@ def _publish(config_path: Path, out: Path) -> int:
             return await site_files(
                 Repository(tx),
                 group=config.group.name,
-                options=PublishOptions(),
+                options=PublishOptions(config.publish.names_beside_objections),
                 now_ms=int(time.time() * 1000),
             )
 

@@ -37,7 +37,7 @@ async def gather(repo: Repository) -> list[Decision]:
                 markdown=tuple(render_markdown(json.loads(f.body)) for f in frozen),
                 kind=a.kind,
                 country=country.name if country else a.country,
-                consent=bool(getattr(req, "publish_consent", False)),
+                consent=req.publish_consent is True,
             )
         )
     return decisions

@@ -303,3 +303,49 @@ def test_publish_refuses_paths_outside_the_site(tmp_path: Path) -> None:
         write_site({"../escape.html": "x"}, tmp_path / "site")
     assert not (tmp_path / "escape.html").exists()
     assert not (tmp_path / "site").exists()
+
+
+async def test_publish_names_the_applicant_only_with_consent(world: World) -> None:
+    async with world.db.transaction() as tx:
+        await Repository(tx).update_request(1, publish_consent=True)
+        await Repository(tx).update_request(2, publish_consent=False)
+    files = await _site(world)
+    # The name as the frozen record holds it (no name was given: the Matrix ID).
+    assert f"Request 1: {ERIN}" in files["decisions/1/index.html"]
+    declined = files["decisions/2/index.html"]
+    assert "Request 2: an organisation from Kenya" in declined
+    assert "@frank:x" not in declined
+
+
+async def test_publish_consent_is_asked_at_intake_and_stored(tmp_path: Path) -> None:
+    w = await make_world(tmp_path / "intake.db")
+    try:
+        dm = "!dm-mallory:x"
+        await w.engine.remember_dm("@mallory:x", dm)
+        steps = [
+            "!cb apply --country Nepal --stakeholder technical-community "
+            "--background 'APNIC member; RFC 9999 co-author' I run a registry.",
+            "!cb affirm 1",
+        ]
+        for body in steps:
+            w.clock.advance(20_000)
+            await w.apply(w.command("@mallory:x", body, room=dm))
+        assert (await w.request(1)).publish_consent is None
+        asked = [
+            str(m.payload.get("body", ""))
+            for m in await w.messages()
+            if m.room_id == dm and "May your name and organisation be published" in str(m.payload)
+        ]
+        assert asked  # the complete application asks for consent
+        w.clock.advance(20_000)
+        answer = w.command("@mallory:x", "!cb apply - --publish yes", room=dm)
+        await w.apply(answer)
+        assert (await w.request(1)).publish_consent is True
+        body = str((await w.reply_to(answer.event_id))["body"])
+        assert "It is complete" in body
+        assert "May your name" not in body  # answered: not asked again
+        w.clock.advance(20_000)
+        await w.apply(w.command("@mallory:x", "!cb apply - --publish no", room=dm))
+        assert (await w.request(1)).publish_consent is False
+    finally:
+        await w.db.close()

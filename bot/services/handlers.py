@@ -1187,7 +1187,9 @@ class Handlers:
             until = format_when(reopened.deadline_at, self.settings.group_tz, now_ms=ctx.now)
             text += f"\nThe ballot is open again until {until}.{note}"
         elif req.state is RequestState.DECIDED:
-            await self.ballots.refreeze(ctx.repo, req, ctx.now)  # the record gains the answer
+            await self.ballots.refreeze(
+                ctx.repo, ctx.out, req, ctx.now
+            )  # the record gains the answer
         await ctx.out.message(
             render.notice("reply", req.id, text, (appeal.member,), event="appeal-answer"),
             request_id=req.id,

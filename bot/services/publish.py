@@ -8,7 +8,9 @@ target and swaps it in by renaming, so a web server never serves a half-written 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,7 +21,12 @@ from bot.domain.countries import lookup
 from bot.domain.lifecycle import RequestState
 from bot.domain.publish import Decision, PublishOptions, build_site
 from bot.domain.record_render import render_markdown
+from bot.services.clock import Clock
+from bot.services.settings import Settings
+from storage.backend import Backend
 from storage.repo import Repository
+
+log = logging.getLogger(__name__)
 
 
 async def gather(repo: Repository) -> list[Decision]:
@@ -79,3 +86,35 @@ async def site_files(
     decisions = await gather(repo)
     updated = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return build_site(decisions, group=group, options=options, updated_iso=updated)
+
+
+class Publisher:
+    """Keeps `publish.dir` current for the running bot: after a decision, an appeal answer or
+    a reopen has committed, the site is built again from the database and swapped in. The
+    files are written in a worker thread so the event loop keeps syncing. Construction does
+    no I/O."""
+
+    def __init__(self, db: Backend, clock: Clock, settings: Settings) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+
+    async def refresh(self) -> bool:
+        """Regenerate the site; False (logged) when it could not be written — a decision
+        never fails for its publication, and the next one writes the whole site again."""
+        s = self.settings
+        if not s.publish_dir:
+            return False
+        try:
+            async with self.db.transaction() as tx:
+                files = await site_files(
+                    Repository(tx),
+                    group=s.group_name,
+                    options=PublishOptions(s.publish_names_beside_objections),
+                    now_ms=self.clock.now_ms(),
+                )
+            await asyncio.to_thread(write_site, files, Path(s.publish_dir))
+        except (OSError, ValueError) as exc:
+            log.warning("the public site in %s was not regenerated: %s", s.publish_dir, exc)
+            return False
+        return True

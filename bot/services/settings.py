@@ -32,6 +32,9 @@ class Settings:
     hum_key: bytes = b"dev"  # HMAC key under which hums are stored
     hum_min: int = 5  # fewest hums of eligible members before any loudness is reported
     appeal_window_ms: int | None = 14 * 86_400_000
+    publish_dir: str | None = None  # publish.dir: the public site, regenerated after decisions
+    publish_room: str | None = None  # publish.room: where outcomes are announced publicly
+    publish_names_beside_objections: bool = False
     contest_window_ms: int = 48 * 3_600_000
     clock_skew_ms: int = DEFAULT_SKEW_MS
     max_open_requests: int = 3  # undecided requests one member may have filed

@@ -349,3 +349,41 @@ async def test_publish_consent_is_asked_at_intake_and_stored(tmp_path: Path) -> 
         assert (await w.request(1)).publish_consent is False
     finally:
         await w.db.close()
+
+
+async def test_publish_dir_is_regenerated_after_decision_appeal_answer_and_reopen(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "public"
+    w = await make_world(tmp_path / "live.db", publish_dir=str(site), publish_room="!public:x")
+    try:
+        await w.open_request()
+        await w.apply(w.reaction(ALICE, "👍"), w.reaction(CAROL, "👌"))
+        assert not site.exists()  # nothing is published before a decision
+        await w.apply(w.command(CHAIR, f"!cb decide admit {HOSTILE_RATIONALE}"))
+        page = (site / "decisions/1/index.html").read_text(encoding="utf-8")
+        head = re.findall(r'id="head-1">([0-9a-f]{64})<', page)
+        assert head
+        # The public room hears the outcome with its page and head, and no member's name.
+        [public] = [m for m in await w.messages() if m.room_id == "!public:x"]
+        body = str(public.payload["body"])
+        assert "decisions/1/index.html" in body
+        assert head[0] in body
+        for who in (ALICE, CAROL, CHAIR, ERIN):
+            assert who not in str(public.payload)
+
+        await w.apply(w.command(DAVE, "!cb appeal 1 The Americas were not heard.", room=MAIN))
+        await w.apply(
+            w.command(
+                CHAIR, "!cb appeal-answer 1 denied They were asked twice, by name.", room=MAIN
+            )
+        )
+        assert (site / "decisions/1/request-1-record-2.json").exists()
+        assert "Appeal 1: answered" in (site / "decisions/1/index.html").read_text("utf-8")
+
+        await w.apply(w.command(CHAIR, "!cb reopen 7d"))
+        assert not (site / "decisions/1").exists()  # withdrawn: no longer a decision
+        assert json.loads((site / "index.json").read_text("utf-8")) == {"decisions": []}
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".public.")]  # noqa: ASYNC240
+    finally:
+        await w.db.close()

@@ -152,6 +152,8 @@ def _page(title: str, body: str, root: str, group: str) -> str:
 def bar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, int, int]]) -> str:
     """An accessible horizontal bar chart (inline SVG) of (label, part, whole) rows, with the
     same numbers in a table beside it."""
+    if not rows:
+        return f"<p>{e(title)}: nothing to show yet.</p>\n"
     width, bar_h, label_w = 480, 22, 170
     height = max(1, len(rows)) * (bar_h + 6) + 10
     svg = [
@@ -243,6 +245,8 @@ def verify_command(d: Decision, segment: int) -> str:
 
 
 def _breakdown_table(caption: str, rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:  # e.g. no member's country is known: no development status to show
+        return f"<p>{e(caption)}: not known for any eligible member.</p>\n"
     out = [
         f"<table><caption>{e(caption)}</caption><thead><tr><th scope='col'>Group</th>"
         "<th scope='col'>Eligible</th><th scope='col'>Took part</th>"

@@ -44,8 +44,9 @@ async def _decided_world(path: Path) -> World:
     w = await make_world(path)
     async with w.db.transaction() as tx:
         repo = Repository(tx)
-        for user_id in EXTRA:
-            await repo.seed_member(user_id, "academia", "europe", T0)
+        for user_id, country in zip(EXTRA, ("DE", "NP", "KE"), strict=True):
+            # Countries give the development-status breakdown (Nepal: least developed).
+            await repo.upsert_member(user_id, "academia", "europe", T0, "test", country)
     assert await w.open_request() == 1
     await w.apply(
         w.reaction(ALICE, "👍"),

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -405,7 +406,8 @@ def feed(decisions: Sequence[Decision], group: str, updated_iso: str) -> str:
     ET.register_namespace("", ATOM_NS)
     root = ET.Element(f"{{{ATOM_NS}}}feed")
     ET.SubElement(root, f"{{{ATOM_NS}}}title").text = f"Decisions of {group}"
-    ET.SubElement(root, f"{{{ATOM_NS}}}id").text = f"urn:consensus-bot:{group}:decisions"
+    urn = "urn:consensus-bot:" + quote(group, safe="")  # an ID is a URI: no spaces
+    ET.SubElement(root, f"{{{ATOM_NS}}}id").text = f"{urn}:decisions"
     ET.SubElement(root, f"{{{ATOM_NS}}}updated").text = updated_iso
     ET.SubElement(root, f"{{{ATOM_NS}}}link", href="index.html")
     author = ET.SubElement(root, f"{{{ATOM_NS}}}author")
@@ -416,7 +418,7 @@ def feed(decisions: Sequence[Decision], group: str, updated_iso: str) -> str:
         ET.SubElement(entry, f"{{{ATOM_NS}}}title").text = f"Request {d.number}: {label}"
         ET.SubElement(
             entry, f"{{{ATOM_NS}}}id"
-        ).text = f"urn:consensus-bot:{group}:request:{d.number}:{d.record['head']}"
+        ).text = f"{urn}:request:{d.number}:{d.record['head']}"
         ET.SubElement(entry, f"{{{ATOM_NS}}}updated").text = str(
             d.record["outcome"].get("decided_at_iso") or updated_iso
         )

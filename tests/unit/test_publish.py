@@ -238,6 +238,8 @@ async def test_feed_parses_as_atom(world: World) -> None:
     files = await _site(world)
     feed = ET.fromstring(files["feed.atom"])
     assert feed.tag == f"{{{ATOM_NS}}}feed"
+    ids = [i.text or "" for i in feed.iter(f"{{{ATOM_NS}}}id")]
+    assert all(" " not in i for i in ids)  # IDs are URIs, even for "Test group"
     entries = feed.findall(f"{{{ATOM_NS}}}entry")
     assert len(entries) == 2
     for entry in entries:

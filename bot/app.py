@@ -369,6 +369,10 @@ class App:
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
         await self.engine.calendar.restore()
+        if self.engine.publisher is not None:
+            # The site follows the database from the start (a decision while the bot was
+            # stopped, a restored backup, a changed [publish] section).
+            await self.engine.publisher.refresh()
         try:
             await self.engine.calendar.catch_up_digest()
             zones = await self.engine.refresh_timezones()

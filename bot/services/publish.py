@@ -84,8 +84,12 @@ async def site_files(
 ) -> dict[str, str]:
     """Gather the decisions and render the site's files (`write_site` writes them)."""
     decisions = await gather(repo)
-    updated = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return build_site(decisions, group=group, options=options, updated_iso=updated)
+    return build_site(decisions, group=group, options=options, updated_iso=_iso(now_ms))
+
+
+def _iso(ms: int) -> str:
+    """The feed's `updated` time."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Publisher:
@@ -105,15 +109,21 @@ class Publisher:
         s = self.settings
         if not s.publish_dir:
             return False
+        options = PublishOptions(s.publish_names_beside_objections)
+        now = self.clock.now_ms()
+        out = Path(s.publish_dir)
+
+        def build_and_write(decisions: list[Decision]) -> None:
+            # Rendering and writing both run in the worker thread: only the read is async.
+            write_site(
+                build_site(decisions, group=s.group_name, options=options, updated_iso=_iso(now)),
+                out,
+            )
+
         try:
             async with self.db.transaction() as tx:
-                files = await site_files(
-                    Repository(tx),
-                    group=s.group_name,
-                    options=PublishOptions(s.publish_names_beside_objections),
-                    now_ms=self.clock.now_ms(),
-                )
-            await asyncio.to_thread(write_site, files, Path(s.publish_dir))
+                decisions = await gather(Repository(tx))
+            await asyncio.to_thread(build_and_write, decisions)
         except (OSError, ValueError) as exc:
             log.warning("the public site in %s was not regenerated: %s", s.publish_dir, exc)
             return False

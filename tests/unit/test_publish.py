@@ -390,3 +390,21 @@ async def test_publish_dir_is_regenerated_after_decision_appeal_answer_and_reope
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".public.")]  # noqa: ASYNC240
     finally:
         await w.db.close()
+
+
+async def test_publish_failure_never_fails_the_decision(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x", encoding="utf-8")
+    w = await make_world(tmp_path / "fail.db", publish_dir=str(blocker / "site"))
+    try:
+        await w.open_request()
+        await w.apply(w.reaction(ALICE, "👍"))
+        decide = w.command(CHAIR, "!cb decide decline Not a fit for the group yet, by its charter.")
+        await w.apply(decide)
+        assert await w.acks(decide.event_id) == ["✅"]
+        assert (await w.request(1)).outcome is not None
+        assert "was not regenerated" in caplog.text
+    finally:
+        await w.db.close()

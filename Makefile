@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: test lint types unit real demo soak bench clean help pg-server
+.PHONY: test lint types unit real demo soak bench clean help pg-server browser
 
 help:
 	@echo "make demo   - start a throwaway homeserver and walk one request to its outcome"
@@ -42,7 +42,20 @@ pg-server:
 		exit 1; \
 	fi
 
-test: lint types pg-server
+# The real layer opens the published site in headless Chromium (tests/integration/
+# test_publish.py): on a fresh Debian machine (as root) it is installed from the archive.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Chromium for the tests ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "Chromium was not found: install it (e.g. apt-get install chromium)"; \
+		exit 1; \
+	fi
+
+test: lint types pg-server browser
 	$(BIN)/pytest -q
 
 unit: $(STAMP) pg-server

@@ -25,6 +25,7 @@ from bot.services.engine import Engine
 from bot.services.handlers import Handlers
 from bot.services.keyrows import DatabaseKeyRows
 from bot.services.outbox import Doorbell, OutboxSender
+from bot.services.publish import Publisher
 from bot.services.settings import Settings
 from bot.services.syncer import Syncer
 from storage.backend import Backend
@@ -104,6 +105,11 @@ class App:
                 await self._patiently("cross-signing the bot's device", self._cross_sign)
             main_room_id = await self._patiently("finding the main room", self._main_room_id)
             space_id = await self._patiently("joining the Space", self._space)
+            publish_room = (
+                await self._patiently("joining the public room", self._publish_room)
+                if self.config.publish.room
+                else None
+            )
             room_version = await self._patiently(
                 "reading the server's capabilities", self.gateway.default_room_version
             )
@@ -131,6 +137,7 @@ class App:
             keys=keys,
             space_id=space_id,
             bot_needs_power_entry=not _creator_privileged(room_version),
+            publish_room=publish_room,
         )
         engine = build_engine(
             settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
@@ -217,6 +224,20 @@ class App:
     async def _main_room_id(self) -> str:
         room = self.config.group.main_room
         return await self.gateway.resolve_alias(room) if room.startswith("#") else room
+
+    async def _publish_room(self) -> str:
+        """publish.room's ID, joined: outcomes are announced there (it must let the bot in)."""
+        room = self.config.publish.room
+        assert room is not None
+        room_id = await self.gateway.resolve_alias(room) if room.startswith("#") else room
+        if room_id not in await self.gateway.joined_rooms():
+            try:
+                await self.gateway.join(room_id)
+            except GatewayError as exc:
+                raise StartupError(
+                    f"the bot cannot join the public room {room} ({exc}); invite it there"
+                ) from exc
+        return room_id
 
     async def _join_main_room(self) -> None:
         """Join the main room if needed. Only after the first sync stored a token, so that
@@ -323,6 +344,10 @@ class App:
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
         await self.engine.calendar.restore()
+        if self.engine.publisher is not None:
+            # The site follows the database from the start (a decision while the bot was
+            # stopped, a restored backup, a changed [publish] section).
+            await self.engine.publisher.refresh()
         try:
             await self.engine.calendar.catch_up_digest()
             zones = await self.engine.refresh_timezones()
@@ -357,7 +382,10 @@ def build_engine(
     ballots = Ballots(settings)
     calendar = Calendar(settings, db, clock, ballots, doorbell, timers)
     handlers = Handlers(settings, ballots, calendar, RateLimiter())
-    return Engine(settings, db, clock, ballots, handlers, calendar, doorbell, gateway)
+    publisher = Publisher(db, clock, settings) if settings.publish_dir else None
+    return Engine(
+        settings, db, clock, ballots, handlers, calendar, doorbell, gateway, publisher=publisher
+    )
 
 
 def _creator_privileged(room_version: str) -> bool:

@@ -1,5 +1,5 @@
-"""The command line: run, check-config, init, members import, export, backup, migrate-storage,
-demo."""
+"""The command line: run, check-config, init, members import, export, publish, backup,
+migrate-storage, demo."""
 
 from __future__ import annotations
 
@@ -95,6 +95,20 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="HASH",
         help="with --verify: the published head to compare with (64 hex digits)",
+    )
+    publish = sub.add_parser(
+        "publish",
+        help="write the public static site of the decisions",
+        description=(
+            "Write a static site (plain files, no scripts) of every decided request: an index, "
+            "one page per decision with its frozen record files and head, index.json and an "
+            "Atom feed. Written to a temporary directory beside DIR, then renamed into place. "
+            "Exit codes: 0 written, 1 it could not be written, 2 configuration problem."
+        ),
+    )
+    publish.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
+    publish.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the site's directory"
     )
     backup = sub.add_parser("backup", help="write a consistent copy of the database")
     backup.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
@@ -380,6 +394,42 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
     return 0
 
 
+def _publish(config_path: Path, out: Path) -> int:
+    """`publish --config PATH --out DIR`: write the public site of the decisions."""
+    import time
+
+    from bot.domain.publish import PublishOptions
+    from bot.services.publish import site_files, write_site
+    from storage.database import DatabaseError
+    from storage.repo import Repository
+
+    config = _load(config_path)
+    if config is None:
+        return EXIT_CONFIG
+
+    async def run() -> dict[str, str]:
+        async with _database(config) as db, db.transaction() as tx:
+            return await site_files(
+                Repository(tx),
+                group=config.group.name,
+                options=PublishOptions(config.publish.names_beside_objections),
+                now_ms=int(time.time() * 1000),
+            )
+
+    try:
+        files = asyncio.run(run())
+        write_site(files, out)
+    except DatabaseError as exc:
+        print(f"consensus-bot: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except OSError as exc:
+        print(f"consensus-bot: cannot write the site to {out}: {exc}", file=sys.stderr)
+        return 1
+    pages = sum(1 for name in files if name.startswith("decisions/") and name.endswith(".html"))
+    print(f"{out}: published {pages} decision(s); open {out / 'index.html'}")
+    return 0
+
+
 def _backup(config_path: Path, dest: Path) -> int:
     from storage.backup import BackupError, copy_crypto_store
     from storage.database import DatabaseError
@@ -555,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verify is not None:
             return _verify(args.verify, args.head, args.previous)
         return _export(args.config, args.request, args.format)
+    if args.command == "publish":
+        return _publish(args.config, args.out)
     if args.command == "backup":
         return _backup(args.config, args.dest)
     if args.command == "init":

@@ -71,6 +71,12 @@ _COUNTRY = Option(
 _KIND = Option(
     "as", Choice("individual", "organisation"), "applying as an individual or an organisation"
 )
+_PUBLISH = Option(
+    "publish",
+    Choice("yes", "no"),
+    "may your name and organisation be published with the decision (no: the public page says "
+    "'an individual/organisation from <country>')",
+)
 _REPRESENTATIVE = Option(
     "representative", Word(metavar="WHO"), "for an organisation: who represents it (quote it)"
 )
@@ -303,6 +309,7 @@ TABLE: tuple[CommandSpec, ...] = (
             _REGION,
             _BACKGROUND,
             _NAME,
+            _PUBLISH,
         ),
         Role.ANYONE,
         frozenset({Place.DM}),

@@ -174,6 +174,7 @@ def _request(row: Row) -> Request:
         tally_event_id=row["tally_event_id"],
         affirmed_at=row["affirmed_at"],
         card_event_id=row["card_event_id"],
+        publish_consent=None if row["publish_consent"] is None else bool(row["publish_consent"]),
     )
 
 
@@ -519,6 +520,7 @@ class Repository:
             "tally_event_id",
             "affirmed_at",
             "card_event_id",
+            "publish_consent",
             "name",
             "org",
             "stakeholder",

@@ -64,6 +64,9 @@ class Request:
     tally_event_id: str | None = None  # the live tally, pinned and edited
     affirmed_at: int | None = None  # when the applicant affirmed the six principles
     card_event_id: str | None = None  # the request card, edited when the request is edited
+    # The applicant's answer to whether their name and organisation may be published
+    # (`[publish]`); None: not answered, which publishes neither.
+    publish_consent: bool | None = None
 
     @property
     def title(self) -> str:

@@ -421,6 +421,31 @@ def outcome(
     return Message("outcome", req.id, body, html_, data)
 
 
+def public_outcome(req: Request, record_head: str) -> Message:
+    """The outcome as the public room (`publish.room`) hears it: the decision, the chair's
+    rationale, the relative link of its page on the published site and the record head;
+    no member's name, and the applicant's only with their consent."""
+    assert req.outcome is not None
+    label = {"admit": "admitted", "decline": "declined", "no-consensus": "no consensus"}
+    verb = label[req.outcome.value]
+    page = f"decisions/{req.id}/index.html"
+    who = (
+        f": {inline(req.applicant.name or req.applicant.applicant)}" if req.publish_consent else ""
+    )
+    rationale = inline(req.rationale, 1_000) if req.rationale else ""
+    body = f"🏁 Request #{req.id}{who} — {verb}."
+    html_ = f"<p>🏁 Request #{req.id}{esc(who)} — <b>{esc(verb)}</b>.</p>"
+    if rationale:
+        body += f"\nRationale: {rationale}"
+        html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
+    body += f"\nPage: {page}\nRecord head: {record_head}"
+    html_ += (
+        f"<p>Page: <code>{esc(page)}</code><br>Record head: <code>{esc(record_head)}</code></p>"
+    )
+    data = {"outcome": req.outcome.value, "page": page, "record_head": record_head}
+    return Message("public_outcome", req.id, body, html_, data)
+
+
 def reply(
     text: str,
     *,

@@ -702,9 +702,15 @@ class Ballots:
         assert decided is not None
         s = self.settings
         head = await self._freeze(repo, decided, now)
+        out.republish = True
         message = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
+        if s.publish_room:
+            # The public room hears the outcome, its page and the head; nothing else.
+            await out.message(
+                render.public_outcome(decided, head), room_id=s.publish_room, request_id=req.id
+            )
         if decided.applicant.user_id:
             # The applicant hears the outcome, the chair's rationale and how to appeal; never
             # anyone's position.
@@ -752,11 +758,13 @@ class Ballots:
         # Reactions and retractions that came in while it was closed count now.
         await self.follow_all(repo, out, reopened, now)
         out.schedule_changed(req.id)
+        out.republish = True  # the decision is withdrawn from the public site
         return reopened, note
 
-    async def refreeze(self, repo: Repository, req: Request, now: int) -> str:
+    async def refreeze(self, repo: Repository, out: Outbox, req: Request, now: int) -> str:
         """A decided request's record gains what came after the decision (an appeal and its
         answer) as a new segment chained to the last; earlier segments never change."""
+        out.republish = True
         return await self._freeze(repo, req, now)
 
     async def _freeze(self, repo: Repository, req: Request, now: int) -> str:

@@ -43,6 +43,7 @@ from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers
 from bot.services.outbox import CARD, DRAFT, TALLY, TIDY, Doorbell, Outbox, dm
+from bot.services.publish import Publisher
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
@@ -63,6 +64,7 @@ class BatchResult:
     failed: int = 0
     queued: int = 0
     refs: list[str] = field(default_factory=list)
+    republish: bool = False  # a decision changed: the public site is regenerated
 
 
 # Encrypted events that may wait for their keys: per sender; and, for senders who are neither
@@ -90,8 +92,10 @@ class Engine:
         calendar: Calendar,
         doorbell: Doorbell,
         gateway: Gateway | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
+        self.publisher = publisher
         self.db = db
         self.clock = clock
         self.ballots = ballots
@@ -119,6 +123,8 @@ class Engine:
             # event in its own savepoint, so only the failing one is set aside.
             result, reschedule = await self._apply_batch(batch, now, force, isolate=True)
         await self.calendar.follow(reschedule)
+        if result.republish and self.publisher is not None:
+            await self.publisher.refresh()  # after the commit: the site shows what is stored
         return result
 
     async def _apply_batch(
@@ -163,6 +169,7 @@ class Engine:
             if batch.next_batch:
                 await repo.set_meta(SYNC_TOKEN, batch.next_batch)
             result.queued = out.queued
+            result.republish = out.republish
             reschedule = set(out.reschedule)
         return result, reschedule
 
@@ -251,13 +258,13 @@ class Engine:
             result.applied += 1
             return
         # What a rolled-back event planned for after the commit must be forgotten with it.
-        plans = (set(out.reschedule), set(out.redraft))
+        plans = (set(out.reschedule), set(out.redraft), out.republish)
         try:
             async with repo.tx.savepoint():
                 await self._dispatch(repo, out, event, now, received_at)
             result.applied += 1
         except Exception as exc:
-            out.reschedule, out.redraft = plans
+            out.reschedule, out.redraft, out.republish = plans
             ref = secrets.token_hex(3)
             result.failed += 1
             result.refs.append(ref)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.domain.appeals import appeal_problem
@@ -480,8 +480,17 @@ class Handlers:
         applicant = self._applicant(ctx.event.sender, args)
         waiting = await ctx.repo.request_for(ctx.event.sender, [RequestState.TRIAGE])
         if waiting is not None:
-            return await self._update_application(ctx, waiting, applicant, args)
-        return await self._file(ctx, applicant, str(args["statement"]), None, True)
+            reply = await self._update_application(ctx, waiting, applicant, args)
+        else:
+            reply = await self._file(ctx, applicant, str(args["statement"]), None, True)
+        if reply.ok and reply.request is not None and args.get("publish"):
+            # The applicant's own answer: only they can let the public site name them.
+            await ctx.repo.update_request(reply.request, publish_consent=args["publish"] == "yes")
+            req = await ctx.repo.request(reply.request)
+            if req is not None and req.state is RequestState.TRIAGE:
+                note = self._missing_note(req, updated=waiting is not None)
+                reply = replace(reply, text=note)
+        return reply
 
     def _applicant(self, who: str, args: Mapping[str, Any]) -> Applicant:
         """The applicant as given; a country is checked (with a "did you mean") and gives
@@ -529,7 +538,8 @@ class Handlers:
         statement = render.clean(str(args["statement"]), 4_000)
         if statement and statement != "-":
             fields["statement"] = statement
-        await ctx.repo.update_request(request_id, **fields)
+        if fields:  # `apply - --publish yes` alone changes nothing here
+            await ctx.repo.update_request(request_id, **fields)
         req = await ctx.repo.request(request_id)
         assert req is not None
         return Reply(True, self._missing_note(req, updated=True), req.id, {"filed": req.id})
@@ -544,9 +554,15 @@ class Handlers:
         )
         missing = missing_fields(req)
         if not missing:
+            consent = (
+                " May your name and organisation be published with the decision? Answer "
+                f"{p} apply - --publish yes (or no; without an answer they are not)."
+                if req.publish_consent is None
+                else ""
+            )
             return (
                 f"{first} It is complete. A chair looks at it first; the members are asked "
-                "only once a chair accepts it, and you will hear from me either way."
+                f"only once a chair accepts it, and you will hear from me either way.{consent}"
             )
         field_name, ask = missing[0]
         example = {
@@ -1174,7 +1190,9 @@ class Handlers:
             until = format_when(reopened.deadline_at, self.settings.group_tz, now_ms=ctx.now)
             text += f"\nThe ballot is open again until {until}.{note}"
         elif req.state is RequestState.DECIDED:
-            await self.ballots.refreeze(ctx.repo, req, ctx.now)  # the record gains the answer
+            await self.ballots.refreeze(
+                ctx.repo, ctx.out, req, ctx.now
+            )  # the record gains the answer
         await ctx.out.message(
             render.notice("reply", req.id, text, (appeal.member,), event="appeal-answer"),
             request_id=req.id,

@@ -66,6 +66,7 @@ class Outbox:
         self.reschedule: set[int] = set()  # requests whose timers must follow the database
         self.redraft: set[int] = set()  # drafted requests whose draft changed
         self.retally: set[int] = set()  # open ballots whose live tally changed
+        self.republish = False  # a decision, appeal answer or reopen: the public site follows
 
     def schedule_changed(self, request_id: int) -> None:
         """The request's deadline or state changed: its timers follow once committed."""

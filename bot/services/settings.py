@@ -44,6 +44,9 @@ class Settings:
     # group.dm_rooms_per_server: direct chats the bot keeps with outsiders of one server
     # (one each at most); past it, new direct-chat invites from there are refused.
     dm_rooms_per_server: int
+    publish_dir: str | None  # publish.dir: the public site, regenerated after decisions
+    publish_room: str | None  # publish.room (resolved): where outcomes are announced
+    publish_names_beside_objections: bool  # publish.names_beside_objections
 
     @classmethod
     def from_config(
@@ -54,9 +57,11 @@ class Settings:
         keys: Keys,
         space_id: str | None,
         bot_needs_power_entry: bool,
+        publish_room: str | None = None,
     ) -> Settings:
-        """The settings of a configured bot: `main_room_id` and `space_id` as resolved on
-        the server, `keys` from the key file, `bot_needs_power_entry` from the room version."""
+        """The settings of a configured bot: `main_room_id`, `space_id` and `publish_room`
+        as resolved on the server, `keys` from the key file, `bot_needs_power_entry` from the
+        room version."""
         m, g, p, d = config.matrix, config.group, config.process, config.digest
         return cls(
             bot_user_id=m.user_id,
@@ -87,6 +92,9 @@ class Settings:
             encryption=m.encryption,
             undecryptable_notice_ms=m.undecryptable_notice_ms,
             dm_rooms_per_server=g.dm_rooms_per_server,
+            publish_dir=None if config.publish.dir is None else str(config.publish.dir),
+            publish_room=publish_room,
+            publish_names_beside_objections=config.publish.names_beside_objections,
         )
 
     @property

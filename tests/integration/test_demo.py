@@ -75,6 +75,7 @@ def test_demo_walks_one_request_to_its_outcome(tmp_path: Path) -> None:
         "!cb confirm",
         "the applicant is admitted",
         "erin joins the roster and is invited to the main room",
+        "bot publishes the decision on the public site",
         "Summary",
     ]
     positions = [out.find(step) for step in steps]
@@ -86,6 +87,10 @@ def test_demo_walks_one_request_to_its_outcome(tmp_path: Path) -> None:
     assert "Outcome:       admit" in summary, report
     assert "#1 by ivan: addressed" in summary, report
     assert "In the rough:  ivan" in summary, report
+    # The demo ends by printing the page the bot published for its decision.
+    page = Path(summary.split("Published:", 1)[1].split()[0])
+    assert page == tmp_path / "demo-site" / "decisions" / "1" / "index.html", report
+    assert 'id="outcome">Admitted<' in page.read_text(encoding="utf-8"), report
     assert "nothing is left running" in out, report
     # Non-interactive output: no terminal control sequences, nothing on stderr.
     assert "\r" not in out, report

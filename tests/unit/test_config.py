@@ -570,7 +570,7 @@ def test_render_is_toml_with_every_section_and_defaults(tmp_path: Path) -> None:
     config = load_config(EXAMPLE, env={})
     text = render_config(config)
     data = tomllib.loads(text)
-    assert set(data) == {"matrix", "storage", "group", "process", "digest"}
+    assert set(data) == {"matrix", "storage", "group", "process", "digest", "publish"}
     assert data["storage"]["path"] == str(REPO / "data" / "consensus.db")
     assert data["matrix"]["device_id"] == "CONSENSUSBOT"
     assert data["matrix"]["password"] == "********"

@@ -1,0 +1,130 @@
+"""The public site of decisions, at the edge: gather the frozen records, write the files.
+
+`gather` reads every decided request's frozen record segments (the same bytes `export`
+returns) and the applicant's country, kind and consent; `bot.domain.publish.build_site`
+renders them; `write_site` writes the files into a fresh temporary directory beside the
+target and swaps it in by renaming, so a web server never serves a half-written site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.domain.countries import lookup
+from bot.domain.lifecycle import RequestState
+from bot.domain.publish import Decision, PublishOptions, build_site
+from bot.domain.record_render import render_markdown
+from bot.services.clock import Clock
+from bot.services.settings import Settings
+from storage.backend import Backend
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+
+async def gather(repo: Repository) -> list[Decision]:
+    """Every decided request with its frozen record segments (undecided ones never)."""
+    decisions = []
+    for req in await repo.requests([RequestState.DECIDED]):
+        frozen = await repo.frozen_records(req.id)
+        if req.outcome is None or not frozen:
+            continue
+        a = req.applicant
+        country = lookup(a.country) if a.country else None
+        decisions.append(
+            Decision(
+                segments=tuple(f.body for f in frozen),
+                markdown=tuple(render_markdown(json.loads(f.body)) for f in frozen),
+                kind=a.kind,
+                country=country.name if country else a.country,
+                consent=req.publish_consent is True,
+            )
+        )
+    return decisions
+
+
+def write_site(files: dict[str, str], out: Path) -> None:
+    """Write `files` (relative path → text) as the directory `out`, swapped in by rename.
+
+    The new site is written in full beside `out` first; an existing `out` is moved aside
+    and the new one renamed into place (two renames: a reader sees the old site or the new
+    one, at worst for an instant neither), then the old one is removed."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ValueError(f"refusing to write outside the site: {rel!r}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="")
+        os.chmod(tmp, 0o755)  # noqa: S103  # mkdtemp makes it private; a web server reads it
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "site")
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+async def site_files(
+    repo: Repository, *, group: str, options: PublishOptions, now_ms: int
+) -> dict[str, str]:
+    """Gather the decisions and render the site's files (`write_site` writes them)."""
+    decisions = await gather(repo)
+    return build_site(decisions, group=group, options=options, updated_iso=_iso(now_ms))
+
+
+def _iso(ms: int) -> str:
+    """The feed's `updated` time."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Publisher:
+    """Keeps `publish.dir` current for the running bot: after a decision, an appeal answer or
+    a reopen has committed, the site is built again from the database and swapped in. The
+    files are written in a worker thread so the event loop keeps syncing. Construction does
+    no I/O."""
+
+    def __init__(self, db: Backend, clock: Clock, settings: Settings) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+
+    async def refresh(self) -> bool:
+        """Regenerate the site; False (logged) when it could not be written — a decision
+        never fails for its publication, and the next one writes the whole site again."""
+        s = self.settings
+        if not s.publish_dir:
+            return False
+        options = PublishOptions(s.publish_names_beside_objections)
+        now = self.clock.now_ms()
+        out = Path(s.publish_dir)
+
+        def build_and_write(decisions: list[Decision]) -> None:
+            # Rendering and writing both run in the worker thread: only the read is async.
+            write_site(
+                build_site(decisions, group=s.group_name, options=options, updated_iso=_iso(now)),
+                out,
+            )
+
+        try:
+            async with self.db.transaction() as tx:
+                decisions = await gather(Repository(tx))
+            await asyncio.to_thread(build_and_write, decisions)
+        except (OSError, ValueError) as exc:
+            log.warning("the public site in %s was not regenerated: %s", s.publish_dir, exc)
+            return False
+        return True

@@ -398,7 +398,6 @@ def _publish(config_path: Path, out: Path) -> int:
     """`publish --config PATH --out DIR`: write the public site of the decisions."""
     import time
 
-    from bot.domain.publish import PublishOptions
     from bot.services.publish import site_files, write_site
     from storage.database import DatabaseError
     from storage.repo import Repository
@@ -412,7 +411,7 @@ def _publish(config_path: Path, out: Path) -> int:
             return await site_files(
                 Repository(tx),
                 group=config.group.name,
-                options=PublishOptions(config.publish.names_beside_objections),
+                options=config.publish.options(),
                 now_ms=int(time.time() * 1000),
             )
 

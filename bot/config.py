@@ -41,6 +41,7 @@ from bot.domain.durations import DurationError, parse_duration
 from bot.domain.errors import OperatorError
 from bot.domain.hums import DEFAULT_HUM_MIN, MIN_HUMS_TO_REPORT
 from bot.domain.mxid import is_room_alias, is_user_id
+from bot.domain.publish import PublishOptions
 from bot.domain.ratelimit import DM_ROOMS_PER_SERVER
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
 from storage.dsn import DsnError, mask_dsn, parse_dsn
@@ -871,6 +872,11 @@ class PublishConfig(_Section):
     dir: Path | None = None
     room: RoomRef | None = None
     names_beside_objections: bool = False
+    record_files: bool = False
+
+    def options(self) -> PublishOptions:
+        """What the group chose to publish, as the site's builder takes it."""
+        return PublishOptions(self.names_beside_objections, self.record_files)
 
     @field_validator("dir")
     @classmethod
@@ -1086,5 +1092,6 @@ def render_config(config: Config) -> str:
         *([f"dir = {_toml(str(config.publish.dir))}"] if config.publish.dir else ["# no dir"]),
         *([f"room = {_toml(config.publish.room)}"] if config.publish.room else ["# no room"]),
         f"names_beside_objections = {_toml(config.publish.names_beside_objections)}",
+        f"record_files = {_toml(config.publish.record_files)}",
     ]
     return "\n".join(lines) + "\n"

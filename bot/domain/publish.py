@@ -56,6 +56,9 @@ class PublishOptions:
     """What the group chose to publish (`[publish]` in the config)."""
 
     names_beside_objections: bool = False
+    # The frozen record files name every member with their position and reasons: they are
+    # published beside the page (so anyone can verify them) only when the group chooses.
+    record_files: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,20 +358,44 @@ def decision_page(d: Decision, group: str, options: PublishOptions) -> str:
         "<h2>Appeals</h2>\n",
         _appeals(d),
         "<h2>The record</h2>\n",
-        "<p>The frozen decision record, hash-chained; its head is published here. Check a "
-        "downloaded file with the command beside it.</p>\n<ul>",
+        *_record_section(d, options),
     ]
+    return _page(f"Request {d.number}: {label}", "".join(body), "../../", group)
+
+
+def _record_section(d: Decision, options: PublishOptions) -> list[str]:
+    """The record's heads and verify commands, with links to the files when published."""
+    if not options.record_files:
+        out = [
+            "<p>The frozen decision record, hash-chained, names each member's position, so the "
+            "group keeps it among its members; its head is published here. A member checks "
+            "their copy (<code>consensus-bot export</code>) with the command beside it.</p>\n"
+            "<ul>"
+        ]
+    else:
+        out = [
+            "<p>The frozen decision record, hash-chained; its head is published here. Check a "
+            "downloaded file with the command beside it.</p>\n<ul>"
+        ]
     for n in range(1, len(d.segments) + 1):
         head = json.loads(d.segments[n - 1])["head"]
-        md = f' (<a href="{record_name(d, n, "md")}">minutes</a>)' if n <= len(d.markdown) else ""
-        body.append(
-            f'<li>Segment {n}: <a href="{record_name(d, n, "json")}">'
-            f"{record_name(d, n, 'json')}</a>{md}<br>head "
+        name = record_name(d, n, "json")
+        if options.record_files:
+            md = (
+                f' (<a href="{record_name(d, n, "md")}">minutes</a>)'
+                if n <= len(d.markdown)
+                else ""
+            )
+            link = f'<a href="{name}">{name}</a>{md}'
+        else:
+            link = e(name)
+        out.append(
+            f"<li>Segment {n}: {link}<br>head "
             f'<code class="head" id="head-{n}">{e(head)}</code><br>'
             f"<code>{e(verify_command(d, n))}</code></li>"
         )
-    body.append("</ul>\n")
-    return _page(f"Request {d.number}: {label}", "".join(body), "../../", group)
+    out.append("</ul>\n")
+    return out
 
 
 def _index_body(
@@ -445,7 +472,9 @@ def index_json(decisions: Sequence[Decision], options: PublishOptions) -> str:
                         "page": f"decisions/{d.number}/index.html",
                         "records": [
                             record_name(d, n, "json") for n in range(1, len(d.segments) + 1)
-                        ],
+                        ]
+                        if options.record_files
+                        else [],
                     }
                     for d in decisions
                 ]
@@ -496,6 +525,8 @@ def build_site(
     for d in shown:
         folder = f"decisions/{d.number}/"
         files[folder + "index.html"] = decision_page(d, group, options)
+        if not options.record_files:
+            continue
         for n, text in enumerate(d.segments, start=1):
             files[folder + record_name(d, n, "json")] = text
         for n, text in enumerate(d.markdown, start=1):

@@ -109,7 +109,7 @@ class Publisher:
         s = self.settings
         if not s.publish_dir:
             return False
-        options = PublishOptions(s.publish_names_beside_objections)
+        options = s.publish
         now = self.clock.now_ms()
         out = Path(s.publish_dir)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Config
+from bot.domain.publish import PublishOptions
 from storage.keys import Keys
 
 
@@ -46,7 +47,7 @@ class Settings:
     dm_rooms_per_server: int
     publish_dir: str | None  # publish.dir: the public site, regenerated after decisions
     publish_room: str | None  # publish.room (resolved): where outcomes are announced
-    publish_names_beside_objections: bool  # publish.names_beside_objections
+    publish: PublishOptions  # what the group chose to publish ([publish])
 
     @classmethod
     def from_config(
@@ -94,7 +95,7 @@ class Settings:
             dm_rooms_per_server=g.dm_rooms_per_server,
             publish_dir=None if config.publish.dir is None else str(config.publish.dir),
             publish_room=publish_room,
-            publish_names_beside_objections=config.publish.names_beside_objections,
+            publish=config.publish.options(),
         )
 
     @property

@@ -172,23 +172,27 @@ async def test_publish_site_holds_decisions_only_and_nothing_private(world: Worl
         "outcome/decline.html",
         "decisions/1/index.html",
         "decisions/2/index.html",
-        "decisions/1/request-1-record-1.json",
-        "decisions/1/request-1-record-1.md",
-        "decisions/2/request-2-record-2.json",
     }
+    # By default the record files (they name every member's position) stay with the group.
+    assert not [name for name in files if "/request-" in name]
     assert not any(name.startswith("decisions/3/") for name in files)  # open: not published
     everything = "\n".join(files.values())
     assert UNDECIDED not in everything
     assert "@gina:x" not in everything
     for text in pages.values():
         _check_html(text)
-    for name, text in files.items():
-        if "/request-" in name:
-            continue  # the frozen record files are the record as exported
-        # No member is named on a page (not beside objections, hums or appeals), nor the
-        # applicants, who did not consent.
+    for text in files.values():
+        # No member is named anywhere on the site (not beside objections, hums or appeals),
+        # nor the applicants, who did not consent.
         for who in (ALICE, BOB, CAROL, DAVE, CHAIR, *EXTRA, ERIN, "@frank:x"):
             assert who not in text
+    # A group that chose to publish its records puts them beside the pages, whole.
+    chosen = await _site(world, PublishOptions(record_files=True))
+    assert set(chosen) >= {
+        "decisions/1/request-1-record-1.json",
+        "decisions/1/request-1-record-1.md",
+        "decisions/2/request-2-record-2.json",
+    }
     index = json.loads(files["index.json"])
     assert [d["request"] for d in index["decisions"]] == [2, 1]  # newest first
     assert [d["outcome"] for d in index["decisions"]] == ["decline", "admit"]
@@ -269,7 +273,8 @@ def test_publish_cli_writes_site_whose_records_verify_against_their_heads(
     asyncio.run(build())
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     config = tmp_path / "config.toml"
-    config.write_text(text.replace('path = "data/consensus.db"', f'path = "{tmp_path / "bot.db"}"'))
+    text = text.replace('path = "data/consensus.db"', f'path = "{tmp_path / "bot.db"}"')
+    config.write_text(text.replace("record_files = false", "record_files = true"))
     out = tmp_path / "site"
     (out / "stale").mkdir(parents=True)  # an old site is replaced as a whole
     assert main(["publish", "--config", str(config), "--out", str(out)]) == 0
@@ -358,7 +363,12 @@ async def test_publish_dir_is_regenerated_after_decision_appeal_answer_and_reope
     tmp_path: Path,
 ) -> None:
     site = tmp_path / "public"
-    w = await make_world(tmp_path / "live.db", publish_dir=str(site), publish_room="!public:x")
+    w = await make_world(
+        tmp_path / "live.db",
+        publish_dir=str(site),
+        publish_room="!public:x",
+        publish=PublishOptions(record_files=True),
+    )
     try:
         await w.open_request()
         await w.apply(w.reaction(ALICE, "👍"), w.reaction(CAROL, "👌"))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.publish import PublishOptions
 from bot.services.publish import write_site
 from tests.unit.test_publish import _decided_world, _site
 
@@ -63,7 +64,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def build() -> dict[str, str]:
         w = await _decided_world(where / "bot.db")
         try:
-            return await _site(w)
+            # The group chose to publish its records: the page links them, the DOM shows heads.
+            return await _site(w, PublishOptions(record_files=True))
         finally:
             await w.db.close()
 

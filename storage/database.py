@@ -1,15 +1,14 @@
-"""SQLite: one writer connection, explicit transactions, numbered migrations.
+"""SQLite through aiosqlite: one writer connection, explicit transactions, numbered migrations.
 
-Why statements run on the event loop's thread and not through a worker thread per call (as
-aiosqlite does): a sync batch runs six to eight statements per reaction (6.4 measured over
-`make bench`'s ingest in issue 22, 8 when every reaction changes a position), each a few
-microseconds in SQLite, while a hand-off to a worker thread and back costs about 90 µs here —
-the hand-offs were most of the bot's ingest time (`make bench`, issue #16). So inside a
-transaction every statement runs inline, and only what can wait on the disk or on another
-process goes to the one database thread: opening and migrating, `BEGIN IMMEDIATE` (it may wait
-for a lock), `COMMIT` (the fsync that makes a batch durable with synchronous=FULL), backups and
-integrity checks. That is two hand-offs per batch instead of two per statement. All use of the
-connection is serialised by one asyncio lock, so the thread and the loop never use it at once.
+Every statement runs on aiosqlite's connection thread, never on the event loop's thread: a
+slow statement (a large read, the fsync of a COMMIT with synchronous=FULL, a lock wait) only
+makes its own caller wait. A hand-off to that thread and back costs about 90 µs here, so the
+database is used with few, big calls: one hop per statement (`execute_fetchall`,
+`executemany`, `execute`; never execute-then-fetch-then-close), and the ingest path reads a
+sync batch's working set in a few bulk queries and writes it with one `executemany` per
+statement (`bot.services.unit_of_work`), so a batch costs a constant number of hops whatever
+its size (issue #22; `make bench` prints `round_trips_per_batch`). All use of the connection
+is serialised by one asyncio lock: a transaction's statements never interleave with another's.
 """
 
 from __future__ import annotations
@@ -18,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, cast
+
+import aiosqlite
 
 from bot.domain.errors import OperatorError
 from storage.files import create_private_file, make_private, make_private_dir, sqlite_files
@@ -31,7 +31,6 @@ from storage.files import create_private_file, make_private, make_private_dir, s
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
-_T = TypeVar("_T")
 
 
 class DatabaseError(OperatorError):
@@ -87,46 +86,51 @@ def _reason(exc: BaseException) -> str:
 class Tx:
     """A transaction on the writer connection. Obtained from `Database.transaction()`.
 
-    The methods are coroutines so that every backend offers the same contract; on SQLite they
-    run the statement inline (see the module docstring).
+    Each method is one hop to the connection's thread (see the module docstring).
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self._savepoints = 0
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the new rowid for an INSERT that inserted (0 when a
         conflict clause skipped it), else the number of rows changed."""
-        cursor = self._conn.execute(sql, params)
+        # rowcount and lastrowid are read from the cursor without another hop; the cursor is
+        # not closed (that would be one more), sqlite3 releases it when it is collected.
+        cursor = await self._conn.execute(sql, params)
         if sql.lstrip()[:6].upper() == "INSERT":
             # lastrowid keeps the connection's previous insert when nothing was inserted.
             return (cursor.lastrowid or 0) if cursor.rowcount > 0 else 0
         return cursor.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        """Run one statement for many parameter rows."""
-        self._conn.executemany(sql, rows)
+        """Run one statement for many parameter rows (one hop)."""
+        await self._conn.executemany(sql, list(rows))
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """The first row of a query, or None."""
-        row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
-        return row
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """All rows of a query."""
-        return self._conn.execute(sql, params).fetchall()
+        return cast(list[sqlite3.Row], await self._conn.execute_fetchall(sql, params))
 
     async def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """All rows of a query as plain tuples (no per-row mapping: for bulk reads)."""
-        cursor = self._conn.cursor()
-        cursor.row_factory = None
-        rows: list[tuple[Any, ...]] = cursor.execute(sql, params).fetchall()
-        return rows
+        # Safe under the database's lock: no other statement runs on the connection now,
+        # and the cursor takes the factory when it is made, on the thread, inside this hop.
+        self._conn.row_factory = None
+        try:
+            rows = await self._conn.execute_fetchall(sql, params)
+        finally:
+            self._conn.row_factory = sqlite3.Row
+        return cast(list[tuple[Any, ...]], rows)
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         """The first column of the first row, or None."""
-        row = self._conn.execute(sql, params).fetchone()
+        row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
     @asynccontextmanager
@@ -134,15 +138,15 @@ class Tx:
         """A nested unit that rolls back alone on error (one event's effects)."""
         self._savepoints += 1
         name = f"sp{self._savepoints}"
-        self._conn.execute(f"SAVEPOINT {name}")
+        await self._conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
+            await self._conn.execute(f"ROLLBACK TO {name}")
+            await self._conn.execute(f"RELEASE {name}")
             raise
         else:
-            self._conn.execute(f"RELEASE {name}")
+            await self._conn.execute(f"RELEASE {name}")
 
 
 _BACKUP_HINT = "(`consensus-bot backup` makes them)"
@@ -167,24 +171,6 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
-def _vacuum_into(conn: sqlite3.Connection, dest: Path) -> None:
-    """VACUUM INTO a file made empty and 0600 first (SQLite would make it 0644, and takes an
-    empty file as new); the file is removed again when the copy fails."""
-    try:
-        create_private_file(dest)
-    except FileExistsError:
-        raise DatabaseError(
-            f"cannot write a backup to {dest}: it exists already; choose a new name"
-        ) from None
-    except OSError as exc:
-        raise DatabaseError(f"cannot write a backup to {dest}: {_reason(exc)}") from None
-    try:
-        conn.execute("VACUUM INTO ?", (str(dest),))
-    except (sqlite3.Error, OSError) as exc:
-        dest.unlink(missing_ok=True)
-        raise DatabaseError(f"cannot write a backup to {dest}: {_reason(exc)}") from None
-
-
 class Database:
     """The bot's SQLite database. `open()` checks, connects and migrates; construction does
     no I/O.
@@ -198,60 +184,42 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-
-    async def _in_thread(self, fn: Callable[[], _T]) -> _T:
-        """Run `fn` on the database thread. If the caller is cancelled meanwhile, wait for
-        `fn` to finish before letting the cancellation through: the connection must never be
-        in use on the thread when the lock is released."""
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        future = asyncio.get_running_loop().run_in_executor(self._thread, fn)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await future
-            raise
 
     async def open(self) -> None:
         """Check the file read-only (integrity, schema version), then connect, set pragmas
         and apply pending migrations."""
-        await self._in_thread(self._check_before_writing)
+        await asyncio.to_thread(self._check_before_writing)
         try:
-            conn = await self._in_thread(self._connect)
+            await asyncio.to_thread(self._prepare_files)
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
-            await self.close()
             raise self._cannot_write(exc) from None
         self._conn = conn
         try:
-            await self._in_thread(lambda: self._migrate(conn))
+            conn.row_factory = sqlite3.Row
+            try:
+                # WAL: readers (backups, checks) never block the writer.
+                await conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a decision that was acknowledged survives a power cut, not only a crash.
+                await conn.execute("PRAGMA synchronous=FULL")
+                await conn.execute("PRAGMA foreign_keys=ON")
+                await conn.execute("PRAGMA busy_timeout=5000")
+            except (sqlite3.Error, OSError) as exc:
+                raise self._cannot_write(exc) from None
+            await self._migrate(conn)
         except BaseException:
             await self.close()
             raise
 
-    def _connect(self) -> sqlite3.Connection:
+    def _prepare_files(self) -> None:
         # The roster and every position are in the file: 0600. SQLite gives its -wal and
         # -shm files the mode of the database, so making the database first covers them.
         with contextlib.suppress(FileExistsError):
             create_private_file(self.path)
         for path in sqlite_files(self.path):
             make_private(path)
-        # check_same_thread=False: the loop and the database thread take turns, under the lock.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a decision that was acknowledged survives a power cut, not only a crash.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=5000")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
     def _cannot_write(self, exc: BaseException) -> DatabaseError:
         return DatabaseError(
@@ -300,13 +268,13 @@ class Database:
         if rows != ["ok"]:
             raise DatabaseError(_damaged(path, "; ".join(rows) or "no answer"))
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Apply pending migrations, one transaction each (on the database thread)."""
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        """Apply pending migrations, one transaction each."""
         try:
-            row = conn.execute("PRAGMA user_version").fetchone()
+            rows = list(await conn.execute_fetchall("PRAGMA user_version"))
         except (sqlite3.Error, OSError) as exc:
             raise self._cannot_write(exc) from None
-        current = int(row[0]) if row else 0
+        current = int(rows[0][0]) if rows else 0
         if current > SCHEMA_VERSION:
             raise DatabaseError(_newer(self.path, current))
         for version, name, sql in _migrations():
@@ -315,20 +283,18 @@ class Database:
             log.info("applying migration %s", name)
             try:
                 # executescript commits first; BEGIN..COMMIT makes the migration atomic.
-                conn.executescript(
+                await conn.executescript(
                     f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
                 )
             except (sqlite3.Error, OSError) as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                await _rollback(conn)
                 raise DatabaseError(
                     f"cannot upgrade {self.path} to schema version {version} ({_reason(exc)}); "
                     "the file was left at the version before: check the disk space and the "
                     "bot's permissions, then start it again"
                 ) from None
-            except Exception:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            except BaseException:
+                await _rollback(conn)
                 raise
 
     async def integrity_problem(self) -> str | None:
@@ -357,7 +323,7 @@ class Database:
             return int(await tx.fetchval("PRAGMA user_version"))
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> aiosqlite.Connection:
         """The connection; only valid after `open()`."""
         if self._conn is None:
             raise DatabaseError("the database is not open")
@@ -369,20 +335,17 @@ class Database:
         async with self._lock:
             conn = self.conn
             # BEGIN IMMEDIATE may wait (busy_timeout) for another process's write lock.
-            await self._in_thread(lambda: conn.execute("BEGIN IMMEDIATE"))
+            await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Tx(conn)
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                await _rollback(conn)
                 raise
             else:
-                # The fsync of synchronous=FULL happens here: off the loop.
                 try:
-                    await self._in_thread(lambda: conn.execute("COMMIT"))
+                    await conn.execute("COMMIT")  # the fsync of synchronous=FULL
                 except BaseException:
-                    if conn.in_transaction:  # a failed COMMIT leaves the transaction open
-                        conn.execute("ROLLBACK")
+                    await _rollback(conn)  # a failed COMMIT leaves the transaction open
                     raise
 
     async def backup(self, dest: Path) -> None:
@@ -390,13 +353,31 @@ class Database:
         readable by the bot's user only (0600). Never overwrites."""
         async with self._lock:
             conn = self.conn
-            await self._in_thread(lambda: _vacuum_into(conn, dest))
+            try:
+                await asyncio.to_thread(create_private_file, dest)
+            except FileExistsError:
+                raise DatabaseError(
+                    f"cannot write a backup to {dest}: it exists already; choose a new name"
+                ) from None
+            except OSError as exc:
+                raise DatabaseError(f"cannot write a backup to {dest}: {_reason(exc)}") from None
+            # VACUUM INTO a file made empty and 0600 first (SQLite would make it 0644, and
+            # takes an empty file as new); the file is removed again when the copy fails.
+            try:
+                await conn.execute("VACUUM INTO ?", (str(dest),))
+            except (sqlite3.Error, OSError) as exc:
+                await asyncio.to_thread(dest.unlink, missing_ok=True)
+                raise DatabaseError(f"cannot write a backup to {dest}: {_reason(exc)}") from None
 
     async def close(self) -> None:
-        """Close the connection and the database thread (idempotent)."""
+        """Close the connection and its thread (idempotent)."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._in_thread(conn.close)
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.shutdown(wait=False)
+            await conn.close()
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Roll back the open transaction, if any (shielded: a cancelled caller must not leave
+    the connection inside a transaction for the next one)."""
+    if conn.in_transaction:
+        await asyncio.shield(conn.execute("ROLLBACK"))

@@ -178,6 +178,38 @@ def _request(row: Row) -> Request:
     )
 
 
+def _chunks(values: Sequence[Any], size: int = 500) -> list[list[Any]]:
+    """`values` in lists of at most `size` (the placeholders of one `IN (…)`)."""
+    return [list(values[i : i + size]) for i in range(0, len(values), size)]
+
+
+def enqueue_row(
+    txn_id: str,
+    op: str,
+    payload: dict[str, Any],
+    now: int,
+    request_id: int | None,
+    room_id: str | None,
+    target: str | None,
+    purpose: str | None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters that queue one outgoing operation."""
+    return (
+        "INSERT INTO outbox(txn_id, op, request_id, room_id, target, purpose, payload, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txn_id) DO NOTHING",
+        (
+            txn_id,
+            op,
+            request_id,
+            room_id,
+            target,
+            purpose,
+            json.dumps(payload, ensure_ascii=False),
+            now,
+        ),
+    )
+
+
 def _input(row: Row) -> PositionInput:
     return PositionInput(
         event_id=row["event_id"],
@@ -706,6 +738,134 @@ class Repository:
             latest,
         )
 
+    # --- bulk reads: a sync batch's working set (storage.unit) ----------------------------
+
+    async def requests_for_events(
+        self, ballots: Sequence[str], polls: Sequence[str], ids: Sequence[int]
+    ) -> list[Request]:
+        """The requests whose ballot or poll is one of these events, or with these numbers."""
+        found: dict[int, Request] = {}
+        for column, values in (("ballot_event_id", ballots), ("poll_event_id", polls), ("id", ids)):
+            for chunk in _chunks(sorted(set(values))):
+                marks = ",".join("?" * len(chunk))
+                rows = await self.tx.fetchall(
+                    f"SELECT * FROM requests WHERE {column} IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+                for row in rows:
+                    found[int(row["id"])] = self._request(row)
+        return list(found.values())
+
+    async def inputs_by_events(
+        self, event_ids: Sequence[str]
+    ) -> dict[str, tuple[int, PositionInput]]:
+        """(request ID, input) of each of these events that is a recorded input."""
+        found: dict[str, tuple[int, PositionInput]] = {}
+        for chunk in _chunks(sorted(set(event_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.tx.fetchall(
+                f"SELECT * FROM position_inputs WHERE event_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            for row in rows:
+                found[row["event_id"]] = (int(row["request_id"]), _input(row))
+        return found
+
+    async def redactions_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events are recorded redactions."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(event_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.tx.tuples(
+                f"SELECT event_id FROM redactions WHERE event_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    async def member_rows_many(
+        self, request_ids: Sequence[int], members: Sequence[str]
+    ) -> dict[tuple[int, str], MemberRows]:
+        """`member_rows` for every (request, member) of these requests and members, in four
+        queries per 500 members: what a sync batch's positions are decided on."""
+        rids = sorted(set(request_ids))
+        eligible: dict[tuple[int, str], list[EligibleRow]] = {}
+        inputs: dict[tuple[int, str], list[PositionInput]] = {}
+        redactions: dict[tuple[int, str], list[Redaction]] = {}
+        objections: dict[tuple[int, str], list[Objection]] = {}
+        if not rids:
+            return {}
+        r_marks = ",".join("?" * len(rids))
+        for chunk in _chunks(sorted(set(members))):
+            where = f"IN ({r_marks}) AND {{}} IN ({','.join('?' * len(chunk))})"
+            params = [*rids, *chunk]
+            eligible_sql = (
+                "SELECT e.request_id, e.user_id, e.stakeholder, e.region, e.country, "  # noqa: S608
+                "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END "
+                "AS removed_at FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id "
+                f"WHERE e.request_id {where.format('e.user_id')} ORDER BY e.user_id"
+            )
+            for row in await self.tx.fetchall(eligible_sql, params):
+                voter = Voter(row["user_id"], row["stakeholder"], row["region"], row["country"])
+                key = (int(row["request_id"]), row["user_id"])
+                eligible.setdefault(key, []).append(EligibleRow(voter, row["removed_at"]))
+            inputs_sql = (
+                "SELECT * FROM position_inputs "  # noqa: S608
+                f"WHERE request_id {where.format('member')} ORDER BY id"
+            )
+            for row in await self.tx.fetchall(inputs_sql, params):
+                key = (int(row["request_id"]), row["member"])
+                inputs.setdefault(key, []).append(_input(row))
+            redactions_sql = (
+                "SELECT p.request_id AS input_request, p.member AS input_member, r.* "  # noqa: S608
+                "FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "
+                f"WHERE p.request_id {where.format('p.member')} "
+                "ORDER BY r.recorded_at, r.event_id"
+            )
+            for row in await self.tx.fetchall(redactions_sql, params):
+                key = (int(row["input_request"]), row["input_member"])
+                redactions.setdefault(key, []).append(_redaction(row))
+            objections_sql = (
+                "SELECT * FROM objections "  # noqa: S608
+                f"WHERE request_id {where.format('member')} ORDER BY id DESC"
+            )
+            for row in await self.tx.fetchall(objections_sql, params):
+                key = (int(row["request_id"]), row["member"])
+                objections.setdefault(key, []).append(_objection(row))
+        found: dict[tuple[int, str], MemberRows] = {}
+        for rid in rids:
+            for member in set(members):
+                key = (rid, member)
+                mine = objections.get(key, [])
+                found[key] = MemberRows(
+                    eligible.get(key, []),
+                    inputs.get(key, []),
+                    redactions.get(key, []),
+                    next((o for o in mine if o.state is ObjectionState.OPEN), None),
+                    mine[0] if mine else None,
+                )
+        return found
+
+    async def pending_purposes(
+        self, request_ids: Sequence[int], prefix: str
+    ) -> set[tuple[int, str]]:
+        """(request ID, purpose) of the pending operations of these requests whose purpose
+        starts with `prefix`."""
+        found: set[tuple[int, str]] = set()
+        for chunk in _chunks(sorted(set(request_ids))):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.tx.tuples(
+                f"SELECT request_id, purpose FROM outbox WHERE state = 'pending' "  # noqa: S608
+                f"AND request_id IN ({marks}) AND purpose LIKE ?",
+                [*chunk, prefix + "%"],  # prefixes are constants without wildcards
+            )
+            found.update((int(r[0]), str(r[1])) for r in rows)
+        return found
+
+    async def last_objection_id(self) -> int:
+        """The highest objection number given so far (0 when none)."""
+        return int(await self.tx.fetchval("SELECT coalesce(max(id), 0) FROM objections"))
+
     async def input_by_event(self, event_id: str) -> tuple[int, PositionInput] | None:
         """(request ID, input) recorded for an event."""
         row = await self.tx.fetchone(
@@ -786,9 +946,11 @@ class Repository:
         self, request_id: int, member: str, event_id: str, reason: str | None, now: int
     ) -> int:
         """Open a new objection (and its history); returns its number."""
+        # Numbered max + 1, never by the column's default: a sync batch numbers its new
+        # objections itself (storage.unit), which a PostgreSQL identity would not follow.
         oid = await self.tx.execute(
-            "INSERT INTO objections(request_id, member, event_id, reason, state, created_at) "
-            "VALUES (?, ?, ?, ?, 'open', ?)",
+            "INSERT INTO objections(id, request_id, member, event_id, reason, state, created_at) "
+            "VALUES ((SELECT coalesce(max(id), 0) + 1 FROM objections), ?, ?, ?, ?, 'open', ?)",
             (request_id, member, event_id, reason, now),
         )
         await self._history(oid, "raised", member, None, reason, now)
@@ -917,18 +1079,7 @@ class Repository:
     ) -> bool:
         """Queue an outgoing operation; False if one with the same txn_id exists already."""
         changed = await self.tx.execute(
-            "INSERT INTO outbox(txn_id, op, request_id, room_id, target, purpose, payload, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txn_id) DO NOTHING",
-            (
-                txn_id,
-                op,
-                request_id,
-                room_id,
-                target,
-                purpose,
-                json.dumps(payload, ensure_ascii=False),
-                now,
-            ),
+            *enqueue_row(txn_id, op, payload, now, request_id, room_id, target, purpose)
         )
         return changed > 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -47,6 +48,7 @@ from bot.services.publish import Publisher
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
+from storage.unit import BatchNeeds, BatchRepository, DeferringTx
 
 __all__ = ["SYNC_TOKEN", "BatchResult", "Engine", "Settings"]
 
@@ -133,13 +135,21 @@ class Engine:
         """One attempt at a batch, in one transaction (see `apply_batch`)."""
         result = BatchResult()
         async with self.db.transaction() as tx:
-            repo = Repository(tx)
+            # The first attempt reads each run of positions' working set at once and holds
+            # its writes back (storage.unit); the isolating one goes event by event, since a
+            # savepoint that rolls back must take the working set's changes with it.
+            repo = Repository(tx) if isolate else BatchRepository(DeferringTx(tx))
             out = Outbox(repo, now)
             # One query per 500 events for what was applied before, one `executemany` to
             # mark this batch.
             seen = await repo.seen_among([e.event_id for e in batch.events])
             applied: list[tuple[str, str]] = []
-            for event in batch.events:
+            for index, event in enumerate(batch.events):
+                if isinstance(repo, BatchRepository):
+                    if not isinstance(event, _POSITIONS):
+                        repo.invalidate()  # a command may change what a working set holds
+                    elif not repo.loaded:
+                        await repo.preload(_needs(batch.events[index:], seen, force))
                 await self._apply_one(
                     repo,
                     out,
@@ -156,6 +166,8 @@ class Engine:
                 if event.event_id not in seen:
                     seen.add(event.event_id)
                     applied.append((event.event_id, event.room_id))
+            if isinstance(repo, BatchRepository):
+                repo.invalidate()  # the redraft and the rest read what was written
             await repo.mark_processed_many(applied, now)
             if batch.released:
                 await repo.release_held(batch.released)
@@ -713,3 +725,39 @@ class Engine:
             result = await self.apply_events(events, force=True)
             fixed += result.applied
         return fixed
+
+
+# The events a sync batch carries by the thousand; what they need is preloaded (storage.unit).
+_POSITIONS = (ReactionAdded, Redacted, PollResponse)
+
+
+def _needs(events: Sequence[InboundEvent], seen: set[str], force: bool) -> BatchNeeds:
+    """What the run of position events at the start of `events` will ask the database."""
+    ballots: set[str] = set()
+    polls: set[str] = set()
+    inputs: set[str] = set()
+    redactions: set[str] = set()
+    senders: set[str] = set()
+    for event in events:
+        if not isinstance(event, _POSITIONS):
+            break
+        if event.event_id in seen and not force:
+            continue
+        senders.add(event.sender)
+        if isinstance(event, ReactionAdded):
+            ballots.add(event.relates_to)
+            inputs.add(event.event_id)
+        elif isinstance(event, PollResponse):
+            polls.add(event.poll_id)
+            inputs.add(event.event_id)
+        else:
+            redactions.add(event.event_id)
+            inputs.add(event.redacts)
+    return BatchNeeds(
+        frozenset(ballots),
+        frozenset(polls),
+        frozenset(inputs),
+        frozenset(redactions),
+        frozenset(senders),
+        TIDY,
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -269,41 +271,51 @@ async def test_a_decision_freezes_the_record_and_a_reopen_chains_a_new_segment(
     assert json.loads(frozen[0].body) == first
 
 
-async def test_a_thumbs_up_costs_three_repository_calls(
+async def test_a_batch_of_positions_costs_the_same_database_calls_whatever_its_size(
     opened: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Applying a 👍 reads and writes three times. (Per batch, not per event, come the
-    bookkeeping — seen, processed, token — and one edit of each touched ballot's tally.)"""
-    calls: list[str] = []
-    depth = [1]  # count calls from the event's dispatch, not a repository method's helpers
-    dispatch = opened.engine._dispatch
+    """A sync batch of reactions and redactions is read once and written once (issue #22):
+    a batch eight times larger, with the same kinds of steps (positions taken, changed and
+    retracted, objections raised and withdrawn, tidy-ups queued), makes exactly as many
+    database calls, and few."""
+    calls = [0]
+    original = opened.db.transaction
 
-    async def dispatching(*args: Any) -> None:
-        depth[0] -= 1
-        try:
-            await dispatch(*args)
-        finally:
-            depth[0] += 1
+    @asynccontextmanager
+    async def counting() -> AsyncIterator[Any]:
+        async with original() as tx:
+            yield _CountingTx(tx, calls)
 
-    monkeypatch.setattr(opened.engine, "_dispatch", dispatching)
-    batch = {"seen_among", "mark_processed_many", "set_meta"}
-    for name in dir(Repository):
-        method = getattr(Repository, name)
-        if name.startswith("_") or not callable(method) or name in batch:
-            continue
+    monkeypatch.setattr(opened.db, "transaction", counting)
 
-        def wrap(fn: Any, label: str) -> Any:
-            async def counted(self: Repository, *args: Any, **kwargs: Any) -> Any:
-                if depth[0] == 0:
-                    calls.append(label)
-                depth[0] += 1
-                try:
-                    return await fn(self, *args, **kwargs)
-                finally:
-                    depth[0] -= 1
+    async def cost(rounds: int) -> int:
+        events: list[Any] = []
+        for _ in range(rounds):
+            for member in (ALICE, BOB, CAROL, DAVE):
+                up = opened.reaction(member, "👍")
+                down = opened.reaction(member, "👎")
+                events += [up, down, opened.redaction(member, down.event_id)]
+        calls[0] = 0
+        result = await opened.apply(*events)
+        assert result.failed == 0 and result.applied == len(events)
+        return calls[0]
 
-            return counted
+    small, large = await cost(1), await cost(8)
+    assert large == small, (small, large)
+    assert large <= 25, large
 
-        monkeypatch.setattr(Repository, name, wrap(method, name))
-    await opened.apply(opened.reaction(ALICE, "👍", target=BALLOT))
-    assert calls == ["request_by_ballot", "member_rows", "add_input"], calls
+
+class _CountingTx:
+    """A transaction that counts the calls made to it (each one a database round trip)."""
+
+    def __init__(self, tx: Any, calls: list[int]) -> None:
+        self._tx = tx
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._tx, name)
+        if name == "savepoint":
+            return found
+        self._calls[0] += 1
+        return found
+

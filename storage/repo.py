@@ -210,6 +210,17 @@ def enqueue_row(
     )
 
 
+def _member(row: Row) -> Member:
+    return Member(
+        row["user_id"],
+        row["stakeholder"],
+        row["region"],
+        bool(row["active"]),
+        row["tz"],
+        row["country"],
+    )
+
+
 def _input(row: Row) -> PositionInput:
     return PositionInput(
         event_id=row["event_id"],
@@ -408,16 +419,17 @@ class Repository:
     async def member(self, user_id: str) -> Member | None:
         """A roster entry, active or not."""
         row = await self.tx.fetchone("SELECT * FROM members WHERE user_id = ?", (user_id,))
-        if row is None:
-            return None
-        return Member(
-            row["user_id"],
-            row["stakeholder"],
-            row["region"],
-            bool(row["active"]),
-            row["tz"],
-            row["country"],
-        )
+        return None if row is None else _member(row)
+
+    async def members_among(self, user_ids: Sequence[str]) -> dict[str, Member]:
+        """The roster entries (active or not) of these users."""
+        found: dict[str, Member] = {}
+        for chunk in _chunks(sorted(set(user_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM members WHERE user_id IN ({marks})"  # noqa: S608
+            for row in await self.tx.fetchall(sql, chunk):
+                found[row["user_id"]] = _member(row)
+        return found
 
     async def active_members(self) -> list[Member]:
         """The active roster, by user ID."""
@@ -741,11 +753,17 @@ class Repository:
     # --- bulk reads: a sync batch's working set (storage.unit) ----------------------------
 
     async def requests_for_events(
-        self, ballots: Sequence[str], polls: Sequence[str], ids: Sequence[int]
+        self,
+        ballots: Sequence[str],
+        polls: Sequence[str],
+        ids: Sequence[int],
+        rooms: Sequence[str] = (),
     ) -> list[Request]:
-        """The requests whose ballot or poll is one of these events, or with these numbers."""
+        """The requests whose ballot or poll is one of these events, with these numbers, or
+        in these rooms."""
         found: dict[int, Request] = {}
-        for column, values in (("ballot_event_id", ballots), ("poll_event_id", polls), ("id", ids)):
+        columns = (("ballot_event_id", ballots), ("poll_event_id", polls), ("id", ids))
+        for column, values in (*columns, ("room_id", rooms)):
             for chunk in _chunks(sorted(set(values))):
                 marks = ",".join("?" * len(chunk))
                 rows = await self.tx.fetchall(

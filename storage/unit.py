@@ -13,16 +13,17 @@ Two rules keep it exact:
 - Every read or write that is not served from the working set flushes the held-back writes
   first (`DeferringTx`): whatever the services ask the database, it answers with everything
   the batch did so far. The working set itself is updated by the writes that change it.
-- Anything that may change what was preloaded without going through those writes (a command,
-  an encrypted event) ends the working set (`invalidate`); the engine preloads again for the
-  events after it.
+- Every write that does not go through the working set (a command closing a ballot or
+  removing a member, an encrypted event kept for its key) ends it (`invalidate`): the
+  engine preloads again for the events after it. Commands at human rate cost a few
+  statements each; positions, by reaction, poll or command, cost none of their own.
 
 The repository still decides nothing: it stores, loads and remembers what it loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,7 +33,7 @@ from bot.domain.ledger import PositionInput
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.request import Request
 from storage.backend import Params, Tx
-from storage.repo import MemberRows, Repository, enqueue_row
+from storage.repo import Member, MemberRows, Repository, enqueue_row
 from storage.rows import Row
 
 Pair = tuple[int, str]  # (request ID, member)
@@ -53,9 +54,10 @@ def _flush_rank(sql: str) -> int:
 class DeferringTx:
     """A `Tx` whose `defer`red writes wait until the next other call (or `flush`)."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, on_write: Callable[[], None]) -> None:
         self._tx = tx
         self._held: dict[str, list[Params]] = {}
+        self._on_write = on_write  # told of every write that was not held back
 
     def defer(self, sql: str, params: Params) -> None:
         """Hold a write back until the next read or write, or the flush."""
@@ -72,12 +74,18 @@ class DeferringTx:
     async def execute(self, sql: str, params: Params = ()) -> int:
         """See `storage.backend.Tx`."""
         await self.flush()
-        return await self._tx.execute(sql, params)
+        try:
+            return await self._tx.execute(sql, params)
+        finally:
+            self._on_write()
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         """See `storage.backend.Tx`."""
         await self.flush()
-        await self._tx.executemany(sql, rows)
+        try:
+            await self._tx.executemany(sql, rows)
+        finally:
+            self._on_write()
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """See `storage.backend.Tx`."""
@@ -115,6 +123,8 @@ class _WorkingSet:
     requests: dict[int, Request] = field(default_factory=dict)
     by_ballot: dict[str, int] = field(default_factory=dict)
     by_poll: dict[str, int] = field(default_factory=dict)
+    by_room: dict[str, int] = field(default_factory=dict)  # 0: asked, no request's room
+    roster: dict[str, Member | None] = field(default_factory=dict)  # the senders' entries
     # Every event asked about: its input, or None when it is not one (yet).
     inputs: dict[str, tuple[int, PositionInput] | None] = field(default_factory=dict)
     redactions: set[str] = field(default_factory=set)  # recorded redaction events (asked)
@@ -135,6 +145,7 @@ class BatchNeeds:
     inputs: frozenset[str]  # events that are or may be inputs (the run's own, the redacted)
     redactions: frozenset[str]  # the run's redaction events
     senders: frozenset[str]  # who sent the run's events
+    rooms: frozenset[str]  # where they were sent
     purpose_prefix: str  # pending outbox purposes to know (e.g. the tidy-ups)
 
 
@@ -142,9 +153,11 @@ class BatchRepository(Repository):
     """A `Repository` that answers a batch's reads from its preloaded working set and
     holds its writes back (see the module docstring). Without `preload` it is a plain one."""
 
-    def __init__(self, tx: DeferringTx) -> None:
-        super().__init__(tx)
-        self._deferring = tx
+    def __init__(self, tx: Tx) -> None:
+        # Every write that does not go through the working set ends it: whatever it changed
+        # (a command closing a ballot, a member removed) is read again from the database.
+        self._deferring = DeferringTx(tx, on_write=self.invalidate)
+        super().__init__(self._deferring)
         self._set: _WorkingSet | None = None
 
     @property
@@ -170,12 +183,21 @@ class BatchRepository(Repository):
         ws.asked_redactions = set(needs.redactions)
         ws.redactions = await self.redactions_among(sorted(needs.redactions))
         ids = sorted({rid for rid, _ in known.values()})
-        for req in await self.requests_for_events(sorted(needs.ballots), sorted(needs.polls), ids):
+        found = await self.requests_for_events(
+            sorted(needs.ballots), sorted(needs.polls), ids, sorted(needs.rooms)
+        )
+        for req in found:
             ws.requests[req.id] = req
             if req.ballot_event_id:
                 ws.by_ballot[req.ballot_event_id] = req.id
             if req.poll_event_id:
                 ws.by_poll[req.poll_event_id] = req.id
+            if req.room_id:
+                ws.by_room[req.room_id] = req.id
+        for room_id in needs.rooms - ws.by_room.keys():
+            ws.by_room[room_id] = 0
+        roster = await self.members_among(sorted(needs.senders))
+        ws.roster = {user_id: roster.get(user_id) for user_id in needs.senders}
         for event_id in needs.ballots - ws.by_ballot.keys():
             ws.by_ballot[event_id] = 0  # asked, and no request's ballot
         for event_id in needs.polls - ws.by_poll.keys():
@@ -205,6 +227,20 @@ class BatchRepository(Repository):
         if ws is not None and event_id in ws.by_ballot:
             return ws.requests.get(ws.by_ballot[event_id])
         return await super().request_by_ballot(event_id)
+
+    async def request_by_room(self, room_id: str) -> Request | None:
+        """See `Repository.request_by_room`."""
+        ws = self._set
+        if ws is not None and room_id in ws.by_room:
+            return ws.requests.get(ws.by_room[room_id])
+        return await super().request_by_room(room_id)
+
+    async def member(self, user_id: str) -> Member | None:
+        """See `Repository.member`."""
+        ws = self._set
+        if ws is not None and user_id in ws.roster:
+            return ws.roster[user_id]
+        return await super().member(user_id)
 
     async def request_by_poll(self, event_id: str) -> Request | None:
         """See `Repository.request_by_poll`."""

@@ -48,7 +48,7 @@ from bot.services.publish import Publisher
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
-from storage.unit import BatchNeeds, BatchRepository, DeferringTx
+from storage.unit import BatchNeeds, BatchRepository
 
 __all__ = ["SYNC_TOKEN", "BatchResult", "Engine", "Settings"]
 
@@ -138,18 +138,15 @@ class Engine:
             # The first attempt reads each run of positions' working set at once and holds
             # its writes back (storage.unit); the isolating one goes event by event, since a
             # savepoint that rolls back must take the working set's changes with it.
-            repo = Repository(tx) if isolate else BatchRepository(DeferringTx(tx))
+            repo = Repository(tx) if isolate else BatchRepository(tx)
             out = Outbox(repo, now)
             # One query per 500 events for what was applied before, one `executemany` to
             # mark this batch.
             seen = await repo.seen_among([e.event_id for e in batch.events])
             applied: list[tuple[str, str]] = []
             for index, event in enumerate(batch.events):
-                if isinstance(repo, BatchRepository):
-                    if not isinstance(event, _POSITIONS):
-                        repo.invalidate()  # a command may change what a working set holds
-                    elif not repo.loaded:
-                        await repo.preload(_needs(batch.events[index:], seen, force))
+                if isinstance(repo, BatchRepository) and not repo.loaded:
+                    await repo.preload(_needs(batch.events[index:], seen, force))
                 await self._apply_one(
                     repo,
                     out,
@@ -727,37 +724,36 @@ class Engine:
         return fixed
 
 
-# The events a sync batch carries by the thousand; what they need is preloaded (storage.unit).
-_POSITIONS = (ReactionAdded, Redacted, PollResponse)
-
-
 def _needs(events: Sequence[InboundEvent], seen: set[str], force: bool) -> BatchNeeds:
-    """What the run of position events at the start of `events` will ask the database."""
+    """What applying `events` will ask the database (storage.unit preloads it)."""
     ballots: set[str] = set()
     polls: set[str] = set()
     inputs: set[str] = set()
     redactions: set[str] = set()
     senders: set[str] = set()
+    rooms: set[str] = set()
     for event in events:
-        if not isinstance(event, _POSITIONS):
-            break
         if event.event_id in seen and not force:
             continue
         senders.add(event.sender)
+        rooms.add(event.room_id)
         if isinstance(event, ReactionAdded):
             ballots.add(event.relates_to)
             inputs.add(event.event_id)
         elif isinstance(event, PollResponse):
             polls.add(event.poll_id)
             inputs.add(event.event_id)
-        else:
+        elif isinstance(event, Redacted):
             redactions.add(event.event_id)
             inputs.add(event.redacts)
+        elif isinstance(event, CommandText):
+            inputs.add(event.event_id)  # a position by command is an input under its ID
     return BatchNeeds(
         frozenset(ballots),
         frozenset(polls),
         frozenset(inputs),
         frozenset(redactions),
         frozenset(senders),
+        frozenset(rooms),
         TIDY,
     )

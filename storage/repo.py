@@ -756,23 +756,28 @@ class Repository:
         self,
         ballots: Sequence[str],
         polls: Sequence[str],
-        ids: Sequence[int],
-        rooms: Sequence[str] = (),
+        rooms: Sequence[str],
+        inputs: Sequence[str],
     ) -> list[Request]:
-        """The requests whose ballot or poll is one of these events, with these numbers, or
-        in these rooms."""
-        found: dict[int, Request] = {}
-        columns = (("ballot_event_id", ballots), ("poll_event_id", polls), ("id", ids))
-        for column, values in (*columns, ("room_id", rooms)):
-            for chunk in _chunks(sorted(set(values))):
-                marks = ",".join("?" * len(chunk))
-                rows = await self.tx.fetchall(
-                    f"SELECT * FROM requests WHERE {column} IN ({marks})",  # noqa: S608
-                    chunk,
-                )
-                for row in rows:
-                    found[int(row["id"])] = self._request(row)
-        return list(found.values())
+        """In one query: the requests whose ballot or poll is one of these events, in these
+        rooms, or with an input among these events."""
+        groups = [sorted(set(v)) for v in (ballots, polls, rooms, inputs)]
+        if len(max(groups, key=len)) > 500:  # a batch is rarely this large: one per chunk
+            found: dict[int, Request] = {}
+            for i, group in enumerate(groups):
+                for chunk in _chunks(group):
+                    parts = [chunk if j == i else [] for j in range(4)]
+                    for req in await self.requests_for_events(*parts):
+                        found[req.id] = req
+            return list(found.values())
+        marks = [",".join("?" * len(g)) or "NULL" for g in groups]
+        sql = (
+            f"SELECT * FROM requests WHERE ballot_event_id IN ({marks[0]}) "  # noqa: S608
+            f"OR poll_event_id IN ({marks[1]}) OR room_id IN ({marks[2]}) OR id IN "
+            f"(SELECT request_id FROM position_inputs WHERE event_id IN ({marks[3]}))"
+        )
+        rows = await self.tx.fetchall(sql, [v for g in groups for v in g])
+        return [self._request(r) for r in rows]
 
     async def inputs_by_events(
         self, event_ids: Sequence[str]
@@ -804,13 +809,13 @@ class Repository:
     async def member_rows_many(
         self, request_ids: Sequence[int], members: Sequence[str]
     ) -> dict[tuple[int, str], MemberRows]:
-        """`member_rows` for every (request, member) of these requests and members, in four
-        queries per 500 members: what a sync batch's positions are decided on."""
+        """`member_rows` without the objections for every (request, member) of these requests
+        and members, in three queries per 500 members: what a sync batch's positions are
+        decided on."""
         rids = sorted(set(request_ids))
         eligible: dict[tuple[int, str], list[EligibleRow]] = {}
         inputs: dict[tuple[int, str], list[PositionInput]] = {}
         redactions: dict[tuple[int, str], list[Redaction]] = {}
-        objections: dict[tuple[int, str], list[Objection]] = {}
         if not rids:
             return {}
         r_marks = ",".join("?" * len(rids))
@@ -843,25 +848,27 @@ class Repository:
             for row in await self.tx.fetchall(redactions_sql, params):
                 key = (int(row["input_request"]), row["input_member"])
                 redactions.setdefault(key, []).append(_redaction(row))
-            objections_sql = (
-                "SELECT * FROM objections "  # noqa: S608
-                f"WHERE request_id {where.format('member')} ORDER BY id DESC"
-            )
-            for row in await self.tx.fetchall(objections_sql, params):
-                key = (int(row["request_id"]), row["member"])
-                objections.setdefault(key, []).append(_objection(row))
         found: dict[tuple[int, str], MemberRows] = {}
         for rid in rids:
             for member in set(members):
                 key = (rid, member)
-                mine = objections.get(key, [])
                 found[key] = MemberRows(
                     eligible.get(key, []),
                     inputs.get(key, []),
                     redactions.get(key, []),
-                    next((o for o in mine if o.state is ObjectionState.OPEN), None),
-                    mine[0] if mine else None,
+                    None,  # the objections come with `objections_many`
+                    None,
                 )
+        return found
+
+    async def objections_many(self, request_ids: Sequence[int]) -> dict[int, list[Objection]]:
+        """Every objection of these requests, oldest first."""
+        found: dict[int, list[Objection]] = {rid: [] for rid in request_ids}
+        for chunk in _chunks(sorted(set(request_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM objections WHERE request_id IN ({marks}) ORDER BY id"  # noqa: S608
+            for row in await self.tx.fetchall(sql, chunk):
+                found[int(row["request_id"])].append(_objection(row))
         return found
 
     async def pending_purposes(

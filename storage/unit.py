@@ -132,8 +132,10 @@ class _WorkingSet:
     members: dict[Pair, MemberRows] = field(default_factory=dict)
     purpose_prefix: str = ""
     purposes: set[tuple[int, str]] = field(default_factory=set)  # pending, of `requests`
+    # Every objection of the requests, by request, then by number (ascending).
+    objections: dict[int, dict[int, Objection]] = field(default_factory=dict)
+    objection_request: dict[int, int] = field(default_factory=dict)  # number -> request
     last_objection: int = 0
-    objections: dict[int, Pair] = field(default_factory=dict)  # open or latest, by number
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +184,8 @@ class BatchRepository(Repository):
         ws.inputs = {event_id: known.get(event_id) for event_id in needs.inputs}
         ws.asked_redactions = set(needs.redactions)
         ws.redactions = await self.redactions_among(sorted(needs.redactions))
-        ids = sorted({rid for rid, _ in known.values()})
         found = await self.requests_for_events(
-            sorted(needs.ballots), sorted(needs.polls), ids, sorted(needs.rooms)
+            sorted(needs.ballots), sorted(needs.polls), sorted(needs.rooms), sorted(needs.inputs)
         )
         for req in found:
             ws.requests[req.id] = req
@@ -194,22 +195,21 @@ class BatchRepository(Repository):
                 ws.by_poll[req.poll_event_id] = req.id
             if req.room_id:
                 ws.by_room[req.room_id] = req.id
-        for room_id in needs.rooms - ws.by_room.keys():
-            ws.by_room[room_id] = 0
-        roster = await self.members_among(sorted(needs.senders))
-        ws.roster = {user_id: roster.get(user_id) for user_id in needs.senders}
         for event_id in needs.ballots - ws.by_ballot.keys():
             ws.by_ballot[event_id] = 0  # asked, and no request's ballot
         for event_id in needs.polls - ws.by_poll.keys():
             ws.by_poll[event_id] = 0
+        for room_id in needs.rooms - ws.by_room.keys():
+            ws.by_room[room_id] = 0
+        roster = await self.members_among(sorted(needs.senders))
+        ws.roster = {user_id: roster.get(user_id) for user_id in needs.senders}
         members = set(needs.senders) | {item.member for _, item in known.values()}
         ws.members = await self.member_rows_many(sorted(ws.requests), sorted(members))
+        for rid, objections in (await self.objections_many(sorted(ws.requests))).items():
+            ws.objections[rid] = {o.id: o for o in objections}
+            ws.objection_request.update((o.id, rid) for o in objections)
         ws.purposes = await self.pending_purposes(sorted(ws.requests), needs.purpose_prefix)
         ws.last_objection = await self.last_objection_id()
-        for pair, rows in ws.members.items():
-            for objection in (rows.open_objection, rows.latest_objection):
-                if objection is not None:
-                    ws.objections[objection.id] = pair
         self._set = ws
 
     # --- reads served from the working set ---------------------------------------------
@@ -262,13 +262,30 @@ class BatchRepository(Repository):
         rows = ws.members.get((request_id, member)) if ws is not None else None
         if rows is None:
             return await super().member_rows(request_id, member)
+        assert ws is not None
+        mine = [o for o in ws.objections[request_id].values() if o.member == member]
         return MemberRows(
             list(rows.eligible),
             list(rows.inputs),
             list(rows.redactions),
-            rows.open_objection,
-            rows.latest_objection,
+            # As `Repository.member_rows` reads them: the latest open one, the latest one.
+            next((o for o in reversed(mine) if o.state is ObjectionState.OPEN), None),
+            mine[-1] if mine else None,
         )
+
+    async def objections(self, request_id: int) -> list[Objection]:
+        """See `Repository.objections`."""
+        ws = self._set
+        if ws is not None and request_id in ws.objections:
+            return list(ws.objections[request_id].values())
+        return await super().objections(request_id)
+
+    async def objection(self, objection_id: int) -> Objection | None:
+        """See `Repository.objection`."""
+        ws = self._set
+        if ws is not None and objection_id in ws.objection_request:
+            return ws.objections[ws.objection_request[objection_id]][objection_id]
+        return await super().objection(objection_id)
 
     async def pending_purpose(self, request_id: int, purpose: str) -> bool:
         """See `Repository.pending_purpose`."""
@@ -392,12 +409,8 @@ class BatchRepository(Repository):
     ) -> int:
         """See `Repository.add_objection` (numbered from the working set's last number)."""
         ws = self._set
-        pair = (request_id, member)
-        if ws is None or pair not in ws.members:
-            oid = await super().add_objection(request_id, member, event_id, reason, now)
-            if ws is not None:
-                ws.last_objection = max(ws.last_objection, oid)
-            return oid
+        if ws is None or request_id not in ws.objections:
+            return await super().add_objection(request_id, member, event_id, reason, now)
         ws.last_objection += 1
         oid = ws.last_objection
         self._deferring.defer(
@@ -406,24 +419,24 @@ class BatchRepository(Repository):
             (oid, request_id, member, event_id, reason, now),
         )
         self._defer_history(oid, "raised", member, None, reason, now)
-        made = Objection(oid, request_id, member, reason, ObjectionState.OPEN)
-        ws.objections[oid] = pair
-        ws.members[pair] = replace(ws.members[pair], open_objection=made, latest_objection=made)
+        ws.objections[request_id][oid] = Objection(
+            oid, request_id, member, reason, ObjectionState.OPEN
+        )
+        ws.objection_request[oid] = request_id
         return oid
 
     async def set_objection_reason(
         self, objection_id: int, reason: str, by: str = "", now: int = 0
     ) -> None:
         """See `Repository.set_objection_reason`."""
-        pair = self._pair_of_objection(objection_id)
-        if pair is None:
+        if not self._holds_objection(objection_id):
             await super().set_objection_reason(objection_id, reason, by, now)
             return
         self._deferring.defer(
             "UPDATE objections SET reason = ? WHERE id = ?", (reason, objection_id)
         )
         self._defer_history(objection_id, "reason", by, None, reason, now)
-        self._change_objection(pair, objection_id, reason=reason)
+        self._change_objection(objection_id, reason=reason)
 
     async def dispose_objection(
         self,
@@ -435,8 +448,7 @@ class BatchRepository(Repository):
         duplicate_of: int | None = None,
     ) -> None:
         """See `Repository.dispose_objection`."""
-        pair = self._pair_of_objection(objection_id)
-        if pair is None:
+        if not self._holds_objection(objection_id):
             await super().dispose_objection(objection_id, state, by, rationale, now, duplicate_of)
             return
         self._deferring.defer(
@@ -446,7 +458,6 @@ class BatchRepository(Repository):
         )
         self._defer_history(objection_id, "disposed", by, state.value, rationale, now)
         self._change_objection(
-            pair,
             objection_id,
             state=state,
             disposed_by=by,
@@ -457,14 +468,13 @@ class BatchRepository(Repository):
 
     async def mark_reason_asked(self, objection_id: int) -> None:
         """See `Repository.mark_reason_asked`."""
-        pair = self._pair_of_objection(objection_id)
-        if pair is None:
+        if not self._holds_objection(objection_id):
             await super().mark_reason_asked(objection_id)
             return
         self._deferring.defer(
             "UPDATE objections SET reason_asked = 1 WHERE id = ?", (objection_id,)
         )
-        self._change_objection(pair, objection_id, reason_asked=True)
+        self._change_objection(objection_id, reason_asked=True)
 
     def _defer_history(
         self, objection_id: int, kind: str, by: str, state: str | None, text: str | None, at: int
@@ -475,28 +485,16 @@ class BatchRepository(Repository):
             (objection_id, kind, by, state, text, at),
         )
 
-    def _pair_of_objection(self, objection_id: int) -> Pair | None:
-        """The preloaded pair whose open or latest objection this is (None: not preloaded)."""
-        ws = self._set
-        if ws is None:
-            return None
-        pair = ws.objections.get(objection_id)
-        return pair if pair is not None and pair in ws.members else None
+    def _holds_objection(self, objection_id: int) -> bool:
+        """Whether the working set holds this objection."""
+        return self._set is not None and objection_id in self._set.objection_request
 
-    def _change_objection(self, pair: Pair, objection_id: int, **changes: Any) -> None:
-        """Apply a held-back change to the pair's copy of the objection."""
+    def _change_objection(self, objection_id: int, **changes: Any) -> None:
+        """Apply a held-back change to the working set's copy of the objection."""
         ws = self._set
         assert ws is not None
-        rows = ws.members[pair]
-        latest = rows.latest_objection
-        if latest is not None and latest.id == objection_id:
-            latest = replace(latest, **changes)
-        opened = rows.open_objection
-        if opened is not None and opened.id == objection_id:
-            opened = replace(opened, **changes)
-            if opened.state is not ObjectionState.OPEN:
-                opened = None
-        ws.members[pair] = replace(rows, open_objection=opened, latest_objection=latest)
+        held = ws.objections[ws.objection_request[objection_id]]
+        held[objection_id] = replace(held[objection_id], **changes)
 
     def _forget_pair(self, pair: Pair) -> None:
         """Read this pair from the database again when it is next asked for."""

@@ -37,6 +37,7 @@ from storage.repo import Member, MemberRows, Repository, enqueue_row
 from storage.rows import Row
 
 Pair = tuple[int, str]  # (request ID, member)
+_NO_ROWS = MemberRows([], [], [], None, None)  # never changed: `replace` makes new values
 
 
 def _flush_rank(sql: str) -> int:
@@ -129,7 +130,8 @@ class _WorkingSet:
     inputs: dict[str, tuple[int, PositionInput] | None] = field(default_factory=dict)
     redactions: set[str] = field(default_factory=set)  # recorded redaction events (asked)
     asked_redactions: set[str] = field(default_factory=set)
-    members: dict[Pair, MemberRows] = field(default_factory=dict)
+    pairs: set[Pair] = field(default_factory=set)  # the (request, member) pairs read
+    members: dict[Pair, MemberRows] = field(default_factory=dict)  # those with rows
     purpose_prefix: str = ""
     purposes: set[tuple[int, str]] = field(default_factory=set)  # pending, of `requests`
     # Every objection of the requests, by request, then by number (ascending).
@@ -148,6 +150,9 @@ class BatchNeeds:
     redactions: frozenset[str]  # the run's redaction events
     senders: frozenset[str]  # who sent the run's events
     rooms: frozenset[str]  # where they were sent
+    # Whose rows on which request the run will read: ("ballot" | "poll" | "room", the
+    # ballot, poll or room, the sender); the redacted inputs' authors are added.
+    asks: frozenset[tuple[str, str, str]]
     purpose_prefix: str  # pending outbox purposes to know (e.g. the tidy-ups)
 
 
@@ -203,8 +208,13 @@ class BatchRepository(Repository):
             ws.by_room[room_id] = 0
         roster = await self.members_among(sorted(needs.senders))
         ws.roster = {user_id: roster.get(user_id) for user_id in needs.senders}
-        members = set(needs.senders) | {item.member for _, item in known.values()}
-        ws.members = await self.member_rows_many(sorted(ws.requests), sorted(members))
+        where = {"ballot": ws.by_ballot, "poll": ws.by_poll, "room": ws.by_room}
+        ws.pairs = {(rid, item.member) for rid, item in known.values()}
+        for kind, key, sender in needs.asks:
+            rid = where[kind].get(key, 0)
+            if rid:
+                ws.pairs.add((rid, sender))
+        ws.members = await self.member_rows_many(sorted(ws.pairs))
         for rid, objections in (await self.objections_many(sorted(ws.requests))).items():
             ws.objections[rid] = {o.id: o for o in objections}
             ws.objection_request.update((o.id, rid) for o in objections)
@@ -259,10 +269,9 @@ class BatchRepository(Repository):
     async def member_rows(self, request_id: int, member: str) -> MemberRows:
         """See `Repository.member_rows`."""
         ws = self._set
-        rows = ws.members.get((request_id, member)) if ws is not None else None
-        if rows is None:
+        rows = self._rows(request_id, member)
+        if ws is None or rows is None:
             return await super().member_rows(request_id, member)
-        assert ws is not None
         mine = [o for o in ws.objections[request_id].values() if o.member == member]
         return MemberRows(
             list(rows.eligible),
@@ -300,12 +309,9 @@ class BatchRepository(Repository):
         """See `Repository.add_input`."""
         ws = self._set
         pair = (request_id, item.member)
-        if ws is None or pair not in ws.members or item.event_id not in ws.inputs:
-            added = await super().add_input(request_id, item, now)
-            if added and ws is not None:
-                self._forget_pair(pair)
-                ws.inputs[item.event_id] = (request_id, replace(item, recorded_at=now))
-            return added
+        rows = self._rows(request_id, item.member)
+        if ws is None or rows is None or item.event_id not in ws.inputs:
+            return await super().add_input(request_id, item, now)  # the write ends the set
         if ws.inputs[item.event_id] is not None:
             return False  # recorded before (the unique event ID)
         self._deferring.defer(
@@ -326,7 +332,6 @@ class BatchRepository(Repository):
         )
         stored = replace(item, recorded_at=now)
         ws.inputs[item.event_id] = (request_id, stored)
-        rows = ws.members[pair]
         ws.members[pair] = replace(rows, inputs=[*rows.inputs, stored])
         return True
 
@@ -334,10 +339,7 @@ class BatchRepository(Repository):
         """See `Repository.add_redaction`."""
         ws = self._set
         if ws is None or redaction.event_id not in ws.asked_redactions:
-            added = await super().add_redaction(redaction)
-            if added and ws is not None:
-                self._note_redaction(redaction)
-            return added
+            return await super().add_redaction(redaction)  # the write ends the set
         if redaction.event_id in ws.redactions:
             return False
         ws.redactions.add(redaction.event_id)
@@ -367,7 +369,7 @@ class BatchRepository(Repository):
         if target is None:
             return  # not an input (or not seen yet: the stored redaction waits for it)
         pair = (target[0], target[1].member)
-        rows = ws.members.get(pair)
+        rows = self._rows(*pair)
         if rows is not None:
             found = sorted([*rows.redactions, redaction], key=lambda r: (r.recorded_at, r.event_id))
             ws.members[pair] = replace(rows, redactions=found)
@@ -496,8 +498,11 @@ class BatchRepository(Repository):
         held = ws.objections[ws.objection_request[objection_id]]
         held[objection_id] = replace(held[objection_id], **changes)
 
-    def _forget_pair(self, pair: Pair) -> None:
-        """Read this pair from the database again when it is next asked for."""
+    def _rows(self, request_id: int, member: str) -> MemberRows | None:
+        """The working set's rows of a pair (empty when it has none), or None when the pair
+        is not in it."""
         ws = self._set
-        if ws is not None:
-            ws.members.pop(pair, None)
+        pair = (request_id, member)
+        if ws is None or pair not in ws.pairs:
+            return None
+        return ws.members.get(pair, _NO_ROWS)

@@ -732,6 +732,7 @@ def _needs(events: Sequence[InboundEvent], seen: set[str], force: bool) -> Batch
     redactions: set[str] = set()
     senders: set[str] = set()
     rooms: set[str] = set()
+    asks: set[tuple[str, str, str]] = set()
     for event in events:
         if event.event_id in seen and not force:
             continue
@@ -740,14 +741,17 @@ def _needs(events: Sequence[InboundEvent], seen: set[str], force: bool) -> Batch
         if isinstance(event, ReactionAdded):
             ballots.add(event.relates_to)
             inputs.add(event.event_id)
+            asks.add(("ballot", event.relates_to, event.sender))
         elif isinstance(event, PollResponse):
             polls.add(event.poll_id)
             inputs.add(event.event_id)
+            asks.add(("poll", event.poll_id, event.sender))
         elif isinstance(event, Redacted):
             redactions.add(event.event_id)
             inputs.add(event.redacts)
         elif isinstance(event, CommandText):
             inputs.add(event.event_id)  # a position by command is an input under its ID
+            asks.add(("room", event.room_id, event.sender))
     return BatchNeeds(
         frozenset(ballots),
         frozenset(polls),
@@ -755,5 +759,6 @@ def _needs(events: Sequence[InboundEvent], seen: set[str], force: bool) -> Batch
         frozenset(redactions),
         frozenset(senders),
         frozenset(rooms),
+        frozenset(asks),
         TIDY,
     )

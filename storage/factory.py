@@ -92,7 +92,7 @@ def build_database(storage: StorageConfig, *, running_bot: bool = False) -> Back
             fenced=running_bot,
             failover_timeout_s=storage.failover_timeout_s if running_bot else None,
         )
-    return Database(storage.path)
+    return Database(storage.path, check_in_background=running_bot)
 
 
 def build_guard(storage: StorageConfig, db: Backend) -> Guard:

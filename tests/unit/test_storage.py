@@ -770,3 +770,39 @@ def test_the_crypto_store_backup_copies_sqlite_consistently_and_never_overwrites
         copy_crypto_store(store, dest)
     with pytest.raises(BackupError, match="no crypto store"):
         copy_crypto_store(tmp_path / "nowhere", tmp_path / "other")
+
+
+async def test_the_running_bots_integrity_check_lets_nothing_be_written_before_it_passed(
+    tmp_path: Path,
+) -> None:
+    """The running bot checks a current-schema file while it starts (issue #22): reads go
+    on, but no transaction that changed anything commits before the check passed; a
+    damaged file fails every write with the operator's sentence, and is left as it was."""
+    path = tmp_path / "bot.db"
+    await seeded_file(path)  # a WAL database, as the bot keeps it (closed: checkpointed)
+    data = bytearray(path.read_bytes())
+    data[4096 * 2 : 4096 * 2 + 512] = b"\xff" * 512  # scribble over a page
+    path.write_bytes(bytes(data))
+    db = Database(path, check_in_background=True)
+    await db.open()  # no migration due: the check runs meanwhile
+    try:
+        assert await db.schema_version() == SCHEMA_VERSION  # a read commits nothing
+        for _ in range(2):
+            with pytest.raises(DatabaseError, match="failed its integrity check"):
+                async with db.transaction() as tx:
+                    await tx.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
+    finally:
+        await db.close()
+    assert path.read_bytes() == bytes(data)
+
+    good = tmp_path / "good.db"
+    await seeded_file(good)
+    db = Database(good, check_in_background=True)
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO meta(key, value) VALUES ('x', 'y')")
+        async with db.transaction() as tx:
+            assert await tx.fetchval("SELECT value FROM meta WHERE key = 'x'") == "y"
+    finally:
+        await db.close()

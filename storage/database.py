@@ -414,4 +414,3 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
     the connection inside a transaction for the next one)."""
     if conn.in_transaction:
         await asyncio.shield(conn.execute("ROLLBACK"))
-

@@ -330,9 +330,20 @@ class BatchRepository(Repository):
                 item.room_id,
             ),
         )
-        stored = replace(item, recorded_at=now)
+        stored = PositionInput(  # as `Repository.inputs` reads it back
+            item.event_id,
+            item.member,
+            item.position,
+            item.ts,
+            item.source,
+            item.reason,
+            item.room_id,
+            now,
+        )
         ws.inputs[item.event_id] = (request_id, stored)
-        ws.members[pair] = replace(rows, inputs=[*rows.inputs, stored])
+        ws.members[pair] = MemberRows(
+            rows.eligible, [*rows.inputs, stored], rows.redactions, None, None
+        )
         return True
 
     async def add_redaction(self, redaction: Redaction) -> bool:

@@ -1445,6 +1445,11 @@ class Handlers:
                         request_id=req.id,
                         reason="removed from the group's roster",
                     )
+            # And out of the main room: its members may join request rooms by themselves
+            # (restricted rooms), so its membership must be the roster.
+            await ctx.out.remove_from_room(
+                user, room_id=self.settings.main_room_id, reason="removed from the group's roster"
+            )
         return Reply(
             True,
             f"{user} is no longer a member. Their positions stop counting on ballots that are "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import uuid
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.matrix.render import Message
+from bot.matrix.rooms import allow_room_of, invite_only
 from bot.services.clock import Clock
 from storage.backend import Backend
 from storage.repo import OutboxItem, Repository
@@ -35,6 +37,9 @@ POLL = "poll"  # `target` placeholder: the request's poll event
 PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
 TIDY = "tidy:"  # `purpose` prefix: a member's tidy-up of a superseded reaction (one pending)
+# `op`: read who is joined to a restricted room's allow room (and the room's join rule) and
+# hand that to the services (`on_sent`), which invite the roster members missing there.
+INVITE_ABSENT = "invite_absent"
 
 
 def dm(user_id: str) -> str:
@@ -190,6 +195,14 @@ class Outbox:
         encrypted for them)."""
         payload = {"user_id": user_id, "reason": reason}
         await self._put("kick", payload, room_id=room_id, request_id=request_id)
+
+    async def invite_absent(
+        self, users: Sequence[str], allow_room: str, *, request_id: int
+    ) -> None:
+        """Invite to the request's restricted room those of `users` who cannot join it by
+        themselves (not joined to `allow_room`), found out when sent (`INVITE_ABSENT`)."""
+        payload = {"users": list(users), "allow_room": allow_room}
+        await self._put(INVITE_ABSENT, payload, request_id=request_id)
 
     async def create_room(self, request_id: int, spec: dict[str, Any]) -> None:
         """Create the request's room (name, topic, state and power levels in `spec`)."""
@@ -372,6 +385,17 @@ class OutboxSender:
                     if found:
                         result = found
                         break
+                    if allow_room_of(item.payload):
+                        # A room version or server that cannot do restricted rooms: make
+                        # it invite-only (the services then invite everyone, see
+                        # INVITE_ABSENT, which reads the join rule the room really has).
+                        log.warning(
+                            "the server refused a restricted request room (%s); making it "
+                            "invite-only: every member is invited",
+                            exc,
+                        )
+                        item = replace(item, payload=invite_only(item.payload))
+                        continue
                 log.error("send %s %s failed for good: %s", item.op, item.id, exc)
                 async with self.db.transaction() as tx:
                     repo = Repository(tx)
@@ -508,6 +532,11 @@ class OutboxSender:
             p = item.payload
             await self.gateway.put_state(room_id, p["type"], p["content"], p["state_key"])
             return room_id
+        if item.op == INVITE_ABSENT:
+            rule = await self.gateway.state_event(room_id, "m.room.join_rules")
+            joined = await self.gateway.joined_members(item.payload["allow_room"])
+            join_rule = rule.get("join_rule") if isinstance(rule, dict) else None
+            return json.dumps({"join_rule": join_rule, "joined": sorted(joined)})
         if item.op == "invite":
             await self.gateway.invite(room_id, item.payload["user_id"])
             return str(item.payload["user_id"])

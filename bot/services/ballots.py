@@ -517,6 +517,14 @@ class Ballots:
                 render.notice("reply", req.id, text, tuple(positioned), event="edited"),
                 request_id=req.id,
             )
+            if self.settings.allow_room and positioned:
+                # Not personal: one message where all members are (bot/services/reach.py).
+                await out.message(
+                    render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                    room_id=self.settings.main_room_id,
+                    request_id=req.id,
+                )
+                positioned = []
             for member in positioned:
                 await out.message(
                     render.notice("reply", req.id, text, (member,), event="edited"),

@@ -40,6 +40,9 @@ TIDY = "tidy:"  # `purpose` prefix: a member's tidy-up of a superseded reaction 
 # `op`: read who is joined to a restricted room's allow room (and the room's join rule) and
 # hand that to the services (`on_sent`), which invite the roster members missing there.
 INVITE_ABSENT = "invite_absent"
+# `purpose` of an invite to a restricted room for a member who could not join it alone: bulk
+# (see priorities), so a few hundred stragglers never hold up a draft or an outcome.
+STRAGGLER = "straggler"
 
 
 def dm(user_id: str) -> str:
@@ -182,10 +185,17 @@ class Outbox:
         await self._put("file", payload, room_id=room_id, request_id=request_id)
 
     async def invite(
-        self, user_id: str, *, room_id: str | None = None, request_id: int | None = None
+        self,
+        user_id: str,
+        *,
+        room_id: str | None = None,
+        request_id: int | None = None,
+        purpose: str | None = None,
     ) -> None:
         """Invite a user to a room (the request's room when `room_id` is None)."""
-        await self._put("invite", {"user_id": user_id}, room_id=room_id, request_id=request_id)
+        await self._put(
+            "invite", {"user_id": user_id}, room_id=room_id, request_id=request_id, purpose=purpose
+        )
 
     async def remove_from_room(
         self, user_id: str, *, room_id: str, request_id: int | None = None, reason: str = ""
@@ -595,7 +605,8 @@ def _keys(item: OutboxItem) -> set[object]:
 #   urgent: everything a person waits for: outcomes, drafts, command acknowledgements and
 #           replies, ballots, rooms, invites, objection prompts;
 #   bulk:   what only keeps the room tidy or informed in the background: tidy-ups of
-#           superseded reactions, the live tally (post and edits), reminders and digests.
+#           superseded reactions, the live tally (post and edits), reminders and digests,
+#           and the invites of members who could not join a restricted room by themselves.
 #
 # Weighted round robin, not strict priority: while both classes wait, URGENT_PER_BULK urgent
 # items go for every bulk one. Urgent answers are slowed by at most one bulk send in five
@@ -610,7 +621,7 @@ BULK_KINDS = frozenset({"tally", "reminder", "digest"})  # `consensus_bot` kinds
 
 def urgent(item: OutboxItem) -> bool:
     """Whether someone waits for this item (see the priorities above)."""
-    if item.op == "redact" or TALLY in (item.purpose, item.target):
+    if item.op == "redact" or TALLY in (item.purpose, item.target) or item.purpose == STRAGGLER:
         return False
     content = item.payload if item.op == "message" else item.payload.get("m.new_content", {})
     meta = content.get("consensus_bot") if isinstance(content, dict) else None

@@ -19,12 +19,15 @@ Everything here runs inside the caller's transaction and only queues outbox rows
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Iterable, Sequence
 
 from bot.domain.mxid import server_of
-from bot.services.outbox import Outbox
+from bot.domain.request import Request
+from bot.matrix import render
+from bot.services.outbox import STRAGGLER, Outbox
 from bot.services.settings import Settings
 from storage.repo import OutboxItem, Repository
 
@@ -95,8 +98,11 @@ async def on_absent(
             why,
             _some(missing),
         )
+    # Stragglers of a restricted room wait behind what others wait for; in an invite-only
+    # room the invites are what everyone waits for.
+    purpose = STRAGGLER if seen.get("join_rule") == "restricted" else None
     for user_id in missing:
-        await out.invite(user_id, request_id=item.request_id)
+        await out.invite(user_id, request_id=item.request_id, purpose=purpose)
     roster = {m.user_id for m in await repo.active_members()}
     strangers = sorted(joined - roster - set(settings.chairs) - {settings.bot_user_id})
     if strangers and seen.get("join_rule") == "restricted":
@@ -122,3 +128,93 @@ async def on_absent_failed(out: Outbox, item: OutboxItem) -> None:
     )
     for user_id in users:
         await out.invite(user_id, request_id=item.request_id)
+
+
+# --- notices for many ------------------------------------------------------------------
+
+# Bytes of user IDs one event's `m.mentions` may carry: the homeserver refuses events over
+# 64 KiB, and the body and HTML need their share. About 1,000 typical IDs per message.
+MENTION_BYTES = 36_000
+
+
+def mention_chunks(users: Sequence[str], budget: int = MENTION_BYTES) -> list[list[str]]:
+    """`users` split into runs whose IDs fit one event's `m.mentions` (one run for a few
+    hundred members)."""
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for user in users:
+        size = len(user.encode()) + 4  # quotes, comma, space
+        if chunks[-1] and used + size > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(user)
+        used += size
+    return [c for c in chunks if c]
+
+
+def _pill(user_id: str) -> str:
+    # A matrix.to link to a user is what Element shows as a pill (with the display name).
+    href = html.escape(f"https://matrix.to/#/{user_id}", quote=True)
+    return f'<a href="{href}">{html.escape(user_id)}</a>'
+
+
+def named(users: Sequence[str]) -> tuple[str, str]:
+    """(plain, HTML) list of the first MAX_NAMED users, then how many more."""
+    shown = list(users[:MAX_NAMED])
+    more = len(users) - len(shown)
+    plain = ", ".join(shown) + (f" and {more} more" if more else "")
+    pills = ", ".join(_pill(u) for u in shown) + (f" and {more} more" if more else "")
+    return plain, pills
+
+
+def group_reminders(
+    req: Request, members: Sequence[str], when: str, left: str, prefix: str, link: str
+) -> list[render.Message]:
+    """One reminder for many members (one per ~1,000): it names the first few, mentions all
+    (`m.mentions`), and says how to take a position."""
+    messages = []
+    for chunk in mention_chunks(sorted(members)):
+        plain, pills = named(chunk)
+        how = (
+            f"React to the ballot in its room, or tell me by direct message: {prefix} support "
+            f"--request {req.id} (or no-objection, concern, object REASON, abstain, recuse)."
+        )
+        body = (
+            f"⏰ The ballot of {render.inline(req.title)} closes {when} (in {left}) and "
+            f"{len(chunk)} member(s) have not taken a position yet: {plain}. {how} {link}"
+        ).strip()
+        html_ = (
+            f"<p>⏰ The ballot of <b>{render.esc(req.title)}</b> closes {html.escape(when)} (in "
+            f"{html.escape(left)}) and {len(chunk)} member(s) have not taken a position yet: "
+            f"{pills}. React to the ballot in "
+            + (f'<a href="{html.escape(link, quote=True)}">its room</a>' if link else "its room")
+            + f", or tell me by direct message: <code>{html.escape(prefix)} support --request "
+            f"{req.id}</code> (or no-objection, concern, object REASON, abstain, recuse).</p>"
+        )
+        data = {"members": len(chunk), "to": "room"}
+        messages.append(render.Message("reminder", req.id, body, html_, data, tuple(chunk)))
+    return messages
+
+
+async def remind_in_room(
+    repo: Repository,
+    out: Outbox,
+    settings: Settings,
+    req: Request,
+    members: Sequence[str],
+    slot: str,
+    when: str,
+    left: str,
+    now: int,
+) -> int:
+    """Queue the reminder for `members` as one message in the main room, where every member
+    is (instead of a direct message each: 0.2 messages a second under default limits), and
+    note each as reminded for `slot`. Returns how many were reminded."""
+    if not members:
+        return 0
+    link = f"https://matrix.to/#/{req.room_id}?via={settings.server_name}" if req.room_id else ""
+    for msg in group_reminders(req, members, when, left, settings.prefix, link):
+        await out.message(msg, room_id=settings.main_room_id, request_id=req.id)
+    for member in members:
+        await repo.mark_reminded(req.id, slot, member, now)
+    return len(members)

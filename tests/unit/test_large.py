@@ -246,3 +246,80 @@ async def test_large_a_refused_restricted_room_falls_back_to_invites(
     assert [i for i in await w.pending() if i.op == "invite"] == []
     rows = await w.scalar("SELECT COUNT(*) FROM outbox WHERE op = 'invite' AND state = 'sent'")
     assert rows == len(MEMBERS) + 1
+
+
+# ---- item 2: notices that scale -----------------------------------------------------------
+
+
+async def test_large_reminder_is_one_message_in_the_main_room(tmp_path: Path) -> None:
+    from tests.unit.test_calendar import HOUR, FakeTimers, reschedule
+
+    w = await make_world(tmp_path / "db.sqlite")
+    try:
+        await w.open_request()
+        timers = FakeTimers()
+        w.engine.calendar.timers = timers  # type: ignore[assignment]
+        await w.apply(w.reaction(ALICE, "👍"))
+        await reschedule(w, reminders_ms=(24 * HOUR,), allow_room=MAIN)
+        [job] = list(timers.due("req:1:remind:"))
+        await timers.fire(job)
+        await timers.fire(job)  # a double wake-up sends nothing twice
+        [reminder] = await w.messages("reminder")
+        assert reminder.room_id == MAIN  # where every member is; no direct message
+        assert sorted(reminder.payload["m.mentions"]["user_ids"]) == sorted([BOB, CAROL, DAVE])
+        body, html_ = reminder.payload["body"], reminder.payload["formatted_body"]
+        assert all(m in body for m in (BOB, CAROL, DAVE))
+        assert ALICE not in body  # she took a position
+        assert f'href="https://matrix.to/#/{BOB}"' in html_  # a pill
+        assert "!cb support --request 1" in body
+        assert f"https://matrix.to/#/{ROOM}?via=x" in body
+    finally:
+        await w.db.close()
+
+
+def test_large_reminder_for_500_is_capped_and_mentions_everyone() -> None:
+    from bot.services.reach import MAX_NAMED, group_reminders, mention_chunks
+    from tests.unit.test_render import make_request
+
+    req = make_request()
+    members = [f"@member{i:03d}:server{i % 7}.example.org" for i in range(500)]
+    [msg] = group_reminders(req, members, "Mon 10:00", "1 day", "!cb", "https://matrix.to/#/!r")
+    content = msg.content()
+    assert len(content["m.mentions"]["user_ids"]) == 500
+    assert f"and {500 - MAX_NAMED} more" in content["body"]
+    assert content["body"].count("@member") == MAX_NAMED
+    assert len(json.dumps(content).encode()) < 60_000  # under the homeserver's 64 KiB
+    # Thousands: split so that every event stays under the limit, nobody left out.
+    many = [f"@member{i:05d}:server{i % 7}.example.org" for i in range(5_000)]
+    chunks = mention_chunks(many)
+    assert sum(len(c) for c in chunks) == 5_000
+    for msg in group_reminders(req, many, "Mon", "1 day", "!cb", ""):
+        assert len(json.dumps(msg.content()).encode()) < 60_000
+
+
+async def test_large_an_edit_tells_positioned_members_in_one_message(restricted: World) -> None:
+    w = restricted
+    await w.open_request()
+    await w.apply(w.reaction(ALICE, "👍"), w.reaction(BOB, "👍"))
+    await w.apply(w.command(CHAIR, "!cb edit 1 Erin maintains two validators."))
+    edited = [i for i in await w.messages() if i.payload["consensus_bot"].get("event") == "edited"]
+    assert {i.room_id for i in edited} == {None, MAIN}  # the request room and the main room
+    assert not [i for i in edited if (i.room_id or "").startswith("dm:")]
+    [main] = [i for i in edited if i.room_id == MAIN]
+    assert sorted(main.payload["m.mentions"]["user_ids"]) == sorted([ALICE, BOB])
+
+
+def test_large_straggler_invites_never_hold_up_a_draft() -> None:
+    from bot.services.outbox import STRAGGLER, pick, urgent
+
+    stragglers = [
+        OutboxItem(n, f"t{n}", "invite", 1, None, None, STRAGGLER, {"user_id": f"@u{n}:x"}, 0)
+        for n in range(1, 51)
+    ]
+    draft = {"consensus_bot": {"kind": "summary"}}
+    later = OutboxItem(99, "t99", "message", 1, None, None, "draft", draft, 0)
+    assert not any(urgent(i) for i in stragglers)
+    assert pick([*stragglers, later], 0) is later  # the draft goes first
+    # ... and the stragglers still go: one in five while urgent items wait, all when none.
+    assert pick([*stragglers, later], 4) is stragglers[0]
+    assert pick(stragglers, 0) is stragglers[0]

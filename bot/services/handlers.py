@@ -1067,7 +1067,8 @@ class Handlers:
         )
         if not sent:
             return Reply(True, "Everyone eligible has taken a position: nobody to remind.", req.id)
-        return Reply(True, f"Reminded {sent} member(s) by direct message.", req.id)
+        where = "in the main room" if self.settings.allow_room else "by direct message"
+        return Reply(True, f"Reminded {sent} member(s) {where}.", req.id)
 
     async def triage(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`triage`: applications waiting for a chair."""

@@ -14,7 +14,9 @@ from typing import Any
 
 from bench import Result, shared_synapse
 
-NAMES = ("ingest", "e2e", "startup", "summary")
+NAMES = ("ingest", "e2e", "startup", "summary", "large")
+# Run only when named: its own Synapse with default rate limits, about 5 minutes.
+ON_REQUEST = frozenset({"large"})
 NEEDS_SYNAPSE = {"e2e", "startup"}
 
 
@@ -31,6 +33,10 @@ def _runner(name: str, quick: bool, diagnose: bool, synapse: Any) -> Callable[[]
         from bench import startup
 
         return lambda: startup.run(quick, synapse)
+    if name == "large":
+        from bench import large
+
+        return lambda: large.run(quick)
     from bench import summary
 
     return lambda: summary.run(quick)
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.names) - set(NAMES))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
-    names = [n for n in NAMES if n in args.names] or list(NAMES)
+    names = [n for n in NAMES if n in args.names] or [n for n in NAMES if n not in ON_REQUEST]
     mode = "quick" if args.quick else "full"
     print(
         f"Consensus Bot benchmarks ({mode}: {', '.join(names)}) on {os.cpu_count()} cores, "

@@ -17,6 +17,7 @@ from bot.domain.ratelimit import RateLimiter
 from bot.matrix.crosssign import CrossSigningError, StoredVault, ensure_cross_signed
 from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
+from bot.matrix.rooms import supports_restricted
 from bot.services.ballots import Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock, SystemClock
@@ -138,7 +139,14 @@ class App:
             space_id=space_id,
             bot_needs_power_entry=not _creator_privileged(room_version),
             publish_room=publish_room,
+            restricted_ok=supports_restricted(room_version),
         )
+        if g.request_rooms == "restricted" and settings.allow_room is None:
+            log.warning(
+                "request rooms: the server creates rooms of version %s, which cannot be "
+                "joined through the main room; every member is invited instead",
+                room_version,
+            )
         engine = build_engine(
             settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
         )

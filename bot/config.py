@@ -677,6 +677,11 @@ class GroupConfig(_Section):
     timezone: str = "UTC"
     self_apply: StrictBool = True
     dm_rooms_per_server: int = Field(default=DM_ROOMS_PER_SERVER, ge=1, le=100_000)
+    # How members get into a request's room: "restricted" (they join it themselves, being
+    # in the main room: no invite, which the homeserver rate-limits hard) or "invite".
+    request_rooms: Literal["restricted", "invite"] = "restricted"
+    # Homeservers known unable to join restricted rooms: their members are invited.
+    invite_servers: tuple[str, ...] = ()
     members: tuple[MemberSeed, ...] = ()
 
     @property
@@ -1060,6 +1065,8 @@ def render_config(config: Config) -> str:
         f"timezone = {_toml(g.timezone)}",
         f"self_apply = {_toml(g.self_apply)}",
         f"dm_rooms_per_server = {_toml(g.dm_rooms_per_server)}",
+        f"request_rooms = {_toml(g.request_rooms)}",
+        f"invite_servers = {_toml(g.invite_servers)}",
     ]
     if not g.members:
         lines.append("# no [[group.members]] seeded")

@@ -263,6 +263,7 @@ name = {s(GROUP_NAME)}
 main_room = {s(main_room)}
 chairs = [{s(chair)}]
 self_apply = true
+request_rooms = "invite"  # a handful of members: the demo shows the invites arrive
 {seeds}
 [process]
 deadline = "2m"        # short, so that requests filed while you look around close soon

@@ -128,12 +128,21 @@ class LocalSynapse:
         port: int | None = None,
         relaxed_rate_limits: bool = True,
         server_name: str = "localhost",
+        federation: bool = False,
     ) -> None:
-        """Remember the settings; nothing is created or started until ``start``."""
+        """Remember the settings; nothing is created or started until ``start``.
+
+        With ``federation`` the server also listens for other homeservers over TLS (a
+        self-signed certificate) on a port of its own, and its server name is
+        ``127.0.0.1:PORT`` so that other local servers find it without DNS or well-known;
+        it talks to loopback servers without checking their certificates (tests only).
+        """
         self._workdir = Path(workdir)
         self._port = port
         self._relaxed_rate_limits = relaxed_rate_limits
         self._server_name = server_name
+        self._federation = federation
+        self._federation_port: int | None = None
         self._shared_secret = secrets.token_hex(32)
         self._process: subprocess.Popen[bytes] | None = None
         self._stdout_log: IO[bytes] | None = None
@@ -160,8 +169,17 @@ class LocalSynapse:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def federation_port(self) -> int:
+        """TCP port of the federation listener (with ``federation``)."""
+        if self._federation_port is None:
+            self._federation_port = free_port()
+        return self._federation_port
+
+    @property
     def server_name(self) -> str:
         """The homeserver's server name (the part after ``:`` in user IDs)."""
+        if self._federation:
+            return f"127.0.0.1:{self.federation_port}"
         return self._server_name
 
     @property
@@ -363,7 +381,7 @@ class LocalSynapse:
                 "-m",
                 "synapse.app.homeserver",
                 "--server-name",
-                self._server_name,
+                self.server_name,
                 "--config-path",
                 str(self.config_path),
                 "--generate-config",
@@ -406,17 +424,8 @@ class LocalSynapse:
         log_config_path.write_text(json.dumps(log_config, indent=2) + "\n")
 
         overrides: dict[str, Any] = {
-            "server_name": self._server_name,
-            "listeners": [
-                {
-                    "port": self.port,
-                    "bind_addresses": ["127.0.0.1"],
-                    "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
-                }
-            ],
+            "server_name": self.server_name,
+            "listeners": self._client_listeners(),
             "database": {
                 "name": "sqlite3",
                 "args": {"database": str(self._workdir / "homeserver.db")},
@@ -434,9 +443,49 @@ class LocalSynapse:
             "log_config": str(log_config_path),
             "pid_file": str(self._workdir / "homeserver.pid"),
         }
+        if self._federation:
+            overrides.update(self._federation_overrides())
         if self._relaxed_rate_limits:
             overrides.update(_RELAXED_RATE_LIMITS)
         self.overrides_path.write_text(json.dumps(overrides, indent=2) + "\n")
+
+    def _federation_overrides(self) -> dict[str, Any]:
+        """A TLS federation listener on loopback, and leave to talk to other loopback servers
+        (Synapse refuses 127.0.0.0/8 for federation unless allowed, and checks certificates)."""
+        cert, key = self._workdir / "federation.crt", self._workdir / "federation.key"
+        if not cert.exists():
+            _self_signed(cert, key)
+        listener = {
+            "port": self.federation_port,
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
+            "tls": True,
+            "x_forwarded": False,
+            "resources": [{"names": ["federation", "keys"], "compress": False}],
+        }
+        return {
+            "listeners": [*self._client_listeners(), listener],
+            "tls_certificate_path": str(cert),
+            "tls_private_key_path": str(key),
+            "federation_verify_certificates": False,
+            "use_insecure_ssl_client_just_for_testing_do_not_use": True,
+            "ip_range_whitelist": ["127.0.0.1"],
+            # The allow list is not consulted for IP literals in server names (Synapse's
+            # BlocklistingAgentWrapper): leave loopback off the block list itself.
+            "ip_range_blacklist": ["192.0.2.0/24"],
+        }
+
+    def _client_listeners(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "port": self.port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": False,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ]
 
     def _wait_until_ready(self, deadline: float) -> None:
         """Poll ``/_matrix/client/versions`` until it answers 200, the process dies or time's up."""
@@ -478,3 +527,40 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _self_signed(cert_path: Path, key_path: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (the federation listener of a test server)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

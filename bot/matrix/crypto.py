@@ -637,7 +637,11 @@ class Crypto:
         able to read them (as Element shares keys with invited members). Anyone the list
         gains or loses ends the room's outbound session, as a membership event in the
         timeline does (nio rotates on those): a new member gets a session that starts now, and
-        one who left never gets the next one."""
+        one who left never gets the next one.
+
+        A `restricted` room (issue 25) counts the members of its allow rooms as invited:
+        they may join it at any time without an invite, and must read the card and ballot
+        posted before they did (the allow room's membership is the roster)."""
         answer = await self.gateway.raw(
             "GET",
             f"/_matrix/client/v3/rooms/{quote(room.room_id, safe='')}/members?not_membership=leave",
@@ -649,6 +653,8 @@ class Crypto:
             membership = _dict(event.get("content")).get("membership")
             if isinstance(user, str) and membership in ("join", "invite"):
                 present[user] = membership == "invite"
+        for user in await self._allowed_joiners(room.room_id):
+            present.setdefault(user, True)
         changed = False
         for user in [u for u in room.users if u not in present]:
             changed = room.remove_member(user) or changed
@@ -656,6 +662,23 @@ class Crypto:
             changed = room.add_member(user, None, None, invited=invited) or changed
         room.members_synced = True
         self._members_changed(room, changed)
+
+    async def _allowed_joiners(self, room_id: str) -> set[str]:
+        """Who may join a restricted room by themselves: the joined members of the rooms its
+        join rule allows (none for any other join rule)."""
+        rule = _dict(await self.gateway.state_event(room_id, "m.room.join_rules"))
+        if rule.get("join_rule") not in ("restricted", "knock_restricted"):
+            return set()
+        users: set[str] = set()
+        for allow in _list(rule.get("allow")):
+            allowed = _dict(allow).get("room_id")
+            if not isinstance(allowed, str) or allowed == room_id:
+                continue
+            answer = await self.gateway.raw(
+                "GET", f"/_matrix/client/v3/rooms/{quote(allowed, safe='')}/joined_members"
+            )
+            users |= {u for u in _dict(answer.get("joined")) if isinstance(u, str)}
+        return users
 
     def member_invited(self, room_id: str, user_id: str) -> None:
         """The bot has just invited `user_id` to `room_id`: its next message there must be

@@ -381,10 +381,20 @@ class Gateway:
         except GatewayError as exc:
             msg = str(exc).lower()
             if exc.errcode == "M_FORBIDDEN" and "not in the room" in msg:
+                if self.crypto is not None:  # it may have counted as a possible joiner
+                    self.crypto.member_left(room_id, user_id)
                 return
             raise
         if self.crypto is not None:
             self.crypto.member_left(room_id, user_id)
+
+    async def joined_members(self, room_id: str) -> set[str]:
+        """The users joined to a room now (one read, not rate-limited like a send)."""
+        page = await self.raw(
+            "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/joined_members"
+        )
+        joined = page.get("joined")
+        return {str(user) for user in joined} if isinstance(joined, dict) else set()
 
     async def join(self, room: str) -> str:
         """Join a room by ID or alias; returns the room ID."""

@@ -98,8 +98,10 @@ def esc(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
     return html.escape(clean(text, limit), quote=True)
 
 
-def _permalink(room_id: str) -> str:
-    return f"https://matrix.to/#/{room_id}"
+def _permalink(room_id: str, via: str | None = None) -> str:
+    # `via`: a server in the room, which a member's own server asks to join through (a room
+    # ID of version 12 names no server).
+    return f"https://matrix.to/#/{room_id}" + (f"?via={via}" if via else "")
 
 
 def request_card(req: Request, now: int, tz: str = "UTC") -> Message:
@@ -189,9 +191,11 @@ def ballot(req: Request, prefix: str, tz: str = "UTC", now: int | None = None) -
     return Message("ballot", req.id, body, html_)
 
 
-def announcement(req: Request, tz: str = "UTC", now: int | None = None) -> Message:
+def announcement(
+    req: Request, tz: str = "UTC", now: int | None = None, via: str | None = None
+) -> Message:
     """Main-room note that a request was filed and its room opened."""
-    link = _permalink(req.room_id) if req.room_id else ""
+    link = _permalink(req.room_id, via) if req.room_id else ""
     until = format_when(req.deadline_at, tz, now_ms=now)
     body = f"📋 {inline(req.title)} is open until {until}. {link}".strip()
     html_ = (

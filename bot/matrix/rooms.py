@@ -57,8 +57,10 @@ def request_room_spec(
     space_id: str | None,
     server_name: str,
     encrypted: bool = False,
+    allow_room: str | None = None,
 ) -> dict[str, Any]:
-    """createRoom arguments for a request's room: invite-only, guests forbidden, settings
+    """createRoom arguments for a request's room: invite-only (or, with `allow_room`, open
+    to whoever is joined to that room: MSC3083 `restricted`), guests forbidden, settings
     reserved to the bot; members may talk and react, only the bot removes others' events."""
     users = dict.fromkeys(sorted(chairs - {bot_user_id}), 50)
     if bot_needs_power_entry:
@@ -73,6 +75,8 @@ def request_room_spec(
         initial_state.append(_state("m.space.parent", parent, space_id))
     if encrypted:
         initial_state.append(_state("m.room.encryption", {"algorithm": MEGOLM}))
+    if allow_room:
+        initial_state.append(restricted_join_rule(allow_room))
     return {
         "name": name,
         "topic": topic,
@@ -99,3 +103,41 @@ def dm_initial_state(*, encrypted: bool = False) -> list[dict[str, Any]]:
     if encrypted:
         state.append(_state("m.room.encryption", {"algorithm": MEGOLM}))
     return state
+
+
+# Room versions whose join rules know `restricted` (MSC3083: 8 and 9 with a flaw in how
+# joins are authorised, fixed in 10; 11 and 12 keep it). Unknown versions (a newer server's)
+# are tried and fall back to invites when the server refuses.
+RESTRICTED_VERSIONS = frozenset({"8", "9", "10", "11", "12"})
+
+
+def supports_restricted(room_version: str) -> bool:
+    """Whether rooms of this version can be joined by the members of another room."""
+    if room_version in RESTRICTED_VERSIONS:
+        return True
+    return not room_version.isdigit() or int(room_version) > 12  # a later one: try it
+
+
+def restricted_join_rule(allow_room: str) -> dict[str, Any]:
+    """The join rule of a room that the members joined to `allow_room` may join without an
+    invite (their own server asks ours, where the bot has the power to invite)."""
+    allow = [{"type": "m.room_membership", "room_id": allow_room}]
+    return _state("m.room.join_rules", {"join_rule": "restricted", "allow": allow})
+
+
+def allow_room_of(spec: dict[str, Any]) -> str | None:
+    """The room whose members may join a room made from `spec`, or None (invite-only)."""
+    for state in spec.get("initial_state", []):
+        content = state.get("content", {})
+        if state.get("type") == "m.room.join_rules" and content.get("join_rule") == "restricted":
+            for rule in content.get("allow", []):
+                if rule.get("type") == "m.room_membership":
+                    return str(rule.get("room_id"))
+    return None
+
+
+def invite_only(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` as an invite-only room (the preset's join rule): for a server or room version
+    that refused the restricted one."""
+    state = [s for s in spec.get("initial_state", []) if s.get("type") != "m.room.join_rules"]
+    return {**spec, "initial_state": state}

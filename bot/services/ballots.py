@@ -56,6 +56,7 @@ from bot.matrix.rooms import (
 )
 from bot.services.export import freeze, live_record
 from bot.services.outbox import CARD, DRAFT, POLL, TALLY, TIDY, Outbox, dm
+from bot.services.reach import invite_to_restricted, must_invite
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
@@ -516,6 +517,14 @@ class Ballots:
                 render.notice("reply", req.id, text, tuple(positioned), event="edited"),
                 request_id=req.id,
             )
+            if self.settings.allow_room and positioned:
+                # Not personal: one message where all members are (bot/services/reach.py).
+                await out.message(
+                    render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                    room_id=self.settings.main_room_id,
+                    request_id=req.id,
+                )
+                positioned = []
             for member in positioned:
                 await out.message(
                     render.notice("reply", req.id, text, (member,), event="edited"),
@@ -538,6 +547,8 @@ class Ballots:
         spec = self._room_spec(req)
         # Invites cost one rate-limited request each; createRoom takes up to ten at once.
         people = {m.user_id for m in await repo.active_members()} | set(self.settings.chairs)
+        if self.settings.allow_room:  # restricted: the rest join by themselves
+            people = {p for p in people if must_invite(p, self.settings)}
         spec["invite"] = sorted(people - {self.settings.bot_user_id})[:CREATE_ROOM_INVITES]
         await out.create_room(req.id, spec)
 
@@ -556,6 +567,7 @@ class Ballots:
             space_id=s.space_id,
             server_name=s.server_name,
             encrypted=s.encrypts,
+            allow_room=s.allow_room,
         )
 
     async def room_ready(
@@ -566,8 +578,10 @@ class Ballots:
         room_id: str,
         now: int,
         invited: frozenset[str] = frozenset(),
+        allow_room: str | None = None,
     ) -> None:
-        """The request's room exists: open the ballot, post the card and invite everyone."""
+        """The request's room exists: open the ballot, post the card and invite everyone
+        (or, in a room restricted to `allow_room`'s members, only who cannot join it)."""
         req = await repo.request(request_id)
         if req is None or req.state is not RequestState.PENDING:
             return
@@ -590,10 +604,15 @@ class Ballots:
         if s.space_id:
             await out.state(s.space_id, "m.space.child", room_id, {"via": [s.server_name]})
         invitees = {v.user_id for v in await repo.voters(req.id)} | set(s.chairs)
-        for user_id in sorted(invitees - {s.bot_user_id} - invited):
-            await out.invite(user_id, request_id=req.id)
+        if allow_room:
+            await invite_to_restricted(out, s, req.id, invitees, invited, allow_room)
+        else:
+            for user_id in sorted(invitees - {s.bot_user_id} - invited):
+                await out.invite(user_id, request_id=req.id)
         await out.message(
-            render.announcement(req, tz, now), room_id=s.main_room_id, request_id=req.id
+            render.announcement(req, tz, now, via=s.server_name),
+            room_id=s.main_room_id,
+            request_id=req.id,
         )
         if req.applicant.user_id:
             await self._tell_applicant(

@@ -19,6 +19,7 @@ from bot.services.ballots import Ballots
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.outbox import Doorbell, Outbox, dm
+from bot.services.reach import remind_in_room
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import Repository
@@ -211,6 +212,13 @@ class Calendar:
         targets = sorted(tzs) if members is None else [m for m in members if m in tzs]
         current = tally.current
         done = await repo.reminded(req.id, slot)
+        if self.settings.allow_room:
+            # A group whose members are all in the main room: one message there reaches
+            # them (see bot/services/reach.py); a reminder is not personal.
+            todo = [m for m in targets if m not in current and m not in done]
+            when = format_when(req.deadline_at, zone(self.settings.group_tz), now_ms=now)
+            left = format_duration(req.deadline_at - now)
+            return await remind_in_room(repo, out, self.settings, req, todo, slot, when, left, now)
         count = 0
         for member in targets:
             if member in current or member in done:

@@ -38,13 +38,14 @@ from bot.matrix.events import (
     SyncBatch,
 )
 from bot.matrix.gateway import Gateway, GatewayError
-from bot.matrix.rooms import adoptable, dm_initial_state, request_marker
+from bot.matrix.rooms import adoptable, allow_room_of, dm_initial_state, request_marker
 from bot.services.ballots import TAKES_INPUTS, Ballots
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers
-from bot.services.outbox import CARD, DRAFT, TALLY, TIDY, Doorbell, Outbox, dm
+from bot.services.outbox import CARD, DRAFT, INVITE_ABSENT, TALLY, TIDY, Doorbell, Outbox, dm
 from bot.services.publish import Publisher
+from bot.services.reach import on_absent, on_absent_failed
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
@@ -505,7 +506,10 @@ class Engine:
         out = Outbox(repo, now)
         if item.op == "create_room" and item.request_id is not None:
             invited = frozenset(item.payload.get("invite", []))
-            await self.ballots.room_ready(repo, out, item.request_id, result, now, invited)
+            allow = allow_room_of(item.payload)
+            await self.ballots.room_ready(repo, out, item.request_id, result, now, invited, allow)
+        elif item.op == INVITE_ABSENT and item.request_id is not None:
+            await on_absent(repo, out, self.settings, item, result)
         elif item.purpose == "ballot" and item.request_id is not None:
             await repo.update_request(item.request_id, ballot_event_id=result)
         elif item.op == "redact" and item.target and item.request_id is not None:
@@ -548,6 +552,8 @@ class Engine:
 
     async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
         """An operation failed for good: a request whose room cannot be made is blocked."""
+        if item.op == INVITE_ABSENT and item.request_id is not None:
+            await on_absent_failed(Outbox(repo, now), item)
         if item.op == "create_room" and item.request_id is not None:
             req = await repo.request(item.request_id)
             if req is not None:

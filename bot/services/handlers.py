@@ -1067,7 +1067,8 @@ class Handlers:
         )
         if not sent:
             return Reply(True, "Everyone eligible has taken a position: nobody to remind.", req.id)
-        return Reply(True, f"Reminded {sent} member(s) by direct message.", req.id)
+        where = "in the main room" if self.settings.allow_room else "by direct message"
+        return Reply(True, f"Reminded {sent} member(s) {where}.", req.id)
 
     async def triage(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`triage`: applications waiting for a chair."""
@@ -1445,6 +1446,11 @@ class Handlers:
                         request_id=req.id,
                         reason="removed from the group's roster",
                     )
+            # And out of the main room: its members may join request rooms by themselves
+            # (restricted rooms), so its membership must be the roster.
+            await ctx.out.remove_from_room(
+                user, room_id=self.settings.main_room_id, reason="removed from the group's roster"
+            )
         return Reply(
             True,
             f"{user} is no longer a member. Their positions stop counting on ballots that are "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import uuid
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.matrix.render import Message
+from bot.matrix.rooms import allow_room_of, invite_only
 from bot.services.clock import Clock
 from storage.backend import Backend
 from storage.repo import OutboxItem, Repository
@@ -35,6 +37,12 @@ POLL = "poll"  # `target` placeholder: the request's poll event
 PRIVATE = "private"  # `purpose`: once sent, nothing of the row stays (e.g. a hum's answer)
 DM = "dm:"  # `room_id` prefix: the bot's direct chat with that user, created on first need
 TIDY = "tidy:"  # `purpose` prefix: a member's tidy-up of a superseded reaction (one pending)
+# `op`: read who is joined to a restricted room's allow room (and the room's join rule) and
+# hand that to the services (`on_sent`), which invite the roster members missing there.
+INVITE_ABSENT = "invite_absent"
+# `purpose` of an invite to a restricted room for a member who could not join it alone: bulk
+# (see priorities), so a few hundred stragglers never hold up a draft or an outcome.
+STRAGGLER = "straggler"
 
 
 def dm(user_id: str) -> str:
@@ -177,10 +185,17 @@ class Outbox:
         await self._put("file", payload, room_id=room_id, request_id=request_id)
 
     async def invite(
-        self, user_id: str, *, room_id: str | None = None, request_id: int | None = None
+        self,
+        user_id: str,
+        *,
+        room_id: str | None = None,
+        request_id: int | None = None,
+        purpose: str | None = None,
     ) -> None:
         """Invite a user to a room (the request's room when `room_id` is None)."""
-        await self._put("invite", {"user_id": user_id}, room_id=room_id, request_id=request_id)
+        await self._put(
+            "invite", {"user_id": user_id}, room_id=room_id, request_id=request_id, purpose=purpose
+        )
 
     async def remove_from_room(
         self, user_id: str, *, room_id: str, request_id: int | None = None, reason: str = ""
@@ -190,6 +205,14 @@ class Outbox:
         encrypted for them)."""
         payload = {"user_id": user_id, "reason": reason}
         await self._put("kick", payload, room_id=room_id, request_id=request_id)
+
+    async def invite_absent(
+        self, users: Sequence[str], allow_room: str, *, request_id: int
+    ) -> None:
+        """Invite to the request's restricted room those of `users` who cannot join it by
+        themselves (not joined to `allow_room`), found out when sent (`INVITE_ABSENT`)."""
+        payload = {"users": list(users), "allow_room": allow_room}
+        await self._put(INVITE_ABSENT, payload, request_id=request_id)
 
     async def create_room(self, request_id: int, spec: dict[str, Any]) -> None:
         """Create the request's room (name, topic, state and power levels in `spec`)."""
@@ -372,6 +395,17 @@ class OutboxSender:
                     if found:
                         result = found
                         break
+                    if allow_room_of(item.payload):
+                        # A room version or server that cannot do restricted rooms: make
+                        # it invite-only (the services then invite everyone, see
+                        # INVITE_ABSENT, which reads the join rule the room really has).
+                        log.warning(
+                            "the server refused a restricted request room (%s); making it "
+                            "invite-only: every member is invited",
+                            exc,
+                        )
+                        item = replace(item, payload=invite_only(item.payload))
+                        continue
                 log.error("send %s %s failed for good: %s", item.op, item.id, exc)
                 async with self.db.transaction() as tx:
                     repo = Repository(tx)
@@ -508,6 +542,11 @@ class OutboxSender:
             p = item.payload
             await self.gateway.put_state(room_id, p["type"], p["content"], p["state_key"])
             return room_id
+        if item.op == INVITE_ABSENT:
+            rule = await self.gateway.state_event(room_id, "m.room.join_rules")
+            joined = await self.gateway.joined_members(item.payload["allow_room"])
+            join_rule = rule.get("join_rule") if isinstance(rule, dict) else None
+            return json.dumps({"join_rule": join_rule, "joined": sorted(joined)})
         if item.op == "invite":
             await self.gateway.invite(room_id, item.payload["user_id"])
             return str(item.payload["user_id"])
@@ -566,7 +605,8 @@ def _keys(item: OutboxItem) -> set[object]:
 #   urgent: everything a person waits for: outcomes, drafts, command acknowledgements and
 #           replies, ballots, rooms, invites, objection prompts;
 #   bulk:   what only keeps the room tidy or informed in the background: tidy-ups of
-#           superseded reactions, the live tally (post and edits), reminders and digests.
+#           superseded reactions, the live tally (post and edits), reminders and digests,
+#           and the invites of members who could not join a restricted room by themselves.
 #
 # Weighted round robin, not strict priority: while both classes wait, URGENT_PER_BULK urgent
 # items go for every bulk one. Urgent answers are slowed by at most one bulk send in five
@@ -581,7 +621,7 @@ BULK_KINDS = frozenset({"tally", "reminder", "digest"})  # `consensus_bot` kinds
 
 def urgent(item: OutboxItem) -> bool:
     """Whether someone waits for this item (see the priorities above)."""
-    if item.op == "redact" or TALLY in (item.purpose, item.target):
+    if item.op == "redact" or TALLY in (item.purpose, item.target) or item.purpose == STRAGGLER:
         return False
     content = item.payload if item.op == "message" else item.payload.get("m.new_content", {})
     meta = content.get("consensus_bot") if isinstance(content, dict) else None

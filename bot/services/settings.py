@@ -48,6 +48,10 @@ class Settings:
     publish_dir: str | None  # publish.dir: the public site, regenerated after decisions
     publish_room: str | None  # publish.room (resolved): where outcomes are announced
     publish: PublishOptions  # what the group chose to publish ([publish])
+    # Request rooms joinable by the main room's members (group.request_rooms, and a room
+    # version that can); None: invite-only rooms, every member invited.
+    allow_room: str | None
+    invite_servers: frozenset[str]  # group.invite_servers: their members are invited
 
     @classmethod
     def from_config(
@@ -59,10 +63,11 @@ class Settings:
         space_id: str | None,
         bot_needs_power_entry: bool,
         publish_room: str | None = None,
+        restricted_ok: bool = True,
     ) -> Settings:
         """The settings of a configured bot: `main_room_id`, `space_id` and `publish_room`
         as resolved on the server, `keys` from the key file, `bot_needs_power_entry` from the
-        room version."""
+        room version, `restricted_ok` from it too (whether it can do restricted joins)."""
         m, g, p, d = config.matrix, config.group, config.process, config.digest
         return cls(
             bot_user_id=m.user_id,
@@ -96,6 +101,8 @@ class Settings:
             publish_dir=None if config.publish.dir is None else str(config.publish.dir),
             publish_room=publish_room,
             publish=config.publish.options(),
+            allow_room=main_room_id if g.request_rooms == "restricted" and restricted_ok else None,
+            invite_servers=frozenset(g.invite_servers),
         )
 
     @property

@@ -28,7 +28,6 @@ from bot.services.export import export_record, render
 from storage.repo import Repository
 from tests.unit.test_engine import (
     ALICE,
-    BALLOT,
     BOB,
     CAROL,
     CHAIR,
@@ -297,7 +296,8 @@ async def test_a_batch_of_positions_costs_the_same_database_calls_whatever_its_s
                 events += [up, down, opened.redaction(member, down.event_id)]
         calls[0] = 0
         result = await opened.apply(*events)
-        assert result.failed == 0 and result.applied == len(events)
+        assert result.failed == 0
+        assert result.applied == len(events)
         return calls[0]
 
     small, large = await cost(1), await cost(8)
@@ -318,4 +318,3 @@ class _CountingTx:
             return found
         self._calls[0] += 1
         return found
-

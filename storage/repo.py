@@ -965,10 +965,13 @@ class Repository:
         )
 
     async def dirty_tallies(self) -> list[int]:
-        """Ballots whose live tally is out of date; their marks are cleared."""
+        """Ballots whose live tally is out of date (their marks stay: `tally_refreshed`)."""
         rows = await self.tx.fetchall("SELECT id FROM requests WHERE tally_dirty = 1 ORDER BY id")
-        await self.tx.execute("UPDATE requests SET tally_dirty = 0 WHERE tally_dirty = 1")
         return [int(r[0]) for r in rows]
+
+    async def tally_refreshed(self, request_id: int) -> None:
+        """This ballot's live tally is up to date again (in the transaction that edits it)."""
+        await self.tx.execute("UPDATE requests SET tally_dirty = 0 WHERE id = ?", (request_id,))
 
     async def pending_purpose(self, request_id: int, purpose: str) -> bool:
         """True when an operation of this purpose for the request waits in the outbox."""

@@ -113,17 +113,13 @@ class Calendar:
             if n:
                 await asyncio.sleep(0)  # between ballots: the loop and other transactions
             now = self.clock.now_ms()
-            try:
-                async with self.db.transaction() as tx:
-                    repo = Repository(tx)
-                    out = Outbox(repo, now)
-                    await self.ballots.retally(repo, out, now, [request_id])
-                    queued += out.queued
-            except BaseException:
-                # Its mark was cleared with the others': set it again for the next run.
-                async with self.db.transaction() as tx:
-                    await Repository(tx).mark_tally_dirty([request_id])
-                raise
+            async with self.db.transaction() as tx:
+                repo = Repository(tx)
+                out = Outbox(repo, now)
+                # The mark is cleared with the edit it asked for: a failure keeps both.
+                await repo.tally_refreshed(request_id)
+                await self.ballots.retally(repo, out, now, [request_id])
+                queued += out.queued
         if queued:
             self.doorbell.ring()
 

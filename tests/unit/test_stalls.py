@@ -178,3 +178,25 @@ async def test_stall_free_tally_refresh_edits_every_dirty_ballot_once(
     )
     assert edits == [1, 2, 3]
     assert await w.scalar("SELECT count(*) FROM requests WHERE tally_dirty = 1") == 0
+
+
+async def test_stall_free_tally_refresh_keeps_the_mark_of_a_failed_edit(
+    opened: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = opened
+    await _three_ballots(w)
+    async with w.db.transaction() as tx:
+        await Repository(tx).mark_tally_dirty([1, 2, 3])
+    retally = w.engine.ballots.retally
+
+    async def failing(repo: Repository, out: Outbox, now: int, ids: list[int]) -> None:
+        if 2 in ids:
+            raise RuntimeError("a bug in ballot 2's tally")
+        await retally(repo, out, now, ids)
+
+    monkeypatch.setattr(w.engine.ballots, "retally", failing)
+    with pytest.raises(RuntimeError):
+        await w.engine.calendar.refresh_tallies()
+    async with w.db.transaction() as tx:
+        dirty = await Repository(tx).dirty_tallies()
+    assert dirty == [2, 3]  # 1 was edited; 2 failed and 3 was not reached: both stay marked

@@ -35,6 +35,8 @@ class Result:
     met: bool  # every target of the issue met
     misses: list[str] = field(default_factory=list)  # which targets were missed, and by how much
     details: list[str] = field(default_factory=list)  # further figures, printed after the line
+    # The figures `bench/results.json` keeps (the issue's keys), each measured in this run.
+    values: dict[str, float | str] = field(default_factory=dict)
 
     def check(self, ok: bool, miss: str) -> None:
         """Record one target: `miss` is kept when it was not met."""

@@ -1,8 +1,10 @@
-"""`python -m bench [--quick] [--diagnose] [ingest|e2e|startup|summary ...]` (`make bench`)."""
+"""`python -m bench [--quick] [--diagnose] [NAME ...]` (`make bench`; NAMES below)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import operator
 import os
 import sys
 import tempfile
@@ -14,10 +16,52 @@ from typing import Any
 
 from bench import Result, shared_synapse
 
-NAMES = ("ingest", "e2e", "startup", "summary", "large")
+NAMES = ("ingest", "e2e", "startup", "summary", "stalls", "large")
 # Run only when named: its own Synapse with default rate limits, about 5 minutes.
 ON_REQUEST = frozenset({"large"})
 NEEDS_SYNAPSE = {"e2e", "startup"}
+RESULTS = Path(__file__).with_name("results.json")  # not committed (.gitignore)
+
+# The issue's targets, one per key of results.json: (comparison, bound, unit).
+TARGETS: dict[str, tuple[Callable[[float, float], bool], float, str]] = {
+    "ingest_sqlite_eps": (operator.ge, 6_000, "events/s"),
+    "ingest_parse_ratio": (operator.le, 2.0, "× nio parsing"),
+    "ingest_pg_ratio": (operator.le, 1.5, "× SQLite's time"),
+    "round_trips_per_batch": (operator.le, 25, "calls"),
+    "summary_p50_ms_sqlite": (operator.lt, 50, "ms"),
+    "summary_p50_ms_pg": (operator.lt, 50, "ms"),
+    "loop_stall_max_ms": (operator.lt, 50, "ms"),
+    "e2e_p50_ratio": (operator.le, 1.10, "× bare client"),
+    "e2e_p95_ratio": (operator.le, 1.10, "× bare client"),
+    "startup_s": (operator.lt, 3.0, "s"),
+    "startup_rss_mb": (operator.lt, 150, "MB"),
+}
+_SIGN = {operator.ge: "≥", operator.le: "≤", operator.lt: "<"}
+
+
+def write_results(results: list[Result], mode: str, path: Path = RESULTS) -> list[str]:
+    """Write every key of the issue (null when not measured in this run) to `path`; return
+    one line per target saying whether it was met."""
+    values: dict[str, float | str | None] = dict.fromkeys(TARGETS)
+    values.update(ingest_pg_eps=None, loop_stall_worst=None)  # figures without a target
+    for result in results:
+        values.update(result.values)
+    path.write_text(json.dumps({"mode": mode, "cores": os.cpu_count(), **values}, indent=2) + "\n")
+    lines = []
+    for key, (compare, bound, unit) in TARGETS.items():
+        value = values[key]
+        if not isinstance(value, int | float):
+            lines.append(f"{key}: not measured in this run")
+            continue
+        verdict = "met" if compare(value, bound) else "NOT met"
+        extra = f" (in {values['loop_stall_worst']})" if key == "loop_stall_max_ms" else ""
+        lines.append(
+            f"{key}: {value:,.2f}{extra} — target {_SIGN[compare]} {bound:,} {unit}: {verdict}"
+        )
+    pg_eps = values["ingest_pg_eps"]
+    if isinstance(pg_eps, float):
+        lines.append(f"ingest_pg_eps: {pg_eps:,.0f} events/s (judged by ingest_pg_ratio)")
+    return lines
 
 
 def _runner(name: str, quick: bool, diagnose: bool, synapse: Any) -> Callable[[], Result]:
@@ -37,6 +81,10 @@ def _runner(name: str, quick: bool, diagnose: bool, synapse: Any) -> Callable[[]
         from bench import large
 
         return lambda: large.run(quick)
+    if name == "stalls":
+        from bench import stalls
+
+        return lambda: stalls.run(quick)
     from bench import summary
 
     return lambda: summary.run(quick)
@@ -97,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== summary ({mode}, {total:.0f} s) ==")
     for result in results:
         print(f"{result.line} — {_verdict(result)}")
+    print(f"\n== targets (written to {RESULTS}) ==")
+    for line in write_results(results, mode):
+        print(line)
     return 1 if crashed else 0
 
 

@@ -280,6 +280,7 @@ async def _run(quick: bool, workdir: Path, synapse: Any) -> Result:
         f"{hs_cpu / n_all * 1000:.1f} ms"
     )
     result = Result("e2e", line, True)
+    result.values.update(e2e_p50_ratio=r50, e2e_p95_ratio=r95)
     result.check(ok_paced and ok_burst, "not every reaction was stored and seen in time")
     result.check(r50 <= 1.10, f"paced p50 ×{r50:.2f} the bare client's > ×1.10")
     result.check(r95 <= 1.10, f"paced p95 ×{r95:.2f} the bare client's > ×1.10")

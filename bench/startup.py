@@ -313,6 +313,8 @@ async def _run(quick: bool, workdir: Path, synapse: Any) -> Result:
         f"(×{growth:.2f})"
     )
     result = Result("startup", line, True)
+    # The start-up figures: the big database's first sync, and its peak RSS.
+    result.values.update(startup_s=full["synced"], startup_rss_mb=full["hwm"])
     result.check(full["synced"] < 3.0, f"first incremental sync after {full['synced']:.2f} s > 3 s")
     result.check(full["hwm"] < 150, f"peak RSS {full['hwm']:.0f} MB > 150 MB")
     result.check(growth <= 1.15, f"decided requests slow the start ×{growth:.2f}")

@@ -69,15 +69,18 @@ BARE_QUERIES = (
 )
 
 
-async def build(path: Path | str, members: int, taking_part: int) -> None:
-    """Members and two open ballots through `Repository`; position inputs bulk-inserted with
-    the columns `Repository.add_input` writes (a SQLite file, or a PostgreSQL DSN)."""
-    from bench.ingest import open_target
+async def build(
+    path: Path | str, members: int, taking_part: int, ballots: int = 2, seed: int = 3
+) -> None:
+    """Members and open ballots through `Repository`, in the ingest workload's rooms (so its
+    responses land on them) with a live tally; position inputs bulk-inserted with the
+    columns `Repository.add_input` writes (a SQLite file, or a PostgreSQL DSN)."""
+    from bench.ingest import ballot_id, open_target, room_id
     from bot.domain.lifecycle import RequestState
     from bot.domain.request import Applicant
     from storage.repo import Repository
 
-    rng = random.Random(3)
+    rng = random.Random(seed)
     now = int(time.time() * 1000)
     db = open_target(path)
     await db.open()
@@ -85,7 +88,7 @@ async def build(path: Path | str, members: int, taking_part: int) -> None:
         async with db.transaction() as tx:
             repo = Repository(tx)
             await seed_roster(repo, members, now)
-            for r in (1, 2):
+            for r in range(1, ballots + 1):
                 rid = await repo.create_request(
                     Applicant(f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None),
                     "Wants to help.",
@@ -96,14 +99,19 @@ async def build(path: Path | str, members: int, taking_part: int) -> None:
                     now,
                 )
                 await repo.update_request(
-                    rid, state=RequestState.OPEN, room_id=f"!r{r}:{SERVER}", opened_at=now
+                    rid,
+                    state=RequestState.OPEN,
+                    room_id=room_id(r),
+                    opened_at=now,
+                    ballot_event_id=ballot_id(r),
+                    tally_event_id=event_id(2 * 10**9 + r),
                 )
                 await repo.snapshot_eligible(rid)
                 # One input per member taking part, in the request's room: what the rule counts
                 # (there is no stored current position; it is derived from these rows).
                 inputs, objections = [], []
                 who = rng.sample(range(members), taking_part)
-                room = f"!r{r}:{SERVER}"
+                room = room_id(r)
                 for n, i in enumerate(who):
                     eid = event_id(r * 1_000_000 + n)
                     pos = rng.choices(POSITIONS, WEIGHTS)[0]
@@ -248,6 +256,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
         f"determine alone ({floor * 1000:.1f} ms, determine {det50 * 1000:.1f} ms)"
     )
     result = Result("summary", line, True)
+    result.values["summary_p50_ms_sqlite"] = p50 * 1000
     result.check(p50 < 0.050, f"p50 {p50 * 1000:.1f} ms ≥ 50 ms")
     result.details += [
         f"where the time goes (p50): Repository.plain_rows {ms(parts['rows'])} ms (bare: "
@@ -261,7 +270,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
         f"objections; message {len(message.body):,} characters of text, "
         f"{len(message.html):,} of HTML, {size:,} bytes of event content as JSON",
     ]
-    result.details.append(await _postgresql(members, taking_part, rounds, sense50, result))
+    result.details.append(await _postgresql(members, taking_part, rounds, p50, result))
     if size > MAX_EVENT_BYTES:
         result.details.append(
             f"WARNING: the summary's content alone is {size:,} bytes; Matrix events are limited "
@@ -273,10 +282,12 @@ async def _run(quick: bool, workdir: Path) -> Result:
 async def _postgresql(
     members: int, taking_part: int, rounds: int, sqlite_p50: float, result: Result
 ) -> str:
-    """The same draft on PostgreSQL (a throwaway local cluster), against SQLite's p50."""
+    """The same draft and message on PostgreSQL (a throwaway local cluster), against
+    SQLite's p50 of the same steps."""
     from bench.ingest import engine, open_target
     from bench.postgres import throwaway_cluster
     from bot.app import settle_heap
+    from bot.matrix import render
 
     note("summary: the same on PostgreSQL (a throwaway local cluster)")
     with throwaway_cluster() as pg:
@@ -292,15 +303,17 @@ async def _postgresql(
         try:
             for _ in range(rounds + 1):
                 t0 = time.perf_counter()
-                await draft(db, ballots)
+                req, sense = await draft(db, ballots)
+                render.summary(req, sense, final=True, mentions=[f"@chair:{SERVER}"])
                 laps.append(time.perf_counter() - t0)
         finally:
             await db.close()
     p50 = percentile(laps[1:], 50)
+    result.values["summary_p50_ms_pg"] = p50 * 1000
     result.check(p50 / sqlite_p50 <= 1.5, f"PostgreSQL ×{p50 / sqlite_p50:.2f} SQLite > ×1.5")
     return (
-        f"postgresql: Ballots.sense p50 {p50 * 1000:.1f} ms, p95 "
-        f"{percentile(laps[1:], 95) * 1000:.1f} ms, ×{p50 / sqlite_p50:.2f} SQLite's draft "
+        f"postgresql: Ballots.sense + render.summary p50 {p50 * 1000:.1f} ms, p95 "
+        f"{percentile(laps[1:], 95) * 1000:.1f} ms, ×{p50 / sqlite_p50:.2f} SQLite's "
         "in this run"
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from bot.domain.appeals import Appeal
 from bot.domain.counting import InputRow, Redaction
@@ -46,6 +47,26 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     created_at: int = 0
+
+
+# Above this many rows, a read's rows become objects off the event loop: for a request of
+# 10,000 members that is about 60 ms of Python the loop would otherwise be blocked for
+# (bench/stalls.py). Fewer cost less than the hand-off to a thread.
+OFF_LOOP_ROWS = 2_000
+_T = TypeVar("_T")
+
+
+async def _convert(rows: Sequence[Row], convert: Callable[[Row], _T]) -> list[_T]:
+    """`convert` each row: in a thread for many rows (they are plain values by now)."""
+    if len(rows) <= OFF_LOOP_ROWS:
+        return [convert(r) for r in rows]
+    return await asyncio.to_thread(lambda: [convert(r) for r in rows])
+
+
+def _eligible_row(r: Row) -> EligibleRow:
+    return EligibleRow(
+        Voter(r["user_id"], r["stakeholder"], r["region"], r["country"]), r["removed_at"]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -613,12 +634,7 @@ class Repository:
             sql += " AND e.user_id = ?"
             params = (request_id, member)
         rows = await self.tx.fetchall(sql + " ORDER BY e.user_id", params)
-        return [
-            EligibleRow(
-                Voter(r["user_id"], r["stakeholder"], r["region"], r["country"]), r["removed_at"]
-            )
-            for r in rows
-        ]
+        return await _convert(rows, _eligible_row)
 
     # --- positions --------------------------------------------------------------------
 
@@ -653,7 +669,7 @@ class Repository:
                 "SELECT * FROM position_inputs WHERE request_id = ? AND member = ? ORDER BY id",
                 (request_id, member),
             )
-        return [_input(r) for r in rows]
+        return await _convert(rows, _input)
 
     async def reaction_ids(self, request_id: int) -> list[str]:
         """Event IDs of a request's stored reaction inputs (what reconciliation compares with
@@ -665,7 +681,9 @@ class Repository:
         )
         return [r[0] for r in rows]
 
-    async def _redactions_of(self, request_id: int, member: str | None = None) -> list[Redaction]:
+    async def _redactions_of(
+        self, request_id: int, member: str | None = None, *, turn: bool = False
+    ) -> list[Redaction]:
         sql = (
             "SELECT r.* FROM redactions r JOIN position_inputs p ON p.event_id = r.redacts "
             "WHERE p.request_id = ?"
@@ -674,16 +692,18 @@ class Repository:
         if member is not None:
             sql += " AND p.member = ?"
             params = (request_id, member)
+        if turn:
+            await asyncio.sleep(0)  # a big request's reads: see `_after_a_turn`
         rows = await self.tx.fetchall(sql + " ORDER BY r.recorded_at, r.event_id", params)
         return [_redaction(r) for r in rows]
 
     async def rows(self, request_id: int) -> Rows:
-        """Every row the counting rule needs for a request."""
-        return Rows(
-            await self._eligible(request_id),
-            await self.inputs(request_id),
-            await self._redactions_of(request_id),
-        )
+        """Every row the counting rule needs for a request. The loop gets a turn between
+        the reads: SQLite runs them inline, each some milliseconds for a big request."""
+        eligible = await self._eligible(request_id)
+        await asyncio.sleep(0)
+        inputs = await self.inputs(request_id)
+        return Rows(eligible, inputs, await self._redactions_of(request_id, turn=True))
 
     async def plain_rows(self, request_id: int) -> PlainRows:
         """Every row the counting rule needs for a request, as plain tuples (see `PlainRows`).
@@ -708,14 +728,14 @@ class Repository:
         # own index lookups: reading the whole roster into a set cost more than the rule.
         removed: dict[str, int] = {
             r[0]: r[1]
-            for r in await self.tx.tuples(
+            for r in await self._after_a_turn(
                 "SELECT e.user_id, coalesce(m.removed_at, 0) FROM eligible e "
                 "LEFT JOIN members m ON m.user_id = e.user_id "
                 "WHERE e.request_id = ? AND (m.active IS NULL OR m.active != 1)",
                 (request_id,),
             )
         }
-        inputs = await self.tx.tuples(
+        inputs = await self._after_a_turn(
             "SELECT event_id, member, position, ts, source, room_id, recorded_at "
             "FROM position_inputs WHERE request_id = ?",
             (request_id,),
@@ -724,8 +744,14 @@ class Repository:
             snapshot,
             removed,
             cast(list[InputRow], inputs),
-            await self._redactions_of(request_id),
+            await self._redactions_of(request_id, turn=True),
         )
+
+    async def _after_a_turn(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """`tx.tuples`, after giving the loop a turn: the reads of a big request, which SQLite
+        runs inline, do not add up to one long stall."""
+        await asyncio.sleep(0)
+        return await self.tx.tuples(sql, params)
 
     async def member_rows(self, request_id: int, member: str) -> MemberRows:
         """One member's rows on a request: eligibility, inputs, redactions, objections."""
@@ -1117,10 +1143,13 @@ class Repository:
         )
 
     async def dirty_tallies(self) -> list[int]:
-        """Ballots whose live tally is out of date; their marks are cleared."""
+        """Ballots whose live tally is out of date (their marks stay: `tally_refreshed`)."""
         rows = await self.tx.fetchall("SELECT id FROM requests WHERE tally_dirty = 1 ORDER BY id")
-        await self.tx.execute("UPDATE requests SET tally_dirty = 0 WHERE tally_dirty = 1")
         return [int(r[0]) for r in rows]
+
+    async def tally_refreshed(self, request_id: int) -> None:
+        """This ballot's live tally is up to date again (in the transaction that edits it)."""
+        await self.tx.execute("UPDATE requests SET tally_dirty = 0 WHERE id = ?", (request_id,))
 
     async def pending_purpose(self, request_id: int, purpose: str) -> bool:
         """True when an operation of this purpose for the request waits in the outbox."""

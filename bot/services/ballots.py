@@ -9,11 +9,13 @@ rule, and stores what follows (objection rows, the frozen record).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import ParamSpec, TypeVar
 
 from bot.domain.clock_rules import format_when
 from bot.domain.counting import (
@@ -40,10 +42,10 @@ from bot.domain.lifecycle import (
     RequestState,
     transition,
 )
-from bot.domain.objections import ObjectionState, ObjectionStep, objection_step
+from bot.domain.objections import Objection, ObjectionState, ObjectionStep, objection_step
 from bot.domain.positions import Position
-from bot.domain.process import rough_shape
-from bot.domain.record import HumAggregate
+from bot.domain.process import RoughShape, rough_shape
+from bot.domain.record import HumAggregate, Record
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
 from bot.matrix import render
@@ -63,6 +65,13 @@ from storage.repo import MemberRows, Repository, Rows
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+
+# A ballot with more rows than this is counted off the event loop (`asyncio.to_thread`): at
+# 10,000 members the rule takes tens of milliseconds, during which nothing would be read
+# from or sent to the homeserver (bench/stalls.py). Smaller ones cost less than the hand-off.
+OFF_LOOP_ROWS = 2_000
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 # A request takes inputs once its ballot is open; inputs to a closed or decided ballot are
 # stored (the rule shows them as late) and count again only after a reopen.
@@ -100,18 +109,21 @@ class Ballots:
 
     async def count(self, repo: Repository, req: Request) -> Tally:
         """Load a request's rows and count them."""
-        return self.tally(req, await repo.rows(req.id))
+        rows = await repo.rows(req.id)
+        return await _pure(len(rows.eligible) + len(rows.inputs), self.tally, req, rows)
 
     async def standing(self, repo: Repository, req: Request) -> Standing:
         """Who counts and each member's current position, by the same rule as `count`, for
         readers that need nothing more (no status per input): the draft, the live tally."""
         rows = await repo.plain_rows(req.id)
-        return standing(self.window(req), rows.snapshot, rows.removed, rows.inputs, rows.redactions)
+        args = (self.window(req), rows.snapshot, rows.removed, rows.inputs, rows.redactions)
+        return await _pure(len(rows.snapshot) + len(rows.inputs), standing, *args)
 
     async def sense(self, repo: Repository, req: Request) -> Sense:
         """The draft sense of the room from what is stored now."""
         now = await self.standing(repo, req)
-        return now.sense(await repo.objections(req.id), self.settings.quorum)
+        objections = await repo.objections(req.id)
+        return await _pure(len(now.voters), now.sense, objections, self.settings.quorum)
 
     async def hums(self, repo: Repository, req: Request) -> str:
         """What the room hears of the hums: each side's loudness, never names or counts, and
@@ -126,11 +138,13 @@ class Ballots:
         `now` is the request's standing when the caller has it already."""
         if now is None:
             now = await self.standing(repo, req)
+        stored = await repo.hums(req.id)
         recused = {m for m, p in now.positions.items() if p is Position.RECUSE}
-        keys = {self.hummer(req.id, v.user_id) for v in now.voters if v.user_id not in recused}
+        counting = [v.user_id for v in now.voters if v.user_id not in recused] if stored else []
+        keys = await _pure(len(counting), self._hummers, req.id, counting)  # one HMAC each
         hums = {
             hummer: Hum(Side(side), Strength(strength))
-            for hummer, side, strength in await repo.hums(req.id)
+            for hummer, side, strength in stored
             if hummer in keys
         }
         closed = req.state is not RequestState.OPEN
@@ -147,6 +161,10 @@ class Ballots:
         """The hums as a decision record may carry them (loudness only), if reportable."""
         report = await self._hum_report(repo, req)
         return HumAggregate(report.for_.value, report.against.value) if report.reported else None
+
+    def _hummers(self, request_id: int, members: Iterable[str]) -> set[str]:
+        """The hum keys of these members."""
+        return {self.hummer(request_id, m) for m in members}
 
     def hummer(self, request_id: int, member: str) -> str:
         """The anonymous key under which a member's hum is stored."""
@@ -644,7 +662,8 @@ class Ballots:
         """Post the draft sense of the room for the chairs at the close; after a change in
         the same round, edit that draft in place (one draft per round, always current)."""
         now = await self.standing(repo, req)  # counted once, for the draft and the hums
-        sense = now.sense(await repo.objections(req.id), self.settings.quorum)
+        objections = await repo.objections(req.id)
+        sense, shape = await _pure(len(now.voters), _drafted, now, objections, self.settings.quorum)
         first = req.proposal is None  # no draft yet in this round (a reopen clears it)
         await repo.update_request(req.id, proposal=sense.proposal)
         message = render.summary(
@@ -653,7 +672,7 @@ class Ballots:
             final=True,
             mentions=sorted(self.settings.chairs),
             hums=(await self._hum_report(repo, req, now)).describe(),
-            shape=rough_shape(sense, now.voters),
+            shape=shape,
             prefix=self.settings.prefix,
             updated=None if first else (updated or "the draft changed"),
         )
@@ -788,8 +807,12 @@ class Ballots:
 
     async def _freeze(self, repo: Repository, req: Request, now: int) -> str:
         """Build the request's record by the counting rule and store it for good."""
+        return await freeze(repo, await self.record(repo, req), now)
+
+    async def record(self, repo: Repository, req: Request) -> Record:
+        """The request's record as it stands now, with its hums (what a decision freezes)."""
         s = self.settings
-        record = await live_record(
+        return await live_record(
             repo,
             req,
             group_name=s.group_name,
@@ -799,7 +822,6 @@ class Ballots:
             hums=await self.hum_aggregate(repo, req),
             tidier=s.bot_user_id,
         )
-        return await freeze(repo, record, now)
 
     async def block(self, repo: Repository, out: Outbox, req: Request, why: str, now: int) -> None:
         """The bot lost control of a request's room: stop counting and tell the chairs."""
@@ -828,6 +850,22 @@ class Ballots:
 
 
 TIDY_REASON = "superseded by a newer position"
+
+
+async def _pure(size: int, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """`fn(*args, **kwargs)`, a pure function of values nobody else changes, computed off the
+    event loop when `size` (the rows or members it goes through) is above OFF_LOOP_ROWS."""
+    if size <= OFF_LOOP_ROWS:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _drafted(
+    now: Standing, objections: Sequence[Objection], quorum: float
+) -> tuple[Sense, RoughShape]:
+    """The draft sense and its rough shape (which groups stand where)."""
+    sense = now.sense(objections, quorum)
+    return sense, rough_shape(sense, now.voters)
 
 
 def tidy_purpose(member: str) -> str:

@@ -3,12 +3,19 @@
 The database says what is due; the timers only wake us. Every wake-up re-reads the database
 and records what it sent (reminders per member and slot, the last digest, the last nudge),
 so firing twice sends nothing twice and a restart rebuilds every job.
+
+Jobs that count many ballots (the tally refresh, the digest) take one short transaction per
+ballot and yield between them: at 10,000 members a ballot's count takes tens of
+milliseconds, and one transaction over all of them held the writer lock, and the loop, for
+over a second (bench/stalls.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from bot.domain.clock_rules import format_when, reminder_time, zone
 from bot.domain.durations import format_duration
@@ -29,6 +36,17 @@ log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 TALLY_EVERY_S = 3.0  # how often changed live tallies are edited
 LAST_DIGEST = "last_digest_at"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCounts:
+    """What the digest says of an open ballot: who took part, of how many, objections open."""
+
+    participated: int
+    eligible: int
+    objections: int
+
+
 CHAIRS_NOTE = "@chairs-note"  # reminders_sent marker: the silent-groups note went out
 
 
@@ -89,12 +107,20 @@ class Calendar:
         """Edit the live tallies that changed since the last run (at most one edit per ballot
         every TALLY_EVERY_S seconds: kind to the homeserver's rate limits and to the ingest
         path, which only marks them)."""
-        now = self.clock.now_ms()
         async with self.db.transaction() as tx:
-            repo = Repository(tx)
-            out = Outbox(repo, now)
-            await self.ballots.retally(repo, out, now, await repo.dirty_tallies())
-            queued = out.queued
+            dirty = await Repository(tx).dirty_tallies()
+        queued = 0
+        for n, request_id in enumerate(dirty):
+            if n:
+                await asyncio.sleep(0)  # between ballots: the loop and other transactions
+            now = self.clock.now_ms()
+            async with self.db.transaction() as tx:
+                repo = Repository(tx)
+                out = Outbox(repo, now)
+                # The mark is cleared with the edit it asked for: a failure keeps both.
+                await repo.tally_refreshed(request_id)
+                await self.ballots.retally(repo, out, now, [request_id])
+                queued += out.queued
         if queued:
             self.doorbell.ring()
 
@@ -263,14 +289,44 @@ class Calendar:
 
     async def fire_digest(self) -> None:
         """Post the digest in the main room (cron job, `digest` command, missed run)."""
+        counts = await self.open_counts()
         now = self.clock.now_ms()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            await self.post_digest(repo, Outbox(repo, now), now)
+            await self.post_digest(repo, Outbox(repo, now), now, counts)
         self.doorbell.ring()
 
-    async def post_digest(self, repo: Repository, out: Outbox, now: int) -> None:
-        """Queue the digest: open requests, objections, drafts awaiting the chair, outcomes."""
+    async def open_counts(self) -> dict[int, OpenCounts]:
+        """Each open ballot's counts for the digest, one transaction per ballot, yielding in
+        between: the writer lock is never held across all of them."""
+        async with self.db.transaction() as tx:
+            ids = [r.id for r in await Repository(tx).requests([RequestState.OPEN])]
+        counts: dict[int, OpenCounts] = {}
+        for request_id in ids:
+            await asyncio.sleep(0)  # between ballots: the loop and other transactions
+            async with self.db.transaction() as tx:
+                repo = Repository(tx)
+                req = await repo.request(request_id)
+                if req is not None and req.state is RequestState.OPEN:
+                    counts[request_id] = await self._open_count(repo, req)
+        return counts
+
+    async def _open_count(self, repo: Repository, req: Request) -> OpenCounts:
+        sense = await self.ballots.sense(repo, req)
+        return OpenCounts(sense.participated, sense.eligible, len(sense.open_objections))
+
+    async def post_digest(
+        self,
+        repo: Repository,
+        out: Outbox,
+        now: int,
+        counts: Mapping[int, OpenCounts] | None = None,
+    ) -> None:
+        """Queue the digest: open requests, objections, drafts awaiting the chair, outcomes.
+
+        `counts` are the open ballots' figures taken just before (`open_counts`); a ballot
+        missing from them (opened since, or no `counts`) is counted here."""
+        counts = counts or {}
         since = int(await repo.get_meta(LAST_DIGEST) or 0)
         tz = zone(self.settings.group_tz)
         lines = [f"📰 Digest — {render.clean(self.settings.group_name, 200)}"]
@@ -285,14 +341,13 @@ class Calendar:
         if open_requests:
             lines.append("Open for positions:")
         for req in reversed(open_requests):
-            sense = await self.ballots.sense(repo, req)
-            objections = len(sense.open_objections)
+            c = counts.get(req.id) or await self._open_count(repo, req)
             lines.append(
                 f"  #{req.id} {render.inline(req.applicant.display, 100)} — closes "
                 f"{format_when(req.deadline_at, tz, now_ms=now)} (in "
-                f"{format_duration(req.deadline_at - now)}); {sense.participated}/"
-                f"{sense.eligible} took part"
-                + (f"; {objections} objection(s) open" if objections else "")
+                f"{format_duration(req.deadline_at - now)}); {c.participated}/"
+                f"{c.eligible} took part"
+                + (f"; {c.objections} objection(s) open" if c.objections else "")
             )
             data["open"].append(req.id)
         drafted = await repo.requests([RequestState.DRAFTED])

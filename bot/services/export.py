@@ -6,10 +6,15 @@ with the pure `bot.domain.record.build_record`, which counts with the same rule 
 When the chair decides, `freeze` stores that record in the deciding transaction; from then on
 `export_record` returns the frozen bytes, whatever happens to the roster or the room.
 `render` turns a record into the file to upload or print (`bot.domain.record_render`).
+
+A record of a 10,000-member ballot takes most of a second to build and a good part of one to
+render, so both run off the event loop (`asyncio.to_thread`): they are pure functions of rows
+already read, which nothing else holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -80,11 +85,12 @@ async def live_record(
     frozen = await repo.frozen_records(req.id)
     carried = None
     if frozen:
-        earlier: Record = json.loads(frozen[-1].body)
+        earlier: Record = await asyncio.to_thread(json.loads, frozen[-1].body)
         if continues_decision(earlier, req):
             # An appeal answered without a reopen: the decision's counts carry unchanged.
             carried = counted_inputs(earlier)
-    return build_record(
+    return await asyncio.to_thread(
+        build_record,
         group=group_name,
         request=req,
         eligible=rows.snapshot,
@@ -108,11 +114,12 @@ async def live_record(
 
 async def freeze(repo: Repository, record: Record, now: int) -> str:
     """Store a decided request's record for good (inside the deciding transaction)."""
+    body = await asyncio.to_thread(render_json, record)
     await repo.freeze_record(
         int(record["request"]["id"]),
         int(record["segment"]),
         str(record["head"]),
-        render_json(record),
+        body,
         now,
     )
     return str(record["head"])
@@ -136,7 +143,7 @@ async def export_record(
         raise ExportError(f"there is no request #{request_id}")
     frozen = await repo.frozen_records(request_id)
     if req.state in FINAL and frozen:
-        record: Record = json.loads(frozen[-1].body)
+        record: Record = await asyncio.to_thread(json.loads, frozen[-1].body)
         return record
     return await live_record(
         repo,
@@ -147,6 +154,11 @@ async def export_record(
         appeal_window_ms=appeal_window_ms,
         tidier=tidier,
     )
+
+
+async def render_file(record: Mapping[str, Any], fmt: Format) -> str:
+    """`render`, off the event loop (a big record takes a good part of a second)."""
+    return await asyncio.to_thread(render, record, fmt)
 
 
 def render(record: Mapping[str, Any], fmt: Format) -> str:

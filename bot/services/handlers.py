@@ -56,9 +56,8 @@ from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
 from bot.services.calendar import Calendar
-from bot.services.export import MEDIA_TYPES, Format, export_record
+from bot.services.export import MEDIA_TYPES, Format, export_record, render_file
 from bot.services.export import filename as export_filename
-from bot.services.export import render as render_record
 from bot.services.outbox import PRIVATE, Outbox, dm
 from bot.services.settings import Settings
 from commands.converters import MAX_AHEAD_DAYS, MAX_AHEAD_MS
@@ -1391,7 +1390,7 @@ class Handlers:
             },
         }
         await ctx.out.file(
-            render_record(record, fmt),
+            await render_file(record, fmt),
             export_filename(record, fmt),
             MEDIA_TYPES[fmt],
             caption,

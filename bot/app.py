@@ -14,6 +14,7 @@ from bot.config import Config
 from bot.domain.errors import OperatorError
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
+from bot.i18n.catalog import Translator
 from bot.matrix.crosssign import CrossSigningError, StoredVault, ensure_cross_signed
 from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
@@ -138,6 +139,8 @@ class App:
             space_id=space_id,
             bot_needs_power_entry=not _creator_privileged(room_version),
             publish_room=publish_room,
+            # Every language's catalog, read and compiled once here (I/O, at start).
+            translator=Translator.load(),
         )
         engine = build_engine(
             settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers

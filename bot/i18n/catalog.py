@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
 from io import BytesIO
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -30,7 +30,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
-from bot.domain.clock_rules import clamp_ts, format_when, zone
+from bot.domain.clock_rules import format_when, zone
+from bot.domain.durations import clamp_ts, format_duration
 
 DOMAIN = "consensus"
 SOURCE_LANGUAGE = "en"
@@ -169,14 +170,16 @@ class Language:
     def duration(self, ms: int) -> str:
         """A span as the language says it: the two largest units (`3 j 4 h`)."""
         if self.code == SOURCE_LANGUAGE:
-            from bot.domain.durations import format_duration
-
             return format_duration(ms)
         seconds = max(0, ms) // 1000
         days, rem = divmod(seconds, 86_400)
         hours, rem = divmod(rem, 3_600)
         minutes, secs = divmod(rem, 60)
-        units = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+        units: list[tuple[int, Literal["day", "hour", "minute", "second"]]] = [
+            (days, "day"),
+            (hours, "hour"),
+            (minutes, "minute"),
+        ]
         if not days:
             units.append((secs, "second"))
         parts = [

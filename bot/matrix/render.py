@@ -63,7 +63,7 @@ def _lang(lang: Language | None) -> Language:
     return english() if lang is None else lang
 
 
-def _dir(lang: Language, html_: str) -> str:
+def rtl_html(lang: Language, html_: str) -> str:
     """A formatted body in a right-to-left language carries its direction, so Element lays
     it out right to left (the plain body's isolates keep IDs and numbers whole)."""
     return f'<div dir="rtl">{html_}</div>' if lang.rtl else html_
@@ -176,7 +176,7 @@ def request_card(req: Request, now: int, tz: str = "UTC", lang: Language | None 
         f"<li><b>{esc(lang._(name))}</b> — {esc(lang._(text))}</li>" for name, text in PRINCIPLES
     ]
     parts.append(f"</ul><p>{esc(lang._(_NOT_A_VOTE))}</p>")
-    return Message("request_card", req.id, "\n".join(body), _dir(lang, "".join(parts)))
+    return Message("request_card", req.id, "\n".join(body), rtl_html(lang, "".join(parts)))
 
 
 def country_line(alpha2: str | None, lang: Language | None = None) -> str | None:
@@ -250,7 +250,7 @@ def ballot(
     html_ = (
         f"<p>{title}</p><p>{react}</p><p>{reason}</p><p>{esc(lines[3])}</p><p>{esc(lines[4])}</p>"
     )
-    return Message("ballot", req.id, "\n".join(lines), _dir(lang, html_))
+    return Message("ballot", req.id, "\n".join(lines), rtl_html(lang, html_))
 
 
 def announcement(
@@ -267,7 +267,7 @@ def announcement(
         + (f' <a href="{esc(link)}">{esc(lang._("Go to its room"))}</a>' if link else "")
         + "</p>"
     )
-    return Message("reply", req.id, body, _dir(lang, html_), {"event": "opened"})
+    return Message("reply", req.id, body, rtl_html(lang, html_), {"event": "opened"})
 
 
 def _names(names: Sequence[str], prefix: str, lang: Language | None = None) -> str:
@@ -453,7 +453,7 @@ def summary(
             )
         )
     if updated:
-        lines.insert(1, lang._("Updated: %(what)s", what=updated))
+        lines.insert(1, lang._("Updated: %(what)s", what=lang._(updated)))
     body = "\n".join(lines)
     html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
     data: dict[str, Any] = {
@@ -468,7 +468,7 @@ def summary(
     }
     if hums is not None:
         data["hums"] = hums
-    return Message("summary", req.id, body, _dir(lang, html_), data, tuple(mentions))
+    return Message("summary", req.id, body, rtl_html(lang, html_), data, tuple(mentions))
 
 
 def _count_block(sense: Sense) -> dict[str, Any]:
@@ -514,7 +514,7 @@ def tally(
         **_count_block(sense),
         "did_not_take_part_count": len(sense.did_not_take_part),
     }
-    return Message("tally", req.id, body, _dir(lang, html_), data)
+    return Message("tally", req.id, body, rtl_html(lang, html_), data)
 
 
 def _rough_groups(rows: Sequence[tuple[str, int | None]], lang: Language | None = None) -> str:
@@ -532,6 +532,11 @@ _OUTCOME_SENTENCES = {
     "no-consensus": N_(
         "🏁 %(title)s: the applicant was not admitted: no consensus. Decided by %(chair)s."
     ),
+}
+OUTCOME_LABELS = {
+    "admit": N_("admit"),
+    "decline": N_("decline"),
+    "no-consensus": N_("no consensus"),
 }
 _PUBLIC_OUTCOMES = {
     "admit": N_("admitted"),
@@ -591,7 +596,7 @@ def outcome(
         "rationale": req.rationale or "",
         "record_head": record_head,
     }
-    return Message("outcome", req.id, body, _dir(lang, html_), data)
+    return Message("outcome", req.id, body, rtl_html(lang, html_), data)
 
 
 def public_outcome(req: Request, record_head: str, lang: Language | None = None) -> Message:
@@ -622,7 +627,7 @@ def public_outcome(req: Request, record_head: str, lang: Language | None = None)
         f"{lang.markup('Record head: %(head)s', head=f'<code>{esc(record_head)}</code>')}</p>"
     )
     data = {"outcome": req.outcome.value, "page": page, "record_head": record_head}
-    return Message("public_outcome", req.id, body, _dir(lang, html_), data)
+    return Message("public_outcome", req.id, body, rtl_html(lang, html_), data)
 
 
 def reply(
@@ -640,7 +645,7 @@ def reply(
         "reply",
         request,
         text,
-        _dir(
+        rtl_html(
             _lang(lang),
             html_text
             if html_text is not None
@@ -740,7 +745,7 @@ def reminder(
         )
         + "</p>"
     )
-    return Message("reminder", req.id, body, _dir(lang, html_), {"member": member}, (member,))
+    return Message("reminder", req.id, body, rtl_html(lang, html_), {"member": member}, (member,))
 
 
 def notice(
@@ -753,7 +758,7 @@ def notice(
 ) -> Message:
     """A bot-authored notice (text already cleaned of user input where it contains any)."""
     html_ = "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>"
-    return Message(kind, request, text, _dir(_lang(lang), html_), data, tuple(mentions))
+    return Message(kind, request, text, rtl_html(_lang(lang), html_), data, tuple(mentions))
 
 
 def proposal_label(value: str | None, lang: Language | None = None) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.domain.publish import PublishOptions
+from bot.i18n.catalog import Language, Translator
 from storage.keys import Keys
 
 
@@ -48,6 +49,8 @@ class Settings:
     publish_dir: str | None  # publish.dir: the public site, regenerated after decisions
     publish_room: str | None  # publish.room (resolved): where outcomes are announced
     publish: PublishOptions  # what the group chose to publish ([publish])
+    group_language: str  # group.language: what the rooms are told in
+    translator: Translator  # every language's catalog (loaded by the composition root)
 
     @classmethod
     def from_config(
@@ -59,10 +62,12 @@ class Settings:
         space_id: str | None,
         bot_needs_power_entry: bool,
         publish_room: str | None = None,
+        translator: Translator | None = None,
     ) -> Settings:
         """The settings of a configured bot: `main_room_id`, `space_id` and `publish_room`
         as resolved on the server, `keys` from the key file, `bot_needs_power_entry` from the
-        room version."""
+        room version; `translator` the loaded catalogs (None: English only, for tools and tests
+        that do not read any other language)."""
         m, g, p, d = config.matrix, config.group, config.process, config.digest
         return cls(
             bot_user_id=m.user_id,
@@ -96,7 +101,19 @@ class Settings:
             publish_dir=None if config.publish.dir is None else str(config.publish.dir),
             publish_room=publish_room,
             publish=config.publish.options(),
+            group_language=g.language,
+            translator=translator or Translator.source_only(),
         )
+
+    @property
+    def lang(self) -> Language:
+        """The group's language: what every room message is said in."""
+        return self.translator.get(self.group_language)
+
+    def language(self, code: str | None) -> Language:
+        """A person's language for their direct messages: the one they chose, else the
+        group's."""
+        return self.translator.get(code or self.group_language)
 
     @property
     def encrypts(self) -> bool:

@@ -51,7 +51,7 @@ from bot.domain.ratelimit import (
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal
 from bot.domain.text import N_
-from bot.i18n.catalog import Language, english
+from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, english, normalize_code
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
@@ -219,6 +219,7 @@ class Handlers:
             Executor.ASK: self.ask,
             Executor.ANSWER: self.answer,
             Executor.MINE: self.mine,
+            Executor.LANGUAGE: self.language,
             Executor.CONTEST: self.contest,
             Executor.APPEAL: self.appeal,
             Executor.APPEAL_ANSWER: self.appeal_answer,
@@ -289,6 +290,8 @@ class Handlers:
             await self._answer(out, event, reply, where, False, lang)
             return
         reply = await self._run(repo, out, event, parsed, now, where, received_at, lang)
+        if parsed.spec.executor in (Executor.LANGUAGE, Executor.APPLY):
+            lang = await self._language(repo, event, where)  # the sender may have chosen now
         if parsed.hint and reply.ok and reply.message is None:
             # `vote X` worked as position X: say so (the hint says it was recorded).
             text = f"{reply.text}\n{parsed.hint}".strip()
@@ -528,6 +531,21 @@ class Handlers:
                     "this group does not take applications by message; ask a member or a chair."
                 )
             )
+        if args.get("language"):
+            # The applicant chooses their language at intake: every later message to them,
+            # this answer included, is in it.
+            code = normalize_code(str(args["language"]))
+            if code is None:
+                listed = ", ".join(LANGUAGES)
+                return fail(
+                    ctx.lang._(
+                        "I do not speak %(language)s. Choose one of: %(languages)s.",
+                        language=repr(str(args["language"])),
+                        languages=listed,
+                    )
+                )
+            await ctx.repo.set_language(ctx.event.sender, code, ctx.now)
+            ctx.lang = self.settings.language(code)
         applicant = self._applicant(ctx.event.sender, args)
         waiting = await ctx.repo.request_for(ctx.event.sender, [RequestState.TRIAGE])
         if waiting is not None:
@@ -611,6 +629,13 @@ class Handlers:
             lang._("Updated your application #%(id)s.", id=req.id)
             if updated
             else lang._("Received: your application is #%(id)s.", id=req.id)
+            + " "
+            + lang._(
+                "I write to you in %(language)s; to choose another: %(command)s (%(languages)s).",
+                language=NATIVE_NAMES[lang.code],
+                command=f"{p} language CODE",
+                languages=", ".join(LANGUAGES),
+            )
         )
         missing = missing_fields(req)
         if not missing:
@@ -1696,6 +1721,55 @@ class Handlers:
             room_id=dm(ctx.event.sender),
         )
         return Reply(True, request=req.id)
+
+    async def language(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`language [CODE]`: show or choose one's own language for direct messages."""
+        sender = ctx.event.sender
+        listed = ", ".join(f"{code} ({NATIVE_NAMES[code]})" for code in LANGUAGES)
+        command = f"{self.prefix} language CODE"
+        wanted = args.get("language")
+        if wanted is None:
+            chosen = await ctx.repo.language(sender)
+            lang = self.settings.language(chosen)
+            if chosen is None:
+                text = lang._(
+                    "I write to you in %(language)s, the group's language. Choose another with "
+                    "%(command)s: %(languages)s.",
+                    language=NATIVE_NAMES[lang.code],
+                    command=command,
+                    languages=listed,
+                )
+            else:
+                text = lang._(
+                    "I write to you in %(language)s. Choose another with %(command)s: "
+                    "%(languages)s.",
+                    language=NATIVE_NAMES[lang.code],
+                    command=command,
+                    languages=listed,
+                )
+            return Reply(True, message=render.reply(text, reply_to=ctx.event.event_id, lang=lang))
+        code = normalize_code(str(wanted))
+        if code is None:
+            return fail(
+                ctx.lang._(
+                    "I do not speak %(language)s. Choose one of: %(languages)s.",
+                    language=repr(str(wanted)),
+                    languages=listed,
+                )
+            )
+        await ctx.repo.set_language(sender, code, ctx.now)
+        lang = self.settings.language(code)
+        text = lang._(
+            "From now on I write to you in %(language)s in direct messages. The rooms keep the "
+            "group's language.",
+            language=NATIVE_NAMES[code],
+        )
+        return Reply(
+            True,
+            message=render.reply(
+                text, reply_to=ctx.event.event_id, data={"language": code}, lang=lang
+            ),
+        )
 
     async def _request(self, ctx: Ctx, args: Mapping[str, Any]) -> Request:
         number = int(args["request"])

@@ -54,6 +54,22 @@ PROPOSAL_LABELS: dict[Proposal, str] = {
 }
 
 
+def title(req: Request, lang: Language | None = None) -> str:
+    """`Request #3: Jane Doe (@jane:example.org)` in the reader's language (the domain's
+    `Request.title`, said through the catalog)."""
+    return _lang(lang)._("Request #%(id)s: %(name)s", id=req.id, name=req.applicant.display)
+
+
+def triage_title(req: Request, lang: Language | None = None) -> str:
+    """`Request #3 from @jane:example.org` (the domain's `Request.triage_title`) in the
+    reader's language: no text the applicant chose."""
+    lang = _lang(lang)
+    who = req.applicant.user_id
+    if who:
+        return lang._("Request #%(id)s from %(user)s", id=req.id, user=who)
+    return lang._("Request #%(id)s filed by %(user)s", id=req.id, user=req.filed_by)
+
+
 def position_label(lang: Language, position: Position) -> str:
     """A position in the reader's language (`no objection`, `pas d'objection`)."""
     return lang._(POSITION_LABELS[position])
@@ -161,12 +177,12 @@ def request_card(req: Request, now: int, tz: str = "UTC", lang: Language | None 
     )
     statement = lang._("Statement:")
     principles = lang._("Participation principles (%(affirmed)s):", affirmed=affirmed)
-    body = [f"📋 {inline(req.title)}", ""]
+    body = [f"📋 {inline(title(req, lang))}", ""]
     body += [lang._("%(field)s: %(value)s", field=k, value=clean(v)) for k, v in shown]
     body += ["", statement, clean(req.statement), "", principles]
     body += [f"• {lang._(name)} — {lang._(text)}" for name, text in PRINCIPLES]
     body += ["", lang._(_NOT_A_VOTE)]
-    parts = [f"<h3>📋 {esc(req.title)}</h3><ul>"]
+    parts = [f"<h3>📋 {esc(title(req, lang))}</h3><ul>"]
     parts += [f"<li><b>{esc(k)}:</b> {esc(v)}</li>" for k, v in shown]
     parts.append(
         f"</ul><p><b>{esc(statement)}</b></p><blockquote>{esc(req.statement)}</blockquote>"
@@ -227,7 +243,7 @@ def ballot(
         f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw"
     )
     lines = [
-        lang._("🗳 Ballot for %(title)s", title=inline(req.title)),
+        lang._("🗳 Ballot for %(title)s", title=inline(title(req, lang))),
         lang._(
             "React to this message: %(legend)s (the live tally is pinned)",
             legend=" · ".join(legend),
@@ -241,14 +257,14 @@ def ballot(
         f"<code>{esc(prefix)} object REASON</code> · "
         f"<code>{esc(prefix)} recuse</code> · <code>{esc(prefix)} withdraw</code>"
     )
-    title = lang.markup("🗳 Ballot for %(title)s", title=f"<b>{esc(req.title)}</b>")
+    heading = lang.markup("🗳 Ballot for %(title)s", title=f"<b>{esc(title(req, lang))}</b>")
     react = lang.markup(
         "React to this message: %(legend)s (the live tally is pinned)",
         legend=" · ".join(esc(x) for x in legend),
     )
     reason = lang.markup("Or with a reason: %(commands)s", commands=code)
     html_ = (
-        f"<p>{title}</p><p>{react}</p><p>{reason}</p><p>{esc(lines[3])}</p><p>{esc(lines[4])}</p>"
+        f"<p>{heading}</p><p>{react}</p><p>{reason}</p><p>{esc(lines[3])}</p><p>{esc(lines[4])}</p>"
     )
     return Message("ballot", req.id, "\n".join(lines), rtl_html(lang, html_))
 
@@ -261,9 +277,9 @@ def announcement(
     link = _permalink(req.room_id) if req.room_id else ""
     until = lang.when(req.deadline_at, tz, now_ms=now)
     opened = N_("📋 %(title)s is open until %(when)s.")
-    body = f"{lang._(opened, title=inline(req.title), when=until)} {link}".strip()
+    body = f"{lang._(opened, title=inline(title(req, lang)), when=until)} {link}".strip()
     html_ = (
-        f"<p>{lang.markup(opened, title=f'<b>{esc(req.title)}</b>', when=esc(until))}"
+        f"<p>{lang.markup(opened, title=f'<b>{esc(title(req, lang))}</b>', when=esc(until))}"
         + (f' <a href="{esc(link)}">{esc(lang._("Go to its room"))}</a>' if link else "")
         + "</p>"
     )
@@ -343,11 +359,11 @@ def summary(
     """
     lang = _lang(lang)
     proposal = lang._(PROPOSAL_LABELS[sense.proposal])
-    title = inline(req.title)
+    named = inline(title(req, lang))
     lines = [
-        lang._("🧭 Draft sense of the room for %(title)s", title=title)
+        lang._("🧭 Draft sense of the room for %(title)s", title=named)
         if final
-        else lang._("🧭 Status for %(title)s", title=title),
+        else lang._("🧭 Status for %(title)s", title=named),
         lang._("Proposed: %(proposal)s", proposal=proposal)
         if final
         else lang._("If it closed now: %(proposal)s", proposal=proposal),
@@ -496,7 +512,7 @@ def tally(
     if sense.recused:
         participation += lang.ngettext("; %(n)s recused", "; %(n)s recused", len(sense.recused))
     lines = [
-        lang._("📊 Live tally for %(title)s", title=inline(req.title)),
+        lang._("📊 Live tally for %(title)s", title=inline(title(req, lang))),
         lang._("Positions: %(counts)s", counts=_counts_line(sense.counts, lang)),
         participation,
     ]
@@ -560,10 +576,12 @@ def outcome(
     sentence = _OUTCOME_SENTENCES[req.outcome.value]
     rationale = inline(req.rationale, 1_000) if req.rationale else ""
     chair = req.decided_by or ""
-    body = lang._(sentence, title=inline(req.title), chair=chair)
+    body = lang._(sentence, title=inline(title(req, lang)), chair=chair)
     if rationale:
         body += "\n" + lang._("Rationale: %(rationale)s", rationale=rationale)
-    html_ = f"<p>{lang.markup(sentence, title=f'<b>{esc(req.title)}</b>', chair=esc(chair))}</p>"
+    html_ = (
+        f"<p>{lang.markup(sentence, title=f'<b>{esc(title(req, lang))}</b>', chair=esc(chair))}</p>"
+    )
     if rationale:
         html_ += f"<p>{lang.markup('Rationale: %(rationale)s', rationale=esc(rationale))}</p>"
     if appeal_window_ms is not None and req.decided_at is not None:
@@ -670,7 +688,7 @@ def poll_start(req: Request, lang: Language | None = None) -> dict[str, Any]:
         }
         for emoji, position in LEGEND
     ]
-    question = lang._(POLL_QUESTION, title=inline(req.title, 200))
+    question = lang._(POLL_QUESTION, title=inline(title(req, lang), 200))
     fallback = (
         question
         + "\n"
@@ -693,7 +711,7 @@ def poll_start(req: Request, lang: Language | None = None) -> dict[str, Any]:
 def poll_end(req: Request, lang: Language | None = None) -> dict[str, Any]:
     """Close the native poll when the ballot closes."""
     lang = _lang(lang)
-    text = lang._("The ballot of %(title)s is closed.", title=inline(req.title, 200))
+    text = lang._("The ballot of %(title)s is closed.", title=inline(title(req, lang), 200))
     return {
         "org.matrix.msc3381.poll.end": {},
         "org.matrix.msc1767.text": text,
@@ -724,7 +742,7 @@ def reminder(
     body = lang._(
         sentence,
         member=member,
-        title=inline(req.title),
+        title=inline(title(req, lang)),
         when=when_local,
         left=left,
         room=lang._("its room"),
@@ -737,7 +755,7 @@ def reminder(
         + lang.markup(
             sentence,
             member=esc(member),
-            title=f"<b>{esc(req.title)}</b>",
+            title=f"<b>{esc(title(req, lang))}</b>",
             when=esc(when_local),
             left=esc(left),
             room=f'<a href="{esc(link)}">{room}</a>' if link else room,

@@ -346,14 +346,20 @@ class Ballots:
         return render.Message(
             "reply",
             req.id,
-            lang._(asked, member=member, title=render.inline(req.title), id=oid, command=command),
+            lang._(
+                asked,
+                member=member,
+                title=render.inline(render.title(req, lang)),
+                id=oid,
+                command=command,
+            ),
             render.rtl_html(
                 lang,
                 "<p>"
                 + lang.markup(
                     asked,
                     member=render.esc(member),
-                    title=render.esc(render.inline(req.title)),
+                    title=render.esc(render.inline(render.title(req, lang))),
                     id=str(oid),
                     command=f"<code>{render.esc(command)}</code>",
                 )
@@ -462,14 +468,14 @@ class Ballots:
             "📥 %(title)s is %(what)s and waits for a chair: %(edit)s completes it, %(accept)s "
             "opens its ballot, %(reject)s answers the applicant. Nothing has been sent to the "
             "members.",
-            title=render.inline(req.triage_title),
+            title=render.inline(render.triage_title(req, lang)),
             what=what,
             edit=f"{p} edit {req.id}",
             accept=f"{p} accept {req.id}",
             reject=f"{p} reject {req.id} REASON",
         )
         await out.message(
-            render.notice("reply", req.id, text, chairs, event="triage"),
+            render.notice("reply", req.id, text, chairs, lang, event="triage"),
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
@@ -497,7 +503,11 @@ class Ballots:
         assert cancelled is not None
         await self._freeze(repo, cancelled, now)
         # Before a chair accepted it, nothing the applicant chose reaches the main room.
-        title = req.triage_title if req.state is RequestState.TRIAGE else req.title
+        title = (
+            render.triage_title(req, self.settings.lang)
+            if req.state is RequestState.TRIAGE
+            else render.title(req, self.settings.lang)
+        )
         text = self.settings.lang._(
             "✖ %(title)s was cancelled by %(chair)s: %(reason)s",
             title=render.inline(title),
@@ -506,10 +516,11 @@ class Ballots:
         )
         if req.room_id:
             await out.message(
-                render.notice("outcome", req.id, text, (), event="cancelled"), request_id=req.id
+                render.notice("outcome", req.id, text, (), self.settings.lang, event="cancelled"),
+                request_id=req.id,
             )
         await out.message(
-            render.notice("reply", req.id, text, (), event="cancelled"),
+            render.notice("reply", req.id, text, (), self.settings.lang, event="cancelled"),
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
@@ -554,18 +565,18 @@ class Ballots:
             text = lang._(
                 "✏ %(title)s was edited by %(chair)s — %(changes)s. If your position predates "
                 "this change, you may revise it.",
-                title=render.inline(edited.title),
+                title=render.inline(render.title(edited, lang)),
                 chair=by,
                 changes=listed,
             )
             positioned = sorted((await self.count(repo, edited)).current)
             await out.message(
-                render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                render.notice("reply", req.id, text, tuple(positioned), lang, event="edited"),
                 request_id=req.id,
             )
             for member in positioned:
                 await out.message(
-                    render.notice("reply", req.id, text, (member,), event="edited"),
+                    render.notice("reply", req.id, text, (member,), lang, event="edited"),
                     room_id=dm(member),
                     request_id=req.id,
                 )
@@ -594,7 +605,7 @@ class Ballots:
     def _room_spec(self, req: Request) -> dict[str, object]:
         s = self.settings
         return request_room_spec(
-            name=render.inline(req.title, 200),
+            name=render.inline(render.title(req, s.lang), 200),
             topic=s.lang._(
                 "%(group)s: participation request #%(id)s. React to the ballot or use %(help)s.",
                 group=s.group_name,
@@ -862,7 +873,7 @@ class Ballots:
         text = self.settings.lang._(
             "⚠ %(title)s is blocked: %(why)s. Positions are no longer counted there; a chair "
             "should look into it.",
-            title=render.inline(req.title),
+            title=render.inline(render.title(req, self.settings.lang)),
             why=render.inline(why),
         )
         await out.message(

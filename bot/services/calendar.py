@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterable
 
 from bot.domain.clock_rules import reminder_time, zone
-from bot.domain.durations import format_duration
 from bot.domain.lifecycle import RequestState
 from bot.domain.request import Request
 from bot.matrix import render
@@ -254,7 +253,7 @@ class Calendar:
         text = lang._(
             "Chairs: the last reminder for %(title)s went out and nobody from %(groups)s has "
             "taken part yet. Consider %(command)s so every stakeholder group can be heard.",
-            title=render.inline(req.title),
+            title=render.inline(render.title(req, lang)),
             groups=", ".join(named),
             command=f"{self.settings.prefix} extend 3d",
         )
@@ -339,7 +338,7 @@ class Calendar:
             )
         for req in triage:
             # Not yet accepted by a chair: the number and the MXID, never the chosen name.
-            lines.append(f"  {render.inline(req.triage_title)}")
+            lines.append(f"  {render.inline(render.triage_title(req, lang))}")
             data["triage"].append(req.id)
         appeals = await repo.appeals(open_only=True)
         if appeals:
@@ -410,13 +409,17 @@ class Calendar:
                 if req.nudged_at is not None and req.nudged_at > now - DAY_MS:
                     continue
                 chairs = sorted(self.settings.chairs)
-                text = (
-                    f"Chairs: the draft sense of the room for {render.inline(req.title)} has "
-                    f"waited {format_duration(now - (req.closed_at or now))}. Confirm it "
-                    f"({self.settings.prefix} confirm) or decide with a rationale."
+                lang = self.settings.lang
+                text = lang._(
+                    "Chairs: the draft sense of the room for %(title)s has waited %(waited)s. "
+                    "Confirm it (%(command)s) or decide with a rationale.",
+                    title=render.inline(render.title(req, lang)),
+                    waited=lang.duration(now - (req.closed_at or now)),
+                    command=f"{self.settings.prefix} confirm",
                 )
                 await out.message(
-                    render.notice("reply", req.id, text, chairs, event="nudge"), request_id=req.id
+                    render.notice("reply", req.id, text, chairs, lang, event="nudge"),
+                    request_id=req.id,
                 )
                 await repo.update_request(req.id, nudged_at=now)
         self.doorbell.ring()

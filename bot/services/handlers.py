@@ -709,7 +709,7 @@ class Handlers:
                 ctx.lang._(
                     "Filed %(title)s; it lacks %(fields)s, so it waits for a chair before the "
                     "members see it. Complete it with %(command)s.",
-                    title=render.inline(req.title),
+                    title=render.inline(render.title(req, ctx.lang)),
                     fields=lacking,
                     command=f"{self.prefix} edit {req.id} --country … --stakeholder … "
                     "--background '…'",
@@ -721,7 +721,7 @@ class Handlers:
             True,
             ctx.lang._(
                 "Filed %(title)s. Its room is being opened; the ballot closes %(when)s.",
-                title=render.inline(req.title),
+                title=render.inline(render.title(req, ctx.lang)),
                 when=self.when(ctx, req.deadline_at),
             ),
             req.id,
@@ -862,7 +862,9 @@ class Handlers:
         for req in sorted(active, key=lambda r: r.id):
             name = render.inline(req.applicant.display, 100)
             if req.state is RequestState.TRIAGE and ctx.place is not Place.DM:
-                name = render.inline(req.triage_title)  # nothing unvetted in shared rooms
+                name = render.inline(
+                    render.triage_title(req, ctx.lang)
+                )  # nothing unvetted in shared rooms
             line = f"#{req.id} {name} — {req.state.value}"
             if req.state is RequestState.OPEN:
                 line += ", " + ctx.lang._("closes %(when)s", when=self.when(ctx, req.deadline_at))
@@ -1006,7 +1008,7 @@ class Handlers:
             "%(rationale)s\nIf that does not answer it, you may contest it within %(window)s, "
             "before the decision: %(command)s",
             id=objection.id,
-            title=render.inline(req.title),
+            title=render.inline(render.title(req, lang)),
             state=state.value,
             chair=ctx.event.sender,
             rationale=render.inline(why, 1_000),
@@ -1311,7 +1313,7 @@ class Handlers:
         else:
             # In a shared room, nothing the applicants chose: their names and statements
             # are for a chair's direct chat (or `status N` there).
-            lines = [render.inline(r.triage_title) for r in waiting]
+            lines = [render.inline(render.triage_title(r, ctx.lang)) for r in waiting]
             lines.append(
                 ctx.lang._(
                     "Their statements: %(command)s in a direct message to me.",
@@ -1336,7 +1338,7 @@ class Handlers:
             True,
             ctx.lang._(
                 "Accepted %(title)s: its room is being opened; the ballot closes %(when)s.",
-                title=render.inline(accepted.title),
+                title=render.inline(render.title(accepted, ctx.lang)),
                 when=self.when(ctx, accepted.deadline_at),
             ),
             accepted.id,
@@ -1403,7 +1405,7 @@ class Handlers:
                 "⚖ Appeal #%(id)s of the decision on %(title)s by %(member)s: %(reason)s\nA "
                 "chair answers with %(command)s (upheld reopens the ballot).",
                 id=aid,
-                title=render.inline(req.title),
+                title=render.inline(render.title(req, lang)),
                 member=sender,
                 reason=render.inline(reason, 1_000),
                 command=f"{self.prefix} appeal-answer {aid} upheld|denied RATIONALE",
@@ -1478,7 +1480,7 @@ class Handlers:
                 "Appeal #%(id)s of the decision on %(title)s is %(answer)s by %(chair)s: "
                 "%(rationale)s",
                 id=appeal.id,
-                title=render.inline(req.title),
+                title=render.inline(render.title(req, lang)),
                 answer=lang._(answer),
                 chair=ctx.event.sender,
                 rationale=render.inline(rationale, 1_000),
@@ -1620,7 +1622,7 @@ class Handlers:
                 room = self.settings.lang
                 text = room._(
                     "The applicant of %(title)s affirmed the six principles.",
-                    title=render.inline(req.title),
+                    title=render.inline(render.title(req, room)),
                 )
                 await ctx.out.message(
                     render.notice("reply", req.id, text, (), room, event="affirmed"),

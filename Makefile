@@ -65,8 +65,12 @@ unit: $(STAMP) pg-server
 soak: $(STAMP) pg-server
 	$(BIN)/pytest -q -m soak -o addopts='' --timeout=3600
 
+# The demo speaks DEMO_LANGUAGE in the rooms (ar, zh_Hans, en, fr, ru, es):
+# `make demo DEMO_LANGUAGE=fr`. Not LANG: that is the POSIX locale variable, already set in
+# most shells (LANG=en_US.UTF-8), so it would choose the demo's language by accident.
+DEMO_LANGUAGE ?= en
 demo: $(STAMP)
-	$(BIN)/python -m bot demo
+	$(BIN)/python -m bot demo --language $(DEMO_LANGUAGE)
 
 # The catalogs: bot/locale/consensus.pot is extracted from the code (babel.cfg says where);
 # each language's .po is updated from it (new messages untranslated, never fuzzy-guessed, so

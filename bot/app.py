@@ -14,6 +14,7 @@ from bot.config import Config
 from bot.domain.errors import OperatorError
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
+from bot.i18n.catalog import Translator
 from bot.matrix.crosssign import CrossSigningError, StoredVault, ensure_cross_signed
 from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
@@ -140,6 +141,8 @@ class App:
             bot_needs_power_entry=not _creator_privileged(room_version),
             publish_room=publish_room,
             restricted_ok=supports_restricted(room_version),
+            # Every language's catalog, read and compiled once here (I/O, at start).
+            translator=Translator.load(),
         )
         if g.request_rooms == "restricted" and settings.allow_room is None:
             log.warning(

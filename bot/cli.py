@@ -193,6 +193,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="walk one request through a throwaway local homeserver")
     demo.add_argument("--keep-running", action="store_true", help="stay up to look around")
     demo.add_argument("--workdir", type=Path, default=None, help="where to keep the demo files")
+    demo.add_argument(
+        "--language",
+        default="en",
+        metavar="CODE",
+        help="the group's language: ar, zh_Hans, en, fr, ru, es (default en)",
+    )
     return parser
 
 
@@ -616,6 +622,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _migrate_storage(args.source, args.target)
     if args.command == "demo":
         from bot.devtools.demo import run_demo
+        from bot.i18n.catalog import LANGUAGES, normalize_code
 
-        return int(run_demo(keep_running=args.keep_running, workdir=args.workdir))
+        language = normalize_code(args.language)
+        if language is None:
+            print(
+                f"unknown language {args.language!r}: one of {', '.join(LANGUAGES)}",
+                file=sys.stderr,
+            )
+            return 2
+        return int(
+            run_demo(keep_running=args.keep_running, workdir=args.workdir, language=language)
+        )
     return 2

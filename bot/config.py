@@ -44,6 +44,7 @@ from bot.domain.mxid import is_room_alias, is_user_id
 from bot.domain.publish import PublishOptions
 from bot.domain.ratelimit import DM_ROOMS_PER_SERVER
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+from bot.i18n.catalog import LANGUAGES, SOURCE_LANGUAGE, normalize_code
 from storage.dsn import DsnError, mask_dsn, parse_dsn
 
 __all__ = [
@@ -675,6 +676,8 @@ class GroupConfig(_Section):
     space: str = ""
     chairs: tuple[UserId, ...]
     timezone: str = "UTC"
+    # The language of the rooms (each person may choose their own for direct messages).
+    language: str = SOURCE_LANGUAGE
     self_apply: StrictBool = True
     dm_rooms_per_server: int = Field(default=DM_ROOMS_PER_SERVER, ge=1, le=100_000)
     # How members get into a request's room: "restricted" (they join it themselves, being
@@ -719,6 +722,16 @@ class GroupConfig(_Section):
                 f"'{value}' is not a known time zone (use an IANA name like UTC or Europe/Paris)"
             ) from None
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        code = normalize_code(value)
+        if code is None:
+            raise _problem(
+                f"'{value}' is not a language the bot speaks (one of {', '.join(LANGUAGES)})"
+            )
+        return code
 
     @field_validator("members")
     @classmethod

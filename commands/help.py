@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from commands.converters import shown
 from commands.spec import CommandSpec, Option, Param, Place, Positional, Rest, Role, Section
-from commands.table import COMMAND_GROUPS, TABLE, find_command, normalize_name, suggest_command
+from commands.table import (
+    COMMAND_GROUPS,
+    LANGUAGE_ALIASES,
+    TABLE,
+    find_command,
+    language_aliases,
+    normalize_name,
+    suggest_command,
+)
 
 _WHO = {
     Role.ANYONE: "anyone",
@@ -103,6 +111,11 @@ def render_command_help(spec: CommandSpec, prefix: str) -> str:
         )
     if spec.aliases:
         lines.append("Also: " + ", ".join(f"{prefix} {alias}" for alias in spec.aliases))
+    others = language_aliases(spec)
+    if others:
+        lines.append(
+            "In other languages: " + ", ".join(f"{prefix} {word} ({code})" for code, word in others)
+        )
     if spec.examples:
         lines.append("Examples:" if len(spec.examples) > 1 else "Example:")
         lines += [f"  {prefix} {example}" for example in spec.examples]
@@ -148,4 +161,17 @@ def reference_markdown(prefix: str) -> str:
                 f"| `{cell(usage(spec, prefix))}` | {_WHO_SHORT[spec.role]} | {places} "
                 f"| {cell(what)} |"
             )
+    return "\n".join(rows)
+
+
+def language_aliases_markdown(prefix: str) -> str:
+    """A Markdown table of the words each language adds for commands (`LANGUAGE_ALIASES`),
+    for the README beside the command reference."""
+    codes = list(LANGUAGE_ALIASES)
+    rows = ["| command | " + " | ".join(codes) + " |", "|---" * (len(codes) + 1) + "|"]
+    for spec in TABLE:
+        words = dict(language_aliases(spec))
+        if words:
+            cells = " | ".join(f"`{words[c]}`" if c in words else "" for c in codes)
+            rows.append(f"| `{prefix} {spec.name}` | {cells} |")
     return "\n".join(rows)

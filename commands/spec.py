@@ -80,6 +80,7 @@ class Executor(enum.Enum):
     ASK = "ask"
     ANSWER = "answer"
     MINE = "mine"
+    LANGUAGE = "language"
     HELP = "help"
     STATUS = "status"
     LIST = "list"

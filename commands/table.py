@@ -310,6 +310,12 @@ TABLE: tuple[CommandSpec, ...] = (
             _BACKGROUND,
             _NAME,
             _PUBLISH,
+            Option(
+                "language",
+                Word(metavar="LANGUAGE"),
+                "the language I write to you in: ar, zh_Hans, en, fr, ru, es (as with "
+                "the language command)",
+            ),
         ),
         Role.ANYONE,
         frozenset({Place.DM}),
@@ -317,11 +323,13 @@ TABLE: tuple[CommandSpec, ...] = (
             "Send it to the bot in a direct message, when the group allows applications. A "
             "chair looks at it first; the bot asks for what is missing (country, stakeholder "
             "group, background, your affirmation of the principles). Applying again while it "
-            "waits updates it. The members see your statement and decide by rough consensus."
+            "waits updates it. The members see your statement and decide by rough consensus. "
+            "With --language you choose the language of everything I tell you."
         ),
         examples=(
             "apply --org 'Example Networks' --stakeholder private-sector --region africa "
             "I operate an exchange point and want to contribute.",
+            "apply --language fr --country Senegal Je gère un point d'échange à Dakar.",
         ),
         section=Section.REQUESTS,
         executor=Executor.APPLY,
@@ -403,6 +411,29 @@ TABLE: tuple[CommandSpec, ...] = (
         section=Section.POSITIONS,
         private_answer=True,
         executor=Executor.MINE,
+    ),
+    CommandSpec(
+        "language",
+        "Show or choose the language I write to you in by direct message.",
+        (
+            Positional(
+                "language",
+                Word(metavar="LANGUAGE"),
+                "one of ar (العربية), zh_Hans (简体中文), en, fr, ru, es; without it, the one "
+                "you have",
+                required=False,
+            ),
+        ),
+        Role.ANYONE,
+        ANYWHERE,
+        details=(
+            "The rooms speak the group's language (group.language); each person chooses their "
+            "own for what the bot tells them in direct messages: reminders, hums, answers. "
+            "Commands keep their English words in every language, and each language adds a "
+            "few words of its own (listed under Also)."
+        ),
+        examples=("language", "language fr", "language zh_Hans"),
+        executor=Executor.LANGUAGE,
     ),
     # Information
     CommandSpec(
@@ -752,6 +783,75 @@ def normalize_name(text: str) -> str:
     return "".join(c for c in folded if unicodedata.category(c) != "Cf").lower()
 
 
+# Each language may add its own words for the commonest commands: the parser accepts them
+# in every room (a word means one command whatever the reader's language) and the help lists
+# them with the command's other aliases. The English names stay the commands' names.
+LANGUAGE_ALIASES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {
+        "fr": {
+            "soutien": "support",
+            "objecter": "object",
+            "préoccupation": "concern",
+            "abstention": "abstain",
+            "récusation": "recuse",
+            "aide": "help",
+            "langue": "language",
+            "statut": "status",
+        },
+        "es": {
+            "apoyo": "support",
+            "objetar": "object",
+            "preocupación": "concern",
+            "abstención": "abstain",
+            "recusación": "recuse",
+            "ayuda": "help",
+            "idioma": "language",
+            "estado": "status",
+        },
+        "ru": {
+            "поддержка": "support",
+            "возразить": "object",
+            "озабоченность": "concern",
+            "воздержаться": "abstain",
+            "самоотвод": "recuse",
+            "помощь": "help",
+            "язык": "language",
+            "статус": "status",
+        },
+        "ar": {
+            "تأييد": "support",
+            "اعتراض": "object",
+            "قلق": "concern",
+            "امتناع": "abstain",
+            "تنحي": "recuse",
+            "مساعدة": "help",
+            "لغة": "language",
+            "حالة": "status",
+        },
+        "zh_Hans": {
+            "支持": "support",
+            "反对": "object",
+            "关切": "concern",
+            "弃权": "abstain",
+            "回避": "recuse",
+            "帮助": "help",
+            "语言": "language",
+            "状态": "status",
+        },
+    }
+)
+
+
+def language_aliases(spec: CommandSpec) -> list[tuple[str, str]]:
+    """The (language, word) pairs that also name `spec`, for the help."""
+    return [
+        (code, word)
+        for code, words in LANGUAGE_ALIASES.items()
+        for word, command in words.items()
+        if command == spec.name
+    ]
+
+
 COMMANDS: tuple[CommandSpec, ...] = tuple(s for s in TABLE if not s.forwards)
 """The commands a handler runs: the table without its front words (`vote`)."""
 
@@ -777,6 +877,15 @@ def _index() -> dict[str, CommandSpec]:
             if key in index:
                 raise ValueError(f"command name {key!r} is declared twice")
             index[key] = spec
+    names = {s.name: s for s in TABLE}
+    for words in LANGUAGE_ALIASES.values():
+        for word, command in words.items():
+            key = normalize_name(word)
+            if command not in names:
+                raise ValueError(f"language alias {word!r} for no command {command!r}")
+            if key in index and index[key] is not names[command]:
+                raise ValueError(f"command name {key!r} is declared twice")
+            index[key] = names[command]
     for spec in TABLE:
         for target in spec.forwards:
             if target not in index or index[target].name != target or index[target].forwards:

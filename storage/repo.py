@@ -1536,3 +1536,33 @@ class Repository:
             await self.tx.executemany(
                 "DELETE FROM crypto_state WHERE device = ? AND kind = ? AND key = ?", deletes
             )
+
+    # --- each person's language (`!cb language`; bot/i18n) ---------------------------------
+
+    async def language(self, user_id: str) -> str | None:
+        """The language a person chose for their direct messages, or None (the group's)."""
+        row = await self.tx.fetchone("SELECT language FROM languages WHERE user_id = ?", (user_id,))
+        return None if row is None else str(row[0])
+
+    async def languages_of(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """The chosen language of each of these people who chose one."""
+        found: dict[str, str] = {}
+        ids = list(user_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            rows = await self.tx.fetchall(
+                f"SELECT user_id, language FROM languages WHERE user_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update({str(r[0]): str(r[1]) for r in rows})
+        return found
+
+    async def set_language(self, user_id: str, language: str, now: int) -> None:
+        """Remember the language a person chose (the last choice wins)."""
+        await self.tx.execute(
+            "INSERT INTO languages(user_id, language, set_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET language = excluded.language, "
+            "set_at = excluded.set_at",
+            (user_id, language, now),
+        )

@@ -234,8 +234,10 @@ def _config_toml(
     members: list[tuple[str, Persona]],
     db_path: Path,
     site: Path,
+    language: str = "en",
 ) -> str:
-    """The bot's configuration for the demo group (strings quoted as JSON, which TOML reads)."""
+    """The bot's configuration for the demo group (strings quoted as JSON, which TOML reads);
+    `language` is the group's (`group.language`)."""
 
     def s(value: str) -> str:
         return json.dumps(value)
@@ -262,6 +264,7 @@ path = {s(str(db_path))}
 name = {s(GROUP_NAME)}
 main_room = {s(main_room)}
 chairs = [{s(chair)}]
+language = {s(language)}
 self_apply = true
 request_rooms = "invite"  # a handful of members: the demo shows the invites arrive
 {seeds}
@@ -339,8 +342,14 @@ class _Story:
     """The demo's scenario, played by simulated clients against the bot running in-process."""
 
     def __init__(
-        self, synapse: LocalSynapse, cast: _Cast, workdir: Path, progress: Progress
+        self,
+        synapse: LocalSynapse,
+        cast: _Cast,
+        workdir: Path,
+        progress: Progress,
+        language: str = "en",
     ) -> None:
+        self.language = language  # the group's language: what the bot says in the rooms
         self.synapse = synapse
         self.cast = cast
         self.workdir = workdir
@@ -466,7 +475,14 @@ class _Story:
         )
         seeds = [(cast.members[m.localpart].user_id, m) for m in MEMBERS]
         toml = _config_toml(
-            self.synapse, cast.bot, self.main_room, cast.chair.user_id, seeds, db_path, self.site
+            self.synapse,
+            cast.bot,
+            self.main_room,
+            cast.chair.user_id,
+            seeds,
+            db_path,
+            self.site,
+            self.language,
         )
         await asyncio.to_thread(config_path.write_text, toml, encoding="utf-8")
         try:
@@ -813,8 +829,11 @@ async def _play(story: _Story, config_path: Path, db_path: Path, keep_running: b
 # --------------------------------------------------------------------------- entry point
 
 
-def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
+def run_demo(keep_running: bool = False, workdir: Path | None = None, language: str = "en") -> int:
     """Run the demo; returns the exit status (0 when the story ran to its end).
+
+    `language` is the group's language (one of the six UN languages, `bot.i18n`): the bot
+    says everything in the rooms in it; the narration stays English.
 
     `workdir` holds the homeserver (`synapse/`) and the bot's config, database and log
     (`bot/`, recreated on each run). Without it a temporary directory is used and removed
@@ -865,7 +884,7 @@ def run_demo(keep_running: bool = False, workdir: Path | None = None) -> int:
                 f"{len({p.stakeholder for p in MEMBERS})} stakeholder groups and "
                 f"{len({p.region for p in MEMBERS})} regions, and the applicant"
             )
-            story = _Story(synapse, cast, bot_dir, progress)
+            story = _Story(synapse, cast, bot_dir, progress, language)
             asyncio.run(
                 _play(story, bot_dir / "config.toml", bot_dir / "consensus.db", keep_running)
             )

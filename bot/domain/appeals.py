@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.domain.durations import format_duration
+from bot.domain.text import N_
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +47,9 @@ def appeal_problem(
     has not answered yet. One at a time: each appeal is a message to every chair, so a
     second one before the answer would only repeat the first (or flood them)."""
     if decided_at is None:
-        return "only a decided request can be appealed"
+        return N_("only a decided request can be appealed")
     if not entitled:
-        return "only members and the applicant can appeal a decision"
+        return N_("only members and the applicant can appeal a decision")
     if window_ms is not None and now > decided_at + window_ms:
         return f"the appeal window ({format_duration(window_ms)} after the outcome) has closed"
     if already_open is not None:

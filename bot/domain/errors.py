@@ -20,7 +20,18 @@ class BotError(Exception):
 
 
 class Refusal(BotError):
-    """The bot declines a user's request; the message is one user-fit sentence."""
+    """The bot declines a user's request; the message is one user-fit sentence.
+
+    `Refusal(N_("there is no request #%(number)s."), number=7)`: the message is a catalog
+    message with named placeholders and `params` their values, so the edge that answers
+    says it in the reader's language (`Language._(exc.message, **exc.params)`); `str(exc)`
+    is the English sentence. A plain sentence (no params) is shown as it is.
+    """
+
+    def __init__(self, message: str, **params: object) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(message % params if params else message)
 
 
 class OperatorError(BotError):

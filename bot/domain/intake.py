@@ -7,13 +7,22 @@ Pure: standard library only.
 from __future__ import annotations
 
 from bot.domain.request import Applicant, Request
+from bot.domain.text import N_
 
-# (field, how the bot asks for it), in the order it asks, one at a time.
+# (field, how the bot asks for it), in the order it asks, one at a time. The field names are
+# catalog messages too (N_ below marks them), shown as the "(then: …)" of the next question.
+FIELD_NAMES: tuple[str, ...] = (
+    N_("country"),
+    N_("stakeholder"),
+    N_("background"),
+    N_("affirmation"),
+)
 REQUIRED: tuple[tuple[str, str], ...] = (
-    ("country", "which country are you in"),
-    ("stakeholder", "which stakeholder group you belong to"),
-    ("background", "your background: the Internet resources and roles, with links"),
-    ("affirmation", "please affirm the six participation principles"),
+    # The questions are catalog messages: the edge asks them in the applicant's language.
+    ("country", N_("which country are you in")),
+    ("stakeholder", N_("which stakeholder group you belong to")),
+    ("background", N_("your background: the Internet resources and roles, with links")),
+    ("affirmation", N_("please affirm the six participation principles")),
 )
 
 

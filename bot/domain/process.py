@@ -17,6 +17,7 @@ from bot.domain.lifecycle import RequestState
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.sense import MIN_GROUP_FOR_POSITIONS, Proposal, Sense, Voter
+from bot.domain.text import N_
 
 # "At least a sentence": a rationale must be this long and hold this many words of its own.
 MIN_RATIONALE_CHARS = 30
@@ -64,7 +65,7 @@ def contest_problem(
     if objection.state.is_open:
         return f"objection #{objection.id} is open: there is no disposition to contest"
     if state not in (RequestState.OPEN, RequestState.DRAFTED):
-        return "the request is no longer undecided: appeal the decision instead"
+        return N_("the request is no longer undecided: appeal the decision instead")
     if objection.disposed_by == objection.member:
         return f"you withdrew objection #{objection.id} yourself: object again instead"
     disposed = objection.disposed_at or 0
@@ -151,7 +152,7 @@ def confirm_problem(sense: Sense, shape: RoughShape, rationale: str | None) -> s
     chair's own rationale.
     """
     if sense.proposal is Proposal.NO_CONSENSUS_YET:
-        return "objections are still open: dispose of each, or decide with a rationale"
+        return N_("objections are still open: dispose of each, or decide with a rationale")
     if sense.proposal is Proposal.INSUFFICIENT_PARTICIPATION:
         return (
             "too few members took part to judge consensus: extend the ballot "

@@ -39,3 +39,18 @@ def sanitize(text: str | None, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = (text[: limit - 1] + ELLIPSIS) if limit >= 1 else ""
     return text
+
+
+def N_(message: str) -> str:  # the name gettext's tools look for
+    """Mark `message` for the catalogs (`make i18n` extracts it) and return it unchanged.
+
+    The pure domain cannot translate (Babel stays at the edges): it returns the English
+    message, and the edge that shows it looks it up in the reader's language.
+    """
+    return message
+
+
+def Np_(singular: str, plural: str) -> tuple[str, str]:
+    """Mark a message with a plural form for the catalogs (`make i18n` extracts the pair);
+    the edge passes it to `Language.ngettext` or `Language.markup_plural` unchanged."""
+    return singular, plural

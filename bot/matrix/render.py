@@ -12,16 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain.clock_rules import format_when
 from bot.domain.countries import lookup
-from bot.domain.durations import format_duration
 from bot.domain.objections import Objection
 from bot.domain.positions import LEGEND, POSITION_ORDER, Position
 from bot.domain.principles import PRINCIPLES
 from bot.domain.process import RoughShape
 from bot.domain.request import Request
 from bot.domain.sense import GroupBreakdown, Proposal, Sense
-from bot.domain.text import sanitize
+from bot.domain.text import N_, sanitize
+from bot.i18n.catalog import Language, english
 
 MAX_FIELD_CHARS = 2_000
 # Homeservers refuse events over 64 KiB: a summary names at most this many people per list;
@@ -29,14 +28,61 @@ MAX_FIELD_CHARS = 2_000
 MAX_LISTED = 50
 
 
-def _export_hint(prefix: str) -> str:
-    return f"the full list is in the record: {prefix} export"
+def _export_hint(lang: Language, prefix: str) -> str:
+    return lang._("the full list is in the record: %(command)s", command=f"{prefix} export")
 
 
-_NOT_A_VOTE = (
+_NOT_A_VOTE = N_(
     "Take your position on the ballot below. This is not a vote: say whether you can live "
     "with it, and why not if you cannot."
 )
+# Every position and proposal as the reader's language says it (the stored values stay the
+# English words of the domain: only their display is translated).
+POSITION_LABELS: dict[Position, str] = {
+    Position.SUPPORT: N_("support"),
+    Position.NO_OBJECTION: N_("no objection"),
+    Position.CONCERN: N_("concern"),
+    Position.OBJECT: N_("object"),
+    Position.ABSTAIN: N_("abstain"),
+    Position.RECUSE: N_("recuse"),
+}
+PROPOSAL_LABELS: dict[Proposal, str] = {
+    Proposal.NO_CONSENSUS_YET: N_("no consensus yet: objections are still open"),
+    Proposal.INSUFFICIENT_PARTICIPATION: N_("insufficient participation"),
+    Proposal.ROUGH_CONSENSUS_ADMIT: N_("rough consensus to admit"),
+    Proposal.NO_CONSENSUS: N_("no consensus"),
+}
+
+
+def title(req: Request, lang: Language | None = None) -> str:
+    """`Request #3: Jane Doe (@jane:example.org)` in the reader's language (the domain's
+    `Request.title`, said through the catalog)."""
+    return _lang(lang)._("Request #%(id)s: %(name)s", id=req.id, name=req.applicant.display)
+
+
+def triage_title(req: Request, lang: Language | None = None) -> str:
+    """`Request #3 from @jane:example.org` (the domain's `Request.triage_title`) in the
+    reader's language: no text the applicant chose."""
+    lang = _lang(lang)
+    who = req.applicant.user_id
+    if who:
+        return lang._("Request #%(id)s from %(user)s", id=req.id, user=who)
+    return lang._("Request #%(id)s filed by %(user)s", id=req.id, user=req.filed_by)
+
+
+def position_label(lang: Language, position: Position) -> str:
+    """A position in the reader's language (`no objection`, `pas d'objection`)."""
+    return lang._(POSITION_LABELS[position])
+
+
+def _lang(lang: Language | None) -> Language:
+    return english() if lang is None else lang
+
+
+def rtl_html(lang: Language, html_: str) -> str:
+    """A formatted body in a right-to-left language carries its direction, so Element lays
+    it out right to left (the plain body's isolates keep IDs and numbers whole)."""
+    return f'<div dir="rtl">{html_}</div>' if lang.rtl else html_
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,128 +150,188 @@ def _permalink(room_id: str, via: str | None = None) -> str:
     return f"https://matrix.to/#/{room_id}" + (f"?via={via}" if via else "")
 
 
-def request_card(req: Request, now: int, tz: str = "UTC") -> Message:
+def request_card(req: Request, now: int, tz: str = "UTC", lang: Language | None = None) -> Message:
     """The request card: who asks, their statement and the participation principles."""
+    lang = _lang(lang)
     a = req.applicant
+    deadline = lang._(
+        "%(when)s (in %(left)s)",
+        when=lang.when(req.deadline_at, tz, now_ms=now),
+        left=lang.duration(req.deadline_at - now),
+    )
     rows = [
-        ("Applicant", a.display),
-        ("Applying as", a.kind),
-        ("Organisation", a.org),
-        ("Represented by", a.representative),
-        ("Country", country_line(a.country)),
-        ("Stakeholder group", a.stakeholder),
-        ("Region", a.region),
-        ("Background", a.background),
-        ("Filed by", "the applicant" if req.self_applied else req.filed_by),
-        (
-            "Deadline",
-            f"{format_when(req.deadline_at, tz, now_ms=now)} "
-            f"(in {format_duration(req.deadline_at - now)})",
-        ),
+        (lang._("Applicant"), a.display),
+        (lang._("Applying as"), a.kind),
+        (lang._("Organisation"), a.org),
+        (lang._("Represented by"), a.representative),
+        (lang._("Country"), country_line(a.country, lang)),
+        (lang._("Stakeholder group"), a.stakeholder),
+        (lang._("Region"), a.region),
+        (lang._("Background"), a.background),
+        (lang._("Filed by"), lang._("the applicant") if req.self_applied else req.filed_by),
+        (lang._("Deadline"), deadline),
     ]
     shown = [(k, v) for k, v in rows if v]
-    body = [f"📋 {inline(req.title)}", ""]
-    body += [f"{k}: {clean(v)}" for k, v in shown]
     affirmed = (
-        "affirmed by the applicant"
+        lang._("affirmed by the applicant")
         if req.affirmed_at is not None
-        else "not yet affirmed by the applicant"
+        else lang._("not yet affirmed by the applicant")
     )
-    body += ["", "Statement:", clean(req.statement), "", f"Participation principles ({affirmed}):"]
-    body += [f"• {name} — {text}" for name, text in PRINCIPLES]
-    body += ["", _NOT_A_VOTE]
-    parts = [f"<h3>📋 {esc(req.title)}</h3><ul>"]
-    parts += [f"<li><b>{k}:</b> {esc(v)}</li>" for k, v in shown]
-    parts.append(f"</ul><p><b>Statement:</b></p><blockquote>{esc(req.statement)}</blockquote>")
-    parts.append(f"<p><b>Participation principles</b> ({affirmed}):</p><ul>")
-    parts += [f"<li><b>{name}</b> — {text}</li>" for name, text in PRINCIPLES]
-    parts.append(f"</ul><p>{_NOT_A_VOTE}</p>")
-    return Message("request_card", req.id, "\n".join(body), "".join(parts))
+    statement = lang._("Statement:")
+    principles = lang._("Participation principles (%(affirmed)s):", affirmed=affirmed)
+    body = [f"📋 {inline(title(req, lang))}", ""]
+    body += [lang._("%(field)s: %(value)s", field=k, value=clean(v)) for k, v in shown]
+    body += ["", statement, clean(req.statement), "", principles]
+    body += [f"• {lang._(name)} — {lang._(text)}" for name, text in PRINCIPLES]
+    body += ["", lang._(_NOT_A_VOTE)]
+    parts = [f"<h3>📋 {esc(title(req, lang))}</h3><ul>"]
+    parts += [f"<li><b>{esc(k)}:</b> {esc(v)}</li>" for k, v in shown]
+    parts.append(
+        f"</ul><p><b>{esc(statement)}</b></p><blockquote>{esc(req.statement)}</blockquote>"
+    )
+    parts.append(f"<p>{esc(principles)}</p><ul>")
+    parts += [
+        f"<li><b>{esc(lang._(name))}</b> — {esc(lang._(text))}</li>" for name, text in PRINCIPLES
+    ]
+    parts.append(f"</ul><p>{esc(lang._(_NOT_A_VOTE))}</p>")
+    return Message("request_card", req.id, "\n".join(body), rtl_html(lang, "".join(parts)))
 
 
-def country_line(alpha2: str | None) -> str | None:
+def country_line(alpha2: str | None, lang: Language | None = None) -> str | None:
     """`Nepal (NP) — asia-pacific (ITU), Southern Asia (UN M49); least developed, landlocked
-    developing` for a card or a minute."""
+    developing` for a card or a minute. The name is CLDR's in the reader's language (through
+    Babel); the ISO code is data and stays as it is."""
+    lang = _lang(lang)
     country = lookup(alpha2) if alpha2 else None
     if country is None:
         return alpha2
     flags = [
-        label
+        lang._(label)
         for label, on in (
-            ("least developed", country.ldc),
-            ("landlocked developing", country.lldc),
-            ("small island developing", country.sids),
+            (N_("least developed"), country.ldc),
+            (N_("landlocked developing"), country.lldc),
+            (N_("small island developing"), country.sids),
             (
-                "developing",
+                N_("developing"),
                 country.developing and not (country.ldc or country.lldc or country.sids),
             ),
         )
         if on
     ]
-    where = f"{country.itu_region} (ITU), {country.m49_subregion or country.m49_region} (UN M49)"
-    return f"{country.name} ({country.alpha2}) — {where}" + (
-        f"; {', '.join(flags)}" if flags else ""
+    name = country.name if lang.code == "en" else lang.territory(country.alpha2)
+    where = lang._(
+        "%(itu)s (ITU), %(m49)s (UN M49)",
+        itu=country.itu_region,
+        m49=country.m49_subregion or country.m49_region,
     )
+    line = f"{name} ({country.alpha2}) — {where}"
+    return line + (f"; {', '.join(flags)}" if flags else "")
 
 
-def ballot(req: Request, prefix: str, tz: str = "UTC", now: int | None = None) -> Message:
-    """The ballot: react to take a position, or use a command with a reason."""
-    legend = [f"{emoji} {position.label}" for emoji, position in LEGEND]
-    body = (
-        f"🗳 Ballot for {inline(req.title)}\n"
-        f"React to this message: {' · '.join(legend)} (the live tally is pinned)\n"
-        f"Or with a reason: {prefix} support|no-objection|concern|abstain [REASON] · "
-        f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw\n"
-        f"An objection blocks consensus until the chair disposes of it, so please say why.\n"
-        f"Closes {format_when(req.deadline_at, tz, now_ms=now)}."
+def ballot(
+    req: Request,
+    prefix: str,
+    tz: str = "UTC",
+    now: int | None = None,
+    lang: Language | None = None,
+) -> Message:
+    """The ballot: react to take a position, or use a command with a reason. The commands
+    keep their English words in every language (the parser accepts them everywhere)."""
+    lang = _lang(lang)
+    legend = [f"{emoji} {position_label(lang, position)}" for emoji, position in LEGEND]
+    closes = lang.when(req.deadline_at, tz, now_ms=now)
+    commands = (
+        f"{prefix} support|no-objection|concern|abstain [REASON] · "
+        f"{prefix} object REASON · {prefix} recuse · {prefix} withdraw"
     )
+    lines = [
+        lang._("🗳 Ballot for %(title)s", title=inline(title(req, lang))),
+        lang._(
+            "React to this message: %(legend)s (the live tally is pinned)",
+            legend=" · ".join(legend),
+        ),
+        lang._("Or with a reason: %(commands)s", commands=commands),
+        lang._("An objection blocks consensus until the chair disposes of it, so please say why."),
+        lang._("Closes %(when)s.", when=closes),
+    ]
+    code = (
+        f"<code>{esc(prefix)} support|no-objection|concern|abstain [REASON]</code> · "
+        f"<code>{esc(prefix)} object REASON</code> · "
+        f"<code>{esc(prefix)} recuse</code> · <code>{esc(prefix)} withdraw</code>"
+    )
+    heading = lang.markup("🗳 Ballot for %(title)s", title=f"<b>{esc(title(req, lang))}</b>")
+    react = lang.markup(
+        "React to this message: %(legend)s (the live tally is pinned)",
+        legend=" · ".join(esc(x) for x in legend),
+    )
+    reason = lang.markup("Or with a reason: %(commands)s", commands=code)
     html_ = (
-        f"<p>🗳 <b>Ballot for {esc(req.title)}</b></p>"
-        f"<p>React to this message: {' · '.join(esc(x) for x in legend)}</p>"
-        f"<p>Or with a reason: <code>{esc(prefix)} support|no-objection|concern|abstain "
-        f"[REASON]</code> · <code>{esc(prefix)} object REASON</code> · "
-        f"<code>{esc(prefix)} recuse</code> · <code>{esc(prefix)} withdraw</code></p>"
-        f"<p>An objection blocks consensus until the chair disposes of it, so please say why."
-        f"</p><p>Closes {esc(format_when(req.deadline_at, tz, now_ms=now))}.</p>"
+        f"<p>{heading}</p><p>{react}</p><p>{reason}</p><p>{esc(lines[3])}</p><p>{esc(lines[4])}</p>"
     )
-    return Message("ballot", req.id, body, html_)
+    return Message("ballot", req.id, "\n".join(lines), rtl_html(lang, html_))
 
 
 def announcement(
-    req: Request, tz: str = "UTC", now: int | None = None, via: str | None = None
+    req: Request,
+    tz: str = "UTC",
+    now: int | None = None,
+    via: str | None = None,
+    lang: Language | None = None,
 ) -> Message:
     """Main-room note that a request was filed and its room opened."""
+    lang = _lang(lang)
     link = _permalink(req.room_id, via) if req.room_id else ""
-    until = format_when(req.deadline_at, tz, now_ms=now)
-    body = f"📋 {inline(req.title)} is open until {until}. {link}".strip()
+    until = lang.when(req.deadline_at, tz, now_ms=now)
+    opened = N_("📋 %(title)s is open until %(when)s.")
+    body = f"{lang._(opened, title=inline(title(req, lang)), when=until)} {link}".strip()
     html_ = (
-        f"<p>📋 <b>{esc(req.title)}</b> is open until {esc(until)}."
-        + (f' <a href="{esc(link)}">Go to its room</a>' if link else "")
+        f"<p>{lang.markup(opened, title=f'<b>{esc(title(req, lang))}</b>', when=esc(until))}"
+        + (f' <a href="{esc(link)}">{esc(lang._("Go to its room"))}</a>' if link else "")
         + "</p>"
     )
-    return Message("reply", req.id, body, html_, {"event": "opened"})
+    return Message("reply", req.id, body, rtl_html(lang, html_), {"event": "opened"})
 
 
-def _names(names: Sequence[str], prefix: str) -> str:
+def _names(names: Sequence[str], prefix: str, lang: Language | None = None) -> str:
     """Up to MAX_LISTED names, then how many more (events over ~64 KB are refused)."""
-    shown = ", ".join(names[:MAX_LISTED])
+    lang = _lang(lang)
+    shown = ", ".join(lang.isolate(n) for n in names[:MAX_LISTED])
     if len(names) > MAX_LISTED:
-        shown += f" … and {len(names) - MAX_LISTED} more ({_export_hint(prefix)})"
+        more = len(names) - MAX_LISTED
+        shown += " " + lang.ngettext(
+            "… and %(n)s more (%(hint)s)",
+            "… and %(n)s more (%(hint)s)",
+            more,
+            hint=_export_hint(lang, prefix),
+        )
     return shown
 
 
-def _counts_line(counts: Mapping[Position, int]) -> str:
-    return ", ".join(f"{p.label} {counts.get(p, 0)}" for p in POSITION_ORDER)
+def _counts_line(counts: Mapping[Position, int], lang: Language | None = None) -> str:
+    lang = _lang(lang)
+    return ", ".join(
+        f"{position_label(lang, p)} {lang.isolate(lang.number(counts.get(p, 0)))}"
+        for p in POSITION_ORDER
+    )
 
 
-def _breakdown_lines(rows: Sequence[GroupBreakdown]) -> list[str]:
+def _breakdown_lines(rows: Sequence[GroupBreakdown], lang: Language | None = None) -> list[str]:
+    lang = _lang(lang)
     lines = []
     for row in rows:
         if row.members == 0:
             continue
-        detail = f"{row.participated}/{row.members} took part"
+        detail = lang._(
+            "%(participated)s/%(members)s took part",
+            participated=lang.number(row.participated),
+            members=lang.number(row.members),
+        )
         if row.counts is not None:
-            shown = [f"{p.label} {n}" for p, n in row.counts.items() if n]
+            shown = [
+                f"{position_label(lang, p)} {lang.isolate(lang.number(n))}"
+                for p, n in row.counts.items()
+                if n
+            ]
             if shown:
                 detail += f" ({', '.join(shown)})"
         else:
@@ -234,9 +340,10 @@ def _breakdown_lines(rows: Sequence[GroupBreakdown]) -> list[str]:
     return lines
 
 
-def _objection_line(o: Objection) -> str:
-    reason = inline(o.reason, 300) if o.reason else "(no reason given yet)"
-    return f"#{o.id} by {o.member}: {reason}"
+def _objection_line(o: Objection, lang: Language | None = None) -> str:
+    lang = _lang(lang)
+    reason = inline(o.reason, 300) if o.reason else lang._("(no reason given yet)")
+    return lang._("#%(id)s by %(member)s: %(reason)s", id=o.id, member=o.member, reason=reason)
 
 
 def summary(
@@ -249,75 +356,126 @@ def summary(
     shape: RoughShape | None = None,
     prefix: str = "!cb",
     updated: str | None = None,
+    lang: Language | None = None,
 ) -> Message:
     """The draft sense of the room (or the current status when not `final`).
 
     `shape` says how rough a rough consensus is; `updated` says what changed when the draft
     is an edit of an earlier one.
     """
-    title = "Draft sense of the room" if final else "Status"
-    participation = f"{sense.participated} of {sense.eligible} eligible members took a position"
-    lines = [f"🧭 {title} for {inline(req.title)}", f"Proposed: {sense.proposal.label}"]
-    if not final:
-        lines[1] = f"If it closed now: {sense.proposal.label}"
-    lines.append(participation + (f"; {len(sense.recused)} recused" if sense.recused else ""))
-    lines.append("Positions: " + _counts_line(sense.counts))
+    lang = _lang(lang)
+    proposal = lang._(PROPOSAL_LABELS[sense.proposal])
+    named = inline(title(req, lang))
+    lines = [
+        lang._("🧭 Draft sense of the room for %(title)s", title=named)
+        if final
+        else lang._("🧭 Status for %(title)s", title=named),
+        lang._("Proposed: %(proposal)s", proposal=proposal)
+        if final
+        else lang._("If it closed now: %(proposal)s", proposal=proposal),
+    ]
+    participation = lang.ngettext(
+        "%(participated)s of %(n)s eligible member took a position",
+        "%(participated)s of %(n)s eligible members took a position",
+        sense.eligible,
+        participated=lang.number(sense.participated),
+    )
+    if sense.recused:
+        participation += lang.ngettext("; %(n)s recused", "; %(n)s recused", len(sense.recused))
+    lines.append(participation)
+    lines.append(lang._("Positions: %(counts)s", counts=_counts_line(sense.counts, lang)))
     if sense.open_objections:
-        lines.append("Objections to address:")
-        lines += [f"  {_objection_line(o)}" for o in sense.open_objections[:MAX_LISTED]]
+        lines.append(lang._("Objections to address:"))
+        lines += [f"  {_objection_line(o, lang)}" for o in sense.open_objections[:MAX_LISTED]]
         if len(sense.open_objections) > MAX_LISTED:
             more = len(sense.open_objections) - MAX_LISTED
-            lines.append(f"  … and {more} more ({_export_hint(prefix)})")
+            lines.append(
+                "  "
+                + lang.ngettext(
+                    "… and %(n)s more (%(hint)s)",
+                    "… and %(n)s more (%(hint)s)",
+                    more,
+                    hint=_export_hint(lang, prefix),
+                )
+            )
     unexplained = [o for o in sense.open_objections if o.needs_reason]
     if unexplained:
         lines.append(
-            "Still without a reason: " + ", ".join(f"#{o.id}" for o in unexplained[:MAX_LISTED])
+            lang._(
+                "Still without a reason: %(ids)s",
+                ids=", ".join(f"#{o.id}" for o in unexplained[:MAX_LISTED]),
+            )
         )
     if sense.in_the_rough:
         lines.append(
-            "In the rough (objection addressed, not accommodated): "
-            + _names(sense.in_the_rough, prefix)
+            lang._(
+                "In the rough (objection addressed, not accommodated): %(names)s",
+                names=_names(sense.in_the_rough, prefix, lang),
+            )
         )
     if shape is not None and shape.in_the_rough:
         lines.append(
-            f"How rough: {shape.in_the_rough} in the rough, {shape.support} in support; "
-            "by stakeholder group: "
-            + _rough_groups(shape.by_stakeholder)
-            + "; by region: "
-            + _rough_groups(shape.by_region)
+            lang._(
+                "How rough: %(rough)s in the rough, %(support)s in support; by stakeholder "
+                "group: %(groups)s; by region: %(regions)s",
+                rough=lang.number(shape.in_the_rough),
+                support=lang.number(shape.support),
+                groups=_rough_groups(shape.by_stakeholder, lang),
+                regions=_rough_groups(shape.by_region, lang),
+            )
         )
     if shape is not None and shape.warning:
-        lines.append(f"⚠ {shape.warning}.")
+        lines.append(f"⚠ {lang._(shape.warning)}.")
     if sense.proposal is Proposal.INSUFFICIENT_PARTICIPATION and final:
         lines.append(
-            f"Too few took part to judge consensus. Extend it: {prefix} extend 3d reopens the "
-            "ballot and reminds those who have not taken part (or decide with a rationale)."
+            lang._(
+                "Too few took part to judge consensus. Extend it: %(command)s reopens the "
+                "ballot and reminds those who have not taken part (or decide with a rationale).",
+                command=f"{prefix} extend 3d",
+            )
         )
     if sense.did_not_take_part:
-        lines.append("Did not take part: " + _names(sense.did_not_take_part, prefix))
-    lines.append("By stakeholder group:")
-    lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder)]
-    lines.append("By region:")
-    lines += [f"  {x}" for x in _breakdown_lines(sense.by_region)]
+        lines.append(
+            lang._(
+                "Did not take part: %(names)s", names=_names(sense.did_not_take_part, prefix, lang)
+            )
+        )
+    lines.append(lang._("By stakeholder group:"))
+    lines += [f"  {x}" for x in _breakdown_lines(sense.by_stakeholder, lang)]
+    lines.append(lang._("By region:"))
+    lines += [f"  {x}" for x in _breakdown_lines(sense.by_region, lang)]
     if sense.by_development:
-        lines.append("By development status (UN M49):")
-        lines += [f"  {x}" for x in _breakdown_lines(sense.by_development)]
+        lines.append(lang._("By development status (UN M49):"))
+        lines += [f"  {x}" for x in _breakdown_lines(sense.by_development, lang)]
     if any(line.endswith(" *") for line in lines):
-        lines.append("  * positions not shown for groups under 3, so nobody is singled out")
+        lines.append(
+            "  " + lang._("* positions not shown for groups under 3, so nobody is singled out")
+        )
     if sense.silent_stakeholder_groups:
-        lines.append("No participation from: " + ", ".join(sense.silent_stakeholder_groups))
+        lines.append(
+            lang._(
+                "No participation from: %(groups)s",
+                groups=", ".join(sense.silent_stakeholder_groups),
+            )
+        )
     if sense.unrepresented_stakeholder_groups:
         lines.append(
-            "No eligible members from: " + ", ".join(sense.unrepresented_stakeholder_groups)
+            lang._(
+                "No eligible members from: %(groups)s",
+                groups=", ".join(sense.unrepresented_stakeholder_groups),
+            )
         )
     if hums is not None:
-        lines.append(f"Hums: {hums}")
+        lines.append(lang._("Hums: %(hums)s", hums=hums))
     if final:
         lines.append(
-            "The chair judges consensus: confirm this draft, or decide otherwise with a rationale."
+            lang._(
+                "The chair judges consensus: confirm this draft, or decide otherwise with a "
+                "rationale."
+            )
         )
     if updated:
-        lines.insert(1, f"Updated: {updated}")
+        lines.insert(1, lang._("Updated: %(what)s", what=lang._(updated)))
     body = "\n".join(lines)
     html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
     data: dict[str, Any] = {
@@ -332,7 +490,7 @@ def summary(
     }
     if hums is not None:
         data["hums"] = hums
-    return Message("summary", req.id, body, html_, data, tuple(mentions))
+    return Message("summary", req.id, body, rtl_html(lang, html_), data, tuple(mentions))
 
 
 def _count_block(sense: Sense) -> dict[str, Any]:
@@ -345,33 +503,68 @@ def _count_block(sense: Sense) -> dict[str, Any]:
     }
 
 
-def tally(req: Request, sense: Sense, closes: str, prefix: str = "!cb") -> Message:
+def tally(
+    req: Request, sense: Sense, closes: str, prefix: str = "!cb", lang: Language | None = None
+) -> Message:
     """The live tally of a ballot: pinned in the request room and edited as positions
     change, so there is one count to read (never who hummed)."""
+    lang = _lang(lang)
+    participation = lang.ngettext(
+        "%(participated)s of %(n)s eligible member took a position",
+        "%(participated)s of %(n)s eligible members took a position",
+        sense.eligible,
+        participated=lang.number(sense.participated),
+    )
+    if sense.recused:
+        participation += lang.ngettext("; %(n)s recused", "; %(n)s recused", len(sense.recused))
     lines = [
-        f"📊 Live tally for {inline(req.title)}",
-        f"Positions: {_counts_line(sense.counts)}",
-        f"{sense.participated} of {sense.eligible} eligible members took a position"
-        + (f"; {len(sense.recused)} recused" if sense.recused else ""),
+        lang._("📊 Live tally for %(title)s", title=inline(title(req, lang))),
+        lang._("Positions: %(counts)s", counts=_counts_line(sense.counts, lang)),
+        participation,
     ]
     if sense.did_not_take_part:
-        lines.append("Not yet: " + _names(sense.did_not_take_part, prefix))
+        lines.append(
+            lang._("Not yet: %(names)s", names=_names(sense.did_not_take_part, prefix, lang))
+        )
     if sense.open_objections:
-        lines.append("Open objections:")
-        lines += [f"  {_objection_line(o)}" for o in sense.open_objections[:MAX_LISTED]]
-    lines.append(f"Closes {closes}. Only each member's latest position counts.")
+        lines.append(lang._("Open objections:"))
+        lines += [f"  {_objection_line(o, lang)}" for o in sense.open_objections[:MAX_LISTED]]
+    lines.append(lang._("Closes %(when)s. Only each member's latest position counts.", when=closes))
     body = "\n".join(lines)
     html_ = "<p>" + "<br>".join(esc(x, 10_000) for x in lines) + "</p>"
     data: dict[str, Any] = {
         **_count_block(sense),
         "did_not_take_part_count": len(sense.did_not_take_part),
     }
-    return Message("tally", req.id, body, html_, data)
+    return Message("tally", req.id, body, rtl_html(lang, html_), data)
 
 
-def _rough_groups(rows: Sequence[tuple[str, int | None]]) -> str:
+def _rough_groups(rows: Sequence[tuple[str, int | None]], lang: Language | None = None) -> str:
     """`academia 2, europe *` (a group too small to show gets a star, as in the breakdown)."""
-    return ", ".join(f"{name} {'*' if n is None else n}" for name, n in rows) or "none"
+    lang = _lang(lang)
+    shown = ", ".join(
+        f"{name} {'*' if n is None else lang.isolate(lang.number(n))}" for name, n in rows
+    )
+    return shown or lang._("none")
+
+
+_OUTCOME_SENTENCES = {
+    "admit": N_("🏁 %(title)s: the applicant is admitted. Decided by %(chair)s."),
+    "decline": N_("🏁 %(title)s: the applicant is declined. Decided by %(chair)s."),
+    "no-consensus": N_(
+        "🏁 %(title)s: the applicant was not admitted: no consensus. Decided by %(chair)s."
+    ),
+}
+OUTCOME_LABELS = {
+    "admit": N_("admit"),
+    "decline": N_("decline"),
+    "no-consensus": N_("no consensus"),
+}
+_PUBLIC_OUTCOMES = {
+    "admit": N_("admitted"),
+    "decline": N_("declined"),
+    "no-consensus": N_("no consensus"),
+}
 
 
 def outcome(
@@ -380,41 +573,46 @@ def outcome(
     prefix: str = "!cb",
     appeal_window_ms: int | None = None,
     tz: str = "UTC",
+    lang: Language | None = None,
 ) -> Message:
     """The chair's decision, announced in the request room and the main room, with the head
     of the frozen decision record so anyone can check an export against it."""
     assert req.outcome is not None
-    verb = {
-        "admit": "is admitted",
-        "decline": "is declined",
-        "no-consensus": "was not admitted: no consensus",
-    }[req.outcome.value]
+    lang = _lang(lang)
+    sentence = _OUTCOME_SENTENCES[req.outcome.value]
     rationale = inline(req.rationale, 1_000) if req.rationale else ""
-    body = f"🏁 {inline(req.title)}: the applicant {verb}. Decided by {req.decided_by}."
+    chair = req.decided_by or ""
+    body = lang._(sentence, title=inline(title(req, lang)), chair=chair)
     if rationale:
-        body += f"\nRationale: {rationale}"
+        body += "\n" + lang._("Rationale: %(rationale)s", rationale=rationale)
     html_ = (
-        f"<p>🏁 <b>{esc(req.title)}</b>: the applicant {verb}. "
-        f"Decided by {esc(req.decided_by)}.</p>"
+        f"<p>{lang.markup(sentence, title=f'<b>{esc(title(req, lang))}</b>', chair=esc(chair))}</p>"
     )
     if rationale:
-        html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
+        html_ += f"<p>{lang.markup('Rationale: %(rationale)s', rationale=esc(rationale))}</p>"
     if appeal_window_ms is not None and req.decided_at is not None:
-        until = format_when(req.decided_at + appeal_window_ms, tz, now_ms=req.decided_at)
-        appeal = (
-            f"Members and the applicant may appeal until {until}: {prefix} appeal {req.id} REASON"
+        until = lang.when(req.decided_at + appeal_window_ms, tz, now_ms=req.decided_at)
+        appeal = lang._(
+            "Members and the applicant may appeal until %(when)s: %(command)s",
+            when=until,
+            command=f"{prefix} appeal {req.id} REASON",
         )
         body += f"\n{appeal}"
         html_ += f"<p>{esc(appeal)}</p>"
     check = f"consensus-bot export --verify FILE --head {record_head}"
-    body += (
-        f"\nRecord: {record_head[:16]}… — members get it with {prefix} export {req.id}; "
-        f"check a copy with: {check}"
+    record = N_("Record: %(head)s — members get it with %(export)s; check a copy with: %(check)s")
+    body += "\n" + lang._(
+        record, head=f"{record_head[:16]}…", export=f"{prefix} export {req.id}", check=check
     )
     html_ += (
-        f"<p>Record: <code>{esc(record_head[:16])}…</code> — members get it with "
-        f"<code>{esc(prefix)} export {req.id}</code>; check a copy with "
-        f"<code>{esc(check)}</code></p>"
+        "<p>"
+        + lang.markup(
+            record,
+            head=f"<code>{esc(record_head[:16])}…</code>",
+            export=f"<code>{esc(prefix)} export {req.id}</code>",
+            check=f"<code>{esc(check)}</code>",
+        )
+        + "</p>"
     )
     data = {
         "outcome": req.outcome.value,
@@ -422,32 +620,38 @@ def outcome(
         "rationale": req.rationale or "",
         "record_head": record_head,
     }
-    return Message("outcome", req.id, body, html_, data)
+    return Message("outcome", req.id, body, rtl_html(lang, html_), data)
 
 
-def public_outcome(req: Request, record_head: str) -> Message:
+def public_outcome(req: Request, record_head: str, lang: Language | None = None) -> Message:
     """The outcome as the public room (`publish.room`) hears it: the decision, the chair's
     rationale, the relative link of its page on the published site and the record head;
     no member's name, and the applicant's only with their consent."""
     assert req.outcome is not None
-    label = {"admit": "admitted", "decline": "declined", "no-consensus": "no consensus"}
-    verb = label[req.outcome.value]
+    lang = _lang(lang)
+    verb = lang._(_PUBLIC_OUTCOMES[req.outcome.value])
     page = f"decisions/{req.id}/index.html"
     who = (
         f": {inline(req.applicant.name or req.applicant.applicant)}" if req.publish_consent else ""
     )
     rationale = inline(req.rationale, 1_000) if req.rationale else ""
-    body = f"🏁 Request #{req.id}{who} — {verb}."
-    html_ = f"<p>🏁 Request #{req.id}{esc(who)} — <b>{esc(verb)}</b>.</p>"
+    line = N_("🏁 Request #%(id)s%(who)s — %(outcome)s.")
+    body = lang._(line, id=req.id, who=who, outcome=verb)
+    html_ = (
+        f"<p>{lang.markup(line, id=str(req.id), who=esc(who), outcome=f'<b>{esc(verb)}</b>')}</p>"
+    )
     if rationale:
-        body += f"\nRationale: {rationale}"
-        html_ += f"<p><b>Rationale:</b> {esc(rationale)}</p>"
-    body += f"\nPage: {page}\nRecord head: {record_head}"
+        body += "\n" + lang._("Rationale: %(rationale)s", rationale=rationale)
+        html_ += f"<p>{lang.markup('Rationale: %(rationale)s', rationale=esc(rationale))}</p>"
+    page_line = lang._("Page: %(page)s", page=page)
+    head_line = lang._("Record head: %(head)s", head=record_head)
+    body += f"\n{page_line}\n{head_line}"
     html_ += (
-        f"<p>Page: <code>{esc(page)}</code><br>Record head: <code>{esc(record_head)}</code></p>"
+        f"<p>{lang.markup('Page: %(page)s', page=f'<code>{esc(page)}</code>')}<br>"
+        f"{lang.markup('Record head: %(head)s', head=f'<code>{esc(record_head)}</code>')}</p>"
     )
     data = {"outcome": req.outcome.value, "page": page, "record_head": record_head}
-    return Message("public_outcome", req.id, body, html_, data)
+    return Message("public_outcome", req.id, body, rtl_html(lang, html_), data)
 
 
 def reply(
@@ -458,31 +662,39 @@ def reply(
     data: Mapping[str, Any] | None = None,
     html_text: str | None = None,
     mentions: Iterable[str] = (),
+    lang: Language | None = None,
 ) -> Message:
     """A short answer to a command. `text` is bot-authored; user parts must be cleaned by caller."""
     return Message(
         "reply",
         request,
         text,
-        html_text
-        if html_text is not None
-        else "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>",
+        rtl_html(
+            _lang(lang),
+            html_text
+            if html_text is not None
+            else "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>",
+        ),
         dict(data or {}),
         tuple(mentions),
         reply_to,
     )
 
 
-POLL_QUESTION = "Your position on {title}"
+POLL_QUESTION = N_("Your position on %(title)s")
 
 
-def poll_start(req: Request) -> dict[str, Any]:
+def poll_start(req: Request, lang: Language | None = None) -> dict[str, Any]:
     """The ballot offered as a native poll (MSC3381): one answer per position."""
+    lang = _lang(lang)
     answers = [
-        {"id": position.value, "org.matrix.msc1767.text": f"{emoji} {position.label}"}
+        {
+            "id": position.value,
+            "org.matrix.msc1767.text": f"{emoji} {position_label(lang, position)}",
+        }
         for emoji, position in LEGEND
     ]
-    question = POLL_QUESTION.format(title=inline(req.title, 200))
+    question = lang._(POLL_QUESTION, title=inline(title(req, lang), 200))
     fallback = (
         question
         + "\n"
@@ -502,9 +714,10 @@ def poll_start(req: Request) -> dict[str, Any]:
     }
 
 
-def poll_end(req: Request) -> dict[str, Any]:
+def poll_end(req: Request, lang: Language | None = None) -> dict[str, Any]:
     """Close the native poll when the ballot closes."""
-    text = f"The ballot of {inline(req.title, 200)} is closed."
+    lang = _lang(lang)
+    text = lang._("The ballot of %(title)s is closed.", title=inline(title(req, lang), 200))
     return {
         "org.matrix.msc3381.poll.end": {},
         "org.matrix.msc1767.text": text,
@@ -514,33 +727,64 @@ def poll_end(req: Request) -> dict[str, Any]:
     }
 
 
-def reminder(req: Request, member: str, when_local: str, left: str, prefix: str) -> Message:
-    """A direct message to a member who has not taken a position yet."""
+def reminder(
+    req: Request,
+    member: str,
+    when_local: str,
+    left: str,
+    prefix: str,
+    lang: Language | None = None,
+) -> Message:
+    """A direct message to a member who has not taken a position yet, in their language
+    (`when_local` and `left` already said in it)."""
+    lang = _lang(lang)
     link = _permalink(req.room_id) if req.room_id else ""
-    body = (
-        f"⏰ {member}: the ballot of {inline(req.title)} closes {when_local} (in {left}) and "
-        f"you have not taken a position yet. React to the ballot in its room, or answer here "
-        f"with {prefix} support --request {req.id} (or no-objection, concern, object REASON, "
-        f"abstain, recuse). {link}"
-    ).strip()
-    html_ = (
-        f"<p>⏰ {esc(member)}: the ballot of <b>{esc(req.title)}</b> closes {esc(when_local)} "
-        f"(in {esc(left)}) and you have not taken a position yet. React to the ballot in "
-        + (f'<a href="{esc(link)}">its room</a>' if link else "its room")
-        + f", or answer here with <code>{esc(prefix)} support --request {req.id}</code> (or "
-        f"no-objection, concern, object REASON, abstain, recuse).</p>"
+    command = f"{prefix} support --request {req.id}"
+    sentence = N_(
+        "⏰ %(member)s: the ballot of %(title)s closes %(when)s (in %(left)s) and you have "
+        "not taken a position yet. React to the ballot in %(room)s, or answer here with "
+        "%(command)s (or no-objection, concern, object REASON, abstain, recuse)."
     )
-    return Message("reminder", req.id, body, html_, {"member": member}, (member,))
+    body = lang._(
+        sentence,
+        member=member,
+        title=inline(title(req, lang)),
+        when=when_local,
+        left=left,
+        room=lang._("its room"),
+        command=command,
+    )
+    body = f"{body} {link}".strip()
+    room = esc(lang._("its room"))
+    html_ = (
+        "<p>"
+        + lang.markup(
+            sentence,
+            member=esc(member),
+            title=f"<b>{esc(title(req, lang))}</b>",
+            when=esc(when_local),
+            left=esc(left),
+            room=f'<a href="{esc(link)}">{room}</a>' if link else room,
+            command=f"<code>{esc(command)}</code>",
+        )
+        + "</p>"
+    )
+    return Message("reminder", req.id, body, rtl_html(lang, html_), {"member": member}, (member,))
 
 
 def notice(
-    kind: str, request: int | None, text: str, mentions: Iterable[str] = (), **data: Any
+    kind: str,
+    request: int | None,
+    text: str,
+    mentions: Iterable[str] = (),
+    lang: Language | None = None,
+    **data: Any,
 ) -> Message:
     """A bot-authored notice (text already cleaned of user input where it contains any)."""
     html_ = "<p>" + esc(text, 20_000).replace("\n", "<br>") + "</p>"
-    return Message(kind, request, text, html_, data, tuple(mentions))
+    return Message(kind, request, text, rtl_html(_lang(lang), html_), data, tuple(mentions))
 
 
-def proposal_label(value: str | None) -> str:
-    """Human label for a stored proposal value."""
-    return Proposal(value).label if value else "—"
+def proposal_label(value: str | None, lang: Language | None = None) -> str:
+    """Human label for a stored proposal value, in the reader's language."""
+    return _lang(lang)._(PROPOSAL_LABELS[Proposal(value)]) if value else "—"

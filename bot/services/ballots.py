@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import ParamSpec, TypeVar
 
-from bot.domain.clock_rules import format_when
 from bot.domain.counting import (
     Ballot,
     Standing,
@@ -48,6 +47,8 @@ from bot.domain.process import RoughShape, rough_shape
 from bot.domain.record import HumAggregate, Record
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
+from bot.domain.text import N_
+from bot.i18n.catalog import Language
 from bot.matrix import render
 from bot.matrix.rooms import (
     CREATE_ROOM_INVITES,
@@ -354,16 +355,35 @@ class Ballots:
         self, req: Request, member: str, oid: int, reply_to: str | None
     ) -> render.Message:
         prefix = self.settings.prefix
+        lang = self.settings.lang
         where = "" if reply_to else f" --request {req.id}"
+        asked = N_(
+            "%(member)s: your objection to %(title)s is recorded as #%(id)s. An objection "
+            "blocks consensus until it is addressed, so please say why: %(command)s"
+        )
+        command = f"{prefix} object REASON{where}"
         return render.Message(
             "reply",
             req.id,
-            f"{member}: your objection to {render.inline(req.title)} is recorded as #{oid}. An "
-            f"objection blocks consensus until it is addressed, so please say why: "
-            f"{prefix} object REASON{where}",
-            f"<p>{render.esc(member)}: your objection to {render.esc(render.inline(req.title))}"
-            f" is recorded as #{oid}. An objection blocks consensus until it is addressed, so "
-            f"please say why: <code>{render.esc(prefix)} object REASON{where}</code></p>",
+            lang._(
+                asked,
+                member=member,
+                title=render.inline(render.title(req, lang)),
+                id=oid,
+                command=command,
+            ),
+            render.rtl_html(
+                lang,
+                "<p>"
+                + lang.markup(
+                    asked,
+                    member=render.esc(member),
+                    title=render.esc(render.inline(render.title(req, lang))),
+                    id=str(oid),
+                    command=f"<code>{render.esc(command)}</code>",
+                )
+                + "</p>",
+            ),
             {"objections": [{"id": oid, "member": member, "state": "open"}]},
             (member,),
             reply_to,
@@ -398,33 +418,43 @@ class Ballots:
         s = self.settings
         open_one = await repo.request_for(applicant.applicant, IN_PROGRESS)
         if open_one is not None:
-            raise Refusal(f"request #{open_one} for {applicant.applicant} is still open")
+            raise Refusal(
+                N_("request #%(id)s for %(applicant)s is still open"),
+                id=open_one,
+                applicant=applicant.applicant,
+            )
         user_id = applicant.user_id
         if user_id is not None:
             member = await repo.member(user_id)
             if member is not None and member.active:
-                raise Refusal(f"{user_id} is already a member of the group")
+                raise Refusal(N_("%(user)s is already a member of the group"), user=user_id)
         if self_applied:
             today = await repo.filed_by(filed_by, since=now - DAY_MS, self_applied=True)
             if len(today) >= s.applications_per_day:
                 raise Refusal(
-                    "you already applied today; a chair will look at your application "
-                    f"(#{today[-1].id}) before anything else happens"
+                    N_(
+                        "you already applied today; a chair will look at your application "
+                        "(#%(id)s) before anything else happens"
+                    ),
+                    id=today[-1].id,
                 )
         elif filed_by not in s.chairs:
             mine = [r for r in await repo.filed_by(filed_by) if r.state in UNDECIDED]
             if len(mine) >= s.max_open_requests:
                 numbers = ", ".join(f"#{r.id}" for r in mine)
                 raise Refusal(
-                    f"you have {len(mine)} requests still undecided ({numbers}); wait for "
-                    "one of them, or ask a chair to file this one"
+                    N_(
+                        "you have %(count)s requests still undecided (%(numbers)s); wait for "
+                        "one of them, or ask a chair to file this one"
+                    ),
+                    count=len(mine),
+                    numbers=numbers,
                 )
         due = deadline_at if deadline_at is not None else now + s.deadline_ms
         if due - now < s.min_deadline_ms:
             raise Refusal(
-                "the deadline must be at least "
-                f"{format_duration(s.min_deadline_ms)} away, so every region "
-                "can take part"
+                N_("the deadline must be at least %(span)s away, so every region can take part"),
+                span=format_duration(s.min_deadline_ms),
             )
         # An application by direct message, or a member's request that lacks what the
         # members need to judge it, waits for a chair; a chair's request is triaged by filing.
@@ -445,18 +475,26 @@ class Ballots:
         chairs = sorted(self.settings.chairs)
         p = self.settings.prefix
         lacking = incomplete(req.applicant)
+        lang = self.settings.lang
         what = (
-            "an application by direct message"
+            lang._("an application by direct message")
             if req.self_applied
-            else f"filed by {req.filed_by} without {', '.join(lacking)}"
+            else lang._(
+                "filed by %(who)s without %(fields)s", who=req.filed_by, fields=", ".join(lacking)
+            )
         )
-        text = (
-            f"📥 {render.inline(req.triage_title)} is {what} and waits for a chair: {p} edit "
-            f"{req.id} completes it, {p} accept {req.id} opens its ballot, {p} reject "
-            f"{req.id} REASON answers the applicant. Nothing has been sent to the members."
+        text = lang._(
+            "📥 %(title)s is %(what)s and waits for a chair: %(edit)s completes it, %(accept)s "
+            "opens its ballot, %(reject)s answers the applicant. Nothing has been sent to the "
+            "members.",
+            title=render.inline(render.triage_title(req, lang)),
+            what=what,
+            edit=f"{p} edit {req.id}",
+            accept=f"{p} accept {req.id}",
+            reject=f"{p} reject {req.id} REASON",
         )
         await out.message(
-            render.notice("reply", req.id, text, chairs, event="triage"),
+            render.notice("reply", req.id, text, chairs, lang, event="triage"),
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
@@ -484,23 +522,39 @@ class Ballots:
         assert cancelled is not None
         await self._freeze(repo, cancelled, now)
         # Before a chair accepted it, nothing the applicant chose reaches the main room.
-        title = req.triage_title if req.state is RequestState.TRIAGE else req.title
-        text = f"✖ {render.inline(title)} was cancelled by {by}: {render.inline(reason)}"
+        title = (
+            render.triage_title(req, self.settings.lang)
+            if req.state is RequestState.TRIAGE
+            else render.title(req, self.settings.lang)
+        )
+        text = self.settings.lang._(
+            "✖ %(title)s was cancelled by %(chair)s: %(reason)s",
+            title=render.inline(title),
+            chair=by,
+            reason=render.inline(reason),
+        )
         if req.room_id:
             await out.message(
-                render.notice("outcome", req.id, text, (), event="cancelled"), request_id=req.id
+                render.notice("outcome", req.id, text, (), self.settings.lang, event="cancelled"),
+                request_id=req.id,
             )
         await out.message(
-            render.notice("reply", req.id, text, (), event="cancelled"),
+            render.notice("reply", req.id, text, (), self.settings.lang, event="cancelled"),
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
         if req.applicant.user_id:
+            applicant = self.settings.language(await repo.language(req.applicant.user_id))
             await self._tell_applicant(
                 out,
                 req,
-                f"Your request (#{req.id}) was not taken further: {render.inline(reason)}",
+                applicant._(
+                    "Your request (#%(id)s) was not taken further: %(reason)s",
+                    id=req.id,
+                    reason=render.inline(reason),
+                ),
                 "cancelled",
+                applicant,
             )
         out.schedule_changed(req.id)
         return cancelled
@@ -522,17 +576,21 @@ class Ballots:
         edited = await repo.request(req.id)
         assert edited is not None
         tz = self.settings.group_tz
+        lang = self.settings.lang
         if req.card_event_id or await repo.pending_purpose(req.id, CARD):
-            await out.edit(render.request_card(edited, now, tz), CARD, request_id=req.id)
+            await out.edit(render.request_card(edited, now, tz, lang), CARD, request_id=req.id)
         if req.state in (RequestState.OPEN, RequestState.DRAFTED):
             listed = "; ".join(f"{k}: {render.inline(v, 200)}" for k, v in changes.items())
-            text = (
-                f"✏ {render.inline(edited.title)} was edited by {by} — {listed}. If your "
-                "position predates this change, you may revise it."
+            text = lang._(
+                "✏ %(title)s was edited by %(chair)s — %(changes)s. If your position predates "
+                "this change, you may revise it.",
+                title=render.inline(render.title(edited, lang)),
+                chair=by,
+                changes=listed,
             )
             positioned = sorted((await self.count(repo, edited)).current)
             await out.message(
-                render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                render.notice("reply", req.id, text, tuple(positioned), lang, event="edited"),
                 request_id=req.id,
             )
             if self.settings.allow_room and positioned:
@@ -545,18 +603,21 @@ class Ballots:
                 positioned = []
             for member in positioned:
                 await out.message(
-                    render.notice("reply", req.id, text, (member,), event="edited"),
+                    render.notice("reply", req.id, text, (member,), lang, event="edited"),
                     room_id=dm(member),
                     request_id=req.id,
                 )
         return edited
 
-    async def _tell_applicant(self, out: Outbox, req: Request, text: str, event: str) -> None:
-        """A direct message to the applicant (who is never in the request's room)."""
+    async def _tell_applicant(
+        self, out: Outbox, req: Request, text: str, event: str, lang: Language | None = None
+    ) -> None:
+        """A direct message to the applicant (who is never in the request's room), `text`
+        said in `lang`, their language."""
         applicant = req.applicant.user_id
         assert applicant is not None
         await out.message(
-            render.notice("reply", req.id, text, (applicant,), event=event),
+            render.notice("reply", req.id, text, (applicant,), lang, event=event),
             room_id=dm(applicant),
             request_id=req.id,
         )
@@ -573,10 +634,12 @@ class Ballots:
     def _room_spec(self, req: Request) -> dict[str, object]:
         s = self.settings
         return request_room_spec(
-            name=render.inline(req.title, 200),
-            topic=(
-                f"{s.group_name}: participation request #{req.id}. React to the ballot or use "
-                f"{s.prefix} help."
+            name=render.inline(render.title(req, s.lang), 200),
+            topic=s.lang._(
+                "%(group)s: participation request #%(id)s. React to the ballot or use %(help)s.",
+                group=s.group_name,
+                id=req.id,
+                help=f"{s.prefix} help",
             ),
             marker=request_marker(s.marker_key, req.id),
             chairs=s.chairs,
@@ -609,14 +672,17 @@ class Ballots:
         req = await repo.request(request_id)
         assert req is not None
         tz = self.settings.group_tz
-        await out.message(render.request_card(req, now, tz), request_id=req.id, purpose=CARD)
+        lang = self.settings.lang
+        await out.message(render.request_card(req, now, tz, lang), request_id=req.id, purpose=CARD)
         await out.message(
-            render.ballot(req, self.settings.prefix, tz, now), request_id=req.id, purpose="ballot"
+            render.ballot(req, self.settings.prefix, tz, now, lang),
+            request_id=req.id,
+            purpose="ballot",
         )
         # No reactions are seeded on the ballot: every counter a member sees is a real one.
         # The same ballot as a native poll, for clients that show polls: one ledger for all
         # (undisclosed, so the client shows no second count before the close).
-        await out.event(POLL_START, render.poll_start(req), request_id=req.id, purpose="poll")
+        await out.event(POLL_START, render.poll_start(req, lang), request_id=req.id, purpose="poll")
         await out.message(await self._tally(repo, req, now), request_id=req.id, purpose=TALLY)
         s = self.settings
         if s.space_id:
@@ -628,19 +694,25 @@ class Ballots:
             for user_id in sorted(invitees - {s.bot_user_id} - invited):
                 await out.invite(user_id, request_id=req.id)
         await out.message(
-            render.announcement(req, tz, now, via=s.server_name),
+            render.announcement(req, tz, now, via=s.server_name, lang=lang),
             room_id=s.main_room_id,
             request_id=req.id,
         )
         if req.applicant.user_id:
+            applicant = s.language(await repo.language(req.applicant.user_id))
             await self._tell_applicant(
                 out,
                 req,
-                f"Your request to join {s.group_name} (#{req.id}) is now in front of the "
-                f"members, until {format_when(req.deadline_at, tz, now_ms=now)}. They may ask "
-                "you questions "
-                "through me; you will hear the outcome from me, with the chair's rationale.",
+                applicant._(
+                    "Your request to join %(group)s (#%(id)s) is now in front of the members, "
+                    "until %(when)s. They may ask you questions through me; you will hear the "
+                    "outcome from me, with the chair's rationale.",
+                    group=s.group_name,
+                    id=req.id,
+                    when=applicant.when(req.deadline_at, tz, now_ms=now),
+                ),
                 "opened",
+                applicant,
             )
         out.schedule_changed(req.id)
 
@@ -652,7 +724,9 @@ class Ballots:
         assert closed is not None
         sense = await self.post_draft(repo, out, closed)
         if req.poll_event_id:
-            await out.event(POLL_END, render.poll_end(req), request_id=req.id, target=POLL)
+            await out.event(
+                POLL_END, render.poll_end(req, self.settings.lang), request_id=req.id, target=POLL
+            )
         out.schedule_changed(req.id)
         return sense
 
@@ -674,7 +748,8 @@ class Ballots:
             hums=(await self._hum_report(repo, req, now)).describe(),
             shape=shape,
             prefix=self.settings.prefix,
-            updated=None if first else (updated or "the draft changed"),
+            updated=None if first else (updated or N_("the draft changed")),
+            lang=self.settings.lang,
         )
         if first:
             await out.message(message, request_id=req.id, purpose=DRAFT)
@@ -684,8 +759,9 @@ class Ballots:
 
     async def _tally(self, repo: Repository, req: Request, now: int) -> render.Message:
         sense = await self.sense(repo, req)
-        closes = format_when(req.deadline_at, self.settings.group_tz, now_ms=now)
-        return render.tally(req, sense, closes, self.settings.prefix)
+        lang = self.settings.lang
+        closes = lang.when(req.deadline_at, self.settings.group_tz, now_ms=now)
+        return render.tally(req, sense, closes, self.settings.prefix, lang)
 
     async def retally(
         self, repo: Repository, out: Outbox, now: int, request_ids: Iterable[int]
@@ -741,18 +817,23 @@ class Ballots:
         s = self.settings
         head = await self._freeze(repo, decided, now)
         out.republish = True
-        message = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz)
+        message = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz, s.lang)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
         if s.publish_room:
             # The public room hears the outcome, its page and the head; nothing else.
             await out.message(
-                render.public_outcome(decided, head), room_id=s.publish_room, request_id=req.id
+                render.public_outcome(decided, head, s.lang),
+                room_id=s.publish_room,
+                request_id=req.id,
             )
         if decided.applicant.user_id:
             # The applicant hears the outcome, the chair's rationale and how to appeal; never
             # anyone's position.
-            await out.message(message, room_id=dm(decided.applicant.user_id), request_id=req.id)
+            # In the applicant's own language (the rooms hear the group's).
+            own = s.language(await repo.language(decided.applicant.user_id))
+            told = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz, own)
+            await out.message(told, room_id=dm(decided.applicant.user_id), request_id=req.id)
         user_id = decided.applicant.user_id
         if outcome is Outcome.ADMIT and user_id:
             await repo.upsert_member(
@@ -830,9 +911,11 @@ class Ballots:
         except LifecycleError:
             return
         await repo.update_request(req.id, state=state)
-        text = (
-            f"⚠ {render.inline(req.title)} is blocked: {render.inline(why)}. Positions are no "
-            "longer counted there; a chair should look into it."
+        text = self.settings.lang._(
+            "⚠ %(title)s is blocked: %(why)s. Positions are no longer counted there; a chair "
+            "should look into it.",
+            title=render.inline(render.title(req, self.settings.lang)),
+            why=render.inline(why),
         )
         await out.message(
             render.Message(

@@ -17,8 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from bot.domain.clock_rules import format_when, reminder_time, zone
-from bot.domain.durations import format_duration
+from bot.domain.clock_rules import reminder_time, zone
 from bot.domain.lifecycle import RequestState
 from bot.domain.request import Request
 from bot.matrix import render
@@ -240,22 +239,28 @@ class Calendar:
         done = await repo.reminded(req.id, slot)
         if self.settings.allow_room:
             # A group whose members are all in the main room: one message there reaches
-            # them (see bot/services/reach.py); a reminder is not personal.
+            # them (see bot/services/reach.py); a reminder is not personal, and the room
+            # speaks the group's language.
             todo = [m for m in targets if m not in current and m not in done]
-            when = format_when(req.deadline_at, zone(self.settings.group_tz), now_ms=now)
-            left = format_duration(req.deadline_at - now)
+            group = self.settings.lang
+            when = group.when(req.deadline_at, zone(self.settings.group_tz), now_ms=now)
+            left = group.duration(req.deadline_at - now)
             return await remind_in_room(repo, out, self.settings, req, todo, slot, when, left, now)
+        # Each member is reminded in their own language (`!cb language`), else the group's.
+        chosen = await repo.languages_of(targets)
         count = 0
         for member in targets:
             if member in current or member in done:
                 continue
             tz = zone(tzs.get(member), self.settings.group_tz)
+            lang = self.settings.language(chosen.get(member))
             msg = render.reminder(
                 req,
                 member,
-                format_when(req.deadline_at, tz, now_ms=now),
-                format_duration(req.deadline_at - now),
+                lang.when(req.deadline_at, tz, now_ms=now),
+                lang.duration(req.deadline_at - now),
                 self.settings.prefix,
+                lang,
             )
             await out.message(msg, room_id=dm(member), request_id=req.id)
             await repo.mark_reminded(req.id, slot, member, now)
@@ -269,19 +274,29 @@ class Calendar:
             return
         await repo.mark_reminded(req.id, slot, CHAIRS_NOTE, now)
         sense = await self.ballots.sense(repo, req)
+        lang = self.settings.lang
         silent = [g.name for g in sense.by_stakeholder if g.members and g.silent]
-        silent += [f"the {name} region" for name in sense.silent_regions]
-        silent += [f"members from {g.name}" for g in sense.by_development if g.members and g.silent]
+        named = list(silent)
+        regions = [f"the {name} region" for name in sense.silent_regions]
+        silent += regions
+        named += [lang._("the %(name)s region", name=name) for name in sense.silent_regions]
+        developing = [g.name for g in sense.by_development if g.members and g.silent]
+        silent += [f"members from {name}" for name in developing]
+        named += [lang._("members from %(name)s", name=name) for name in developing]
         if not silent:
             return
         chairs = sorted(self.settings.chairs)
-        text = (
-            f"Chairs: the last reminder for {render.inline(req.title)} went out and nobody from "
-            f"{', '.join(silent)} has taken part yet. Consider "
-            f"{self.settings.prefix} extend 3d so every stakeholder group can be heard."
+        text = lang._(
+            "Chairs: the last reminder for %(title)s went out and nobody from %(groups)s has "
+            "taken part yet. Consider %(command)s so every stakeholder group can be heard.",
+            title=render.inline(render.title(req, lang)),
+            groups=", ".join(named),
+            command=f"{self.settings.prefix} extend 3d",
         )
         await out.message(
-            render.notice("reply", req.id, text, chairs, event="silent-groups", groups=silent),
+            render.notice(
+                "reply", req.id, text, chairs, lang, event="silent-groups", groups=silent
+            ),
             request_id=req.id,
         )
 
@@ -329,7 +344,8 @@ class Calendar:
         counts = counts or {}
         since = int(await repo.get_meta(LAST_DIGEST) or 0)
         tz = zone(self.settings.group_tz)
-        lines = [f"📰 Digest — {render.clean(self.settings.group_name, 200)}"]
+        lang = self.settings.lang
+        lines = [lang._("📰 Digest — %(group)s", group=render.clean(self.settings.group_name, 200))]
         open_requests = await repo.requests([RequestState.OPEN])
         data: dict[str, list[int]] = {
             "open": [],
@@ -339,56 +355,91 @@ class Calendar:
             "decided": [],
         }
         if open_requests:
-            lines.append("Open for positions:")
+            lines.append(lang._("Open for positions:"))
         for req in reversed(open_requests):
             c = counts.get(req.id) or await self._open_count(repo, req)
             lines.append(
-                f"  #{req.id} {render.inline(req.applicant.display, 100)} — closes "
-                f"{format_when(req.deadline_at, tz, now_ms=now)} (in "
-                f"{format_duration(req.deadline_at - now)}); {c.participated}/"
-                f"{c.eligible} took part"
-                + (f"; {c.objections} objection(s) open" if c.objections else "")
+                "  "
+                + lang._(
+                    "#%(id)s %(name)s — closes %(when)s (in %(left)s); %(participated)s/"
+                    "%(eligible)s took part",
+                    id=req.id,
+                    name=render.inline(req.applicant.display, 100),
+                    when=lang.when(req.deadline_at, tz, now_ms=now),
+                    left=lang.duration(req.deadline_at - now),
+                    participated=lang.number(c.participated),
+                    eligible=lang.number(c.eligible),
+                )
+                + (
+                    lang.ngettext("; %(n)s objection open", "; %(n)s objections open", c.objections)
+                    if c.objections
+                    else ""
+                )
             )
             data["open"].append(req.id)
         drafted = await repo.requests([RequestState.DRAFTED])
         if drafted:
-            lines.append("Awaiting the chair:")
+            lines.append(lang._("Awaiting the chair:"))
         for req in reversed(drafted):
-            waited = format_duration(now - (req.closed_at or now))
+            waited = lang.duration(now - (req.closed_at or now))
             lines.append(
-                f"  #{req.id} {render.inline(req.applicant.display, 100)} — draft: "
-                f"{render.proposal_label(req.proposal)} (waiting {waited})"
+                "  "
+                + lang._(
+                    "#%(id)s %(name)s — draft: %(proposal)s (waiting %(waited)s)",
+                    id=req.id,
+                    name=render.inline(req.applicant.display, 100),
+                    proposal=render.proposal_label(req.proposal, lang),
+                    waited=waited,
+                )
             )
             data["awaiting_chair"].append(req.id)
         triage = sorted(await repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
         if triage:
-            lines.append(f"Applications awaiting triage ({self.settings.prefix} accept N):")
+            lines.append(
+                lang._(
+                    "Applications awaiting triage (%(command)s):",
+                    command=f"{self.settings.prefix} accept N",
+                )
+            )
         for req in triage:
             # Not yet accepted by a chair: the number and the MXID, never the chosen name.
-            lines.append(f"  {render.inline(req.triage_title)}")
+            lines.append(f"  {render.inline(render.triage_title(req, lang))}")
             data["triage"].append(req.id)
         appeals = await repo.appeals(open_only=True)
         if appeals:
-            lines.append("Appeals awaiting a chair:")
+            lines.append(lang._("Appeals awaiting a chair:"))
         for appeal in appeals:
             # That it is open, not its text (the chairs have it by DM, the room in its room).
             lines.append(
-                f"  appeal #{appeal.id} of request #{appeal.request_id} by {appeal.member}"
+                "  "
+                + lang._(
+                    "appeal #%(id)s of request #%(request)s by %(member)s",
+                    id=appeal.id,
+                    request=appeal.request_id,
+                    member=appeal.member,
+                )
             )
             data["appeals"].append(appeal.id)
         decided = await repo.decided_since(since)
         if decided:
-            lines.append("Decided since the last digest:")
+            lines.append(lang._("Decided since the last digest:"))
         for req in decided:
-            outcome = req.outcome.value if req.outcome else "?"
+            outcome = lang._(render.OUTCOME_LABELS[req.outcome.value]) if req.outcome else "?"
             lines.append(
-                f"  #{req.id} {render.inline(req.applicant.display, 100)} — {outcome} "
-                f"(by {req.decided_by}, {format_when(req.decided_at or now, tz, now_ms=now)})"
+                "  "
+                + lang._(
+                    "#%(id)s %(name)s — %(outcome)s (by %(chair)s, %(when)s)",
+                    id=req.id,
+                    name=render.inline(req.applicant.display, 100),
+                    outcome=outcome,
+                    chair=req.decided_by,
+                    when=lang.when(req.decided_at or now, tz, now_ms=now),
+                )
             )
             data["decided"].append(req.id)
         if len(lines) == 1:
-            lines.append("Nothing is open, waiting or newly decided.")
-        msg = render.notice("digest", None, "\n".join(lines), (), **data)
+            lines.append(lang._("Nothing is open, waiting or newly decided."))
+        msg = render.notice("digest", None, "\n".join(lines), (), self.settings.lang, **data)
         await out.message(msg, room_id=self.settings.main_room_id)
         await repo.set_meta(LAST_DIGEST, str(now))
 
@@ -423,13 +474,17 @@ class Calendar:
                 if req.nudged_at is not None and req.nudged_at > now - DAY_MS:
                     continue
                 chairs = sorted(self.settings.chairs)
-                text = (
-                    f"Chairs: the draft sense of the room for {render.inline(req.title)} has "
-                    f"waited {format_duration(now - (req.closed_at or now))}. Confirm it "
-                    f"({self.settings.prefix} confirm) or decide with a rationale."
+                lang = self.settings.lang
+                text = lang._(
+                    "Chairs: the draft sense of the room for %(title)s has waited %(waited)s. "
+                    "Confirm it (%(command)s) or decide with a rationale.",
+                    title=render.inline(render.title(req, lang)),
+                    waited=lang.duration(now - (req.closed_at or now)),
+                    command=f"{self.settings.prefix} confirm",
                 )
                 await out.message(
-                    render.notice("reply", req.id, text, chairs, event="nudge"), request_id=req.id
+                    render.notice("reply", req.id, text, chairs, lang, event="nudge"),
+                    request_id=req.id,
                 )
                 await repo.update_request(req.id, nudged_at=now)
         self.doorbell.ring()

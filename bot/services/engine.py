@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from bot.domain.clock_rules import format_when, zone
+from bot.domain.clock_rules import zone
 from bot.domain.counting import Redaction
 from bot.domain.ledger import PositionInput, Source
 from bot.domain.lifecycle import UNDECIDED, RequestState
@@ -222,15 +222,17 @@ class Engine:
                 if (held.room_id, held.sender) in told:
                     continue
                 told.add((held.room_id, held.sender))
-                text = (
-                    f"{held.sender}: I could not read your encrypted message of "
-                    f"{format_when(held.received_at, self.settings.group_tz)}: its key was "
+                lang = self.settings.lang
+                text = lang._(
+                    "%(user)s: I could not read your encrypted message of %(when)s: its key was "
                     "not shared with my device. If your app only shares keys with verified "
                     "devices, allow this bot's device (it is cross-signed), then send the "
-                    "message again."
+                    "message again.",
+                    user=held.sender,
+                    when=lang.when(held.received_at, self.settings.group_tz),
                 )
                 await out.message(
-                    render.notice("reply", None, text, (held.sender,), event="unreadable"),
+                    render.notice("reply", None, text, (held.sender,), lang, event="unreadable"),
                     room_id=held.room_id,
                 )
             await repo.mark_held_notified([h.event_id for h in due], now)
@@ -384,16 +386,22 @@ class Engine:
         await repo.set_meta(key, str(now))
         await repo.forget_dm_room(event.room_id)  # the welcome must go to a readable chat
         prefix = self.settings.prefix
-        text = (
-            f"{event.sender}: I cannot read encrypted messages. Send me commands in a chat "
-            f"without encryption: I have opened one with you. Try {prefix} help there."
+        lang = self.settings.language(await repo.language(event.sender))
+        text = lang._(
+            "%(user)s: I cannot read encrypted messages. Send me commands in a chat without "
+            "encryption: I have opened one with you. Try %(command)s there.",
+            user=event.sender,
+            command=f"{prefix} help",
         )
         await out.message(
-            render.notice("reply", None, text, (event.sender,), event="encrypted"),
+            render.notice("reply", None, text, (event.sender,), lang, event="encrypted"),
             room_id=event.room_id,
         )
-        welcome = f"Hello! Send me commands here (this chat is not encrypted). Try {prefix} help."
-        await out.message(render.notice("reply", None, welcome, ()), room_id=dm(event.sender))
+        welcome = lang._(
+            "Hello! Send me commands here (this chat is not encrypted). Try %(command)s.",
+            command=f"{prefix} help",
+        )
+        await out.message(render.notice("reply", None, welcome, (), lang), room_id=dm(event.sender))
 
     async def _held_full(self, repo: Repository, event: EncryptedMessage) -> str:
         """Which cap holding this event would exceed ("" when none): per sender for

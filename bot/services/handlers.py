@@ -13,10 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.domain.appeals import appeal_problem
-from bot.domain.clock_rules import format_when
 from bot.domain.countries import lookup as lookup_country
 from bot.domain.countries import suggest as suggest_country
-from bot.domain.durations import format_duration
 from bot.domain.errors import Refusal
 from bot.domain.intake import incomplete, missing_fields
 from bot.domain.ledger import PositionInput, Source
@@ -52,6 +50,8 @@ from bot.domain.ratelimit import (
 )
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal
+from bot.domain.text import N_
+from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, english, normalize_code
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
@@ -114,6 +114,9 @@ class Ctx:
     member: Member | None
     where: Where  # the room as it is (`place` above: as the command is served)
     received_at: int | None = None  # a released held event: when it was received
+    # What the answer is said in: the sender's own language in a direct message, the
+    # group's in a room (bot/i18n).
+    lang: Language = field(default_factory=english)
 
     def answer_room(self, request_id: int | None) -> str:
         """Where details of request `request_id` may be said (see `details_room`)."""
@@ -132,17 +135,19 @@ def details_room(event: CommandText, where: Where, request_id: int | None) -> st
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
 
+_NOT_OPEN = N_("the ballot of request #%(id)s is not open.")
+
 MAX_REPLY_BYTES = 32 * 1024  # longer answers go as a file (events are capped at 64 KiB)
 
 _ROLE_REFUSAL = {
-    Role.CHAIR: "only a chair can {what}",
-    Role.MEMBER: "only members of the group can {what}",
-    Role.MEMBER_OR_CHAIR: "only members and chairs can {what}",
+    Role.CHAIR: N_("only a chair can %(what)s"),
+    Role.MEMBER: N_("only members of the group can %(what)s"),
+    Role.MEMBER_OR_CHAIR: N_("only members and chairs can %(what)s"),
 }
 _PLACE_NAMES = {
-    Place.MAIN: "the main room",
-    Place.REQUEST: "a request's room",
-    Place.DM: "a direct message",
+    Place.MAIN: N_("the main room"),
+    Place.REQUEST: N_("a request's room"),
+    Place.DM: N_("a direct message"),
 }
 
 
@@ -213,6 +218,7 @@ class Handlers:
             Executor.ASK: self.ask,
             Executor.ANSWER: self.answer,
             Executor.MINE: self.mine,
+            Executor.LANGUAGE: self.language,
             Executor.CONTEST: self.contest,
             Executor.APPEAL: self.appeal,
             Executor.APPEAL_ANSWER: self.appeal_answer,
@@ -235,7 +241,7 @@ class Handlers:
         """A moment as the reader reads it: in a direct message in the member's own zone,
         elsewhere in the group's, with UTC beside."""
         own = ctx.member.tz if ctx.place is Place.DM and ctx.member is not None else None
-        return format_when(ms, own or self.settings.group_tz, now_ms=ctx.now)
+        return ctx.lang.when(ms, own or self.settings.group_tz, now_ms=ctx.now)
 
     @property
     def prefix(self) -> str:
@@ -260,6 +266,7 @@ class Handlers:
         if parsed is None:
             return
         where = await self._where(repo, event)
+        lang = await self._language(repo, event, where)
         member = await repo.member(event.sender)
         if event.sender in self.settings.chairs or (member is not None and member.active):
             tier = MEMBER_TIER
@@ -273,20 +280,29 @@ class Handlers:
         if decision.verdict is Verdict.REFUSE_SILENTLY:
             return  # a flood is not answered: answering it would be the flood
         if decision.verdict is Verdict.REFUSE:
-            wait = format_duration(max(1_000, decision.retry_after_ms))
-            reply = fail(f"Too many commands: try again in {wait}.")
-            await self._answer(out, event, reply, where, False)
+            wait = lang.duration(max(1_000, decision.retry_after_ms))
+            reply = fail(lang._("Too many commands: try again in %(wait)s.", wait=wait))
+            await self._answer(out, event, reply, where, False, lang)
             return
         if isinstance(parsed, ParseFailure):
             reply = self._failure_reply(parsed)
-            await self._answer(out, event, reply, where, False)
+            await self._answer(out, event, reply, where, False, lang)
             return
-        reply = await self._run(repo, out, event, parsed, now, where, received_at)
+        reply = await self._run(repo, out, event, parsed, now, where, received_at, lang)
+        if parsed.spec.executor in (Executor.LANGUAGE, Executor.APPLY):
+            lang = await self._language(repo, event, where)  # the sender may have chosen now
         if parsed.hint and reply.ok and reply.message is None:
             # `vote X` worked as position X: say so (the hint says it was recorded).
             text = f"{reply.text}\n{parsed.hint}".strip()
             reply = Reply(True, text, reply.request, reply.data, None, None, reply.private)
-        await self._answer(out, event, reply, where, parsed.spec.private_answer)
+        await self._answer(out, event, reply, where, parsed.spec.private_answer, lang)
+
+    async def _language(self, repo: Repository, event: CommandText, where: Where) -> Language:
+        """What an answer is said in: in the sender's direct chat (or by direct message from
+        a foreign room) their own language, else the group's."""
+        if where.place is Place.DM or where.place is None:
+            return self.settings.language(await repo.language(event.sender))
+        return self.settings.lang
 
     async def _where(self, repo: Repository, event: CommandText) -> Where:
         """Which kind of room a command was typed in (see `Where`)."""
@@ -312,8 +328,15 @@ class Handlers:
 
     async def went_wrong(self, repo: Repository, out: Outbox, event: CommandText, ref: str) -> None:
         """Answer a command whose handling failed unexpectedly, with the log's reference."""
-        reply = fail(f"Something went wrong (ref {ref}); the operators can find it in the log.")
-        await self._answer(out, event, reply, await self._where(repo, event), False)
+        where = await self._where(repo, event)
+        lang = await self._language(repo, event, where)
+        reply = fail(
+            lang._(
+                "Something went wrong (ref %(ref)s); the operators can find it in the log.",
+                ref=ref,
+            )
+        )
+        await self._answer(out, event, reply, where, False, lang)
 
     def _failure_reply(self, failure: ParseFailure) -> Reply:
         return fail(failure.render())
@@ -327,7 +350,9 @@ class Handlers:
         now: int,
         where: Where,
         received_at: int | None = None,
+        lang: Language | None = None,
     ) -> Reply:
+        lang = lang or self.settings.lang
         spec = parsed.spec
         s = self.settings
         room_request = where.room_request
@@ -343,9 +368,11 @@ class Handlers:
             Role.MEMBER_OR_CHAIR: is_chair or member is not None,
         }[spec.role]
         if not allowed:
-            refusal = _ROLE_REFUSAL[spec.role].format(what=self._what(spec))
+            refusal = lang._(_ROLE_REFUSAL[spec.role], what=self._what(spec, lang))
             if spec.role is Role.CHAIR:
-                refusal += f" (the chairs: {', '.join(sorted(s.chairs))})"
+                refusal += " " + lang._(
+                    "(the chairs: %(chairs)s)", chairs=", ".join(sorted(s.chairs))
+                )
             return fail(refusal + ".")
         if place is None and spec.places == ANYWHERE:
             # e.g. help or status in a room the bot was invited to: answered as in the
@@ -355,58 +382,78 @@ class Handlers:
             # A hum said in a room would not be secret: point to the private chat, opened.
             number = parsed.args.get("request") or (room_request.id if room_request else "N")
             side = parsed.args.get("side", "for")
-            text = (
-                f"Hums are private: send me {self.prefix} hum {side} --request {number} in a "
-                "direct message (I have written to you in ours)."
+            command = f"{self.prefix} hum {side} --request {number}"
+            text = lang._(
+                "Hums are private: send me %(command)s in a direct message (I have written to "
+                "you in ours).",
+                command=command,
             )
+            own = self.settings.language(await repo.language(event.sender))
             await out.message(
                 render.notice(
                     "reply",
                     None,
-                    f"Hum here, privately: {self.prefix} hum {side} --request {number}",
+                    own._("Hum here, privately: %(command)s", command=command),
                     (event.sender,),
+                    own,
                     event="hum-here",
                 ),
                 room_id=dm(event.sender),
             )
             return fail(text)
         if place is None or place not in spec.places:
-            places = " or ".join(_PLACE_NAMES[p] for p in Place if p in spec.places)
+            places = lang._(" or ").join(lang._(_PLACE_NAMES[p]) for p in Place if p in spec.places)
             return fail(
-                f"{self.prefix} {spec.name} works in {places}.\nUsage: {usage(spec, self.prefix)}"
+                lang._(
+                    "%(command)s works in %(places)s.\nUsage: %(usage)s",
+                    command=f"{self.prefix} {spec.name}",
+                    places=places,
+                    usage=usage(spec, self.prefix),
+                )
             )
-        ctx = Ctx(repo, out, now, event, place, room_request, is_chair, member, where, received_at)
+        ctx = Ctx(
+            repo, out, now, event, place, room_request, is_chair, member, where, received_at, lang
+        )
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
-            return fail(f"Not now: {exc}.")
+            return fail(lang._("Not now: %(why)s.", why=str(exc)))
         except Refusal as exc:  # only a refusal's text reaches the user: a bug's goes to the log
-            return fail(str(exc))
+            return fail(lang._(exc.message, **exc.params))
 
     @staticmethod
-    def _what(spec: CommandSpec) -> str:
+    def _what(spec: CommandSpec, lang: Language) -> str:
         verbs = {
-            "close": "close a ballot",
-            "confirm": "confirm the sense of the room",
-            "decide": "decide a request",
-            "dispose": "dispose of an objection",
-            "reopen": "reopen a ballot",
-            "deadline": "set a deadline",
-            "extend": "extend a deadline",
-            "remind": "send reminders",
-            "digest": "post the digest",
-            "triage": "see the applications waiting for triage",
-            "accept": "accept an application",
-            "reject": "reject an application",
-            "member add": "add members",
-            "member remove": "remove members",
+            "close": N_("close a ballot"),
+            "confirm": N_("confirm the sense of the room"),
+            "decide": N_("decide a request"),
+            "dispose": N_("dispose of an objection"),
+            "reopen": N_("reopen a ballot"),
+            "deadline": N_("set a deadline"),
+            "extend": N_("extend a deadline"),
+            "remind": N_("send reminders"),
+            "digest": N_("post the digest"),
+            "triage": N_("see the applications waiting for triage"),
+            "accept": N_("accept an application"),
+            "reject": N_("reject an application"),
+            "member add": N_("add members"),
+            "member remove": N_("remove members"),
         }
-        return verbs.get(spec.name, f"use {spec.name}")
+        if spec.name in verbs:
+            return lang._(verbs[spec.name])
+        return lang._("use %(command)s", command=spec.name)
 
     async def _answer(
-        self, out: Outbox, event: CommandText, reply: Reply, where: Where, private: bool
+        self,
+        out: Outbox,
+        event: CommandText,
+        reply: Reply,
+        where: Where,
+        private: bool,
+        lang: Language | None = None,
     ) -> None:
         """Acknowledge a command and send its answer where it may be read (`_room_for`)."""
+        lang = lang or self.settings.lang
         room = self._room_for(event, where, reply, private)
         message = reply.message
         if message is None and reply.text:
@@ -416,6 +463,7 @@ class Handlers:
                 reply_to=event.event_id,
                 data=reply.data,
                 html_text=reply.html,
+                lang=lang,
             )
         if message is not None and len(message.body.encode()) > MAX_REPLY_BYTES:
             # Too long for one event (the homeserver refuses 64 KiB): the whole answer goes
@@ -429,10 +477,11 @@ class Handlers:
                 request_id=reply.request,
             )
             message = render.reply(
-                "The answer is long, so it is attached as a file (answer.txt).",
+                lang._("The answer is long, so it is attached as a file (answer.txt)."),
                 request=reply.request,
                 reply_to=event.event_id,
                 data=reply.data,
+                lang=lang,
             )
         await acknowledge(
             out,
@@ -449,10 +498,13 @@ class Handlers:
         if number is None:
             if ctx.room_request is not None:
                 return ctx.room_request
-            raise Refusal(f"which request? Add --request N (see {self.prefix} list).")
+            raise Refusal(
+                N_("which request? Add --request N (see %(command)s)."),
+                command=f"{self.prefix} list",
+            )
         req = await ctx.repo.request(int(number))
         if req is None:
-            raise Refusal(f"there is no request #{number}.")
+            raise Refusal(N_("there is no request #%(number)s."), number=number)
         return req
 
     # --- handlers ---------------------------------------------------------------------
@@ -474,8 +526,25 @@ class Handlers:
         it updates the application."""
         if not self.settings.self_apply:
             return fail(
-                "this group does not take applications by message; ask a member or a chair."
+                ctx.lang._(
+                    "this group does not take applications by message; ask a member or a chair."
+                )
             )
+        if args.get("language"):
+            # The applicant chooses their language at intake: every later message to them,
+            # this answer included, is in it.
+            code = normalize_code(str(args["language"]))
+            if code is None:
+                listed = ", ".join(LANGUAGES)
+                return fail(
+                    ctx.lang._(
+                        "I do not speak %(language)s. Choose one of: %(languages)s.",
+                        language=repr(str(args["language"])),
+                        languages=listed,
+                    )
+                )
+            await ctx.repo.set_language(ctx.event.sender, code, ctx.now)
+            ctx.lang = self.settings.language(code)
         applicant = self._applicant(ctx.event.sender, args)
         waiting = await ctx.repo.request_for(ctx.event.sender, [RequestState.TRIAGE])
         if waiting is not None:
@@ -487,7 +556,7 @@ class Handlers:
             await ctx.repo.update_request(reply.request, publish_consent=args["publish"] == "yes")
             req = await ctx.repo.request(reply.request)
             if req is not None and req.state is RequestState.TRIAGE:
-                note = self._missing_note(req, updated=waiting is not None)
+                note = self._missing_note(ctx.lang, req, updated=waiting is not None)
                 reply = replace(reply, text=note)
         return reply
 
@@ -500,8 +569,15 @@ class Handlers:
             found = lookup_country(str(args["country"]))
             if found is None:
                 hints = suggest_country(str(args["country"]))
-                maybe = f" Did you mean {' or '.join(hints)}?" if hints else ""
-                raise Refusal(f"I do not know the country {args['country']!r}.{maybe}")
+                if hints:
+                    raise Refusal(
+                        N_("I do not know the country %(country)s. Did you mean %(hints)s?"),
+                        country=repr(args["country"]),
+                        hints=" / ".join(hints),
+                    )
+                raise Refusal(
+                    N_("I do not know the country %(country)s."), country=repr(args["country"])
+                )
             country = found.alpha2
             region = region or found.itu_region
         return Applicant(
@@ -541,28 +617,42 @@ class Handlers:
             await ctx.repo.update_request(request_id, **fields)
         req = await ctx.repo.request(request_id)
         assert req is not None
-        return Reply(True, self._missing_note(req, updated=True), req.id, {"filed": req.id})
+        return Reply(
+            True, self._missing_note(ctx.lang, req, updated=True), req.id, {"filed": req.id}
+        )
 
-    def _missing_note(self, req: Request, *, updated: bool = False) -> str:
+    def _missing_note(self, lang: Language, req: Request, *, updated: bool = False) -> str:
         """What an application still lacks, and the one next thing to send."""
         p = self.prefix
         first = (
-            f"Updated your application #{req.id}."
+            lang._("Updated your application #%(id)s.", id=req.id)
             if updated
-            else f"Received: your application is #{req.id}."
+            else lang._("Received: your application is #%(id)s.", id=req.id)
+            + " "
+            + lang._(
+                "I write to you in %(language)s; to choose another: %(command)s (%(languages)s).",
+                language=NATIVE_NAMES[lang.code],
+                command=f"{p} language CODE",
+                languages=", ".join(LANGUAGES),
+            )
         )
         missing = missing_fields(req)
         if not missing:
             consent = (
-                " May your name and organisation be published with the decision? Answer "
-                f"{p} apply - --publish yes (or no; without an answer they are not)."
+                " "
+                + lang._(
+                    "May your name and organisation be published with the decision? Answer "
+                    "%(command)s (or no; without an answer they are not).",
+                    command=f"{p} apply - --publish yes",
+                )
                 if req.publish_consent is None
                 else ""
             )
-            return (
-                f"{first} It is complete. A chair looks at it first; the members are asked "
-                f"only once a chair accepts it, and you will hear from me either way.{consent}"
+            complete = lang._(
+                "It is complete. A chair looks at it first; the members are asked only once a "
+                "chair accepts it, and you will hear from me either way."
             )
+            return f"{first} {complete}{consent}"
         field_name, ask = missing[0]
         example = {
             "country": f"{p} apply - --country Kenya",
@@ -570,8 +660,18 @@ class Handlers:
             "background": f"{p} apply - --background 'RIPE NCC member since 2015; RFC 9234'",
             "affirmation": f"{p} affirm {req.id}",
         }[field_name]
-        rest = f" (then: {', '.join(name for name, _ in missing[1:])})" if missing[1:] else ""
-        return f"{first} Next, {ask}: {example}{rest}. {p} cancel {req.id} REASON withdraws it."
+        rest = (
+            " " + lang._("(then: %(fields)s)", fields=", ".join(lang._(n) for n, _ in missing[1:]))
+            if missing[1:]
+            else ""
+        )
+        return f"{first} " + lang._(
+            "Next, %(ask)s: %(example)s%(rest)s. %(cancel)s withdraws it.",
+            ask=lang._(ask),
+            example=example,
+            rest=rest,
+            cancel=f"{p} cancel {req.id} REASON",
+        )
 
     async def _file(
         self, ctx: Ctx, applicant: Applicant, statement: str, deadline: Any, self_applied: bool
@@ -591,11 +691,13 @@ class Handlers:
         except LifecycleError:
             raise  # answered "Not now: …" by `_run`, like every refused transition
         except Refusal as exc:
-            return fail(f"Not filed: {exc}.")
+            return fail(
+                ctx.lang._("Not filed: %(why)s.", why=ctx.lang._(exc.message, **exc.params))
+            )
         if req.state is RequestState.TRIAGE and req.self_applied:
             return Reply(
                 True,
-                self._missing_note(req),
+                self._missing_note(ctx.lang, req),
                 req.id,
                 {"filed": req.id, "state": req.state.value},
             )
@@ -603,16 +705,24 @@ class Handlers:
             lacking = ", ".join(incomplete(req.applicant))
             return Reply(
                 True,
-                f"Filed {render.inline(req.title)}; it lacks {lacking}, so it waits for a chair "
-                f"before the members see it. Complete it with {self.prefix} edit {req.id} "
-                "--country … --stakeholder … --background '…'.",
+                ctx.lang._(
+                    "Filed %(title)s; it lacks %(fields)s, so it waits for a chair before the "
+                    "members see it. Complete it with %(command)s.",
+                    title=render.inline(render.title(req, ctx.lang)),
+                    fields=lacking,
+                    command=f"{self.prefix} edit {req.id} --country … --stakeholder … "
+                    "--background '…'",
+                ),
                 req.id,
                 {"filed": req.id, "state": req.state.value},
             )
         return Reply(
             True,
-            f"Filed {render.inline(req.title)}. Its room is being opened; the ballot closes "
-            f"{self.when(ctx, req.deadline_at)}.",
+            ctx.lang._(
+                "Filed %(title)s. Its room is being opened; the ballot closes %(when)s.",
+                title=render.inline(render.title(req, ctx.lang)),
+                when=self.when(ctx, req.deadline_at),
+            ),
             req.id,
             {"filed": req.id},
         )
@@ -639,9 +749,9 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(str(exc))
+            return fail(ctx.lang._(exc.message, **exc.params))
         if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
-            return fail(f"the ballot of request #{req.id} is not open.", req.id)
+            return fail(ctx.lang._(_NOT_OPEN, id=req.id), req.id)
         item = PositionInput(
             ctx.event.event_id,
             ctx.event.sender,
@@ -655,8 +765,11 @@ class Handlers:
             ctx.repo, ctx.out, req, item, ctx.now, received_at=ctx.received_at
         ):
             return fail(
-                f"you are not eligible on request #{req.id}: only members on the roster when "
-                "its ballot opened take positions.",
+                ctx.lang._(
+                    "you are not eligible on request #%(id)s: only members on the roster when "
+                    "its ballot opened take positions.",
+                    id=req.id,
+                ),
                 req.id,
             )
         if position is Position.OBJECT:
@@ -665,15 +778,22 @@ class Handlers:
             number = f"#{mine[-1].id}" if mine else ""
             return Reply(
                 True,
-                f"Objection {number} recorded on request #{req.id}. The chair will address it; "
-                f"it blocks consensus until then.",
+                ctx.lang._(
+                    "Objection %(number)s recorded on request #%(id)s. The chair will address "
+                    "it; it blocks consensus until then.",
+                    number=number,
+                    id=req.id,
+                ),
                 req.id,
                 _objections_data(objections),
             )
         if position is Position.CONCERN and not reason:
             return Reply(
                 True,
-                f"Concern recorded. Would you say what worries you? {self.prefix} concern REASON",
+                ctx.lang._(
+                    "Concern recorded. Would you say what worries you? %(command)s",
+                    command=f"{self.prefix} concern REASON",
+                ),
                 req.id,
             )
         return Reply(True, request=req.id)
@@ -687,19 +807,31 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(str(exc))
+            return fail(ctx.lang._(exc.message, **exc.params))
         sense = await self.ballots.sense(ctx.repo, req)
         hums = await self.ballots.hums(ctx.repo, req)
-        msg = render.summary(req, sense, final=False, hums=hums, prefix=self.prefix)
-        head = f"State: {req.state.value}"
+        lang = ctx.lang
+        msg = render.summary(req, sense, final=False, hums=hums, prefix=self.prefix, lang=lang)
+        head = lang._("State: %(state)s", state=req.state.value)
         if req.state is RequestState.OPEN:
-            left = format_duration(req.deadline_at - ctx.now)
-            head += f"; closes {self.when(ctx, req.deadline_at)} (in {left})"
+            left = lang.duration(req.deadline_at - ctx.now)
+            head += "; " + lang._(
+                "closes %(when)s (in %(left)s)", when=self.when(ctx, req.deadline_at), left=left
+            )
         if req.outcome:
-            head += f"; outcome: {req.outcome.value} by {req.decided_by}"
+            head += "; " + lang._(
+                "outcome: %(outcome)s by %(chair)s",
+                outcome=lang._(render.OUTCOME_LABELS[req.outcome.value]),
+                chair=req.decided_by,
+            )
         appeals = await ctx.repo.appeals(req.id, open_only=True)
         if appeals:
-            head += "; open appeals: " + ", ".join(f"#{a.id} by {a.member}" for a in appeals)
+            head += "; " + lang._(
+                "open appeals: %(appeals)s",
+                appeals=", ".join(
+                    lang._("#%(id)s by %(member)s", id=a.id, member=a.member) for a in appeals
+                ),
+            )
         body = msg.body + "\n" + head
         return Reply(
             True,
@@ -724,18 +856,22 @@ class Handlers:
             if found is not None:
                 active.append(found)
         if not active:
-            return Reply(True, "No requests are open.")
+            return Reply(True, ctx.lang._("No requests are open."))
         lines = []
         for req in sorted(active, key=lambda r: r.id):
             name = render.inline(req.applicant.display, 100)
             if req.state is RequestState.TRIAGE and ctx.place is not Place.DM:
-                name = render.inline(req.triage_title)  # nothing unvetted in shared rooms
+                name = render.inline(
+                    render.triage_title(req, ctx.lang)
+                )  # nothing unvetted in shared rooms
             line = f"#{req.id} {name} — {req.state.value}"
             if req.state is RequestState.OPEN:
-                line += f", closes {self.when(ctx, req.deadline_at)}"
+                line += ", " + ctx.lang._("closes %(when)s", when=self.when(ctx, req.deadline_at))
             open_appeals = [a for a in appeals if a.request_id == req.id]
             if open_appeals:
-                line += ", appealed: " + ", ".join(f"#{a.id}" for a in open_appeals)
+                line += ", " + ctx.lang._(
+                    "appealed: %(appeals)s", appeals=", ".join(f"#{a.id}" for a in open_appeals)
+                )
             lines.append(line)
         data = {"requests": [r.id for r in active], "appeals": [a.id for a in appeals]}
         return Reply(True, "\n".join(lines), data=data)
@@ -743,25 +879,34 @@ class Handlers:
     async def members(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`members`: the roster."""
         roster = await ctx.repo.active_members()
+        lang = ctx.lang
+        unspecified = lang._("unspecified")
         lines = [
-            f"{m.user_id} — {m.stakeholder or 'unspecified'}, {m.region or 'unspecified'}"
+            f"{m.user_id} — {m.stakeholder or unspecified}, {m.region or unspecified}"
             for m in roster
         ]
         chairs = ", ".join(sorted(self.settings.chairs))
-        return Reply(True, f"{len(roster)} members:\n" + "\n".join(lines) + f"\nChairs: {chairs}")
+        head = lang.ngettext("%(n)s member:", "%(n)s members:", len(roster))
+        tail = lang._("Chairs: %(chairs)s", chairs=chairs)
+        return Reply(True, head + "\n" + "\n".join(lines) + "\n" + tail)
 
     async def objections(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`objections [N]`."""
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(str(exc))
+            return fail(ctx.lang._(exc.message, **exc.params))
         objections = await ctx.repo.objections(req.id)
         if not objections:
-            return Reply(True, f"No objections to request #{req.id}.", req.id, _objections_data([]))
+            return Reply(
+                True,
+                ctx.lang._("No objections to request #%(id)s.", id=req.id),
+                req.id,
+                _objections_data([]),
+            )
         lines = []
         for o in objections:
-            reason = render.inline(o.reason, 300) or "(no reason yet)"
+            reason = render.inline(o.reason, 300) or ctx.lang._("(no reason yet)")
             line = f"#{o.id} {o.member} — {o.state.value}: {reason}"
             if o.rationale:
                 line += f" | {o.disposed_by}: {render.inline(o.rationale, 300)}"
@@ -774,20 +919,32 @@ class Handlers:
         assert req is not None
         if req.state is RequestState.DECIDED:
             return fail(
-                f"request #{req.id} is decided and its record is final; reopen it first "
-                f"({self.prefix} reopen DURATION) to dispose of objections again.",
+                ctx.lang._(
+                    "request #%(id)s is decided and its record is final; reopen it first "
+                    "(%(command)s) to dispose of objections again.",
+                    id=req.id,
+                    command=f"{self.prefix} reopen DURATION",
+                ),
                 req.id,
             )
         objection = await ctx.repo.objection(int(args["objection"]))
         if objection is None or objection.request_id != req.id:
             return fail(
-                f"request #{req.id} has no objection #{args['objection']} "
-                f"(see {self.prefix} objections).",
+                ctx.lang._(
+                    "request #%(id)s has no objection #%(objection)s (see %(command)s).",
+                    id=req.id,
+                    objection=args["objection"],
+                    command=f"{self.prefix} objections",
+                ),
                 req.id,
             )
         if not objection.state.is_open:
             return fail(
-                f"objection #{objection.id} was already disposed of ({objection.state.value}).",
+                ctx.lang._(
+                    "objection #%(id)s was already disposed of (%(state)s).",
+                    id=objection.id,
+                    state=objection.state.value,
+                ),
                 req.id,
             )
         state = ObjectionState(str(args["disposition"]))
@@ -798,8 +955,10 @@ class Handlers:
             other = None if target is None else await ctx.repo.objection(target[0])
             if other is None or other.request_id != req.id or other.id == objection.id:
                 return fail(
-                    "say which objection it duplicates: "
-                    f"{self.prefix} dispose {objection.id} duplicate #N [RATIONALE]",
+                    ctx.lang._(
+                        "say which objection it duplicates: %(command)s",
+                        command=f"{self.prefix} dispose {objection.id} duplicate #N [RATIONALE]",
+                    ),
                     req.id,
                 )
             duplicate_of = other.id
@@ -815,9 +974,17 @@ class Handlers:
             # The chair should confirm what the draft says now, not what it said at close.
             ctx.out.redraft.add(req.id)
         await self._tell_objector(ctx, req, objection, state, rationale)
-        text = (
-            f"Objection #{objection.id} by {objection.member}: {state.value}. "
-            f"{still_open} objection(s) still open on request #{req.id}."
+        text = ctx.lang._(
+            "Objection #%(id)s by %(member)s: %(state)s.",
+            id=objection.id,
+            member=objection.member,
+            state=state.value,
+        )
+        text += " " + ctx.lang.ngettext(
+            "%(n)s objection still open on request #%(id)s.",
+            "%(n)s objections still open on request #%(id)s.",
+            still_open,
+            id=req.id,
         )
         message = render.reply(
             text,
@@ -825,6 +992,7 @@ class Handlers:
             reply_to=ctx.event.event_id,
             data=_objections_data(objections),
             mentions=(objection.member,),
+            lang=ctx.lang,
         )
         return Reply(True, message=message)
 
@@ -832,15 +1000,22 @@ class Handlers:
         self, ctx: Ctx, req: Request, objection: Objection, state: ObjectionState, why: str
     ) -> None:
         """The objector hears of the disposition, with the rationale and how to contest."""
-        window = format_duration(self.settings.contest_window_ms)
-        text = (
-            f"Your objection #{objection.id} to {render.inline(req.title)} was disposed of as "
-            f"{state.value} by {ctx.event.sender}: {render.inline(why, 1_000)}\n"
-            f"If that does not answer it, you may contest it within {window}, before the "
-            f"decision: {self.prefix} contest {objection.id} REASON"
+        lang = self.settings.language(await ctx.repo.language(objection.member))
+        window = lang.duration(self.settings.contest_window_ms)
+        text = lang._(
+            "Your objection #%(id)s to %(title)s was disposed of as %(state)s by %(chair)s: "
+            "%(rationale)s\nIf that does not answer it, you may contest it within %(window)s, "
+            "before the decision: %(command)s",
+            id=objection.id,
+            title=render.inline(render.title(req, lang)),
+            state=state.value,
+            chair=ctx.event.sender,
+            rationale=render.inline(why, 1_000),
+            window=window,
+            command=f"{self.prefix} contest {objection.id} REASON",
         )
         await ctx.out.message(
-            render.notice("reply", req.id, text, (objection.member,), event="disposed"),
+            render.notice("reply", req.id, text, (objection.member,), lang, event="disposed"),
             room_id=dm(objection.member),
             request_id=req.id,
         )
@@ -850,7 +1025,11 @@ class Handlers:
         objection = await ctx.repo.objection(int(args["objection"]))
         if objection is None or objection.member != ctx.event.sender:
             return fail(
-                f"you have no objection #{args['objection']} (see {self.prefix} objections)."
+                ctx.lang._(
+                    "you have no objection #%(objection)s (see %(command)s).",
+                    objection=args["objection"],
+                    command=f"{self.prefix} objections",
+                )
             )
         req = await ctx.repo.request(objection.request_id)
         assert req is not None
@@ -862,13 +1041,14 @@ class Handlers:
         if req.state is RequestState.DRAFTED:
             ctx.out.redraft.add(req.id)
         chairs = sorted(self.settings.chairs)
-        text = (
-            f"Objection #{objection.id} by {objection.member} is contested and open again: "
-            f"{render.inline(reason, 1_000)}"
-        )
+        contested = N_("Objection #%(id)s by %(member)s is contested and open again: %(reason)s")
+        values = {"id": objection.id, "member": objection.member}
+        text = ctx.lang._(contested, reason=render.inline(reason, 1_000), **values)
         if ctx.place is not Place.REQUEST:
+            room = self.settings.lang  # the request's room hears it in the group's language
+            said = room._(contested, reason=render.inline(reason, 1_000), **values)
             await ctx.out.message(
-                render.notice("reply", req.id, text, chairs, event="contested"),
+                render.notice("reply", req.id, said, chairs, room, event="contested"),
                 request_id=req.id,
             )
         objections = await ctx.repo.objections(req.id)
@@ -878,6 +1058,7 @@ class Handlers:
             reply_to=ctx.event.event_id,
             data=_objections_data(objections),
             mentions=tuple(chairs),
+            lang=ctx.lang,
         )
         return Reply(True, message=message)
 
@@ -924,8 +1105,11 @@ class Handlers:
         assert req is not None
         if req.state is not RequestState.DRAFTED:
             return fail(
-                "there is no draft to confirm: the ballot must be closed first "
-                f"({self.prefix} close), or decide with a rationale.",
+                ctx.lang._(
+                    "there is no draft to confirm: the ballot must be closed first "
+                    "(%(command)s), or decide with a rationale.",
+                    command=f"{self.prefix} close",
+                ),
                 req.id,
             )
         tally = await self.ballots.count(ctx.repo, req)
@@ -933,7 +1117,7 @@ class Handlers:
         rationale = args.get("rationale")
         problem = confirm_problem(sense, rough_shape(sense, tally.voters), rationale)
         if problem:
-            return fail(f"Not confirmed: {problem}.", req.id)
+            return fail(ctx.lang._("Not confirmed: %(why)s.", why=ctx.lang._(problem)), req.id)
         outcome = outcome_for(sense.proposal)
         words = render.clean(str(rationale), 2_000) if rationale else None
         await self.ballots.decide(
@@ -979,7 +1163,12 @@ class Handlers:
         )
         return Reply(
             True,
-            f"Request #{req.id} is open again until {self.when(ctx, reopened.deadline_at)}.{note}",
+            ctx.lang._(
+                "Request #%(id)s is open again until %(when)s.",
+                id=req.id,
+                when=self.when(ctx, reopened.deadline_at),
+            )
+            + (ctx.lang._(note) if note else ""),
             req.id,
         )
 
@@ -1010,9 +1199,15 @@ class Handlers:
             )
             return Reply(
                 True,
-                f"The ballot of request #{req.id} is open again until "
-                f"{self.when(ctx, reopened.deadline_at)}; {sent} member(s) who have not taken part "
-                "were reminded.",
+                ctx.lang.ngettext(
+                    "The ballot of request #%(id)s is open again until %(when)s; %(n)s member "
+                    "who has not taken part was reminded.",
+                    "The ballot of request #%(id)s is open again until %(when)s; %(n)s members "
+                    "who have not taken part were reminded.",
+                    sent,
+                    id=req.id,
+                    when=self.when(ctx, reopened.deadline_at),
+                ),
                 req.id,
             )
         return await self._set_deadline(ctx, req.deadline_at + int(args["duration"]))
@@ -1021,15 +1216,33 @@ class Handlers:
         req = ctx.room_request
         assert req is not None
         if req.state is not RequestState.OPEN:
-            return fail(f"the ballot of request #{req.id} is not open (reopen it first).", req.id)
+            return fail(
+                ctx.lang._(
+                    "the ballot of request #%(id)s is not open (reopen it first).", id=req.id
+                ),
+                req.id,
+            )
         if due <= ctx.now:
-            return fail("the new deadline is in the past.", req.id)
+            return fail(ctx.lang._("the new deadline is in the past."), req.id)
         if due > ctx.now + MAX_AHEAD_MS:
-            return fail(f"a ballot closes at most {MAX_AHEAD_DAYS} days from now.", req.id)
+            return fail(
+                ctx.lang.ngettext(
+                    "a ballot closes at most %(n)s day from now.",
+                    "a ballot closes at most %(n)s days from now.",
+                    MAX_AHEAD_DAYS,
+                ),
+                req.id,
+            )
         await ctx.repo.update_request(req.id, deadline_at=due)
         ctx.out.schedule_changed(req.id)
         return Reply(
-            True, f"The ballot of request #{req.id} now closes {self.when(ctx, due)}.", req.id
+            True,
+            ctx.lang._(
+                "The ballot of request #%(id)s now closes %(when)s.",
+                id=req.id,
+                when=self.when(ctx, due),
+            ),
+            req.id,
         )
 
     async def hum(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1037,11 +1250,11 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(str(exc))
+            return fail(ctx.lang._(exc.message, **exc.params))
         if req.state is not RequestState.OPEN:
-            return fail(f"the ballot of request #{req.id} is not open.")
+            return fail(ctx.lang._(_NOT_OPEN, id=req.id))
         if not await self.ballots.is_voter(ctx.repo, req, ctx.event.sender):
-            return fail(f"you are not eligible on request #{req.id}.")
+            return fail(ctx.lang._("you are not eligible on request #%(id)s.", id=req.id))
         strength = str(args.get("strength") or "soft")
         hummer = self.ballots.hummer(req.id, ctx.event.sender)
         await ctx.repo.set_hum(req.id, hummer, str(args["side"]), strength)
@@ -1049,9 +1262,12 @@ class Handlers:
         # once sent, the outbox forgets it.
         return Reply(
             True,
-            f"Your hum on request #{req.id} is recorded. Nobody sees who hummed what; when the "
-            "ballot closes the room hears only how loud each side is, once enough members "
-            "hummed. Hum again to change it while the ballot is open.",
+            ctx.lang._(
+                "Your hum on request #%(id)s is recorded. Nobody sees who hummed what; when the "
+                "ballot closes the room hears only how loud each side is, once enough members "
+                "hummed. Hum again to change it while the ballot is open.",
+                id=req.id,
+            ),
             private=True,
         )
 
@@ -1060,20 +1276,37 @@ class Handlers:
         req = ctx.room_request
         assert req is not None
         if req.state is not RequestState.OPEN:
-            return fail(f"the ballot of request #{req.id} is not open.", req.id)
+            return fail(ctx.lang._(_NOT_OPEN, id=req.id), req.id)
         sent = await self.calendar.remind(
             ctx.repo, ctx.out, req, ctx.now, f"manual@{ctx.event.event_id}"
         )
         if not sent:
-            return Reply(True, "Everyone eligible has taken a position: nobody to remind.", req.id)
-        where = "in the main room" if self.settings.allow_room else "by direct message"
-        return Reply(True, f"Reminded {sent} member(s) {where}.", req.id)
+            return Reply(
+                True,
+                ctx.lang._("Everyone eligible has taken a position: nobody to remind."),
+                req.id,
+            )
+        if self.settings.allow_room:
+            said = ctx.lang.ngettext(
+                "Reminded %(n)s member in the main room.",
+                "Reminded %(n)s members in the main room.",
+                sent,
+            )
+        else:
+            said = ctx.lang.ngettext(
+                "Reminded %(n)s member by direct message.",
+                "Reminded %(n)s members by direct message.",
+                sent,
+            )
+        return Reply(True, said, req.id)
 
     async def triage(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`triage`: applications waiting for a chair."""
         waiting = sorted(await ctx.repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
         if not waiting:
-            return Reply(True, "No applications are waiting for triage.", data={"triage": []})
+            return Reply(
+                True, ctx.lang._("No applications are waiting for triage."), data={"triage": []}
+            )
         if ctx.place is Place.DM:
             lines = [
                 f"#{r.id} {render.inline(r.applicant.display, 100)} — "
@@ -1083,10 +1316,21 @@ class Handlers:
         else:
             # In a shared room, nothing the applicants chose: their names and statements
             # are for a chair's direct chat (or `status N` there).
-            lines = [render.inline(r.triage_title) for r in waiting]
-            lines.append(f"Their statements: {self.prefix} triage in a direct message to me.")
+            lines = [render.inline(render.triage_title(r, ctx.lang)) for r in waiting]
+            lines.append(
+                ctx.lang._(
+                    "Their statements: %(command)s in a direct message to me.",
+                    command=f"{self.prefix} triage",
+                )
+            )
         p = self.prefix
-        lines.append(f"Accept with {p} accept N, or answer with {p} reject N REASON.")
+        lines.append(
+            ctx.lang._(
+                "Accept with %(accept)s, or answer with %(reject)s.",
+                accept=f"{p} accept N",
+                reject=f"{p} reject N REASON",
+            )
+        )
         return Reply(True, "\n".join(lines), data={"triage": [r.id for r in waiting]})
 
     async def accept(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1095,8 +1339,11 @@ class Handlers:
         accepted = await self.ballots.accept(ctx.repo, ctx.out, req, ctx.now)
         return Reply(
             True,
-            f"Accepted {render.inline(accepted.title)}: its room is being opened; the ballot "
-            f"closes {self.when(ctx, accepted.deadline_at)}.",
+            ctx.lang._(
+                "Accepted %(title)s: its room is being opened; the ballot closes %(when)s.",
+                title=render.inline(render.title(accepted, ctx.lang)),
+                when=self.when(ctx, accepted.deadline_at),
+            ),
             accepted.id,
         )
 
@@ -1104,19 +1351,31 @@ class Handlers:
         """`reject N REASON`: turn down an application from triage."""
         req = await self._request(ctx, args)
         if req.state is not RequestState.TRIAGE:
-            return fail(f"request #{req.id} is not waiting for triage ({req.state.value}).")
+            return fail(
+                ctx.lang._(
+                    "request #%(id)s is not waiting for triage (%(state)s).",
+                    id=req.id,
+                    state=req.state.value,
+                )
+            )
         reason = render.clean(str(args["reason"]), 2_000)
         await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
-        return Reply(True, f"Application #{req.id} was rejected; the applicant is told.", req.id)
+        return Reply(
+            True,
+            ctx.lang._("Application #%(id)s was rejected; the applicant is told.", id=req.id),
+            req.id,
+        )
 
     async def cancel(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`cancel N REASON`: by the request's filer or a chair, before the decision."""
         req = await self._request(ctx, args)
         if not ctx.is_chair and ctx.event.sender != req.filed_by:
-            return fail(f"only the filer of request #{req.id} or a chair can cancel it.")
+            return fail(
+                ctx.lang._("only the filer of request #%(id)s or a chair can cancel it.", id=req.id)
+            )
         reason = render.clean(str(args["reason"]), 2_000)
         await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
-        return Reply(True, f"Request #{req.id} is cancelled.", req.id)
+        return Reply(True, ctx.lang._("Request #%(id)s is cancelled.", id=req.id), req.id)
 
     async def appeal(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`appeal N REASON…`: a member or the applicant appeals a decision."""
@@ -1138,28 +1397,50 @@ class Handlers:
             already_open=own[0] if own else None,
         )
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(ctx.lang._(problem) + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
         aid = await ctx.repo.add_appeal(req.id, segment, sender, reason, ctx.now)
         chairs = sorted(self.settings.chairs)
-        text = (
-            f"⚖ Appeal #{aid} of the decision on {render.inline(req.title)} by {sender}: "
-            f"{render.inline(reason, 1_000)}\nA chair answers with {self.prefix} appeal-answer "
-            f"{aid} upheld|denied RATIONALE (upheld reopens the ballot)."
-        )
+        languages = await ctx.repo.languages_of(chairs)
+
+        def appeal_text(lang: Language) -> str:
+            return lang._(
+                "⚖ Appeal #%(id)s of the decision on %(title)s by %(member)s: %(reason)s\nA "
+                "chair answers with %(command)s (upheld reopens the ballot).",
+                id=aid,
+                title=render.inline(render.title(req, lang)),
+                member=sender,
+                reason=render.inline(reason, 1_000),
+                command=f"{self.prefix} appeal-answer {aid} upheld|denied RATIONALE",
+            )
+
+        room = self.settings.lang
         await ctx.out.message(
-            render.notice("reply", req.id, text, chairs, event="appeal", appeal=aid),
+            render.notice(
+                "reply", req.id, appeal_text(room), chairs, room, event="appeal", appeal=aid
+            ),
             request_id=req.id,
         )
         for chair in chairs:
+            theirs = self.settings.language(languages.get(chair))
             await ctx.out.message(
-                render.notice("reply", req.id, text, (chair,), event="appeal", appeal=aid),
+                render.notice(
+                    "reply",
+                    req.id,
+                    appeal_text(theirs),
+                    (chair,),
+                    theirs,
+                    event="appeal",
+                    appeal=aid,
+                ),
                 room_id=dm(chair),
                 request_id=req.id,
             )
         return Reply(
             True,
-            f"Appeal #{aid} is recorded; the chairs are told and will answer it.",
+            ctx.lang._(
+                "Appeal #%(id)s is recorded; the chairs are told and will answer it.", id=aid
+            ),
             req.id,
             {"appeal": aid},
         )
@@ -1168,37 +1449,63 @@ class Handlers:
         """`appeal-answer APPEAL upheld|denied RATIONALE…`."""
         appeal = await ctx.repo.appeal(int(args["appeal"]))
         if appeal is None:
-            return fail(f"there is no appeal #{args['appeal']}.")
+            return fail(ctx.lang._("there is no appeal #%(id)s.", id=args["appeal"]))
         if not appeal.is_open:
-            return fail(f"appeal #{appeal.id} was already answered ({appeal.state}).")
+            return fail(
+                ctx.lang._(
+                    "appeal #%(id)s was already answered (%(state)s).",
+                    id=appeal.id,
+                    state=appeal.state,
+                )
+            )
         rationale = render.clean(str(args["rationale"]), 2_000)
         problem = rationale_problem(rationale, "an answer to an appeal")
         if problem:
-            return fail(problem + ".", appeal.request_id)
+            return fail(ctx.lang._(problem) + ".", appeal.request_id)
         req = await ctx.repo.request(appeal.request_id)
         assert req is not None
         answer = str(args["answer"])
         await ctx.repo.answer_appeal(appeal.id, answer, ctx.event.sender, rationale, ctx.now)
-        text = (
-            f"Appeal #{appeal.id} of the decision on {render.inline(req.title)} is {answer} by "
-            f"{ctx.event.sender}: {render.inline(rationale, 1_000)}"
-        )
+        reopened_until: int | None = None
+        note = ""
         if answer == "upheld" and req.state is RequestState.DECIDED:
             reopened, note = await self.ballots.reopen(
                 ctx.repo, ctx.out, req, ctx.now + self.settings.min_deadline_ms, ctx.now
             )
-            until = format_when(reopened.deadline_at, self.settings.group_tz, now_ms=ctx.now)
-            text += f"\nThe ballot is open again until {until}.{note}"
+            reopened_until = reopened.deadline_at
         elif req.state is RequestState.DECIDED:
             await self.ballots.refreeze(
                 ctx.repo, ctx.out, req, ctx.now
             )  # the record gains the answer
+
+        def answered(lang: Language) -> str:
+            text = lang._(
+                "Appeal #%(id)s of the decision on %(title)s is %(answer)s by %(chair)s: "
+                "%(rationale)s",
+                id=appeal.id,
+                title=render.inline(render.title(req, lang)),
+                answer=lang._(answer),
+                chair=ctx.event.sender,
+                rationale=render.inline(rationale, 1_000),
+            )
+            if reopened_until is not None:
+                until = lang.when(reopened_until, self.settings.group_tz, now_ms=ctx.now)
+                text += "\n" + lang._("The ballot is open again until %(when)s.", when=until)
+                text += lang._(note) if note else ""
+            return text
+
+        room = self.settings.lang
+        own = self.settings.language(await ctx.repo.language(appeal.member))
         await ctx.out.message(
-            render.notice("reply", req.id, text, (appeal.member,), event="appeal-answer"),
+            render.notice(
+                "reply", req.id, answered(room), (appeal.member,), room, event="appeal-answer"
+            ),
             request_id=req.id,
         )
         await ctx.out.message(
-            render.notice("reply", req.id, text, (appeal.member,), event="appeal-answer"),
+            render.notice(
+                "reply", req.id, answered(own), (appeal.member,), own, event="appeal-answer"
+            ),
             room_id=dm(appeal.member),
             request_id=req.id,
         )
@@ -1211,25 +1518,41 @@ class Handlers:
         mine = [r for r in await ctx.repo.filed_by_applicant(ctx.event.sender)]
         req = next((r for r in mine if number is None or r.id == int(number)), None)
         if req is None:
-            return fail("only members and chairs can see requests; applicants see their own.")
+            return fail(
+                ctx.lang._("only members and chairs can see requests; applicants see their own.")
+            )
+        lang = ctx.lang
+        outcome = lang._(render.OUTCOME_LABELS[req.outcome.value]) if req.outcome else "?"
         stage = {
-            RequestState.TRIAGE: "waiting for a chair to accept it",
-            RequestState.PENDING: "accepted; its room is being opened",
-            RequestState.OPEN: "in front of the members",
-            RequestState.DRAFTED: "closed; the chair is judging the sense of the room",
-            RequestState.DECIDED: f"decided: {req.outcome.value if req.outcome else '?'}",
-            RequestState.BLOCKED: "paused; the chairs are looking into it",
-            RequestState.CANCELLED: "cancelled",
+            RequestState.TRIAGE: lang._("waiting for a chair to accept it"),
+            RequestState.PENDING: lang._("accepted; its room is being opened"),
+            RequestState.OPEN: lang._("in front of the members"),
+            RequestState.DRAFTED: lang._("closed; the chair is judging the sense of the room"),
+            RequestState.DECIDED: lang._("decided: %(outcome)s", outcome=outcome),
+            RequestState.BLOCKED: lang._("paused; the chairs are looking into it"),
+            RequestState.CANCELLED: lang._("cancelled"),
         }[req.state]
-        lines = [f"Request #{req.id}: {stage}.", f"Filed {self.when(ctx, req.created_at)}."]
+        lines = [
+            lang._("Request #%(id)s: %(stage)s.", id=req.id, stage=stage),
+            lang._("Filed %(when)s.", when=self.when(ctx, req.created_at)),
+        ]
         if req.state is RequestState.OPEN:
-            lines.append(f"The members take positions until {self.when(ctx, req.deadline_at)}.")
+            lines.append(
+                lang._(
+                    "The members take positions until %(when)s.",
+                    when=self.when(ctx, req.deadline_at),
+                )
+            )
         if req.decided_at is not None and req.state is RequestState.DECIDED:
             lines.append(
-                f"Decided {self.when(ctx, req.decided_at)}: {render.inline(req.rationale)}"
+                lang._(
+                    "Decided %(when)s: %(rationale)s",
+                    when=self.when(ctx, req.decided_at),
+                    rationale=render.inline(req.rationale),
+                )
             )
         if req.state is RequestState.TRIAGE and missing_fields(req):
-            lines.append(self._missing_note(req))
+            lines.append(self._missing_note(ctx.lang, req))
         data = {"state": req.state.value}
         return Reply(True, "\n".join(lines), req.id, data)
 
@@ -1241,8 +1564,11 @@ class Handlers:
         own = sender in (req.filed_by, req.applicant.user_id)
         if not (ctx.is_chair and req.state in UNDECIDED) and not (own and before_ballot):
             return fail(
-                f"only a chair can edit request #{req.id} now (its filer and its applicant "
-                "can until its ballot opens)."
+                ctx.lang._(
+                    "only a chair can edit request #%(id)s now (its filer and its applicant "
+                    "can until its ballot opens).",
+                    id=req.id,
+                )
             )
         given = self._applicant(req.applicant.applicant, args)
         changes = {
@@ -1261,35 +1587,59 @@ class Handlers:
             if value
         }
         if not changes:
-            return fail(f"nothing to change. Usage: {self.prefix} edit N --field VALUE …")
+            return fail(
+                ctx.lang._(
+                    "nothing to change. Usage: %(usage)s",
+                    usage=f"{self.prefix} edit N --field VALUE …",
+                )
+            )
         edited = await self.ballots.edit(ctx.repo, ctx.out, req, sender, changes, ctx.now)
         note = ""
         if edited.state is RequestState.TRIAGE:
             lacking = incomplete(edited.applicant)
-            note = (
-                f" It still lacks {', '.join(lacking)}."
+            note = " " + (
+                ctx.lang._("It still lacks %(fields)s.", fields=", ".join(lacking))
                 if lacking
-                else f" It is complete; a chair may {self.prefix} accept {edited.id}."
+                else ctx.lang._(
+                    "It is complete; a chair may %(command)s.",
+                    command=f"{self.prefix} accept {edited.id}",
+                )
             )
-        return Reply(True, f"Request #{req.id} is updated: {', '.join(changes)}.{note}", req.id)
+        updated = ctx.lang._(
+            "Request #%(id)s is updated: %(fields)s.", id=req.id, fields=", ".join(changes)
+        )
+        return Reply(True, updated + note, req.id)
 
     async def affirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`affirm N`: the applicant affirms the six principles."""
         req = await self._request(ctx, args)
         if req.applicant.user_id != ctx.event.sender:
-            return fail(f"only the applicant of request #{req.id} can affirm its principles.")
+            return fail(
+                ctx.lang._(
+                    "only the applicant of request #%(id)s can affirm its principles.", id=req.id
+                )
+            )
         if req.affirmed_at is None:
             await ctx.repo.update_request(req.id, affirmed_at=ctx.now)
             if req.room_id:
-                text = f"The applicant of {render.inline(req.title)} affirmed the six principles."
+                room = self.settings.lang
+                text = room._(
+                    "The applicant of %(title)s affirmed the six principles.",
+                    title=render.inline(render.title(req, room)),
+                )
                 await ctx.out.message(
-                    render.notice("reply", req.id, text, (), event="affirmed"), request_id=req.id
+                    render.notice("reply", req.id, text, (), room, event="affirmed"),
+                    request_id=req.id,
                 )
         done = await ctx.repo.request(req.id)
         assert done is not None
         if done.state is RequestState.TRIAGE:
-            return Reply(True, self._missing_note(done, updated=True), req.id)
-        return Reply(True, f"Thank you: the principles are affirmed for request #{req.id}.", req.id)
+            return Reply(True, self._missing_note(ctx.lang, done, updated=True), req.id)
+        return Reply(
+            True,
+            ctx.lang._("Thank you: the principles are affirmed for request #%(id)s.", id=req.id),
+            req.id,
+        )
 
     async def ask(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`ask QUESTION…`: a member's question, relayed to the applicant by direct message."""
@@ -1297,22 +1647,34 @@ class Handlers:
         assert req is not None
         applicant = req.applicant.user_id
         if applicant is None:
-            return fail("the applicant has no Matrix account: ask them another way.", req.id)
+            return fail(
+                ctx.lang._("the applicant has no Matrix account: ask them another way."), req.id
+            )
         if req.state not in (RequestState.OPEN, RequestState.DRAFTED):
-            return fail(f"request #{req.id} is not being considered now.", req.id)
+            return fail(
+                ctx.lang._("request #%(id)s is not being considered now.", id=req.id), req.id
+            )
         question = render.clean(str(args["question"]), 2_000)
         qid = await ctx.repo.add_question(req.id, ctx.event.sender, question, ctx.now)
-        text = (
-            f"A member asks about your request #{req.id} (question {qid}): "
-            f"{render.inline(question, 2_000)}\nAnswer with: {self.prefix} answer {qid} TEXT"
+        own = self.settings.language(await ctx.repo.language(applicant))
+        text = own._(
+            "A member asks about your request #%(id)s (question %(question)s): %(text)s\n"
+            "Answer with: %(command)s",
+            id=req.id,
+            question=qid,
+            text=render.inline(question, 2_000),
+            command=f"{self.prefix} answer {qid} TEXT",
         )
         await ctx.out.message(
-            render.notice("reply", req.id, text, (applicant,), event="question", question=qid),
+            render.notice("reply", req.id, text, (applicant,), own, event="question", question=qid),
             room_id=dm(applicant),
             request_id=req.id,
         )
         return Reply(
-            True, f"Question {qid} is relayed to the applicant.", req.id, {"question": qid}
+            True,
+            ctx.lang._("Question %(id)s is relayed to the applicant.", id=qid),
+            req.id,
+            {"question": qid},
         )
 
     async def answer(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1320,42 +1682,109 @@ class Handlers:
         found = await ctx.repo.question(int(args["question"]))
         req = None if found is None else await ctx.repo.request(found[0])
         if found is None or req is None or req.applicant.user_id != ctx.event.sender:
-            return fail(f"you have no question {args['question']} to answer.")
+            return fail(ctx.lang._("you have no question %(id)s to answer.", id=args["question"]))
         _, question, asked_by = found
         text_ = render.clean(str(args["answer"]), 4_000)
         await ctx.repo.answer_question(int(args["question"]), text_, ctx.now)
-        body = (
-            f"💬 The applicant ({ctx.event.sender}) answers question {args['question']} "
-            f"from {asked_by} — “{render.inline(question, 300)}”:\n{text_}"
+        room = self.settings.lang
+        body = room._(
+            "💬 The applicant (%(applicant)s) answers question %(id)s from %(member)s — "
+            "“%(question)s”:\n%(answer)s",
+            applicant=ctx.event.sender,
+            id=args["question"],
+            member=asked_by,
+            question=render.inline(question, 300),
+            answer=text_,
         )
         await ctx.out.message(
-            render.notice("reply", req.id, body, (asked_by,), event="answer"), request_id=req.id
+            render.notice("reply", req.id, body, (asked_by,), room, event="answer"),
+            request_id=req.id,
         )
-        return Reply(True, "Your answer is posted for the members.", req.id)
+        return Reply(True, ctx.lang._("Your answer is posted for the members."), req.id)
 
     async def mine(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`mine [N]`: the member's own current position and reason, by direct message."""
         req = await self._target(ctx, args)
         tally = await self.ballots.count(ctx.repo, req)
         current = tally.current.get(ctx.event.sender)
+        # Said by direct message: in the member's own language.
+        lang = self.settings.language(await ctx.repo.language(ctx.event.sender))
         if current is None or current.position is None:
-            text = f"You have no position on request #{req.id}."
+            text = lang._("You have no position on request #%(id)s.", id=req.id)
         else:
             reason = f" — “{render.inline(current.reason, 500)}”" if current.reason else ""
-            text = f"Your position on request #{req.id}: {current.position.label}{reason}."
+            text = lang._(
+                "Your position on request #%(id)s: %(position)s%(reason)s.",
+                id=req.id,
+                position=render.position_label(lang, current.position),
+                reason=reason,
+            )
         if ctx.place is Place.DM:
             return Reply(True, text, req.id)
         await ctx.out.message(
-            render.notice("reply", req.id, text, (ctx.event.sender,), event="mine"),
+            render.notice("reply", req.id, text, (ctx.event.sender,), lang, event="mine"),
             room_id=dm(ctx.event.sender),
         )
         return Reply(True, request=req.id)
+
+    async def language(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`language [CODE]`: show or choose one's own language for direct messages."""
+        sender = ctx.event.sender
+        listed = ", ".join(f"{code} ({NATIVE_NAMES[code]})" for code in LANGUAGES)
+        command = f"{self.prefix} language CODE"
+        wanted = args.get("language")
+        if wanted is None:
+            chosen = await ctx.repo.language(sender)
+            lang = self.settings.language(chosen)
+            if chosen is None:
+                text = lang._(
+                    "I write to you in %(language)s, the group's language. Choose another with "
+                    "%(command)s: %(languages)s.",
+                    language=NATIVE_NAMES[lang.code],
+                    command=command,
+                    languages=listed,
+                )
+            else:
+                text = lang._(
+                    "I write to you in %(language)s. Choose another with %(command)s: "
+                    "%(languages)s.",
+                    language=NATIVE_NAMES[lang.code],
+                    command=command,
+                    languages=listed,
+                )
+            return Reply(True, message=render.reply(text, reply_to=ctx.event.event_id, lang=lang))
+        code = normalize_code(str(wanted))
+        if code is None:
+            return fail(
+                ctx.lang._(
+                    "I do not speak %(language)s. Choose one of: %(languages)s.",
+                    language=repr(str(wanted)),
+                    languages=listed,
+                )
+            )
+        await ctx.repo.set_language(sender, code, ctx.now)
+        lang = self.settings.language(code)
+        text = lang._(
+            "From now on I write to you in %(language)s in direct messages. The rooms keep the "
+            "group's language.",
+            language=NATIVE_NAMES[code],
+        )
+        return Reply(
+            True,
+            message=render.reply(
+                text, reply_to=ctx.event.event_id, data={"language": code}, lang=lang
+            ),
+        )
 
     async def _request(self, ctx: Ctx, args: Mapping[str, Any]) -> Request:
         number = int(args["request"])
         req = await ctx.repo.request(number)
         if req is None:
-            raise Refusal(f"there is no request #{number} (see {self.prefix} list).")
+            raise Refusal(
+                N_("there is no request #%(number)s (see %(command)s)."),
+                number=number,
+                command=f"{self.prefix} list",
+            )
         return req
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1368,7 +1797,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(str(exc))
+            return fail(ctx.lang._(exc.message, **exc.params))
         fmt: Format = args.get("format") or "json"
         s = self.settings
         record = await export_record(
@@ -1409,9 +1838,13 @@ class Handlers:
         region = given.region or (existing.region if existing else "")
         if not stakeholder or not region:
             return fail(
-                f"say {user}'s stakeholder group and region (or country), so every breakdown "
-                f"counts them: {self.prefix} member add {user} --stakeholder GROUP "
-                "--region REGION|--country COUNTRY."
+                ctx.lang._(
+                    "say %(user)s's stakeholder group and region (or country), so every "
+                    "breakdown counts them: %(command)s.",
+                    user=user,
+                    command=f"{self.prefix} member add {user} --stakeholder GROUP "
+                    "--region REGION|--country COUNTRY",
+                )
             )
         await ctx.repo.upsert_member(
             user, stakeholder, region, ctx.now, ctx.event.sender, given.country
@@ -1425,15 +1858,20 @@ class Handlers:
                     await ctx.out.invite(user, room_id=req.room_id, request_id=req.id)
         return Reply(
             True,
-            f"{user} is a member ({stakeholder}, {region}). Ballots already open keep the "
-            "members they opened with.",
+            ctx.lang._(
+                "%(user)s is a member (%(stakeholder)s, %(region)s). Ballots already open keep "
+                "the members they opened with.",
+                user=user,
+                stakeholder=stakeholder,
+                region=region,
+            ),
         )
 
     async def member_remove(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`member remove USER`."""
         user = str(args["user"])
         if not await ctx.repo.deactivate_member(user, ctx.now):
-            return fail(f"{user} is not an active member.")
+            return fail(ctx.lang._("%(user)s is not an active member.", user=user))
         if user not in self.settings.chairs:
             # Out of the rooms of undecided requests, so the bot's next messages there are
             # no longer encrypted for them (decided rooms stay as the record's witnesses).
@@ -1452,7 +1890,10 @@ class Handlers:
             )
         return Reply(
             True,
-            f"{user} is no longer a member. Their positions stop counting on ballots that are "
-            "still open (an objection they raised stays until a chair disposes of it); closed "
-            "and decided requests keep the count they had.",
+            ctx.lang._(
+                "%(user)s is no longer a member. Their positions stop counting on ballots that "
+                "are still open (an objection they raised stays until a chair disposes of it); "
+                "closed and decided requests keep the count they had.",
+                user=user,
+            ),
         )

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 
 from bot.domain.mxid import server_of
 from bot.domain.request import Request
+from bot.domain.text import N_, Np_
+from bot.i18n.catalog import Language
 from bot.matrix import render
 from bot.services.outbox import STRAGGLER, Outbox
 from bot.services.settings import Settings
@@ -158,40 +160,74 @@ def _pill(user_id: str) -> str:
     return f'<a href="{href}">{html.escape(user_id)}</a>'
 
 
-def named(users: Sequence[str]) -> tuple[str, str]:
+def named(users: Sequence[str], lang: Language) -> tuple[str, str]:
     """(plain, HTML) list of the first MAX_NAMED users, then how many more."""
     shown = list(users[:MAX_NAMED])
     more = len(users) - len(shown)
-    plain = ", ".join(shown) + (f" and {more} more" if more else "")
-    pills = ", ".join(_pill(u) for u in shown) + (f" and {more} more" if more else "")
+    plain = ", ".join(shown)
+    pills = ", ".join(_pill(u) for u in shown)
+    if more:
+        plain = lang._("%(names)s and %(n)s more", names=plain, n=lang.number(more))
+        pills = lang.markup("%(names)s and %(n)s more", names=pills, n=lang.number(more))
     return plain, pills
 
 
+_REMINDER = Np_(
+    "⏰ The ballot of %(title)s closes %(when)s (in %(left)s) and %(n)s member has not taken a "
+    "position yet: %(names)s.",
+    "⏰ The ballot of %(title)s closes %(when)s (in %(left)s) and %(n)s members have not taken "
+    "a position yet: %(names)s.",
+)
+_HOW = N_(
+    "React to the ballot in %(room)s, or tell me by direct message: %(command)s (or "
+    "no-objection, concern, object REASON, abstain, recuse)."
+)
+
+
 def group_reminders(
-    req: Request, members: Sequence[str], when: str, left: str, prefix: str, link: str
+    req: Request,
+    members: Sequence[str],
+    when: str,
+    left: str,
+    prefix: str,
+    link: str,
+    lang: Language,
 ) -> list[render.Message]:
-    """One reminder for many members (one per ~1,000): it names the first few, mentions all
-    (`m.mentions`), and says how to take a position."""
+    """One reminder for many members (one per ~1,000), in the group's language: it names the
+    first few, mentions all (`m.mentions`), and says how to take a position."""
     messages = []
+    command = f"{prefix} support --request {req.id}"
+    its_room = lang._("its room")
     for chunk in mention_chunks(sorted(members)):
-        plain, pills = named(chunk)
-        how = (
-            f"React to the ballot in its room, or tell me by direct message: {prefix} support "
-            f"--request {req.id} (or no-objection, concern, object REASON, abstain, recuse)."
+        plain, pills = named(chunk, lang)
+        title = render.title(req, lang)
+        said = lang.ngettext(
+            *_REMINDER,
+            len(chunk),
+            title=render.inline(title),
+            when=when,
+            left=left,
+            names=plain,
         )
-        body = (
-            f"⏰ The ballot of {render.inline(req.title)} closes {when} (in {left}) and "
-            f"{len(chunk)} member(s) have not taken a position yet: {plain}. {how} {link}"
-        ).strip()
-        html_ = (
-            f"<p>⏰ The ballot of <b>{render.esc(req.title)}</b> closes {html.escape(when)} (in "
-            f"{html.escape(left)}) and {len(chunk)} member(s) have not taken a position yet: "
-            f"{pills}. React to the ballot in "
-            + (f'<a href="{html.escape(link, quote=True)}">its room</a>' if link else "its room")
-            + f", or tell me by direct message: <code>{html.escape(prefix)} support --request "
-            f"{req.id}</code> (or no-objection, concern, object REASON, abstain, recuse).</p>"
+        how = lang._(_HOW, room=its_room, command=command)
+        body = f"{said} {how} {link}".strip()
+        n = len(chunk)
+        said_html = lang.markup_plural(
+            *_REMINDER,
+            n,
+            title=f"<b>{render.esc(title)}</b>",
+            when=html.escape(when),
+            left=html.escape(left),
+            names=pills,
         )
-        data = {"members": len(chunk), "to": "room"}
+        room = f'<a href="{html.escape(link, quote=True)}">{html.escape(its_room)}</a>'
+        how_html = lang.markup(
+            _HOW,
+            room=room if link else html.escape(its_room),
+            command=f"<code>{html.escape(command)}</code>",
+        )
+        html_ = render.rtl_html(lang, f"<p>{said_html} {how_html}</p>")
+        data = {"members": n, "to": "room"}
         messages.append(render.Message("reminder", req.id, body, html_, data, tuple(chunk)))
     return messages
 
@@ -213,7 +249,8 @@ async def remind_in_room(
     if not members:
         return 0
     link = f"https://matrix.to/#/{req.room_id}?via={settings.server_name}" if req.room_id else ""
-    for msg in group_reminders(req, members, when, left, settings.prefix, link):
+    reminders = group_reminders(req, members, when, left, settings.prefix, link, settings.lang)
+    for msg in reminders:
         await out.message(msg, room_id=settings.main_room_id, request_id=req.id)
     for member in members:
         await repo.mark_reminded(req.id, slot, member, now)

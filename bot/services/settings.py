@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.domain.publish import PublishOptions
+from bot.i18n.catalog import Language, Translator
 from storage.keys import Keys
 
 
@@ -52,6 +53,8 @@ class Settings:
     # version that can); None: invite-only rooms, every member invited.
     allow_room: str | None
     invite_servers: frozenset[str]  # group.invite_servers: their members are invited
+    group_language: str  # group.language: what the rooms are told in
+    translator: Translator  # every language's catalog (loaded by the composition root)
 
     @classmethod
     def from_config(
@@ -64,10 +67,13 @@ class Settings:
         bot_needs_power_entry: bool,
         publish_room: str | None = None,
         restricted_ok: bool = True,
+        translator: Translator | None = None,
     ) -> Settings:
         """The settings of a configured bot: `main_room_id`, `space_id` and `publish_room`
         as resolved on the server, `keys` from the key file, `bot_needs_power_entry` from the
-        room version, `restricted_ok` from it too (whether it can do restricted joins)."""
+        room version, `restricted_ok` from it too (whether it can do restricted joins);
+        `translator` the loaded catalogs (None: English only, for tools and tests that do not
+        read any other language)."""
         m, g, p, d = config.matrix, config.group, config.process, config.digest
         return cls(
             bot_user_id=m.user_id,
@@ -103,7 +109,19 @@ class Settings:
             publish=config.publish.options(),
             allow_room=main_room_id if g.request_rooms == "restricted" and restricted_ok else None,
             invite_servers=frozenset(g.invite_servers),
+            group_language=g.language,
+            translator=translator or Translator.source_only(),
         )
+
+    @property
+    def lang(self) -> Language:
+        """The group's language: what every room message is said in."""
+        return self.translator.get(self.group_language)
+
+    def language(self, code: str | None) -> Language:
+        """A person's language for their direct messages: the one they chose, else the
+        group's."""
+        return self.translator.get(code or self.group_language)
 
     @property
     def encrypts(self) -> bool:

@@ -98,3 +98,24 @@ def test_demo_walks_one_request_to_its_outcome(tmp_path: Path) -> None:
     assert result.stderr.strip() == "", report
     # Nothing left running: no Synapse (or anything else) using the demo's directory.
     assert leftovers == [], leftovers
+
+
+def test_language_demo_runs_in_french(tmp_path: Path) -> None:
+    """`make demo DEMO_LANGUAGE=fr`: the same story, the bot speaking French in the rooms."""
+    workdir = tmp_path / "demo-fr"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--workdir", str(workdir), "--language", "fr"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=DEMO_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        check=False,
+    )
+    report = f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, report
+    assert "🗳 Scrutin pour" in result.stdout, report
+    assert "Projet de sentiment de l'assemblée" in result.stdout, report
+    assert "le candidat est admis" in result.stdout, report

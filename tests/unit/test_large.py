@@ -278,12 +278,15 @@ async def test_large_reminder_is_one_message_in_the_main_room(tmp_path: Path) ->
 
 
 def test_large_reminder_for_500_is_capped_and_mentions_everyone() -> None:
+    from bot.i18n.catalog import english
     from bot.services.reach import MAX_NAMED, group_reminders, mention_chunks
     from tests.unit.test_render import make_request
 
     req = make_request()
     members = [f"@member{i:03d}:server{i % 7}.example.org" for i in range(500)]
-    [msg] = group_reminders(req, members, "Mon 10:00", "1 day", "!cb", "https://matrix.to/#/!r")
+    [msg] = group_reminders(
+        req, members, "Mon 10:00", "1 day", "!cb", "https://matrix.to/#/!r", english()
+    )
     content = msg.content()
     assert len(content["m.mentions"]["user_ids"]) == 500
     assert f"and {500 - MAX_NAMED} more" in content["body"]
@@ -293,7 +296,7 @@ def test_large_reminder_for_500_is_capped_and_mentions_everyone() -> None:
     many = [f"@member{i:05d}:server{i % 7}.example.org" for i in range(5_000)]
     chunks = mention_chunks(many)
     assert sum(len(c) for c in chunks) == 5_000
-    for msg in group_reminders(req, many, "Mon", "1 day", "!cb", ""):
+    for msg in group_reminders(req, many, "Mon", "1 day", "!cb", "", english()):
         assert len(json.dumps(msg.content()).encode()) < 60_000
 
 

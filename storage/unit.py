@@ -126,6 +126,7 @@ class _WorkingSet:
     by_poll: dict[str, int] = field(default_factory=dict)
     by_room: dict[str, int] = field(default_factory=dict)  # 0: asked, no request's room
     roster: dict[str, Member | None] = field(default_factory=dict)  # the senders' entries
+    languages: dict[str, str | None] = field(default_factory=dict)  # the senders' choices
     # Every event asked about: its input, or None when it is not one (yet).
     inputs: dict[str, tuple[int, PositionInput] | None] = field(default_factory=dict)
     redactions: set[str] = field(default_factory=set)  # recorded redaction events (asked)
@@ -208,6 +209,8 @@ class BatchRepository(Repository):
             ws.by_room[room_id] = 0
         roster = await self.members_among(sorted(needs.senders))
         ws.roster = {user_id: roster.get(user_id) for user_id in needs.senders}
+        chosen = await self.languages_of(sorted(needs.senders))
+        ws.languages = {user_id: chosen.get(user_id) for user_id in needs.senders}
         where = {"ballot": ws.by_ballot, "poll": ws.by_poll, "room": ws.by_room}
         ws.pairs = {(rid, item.member) for rid, item in known.values()}
         for kind, key, sender in needs.asks:
@@ -251,6 +254,13 @@ class BatchRepository(Repository):
         if ws is not None and user_id in ws.roster:
             return ws.roster[user_id]
         return await super().member(user_id)
+
+    async def language(self, user_id: str) -> str | None:
+        """See `Repository.language`."""
+        ws = self._set
+        if ws is not None and user_id in ws.languages:
+            return ws.languages[user_id]
+        return await super().language(user_id)
 
     async def request_by_poll(self, event_id: str) -> Request | None:
         """See `Repository.request_by_poll`."""

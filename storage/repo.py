@@ -242,6 +242,14 @@ def _member(row: Row) -> Member:
     )
 
 
+def _pairs_table(pairs: Sequence[tuple[int, str]]) -> tuple[str, list[Any]]:
+    """A `WITH pairs(r, m)` table of (request, member) pairs for a query to join, and its
+    parameters: typed for PostgreSQL by its first row, and found through the tables'
+    (request, member) indexes."""
+    values = ", ".join(["(CAST(? AS BIGINT), CAST(? AS TEXT))"] + ["(?, ?)"] * (len(pairs) - 1))
+    return f"WITH pairs(r, m) AS (VALUES {values}) ", [v for pair in pairs for v in pair]
+
+
 def _input(row: Row) -> PositionInput:
     return PositionInput(
         event_id=row["event_id"],
@@ -441,16 +449,6 @@ class Repository:
         """A roster entry, active or not."""
         row = await self.tx.fetchone("SELECT * FROM members WHERE user_id = ?", (user_id,))
         return None if row is None else _member(row)
-
-    async def members_among(self, user_ids: Sequence[str]) -> dict[str, Member]:
-        """The roster entries (active or not) of these users."""
-        found: dict[str, Member] = {}
-        for chunk in _chunks(sorted(set(user_ids))):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM members WHERE user_id IN ({marks})"  # noqa: S608
-            for row in await self.tx.fetchall(sql, chunk):
-                found[row["user_id"]] = _member(row)
-        return found
 
     async def active_members(self) -> list[Member]:
         """The active roster, by user ID."""
@@ -842,13 +840,7 @@ class Repository:
         inputs: dict[tuple[int, str], list[PositionInput]] = {}
         redactions: dict[tuple[int, str], list[Redaction]] = {}
         for chunk in _chunks(sorted(set(pairs)), 300):
-            # The pairs as a table the queries join (typed for PostgreSQL by its first row),
-            # so each is found through the (request, member) indexes.
-            values = ", ".join(
-                ["(CAST(? AS BIGINT), CAST(? AS TEXT))"] + ["(?, ?)"] * (len(chunk) - 1)
-            )
-            pairs_cte = f"WITH pairs(r, m) AS (VALUES {values}) "
-            params = [v for pair in chunk for v in pair]
+            pairs_cte, params = _pairs_table(chunk)
             eligible_sql = (
                 pairs_cte  # noqa: S608
                 + "SELECT e.request_id, e.user_id, e.stakeholder, e.region, e.country, "
@@ -883,35 +875,63 @@ class Repository:
                 eligible.get(key, []),
                 inputs.get(key, []),
                 redactions.get(key, []),
-                None,  # the objections come with `objections_many`
+                None,  # the objections come with `objections_of_pairs`
                 None,
             )
             for key in eligible.keys() | inputs.keys() | redactions.keys()
         }
 
-    async def objections_many(self, request_ids: Sequence[int]) -> dict[int, list[Objection]]:
-        """Every objection of these requests, oldest first."""
-        found: dict[int, list[Objection]] = {rid: [] for rid in request_ids}
-        for chunk in _chunks(sorted(set(request_ids))):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM objections WHERE request_id IN ({marks}) ORDER BY id"  # noqa: S608
+    async def senders(self, user_ids: Sequence[str]) -> dict[str, tuple[Member | None, str | None]]:
+        """Each user's roster entry (active or not; None when not on it) and chosen language
+        (None: the group's), in one query per 500 users."""
+        found: dict[str, tuple[Member | None, str | None]] = {}
+        for chunk in _chunks(sorted(set(user_ids))):
+            values = ", ".join(["(CAST(? AS TEXT))"] + ["(?)"] * (len(chunk) - 1))
+            sql = (
+                f"WITH s(u) AS (VALUES {values}) "  # noqa: S608
+                "SELECT s.u AS sender, l.language AS chosen, m.* FROM s "
+                "LEFT JOIN members m ON m.user_id = s.u LEFT JOIN languages l ON l.user_id = s.u"
+            )
             for row in await self.tx.fetchall(sql, chunk):
-                found[int(row["request_id"])].append(_objection(row))
+                member = None if row["user_id"] is None else _member(row)
+                chosen = None if row["chosen"] is None else str(row["chosen"])
+                found[row["sender"]] = (member, chosen)
+        return found
+
+    async def objections_of_pairs(
+        self, pairs: Sequence[tuple[int, str]]
+    ) -> dict[int, list[Objection]]:
+        """Every objection of these (request, member) pairs, by request, oldest first."""
+        found: dict[int, list[Objection]] = {}
+        for chunk in _chunks(sorted(set(pairs)), 300):
+            cte, params = _pairs_table(chunk)
+            sql = (
+                cte  # noqa: S608
+                + "SELECT o.* FROM pairs JOIN objections o ON o.request_id = pairs.r "
+                "AND o.member = pairs.m ORDER BY o.id"
+            )
+            for row in await self.tx.fetchall(sql, params):
+                found.setdefault(int(row["request_id"]), []).append(_objection(row))
+        for objections in found.values():
+            objections.sort(key=lambda o: o.id)
         return found
 
     async def pending_purposes(
-        self, request_ids: Sequence[int], prefix: str
+        self, request_ids: Sequence[int], purposes: Sequence[str]
     ) -> set[tuple[int, str]]:
-        """(request ID, purpose) of the pending operations of these requests whose purpose
-        starts with `prefix`."""
+        """(request ID, purpose) of the pending operations of these requests with one of
+        these purposes."""
         found: set[tuple[int, str]] = set()
-        for chunk in _chunks(sorted(set(request_ids))):
-            marks = ",".join("?" * len(chunk))
-            rows = await self.tx.tuples(
-                f"SELECT request_id, purpose FROM outbox WHERE state = 'pending' "  # noqa: S608
-                f"AND request_id IN ({marks}) AND purpose LIKE ?",
-                [*chunk, prefix + "%"],  # prefixes are constants without wildcards
+        rids = sorted(set(request_ids))
+        if not rids:
+            return found
+        for chunk in _chunks(sorted(set(purposes))):
+            sql = (
+                "SELECT request_id, purpose FROM outbox WHERE state = 'pending' "  # noqa: S608
+                f"AND request_id IN ({','.join('?' * len(rids))}) "
+                f"AND purpose IN ({','.join('?' * len(chunk))})"
             )
+            rows = await self.tx.tuples(sql, [*rids, *chunk])
             found.update((int(r[0]), str(r[1])) for r in rows)
         return found
 

@@ -64,6 +64,12 @@ class DeferringTx:
         """Hold a write back until the next read or write, or the flush."""
         self._held.setdefault(sql, []).append(params)
 
+    @property
+    def unflushed(self) -> Tx:
+        """The transaction itself, for a read whose held-back changes the caller overlays
+        itself (`BatchRepository.objections`)."""
+        return self._tx
+
     async def flush(self) -> None:
         """Send the held-back writes: one `executemany` per statement."""
         if not self._held:
@@ -133,10 +139,12 @@ class _WorkingSet:
     asked_redactions: set[str] = field(default_factory=set)
     pairs: set[Pair] = field(default_factory=set)  # the (request, member) pairs read
     members: dict[Pair, MemberRows] = field(default_factory=dict)  # those with rows
-    purpose_prefix: str = ""
+    asked_purposes: frozenset[str] = frozenset()
     purposes: set[tuple[int, str]] = field(default_factory=set)  # pending, of `requests`
-    # Every objection of the requests, by request, then by number (ascending).
+    # The objections of the pairs, by request, then by number (ascending); all of a
+    # request's once `objections(request)` was asked (`complete`).
     objections: dict[int, dict[int, Objection]] = field(default_factory=dict)
+    complete: set[int] = field(default_factory=set)
     objection_request: dict[int, int] = field(default_factory=dict)  # number -> request
     last_objection: int = 0
 
@@ -154,7 +162,7 @@ class BatchNeeds:
     # Whose rows on which request the run will read: ("ballot" | "poll" | "room", the
     # ballot, poll or room, the sender); the redacted inputs' authors are added.
     asks: frozenset[tuple[str, str, str]]
-    purpose_prefix: str  # pending outbox purposes to know (e.g. the tidy-ups)
+    purposes: frozenset[str]  # pending outbox purposes to know (e.g. the senders' tidy-ups)
 
 
 class BatchRepository(Repository):
@@ -185,7 +193,7 @@ class BatchRepository(Repository):
         """Read a run's working set: its requests, its inputs and redactions, every
         (request, sender) pair's rows, the pending purposes, in a constant number of queries
         (a few more per 500 members)."""
-        ws = _WorkingSet(purpose_prefix=needs.purpose_prefix)
+        ws = _WorkingSet(asked_purposes=needs.purposes)
         known = await self.inputs_by_events(sorted(needs.inputs))
         ws.inputs = {event_id: known.get(event_id) for event_id in needs.inputs}
         ws.asked_redactions = set(needs.redactions)
@@ -207,10 +215,9 @@ class BatchRepository(Repository):
             ws.by_poll[event_id] = 0
         for room_id in needs.rooms - ws.by_room.keys():
             ws.by_room[room_id] = 0
-        roster = await self.members_among(sorted(needs.senders))
-        ws.roster = {user_id: roster.get(user_id) for user_id in needs.senders}
-        chosen = await self.languages_of(sorted(needs.senders))
-        ws.languages = {user_id: chosen.get(user_id) for user_id in needs.senders}
+        senders = await self.senders(sorted(needs.senders))
+        ws.roster = {user_id: senders[user_id][0] for user_id in needs.senders}
+        ws.languages = {user_id: senders[user_id][1] for user_id in needs.senders}
         where = {"ballot": ws.by_ballot, "poll": ws.by_poll, "room": ws.by_room}
         ws.pairs = {(rid, item.member) for rid, item in known.values()}
         for kind, key, sender in needs.asks:
@@ -218,10 +225,11 @@ class BatchRepository(Repository):
             if rid:
                 ws.pairs.add((rid, sender))
         ws.members = await self.member_rows_many(sorted(ws.pairs))
-        for rid, objections in (await self.objections_many(sorted(ws.requests))).items():
+        ws.objections = {rid: {} for rid in ws.requests}
+        for rid, objections in (await self.objections_of_pairs(sorted(ws.pairs))).items():
             ws.objections[rid] = {o.id: o for o in objections}
             ws.objection_request.update((o.id, rid) for o in objections)
-        ws.purposes = await self.pending_purposes(sorted(ws.requests), needs.purpose_prefix)
+        ws.purposes = await self.pending_purposes(sorted(ws.requests), sorted(needs.purposes))
         ws.last_objection = await self.last_objection_id()
         self._set = ws
 
@@ -295,9 +303,17 @@ class BatchRepository(Repository):
     async def objections(self, request_id: int) -> list[Objection]:
         """See `Repository.objections`."""
         ws = self._set
-        if ws is not None and request_id in ws.objections:
-            return list(ws.objections[request_id].values())
-        return await super().objections(request_id)
+        if ws is None or request_id not in ws.objections:
+            return await super().objections(request_id)
+        if request_id not in ws.complete:
+            # The others, read without flushing: every held-back change to an objection is
+            # in the working set, which wins over what is stored.
+            stored = await Repository(self._deferring.unflushed).objections(request_id)
+            merged = {o.id: o for o in stored} | ws.objections[request_id]
+            ws.objections[request_id] = dict(sorted(merged.items()))
+            ws.objection_request.update((oid, request_id) for oid in merged)
+            ws.complete.add(request_id)
+        return list(ws.objections[request_id].values())
 
     async def objection(self, objection_id: int) -> Objection | None:
         """See `Repository.objection`."""
@@ -309,7 +325,7 @@ class BatchRepository(Repository):
     async def pending_purpose(self, request_id: int, purpose: str) -> bool:
         """See `Repository.pending_purpose`."""
         ws = self._set
-        if ws is not None and request_id in ws.requests and purpose.startswith(ws.purpose_prefix):
+        if ws is not None and request_id in ws.requests and purpose in ws.asked_purposes:
             return (request_id, purpose) in ws.purposes
         return await super().pending_purpose(request_id, purpose)
 

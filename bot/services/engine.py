@@ -39,7 +39,7 @@ from bot.matrix.events import (
 )
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.matrix.rooms import adoptable, allow_room_of, dm_initial_state, request_marker
-from bot.services.ballots import TAKES_INPUTS, Ballots
+from bot.services.ballots import TAKES_INPUTS, Ballots, tidy_purpose
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers
@@ -774,5 +774,5 @@ def _needs(events: Sequence[InboundEvent], seen: set[str], force: bool) -> Batch
         frozenset(senders),
         frozenset(rooms),
         frozenset(asks),
-        TIDY,
+        frozenset(tidy_purpose(sender) for sender in senders),  # what `Ballots._tidy` asks
     )

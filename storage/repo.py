@@ -204,6 +204,42 @@ def _chunks(values: Sequence[Any], size: int = 500) -> list[list[Any]]:
     return [list(values[i : i + size]) for i in range(0, len(values), size)]
 
 
+def input_row(request_id: int, item: PositionInput, now: int) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters that append a position input (received at `now`)."""
+    return (
+        "INSERT INTO position_inputs(request_id, member, event_id, source, position, "
+        "reason, ts, recorded_at, room_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(event_id) DO NOTHING",
+        (
+            request_id,
+            item.member,
+            item.event_id,
+            item.source.value,
+            item.position.value if item.position else None,
+            item.reason,
+            item.ts,
+            now,
+            item.room_id,
+        ),
+    )
+
+
+def redaction_row(redaction: Redaction) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters that record a redaction."""
+    return (
+        "INSERT INTO redactions(event_id, redacts, room_id, sender, ts, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
+        (
+            redaction.event_id,
+            redaction.redacts,
+            redaction.room_id,
+            redaction.sender,
+            redaction.ts,
+            redaction.recorded_at,
+        ),
+    )
+
+
 def enqueue_row(
     txn_id: str,
     op: str,
@@ -638,22 +674,7 @@ class Repository:
 
     async def add_input(self, request_id: int, item: PositionInput, now: int) -> bool:
         """Append a position input, received now; False when its event was recorded before."""
-        changed = await self.tx.execute(
-            "INSERT INTO position_inputs(request_id, member, event_id, source, position, "
-            "reason, ts, recorded_at, room_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(event_id) DO NOTHING",
-            (
-                request_id,
-                item.member,
-                item.event_id,
-                item.source.value,
-                item.position.value if item.position else None,
-                item.reason,
-                item.ts,
-                now,
-                item.room_id,
-            ),
-        )
+        changed = await self.tx.execute(*input_row(request_id, item, now))
         return changed > 0
 
     async def inputs(self, request_id: int, member: str | None = None) -> list[PositionInput]:
@@ -948,18 +969,7 @@ class Repository:
 
     async def add_redaction(self, redaction: Redaction) -> bool:
         """Record a redaction (whoever sent it, wherever); False when seen before."""
-        changed = await self.tx.execute(
-            "INSERT INTO redactions(event_id, redacts, room_id, sender, ts, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-            (
-                redaction.event_id,
-                redaction.redacts,
-                redaction.room_id,
-                redaction.sender,
-                redaction.ts,
-                redaction.recorded_at,
-            ),
-        )
+        changed = await self.tx.execute(*redaction_row(redaction))
         return changed > 0
 
     # --- records ----------------------------------------------------------------------

@@ -33,7 +33,14 @@ from bot.domain.ledger import PositionInput
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.request import Request
 from storage.backend import Params, Tx
-from storage.repo import Member, MemberRows, Repository, enqueue_row
+from storage.repo import (
+    Member,
+    MemberRows,
+    Repository,
+    enqueue_row,
+    input_row,
+    redaction_row,
+)
 from storage.rows import Row
 
 Pair = tuple[int, str]  # (request ID, member)
@@ -340,32 +347,8 @@ class BatchRepository(Repository):
             return await super().add_input(request_id, item, now)  # the write ends the set
         if ws.inputs[item.event_id] is not None:
             return False  # recorded before (the unique event ID)
-        self._deferring.defer(
-            "INSERT INTO position_inputs(request_id, member, event_id, source, position, "
-            "reason, ts, recorded_at, room_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(event_id) DO NOTHING",
-            (
-                request_id,
-                item.member,
-                item.event_id,
-                item.source.value,
-                item.position.value if item.position else None,
-                item.reason,
-                item.ts,
-                now,
-                item.room_id,
-            ),
-        )
-        stored = PositionInput(  # as `Repository.inputs` reads it back
-            item.event_id,
-            item.member,
-            item.position,
-            item.ts,
-            item.source,
-            item.reason,
-            item.room_id,
-            now,
-        )
+        self._deferring.defer(*input_row(request_id, item, now))
+        stored = item.recorded(now)  # as `Repository.inputs` reads it back
         ws.inputs[item.event_id] = (request_id, stored)
         ws.members[pair] = MemberRows(
             rows.eligible, [*rows.inputs, stored], rows.redactions, None, None
@@ -380,18 +363,7 @@ class BatchRepository(Repository):
         if redaction.event_id in ws.redactions:
             return False
         ws.redactions.add(redaction.event_id)
-        self._deferring.defer(
-            "INSERT INTO redactions(event_id, redacts, room_id, sender, ts, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING",
-            (
-                redaction.event_id,
-                redaction.redacts,
-                redaction.room_id,
-                redaction.sender,
-                redaction.ts,
-                redaction.recorded_at,
-            ),
-        )
+        self._deferring.defer(*redaction_row(redaction))
         self._note_redaction(redaction)
         return True
 

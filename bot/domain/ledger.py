@@ -35,6 +35,19 @@ class PositionInput:
     room_id: str = ""  # where it was received ("" when unknown: an old row)
     recorded_at: int | None = None  # the bot's clock when it was received
 
+    def recorded(self, at: int) -> PositionInput:
+        """This input as the ledger keeps it: received at `at` (the bot's clock)."""
+        return PositionInput(
+            self.event_id,
+            self.member,
+            self.position,
+            self.ts,
+            self.source,
+            self.reason,
+            self.room_id,
+            at,
+        )
+
 
 def count_positions(current: Mapping[str, Position]) -> dict[Position, int]:
     """Counts per position, every position present (zero when nobody took it)."""

@@ -207,16 +207,7 @@ class Ballots:
             return False
         if not await repo.add_input(req.id, item, now):
             return False
-        stored = PositionInput(
-            item.event_id,
-            item.member,
-            item.position,
-            item.ts,
-            item.source,
-            item.reason,
-            item.room_id,
-            now,
-        )
+        stored = item.recorded(now)
         rows = MemberRows(
             rows.eligible,
             [*rows.inputs, stored],

@@ -85,7 +85,9 @@ async def seed_roster(repo: Any, members: int, now: int) -> None:
 
     for i in range(members):
         group = STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)]
-        await repo.upsert_member(member_id(i), group, REGIONS[i % len(REGIONS)], now, "config")
+        await repo.upsert_member(
+            "main", member_id(i), group, REGIONS[i % len(REGIONS)], now, "config"
+        )
 
 
 def member_id(i: int) -> str:

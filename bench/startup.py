@@ -88,6 +88,7 @@ async def add_requests(
             if not decided:
                 for i in range(members):
                     await repo.upsert_member(
+                        "main",
                         member_id(i),
                         STAKEHOLDER_GROUPS[i % len(STAKEHOLDER_GROUPS)],
                         REGIONS[i % len(REGIONS)],
@@ -98,6 +99,7 @@ async def add_requests(
             for k in range(requests):
                 tag = f"{'d' if decided else 'o'}{k}"
                 rid = await repo.create_request(
+                    "main",
                     Applicant(f"@applicant-{tag}:{SERVER}", f"Applicant {tag}", "Org", None, None),
                     "Wants to help with the group's work.",
                     f"@chair:{SERVER}",

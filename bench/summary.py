@@ -90,6 +90,7 @@ async def build(
             await seed_roster(repo, members, now)
             for r in range(1, ballots + 1):
                 rid = await repo.create_request(
+                    "main",
                     Applicant(f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None),
                     "Wants to help.",
                     f"@chair:{SERVER}",

@@ -7,10 +7,11 @@ import contextlib
 import gc
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
-from bot.config import Config
+from bot.config import DEFAULT_GROUP_ID, Config, GroupEntry
 from bot.domain.errors import OperatorError
 from bot.domain.lifecycle import RequestState
 from bot.domain.ratelimit import RateLimiter
@@ -24,6 +25,7 @@ from bot.services.calendar import Calendar
 from bot.services.clock import Clock, SystemClock
 from bot.services.deadlines import Timers
 from bot.services.engine import Engine
+from bot.services.groups import Groups, GroupServices
 from bot.services.handlers import Handlers
 from bot.services.keyrows import DatabaseKeyRows
 from bot.services.outbox import Doorbell, OutboxSender
@@ -96,7 +98,8 @@ class App:
         services."""
         await self.guard.acquire()
         await self.db.open()
-        m, g = self.config.matrix, self.config.group
+        m = self.config.matrix
+        entries = self.config.entries
         password = m.password.get_secret_value() if m.password else None
         token = m.access_token.get_secret_value() if m.access_token else None
         try:
@@ -105,8 +108,16 @@ class App:
             )
             if self.gateway.crypto is not None:
                 await self._patiently("cross-signing the bot's device", self._cross_sign)
-            main_room_id = await self._patiently("finding the main room", self._main_room_id)
-            space_id = await self._patiently("joining the Space", self._space)
+            main_rooms = [
+                await self._patiently(
+                    f"finding group {g.id}'s main room", partial(self._main_room_id, g)
+                )
+                for g in entries
+            ]
+            spaces = [
+                await self._patiently(f"joining group {g.id}'s Space", partial(self._space, g))
+                for g in entries
+            ]
             publish_room = (
                 await self._patiently("joining the public room", self._publish_room)
                 if self.config.publish.room
@@ -115,14 +126,16 @@ class App:
             room_version = await self._patiently(
                 "reading the server's capabilities", self.gateway.default_room_version
             )
-            if m.encryption == "required" and not await self._patiently(
-                "reading the main room's encryption", lambda: self.gateway.encrypts(main_room_id)
-            ):
-                raise StartupError(
-                    f'matrix.encryption is "required" but the main room {main_room_id} is not '
-                    "encrypted: switch encryption on in the room's settings, or set "
-                    'matrix.encryption = "on"'
-                )
+            for main_room_id in main_rooms if m.encryption == "required" else []:
+                if not await self._patiently(
+                    "reading the main room's encryption",
+                    partial(self.gateway.encrypts, main_room_id),
+                ):
+                    raise StartupError(
+                        f'matrix.encryption is "required" but the main room {main_room_id} is '
+                        "not encrypted: switch encryption on in the room's settings, or set "
+                        'matrix.encryption = "on"'
+                    )
         except GatewayError as exc:
             raise StartupError(f"cannot reach or log in to {m.homeserver}: {exc}") from exc
         except (CryptoError, CrossSigningError) as exc:
@@ -131,27 +144,42 @@ class App:
         keys = await self._keys()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            for seed in g.members:
-                await repo.seed_member(seed.user_id, seed.stakeholder, seed.region, now)
-        settings = Settings.from_config(
-            self.config,
-            main_room_id=main_room_id,
-            keys=keys,
-            space_id=space_id,
-            bot_needs_power_entry=not _creator_privileged(room_version),
-            publish_room=publish_room,
-            restricted_ok=supports_restricted(room_version),
-            # Every language's catalog, read and compiled once here (I/O, at start).
-            translator=Translator.load(),
-        )
-        if g.request_rooms == "restricted" and settings.allow_room is None:
+            unknown = await repo.group_ids() - {g.id for g in entries}
+            if unknown:
+                raise StartupError(
+                    f"the database holds group(s) {', '.join(sorted(unknown))} that the config "
+                    "does not list: keep each group's id in [[groups]] (the single-group "
+                    f'layout\'s group is "{DEFAULT_GROUP_ID}")'
+                )
+            for g in entries:
+                for seed in g.members:
+                    await repo.seed_member(g.id, seed.user_id, seed.stakeholder, seed.region, now)
+        # Every language's catalog, read and compiled once here (I/O, at start).
+        translator = Translator.load()
+        every = [
+            Settings.from_config(
+                self.config,
+                main_room_id=main_room_id,
+                keys=keys,
+                space_id=space_id,
+                bot_needs_power_entry=not _creator_privileged(room_version),
+                publish_room=publish_room,
+                restricted_ok=supports_restricted(room_version),
+                translator=translator,
+                group=g,
+            )
+            for g, main_room_id, space_id in zip(entries, main_rooms, spaces, strict=True)
+        ]
+        if any(g.request_rooms == "restricted" for g in entries) and not supports_restricted(
+            room_version
+        ):
             log.warning(
                 "request rooms: the server creates rooms of version %s, which cannot be "
                 "joined through the main room; every member is invited instead",
                 room_version,
             )
         engine = build_engine(
-            settings, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
+            every, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
         )
         self.sender = OutboxSender(self.db, self.gateway, engine, self.clock, self.doorbell)
         self.syncer = Syncer(
@@ -232,8 +260,8 @@ class App:
         )
         log.info("cross-signing: %s", result.outcome.value)
 
-    async def _main_room_id(self) -> str:
-        room = self.config.group.main_room
+    async def _main_room_id(self, group: GroupEntry) -> str:
+        room = group.main_room
         return await self.gateway.resolve_alias(room) if room.startswith("#") else room
 
     async def _publish_room(self) -> str:
@@ -250,24 +278,27 @@ class App:
                 ) from exc
         return room_id
 
-    async def _join_main_room(self) -> None:
-        """Join the main room if needed. Only after the first sync stored a token, so that
-        every command sent there after the join is seen (a fresh database skips the
+    async def _join_main_rooms(self) -> None:
+        """Join each group's main room if needed. Only after the first sync stored a token,
+        so that every command sent there after the join is seen (a fresh database skips the
         history of its first sync)."""
         assert self.engine is not None
-        room = self.config.group.main_room
-        room_id = self.engine.settings.main_room_id
-        if room_id not in await self.gateway.joined_rooms():
+        joined = await self.gateway.joined_rooms()
+        for group in self.engine.groups:
+            room_id = group.settings.main_room_id
+            if room_id in joined:
+                continue
             try:
                 await self.gateway.join(room_id)
             except GatewayError as exc:
+                room = self.config.entry(group.settings.group_id).main_room
                 raise StartupError(
                     f"the bot is not in the main room {room} and cannot join it ({exc}); "
                     "invite it from a chair's account"
                 ) from exc
 
-    async def _space(self) -> str | None:
-        space = self.config.group.space
+    async def _space(self, group: GroupEntry) -> str | None:
+        space = group.space
         if not space:
             return None
         space_id = await self.gateway.resolve_alias(space) if space.startswith("#") else space
@@ -303,7 +334,7 @@ class App:
             assert self.syncer is not None
             self.timers.start()
             async with self.db.transaction() as tx:
-                self._open_ballots = len(await Repository(tx).requests([RequestState.OPEN]))
+                self._open_ballots = len(await Repository(tx).requests(None, [RequestState.OPEN]))
             settle_heap()
             tasks = [
                 asyncio.create_task(self.sender.run(), name="outbox"),
@@ -331,7 +362,7 @@ class App:
     async def _after_first_sync(self) -> None:
         """The first sync is stored: join the main room, say we run, then catch up."""
         assert self.engine is not None
-        await self._patiently("joining the main room", self._join_main_room)
+        await self._patiently("joining the main rooms", self._join_main_rooms)
         log.info(
             "Consensus Bot running as %s; %d open ballots",
             self.engine.settings.bot_user_id,
@@ -354,13 +385,15 @@ class App:
                 self.sender.kick()
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
-        await self.engine.calendar.restore()
+        for group in self.engine.groups:
+            await group.calendar.restore()
         if self.engine.publisher is not None:
             # The site follows the database from the start (a decision while the bot was
             # stopped, a restored backup, a changed [publish] section).
             await self.engine.publisher.refresh()
         try:
-            await self.engine.calendar.catch_up_digest()
+            for group in self.engine.groups:
+                await group.calendar.catch_up_digest()
             zones = await self.engine.refresh_timezones()
             if zones:
                 log.info("%d members have a time zone in their profile", zones)
@@ -376,7 +409,7 @@ class App:
 
 
 def build_engine(
-    settings: Settings,
+    settings: Settings | Sequence[Settings],
     db: Backend,
     clock: Clock,
     doorbell: Doorbell,
@@ -384,19 +417,25 @@ def build_engine(
     gateway: Gateway | None = None,
     timers: Timers | None = None,
 ) -> Engine:
-    """Wire the services, fully and in dependency order: ballots, calendar, handlers, engine.
+    """Wire the services, fully and in dependency order: for each group (one `Settings`
+    each) its ballots, calendar and handlers; then the engine over them all.
 
     The one place that does (the app, the tests and the benchmarks all call it); nothing is
     patched on afterwards. Without a gateway or timers it runs without a homeserver or a
     scheduler (tests fire timers by hand).
     """
-    ballots = Ballots(settings)
-    calendar = Calendar(settings, db, clock, ballots, doorbell, timers)
-    handlers = Handlers(settings, ballots, calendar, RateLimiter())
-    publisher = Publisher(db, clock, settings) if settings.publish_dir else None
-    return Engine(
-        settings, db, clock, ballots, handlers, calendar, doorbell, gateway, publisher=publisher
-    )
+    every = [settings] if isinstance(settings, Settings) else list(settings)
+    limiter = RateLimiter()  # one per bot: a person's flood is theirs, in any group
+    services = []
+    for group in every:
+        ballots = Ballots(group)
+        calendar = Calendar(group, db, clock, ballots, doorbell, timers)
+        handlers = Handlers(group, ballots, calendar, limiter)
+        services.append(GroupServices(group, ballots, calendar, handlers))
+    groups = Groups(services)
+    first = groups.first.settings
+    publisher = Publisher(db, clock, first) if first.publish_dir else None
+    return Engine(groups, db, clock, doorbell, gateway, publisher=publisher)
 
 
 def _creator_privileged(room_version: str) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.config import Config, ConfigError, load_config, render_config
+from bot.config import Config, ConfigError, GroupEntry, load_config, render_config
 from storage.backend import Backend
 
 EXIT_CONFIG = 2  # the configuration is missing or invalid
@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--config", type=Path, default=Path("config.toml"), help="config file")
     export.add_argument(
         "--request", type=int, default=None, help="request number (default: newest)"
+    )
+    export.add_argument(
+        "--group",
+        metavar="ID",
+        default=None,
+        help="the group whose request it is (default: the config's first group)",
     )
     export.add_argument("--format", choices=("json", "csv", "md"), default="json")
     export.add_argument(
@@ -168,6 +174,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     roster_import.add_argument(
         "--dry-run", action="store_true", help="check the rows and show what would change"
+    )
+    roster_import.add_argument(
+        "--group",
+        metavar="ID",
+        default=None,
+        help="the group whose roster it is (default: the config's first group)",
     )
     roster_import.add_argument("file", type=Path, metavar="FILE.csv", help="the roster to import")
     migrate = sub.add_parser(
@@ -359,7 +371,16 @@ def _verify(path: Path, head: str | None, previous: Path | None = None) -> int:
     return 0
 
 
-def _export(config_path: Path, request: int | None, fmt: str) -> int:
+def _group_entry(config: Config, group_id: str | None) -> GroupEntry | None:
+    """The group `--group` names (the first without it); None, said, when unknown."""
+    try:
+        return config.entry(group_id)
+    except KeyError as exc:
+        print(f"consensus-bot: {exc.args[0]}", file=sys.stderr)
+        return None
+
+
+def _export(config_path: Path, request: int | None, fmt: str, group_id: str | None) -> int:
     from bot.services.export import ExportError, export_record, render
     from storage.database import DatabaseError
     from storage.repo import Repository
@@ -367,24 +388,31 @@ def _export(config_path: Path, request: int | None, fmt: str) -> int:
     config = _load(config_path)
     if config is None:
         return EXIT_CONFIG
+    group = _group_entry(config, group_id)
+    if group is None:
+        return EXIT_USAGE
 
     async def run() -> str:
         async with _database(config) as db, db.transaction() as tx:
             repo = Repository(tx)
-            number = request
-            if number is None:
-                newest = await repo.requests()
+            if request is None:
+                newest = await repo.requests(group.id)
                 if not newest:
-                    raise ExportError("there are no requests yet")
-                number = newest[0].id
-                print(f"# exporting request #{number} (the newest)", file=sys.stderr)
+                    raise ExportError(f"group {group.id} has no requests yet")
+                req = newest[0]
+                print(f"# exporting request #{req.number} (the newest)", file=sys.stderr)
+            else:
+                found = await repo.request_numbered(group.id, request)
+                if found is None:
+                    raise ExportError(f"group {group.id} has no request #{request}")
+                req = found
             record = await export_record(
                 repo,
-                number,
-                group_name=config.group.name,
-                quorum=config.process.quorum,
-                skew_ms=config.process.clock_skew_ms,
-                appeal_window_ms=config.process.appeal_window_ms,
+                req.id,
+                group_name=group.name,
+                quorum=group.process.quorum,
+                skew_ms=group.process.clock_skew_ms,
+                appeal_window_ms=group.process.appeal_window_ms,
                 tidier=config.matrix.user_id,
             )
         return render(record, fmt)  # type: ignore[arg-type]
@@ -416,7 +444,7 @@ def _publish(config_path: Path, out: Path) -> int:
         async with _database(config) as db, db.transaction() as tx:
             return await site_files(
                 Repository(tx),
-                group=config.group.name,
+                group=config.first.name,
                 options=config.publish.options(),
                 now_ms=int(time.time() * 1000),
             )
@@ -519,7 +547,7 @@ def _init(args: argparse.Namespace) -> int:
     )
 
 
-def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
+def _members_import(config_path: Path, file: Path, dry_run: bool, group_id: str | None) -> int:
     """`members import FILE.csv [--dry-run]`: 0 imported (or would be), 2 invalid rows or
     config or unreadable file, 2 database problem."""
     import time
@@ -537,6 +565,9 @@ def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
     config = _load(config_path)
     if config is None:
         return EXIT_CONFIG
+    group = _group_entry(config, group_id)
+    if group is None:
+        return EXIT_USAGE
     try:
         text = file.read_bytes().decode("utf-8-sig")
     except OSError as exc:
@@ -564,7 +595,7 @@ def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
             repo = Repository(tx)
             existing: dict[str, Existing] = {}
             for row in parsed.rows:
-                member = await repo.member(row.user_id)
+                member = await repo.member(group.id, row.user_id)
                 if member is not None:
                     existing[row.user_id] = Existing(
                         member.stakeholder, member.region, member.active
@@ -574,7 +605,12 @@ def _members_import(config_path: Path, file: Path, dry_run: bool) -> int:
                 now = int(time.time() * 1000)
                 for row in parsed.rows:
                     await repo.upsert_member(
-                        row.user_id, row.stakeholder, row.region, now, f"import:{file.name}"
+                        group.id,
+                        row.user_id,
+                        row.stakeholder,
+                        row.region,
+                        now,
+                        f"import:{file.name}",
                     )
             return plan
 
@@ -609,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--previous goes with --verify FILE")
         if args.verify is not None:
             return _verify(args.verify, args.head, args.previous)
-        return _export(args.config, args.request, args.format)
+        return _export(args.config, args.request, args.format, args.group)
     if args.command == "publish":
         return _publish(args.config, args.out)
     if args.command == "backup":
@@ -617,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "init":
         return _init(args)
     if args.command == "members":
-        return _members_import(args.config, args.file, args.dry_run)
+        return _members_import(args.config, args.file, args.dry_run, args.group)
     if args.command == "migrate-storage":
         return _migrate_storage(args.source, args.target)
     if args.command == "demo":

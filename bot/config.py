@@ -56,6 +56,7 @@ __all__ = [
     "CronSchedule",
     "DigestConfig",
     "GroupConfig",
+    "GroupEntry",
     "MatrixConfig",
     "MemberSeed",
     "ProcessConfig",
@@ -79,6 +80,12 @@ _ENV_FOR_SECRET: Final[Mapping[str, str]] = {
 
 _MASK: Final = "********"
 _SECTIONS: Final = ("matrix", "storage", "group", "process", "digest")
+
+DEFAULT_GROUP_ID: Final = "main"
+"""The id of the one group of the single-group layout (`[group]`), and of the rows a database
+from before several groups holds (migration 0012)."""
+
+_GROUP_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 # --------------------------------------------------------------------------- errors
@@ -906,24 +913,125 @@ class PublishConfig(_Section):
         return _beside_config(value, info)
 
 
+class GroupEntry(GroupConfig):
+    """One group of `[[groups]]`: everything `[group]` holds, with its own `id` and its own
+    `process` and `digest` tables (each key not set there comes from the top-level
+    `[process]` / `[digest]`, then from the defaults)."""
+
+    id: str
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _GROUP_ID_RE.fullmatch(value):
+            raise _problem(
+                f"'{value}' is not a group id (1-32 of a-z, 0-9, '-', '_'; starting with a "
+                "letter or digit)"
+            )
+        return value
+
+
 class Config(_Section):
-    """The whole configuration file. Build it with `load_config`."""
+    """The whole configuration file. Build it with `load_config`.
+
+    One group (`[group]`, `[process]`, `[digest]`) or several (`[[groups]]`, each with an
+    `id`); `entries` is the same either way, so the rest of the bot sees a list of groups.
+    """
 
     matrix: MatrixConfig
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    group: GroupConfig
+    # Required unless [[groups]] is given (then None): a file with neither is told that
+    # [group] is missing together with every other problem.
+    group: GroupConfig | None
+    groups: tuple[GroupEntry, ...] = ()
     process: ProcessConfig = Field(default_factory=ProcessConfig)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    _entries: tuple[GroupEntry, ...] = PrivateAttr(default=())
 
     @model_validator(mode="before")
     @classmethod
     def _default_sections(cls, data: object) -> object:
         # Optional sections are validated from an empty table so that defaults see the
         # context too (a default storage path is resolved against the config directory).
-        if isinstance(data, dict):
-            return {"storage": {}, "process": {}, "digest": {}, "publish": {}, **data}
+        if not isinstance(data, dict):
+            return data
+        data = {"storage": {}, "process": {}, "digest": {}, "publish": {}, **data}
+        groups = data.get("groups")
+        if groups is not None and "group" not in data:
+            data["group"] = None
+        if isinstance(groups, list):
+            # Top-level [process] and [digest] are every group's defaults, key by key.
+            data["groups"] = [
+                _with_defaults(entry, data["process"], data["digest"]) for entry in groups
+            ]
         return data
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> Self:
+        if self.group is None and not self.groups:
+            _raise_all("Config", [(("groups",), "must list at least one group", None)])
+        if self.group is not None and self.groups:
+            _raise_all(
+                "Config",
+                [(("groups",), "use either [group] (one group) or [[groups]], not both", None)],
+            )
+        problems: list[tuple[tuple[str | int, ...], str, object]] = [
+            (("groups", index, "id"), message, seen)
+            for (index,), message, seen in _duplicates((g.id for g in self.groups), "groups")
+        ]
+        problems += [
+            (("groups", index, "main_room"), message, seen)
+            for (index,), message, seen in _duplicates((g.main_room for g in self.groups), "groups")
+        ]
+        _raise_all("groups", problems)
+        if self.group is not None:
+            self._entries = (
+                GroupEntry.model_construct(
+                    **dict(self.group),
+                    id=DEFAULT_GROUP_ID,
+                    process=self.process,
+                    digest=self.digest,
+                ),
+            )
+        else:
+            self._entries = self.groups
+        return self
+
+    @property
+    def entries(self) -> tuple[GroupEntry, ...]:
+        """Every group the bot serves, in the file's order (one for `[group]`)."""
+        return self._entries
+
+    @property
+    def first(self) -> GroupEntry:
+        """The first group: its `dm_rooms_per_server` is the bot's, and one-off tools that
+        serve one group serve it unless told otherwise (`--group`)."""
+        return self._entries[0]
+
+    def entry(self, group_id: str | None) -> GroupEntry:
+        """The group `group_id` (None: the first); `KeyError` names the ids when unknown."""
+        if group_id is None:
+            return self.first
+        for entry in self._entries:
+            if entry.id == group_id:
+                return entry
+        known = ", ".join(e.id for e in self._entries)
+        raise KeyError(f"no group '{group_id}' in the config (its groups: {known})")
+
+
+def _with_defaults(entry: object, process: object, digest: object) -> object:
+    """A `[[groups]]` entry whose `process` / `digest` keys default to the top-level ones."""
+    if not isinstance(entry, dict):
+        return entry
+    merged = dict(entry)
+    for key, defaults in (("process", process), ("digest", digest)):
+        own = merged.get(key, {})
+        if isinstance(defaults, dict) and isinstance(own, dict):
+            merged[key] = {**defaults, **own}
+    return merged
 
 
 # --------------------------------------------------------------------------- loading
@@ -1037,12 +1145,82 @@ def _secret_lines(kind: str, matrix: MatrixConfig) -> list[str]:
     return lines
 
 
+def _group_lines(table: str, g: GroupConfig) -> list[str]:
+    lines = [
+        f"name = {_toml(g.name)}",
+        f"main_room = {_toml(g.main_room)}",
+        f"space = {_toml(g.space)}" + ("" if g.space else "  # none"),
+        f"chairs = {_toml(g.chairs)}",
+        f"timezone = {_toml(g.timezone)}",
+        f"language = {_toml(g.language)}",
+        f"self_apply = {_toml(g.self_apply)}",
+        f"dm_rooms_per_server = {_toml(g.dm_rooms_per_server)}",
+        f"request_rooms = {_toml(g.request_rooms)}",
+        f"invite_servers = {_toml(g.invite_servers)}",
+    ]
+    if not g.members:
+        lines.append(f"# no [[{table}.members]] seeded")
+    for member in g.members:
+        lines += [
+            "",
+            f"[[{table}.members]]",
+            f"user_id = {_toml(member.user_id)}",
+            f"stakeholder = {_toml(member.stakeholder)}",
+            f"region = {_toml(member.region)}",
+        ]
+    return lines
+
+
+def _process_lines(table: str, p: ProcessConfig, d: DigestConfig) -> list[str]:
+    return [
+        "",
+        f"[{table}process]",
+        f"deadline = {_toml(p.deadline)}",
+        f"min_deadline = {_toml(p.min_deadline)}",
+        f"reminders = {_toml(p.reminders)}",
+        f"quorum = {_toml(p.quorum)}",
+        f"appeal_window = {_toml(p.appeal_window)}",
+        f"hum_min = {_toml(p.hum_min)}",
+        f"clock_skew = {_toml(p.clock_skew)}",
+        f"contest_window = {_toml(p.contest_window)}",
+        f"max_open_requests = {_toml(p.max_open_requests)}",
+        f"applications_per_day = {_toml(p.applications_per_day)}",
+        "",
+        f"[{table}digest]",
+        f"schedule = {_toml(d.schedule)}" + ("" if d.enabled else "  # disabled"),
+    ]
+
+
+def _layout_lines(config: Config) -> list[str]:
+    """The groups as they were read: `[group]` (one group, id "main") or each `[[groups]]`
+    entry with its process and digest as they apply after the top-level defaults."""
+    if config.group is not None:
+        return [
+            f'# one group ([group]), known to the database as "{DEFAULT_GROUP_ID}"',
+            "[group]",
+            *_group_lines("group", config.group),
+            *_process_lines("", config.process, config.digest),
+            "",
+        ]
+    ids = ", ".join(e.id for e in config.entries)
+    lines = [f"# {len(config.entries)} groups ([[groups]]): {ids}"]
+    for entry in config.entries:
+        lines += [
+            "[[groups]]",
+            f"id = {_toml(entry.id)}",
+            *_group_lines("groups", entry),
+            *_process_lines("groups.", entry.process, entry.digest),
+            "",
+        ]
+    return lines
+
+
 def render_config(config: Config) -> str:
     """The effective configuration as TOML, defaults included and secrets hidden.
 
     Each credential is shown as `"********"` with a comment saying where it came from.
     """
-    m, g, p, d = config.matrix, config.group, config.process, config.digest
+    m = config.matrix
     lines = [
         "# Effective configuration (secrets hidden)",
         "",
@@ -1070,44 +1248,7 @@ def render_config(config: Config) -> str:
         f"retention = {_toml(config.storage.retention)}",
         f"failover_timeout = {_toml(config.storage.failover_timeout)}",
         "",
-        "[group]",
-        f"name = {_toml(g.name)}",
-        f"main_room = {_toml(g.main_room)}",
-        f"space = {_toml(g.space)}" + ("" if g.space else "  # none"),
-        f"chairs = {_toml(g.chairs)}",
-        f"timezone = {_toml(g.timezone)}",
-        f"self_apply = {_toml(g.self_apply)}",
-        f"dm_rooms_per_server = {_toml(g.dm_rooms_per_server)}",
-        f"request_rooms = {_toml(g.request_rooms)}",
-        f"invite_servers = {_toml(g.invite_servers)}",
-    ]
-    if not g.members:
-        lines.append("# no [[group.members]] seeded")
-    for member in g.members:
-        lines += [
-            "",
-            "[[group.members]]",
-            f"user_id = {_toml(member.user_id)}",
-            f"stakeholder = {_toml(member.stakeholder)}",
-            f"region = {_toml(member.region)}",
-        ]
-    lines += [
-        "",
-        "[process]",
-        f"deadline = {_toml(p.deadline)}",
-        f"min_deadline = {_toml(p.min_deadline)}",
-        f"reminders = {_toml(p.reminders)}",
-        f"quorum = {_toml(p.quorum)}",
-        f"appeal_window = {_toml(p.appeal_window)}",
-        f"hum_min = {_toml(p.hum_min)}",
-        f"clock_skew = {_toml(p.clock_skew)}",
-        f"contest_window = {_toml(p.contest_window)}",
-        f"max_open_requests = {_toml(p.max_open_requests)}",
-        f"applications_per_day = {_toml(p.applications_per_day)}",
-        "",
-        "[digest]",
-        f"schedule = {_toml(d.schedule)}" + ("" if d.enabled else "  # disabled"),
-        "",
+        *_layout_lines(config),
         "[publish]",
         *([f"dir = {_toml(str(config.publish.dir))}"] if config.publish.dir else ["# no dir"]),
         *([f"room = {_toml(config.publish.room)}"] if config.publish.room else ["# no room"]),

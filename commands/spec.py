@@ -81,6 +81,7 @@ class Executor(enum.Enum):
     ANSWER = "answer"
     MINE = "mine"
     LANGUAGE = "language"
+    GROUP = "group"
     HELP = "help"
     STATUS = "status"
     LIST = "list"

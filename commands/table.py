@@ -435,6 +435,28 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("language", "language fr", "language zh_Hans"),
         executor=Executor.LANGUAGE,
     ),
+    CommandSpec(
+        "group",
+        "Show or choose the group this direct chat is about (when I serve several).",
+        (
+            Positional(
+                "group",
+                Word(metavar="GROUP"),
+                "a group's id; without it, the groups I serve",
+                required=False,
+            ),
+        ),
+        Role.ANYONE,
+        frozenset({Place.DM}),
+        details=(
+            "One bot may serve several groups, each with its own members, chairs and "
+            "requests (#N is counted in each group). In a group's rooms the group is known; "
+            "in a direct chat I ask which group a command is about when you belong to several "
+            "(or to none, to apply), and remember your answer for the chat."
+        ),
+        examples=("group", "group core"),
+        executor=Executor.GROUP,
+    ),
     # Information
     CommandSpec(
         "help",

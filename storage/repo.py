@@ -155,13 +155,16 @@ class FrozenRecord:
 _ELIGIBLE = (
     "SELECT e.user_id, e.stakeholder, e.region, e.country, "
     "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END AS removed_at "
-    "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id WHERE e.request_id = ?"
+    "FROM eligible e LEFT JOIN members m ON m.user_id = e.user_id AND m.group_id = "
+    "(SELECT q.group_id FROM requests q WHERE q.id = e.request_id) WHERE e.request_id = ?"
 )
 
 
 def _request(row: Row) -> Request:
     return Request(
         id=row["id"],
+        group_id=row["group_id"],
+        number=row["number"],
         applicant=Applicant(
             applicant=row["applicant"],
             name=row["name"],
@@ -376,6 +379,7 @@ class Repository:
 
     async def upsert_member(
         self,
+        group_id: str,
         user_id: str,
         stakeholder: str,
         region: str,
@@ -383,43 +387,51 @@ class Repository:
         added_by: str,
         country: str | None = None,
     ) -> None:
-        """Add a member, or reactivate and update one (a country given replaces the known)."""
+        """Add a member to a group's roster, or reactivate and update one (a country given
+        replaces the known)."""
         await self.tx.execute(
-            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by, "
-            "country) VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT(user_id) DO UPDATE SET "
+            "INSERT INTO members(group_id, user_id, stakeholder, region, active, added_at, "
+            "added_by, country) VALUES (?, ?, ?, ?, 1, ?, ?, ?) "
+            "ON CONFLICT(group_id, user_id) DO UPDATE SET "
             "stakeholder = excluded.stakeholder, region = excluded.region, active = 1, "
             "removed_at = NULL, country = coalesce(excluded.country, members.country)",
-            (user_id, stakeholder, region, now, added_by, country),
+            (group_id, user_id, stakeholder, region, now, added_by, country),
         )
 
-    async def seed_member(self, user_id: str, stakeholder: str, region: str, now: int) -> None:
-        """Add a member from the config unless the roster already knows them.
+    async def seed_member(
+        self, group_id: str, user_id: str, stakeholder: str, region: str, now: int
+    ) -> None:
+        """Add a member from the config to a group's roster unless it already knows them.
 
         A chair's later `member remove` is not undone by a restart.
         """
         await self.tx.execute(
-            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by) "
-            "VALUES (?, ?, ?, 1, ?, 'config') ON CONFLICT(user_id) DO NOTHING",
-            (user_id, stakeholder, region, now),
+            "INSERT INTO members(group_id, user_id, stakeholder, region, active, added_at, "
+            "added_by) VALUES (?, ?, ?, ?, 1, ?, 'config') "
+            "ON CONFLICT(group_id, user_id) DO NOTHING",
+            (group_id, user_id, stakeholder, region, now),
         )
 
-    async def withdraw_admission(self, user_id: str, request_id: int) -> bool:
+    async def withdraw_admission(self, group_id: str, user_id: str, request_id: int) -> bool:
         """Undo the roster entry an admission made (on reopen); False if there was none."""
         changed = await self.tx.execute(
-            "UPDATE members SET active = 0 WHERE user_id = ? AND added_by = ? AND active = 1",
-            (user_id, f"admission:#{request_id}"),
+            "UPDATE members SET active = 0 WHERE group_id = ? AND user_id = ? AND added_by = ? "
+            "AND active = 1",
+            (group_id, user_id, f"admission:#{request_id}"),
         )
         return changed > 0
 
-    async def request_for(self, applicant: str, states: Sequence[RequestState]) -> int | None:
-        """The number of the oldest request for this applicant in one of these states."""
+    async def request_for(
+        self, group_id: str, applicant: str, states: Sequence[RequestState]
+    ) -> Request | None:
+        """The oldest request of a group for this applicant in one of these states."""
         marks = ",".join("?" for _ in states)
-        value = await self.tx.fetchval(
-            f"SELECT id FROM requests WHERE applicant = ? AND state IN ({marks}) "  # noqa: S608
-            "ORDER BY id LIMIT 1",
-            (applicant, *(s.value for s in states)),
+        row = await self.tx.fetchone(
+            "SELECT * FROM requests WHERE group_id = ? AND applicant = ? "  # noqa: S608
+            f"AND state IN ({marks}) ORDER BY id LIMIT 1",
+            (group_id, applicant, *(s.value for s in states)),
         )
-        return None if value is None else int(value)
+        return None if row is None else self._request(row)
 
     async def filed_by_applicant(self, applicant: str) -> list[Request]:
         """Requests for this applicant, newest first."""
@@ -463,34 +475,55 @@ class Repository:
         )
 
     async def filed_by(
-        self, filer: str, *, since: int = 0, self_applied: bool = False
+        self, group_id: str, filer: str, *, since: int = 0, self_applied: bool = False
     ) -> list[Request]:
-        """Requests a user filed since a time (their own applications only, if asked)."""
+        """Requests a user filed with a group since a time (their own applications only, if
+        asked): each group's budgets count its own."""
         rows = await self.tx.fetchall(
-            "SELECT * FROM requests WHERE filed_by = ? AND created_at >= ? "
+            "SELECT * FROM requests WHERE group_id = ? AND filed_by = ? AND created_at >= ? "
             "AND (? = 0 OR self_applied = 1) ORDER BY id",
-            (filer, since, int(self_applied)),
+            (group_id, filer, since, int(self_applied)),
         )
         return [self._request(r) for r in rows]
 
-    async def deactivate_member(self, user_id: str, now: int) -> bool:
-        """Mark a member removed from the roster now; False when not an active member."""
+    async def deactivate_member(self, group_id: str, user_id: str, now: int) -> bool:
+        """Mark a member removed from a group's roster now; False when not an active member."""
         changed = await self.tx.execute(
-            "UPDATE members SET active = 0, removed_at = ? WHERE user_id = ? AND active = 1",
-            (now, user_id),
+            "UPDATE members SET active = 0, removed_at = ? WHERE group_id = ? AND user_id = ? "
+            "AND active = 1",
+            (now, group_id, user_id),
         )
         return changed > 0
 
-    async def member(self, user_id: str) -> Member | None:
-        """A roster entry, active or not."""
-        row = await self.tx.fetchone("SELECT * FROM members WHERE user_id = ?", (user_id,))
+    async def member(self, group_id: str, user_id: str) -> Member | None:
+        """A group's roster entry, active or not."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+        )
         return None if row is None else _member(row)
 
-    async def active_members(self) -> list[Member]:
-        """The active roster, by user ID."""
+    async def groups_of(self, user_id: str) -> list[str]:
+        """The groups whose active roster lists this user, by id."""
+        rows = await self.tx.fetchall(
+            "SELECT group_id FROM members WHERE user_id = ? AND active = 1 ORDER BY group_id",
+            (user_id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def group_ids(self) -> set[str]:
+        """Every group id the database holds rows of (roster or requests)."""
+        rows = await self.tx.fetchall(
+            "SELECT group_id FROM members UNION SELECT group_id FROM requests"
+        )
+        return {str(r[0]) for r in rows}
+
+    async def active_members(self, group_id: str) -> list[Member]:
+        """A group's active roster, by user ID."""
         rows = await self.tx.fetchall(
             # lower() folds ASCII only, like SQLite's NOCASE did; the ID breaks ties.
-            "SELECT * FROM members WHERE active = 1 ORDER BY lower(user_id), user_id"
+            "SELECT * FROM members WHERE group_id = ? AND active = 1 "
+            "ORDER BY lower(user_id), user_id",
+            (group_id,),
         )
         return [
             Member(r["user_id"], r["stakeholder"], r["region"], True, r["tz"], r["country"])
@@ -501,9 +534,11 @@ class Repository:
         """Remember a member's time zone (from their m.tz profile field)."""
         await self.tx.execute("UPDATE members SET tz = ? WHERE user_id = ?", (tz, user_id))
 
-    async def member_zones(self) -> set[str | None]:
-        """The distinct time zones of active members (None and "" for unknown)."""
-        rows = await self.tx.fetchall("SELECT DISTINCT tz FROM members WHERE active = 1")
+    async def member_zones(self, group_id: str) -> set[str | None]:
+        """The distinct time zones of a group's active members (None and "" for unknown)."""
+        rows = await self.tx.fetchall(
+            "SELECT DISTINCT tz FROM members WHERE group_id = ? AND active = 1", (group_id,)
+        )
         return {r[0] or None for r in rows}
 
     async def member_tzs(self, user_ids: Sequence[str]) -> dict[str, str | None]:
@@ -529,6 +564,7 @@ class Repository:
 
     async def create_request(
         self,
+        group_id: str,
         applicant: Applicant,
         statement: str,
         filed_by: str,
@@ -538,13 +574,17 @@ class Repository:
         now: int,
         state: RequestState = RequestState.PENDING,
     ) -> int:
-        """Insert a request (pending, or waiting for triage); returns its number."""
+        """Insert a request of a group (pending, or waiting for triage), numbered next in
+        that group; returns its key (`Request.id`)."""
         return await self.tx.execute(
-            "INSERT INTO requests(applicant, name, org, stakeholder, region, country, kind, "
-            "representative, background, statement, "
+            "INSERT INTO requests(group_id, number, applicant, name, org, stakeholder, region, "
+            "country, kind, representative, background, statement, "
             "filed_by, filed_event_id, self_applied, state, deadline_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, (SELECT coalesce(max(number), 0) + 1 FROM requests WHERE group_id = ?), "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
+                group_id,
+                group_id,
                 applicant.applicant,
                 applicant.name,
                 applicant.org,
@@ -565,8 +605,15 @@ class Repository:
         )
 
     async def request(self, request_id: int) -> Request | None:
-        """A request by number."""
+        """A request by its key (`Request.id`)."""
         row = await self.tx.fetchone("SELECT * FROM requests WHERE id = ?", (request_id,))
+        return None if row is None else self._request(row)
+
+    async def request_numbered(self, group_id: str, number: int) -> Request | None:
+        """A group's request by its number (`#N`, as members see it)."""
+        row = await self.tx.fetchone(
+            "SELECT * FROM requests WHERE group_id = ? AND number = ?", (group_id, number)
+        )
         return None if row is None else self._request(row)
 
     async def request_by_room(self, room_id: str) -> Request | None:
@@ -586,16 +633,22 @@ class Repository:
         )
         return None if row is None else self._request(row)
 
-    async def requests(self, states: Sequence[RequestState] | None = None) -> list[Request]:
-        """Requests, newest first, optionally only in the given states."""
+    async def requests(
+        self, group_id: str | None, states: Sequence[RequestState] | None = None
+    ) -> list[Request]:
+        """A group's requests (None: every group's), newest first, optionally only in the
+        given states."""
+        # Conditions are added in Python: `? IS NULL` has no type PostgreSQL could infer.
+        where: list[str] = []
+        params: list[Any] = []
+        if group_id is not None:
+            where.append("group_id = ?")
+            params.append(group_id)
         if states:
-            marks = ",".join("?" for _ in states)
-            rows = await self.tx.fetchall(
-                f"SELECT * FROM requests WHERE state IN ({marks}) ORDER BY id DESC",  # noqa: S608
-                [s.value for s in states],
-            )
-        else:
-            rows = await self.tx.fetchall("SELECT * FROM requests ORDER BY id DESC")
+            where.append(f"state IN ({','.join('?' for _ in states)})")
+            params += [s.value for s in states]
+        sql = "SELECT * FROM requests" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
+        rows = await self.tx.fetchall(sql + " ORDER BY id DESC", params)
         return [self._request(r) for r in rows]
 
     async def update_request(self, request_id: int, **fields: Any) -> None:
@@ -643,12 +696,14 @@ class Repository:
     # --- eligibility ------------------------------------------------------------------
 
     async def snapshot_eligible(self, request_id: int) -> int:
-        """Record the active roster as the request's eligible members; returns how many."""
+        """Record the active roster of the request's group as its eligible members; returns
+        how many."""
         await self.tx.execute(
             "INSERT INTO eligible(request_id, user_id, stakeholder, region, country) "
             "SELECT CAST(? AS BIGINT), user_id, stakeholder, region, coalesce(country, '') "
-            "FROM members WHERE active = 1 ON CONFLICT DO NOTHING",
-            (request_id,),
+            "FROM members WHERE active = 1 AND group_id = "
+            "(SELECT group_id FROM requests WHERE id = ?) ON CONFLICT DO NOTHING",
+            (request_id, request_id),
         )
         return int(
             await self.tx.fetchval(
@@ -749,9 +804,10 @@ class Repository:
             r[0]: r[1]
             for r in await self._after_a_turn(
                 "SELECT e.user_id, coalesce(m.removed_at, 0) FROM eligible e "
-                "LEFT JOIN members m ON m.user_id = e.user_id "
+                "LEFT JOIN members m ON m.user_id = e.user_id AND m.group_id = "
+                "(SELECT group_id FROM requests WHERE id = ?) "
                 "WHERE e.request_id = ? AND (m.active IS NULL OR m.active != 1)",
-                (request_id,),
+                (request_id, request_id),
             )
         }
         inputs = await self._after_a_turn(
@@ -867,7 +923,8 @@ class Repository:
                 + "SELECT e.request_id, e.user_id, e.stakeholder, e.region, e.country, "
                 "CASE WHEN m.active = 1 THEN NULL ELSE coalesce(m.removed_at, 0) END "
                 "AS removed_at FROM pairs JOIN eligible e ON e.request_id = pairs.r "
-                "AND e.user_id = pairs.m LEFT JOIN members m ON m.user_id = e.user_id"
+                "AND e.user_id = pairs.m JOIN requests q ON q.id = e.request_id "
+                "LEFT JOIN members m ON m.group_id = q.group_id AND m.user_id = e.user_id"
             )
             for row in await self.tx.fetchall(eligible_sql, params):
                 voter = Voter(row["user_id"], row["stakeholder"], row["region"], row["country"])
@@ -902,10 +959,12 @@ class Repository:
             for key in eligible.keys() | inputs.keys() | redactions.keys()
         }
 
-    async def senders(self, user_ids: Sequence[str]) -> dict[str, tuple[Member | None, str | None]]:
-        """Each user's roster entry (active or not; None when not on it) and chosen language
-        (None: the group's), in one query per 500 users."""
-        found: dict[str, tuple[Member | None, str | None]] = {}
+    async def senders(
+        self, user_ids: Sequence[str]
+    ) -> dict[str, tuple[dict[str, Member], str | None]]:
+        """Each user's roster entries by group (active or not; none when on no roster) and
+        chosen language (None: the group's), in one query per 500 users."""
+        found: dict[str, tuple[dict[str, Member], str | None]] = {}
         for chunk in _chunks(sorted(set(user_ids))):
             values = ", ".join(["(CAST(? AS TEXT))"] + ["(?)"] * (len(chunk) - 1))
             sql = (
@@ -914,9 +973,10 @@ class Repository:
                 "LEFT JOIN members m ON m.user_id = s.u LEFT JOIN languages l ON l.user_id = s.u"
             )
             for row in await self.tx.fetchall(sql, chunk):
-                member = None if row["user_id"] is None else _member(row)
                 chosen = None if row["chosen"] is None else str(row["chosen"])
-                found[row["sender"]] = (member, chosen)
+                entries = found.setdefault(row["sender"], ({}, chosen))[0]
+                if row["user_id"] is not None:
+                    entries[row["group_id"]] = _member(row)
         return found
 
     async def objections_of_pairs(
@@ -1119,15 +1179,23 @@ class Repository:
         return None if row is None else _appeal(row)
 
     async def appeals(
-        self, request_id: int | None = None, *, open_only: bool = False
+        self,
+        request_id: int | None = None,
+        *,
+        open_only: bool = False,
+        group_id: str | None = None,
     ) -> list[Appeal]:
-        """Appeals of a request (or of all), oldest first; only unanswered ones if asked."""
+        """Appeals of a request (or of all, or of a group's requests), oldest first; only
+        unanswered ones if asked."""
         # Conditions are added in Python: `? IS NULL` has no type PostgreSQL could infer.
         where = ["state = 'open'"] if open_only else []
         params: tuple[Any, ...] = ()
         if request_id is not None:
             where.append("request_id = ?")
             params = (request_id,)
+        if group_id is not None:
+            where.append("request_id IN (SELECT id FROM requests WHERE group_id = ?)")
+            params = (*params, group_id)
         sql = "SELECT * FROM appeals" + (" WHERE " + " AND ".join(where) if where else "")  # noqa: S608
         rows = await self.tx.fetchall(sql + " ORDER BY id", params)
         return [_appeal(r) for r in rows]
@@ -1172,9 +1240,13 @@ class Repository:
             "UPDATE requests SET tally_dirty = 1 WHERE id = ?", [(i,) for i in request_ids]
         )
 
-    async def dirty_tallies(self) -> list[int]:
-        """Ballots whose live tally is out of date (their marks stay: `tally_refreshed`)."""
-        rows = await self.tx.fetchall("SELECT id FROM requests WHERE tally_dirty = 1 ORDER BY id")
+    async def dirty_tallies(self, group_id: str) -> list[int]:
+        """A group's ballots whose live tally is out of date (their marks stay:
+        `tally_refreshed`)."""
+        rows = await self.tx.fetchall(
+            "SELECT id FROM requests WHERE tally_dirty = 1 AND group_id = ? ORDER BY id",
+            (group_id,),
+        )
         return [int(r[0]) for r in rows]
 
     async def tally_refreshed(self, request_id: int) -> None:
@@ -1293,6 +1365,19 @@ class Repository:
         )
         return row is not None
 
+    async def dm_group(self, room_id: str) -> str | None:
+        """The group a direct chat was said to be about (`group ID`), if any."""
+        value = await self.tx.fetchval(
+            "SELECT group_id FROM dm_rooms WHERE room_id = ?", (room_id,)
+        )
+        return None if value is None else str(value)
+
+    async def set_dm_group(self, room_id: str, group_id: str) -> None:
+        """Remember which group a direct chat is about."""
+        await self.tx.execute(
+            "UPDATE dm_rooms SET group_id = ? WHERE room_id = ?", (group_id, room_id)
+        )
+
     async def forget_dm_room(self, room_id: str) -> None:
         """Stop using a room as someone's direct chat (e.g. it turned out encrypted)."""
         await self.tx.execute("DELETE FROM dm_rooms WHERE room_id = ?", (room_id,))
@@ -1382,12 +1467,12 @@ class Repository:
             (request_id, slot, member, now),
         )
 
-    async def decided_since(self, since: int) -> list[Request]:
-        """Requests decided at or after `since`, oldest first."""
+    async def decided_since(self, group_id: str, since: int) -> list[Request]:
+        """A group's requests decided at or after `since`, oldest first."""
         rows = await self.tx.fetchall(
-            "SELECT * FROM requests WHERE state = 'decided' AND decided_at >= ? "
-            "ORDER BY decided_at",
-            (since,),
+            "SELECT * FROM requests WHERE group_id = ? AND state = 'decided' "
+            "AND decided_at >= ? ORDER BY decided_at",
+            (group_id, since),
         )
         return [self._request(r) for r in rows]
 

@@ -138,7 +138,8 @@ class _WorkingSet:
     by_ballot: dict[str, int] = field(default_factory=dict)
     by_poll: dict[str, int] = field(default_factory=dict)
     by_room: dict[str, int] = field(default_factory=dict)  # 0: asked, no request's room
-    roster: dict[str, Member | None] = field(default_factory=dict)  # the senders' entries
+    # The senders' roster entries, by group (a sender on no roster has an empty mapping).
+    roster: dict[str, dict[str, Member]] = field(default_factory=dict)
     languages: dict[str, str | None] = field(default_factory=dict)  # the senders' choices
     # Every event asked about: its input, or None when it is not one (yet).
     inputs: dict[str, tuple[int, PositionInput] | None] = field(default_factory=dict)
@@ -263,12 +264,12 @@ class BatchRepository(Repository):
             return ws.requests.get(ws.by_room[room_id])
         return await super().request_by_room(room_id)
 
-    async def member(self, user_id: str) -> Member | None:
+    async def member(self, group_id: str, user_id: str) -> Member | None:
         """See `Repository.member`."""
         ws = self._set
         if ws is not None and user_id in ws.roster:
-            return ws.roster[user_id]
-        return await super().member(user_id)
+            return ws.roster[user_id].get(group_id)
+        return await super().member(group_id, user_id)
 
     async def language(self, user_id: str) -> str | None:
         """See `Repository.language`."""

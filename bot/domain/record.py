@@ -448,6 +448,10 @@ def build_record(
         "group": _text(group),
         "request": {
             "id": request.id,
+            # The group the request was made to and its number there (`#N`); records frozen
+            # before several groups (schema unchanged) have neither, and still verify.
+            "group_id": _text(request.group_id),
+            "number": request.number,
             "applicant": _text(a.applicant),
             "name": _text(a.name),
             "org": _text(a.org),

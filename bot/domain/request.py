@@ -40,7 +40,9 @@ class Applicant:
 class Request:
     """A participation request and where it stands."""
 
-    id: int
+    id: int  # the bot-wide key every table refers to; members never see it
+    group_id: str  # the group the request was made to
+    number: int  # `#N`: the request's number in its group
     applicant: Applicant
     statement: str
     filed_by: str
@@ -71,7 +73,7 @@ class Request:
     @property
     def title(self) -> str:
         """Short title: 'Request #3: Jane Doe (@jane:example.org)'."""
-        return f"Request #{self.id}: {self.applicant.display}"
+        return f"Request #{self.number}: {self.applicant.display}"
 
     @property
     def triage_title(self) -> str:
@@ -79,4 +81,4 @@ class Request:
         others read it (the main room, the digest), with no text the applicant chose; a
         request filed for a name says who filed it instead."""
         who = self.applicant.user_id
-        return f"Request #{self.id} " + (f"from {who}" if who else f"filed by {self.filed_by}")
+        return f"Request #{self.number} " + (f"from {who}" if who else f"filed by {self.filed_by}")

@@ -189,10 +189,17 @@ async def _summary(
 
 
 async def _room_checks(gateway: PreflightGateway, config: Config) -> list[Check]:
-    m, g = config.matrix, config.group
+    m = config.matrix
+    # Each group's rooms, named by their key path as the file has them.
+    tables = (
+        [("group", config.group)]
+        if config.group is not None
+        else [(f"groups[{i}]", g) for i, g in enumerate(config.groups)]
+    )
     rooms = [
         (key, room)
-        for key, room in (("group.main_room", g.main_room), ("group.space", g.space))
+        for table, g in tables
+        for key, room in ((f"{table}.main_room", g.main_room), (f"{table}.space", g.space))
         if room
     ]
     joined = set(await gateway.joined_rooms())

@@ -57,7 +57,7 @@ PROPOSAL_LABELS: dict[Proposal, str] = {
 def title(req: Request, lang: Language | None = None) -> str:
     """`Request #3: Jane Doe (@jane:example.org)` in the reader's language (the domain's
     `Request.title`, said through the catalog)."""
-    return _lang(lang)._("Request #%(id)s: %(name)s", id=req.id, name=req.applicant.display)
+    return _lang(lang)._("Request #%(id)s: %(name)s", id=req.number, name=req.applicant.display)
 
 
 def triage_title(req: Request, lang: Language | None = None) -> str:
@@ -66,8 +66,8 @@ def triage_title(req: Request, lang: Language | None = None) -> str:
     lang = _lang(lang)
     who = req.applicant.user_id
     if who:
-        return lang._("Request #%(id)s from %(user)s", id=req.id, user=who)
-    return lang._("Request #%(id)s filed by %(user)s", id=req.id, user=req.filed_by)
+        return lang._("Request #%(id)s from %(user)s", id=req.number, user=who)
+    return lang._("Request #%(id)s filed by %(user)s", id=req.number, user=req.filed_by)
 
 
 def position_label(lang: Language, position: Position) -> str:
@@ -636,7 +636,7 @@ def public_outcome(req: Request, record_head: str, lang: Language | None = None)
     )
     rationale = inline(req.rationale, 1_000) if req.rationale else ""
     line = N_("🏁 Request #%(id)s%(who)s — %(outcome)s.")
-    body = lang._(line, id=req.id, who=who, outcome=verb)
+    body = lang._(line, id=req.number, who=who, outcome=verb)
     html_ = (
         f"<p>{lang.markup(line, id=str(req.id), who=esc(who), outcome=f'<b>{esc(verb)}</b>')}</p>"
     )

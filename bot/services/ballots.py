@@ -407,32 +407,32 @@ class Ballots:
         if existing is not None:
             return existing
         s = self.settings
-        open_one = await repo.request_for(applicant.applicant, IN_PROGRESS)
+        open_one = await repo.request_for(s.group_id, applicant.applicant, IN_PROGRESS)
         if open_one is not None:
             raise Refusal(
                 N_("request #%(id)s for %(applicant)s is still open"),
-                id=open_one,
+                id=open_one.number,
                 applicant=applicant.applicant,
             )
         user_id = applicant.user_id
         if user_id is not None:
-            member = await repo.member(user_id)
+            member = await repo.member(s.group_id, user_id)
             if member is not None and member.active:
                 raise Refusal(N_("%(user)s is already a member of the group"), user=user_id)
         if self_applied:
-            today = await repo.filed_by(filed_by, since=now - DAY_MS, self_applied=True)
+            today = await repo.filed_by(s.group_id, filed_by, since=now - DAY_MS, self_applied=True)
             if len(today) >= s.applications_per_day:
                 raise Refusal(
                     N_(
                         "you already applied today; a chair will look at your application "
                         "(#%(id)s) before anything else happens"
                     ),
-                    id=today[-1].id,
+                    id=today[-1].number,
                 )
         elif filed_by not in s.chairs:
-            mine = [r for r in await repo.filed_by(filed_by) if r.state in UNDECIDED]
+            mine = [r for r in await repo.filed_by(s.group_id, filed_by) if r.state in UNDECIDED]
             if len(mine) >= s.max_open_requests:
-                numbers = ", ".join(f"#{r.id}" for r in mine)
+                numbers = ", ".join(f"#{r.number}" for r in mine)
                 raise Refusal(
                     N_(
                         "you have %(count)s requests still undecided (%(numbers)s); wait for "
@@ -452,7 +452,15 @@ class Ballots:
         lacking = incomplete(applicant) if filed_by not in s.chairs else []
         state = RequestState.TRIAGE if self_applied or lacking else RequestState.PENDING
         request_id = await repo.create_request(
-            applicant, statement, filed_by, filed_event_id, self_applied, due, now, state
+            s.group_id,
+            applicant,
+            statement,
+            filed_by,
+            filed_event_id,
+            self_applied,
+            due,
+            now,
+            state,
         )
         req = await repo.request(request_id)
         assert req is not None
@@ -541,7 +549,7 @@ class Ballots:
                 req,
                 applicant._(
                     "Your request (#%(id)s) was not taken further: %(reason)s",
-                    id=req.id,
+                    id=req.number,
                     reason=render.inline(reason),
                 ),
                 "cancelled",
@@ -616,7 +624,8 @@ class Ballots:
     async def _open_room(self, repo: Repository, out: Outbox, req: Request) -> None:
         spec = self._room_spec(req)
         # Invites cost one rate-limited request each; createRoom takes up to ten at once.
-        people = {m.user_id for m in await repo.active_members()} | set(self.settings.chairs)
+        roster = await repo.active_members(req.group_id)
+        people = {m.user_id for m in roster} | set(self.settings.chairs)
         if self.settings.allow_room:  # restricted: the rest join by themselves
             people = {p for p in people if must_invite(p, self.settings)}
         spec["invite"] = sorted(people - {self.settings.bot_user_id})[:CREATE_ROOM_INVITES]
@@ -629,7 +638,7 @@ class Ballots:
             topic=s.lang._(
                 "%(group)s: participation request #%(id)s. React to the ballot or use %(help)s.",
                 group=s.group_name,
-                id=req.id,
+                id=req.number,
                 help=f"{s.prefix} help",
             ),
             marker=request_marker(s.marker_key, req.id),
@@ -699,7 +708,7 @@ class Ballots:
                     "until %(when)s. They may ask you questions through me; you will hear the "
                     "outcome from me, with the chair's rationale.",
                     group=s.group_name,
-                    id=req.id,
+                    id=req.number,
                     when=applicant.when(req.deadline_at, tz, now_ms=now),
                 ),
                 "opened",
@@ -767,12 +776,15 @@ class Ballots:
             await out.edit(await self._tally(repo, req, now), TALLY, request_id=req.id)
 
     async def redraft(self, repo: Repository, out: Outbox) -> None:
-        """Post the draft again for requests whose draft changed in this transaction."""
+        """Post the draft again for this group's requests whose draft changed in this
+        transaction (the others are their groups')."""
         for request_id in sorted(out.redraft):
             req = await repo.request(request_id)
+            if req is not None and req.group_id != self.settings.group_id:
+                continue
             if req is not None and req.state is RequestState.DRAFTED:
                 await self.post_draft(repo, out, req)
-        out.redraft.clear()
+            out.redraft.discard(request_id)
 
     async def decide(
         self,
@@ -828,11 +840,12 @@ class Ballots:
         user_id = decided.applicant.user_id
         if outcome is Outcome.ADMIT and user_id:
             await repo.upsert_member(
+                req.group_id,
                 user_id,
                 decided.applicant.stakeholder or "",
                 decided.applicant.region or "",
                 now,
-                f"admission:#{req.id}",
+                f"admission:#{req.number}",
                 decided.applicant.country,
             )
             await out.invite(user_id, room_id=s.main_room_id, request_id=req.id)
@@ -863,7 +876,11 @@ class Ballots:
         note = ""
         applicant = req.applicant.user_id
         admitted = applicant is not None and req.outcome is Outcome.ADMIT
-        if admitted and applicant and await repo.withdraw_admission(applicant, req.id):
+        if (
+            admitted
+            and applicant
+            and await repo.withdraw_admission(req.group_id, applicant, req.id)
+        ):
             note = f" {applicant} is off the roster again until it is decided."
         # Reactions and retractions that came in while it was closed count now.
         await self.follow_all(repo, out, reopened, now)

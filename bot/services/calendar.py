@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 TALLY_EVERY_S = 3.0  # how often changed live tallies are edited
-LAST_DIGEST = "last_digest_at"
+LAST_DIGEST = "last_digest_at"  # each group's: `last_digest_at:<group id>` in meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +68,26 @@ class Calendar:
         self.doorbell = doorbell
         self.timers = timers  # None: no scheduler (tests that fire jobs by hand)
 
+    @property
+    def _last_digest(self) -> str:
+        """The meta key of this group's last digest time."""
+        return f"{LAST_DIGEST}:{self.settings.group_id}"
+
     # --- per request ------------------------------------------------------------------
 
     async def follow(self, request_ids: Iterable[int]) -> None:
-        """After a commit: make the timers of these requests match the database."""
+        """After a commit: make the timers of these requests match the database (another
+        group's requests are its calendar's)."""
         ids = sorted(set(request_ids))
         if not ids or self.timers is None:
             return
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            zones = await repo.member_zones()
+            zones = await repo.member_zones(self.settings.group_id)
             for request_id in ids:
                 req = await repo.request(request_id)
+                if req is not None and req.group_id != self.settings.group_id:
+                    continue
                 if req is None or req.state is not RequestState.OPEN:
                     self.unschedule(request_id)
                 else:
@@ -90,15 +98,17 @@ class Calendar:
         and the chairs' nudges; returns how many ballots are open."""
         if self.timers is None:
             return 0
+        group = self.settings.group_id
         async with self.db.transaction() as tx:
-            open_ids = [r.id for r in await Repository(tx).requests([RequestState.OPEN])]
+            open_ids = [r.id for r in await Repository(tx).requests(group, [RequestState.OPEN])]
         await self.follow(open_ids)
         s = self.settings
         if s.digest_cron is not None:
-            self.timers.cron("digest", s.digest_cron, zone(s.group_tz), self.fire_digest)
-        self.timers.every("nudge", 3_600, self.nudge_chairs)
+            self.timers.cron(f"digest:{group}", s.digest_cron, zone(s.group_tz), self.fire_digest)
+        self.timers.every(f"nudge:{group}", 3_600, self.nudge_chairs)
+        self.timers.every(f"tallies:{group}", TALLY_EVERY_S, self.refresh_tallies)
+        # Bot-wide: one job whichever group's calendar sets it (the id replaces).
         self.timers.every("prune", 86_400, self.prune)
-        self.timers.every("tallies", TALLY_EVERY_S, self.refresh_tallies)
         await self.prune()
         return len(open_ids)
 
@@ -107,7 +117,7 @@ class Calendar:
         every TALLY_EVERY_S seconds: kind to the homeserver's rate limits and to the ingest
         path, which only marks them)."""
         async with self.db.transaction() as tx:
-            dirty = await Repository(tx).dirty_tallies()
+            dirty = await Repository(tx).dirty_tallies(self.settings.group_id)
         queued = 0
         for n, request_id in enumerate(dirty):
             if n:
@@ -169,7 +179,7 @@ class Calendar:
         if not offsets:
             return
         if zones is None:
-            zones = await repo.member_zones()
+            zones = await repo.member_zones(self.settings.group_id)
         opened = req.opened_at or req.created_at
         for offset in offsets:
             due = req.deadline_at - offset
@@ -315,7 +325,10 @@ class Calendar:
         """Each open ballot's counts for the digest, one transaction per ballot, yielding in
         between: the writer lock is never held across all of them."""
         async with self.db.transaction() as tx:
-            ids = [r.id for r in await Repository(tx).requests([RequestState.OPEN])]
+            ids = [
+                r.id
+                for r in await Repository(tx).requests(self.settings.group_id, [RequestState.OPEN])
+            ]
         counts: dict[int, OpenCounts] = {}
         for request_id in ids:
             await asyncio.sleep(0)  # between ballots: the loop and other transactions
@@ -342,11 +355,12 @@ class Calendar:
         `counts` are the open ballots' figures taken just before (`open_counts`); a ballot
         missing from them (opened since, or no `counts`) is counted here."""
         counts = counts or {}
-        since = int(await repo.get_meta(LAST_DIGEST) or 0)
+        since = int(await repo.get_meta(self._last_digest) or 0)
         tz = zone(self.settings.group_tz)
         lang = self.settings.lang
         lines = [lang._("📰 Digest — %(group)s", group=render.clean(self.settings.group_name, 200))]
-        open_requests = await repo.requests([RequestState.OPEN])
+        group = self.settings.group_id
+        open_requests = await repo.requests(group, [RequestState.OPEN])
         data: dict[str, list[int]] = {
             "open": [],
             "awaiting_chair": [],
@@ -363,7 +377,7 @@ class Calendar:
                 + lang._(
                     "#%(id)s %(name)s — closes %(when)s (in %(left)s); %(participated)s/"
                     "%(eligible)s took part",
-                    id=req.id,
+                    id=req.number,
                     name=render.inline(req.applicant.display, 100),
                     when=lang.when(req.deadline_at, tz, now_ms=now),
                     left=lang.duration(req.deadline_at - now),
@@ -377,7 +391,7 @@ class Calendar:
                 )
             )
             data["open"].append(req.id)
-        drafted = await repo.requests([RequestState.DRAFTED])
+        drafted = await repo.requests(group, [RequestState.DRAFTED])
         if drafted:
             lines.append(lang._("Awaiting the chair:"))
         for req in reversed(drafted):
@@ -386,14 +400,14 @@ class Calendar:
                 "  "
                 + lang._(
                     "#%(id)s %(name)s — draft: %(proposal)s (waiting %(waited)s)",
-                    id=req.id,
+                    id=req.number,
                     name=render.inline(req.applicant.display, 100),
                     proposal=render.proposal_label(req.proposal, lang),
                     waited=waited,
                 )
             )
             data["awaiting_chair"].append(req.id)
-        triage = sorted(await repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
+        triage = sorted(await repo.requests(group, [RequestState.TRIAGE]), key=lambda r: r.id)
         if triage:
             lines.append(
                 lang._(
@@ -420,7 +434,7 @@ class Calendar:
                 )
             )
             data["appeals"].append(appeal.id)
-        decided = await repo.decided_since(since)
+        decided = await repo.decided_since(group, since)
         if decided:
             lines.append(lang._("Decided since the last digest:"))
         for req in decided:
@@ -429,7 +443,7 @@ class Calendar:
                 "  "
                 + lang._(
                     "#%(id)s %(name)s — %(outcome)s (by %(chair)s, %(when)s)",
-                    id=req.id,
+                    id=req.number,
                     name=render.inline(req.applicant.display, 100),
                     outcome=outcome,
                     chair=req.decided_by,
@@ -441,7 +455,7 @@ class Calendar:
             lines.append(lang._("Nothing is open, waiting or newly decided."))
         msg = render.notice("digest", None, "\n".join(lines), (), self.settings.lang, **data)
         await out.message(msg, room_id=self.settings.main_room_id)
-        await repo.set_meta(LAST_DIGEST, str(now))
+        await repo.set_meta(self._last_digest, str(now))
 
     async def catch_up_digest(self) -> bool:
         """At start: post one digest if a scheduled one was missed while the bot was down."""
@@ -451,9 +465,9 @@ class Calendar:
         now = self.clock.now_ms()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            last = await repo.get_meta(LAST_DIGEST)
+            last = await repo.get_meta(self._last_digest)
             if last is None:  # first start: nothing was missed
-                await repo.set_meta(LAST_DIGEST, str(now))
+                await repo.set_meta(self._last_digest, str(now))
                 return False
         nxt = self.timers.next_cron_ms(cron, zone(self.settings.group_tz), int(last))
         if nxt is not None and nxt <= now:
@@ -468,7 +482,7 @@ class Calendar:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             out = Outbox(repo, now)
-            for req in await repo.requests([RequestState.DRAFTED]):
+            for req in await repo.requests(self.settings.group_id, [RequestState.DRAFTED]):
                 if (req.closed_at or now) > now - DAY_MS:
                     continue
                 if req.nudged_at is not None and req.nudged_at > now - DAY_MS:

@@ -39,19 +39,18 @@ from bot.matrix.events import (
 )
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.matrix.rooms import adoptable, allow_room_of, dm_initial_state, request_marker
-from bot.services.ballots import TAKES_INPUTS, Ballots, tidy_purpose
-from bot.services.calendar import Calendar
+from bot.services.ballots import TAKES_INPUTS, tidy_purpose
 from bot.services.clock import Clock
+from bot.services.groups import Groups, GroupServices
 from bot.services.handlers import Handlers
 from bot.services.outbox import CARD, DRAFT, INVITE_ABSENT, TALLY, TIDY, Doorbell, Outbox, dm
 from bot.services.publish import Publisher
 from bot.services.reach import on_absent, on_absent_failed
-from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import HeldEvent, OutboxItem, Repository
 from storage.unit import BatchNeeds, BatchRepository
 
-__all__ = ["SYNC_TOKEN", "BatchResult", "Engine", "Settings"]
+__all__ = ["SYNC_TOKEN", "BatchResult", "Engine"]
 
 log = logging.getLogger(__name__)
 
@@ -87,23 +86,20 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
+        groups: Groups,
         db: Backend,
         clock: Clock,
-        ballots: Ballots,
-        handlers: Handlers,
-        calendar: Calendar,
         doorbell: Doorbell,
         gateway: Gateway | None = None,
         publisher: Publisher | None = None,
     ) -> None:
-        self.settings = settings
+        self.groups = groups
+        # The bot-wide values (identical in every group's settings): the user ID, prefix,
+        # keys, encryption, retention. Whatever a group owns is read from that group's.
+        self.settings = groups.first.settings
         self.publisher = publisher
         self.db = db
         self.clock = clock
-        self.ballots = ballots
-        self.handlers = handlers
-        self.calendar = calendar
         self.doorbell = doorbell
         self.gateway = gateway
 
@@ -125,7 +121,7 @@ class Engine:
             # ... and when one does, roll the whole batch back and apply it again with each
             # event in its own savepoint, so only the failing one is set aside.
             result, reschedule = await self._apply_batch(batch, now, force, isolate=True)
-        await self.calendar.follow(reschedule)
+        await self._follow(reschedule)
         if result.republish and self.publisher is not None:
             await self.publisher.refresh()  # after the commit: the site shows what is stored
         return result
@@ -169,7 +165,8 @@ class Engine:
             await repo.mark_processed_many(applied, now)
             if batch.released:
                 await repo.release_held(batch.released)
-            await self.ballots.redraft(repo, out)
+            for group in self.groups:
+                await group.ballots.redraft(repo, out)
             # The live tallies are edited by a periodic job (calendar), off this path: a batch
             # only marks them, so a burst costs one statement, not a recount per ballot.
             if out.retally:
@@ -285,7 +282,8 @@ class Engine:
                 event.event_id, event.room_id, ref, f"{type(exc).__name__}: {exc}"[:2000], now
             )
             if isinstance(event, CommandText):
-                await self.handlers.went_wrong(repo, out, event, ref)
+                handlers = await self._handlers_for(repo, event)
+                await (handlers or self.groups.first.handlers).went_wrong(repo, out, event, ref)
 
     async def _dispatch(
         self,
@@ -301,7 +299,10 @@ class Engine:
         elif isinstance(event, Redacted):
             await self._on_redaction(repo, out, event, now)
         elif isinstance(event, CommandText):
-            await self.handlers.handle(repo, out, event, now, received_at=received_at)
+            handlers = await self._handlers_for(repo, event)
+            await (handlers or self.groups.first.handlers).handle(
+                repo, out, event, now, received_at=received_at, unsure=handlers is None
+            )
         elif isinstance(event, PollResponse):
             await self._on_poll_response(repo, out, event, now, received_at)
         elif isinstance(event, EncryptedMessage):
@@ -310,7 +311,7 @@ class Engine:
             req = await repo.request_by_room(event.room_id)
             if req is not None:
                 why = f"{event.sender} switched on encryption"
-                await self.ballots.block(repo, out, req, why, now)
+                await self.groups.of(req).ballots.block(repo, out, req, why, now)
 
     # --- positions --------------------------------------------------------------------
 
@@ -338,9 +339,10 @@ class Engine:
         )
         # Reactions are limited per sender like commands. One past the limit still counts
         # (the tally must match the ballot) but is not answered: no prompt for a reason.
-        limiter = self.handlers.limiter
+        group = self.groups.of(req)
+        limiter = group.handlers.limiter
         admitted = limiter.check(f"reaction:{event.sender}", REACTION_TIER, now).admitted
-        await self.ballots.record_input(
+        await group.ballots.record_input(
             repo,
             out,
             req,
@@ -410,10 +412,7 @@ class Engine:
         by_sender, by_room, by_server = await repo.held_counts(event.sender, event.room_id)
         if by_sender >= MAX_HELD_PER_SENDER:
             return "from its sender"
-        if event.sender in self.settings.chairs:
-            return ""
-        member = await repo.member(event.sender)
-        if member is not None and member.active:
+        if await self._insider(repo, event.sender):
             return ""
         if by_server >= MAX_HELD_PER_SERVER:
             return "from its homeserver"
@@ -443,7 +442,9 @@ class Engine:
         item = PositionInput(
             event.event_id, event.sender, position, event.ts, Source.POLL, room_id=event.room_id
         )
-        await self.ballots.record_input(repo, out, req, item, now, received_at=received_at)
+        await self.groups.of(req).ballots.record_input(
+            repo, out, req, item, now, received_at=received_at
+        )
 
     async def _on_redaction(self, repo: Repository, out: Outbox, event: Redacted, now: int) -> None:
         """Store every redaction (the rule decides which retract a position), then let the
@@ -459,12 +460,13 @@ class Engine:
         req = await repo.request(request_id)
         if req is None or req.state not in (RequestState.OPEN, RequestState.DRAFTED):
             return  # a decided request's record is frozen; a reopen recounts
-        tally = self.ballots.tally(req, await repo.member_rows(req.id, item.member))
+        ballots = self.groups.of(req).ballots
+        tally = ballots.tally(req, await repo.member_rows(req.id, item.member))
         if redaction.redacts in tally.retracted_by:
             out.retally.add(req.id)
             if req.state is RequestState.DRAFTED:
                 out.redraft.add(req.id)
-        await self.ballots.follow_objection(repo, out, req, item.member, now)
+        await ballots.follow_objection(repo, out, req, item.member, now)
 
     async def _on_left(self, repo: Repository, out: Outbox, left: LeftRoom, now: int) -> None:
         req = await repo.request_by_room(left.room_id)
@@ -474,26 +476,70 @@ class Engine:
         who = f" by {left.by}" if left.by and left.by != self.settings.bot_user_id else ""
         if left.by == self.settings.bot_user_id:
             return  # we left on purpose
-        await self.ballots.block(repo, out, req, f"the bot was {how} from its room{who}", now)
+        why = f"the bot was {how} from its room{who}"
+        await self.groups.of(req).ballots.block(repo, out, req, why, now)
 
     # --- invites ----------------------------------------------------------------------
+
+    # --- groups -------------------------------------------------------------------------
+
+    async def _follow(self, request_ids: set[int]) -> None:
+        """After a commit: each group's calendar follows its own of these requests."""
+        for group in self.groups:
+            await group.calendar.follow(request_ids)
+
+    async def _group_of(self, repo: Repository, request_id: int) -> GroupServices:
+        """The group of a stored request (the first when it is gone)."""
+        req = await repo.request(request_id)
+        return self.groups.first if req is None else self.groups.of(req)
+
+    def _chair_anywhere(self, user_id: str) -> bool:
+        """Whether this user chairs any of the groups."""
+        return any(user_id in g.settings.chairs for g in self.groups)
+
+    async def _insider(self, repo: Repository, user_id: str) -> bool:
+        """A chair or an active member of any group: not an outsider."""
+        return self._chair_anywhere(user_id) or bool(await repo.groups_of(user_id))
+
+    async def _handlers_for(self, repo: Repository, event: CommandText) -> Handlers | None:
+        """The handlers of the group a command is about: the group whose main room or
+        request room it was sent in; in a direct chat (or a room of no group) the group the
+        chat was said to be about, else the sender's only group. None: ask which."""
+        group = self.groups.by_main_room(event.room_id)
+        if group is not None:
+            return group.handlers
+        req = await repo.request_by_room(event.room_id)
+        if req is not None:
+            return self.groups.of(req).handlers
+        if len(self.groups) == 1:
+            return self.groups.first.handlers
+        chosen = await repo.dm_group(event.room_id)
+        group = None if chosen is None else self.groups.get(chosen)
+        if group is not None:
+            return group.handlers
+        mine = {g for g in await repo.groups_of(event.sender) if self.groups.get(g)}
+        mine |= {g.group_id for g in self.groups if event.sender in g.settings.chairs}
+        if len(mine) == 1:
+            only = self.groups.get(mine.pop())
+            assert only is not None
+            return only.handlers
+        return None
 
     async def should_accept(self, invite: Invite) -> bool:
         """Accept invites from chairs and allowed inviters, and direct chats from members
         (from anyone when self-application is on)."""
         s = self.settings
-        if invite.room_id == s.main_room_id:
+        if self.groups.by_main_room(invite.room_id) is not None:
             return True
         inviter = invite.inviter
         if inviter is None:
             return False
-        if inviter in s.chairs or inviter in s.allowed_inviters:
+        if self._chair_anywhere(inviter) or inviter in s.allowed_inviters:
             return True
         if invite.is_direct:
             async with self.db.transaction() as tx:
                 repo = Repository(tx)
-                member = await repo.member(inviter)
-                if member is not None and member.active:
+                if await repo.groups_of(inviter):
                     return True
                 if not s.self_apply:
                     return False
@@ -515,9 +561,11 @@ class Engine:
         if item.op == "create_room" and item.request_id is not None:
             invited = frozenset(item.payload.get("invite", []))
             allow = allow_room_of(item.payload)
-            await self.ballots.room_ready(repo, out, item.request_id, result, now, invited, allow)
+            ballots = (await self._group_of(repo, item.request_id)).ballots
+            await ballots.room_ready(repo, out, item.request_id, result, now, invited, allow)
         elif item.op == INVITE_ABSENT and item.request_id is not None:
-            await on_absent(repo, out, self.settings, item, result)
+            settings = (await self._group_of(repo, item.request_id)).settings
+            await on_absent(repo, out, settings, item, result)
         elif item.purpose == "ballot" and item.request_id is not None:
             await repo.update_request(item.request_id, ballot_event_id=result)
         elif item.op == "redact" and item.target and item.request_id is not None:
@@ -529,7 +577,7 @@ class Engine:
                 await repo.add_redaction(Redaction(result, item.target, req.room_id, bot, now, now))
                 if item.purpose is not None and item.purpose.startswith(TIDY):
                     member = item.purpose.removeprefix(TIDY)
-                    await self.ballots.tidied(repo, out, req, member)
+                    await self.groups.of(req).ballots.tidied(repo, out, req, member)
         elif item.purpose == DRAFT and item.request_id is not None:
             await repo.update_request(item.request_id, draft_event_id=result)
         elif item.purpose == CARD and item.request_id is not None:
@@ -546,7 +594,7 @@ class Engine:
         """After a room was made: schedule its ballot. After a ballot or poll went out: read
         back anything that raced its ID being stored."""
         if item.op == "create_room" and item.request_id is not None:
-            await self.calendar.follow({item.request_id})
+            await self._follow({item.request_id})
         if item.purpose not in ("ballot", "poll") or item.request_id is None:
             return
         async with self.db.transaction() as tx:
@@ -566,7 +614,7 @@ class Engine:
             req = await repo.request(item.request_id)
             if req is not None:
                 why = "its room could not be created"
-                await self.ballots.block(repo, Outbox(repo, now), req, why, now)
+                await self.groups.of(req).ballots.block(repo, Outbox(repo, now), req, why, now)
 
     async def tidy_target(self, item: OutboxItem) -> str | None:
         """Just before a tidy-up is sent: the reaction it should remove now, if any."""
@@ -578,7 +626,7 @@ class Engine:
             if req is None:
                 return None
             member = item.purpose.removeprefix(TIDY)
-            return await self.ballots.tidy_target(repo, req, member, item.target)
+            return await self.groups.of(req).ballots.tidy_target(repo, req, member, item.target)
 
     async def find_created_room(self, item: OutboxItem) -> str | None:
         """Find a room created for this request before a crash: one the bot created (its
@@ -615,7 +663,10 @@ class Engine:
             raise GatewayError("no homeserver connection")
         room_id = await self.gateway.create_room(
             name="",
-            topic=f"{self.settings.group_name}: Consensus Bot",
+            # One group: its name; several: the chat serves them all.
+            topic=f"{self.settings.group_name}: Consensus Bot"
+            if len(self.groups) == 1
+            else "Consensus Bot",
             initial_state=dm_initial_state(encrypted=self.settings.encrypts),
             power_level_override={},
             invite=[user_id],
@@ -634,8 +685,7 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             await repo.set_dm_room(user_id, room_id, self.clock.now_ms())
-            member = await repo.member(user_id)
-            if user_id in self.settings.chairs or (member is not None and member.active):
+            if await self._insider(repo, user_id):
                 return []
             older = [r for r in await repo.dm_rooms_of(user_id) if r != room_id]
             for old in older:
@@ -651,7 +701,7 @@ class Engine:
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             idle = await repo.idle_outsider_dms(before, UNDECIDED, limit)
-            idle = [(room, user) for room, user in idle if user not in self.settings.chairs]
+            idle = [(room, user) for room, user in idle if not self._chair_anywhere(user)]
             for room, _user in idle:
                 await repo.forget_dm_room(room)
         return [room for room, _user in idle]
@@ -665,7 +715,15 @@ class Engine:
         if self.gateway is None:
             return 0
         async with self.db.transaction() as tx:
-            members = [m.user_id for m in await Repository(tx).active_members() if m.tz is None]
+            repo = Repository(tx)
+            members = sorted(
+                {
+                    m.user_id
+                    for group in self.groups
+                    for m in await repo.active_members(group.group_id)
+                    if m.tz is None
+                }
+            )
         found: dict[str, str] = {}
         for user_id in members[:limit]:
             tz = ""
@@ -685,8 +743,8 @@ class Engine:
             repo = Repository(tx)
             for user_id, tz in found.items():
                 await repo.set_member_tz(user_id, tz)
-            reschedule = {r.id for r in await repo.requests([RequestState.OPEN])}
-        await self.calendar.follow(reschedule)
+            reschedule = {r.id for r in await repo.requests(None, [RequestState.OPEN])}
+        await self._follow(reschedule)
         return sum(1 for tz in found.values() if tz)
 
     # --- reconciliation ---------------------------------------------------------------
@@ -703,7 +761,7 @@ class Engine:
             repo = Repository(tx)
             ballots = [
                 r
-                for r in await repo.requests([RequestState.OPEN])
+                for r in await repo.requests(None, [RequestState.OPEN])
                 if r.ballot_event_id and r.room_id and (room_ids is None or r.room_id in room_ids)
             ]
             known = {r.id: await repo.reaction_ids(r.id) for r in ballots}

@@ -135,6 +135,9 @@ def details_room(event: CommandText, where: Where, request_id: int | None) -> st
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
 
+# What runs whatever group a direct chat is about.
+GROUPLESS = frozenset({Executor.HELP, Executor.GROUP, Executor.LANGUAGE})
+
 _NOT_OPEN = N_("the ballot of request #%(id)s is not open.")
 
 MAX_REPLY_BYTES = 32 * 1024  # longer answers go as a file (events are capped at 64 KiB)
@@ -219,6 +222,7 @@ class Handlers:
             Executor.ANSWER: self.answer,
             Executor.MINE: self.mine,
             Executor.LANGUAGE: self.language,
+            Executor.GROUP: self.group,
             Executor.CONTEST: self.contest,
             Executor.APPEAL: self.appeal,
             Executor.APPEAL_ANSWER: self.appeal_answer,
@@ -258,19 +262,23 @@ class Handlers:
         now: int,
         *,
         received_at: int | None = None,
+        unsure: bool = False,
     ) -> None:
         """Parse, authorise, run and acknowledge one command, judged at `now` (every window:
         a held encrypted command is judged when its key arrived). `received_at`: when a
-        released held command was received (a position on a still open ballot keeps it)."""
+        released held command was received (a position on a still open ballot keeps it).
+        `unsure`: a direct chat whose group is not known (a bot of several groups): only
+        the commands of no group run; the others are answered with the question."""
         parsed = parse(event.body, self.prefix, now)
         if parsed is None:
             return
         where = await self._where(repo, event)
         lang = await self._language(repo, event, where)
-        member = await repo.member(event.sender)
+        group = self.settings.group_id
+        member = await repo.member(group, event.sender)
         if event.sender in self.settings.chairs or (member is not None and member.active):
             tier = MEMBER_TIER
-        elif await repo.request_for(event.sender, IN_PROGRESS) is not None:
+        elif await repo.request_for(group, event.sender, IN_PROGRESS) is not None:
             tier = APPLICANT_TIER  # in the middle of their application: a few steps
         else:
             tier = OUTSIDER_TIER
@@ -288,7 +296,10 @@ class Handlers:
             reply = self._failure_reply(parsed)
             await self._answer(out, event, reply, where, False, lang)
             return
-        reply = await self._run(repo, out, event, parsed, now, where, received_at, lang)
+        if unsure and parsed.spec.executor not in GROUPLESS:
+            reply = self._which_group(lang)
+        else:
+            reply = await self._run(repo, out, event, parsed, now, where, received_at, lang)
         if parsed.spec.executor in (Executor.LANGUAGE, Executor.APPLY):
             lang = await self._language(repo, event, where)  # the sender may have chosen now
         if parsed.hint and reply.ok and reply.message is None:
@@ -357,7 +368,7 @@ class Handlers:
         s = self.settings
         room_request = where.room_request
         place = where.place  # None: a foreign room, where only commands that work anywhere
-        member = await repo.member(event.sender)
+        member = await repo.member(s.group_id, event.sender)
         if member is not None and not member.active:
             member = None
         is_chair = event.sender in s.chairs
@@ -380,7 +391,7 @@ class Handlers:
             place = Place.DM
         if spec.name == "hum" and place is not Place.DM:
             # A hum said in a room would not be secret: point to the private chat, opened.
-            number = parsed.args.get("request") or (room_request.id if room_request else "N")
+            number = parsed.args.get("request") or (room_request.number if room_request else "N")
             side = parsed.args.get("side", "for")
             command = f"{self.prefix} hum {side} --request {number}"
             text = lang._(
@@ -502,7 +513,7 @@ class Handlers:
                 N_("which request? Add --request N (see %(command)s)."),
                 command=f"{self.prefix} list",
             )
-        req = await ctx.repo.request(int(number))
+        req = await ctx.repo.request_numbered(self.settings.group_id, int(number))
         if req is None:
             raise Refusal(N_("there is no request #%(number)s."), number=number)
         return req
@@ -546,9 +557,10 @@ class Handlers:
             await ctx.repo.set_language(ctx.event.sender, code, ctx.now)
             ctx.lang = self.settings.language(code)
         applicant = self._applicant(ctx.event.sender, args)
-        waiting = await ctx.repo.request_for(ctx.event.sender, [RequestState.TRIAGE])
+        group = self.settings.group_id
+        waiting = await ctx.repo.request_for(group, ctx.event.sender, [RequestState.TRIAGE])
         if waiting is not None:
-            reply = await self._update_application(ctx, waiting, applicant, args)
+            reply = await self._update_application(ctx, waiting.id, applicant, args)
         else:
             reply = await self._file(ctx, applicant, str(args["statement"]), None, True)
         if reply.ok and reply.request is not None and args.get("publish"):
@@ -625,9 +637,9 @@ class Handlers:
         """What an application still lacks, and the one next thing to send."""
         p = self.prefix
         first = (
-            lang._("Updated your application #%(id)s.", id=req.id)
+            lang._("Updated your application #%(id)s.", id=req.number)
             if updated
-            else lang._("Received: your application is #%(id)s.", id=req.id)
+            else lang._("Received: your application is #%(id)s.", id=req.number)
             + " "
             + lang._(
                 "I write to you in %(language)s; to choose another: %(command)s (%(languages)s).",
@@ -751,7 +763,7 @@ class Handlers:
         except Refusal as exc:
             return fail(ctx.lang._(exc.message, **exc.params))
         if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
-            return fail(ctx.lang._(_NOT_OPEN, id=req.id), req.id)
+            return fail(ctx.lang._(_NOT_OPEN, id=req.number), req.id)
         item = PositionInput(
             ctx.event.event_id,
             ctx.event.sender,
@@ -768,7 +780,7 @@ class Handlers:
                 ctx.lang._(
                     "you are not eligible on request #%(id)s: only members on the roster when "
                     "its ballot opened take positions.",
-                    id=req.id,
+                    id=req.number,
                 ),
                 req.id,
             )
@@ -782,7 +794,7 @@ class Handlers:
                     "Objection %(number)s recorded on request #%(id)s. The chair will address "
                     "it; it blocks consensus until then.",
                     number=number,
-                    id=req.id,
+                    id=req.number,
                 ),
                 req.id,
                 _objections_data(objections),
@@ -848,8 +860,9 @@ class Handlers:
 
     async def list(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`list`: requests not yet decided."""
-        active = await ctx.repo.requests(list(UNDECIDED))
-        appeals = await ctx.repo.appeals(open_only=True)
+        group = self.settings.group_id
+        active = await ctx.repo.requests(group, list(UNDECIDED))
+        appeals = await ctx.repo.appeals(open_only=True, group_id=group)
         appealed = {a.request_id for a in appeals} - {r.id for r in active}
         for request_id in sorted(appealed):
             found = await ctx.repo.request(request_id)
@@ -864,7 +877,7 @@ class Handlers:
                 name = render.inline(
                     render.triage_title(req, ctx.lang)
                 )  # nothing unvetted in shared rooms
-            line = f"#{req.id} {name} — {req.state.value}"
+            line = f"#{req.number} {name} — {req.state.value}"
             if req.state is RequestState.OPEN:
                 line += ", " + ctx.lang._("closes %(when)s", when=self.when(ctx, req.deadline_at))
             open_appeals = [a for a in appeals if a.request_id == req.id]
@@ -878,7 +891,7 @@ class Handlers:
 
     async def members(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`members`: the roster."""
-        roster = await ctx.repo.active_members()
+        roster = await ctx.repo.active_members(self.settings.group_id)
         lang = ctx.lang
         unspecified = lang._("unspecified")
         lines = [
@@ -900,7 +913,7 @@ class Handlers:
         if not objections:
             return Reply(
                 True,
-                ctx.lang._("No objections to request #%(id)s.", id=req.id),
+                ctx.lang._("No objections to request #%(id)s.", id=req.number),
                 req.id,
                 _objections_data([]),
             )
@@ -922,7 +935,7 @@ class Handlers:
                 ctx.lang._(
                     "request #%(id)s is decided and its record is final; reopen it first "
                     "(%(command)s) to dispose of objections again.",
-                    id=req.id,
+                    id=req.number,
                     command=f"{self.prefix} reopen DURATION",
                 ),
                 req.id,
@@ -932,7 +945,7 @@ class Handlers:
             return fail(
                 ctx.lang._(
                     "request #%(id)s has no objection #%(objection)s (see %(command)s).",
-                    id=req.id,
+                    id=req.number,
                     objection=args["objection"],
                     command=f"{self.prefix} objections",
                 ),
@@ -984,7 +997,7 @@ class Handlers:
             "%(n)s objection still open on request #%(id)s.",
             "%(n)s objections still open on request #%(id)s.",
             still_open,
-            id=req.id,
+            id=req.number,
         )
         message = render.reply(
             text,
@@ -1165,7 +1178,7 @@ class Handlers:
             True,
             ctx.lang._(
                 "Request #%(id)s is open again until %(when)s.",
-                id=req.id,
+                id=req.number,
                 when=self.when(ctx, reopened.deadline_at),
             )
             + (ctx.lang._(note) if note else ""),
@@ -1205,7 +1218,7 @@ class Handlers:
                     "The ballot of request #%(id)s is open again until %(when)s; %(n)s members "
                     "who have not taken part were reminded.",
                     sent,
-                    id=req.id,
+                    id=req.number,
                     when=self.when(ctx, reopened.deadline_at),
                 ),
                 req.id,
@@ -1218,7 +1231,7 @@ class Handlers:
         if req.state is not RequestState.OPEN:
             return fail(
                 ctx.lang._(
-                    "the ballot of request #%(id)s is not open (reopen it first).", id=req.id
+                    "the ballot of request #%(id)s is not open (reopen it first).", id=req.number
                 ),
                 req.id,
             )
@@ -1239,7 +1252,7 @@ class Handlers:
             True,
             ctx.lang._(
                 "The ballot of request #%(id)s now closes %(when)s.",
-                id=req.id,
+                id=req.number,
                 when=self.when(ctx, due),
             ),
             req.id,
@@ -1252,9 +1265,9 @@ class Handlers:
         except Refusal as exc:
             return fail(ctx.lang._(exc.message, **exc.params))
         if req.state is not RequestState.OPEN:
-            return fail(ctx.lang._(_NOT_OPEN, id=req.id))
+            return fail(ctx.lang._(_NOT_OPEN, id=req.number))
         if not await self.ballots.is_voter(ctx.repo, req, ctx.event.sender):
-            return fail(ctx.lang._("you are not eligible on request #%(id)s.", id=req.id))
+            return fail(ctx.lang._("you are not eligible on request #%(id)s.", id=req.number))
         strength = str(args.get("strength") or "soft")
         hummer = self.ballots.hummer(req.id, ctx.event.sender)
         await ctx.repo.set_hum(req.id, hummer, str(args["side"]), strength)
@@ -1266,7 +1279,7 @@ class Handlers:
                 "Your hum on request #%(id)s is recorded. Nobody sees who hummed what; when the "
                 "ballot closes the room hears only how loud each side is, once enough members "
                 "hummed. Hum again to change it while the ballot is open.",
-                id=req.id,
+                id=req.number,
             ),
             private=True,
         )
@@ -1276,7 +1289,7 @@ class Handlers:
         req = ctx.room_request
         assert req is not None
         if req.state is not RequestState.OPEN:
-            return fail(ctx.lang._(_NOT_OPEN, id=req.id), req.id)
+            return fail(ctx.lang._(_NOT_OPEN, id=req.number), req.id)
         sent = await self.calendar.remind(
             ctx.repo, ctx.out, req, ctx.now, f"manual@{ctx.event.event_id}"
         )
@@ -1302,14 +1315,17 @@ class Handlers:
 
     async def triage(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`triage`: applications waiting for a chair."""
-        waiting = sorted(await ctx.repo.requests([RequestState.TRIAGE]), key=lambda r: r.id)
+        waiting = sorted(
+            await ctx.repo.requests(self.settings.group_id, [RequestState.TRIAGE]),
+            key=lambda r: r.id,
+        )
         if not waiting:
             return Reply(
                 True, ctx.lang._("No applications are waiting for triage."), data={"triage": []}
             )
         if ctx.place is Place.DM:
             lines = [
-                f"#{r.id} {render.inline(r.applicant.display, 100)} — "
+                f"#{r.number} {render.inline(r.applicant.display, 100)} — "
                 f"{render.inline(r.statement, 200)}"
                 for r in waiting
             ]
@@ -1354,7 +1370,7 @@ class Handlers:
             return fail(
                 ctx.lang._(
                     "request #%(id)s is not waiting for triage (%(state)s).",
-                    id=req.id,
+                    id=req.number,
                     state=req.state.value,
                 )
             )
@@ -1362,7 +1378,7 @@ class Handlers:
         await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
         return Reply(
             True,
-            ctx.lang._("Application #%(id)s was rejected; the applicant is told.", id=req.id),
+            ctx.lang._("Application #%(id)s was rejected; the applicant is told.", id=req.number),
             req.id,
         )
 
@@ -1371,11 +1387,13 @@ class Handlers:
         req = await self._request(ctx, args)
         if not ctx.is_chair and ctx.event.sender != req.filed_by:
             return fail(
-                ctx.lang._("only the filer of request #%(id)s or a chair can cancel it.", id=req.id)
+                ctx.lang._(
+                    "only the filer of request #%(id)s or a chair can cancel it.", id=req.number
+                )
             )
         reason = render.clean(str(args["reason"]), 2_000)
         await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
-        return Reply(True, ctx.lang._("Request #%(id)s is cancelled.", id=req.id), req.id)
+        return Reply(True, ctx.lang._("Request #%(id)s is cancelled.", id=req.number), req.id)
 
     async def appeal(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`appeal N REASON…`: a member or the applicant appeals a decision."""
@@ -1533,7 +1551,7 @@ class Handlers:
             RequestState.CANCELLED: lang._("cancelled"),
         }[req.state]
         lines = [
-            lang._("Request #%(id)s: %(stage)s.", id=req.id, stage=stage),
+            lang._("Request #%(id)s: %(stage)s.", id=req.number, stage=stage),
             lang._("Filed %(when)s.", when=self.when(ctx, req.created_at)),
         ]
         if req.state is RequestState.OPEN:
@@ -1567,7 +1585,7 @@ class Handlers:
                 ctx.lang._(
                     "only a chair can edit request #%(id)s now (its filer and its applicant "
                     "can until its ballot opens).",
-                    id=req.id,
+                    id=req.number,
                 )
             )
         given = self._applicant(req.applicant.applicant, args)
@@ -1606,7 +1624,7 @@ class Handlers:
                 )
             )
         updated = ctx.lang._(
-            "Request #%(id)s is updated: %(fields)s.", id=req.id, fields=", ".join(changes)
+            "Request #%(id)s is updated: %(fields)s.", id=req.number, fields=", ".join(changes)
         )
         return Reply(True, updated + note, req.id)
 
@@ -1616,7 +1634,8 @@ class Handlers:
         if req.applicant.user_id != ctx.event.sender:
             return fail(
                 ctx.lang._(
-                    "only the applicant of request #%(id)s can affirm its principles.", id=req.id
+                    "only the applicant of request #%(id)s can affirm its principles.",
+                    id=req.number,
                 )
             )
         if req.affirmed_at is None:
@@ -1637,7 +1656,9 @@ class Handlers:
             return Reply(True, self._missing_note(ctx.lang, done, updated=True), req.id)
         return Reply(
             True,
-            ctx.lang._("Thank you: the principles are affirmed for request #%(id)s.", id=req.id),
+            ctx.lang._(
+                "Thank you: the principles are affirmed for request #%(id)s.", id=req.number
+            ),
             req.id,
         )
 
@@ -1652,7 +1673,7 @@ class Handlers:
             )
         if req.state not in (RequestState.OPEN, RequestState.DRAFTED):
             return fail(
-                ctx.lang._("request #%(id)s is not being considered now.", id=req.id), req.id
+                ctx.lang._("request #%(id)s is not being considered now.", id=req.number), req.id
             )
         question = render.clean(str(args["question"]), 2_000)
         qid = await ctx.repo.add_question(req.id, ctx.event.sender, question, ctx.now)
@@ -1660,7 +1681,7 @@ class Handlers:
         text = own._(
             "A member asks about your request #%(id)s (question %(question)s): %(text)s\n"
             "Answer with: %(command)s",
-            id=req.id,
+            id=req.number,
             question=qid,
             text=render.inline(question, 2_000),
             command=f"{self.prefix} answer {qid} TEXT",
@@ -1710,12 +1731,12 @@ class Handlers:
         # Said by direct message: in the member's own language.
         lang = self.settings.language(await ctx.repo.language(ctx.event.sender))
         if current is None or current.position is None:
-            text = lang._("You have no position on request #%(id)s.", id=req.id)
+            text = lang._("You have no position on request #%(id)s.", id=req.number)
         else:
             reason = f" — “{render.inline(current.reason, 500)}”" if current.reason else ""
             text = lang._(
                 "Your position on request #%(id)s: %(position)s%(reason)s.",
-                id=req.id,
+                id=req.number,
                 position=render.position_label(lang, current.position),
                 reason=reason,
             )
@@ -1726,6 +1747,49 @@ class Handlers:
             room_id=dm(ctx.event.sender),
         )
         return Reply(True, request=req.id)
+
+    def _which_group(self, lang: Language) -> Reply:
+        """The question a command in a direct chat of unknown group is answered with."""
+        listed = "\n".join(
+            f"{gid} — {render.inline(name, 100)}" for gid, name in self.settings.groups
+        )
+        return fail(
+            lang._(
+                "Which group is this about? Choose with %(command)s, then send it again. The "
+                "groups I serve:\n%(groups)s",
+                command=f"{self.prefix} group ID",
+                groups=listed,
+            )
+        )
+
+    async def group(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        """`group [ID]`: show or choose the group this direct chat is about."""
+        groups = dict(self.settings.groups)
+        listed = "\n".join(f"{gid} — {render.inline(name, 100)}" for gid, name in groups.items())
+        chosen = args.get("group")
+        if chosen is None:
+            current = await ctx.repo.dm_group(ctx.event.room_id)
+            text = ctx.lang._("The groups I serve:\n%(groups)s", groups=listed)
+            if current in groups:
+                text += "\n" + ctx.lang._("This chat is about %(group)s.", group=current)
+            return Reply(True, text)
+        if chosen not in groups:
+            return fail(
+                ctx.lang._(
+                    "I serve no group %(group)s. The groups I serve:\n%(groups)s",
+                    group=repr(str(chosen)),
+                    groups=listed,
+                )
+            )
+        await ctx.repo.set_dm_group(ctx.event.room_id, str(chosen))
+        return Reply(
+            True,
+            ctx.lang._(
+                "This chat is now about %(name)s (%(group)s): your commands here go to it.",
+                name=render.inline(groups[chosen], 100),
+                group=chosen,
+            ),
+        )
 
     async def language(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`language [CODE]`: show or choose one's own language for direct messages."""
@@ -1778,7 +1842,7 @@ class Handlers:
 
     async def _request(self, ctx: Ctx, args: Mapping[str, Any]) -> Request:
         number = int(args["request"])
-        req = await ctx.repo.request(number)
+        req = await ctx.repo.request_numbered(self.settings.group_id, number)
         if req is None:
             raise Refusal(
                 N_("there is no request #%(number)s (see %(command)s)."),
@@ -1832,7 +1896,8 @@ class Handlers:
     async def member_add(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`member add USER [--stakeholder S] [--region R]`."""
         user = str(args["user"])
-        existing = await ctx.repo.member(user)
+        group = self.settings.group_id
+        existing = await ctx.repo.member(group, user)
         given = self._applicant(user, args)
         stakeholder = given.stakeholder or (existing.stakeholder if existing else "")
         region = given.region or (existing.region if existing else "")
@@ -1847,13 +1912,13 @@ class Handlers:
                 )
             )
         await ctx.repo.upsert_member(
-            user, stakeholder, region, ctx.now, ctx.event.sender, given.country
+            group, user, stakeholder, region, ctx.now, ctx.event.sender, given.country
         )
         if existing is None or not existing.active:
             # A new member joins the conversation: the main room and the rooms of ballots
             # under way (where they read and speak, but do not count: see the reply).
             await ctx.out.invite(user, room_id=self.settings.main_room_id)
-            for req in await ctx.repo.requests(DISCUSSED):
+            for req in await ctx.repo.requests(group, DISCUSSED):
                 if req.room_id:
                     await ctx.out.invite(user, room_id=req.room_id, request_id=req.id)
         return Reply(
@@ -1870,12 +1935,13 @@ class Handlers:
     async def member_remove(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`member remove USER`."""
         user = str(args["user"])
-        if not await ctx.repo.deactivate_member(user, ctx.now):
+        group = self.settings.group_id
+        if not await ctx.repo.deactivate_member(group, user, ctx.now):
             return fail(ctx.lang._("%(user)s is not an active member.", user=user))
         if user not in self.settings.chairs:
             # Out of the rooms of undecided requests, so the bot's next messages there are
             # no longer encrypted for them (decided rooms stay as the record's witnesses).
-            for req in await ctx.repo.requests(DISCUSSED):
+            for req in await ctx.repo.requests(group, DISCUSSED):
                 if req.room_id:
                     await ctx.out.remove_from_room(
                         user,

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 async def gather(repo: Repository) -> list[Decision]:
     """Every decided request with its frozen record segments (undecided ones never)."""
     decisions = []
-    for req in await repo.requests([RequestState.DECIDED]):
+    for req in await repo.requests(None, [RequestState.DECIDED]):
         frozen = await repo.frozen_records(req.id)
         if req.outcome is None or not frozen:
             continue

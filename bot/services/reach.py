@@ -105,7 +105,7 @@ async def on_absent(
     purpose = STRAGGLER if seen.get("join_rule") == "restricted" else None
     for user_id in missing:
         await out.invite(user_id, request_id=item.request_id, purpose=purpose)
-    roster = {m.user_id for m in await repo.active_members()}
+    roster = {m.user_id for m in await repo.active_members(settings.group_id)}
     strangers = sorted(joined - roster - set(settings.chairs) - {settings.bot_user_id})
     if strangers and seen.get("join_rule") == "restricted":
         # They count for nothing (only the roster does), but they can read the request room.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.config import Config
+from bot.config import Config, GroupEntry
 from bot.domain.publish import PublishOptions
 from bot.i18n.catalog import Language, Translator
 from storage.keys import Keys
@@ -12,10 +12,16 @@ from storage.keys import Keys
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The resolved settings every service reads. Built by `from_config` only: every value
-    comes from the `Config` (whose defaults are the only defaults), the keys from the key
-    file and the rest from the server at start, so nothing here has a default of its own."""
+    """The resolved settings every service of one group reads (a bot serving several groups
+    has one `Settings` per group: the bot-wide values are the same in each). Built by
+    `from_config` only: every value comes from the `Config` (whose defaults are the only
+    defaults), the keys from the key file and the rest from the server at start, so nothing
+    here has a default of its own."""
 
+    group_id: str  # the group's `id` ("main" for the single-group layout)
+    # Every group the bot serves, (id, name) in the config's order: a direct chat with a
+    # person of several groups asks which one a command is about.
+    groups: tuple[tuple[str, str], ...]
     bot_user_id: str
     prefix: str
     main_room_id: str
@@ -68,14 +74,18 @@ class Settings:
         publish_room: str | None = None,
         restricted_ok: bool = True,
         translator: Translator | None = None,
+        group: GroupEntry | None = None,
     ) -> Settings:
         """The settings of a configured bot: `main_room_id`, `space_id` and `publish_room`
         as resolved on the server, `keys` from the key file, `bot_needs_power_entry` from the
         room version, `restricted_ok` from it too (whether it can do restricted joins);
         `translator` the loaded catalogs (None: English only, for tools and tests that do not
-        read any other language)."""
-        m, g, p, d = config.matrix, config.group, config.process, config.digest
+        read any other language); `group` the group these settings serve (None: the first)."""
+        g = group or config.first
+        m, p, d = config.matrix, g.process, g.digest
         return cls(
+            group_id=g.id,
+            groups=tuple((e.id, e.name) for e in config.entries),
             bot_user_id=m.user_id,
             prefix=m.command_prefix,
             main_room_id=main_room_id,
@@ -103,7 +113,7 @@ class Settings:
             retention_ms=config.storage.retention_ms,
             encryption=m.encryption,
             undecryptable_notice_ms=m.undecryptable_notice_ms,
-            dm_rooms_per_server=g.dm_rooms_per_server,
+            dm_rooms_per_server=config.first.dm_rooms_per_server,
             publish_dir=None if config.publish.dir is None else str(config.publish.dir),
             publish_room=publish_room,
             publish=config.publish.options(),

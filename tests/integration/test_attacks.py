@@ -145,8 +145,8 @@ async def test_attacks_fail(group: Group, synapse: LocalSynapse) -> None:
     # roster as an operator's import would) arrives as a file.
     with sqlite3.connect(group.db_path, timeout=30) as db:
         db.executemany(
-            "INSERT INTO members(user_id, stakeholder, region, active, added_at, added_by) "
-            "VALUES (?, 'academia', 'europe', 1, 0, 'import')",
+            "INSERT INTO members(group_id, user_id, stakeholder, region, active, added_at, "
+            "added_by) VALUES ('main', ?, 'academia', 'europe', 1, 0, 'import')",
             [(f"@seat{n:04d}:localhost",) for n in range(1_500)],
         )
     ask = await command(chair, group.main_room, "!cb members")

@@ -138,7 +138,9 @@ async def test_a_long_answer_is_sent_as_a_file(world: World) -> None:
     async with w.db.transaction() as tx:
         repo = Repository(tx)
         for n in range(1_500):
-            await repo.upsert_member(f"@member{n:04d}:example.org", "academia", "europe", 1, CHAIR)
+            await repo.upsert_member(
+                "main", f"@member{n:04d}:example.org", "academia", "europe", 1, CHAIR
+            )
     ask = w.command(CHAIR, "!cb members", room=MAIN)
     await w.apply(ask)
     files = [i for i in await w.pending() if i.op == "file"]
@@ -306,7 +308,7 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
         await tx.execute("UPDATE outbox SET state = 'sent'")
         req = await repo.request(1)
         assert req is not None
-        await w.engine.ballots.post_draft(repo, Outbox(repo, w.clock.now_ms()), req)
+        await w.engine.groups.first.ballots.post_draft(repo, Outbox(repo, w.clock.now_ms()), req)
         [item] = await repo.pending_outbox()
     sent_before = {"event_id": "$first", "sender": "@bot:x", "content": {TXN_KEY: item.txn_id}}
 

@@ -34,8 +34,9 @@ def config(tmp_path: Path) -> Path:
         await db.open()
         async with db.transaction() as tx:
             repo = Repository(tx)
-            await repo.seed_member("@alice:example.org", "academia", "europe", 1)
+            await repo.seed_member("main", "@alice:example.org", "academia", "europe", 1)
             rid = await repo.create_request(
+                "main",
                 Applicant("@erin:example.org", name="Erin"),
                 "Statement",
                 "@chair:example.org",
@@ -259,7 +260,7 @@ def test_the_record_carries_hums_as_loudness_only(
             # dropped: only eligible members' hums are heard.
             hummers = [f"@h{n}:example.org" for n in range(1, 6)]
             for user in hummers:
-                await repo.seed_member(user, "academia", "europe", 1)
+                await repo.seed_member("main", user, "academia", "europe", 1)
                 await tx.execute(
                     "INSERT INTO eligible(request_id, user_id, stakeholder, region) "
                     "VALUES (1, ?, 'academia', 'europe')",

@@ -94,6 +94,7 @@ def test_spec_table_covers_the_product_contract() -> None:
         "member add", "member remove", "export", "triage", "accept", "reject", "cancel",
         "contest", "appeal", "appeal-answer", "affirm", "ask", "answer", "mine", "edit",
         "language",  # issue #24: each member's own language for direct messages
+        "group",  # issue #26: the group a direct chat is about, in a bot of several
     }  # fmt: skip
     assert {spec.name for spec in COMMANDS} == expected
     assert len(COMMANDS) == len(expected)

@@ -44,8 +44,9 @@ from bot.matrix.events import (
 )
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
-from bot.services.engine import SYNC_TOKEN, BatchResult, Engine, Settings
+from bot.services.engine import SYNC_TOKEN, BatchResult, Engine
 from bot.services.outbox import Doorbell
+from bot.services.settings import Settings
 from commands import COMMANDS
 from storage.backend import Backend
 from storage.database import Database
@@ -251,7 +252,7 @@ class World:
             repo = Repository(tx)
             req = await repo.request(request_id)
             assert req is not None
-            return dict((await self.engine.ballots.count(repo, req)).current)
+            return dict((await self.engine.groups.first.ballots.count(repo, req)).current)
 
     async def inputs(self, request_id: int = 1) -> list[PositionInput]:
         async with self.db.transaction() as tx:
@@ -289,7 +290,7 @@ async def make_world(where: Path | Backend, **overrides: Any) -> World:
     async with db.transaction() as tx:
         repo = Repository(tx)
         for user_id, (stakeholder, region) in MEMBERS.items():
-            await repo.seed_member(user_id, stakeholder, region, T0)
+            await repo.seed_member("main", user_id, stakeholder, region, T0)
     return World(make_engine(make_settings(**overrides), db, clock), db, clock)
 
 
@@ -662,7 +663,7 @@ async def test_positions_by_command_with_reasons_and_recusal(opened: World) -> N
         repo = Repository(tx)
         req = await repo.request(1)
         assert req is not None
-        sense = await w.engine.ballots.sense(repo, req)
+        sense = await w.engine.groups.first.ballots.sense(repo, req)
     assert current[ALICE].reason == "Strong track record."
     assert current[ALICE].source is Source.COMMAND
     assert current[BOB].position is Position.RECUSE
@@ -801,8 +802,8 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     assert req.decided_at == w.clock.now_ms()
     async with w.db.transaction() as tx:
         repo = Repository(tx)
-        erin = await repo.member(ERIN)
-        sense = await w.engine.ballots.sense(repo, req)
+        erin = await repo.member("main", ERIN)
+        sense = await w.engine.groups.first.ballots.sense(repo, req)
     assert erin is not None
     assert (erin.active, erin.stakeholder, erin.region) == (True, "academia", "europe")
     assert sense.in_the_rough == (BOB,)
@@ -823,7 +824,7 @@ async def test_decide_with_a_rationale_and_reopen(opened: World) -> None:
         "Not a fit for the group yet, by its charter.",
     )
     async with w.db.transaction() as tx:
-        assert await Repository(tx).member(ERIN) is None  # declined: not admitted
+        assert await Repository(tx).member("main", ERIN) is None  # declined: not admitted
     reopen = w.command(CHAIR, "!cb reopen 7d")
     await w.apply(reopen)
     assert await w.acks(reopen.event_id) == ["✅"]
@@ -884,11 +885,11 @@ async def test_being_removed_from_the_room_blocks_the_request(opened: World) -> 
 async def test_deadline_fires_and_closes(opened: World) -> None:
     w = opened
     await w.apply(w.reaction(ALICE, "👍"), w.reaction(BOB, "👍"))
-    await w.engine.calendar.fire_deadline(1)  # too early: nothing happens
+    await w.engine.groups.first.calendar.fire_deadline(1)  # too early: nothing happens
     assert (await w.request()).state is RequestState.OPEN
     w.clock.advance(15 * DAY)
-    await w.engine.calendar.fire_deadline(1)
-    await w.engine.calendar.fire_deadline(1)  # firing twice is harmless
+    await w.engine.groups.first.calendar.fire_deadline(1)
+    await w.engine.groups.first.calendar.fire_deadline(1)  # firing twice is harmless
     assert (await w.request()).state is RequestState.DRAFTED
     assert len(await w.messages("summary")) == 1
 
@@ -905,7 +906,7 @@ async def test_a_failing_event_is_set_aside_and_the_batch_goes_on(
         await ctx.repo.set_meta("half-done", "yes")  # rolled back with the event's savepoint
         raise RuntimeError("secret detail")
 
-    monkeypatch.setitem(w.engine.handlers.table, "status", boom)
+    monkeypatch.setitem(w.engine.groups.first.handlers.table, "status", boom)
     before = w.reaction(ALICE, "👍")
     failing = w.command(CAROL, "!cb status")
     after = w.reaction(BOB, "👌")
@@ -941,7 +942,7 @@ async def test_a_bugs_value_error_text_never_reaches_the_room(
     async def buggy(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("secret bug detail")
 
-    monkeypatch.setattr(w.engine.handlers.ballots, "file_request", buggy)
+    monkeypatch.setattr(w.engine.groups.first.handlers.ballots, "file_request", buggy)
     filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
     result = await w.apply(filing)
     assert result.failed == 1
@@ -961,7 +962,7 @@ async def test_a_refusal_text_reaches_the_user(
     async def refusing(*args: Any, **kwargs: Any) -> Any:
         raise Refusal("the group is not taking applications this week")
 
-    monkeypatch.setattr(w.engine.handlers.ballots, "file_request", refusing)
+    monkeypatch.setattr(w.engine.groups.first.handlers.ballots, "file_request", refusing)
     filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
     result = await w.apply(filing)
     assert (result.applied, result.failed) == (1, 0)
@@ -1116,7 +1117,7 @@ def test_batching_and_replays_do_not_change_positions(
 
 async def test_every_command_is_bound_to_its_executors_handler(world: World) -> None:
     """The services bind one handler per executor key of `commands.table`, totally."""
-    table = world.engine.handlers.table
+    table = world.engine.groups.first.handlers.table
     assert set(table) == {c.name for c in COMMANDS}
-    assert table["support"] == table["object"] == world.engine.handlers.position
-    assert table["member add"] == world.engine.handlers.member_add
+    assert table["support"] == table["object"] == world.engine.groups.first.handlers.position
+    assert table["member add"] == world.engine.groups.first.handlers.member_add

@@ -116,6 +116,8 @@ def sample_request() -> Request:
     applicant = Applicant(applicant="@erin:x", name="Erin", country="NP", stakeholder="academia")
     return Request(
         id=12,
+        group_id="main",
+        number=12,
         applicant=applicant,
         statement="I run an IXP.",
         filed_by=CHAIR,

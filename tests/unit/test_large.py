@@ -147,7 +147,7 @@ async def test_large_invite_servers_are_invited_directly(tmp_path: Path) -> None
     )
     try:
         async with w.db.transaction() as tx:
-            await Repository(tx).seed_member("@olga:old.example", "academia", "europe", 0)
+            await Repository(tx).seed_member("main", "@olga:old.example", "academia", "europe", 0)
         await w.open_request()
         create = await _created(w)
         assert create.payload["invite"] == ["@olga:old.example"]  # rides on createRoom
@@ -258,7 +258,7 @@ async def test_large_reminder_is_one_message_in_the_main_room(tmp_path: Path) ->
     try:
         await w.open_request()
         timers = FakeTimers()
-        w.engine.calendar.timers = timers  # type: ignore[assignment]
+        w.engine.groups.first.calendar.timers = timers  # type: ignore[assignment]
         await w.apply(w.reaction(ALICE, "👍"))
         await reschedule(w, reminders_ms=(24 * HOUR,), allow_room=MAIN)
         [job] = list(timers.due("req:1:remind:"))

@@ -83,7 +83,7 @@ async def test_upgrade_from_every_released_version_keeps_the_data(
             )
             assert tally.current["@alice:x"].position is not None
             assert await repo.get_meta("sync_token") == "s42_1"
-            member = await repo.member("@alice:x")
+            member = await repo.member("main", "@alice:x")
             assert member is not None
             assert member.tz is None
     finally:

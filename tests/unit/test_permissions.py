@@ -40,7 +40,7 @@ def open_umask() -> Iterator[None]:
 
 async def write_something(db: Database) -> None:
     async with db.transaction() as tx:
-        await Repository(tx).upsert_member("@a:x", "academia", "europe", 1, "test")
+        await Repository(tx).upsert_member("main", "@a:x", "academia", "europe", 1, "test")
 
 
 def test_permissions_new_database_wal_shm_and_its_directories_are_private(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ async def test_backup_is_left_to_pg_dump(pgdb: PostgresDatabase, tmp_path: Path)
 async def test_execute_results_are_the_same_on_both_backends(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
-        await repo.seed_member("@a:x", "academia", "europe", NOW)
+        await repo.seed_member("main", "@a:x", "academia", "europe", NOW)
         ids = [
             await tx.execute(
                 "INSERT INTO outbox(txn_id, op, payload, created_at) VALUES (?, 'message', '{}', ?)"

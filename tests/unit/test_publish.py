@@ -46,7 +46,7 @@ async def _decided_world(path: Path) -> World:
         repo = Repository(tx)
         for user_id, country in zip(EXTRA, ("DE", "NP", "KE"), strict=True):
             # Countries give the development-status breakdown (Nepal: least developed).
-            await repo.upsert_member(user_id, "academia", "europe", T0, "test", country)
+            await repo.upsert_member("main", user_id, "academia", "europe", T0, "test", country)
     assert await w.open_request() == 1
     await w.apply(
         w.reaction(ALICE, "👍"),

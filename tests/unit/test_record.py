@@ -68,6 +68,8 @@ HOSTILE = (
 def make_request(**changes: Any) -> Request:
     fields: dict[str, Any] = {
         "id": 7,
+        "group_id": "main",
+        "number": 7,
         "applicant": Applicant(
             "@jane:example.org", "Jane Doe", "Example Labs", "academia", "africa"
         ),
@@ -776,8 +778,9 @@ async def test_export_through_a_real_database(tmp_path: Path) -> None:
         async with db.transaction() as tx:
             repo = Repository(tx)
             for v in VOTERS:
-                await repo.upsert_member(v.user_id, v.stakeholder, v.region, T0, CHAIR)
+                await repo.upsert_member("main", v.user_id, v.stakeholder, v.region, T0, CHAIR)
             rid = await repo.create_request(
+                "main",
                 Applicant("@jane:example.org", "Jane Doe", "Example Labs", "academia", "africa"),
                 "I research routing security.",
                 CHAIR,
@@ -799,7 +802,7 @@ async def test_export_through_a_real_database(tmp_path: Path) -> None:
             await repo.dispose_objection(
                 oid, ObjectionState.ADDRESSED, CHAIR, "Not required.", T0 + 10 * MIN
             )
-            await repo.deactivate_member(ERIN, T0 + 15 * MIN)
+            await repo.deactivate_member("main", ERIN, T0 + 15 * MIN)
             await repo.update_request(
                 rid,
                 state=RequestState.DRAFTED,

@@ -170,6 +170,8 @@ def make_request(
 ) -> Request:
     return Request(
         id=7,
+        group_id="main",
+        number=7,
         applicant=Applicant(applicant, name, org, "academia", "europe"),
         statement=statement,
         filed_by=filed_by,

@@ -257,7 +257,7 @@ async def test_invite_flood_per_server_cap(tmp_path: Path) -> None:
         # Another server's outsider, and a member of the evil server, still get in.
         member_of_evil = "@honest:evil.example"
         async with w.db.transaction() as tx:
-            await Repository(tx).seed_member(member_of_evil, "academia", "europe", T0)
+            await Repository(tx).seed_member("main", member_of_evil, "academia", "europe", T0)
         await _invite(
             w,
             gateway,

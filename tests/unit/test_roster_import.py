@@ -197,9 +197,13 @@ async def seed(db_path: Path) -> None:
     try:
         async with db.transaction() as tx:
             repo = Repository(tx)
-            await repo.upsert_member("@bob:example.org", "academia", "africa", 1, "@chair:x.org")
-            await repo.upsert_member("@carol:example.org", "government", "cis", 1, "@chair:x.org")
-            await repo.deactivate_member("@carol:example.org", 2)
+            await repo.upsert_member(
+                "main", "@bob:example.org", "academia", "africa", 1, "@chair:x.org"
+            )
+            await repo.upsert_member(
+                "main", "@carol:example.org", "government", "cis", 1, "@chair:x.org"
+            )
+            await repo.deactivate_member("main", "@carol:example.org", 2)
     finally:
         await db.close()
 

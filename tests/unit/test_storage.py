@@ -140,7 +140,7 @@ async def test_transaction_rolls_back_on_exception(db: Backend) -> None:
         async with db.transaction() as tx:
             repo = Repository(tx)
             await repo.set_meta("k", "v")
-            await repo.upsert_member("@a:x", "academia", "europe", NOW, "test")
+            await repo.upsert_member("main", "@a:x", "academia", "europe", NOW, "test")
             raise Boom
 
     with pytest.raises(Boom):
@@ -184,7 +184,7 @@ async def test_backup_writes_a_readable_copy(sqlite_db: Database, tmp_path: Path
     db = sqlite_db
     async with db.transaction() as tx:
         repo = Repository(tx)
-        await repo.upsert_member("@a:x", "academia", "europe", NOW, "test")
+        await repo.upsert_member("main", "@a:x", "academia", "europe", NOW, "test")
         await repo.set_meta("sync_token", "s1")
     dest = tmp_path / "backup.db"
     await db.backup(dest)
@@ -273,27 +273,27 @@ def test_a_lock_held_by_another_process_conflicts(tmp_path: Path) -> None:
 async def test_members_seed_upsert_deactivate(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
-        await repo.seed_member("@b:x", "academia", "europe", NOW)
-        await repo.seed_member("@a:x", "civil-society", "africa", NOW)
-        assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", True)
-        assert await repo.member("@nobody:x") is None
-        assert [m.user_id for m in await repo.active_members()] == ["@a:x", "@b:x"]
+        await repo.seed_member("main", "@b:x", "academia", "europe", NOW)
+        await repo.seed_member("main", "@a:x", "civil-society", "africa", NOW)
+        assert await repo.member("main", "@a:x") == Member("@a:x", "civil-society", "africa", True)
+        assert await repo.member("main", "@nobody:x") is None
+        assert [m.user_id for m in await repo.active_members("main")] == ["@a:x", "@b:x"]
 
-        assert await repo.deactivate_member("@a:x", NOW) is True
-        assert await repo.deactivate_member("@a:x", NOW) is False
-        assert await repo.deactivate_member("@nobody:x", NOW) is False
-        assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", False)
-        assert [m.user_id for m in await repo.active_members()] == ["@b:x"]
+        assert await repo.deactivate_member("main", "@a:x", NOW) is True
+        assert await repo.deactivate_member("main", "@a:x", NOW) is False
+        assert await repo.deactivate_member("main", "@nobody:x", NOW) is False
+        assert await repo.member("main", "@a:x") == Member("@a:x", "civil-society", "africa", False)
+        assert [m.user_id for m in await repo.active_members("main")] == ["@b:x"]
 
         # Seeding from the config again does not undo a chair's removal, nor change data.
-        await repo.seed_member("@a:x", "government", "cis", NOW + 1)
-        assert await repo.member("@a:x") == Member("@a:x", "civil-society", "africa", False)
+        await repo.seed_member("main", "@a:x", "government", "cis", NOW + 1)
+        assert await repo.member("main", "@a:x") == Member("@a:x", "civil-society", "africa", False)
 
         # An upsert reactivates and updates.
-        await repo.upsert_member("@a:x", "government", "cis", NOW + 2, "@chair:x")
-        assert await repo.member("@a:x") == Member("@a:x", "government", "cis", True)
-        await repo.upsert_member("@c:x", "academia", "asia-pacific", NOW, "@chair:x")
-        assert [m.user_id for m in await repo.active_members()] == ["@a:x", "@b:x", "@c:x"]
+        await repo.upsert_member("main", "@a:x", "government", "cis", NOW + 2, "@chair:x")
+        assert await repo.member("main", "@a:x") == Member("@a:x", "government", "cis", True)
+        await repo.upsert_member("main", "@c:x", "academia", "asia-pacific", NOW, "@chair:x")
+        assert [m.user_id for m in await repo.active_members("main")] == ["@a:x", "@b:x", "@c:x"]
 
 
 async def test_meta(db: Backend) -> None:
@@ -307,6 +307,7 @@ async def test_meta(db: Backend) -> None:
 
 async def new_request(repo: Repository, filed: str = "$filed1", applicant: str = "@erin:x") -> int:
     return await repo.create_request(
+        "main",
         Applicant(applicant, name="Erin", org="Erin Org", stakeholder="academia", region="europe"),
         "Erin wants to help.",
         "@chair:x",
@@ -362,11 +363,11 @@ async def test_requests_create_update_and_list(db: Backend) -> None:
         assert decided.proposal is Proposal.NO_CONSENSUS
         assert decided.rationale == "Not now."
 
-        assert [r.id for r in await repo.requests()] == [second, first]  # newest first
-        assert [r.id for r in await repo.requests([RequestState.OPEN])] == [first]
+        assert [r.id for r in await repo.requests("main")] == [second, first]  # newest first
+        assert [r.id for r in await repo.requests("main", [RequestState.OPEN])] == [first]
         both = [RequestState.OPEN, RequestState.DECIDED]
-        assert [r.id for r in await repo.requests(both)] == [second, first]
-        assert await repo.requests([RequestState.DRAFTED]) == []
+        assert [r.id for r in await repo.requests("main", both)] == [second, first]
+        assert await repo.requests("main", [RequestState.DRAFTED]) == []
 
         with pytest.raises(ValueError, match="not request columns"):
             await repo.update_request(first, applicant="@mallory:x")
@@ -390,10 +391,10 @@ async def test_filing_is_unique_per_event(db: Backend) -> None:
 async def test_eligible_snapshot_and_voters(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
-        await repo.seed_member("@a:x", "academia", "europe", NOW)
-        await repo.seed_member("@b:x", "civil-society", "africa", NOW)
-        await repo.seed_member("@gone:x", "academia", "europe", NOW)
-        await repo.deactivate_member("@gone:x", NOW)
+        await repo.seed_member("main", "@a:x", "academia", "europe", NOW)
+        await repo.seed_member("main", "@b:x", "civil-society", "africa", NOW)
+        await repo.seed_member("main", "@gone:x", "academia", "europe", NOW)
+        await repo.deactivate_member("main", "@gone:x", NOW)
         rid = await new_request(repo)
         assert await repo.snapshot_eligible(rid) == 2
         assert await repo.voters(rid) == [
@@ -404,17 +405,17 @@ async def test_eligible_snapshot_and_voters(db: Backend) -> None:
         assert (await repo.member_rows(rid, "@gone:x")).eligible == []
 
         # Members added after the ballot opened are not on the snapshot; it is idempotent.
-        await repo.upsert_member("@late:x", "government", "cis", NOW, "@chair:x")
+        await repo.upsert_member("main", "@late:x", "government", "cis", NOW, "@chair:x")
         assert (await repo.member_rows(rid, "@late:x")).eligible == []
         assert [v.user_id for v in await repo.voters(rid)] == ["@a:x", "@b:x"]
 
         # A member removed later stays on the snapshot with the time they left (the rule
         # decides what that means for a ballot).
-        await repo.deactivate_member("@b:x", NOW + 5)
+        await repo.deactivate_member("main", "@b:x", NOW + 5)
         assert [v.user_id for v in await repo.voters(rid)] == ["@a:x"]
         assert (await repo.rows(rid)).removed == {"@b:x": NOW + 5}
         assert [v.user_id for v in (await repo.rows(rid)).snapshot] == ["@a:x", "@b:x"]
-        await repo.upsert_member("@b:x", "civil-society", "africa", NOW, "@chair:x")
+        await repo.upsert_member("main", "@b:x", "civil-society", "africa", NOW, "@chair:x")
         assert (await repo.rows(rid)).removed == {}
 
 
@@ -424,7 +425,7 @@ async def test_plain_rows_read_what_rows_reads(db: Backend) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         for user in ("@a:x", "@b:x", "@c:x"):
-            await repo.seed_member(user, "academia", "europe", NOW)
+            await repo.seed_member("main", user, "academia", "europe", NOW)
         rid = await new_request(repo)
         await repo.snapshot_eligible(rid)
         await tx.execute(
@@ -432,7 +433,7 @@ async def test_plain_rows_read_what_rows_reads(db: Backend) -> None:
             "VALUES (?, '@nobody:x', 'academia', 'europe')",
             (rid,),
         )
-        await repo.deactivate_member("@b:x", NOW + 5)
+        await repo.deactivate_member("main", "@b:x", NOW + 5)
         for n, user in enumerate(("@a:x", "@b:x", "@a:x")):
             item = PositionInput(f"$p{n}", user, Position.SUPPORT, NOW + n, Source.REACTION)
             await repo.add_input(rid, item, NOW + n)
@@ -597,7 +598,7 @@ async def test_the_integrity_check_finds_a_damaged_file(tmp_path: Path) -> None:
     async with db.transaction() as tx:
         repo = Repository(tx)
         for i in range(300):  # a few pages of data
-            await repo.seed_member(f"@m{i:04d}:example.org", "academia", "europe", NOW)
+            await repo.seed_member("main", f"@m{i:04d}:example.org", "academia", "europe", NOW)
     assert await db.integrity_problem() is None
     await db.close()
 
@@ -620,7 +621,7 @@ async def seeded_file(path: Path, members: int = 300) -> bytes:
     async with db.transaction() as tx:
         repo = Repository(tx)
         for i in range(members):
-            await repo.seed_member(f"@m{i:04d}:example.org", "academia", "europe", NOW)
+            await repo.seed_member("main", f"@m{i:04d}:example.org", "academia", "europe", NOW)
     await db.close()
     raw = sqlite3.connect(path, isolation_level=None)
     raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -121,7 +121,7 @@ async def test_unit_of_work_a_failing_position_leaves_the_others_applied_once(
     event, the failing one is set aside, and every other one is stored exactly once (what
     the first attempt held back is gone with its rollback)."""
     w = opened
-    original = w.engine.ballots.record_input
+    original = w.engine.groups.first.ballots.record_input
     failing = w.reaction(CAROL, "👍")
 
     async def sometimes(repo: Any, out: Any, req: Any, item: Any, *args: Any, **kw: Any) -> Any:
@@ -129,7 +129,7 @@ async def test_unit_of_work_a_failing_position_leaves_the_others_applied_once(
             raise RuntimeError("boom")
         return await original(repo, out, req, item, *args, **kw)
 
-    monkeypatch.setattr(w.engine.ballots, "record_input", sometimes)
+    monkeypatch.setattr(w.engine.groups.first.ballots, "record_input", sometimes)
     down = w.reaction(BOB, "👎")
     events = [w.reaction(ALICE, "👍"), down, failing, w.reaction(DAVE, "👌")]
     result = await w.apply(*events)

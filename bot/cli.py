@@ -444,7 +444,7 @@ def _publish(config_path: Path, out: Path) -> int:
         async with _database(config) as db, db.transaction() as tx:
             return await site_files(
                 Repository(tx),
-                group=config.first.name,
+                groups=[(g.id, g.name) for g in config.entries],
                 options=config.publish.options(),
                 now_ms=int(time.time() * 1000),
             )
@@ -458,7 +458,7 @@ def _publish(config_path: Path, out: Path) -> int:
     except OSError as exc:
         print(f"consensus-bot: cannot write the site to {out}: {exc}", file=sys.stderr)
         return 1
-    pages = sum(1 for name in files if name.startswith("decisions/") and name.endswith(".html"))
+    pages = sum(1 for name in files if "decisions/" in name and name.endswith("index.html"))
     print(f"{out}: published {pages} decision(s); open {out / 'index.html'}")
     return 0
 

@@ -83,8 +83,10 @@ class Decision:
 
     @property
     def number(self) -> int:
-        """The request's number."""
-        return int(self.record["request"]["id"])
+        """The request's number in its group (`#N`; records frozen before several groups
+        have only the `id`, which was that number)."""
+        request = self.record["request"]
+        return int(request.get("number", request["id"]))
 
     @property
     def decided_at(self) -> int:
@@ -483,6 +485,21 @@ def index_json(decisions: Sequence[Decision], options: PublishOptions) -> str:
             ensure_ascii=False,
         )
         + "\n"
+    )
+
+
+def groups_index(groups: Sequence[tuple[str, str]]) -> str:
+    """The top page of a bot serving several groups: each group's site is in its folder."""
+    items = "".join(
+        f'<li><a href="{e(gid)}/index.html">{e(name)}</a></li>\n' for gid, name in groups
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{e(csp())}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>Decisions</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<main>\n<h1>Decisions</h1>\n<ul>\n{items}</ul>\n</main>\n</body>\n</html>\n"
     )
 
 

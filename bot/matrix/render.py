@@ -595,21 +595,21 @@ def outcome(
         appeal = lang._(
             "Members and the applicant may appeal until %(when)s: %(command)s",
             when=until,
-            command=f"{prefix} appeal {req.id} REASON",
+            command=f"{prefix} appeal {req.number} REASON",
         )
         body += f"\n{appeal}"
         html_ += f"<p>{esc(appeal)}</p>"
     check = f"consensus-bot export --verify FILE --head {record_head}"
     record = N_("Record: %(head)s — members get it with %(export)s; check a copy with: %(check)s")
     body += "\n" + lang._(
-        record, head=f"{record_head[:16]}…", export=f"{prefix} export {req.id}", check=check
+        record, head=f"{record_head[:16]}…", export=f"{prefix} export {req.number}", check=check
     )
     html_ += (
         "<p>"
         + lang.markup(
             record,
             head=f"<code>{esc(record_head[:16])}…</code>",
-            export=f"<code>{esc(prefix)} export {req.id}</code>",
+            export=f"<code>{esc(prefix)} export {req.number}</code>",
             check=f"<code>{esc(check)}</code>",
         )
         + "</p>"
@@ -623,23 +623,25 @@ def outcome(
     return Message("outcome", req.id, body, rtl_html(lang, html_), data)
 
 
-def public_outcome(req: Request, record_head: str, lang: Language | None = None) -> Message:
+def public_outcome(
+    req: Request, record_head: str, lang: Language | None = None, *, folder: str = ""
+) -> Message:
     """The outcome as the public room (`publish.room`) hears it: the decision, the chair's
-    rationale, the relative link of its page on the published site and the record head;
-    no member's name, and the applicant's only with their consent."""
+    rationale, the relative link of its page on the published site (under `folder`: its
+    group's, in a bot of several) and the record head; no member's name, and the
+    applicant's only with their consent."""
     assert req.outcome is not None
     lang = _lang(lang)
     verb = lang._(_PUBLIC_OUTCOMES[req.outcome.value])
-    page = f"decisions/{req.id}/index.html"
+    page = f"{folder}decisions/{req.number}/index.html"
     who = (
         f": {inline(req.applicant.name or req.applicant.applicant)}" if req.publish_consent else ""
     )
     rationale = inline(req.rationale, 1_000) if req.rationale else ""
     line = N_("🏁 Request #%(id)s%(who)s — %(outcome)s.")
     body = lang._(line, id=req.number, who=who, outcome=verb)
-    html_ = (
-        f"<p>{lang.markup(line, id=str(req.id), who=esc(who), outcome=f'<b>{esc(verb)}</b>')}</p>"
-    )
+    marked = lang.markup(line, id=str(req.number), who=esc(who), outcome=f"<b>{esc(verb)}</b>")
+    html_ = f"<p>{marked}</p>"
     if rationale:
         body += "\n" + lang._("Rationale: %(rationale)s", rationale=rationale)
         html_ += f"<p>{lang.markup('Rationale: %(rationale)s', rationale=esc(rationale))}</p>"
@@ -739,7 +741,7 @@ def reminder(
     (`when_local` and `left` already said in it)."""
     lang = _lang(lang)
     link = _permalink(req.room_id) if req.room_id else ""
-    command = f"{prefix} support --request {req.id}"
+    command = f"{prefix} support --request {req.number}"
     sentence = N_(
         "⏰ %(member)s: the ballot of %(title)s closes %(when)s (in %(left)s) and you have "
         "not taken a position yet. React to the ballot in %(room)s, or answer here with "

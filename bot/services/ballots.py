@@ -347,7 +347,7 @@ class Ballots:
     ) -> render.Message:
         prefix = self.settings.prefix
         lang = self.settings.lang
-        where = "" if reply_to else f" --request {req.id}"
+        where = "" if reply_to else f" --request {req.number}"
         asked = N_(
             "%(member)s: your objection to %(title)s is recorded as #%(id)s. An objection "
             "blocks consensus until it is addressed, so please say why: %(command)s"
@@ -488,9 +488,9 @@ class Ballots:
             "members.",
             title=render.inline(render.triage_title(req, lang)),
             what=what,
-            edit=f"{p} edit {req.id}",
-            accept=f"{p} accept {req.id}",
-            reject=f"{p} reject {req.id} REASON",
+            edit=f"{p} edit {req.number}",
+            accept=f"{p} accept {req.number}",
+            reject=f"{p} reject {req.number} REASON",
         )
         await out.message(
             render.notice("reply", req.id, text, chairs, lang, event="triage"),
@@ -826,7 +826,9 @@ class Ballots:
         if s.publish_room:
             # The public room hears the outcome, its page and the head; nothing else.
             await out.message(
-                render.public_outcome(decided, head, s.lang),
+                render.public_outcome(
+                    decided, head, s.lang, folder=f"{s.group_id}/" if len(s.groups) > 1 else ""
+                ),
                 room_id=s.publish_room,
                 request_id=req.id,
             )

@@ -670,7 +670,7 @@ class Handlers:
             "country": f"{p} apply - --country Kenya",
             "stakeholder": f"{p} apply - --stakeholder technical-community",
             "background": f"{p} apply - --background 'RIPE NCC member since 2015; RFC 9234'",
-            "affirmation": f"{p} affirm {req.id}",
+            "affirmation": f"{p} affirm {req.number}",
         }[field_name]
         rest = (
             " " + lang._("(then: %(fields)s)", fields=", ".join(lang._(n) for n, _ in missing[1:]))
@@ -682,7 +682,7 @@ class Handlers:
             ask=lang._(ask),
             example=example,
             rest=rest,
-            cancel=f"{p} cancel {req.id} REASON",
+            cancel=f"{p} cancel {req.number} REASON",
         )
 
     async def _file(
@@ -722,7 +722,7 @@ class Handlers:
                     "members see it. Complete it with %(command)s.",
                     title=render.inline(render.title(req, ctx.lang)),
                     fields=lacking,
-                    command=f"{self.prefix} edit {req.id} --country … --stakeholder … "
+                    command=f"{self.prefix} edit {req.number} --country … --stakeholder … "
                     "--background '…'",
                 ),
                 req.id,
@@ -1620,7 +1620,7 @@ class Handlers:
                 if lacking
                 else ctx.lang._(
                     "It is complete; a chair may %(command)s.",
-                    command=f"{self.prefix} accept {edited.id}",
+                    command=f"{self.prefix} accept {edited.number}",
                 )
             )
         updated = ctx.lang._(

@@ -14,12 +14,13 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.domain.countries import lookup
 from bot.domain.lifecycle import RequestState
-from bot.domain.publish import Decision, PublishOptions, build_site
+from bot.domain.publish import Decision, PublishOptions, build_site, groups_index
 from bot.domain.record_render import render_markdown
 from bot.services.clock import Clock
 from bot.services.settings import Settings
@@ -29,10 +30,11 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 
-async def gather(repo: Repository) -> list[Decision]:
-    """Every decided request with its frozen record segments (undecided ones never)."""
+async def gather(repo: Repository, group_id: str) -> list[Decision]:
+    """A group's decided requests with their frozen record segments (undecided ones
+    never)."""
     decisions = []
-    for req in await repo.requests(None, [RequestState.DECIDED]):
+    for req in await repo.requests(group_id, [RequestState.DECIDED]):
         frozen = await repo.frozen_records(req.id)
         if req.outcome is None or not frozen:
             continue
@@ -80,11 +82,34 @@ def write_site(files: dict[str, str], out: Path) -> None:
 
 
 async def site_files(
-    repo: Repository, *, group: str, options: PublishOptions, now_ms: int
+    repo: Repository,
+    *,
+    groups: Sequence[tuple[str, str]],
+    options: PublishOptions,
+    now_ms: int,
 ) -> dict[str, str]:
-    """Gather the decisions and render the site's files (`write_site` writes them)."""
-    decisions = await gather(repo)
-    return build_site(decisions, group=group, options=options, updated_iso=_iso(now_ms))
+    """Gather the decisions of these groups ((id, name) each) and render the site's files
+    (`write_site` writes them): one group's site at the top, several in a folder each."""
+    decisions = {gid: await gather(repo, gid) for gid, _ in groups}
+    return render_sites(groups, decisions, options, _iso(now_ms))
+
+
+def render_sites(
+    groups: Sequence[tuple[str, str]],
+    decisions: Mapping[str, Sequence[Decision]],
+    options: PublishOptions,
+    updated_iso: str,
+) -> dict[str, str]:
+    """The files of each group's site: at the top for a bot of one group; otherwise each in
+    the folder of its id, under a page that lists the groups."""
+    if len(groups) == 1:
+        [(gid, name)] = groups
+        return build_site(decisions[gid], group=name, options=options, updated_iso=updated_iso)
+    files = {"index.html": groups_index(groups)}
+    for gid, name in groups:
+        site = build_site(decisions[gid], group=name, options=options, updated_iso=updated_iso)
+        files.update({f"{gid}/{rel}": text for rel, text in site.items()})
+    return files
 
 
 def _iso(ms: int) -> str:
@@ -101,7 +126,7 @@ class Publisher:
     def __init__(self, db: Backend, clock: Clock, settings: Settings) -> None:
         self.db = db
         self.clock = clock
-        self.settings = settings
+        self.settings = settings  # the bot-wide [publish] choices, and every group (`groups`)
 
     async def refresh(self) -> bool:
         """Regenerate the site; False (logged) when it could not be written — a decision
@@ -113,16 +138,14 @@ class Publisher:
         now = self.clock.now_ms()
         out = Path(s.publish_dir)
 
-        def build_and_write(decisions: list[Decision]) -> None:
+        def build_and_write(decisions: dict[str, list[Decision]]) -> None:
             # Rendering and writing both run in the worker thread: only the read is async.
-            write_site(
-                build_site(decisions, group=s.group_name, options=options, updated_iso=_iso(now)),
-                out,
-            )
+            write_site(render_sites(s.groups, decisions, options, _iso(now)), out)
 
         try:
             async with self.db.transaction() as tx:
-                decisions = await gather(Repository(tx))
+                repo = Repository(tx)
+                decisions = {gid: await gather(repo, gid) for gid, _ in s.groups}
             await asyncio.to_thread(build_and_write, decisions)
         except (OSError, ValueError) as exc:
             log.warning("the public site in %s was not regenerated: %s", s.publish_dir, exc)

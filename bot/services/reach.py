@@ -196,7 +196,7 @@ def group_reminders(
     """One reminder for many members (one per ~1,000), in the group's language: it names the
     first few, mentions all (`m.mentions`), and says how to take a position."""
     messages = []
-    command = f"{prefix} support --request {req.id}"
+    command = f"{prefix} support --request {req.number}"
     its_room = lang._("its room")
     for chunk in mention_chunks(sorted(members)):
         plain, pills = named(chunk, lang)

@@ -25,9 +25,11 @@ from pydantic import ValidationError
 from bot.cli import main as cli_main
 from bot.config import Config, ConfigError, load_config
 from bot.domain.lifecycle import RequestState
+from bot.domain.publish import PublishOptions
 from bot.domain.record import verify_json
 from bot.domain.sense import Proposal
 from bot.services.export import export_record
+from bot.services.publish import site_files
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.database import Database
@@ -506,3 +508,43 @@ def two_group_settings_with_main() -> list[Settings]:
     data = json.loads(json.dumps(TWO_GROUPS))
     data["groups"][0]["id"] = "main"
     return settings_of(two_group_config(data))
+
+
+async def test_two_groups_publish_a_site_each_under_one_index(two_groups: World) -> None:
+    w = two_groups
+    core1 = await file_and_open(w, CHAIR, MAIN, "@erin:x", "!core1:x", "$core1")
+    wg1 = await file_and_open(w, WG_CHAIR, WG_MAIN, "@gina:x", "!wg1:x", "$wg1")
+    await w.apply(
+        w.reaction(ALICE, "👍", room="!core1:x", target="$core1"),
+        w.reaction(BOB, "👍", room="!wg1:x", target="$wg1"),
+    )
+    admit = w.command(
+        CHAIR,
+        "!cb decide admit Broad support across the group, no objection raised.",
+        room="!core1:x",
+    )
+    decline = w.command(
+        WG_CHAIR, "!cb decide decline Too few members took part to judge it yet.", room="!wg1:x"
+    )
+    await w.apply(admit, decline)
+    assert await w.acks(admit.event_id) == ["✅"], await w.replies_to(admit.event_id)
+    assert await w.acks(decline.event_id) == ["✅"], await w.replies_to(decline.event_id)
+    assert (await w.request(core1)).state is RequestState.DECIDED
+    assert (await w.request(wg1)).state is RequestState.DECIDED
+    async with w.db.transaction() as tx:
+        files = await site_files(
+            Repository(tx),
+            groups=[("core", "Core Group"), ("wg", "Routing Working Group")],
+            options=PublishOptions(record_files=True),
+            now_ms=w.clock.now_ms(),
+        )
+    # Each group's #1 in its own folder, its record naming its group and number.
+    assert "core/decisions/1/index.html" in files
+    assert "wg/decisions/1/index.html" in files
+    assert 'href="core/index.html"' in files["index.html"]
+    assert "Routing Working Group" in files["wg/index.html"]
+    assert "Routing Working Group" not in files["core/index.html"]
+    [wg_record] = [v for k, v in files.items() if k.startswith("wg/") and k.endswith(".json")
+                   and "record" in k]  # fmt: skip
+    request = json.loads(wg_record)["request"]
+    assert (request["group_id"], request["number"], request["id"]) == ("wg", 1, wg1)

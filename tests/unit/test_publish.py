@@ -109,7 +109,7 @@ async def _site(w: World, options: PublishOptions | None = None) -> dict[str, st
     async with w.db.transaction() as tx:
         return await site_files(
             Repository(tx),
-            group="Test group",
+            groups=[("main", "Test group")],
             options=options or PublishOptions(),
             now_ms=w.clock.now_ms(),
         )

@@ -71,7 +71,7 @@ def _kind(content: dict[str, Any]) -> str:
 
 
 def _sender(w: World, gateway: _Recorder) -> OutboxSender:
-    return OutboxSender(w.db, gateway, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    return OutboxSender(w.db, gateway, w.services.hooks, w.clock, Doorbell())  # type: ignore[arg-type]
 
 
 async def _tidy_ups(w: World) -> list[OutboxItem]:

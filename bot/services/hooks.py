@@ -1,0 +1,83 @@
+"""The outbox sender's hooks (`bot.services.outbox.OutboxHooks`), as one thin facade.
+
+Each hook hands its item to the service whose job it is: the room-opening sequence
+(`bot.services.opening`), the ballots' tidy-ups of superseded reactions, the direct chats
+(`bot.services.dms`). Nothing is decided here.
+"""
+
+from __future__ import annotations
+
+from bot.domain.counting import Redaction
+from bot.services.ballots import Ballots
+from bot.services.dms import DirectChats
+from bot.services.opening import RoomOpening
+from bot.services.outbox import DRAFT, TIDY, Outbox
+from bot.services.settings import Settings
+from storage.backend import Backend
+from storage.repo import OutboxItem, Repository
+
+
+class SentHooks:
+    """What the services do once an outbox item went through or failed for good."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Backend,
+        opening: RoomOpening,
+        ballots: Ballots,
+        dms: DirectChats,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.opening = opening
+        self.ballots = ballots
+        self.dms = dms
+
+    async def on_sent(self, repo: Repository, item: OutboxItem, result: str, now: int) -> None:
+        """Record what a sent operation produced (a room or event ID)."""
+        out = Outbox(repo, now)
+        if await self.opening.recorded(repo, out, item, result, now):
+            return
+        if item.request_id is None:
+            return
+        if item.op == "redact" and item.target:
+            # The bot's tidying of a superseded reaction: stored as it is sent (the sync
+            # skips the bot's own events), so the rule knows it can never count again.
+            req = await repo.request(item.request_id)
+            if req is not None and req.room_id:
+                bot = self.settings.bot_user_id
+                await repo.add_redaction(Redaction(result, item.target, req.room_id, bot, now, now))
+                if item.purpose is not None and item.purpose.startswith(TIDY):
+                    member = item.purpose.removeprefix(TIDY)
+                    await self.ballots.tidied(repo, out, req, member)
+        elif item.purpose == DRAFT:
+            await repo.update_request(item.request_id, draft_event_id=result)
+
+    async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
+        """An operation failed for good (see `RoomOpening.failed`)."""
+        await self.opening.failed(repo, Outbox(repo, now), item, now)
+
+    async def after_sent(self, item: OutboxItem) -> None:
+        """Once the sent operation's result is committed (see `RoomOpening.after_sent`)."""
+        await self.opening.after_sent(item)
+
+    async def find_created_room(self, item: OutboxItem) -> str | None:
+        """After a crash during room creation: the room created before, if any."""
+        return await self.opening.find_created_room(item)
+
+    async def dm_room(self, user_id: str) -> str:
+        """The bot's direct chat with a user, created when there is none yet."""
+        return await self.dms.dm_room(user_id)
+
+    async def tidy_target(self, item: OutboxItem) -> str | None:
+        """Just before a tidy-up is sent: the reaction it should remove now, if any."""
+        if item.purpose is None or item.request_id is None or item.target is None:
+            return None
+        async with self.db.transaction() as tx:
+            repo = Repository(tx)
+            req = await repo.request(item.request_id)
+            if req is None:
+                return None
+            member = item.purpose.removeprefix(TIDY)
+            return await self.ballots.tidy_target(repo, req, member, item.target)

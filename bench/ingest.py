@@ -347,6 +347,7 @@ async def build_database(path: Path | str, members: int, requests: int) -> None:
     from bot.domain.request import Applicant
     from bot.services.clock import SystemClock
     from bot.services.outbox import Outbox
+    from bot.services.plans import AfterCommit
     from storage.repo import Repository
 
     db = open_target(path)
@@ -358,7 +359,7 @@ async def build_database(path: Path | str, members: int, requests: int) -> None:
         async with db.transaction() as tx:
             repo = Repository(tx)
             await seed_roster(repo, members, now)
-            out = Outbox(repo, now)
+            out = Outbox(repo, now, AfterCommit())
             for r in range(1, requests + 1):
                 applicant = Applicant(
                     f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None

@@ -425,7 +425,7 @@ def build_services(
     publisher = Publisher(db, clock, settings) if settings.publish_dir else None
     batches = Batches(settings, db, clock, ballots, handlers, calendar, doorbell, publisher)
     reconciler = Reconciler(settings, db, batches, gateway)
-    opening = RoomOpening(settings, db, ballots, calendar, reconciler, gateway)
+    opening = RoomOpening(settings, db, ballots, reconciler, gateway)
     dms = DirectChats(settings, db, clock, calendar, gateway)
     return Services(
         settings=settings,
@@ -439,7 +439,7 @@ def build_services(
         opening=opening,
         dms=dms,
         invites=InvitePolicy(settings, db),
-        hooks=SentHooks(settings, db, opening, ballots, dms),
+        hooks=SentHooks(settings, db, opening, ballots, dms, calendar, doorbell, publisher),
     )
 
 

@@ -1,8 +1,9 @@
 """Ballot use cases: file, open, record an input, draft, close, decide, block.
 
 Every method runs inside the caller's transaction and queues what to send in its `Outbox`;
-timer changes are noted on the outbox (`schedule_changed`) and applied by the caller after
-the commit, so a rolled-back savepoint can never leave a timer behind or missing. What
+timer changes, drafts and tallies to redo and the public site are noted in the job's plan
+(`out.after`, `bot.services.plans`) and done by the job at its end or after its commit, so a
+rolled-back savepoint can never leave a timer behind or missing. What
 counts is decided by `bot.domain.counting.count` only: this service loads raw rows, asks the
 rule, and stores what follows (objection rows, the frozen record).
 """
@@ -213,9 +214,9 @@ class Ballots:
         )
         tally = self.tally(req, rows)
         if tally.status.get(item.event_id) is Status.COUNTED:
-            out.retally.add(req.id)
+            out.after.retally.add(req.id)
             if req.state is RequestState.DRAFTED:
-                out.redraft.add(req.id)  # sent in time, seen after the close
+                out.after.redraft.add(req.id)  # sent in time, seen after the close
         if item.source is Source.REACTION and tally.current.get(item.member) is stored:
             await self._tidy(repo, out, req, rows, stored)
         await self.follow_objection(
@@ -333,9 +334,9 @@ class Ballots:
                 now,
             )
         if step is not ObjectionStep.NONE:
-            out.retally.add(req.id)
+            out.after.retally.add(req.id)
             if req.state is RequestState.DRAFTED:
-                out.redraft.add(req.id)
+                out.after.redraft.add(req.id)
         return current
 
     def _ask_reason(
@@ -543,7 +544,7 @@ class Ballots:
                 "cancelled",
                 applicant,
             )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
         return cancelled
 
     async def edit(
@@ -607,7 +608,7 @@ class Ballots:
             await out.event(
                 POLL_END, render.poll_end(req, self.settings.lang), request_id=req.id, target=POLL
             )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
         return sense
 
     async def post_draft(
@@ -658,11 +659,11 @@ class Ballots:
 
     async def redraft(self, repo: Repository, out: Outbox) -> None:
         """Post the draft again for requests whose draft changed in this transaction."""
-        for request_id in sorted(out.redraft):
+        for request_id in sorted(out.after.redraft):
             req = await repo.request(request_id)
             if req is not None and req.state is RequestState.DRAFTED:
                 await self.post_draft(repo, out, req)
-        out.redraft.clear()
+        out.after.redraft.clear()
 
     async def decide(
         self,
@@ -697,7 +698,7 @@ class Ballots:
         assert decided is not None
         s = self.settings
         head = await self._freeze(repo, decided, now)
-        out.republish = True
+        out.after.republish = True
         message = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz, s.lang)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
@@ -726,7 +727,7 @@ class Ballots:
                 decided.applicant.country,
             )
             await out.invite(user_id, room_id=s.main_room_id, request_id=req.id)
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
         return decided
 
     async def reopen(
@@ -757,14 +758,14 @@ class Ballots:
             note = f" {applicant} is off the roster again until it is decided."
         # Reactions and retractions that came in while it was closed count now.
         await self.follow_all(repo, out, reopened, now)
-        out.schedule_changed(req.id)
-        out.republish = True  # the decision is withdrawn from the public site
+        out.after.schedule_changed(req.id)
+        out.after.republish = True  # the decision is withdrawn from the public site
         return reopened, note
 
     async def refreeze(self, repo: Repository, out: Outbox, req: Request, now: int) -> str:
         """A decided request's record gains what came after the decision (an appeal and its
         answer) as a new segment chained to the last; earlier segments never change."""
-        out.republish = True
+        out.after.republish = True
         return await self._freeze(repo, req, now)
 
     async def _freeze(self, repo: Repository, req: Request, now: int) -> str:
@@ -810,7 +811,7 @@ class Ballots:
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
 
 
 TIDY_REASON = "superseded by a newer position"

@@ -41,6 +41,7 @@ from bot.services.calendar import Calendar
 from bot.services.clock import Clock
 from bot.services.handlers import Handlers
 from bot.services.outbox import Doorbell, Outbox, dm
+from bot.services.plans import AfterCommit
 from bot.services.publish import Publisher
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -108,8 +109,8 @@ class Batches:
             return await Repository(tx).get_meta(SYNC_TOKEN)
 
     async def apply_batch(self, batch: SyncBatch, *, force: bool = False) -> BatchResult:
-        """Apply a sync batch and store its token, all in one transaction; then let the
-        timers follow what was committed."""
+        """Apply a sync batch and store its token, all in one transaction; then do what the
+        batch planned for after its commit (timers, the public site, the digest)."""
         # Released held events are judged now, when their key arrived (every window: close,
         # contest, appeal); only a position on a ballot still open keeps its receipt time
         # (`Ballots.record_input`), so a late key neither loses it nor reorders it, and a
@@ -118,27 +119,27 @@ class Batches:
         try:
             # Events almost never fail: apply the batch without a savepoint per event (two
             # statements each, two network round trips on PostgreSQL) ...
-            result, reschedule = await self._apply_batch(batch, now, force, isolate=False)
+            result, plan = await self._apply_batch(batch, now, force, isolate=False)
         except _EventFailed:
-            # ... and when one does, roll the whole batch back and apply it again with each
-            # event in its own savepoint, so only the failing one is set aside.
-            result, reschedule = await self._apply_batch(batch, now, force, isolate=True)
-        await self.calendar.follow(reschedule)
-        if result.republish and self.publisher is not None:
-            await self.publisher.refresh()  # after the commit: the site shows what is stored
+            # ... and when one does, roll the whole batch back (its plan with it) and apply it
+            # again with each event in its own savepoint, so only the failing one is set aside.
+            result, plan = await self._apply_batch(batch, now, force, isolate=True)
+        await plan.run(self.calendar, self.publisher, self.doorbell)
         return result
 
     async def _apply_batch(
         self, batch: SyncBatch, now: int, force: bool, *, isolate: bool
-    ) -> tuple[BatchResult, set[int]]:
-        """One attempt at a batch, in one transaction (see `apply_batch`)."""
+    ) -> tuple[BatchResult, AfterCommit]:
+        """One attempt at a batch, in one transaction and with one plan (see `apply_batch`);
+        returns the plan, committed, for the caller to run."""
         result = BatchResult()
+        plan = AfterCommit()
         async with self.db.transaction() as tx:
             # The first attempt reads each run of positions' working set at once and holds
             # its writes back (storage.unit); the isolating one goes event by event, since a
             # savepoint that rolls back must take the working set's changes with it.
             repo = Repository(tx) if isolate else BatchRepository(tx)
-            out = Outbox(repo, now)
+            out = Outbox(repo, now, plan)
             # One query per 500 events for what was applied before, one `executemany` to
             # mark this batch.
             seen = await repo.seen_among([e.event_id for e in batch.events])
@@ -170,16 +171,15 @@ class Batches:
             await self.ballots.redraft(repo, out)
             # The live tallies are edited by a periodic job (calendar), off this path: a batch
             # only marks them, so a burst costs one statement, not a recount per ballot.
-            if out.retally:
-                await repo.mark_tally_dirty(sorted(out.retally))
+            if plan.retally:
+                await repo.mark_tally_dirty(sorted(plan.retally))
             for left in batch.left:
                 await self._on_left(repo, out, left, now)
             if batch.next_batch:
                 await repo.set_meta(SYNC_TOKEN, batch.next_batch)
             result.queued = out.queued
-            result.republish = out.republish
-            reschedule = set(out.reschedule)
-        return result, reschedule
+            result.republish = plan.republish
+        return result, plan
 
     async def apply_events(self, events: list[InboundEvent], *, force: bool = False) -> BatchResult:
         """Apply events outside a sync (reconciliation), idempotently.
@@ -211,9 +211,10 @@ class Batches:
         `undecryptable_notice_ms`; returns how many senders were told."""
         now = self.clock.now_ms()
         cutoff = now - self.settings.undecryptable_notice_ms
+        plan = AfterCommit()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            out = Outbox(repo, now)
+            out = Outbox(repo, now, plan)
             due = await repo.held_due_notice(cutoff)
             told: set[tuple[str, str]] = set()
             for held in due:
@@ -234,8 +235,7 @@ class Batches:
                     room_id=held.room_id,
                 )
             await repo.mark_held_notified([h.event_id for h in due], now)
-        if told:
-            self.doorbell.ring()
+        await plan.run(self.calendar, self.publisher, self.doorbell)
         return len(told)
 
     async def unseen(self, event_ids: list[str]) -> set[str]:
@@ -267,14 +267,13 @@ class Batches:
                 raise _EventFailed from exc
             result.applied += 1
             return
-        # What a rolled-back event planned for after the commit must be forgotten with it.
-        plans = (set(out.reschedule), set(out.redraft), out.republish)
         try:
-            async with repo.tx.savepoint():
-                await self._dispatch(repo, out, event, now, received_at)
+            # What a rolled-back event planned is forgotten with its savepoint.
+            with out.after.tentative():
+                async with repo.tx.savepoint():
+                    await self._dispatch(repo, out, event, now, received_at)
             result.applied += 1
         except Exception as exc:
-            out.reschedule, out.redraft, out.republish = plans
             ref = secrets.token_hex(3)
             result.failed += 1
             result.refs.append(ref)
@@ -459,9 +458,9 @@ class Batches:
             return  # a decided request's record is frozen; a reopen recounts
         tally = self.ballots.tally(req, await repo.member_rows(req.id, item.member))
         if redaction.redacts in tally.retracted_by:
-            out.retally.add(req.id)
+            out.after.retally.add(req.id)
             if req.state is RequestState.DRAFTED:
-                out.redraft.add(req.id)
+                out.after.redraft.add(req.id)
         await self.ballots.follow_objection(repo, out, req, item.member, now)
 
     async def _on_left(self, repo: Repository, out: Outbox, left: LeftRoom, now: int) -> None:

@@ -972,7 +972,7 @@ class Handlers:
         still_open = sum(1 for o in objections if o.state.is_open)
         if req.state is RequestState.DRAFTED:
             # The chair should confirm what the draft says now, not what it said at close.
-            ctx.out.redraft.add(req.id)
+            ctx.out.after.redraft.add(req.id)
         await self._tell_objector(ctx, req, objection, state, rationale)
         text = ctx.lang._(
             "Objection #%(id)s by %(member)s: %(state)s.",
@@ -1039,7 +1039,7 @@ class Handlers:
         reason = render.clean(str(args["reason"]), 2_000)
         await ctx.repo.contest_objection(objection.id, ctx.event.sender, reason, ctx.now)
         if req.state is RequestState.DRAFTED:
-            ctx.out.redraft.add(req.id)
+            ctx.out.after.redraft.add(req.id)
         chairs = sorted(self.settings.chairs)
         contested = N_("Objection #%(id)s by %(member)s is contested and open again: %(reason)s")
         values = {"id": objection.id, "member": objection.member}
@@ -1234,7 +1234,7 @@ class Handlers:
                 req.id,
             )
         await ctx.repo.update_request(req.id, deadline_at=due)
-        ctx.out.schedule_changed(req.id)
+        ctx.out.after.schedule_changed(req.id)
         return Reply(
             True,
             ctx.lang._(

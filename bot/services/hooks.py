@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from bot.domain.counting import Redaction
 from bot.services.ballots import Ballots
+from bot.services.calendar import Calendar
 from bot.services.dms import DirectChats
 from bot.services.opening import RoomOpening
-from bot.services.outbox import DRAFT, TIDY, Outbox
+from bot.services.outbox import DRAFT, TIDY, Doorbell, Outbox
+from bot.services.plans import AfterCommit
+from bot.services.publish import Publisher
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.repo import OutboxItem, Repository
@@ -27,16 +30,31 @@ class SentHooks:
         opening: RoomOpening,
         ballots: Ballots,
         dms: DirectChats,
+        calendar: Calendar,
+        doorbell: Doorbell,
+        publisher: Publisher | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.opening = opening
         self.ballots = ballots
         self.dms = dms
+        self.calendar = calendar
+        self.doorbell = doorbell
+        self.publisher = publisher
 
-    async def on_sent(self, repo: Repository, item: OutboxItem, result: str, now: int) -> None:
-        """Record what a sent operation produced (a room or event ID)."""
-        out = Outbox(repo, now)
+    async def on_sent(
+        self, repo: Repository, item: OutboxItem, result: str, now: int
+    ) -> AfterCommit:
+        """Record what a sent operation produced (a room or event ID); returns the plan for
+        after the sender's commit (`after_commit`)."""
+        plan = AfterCommit()
+        await self._record(repo, Outbox(repo, now, plan), item, result, now)
+        return plan
+
+    async def _record(
+        self, repo: Repository, out: Outbox, item: OutboxItem, result: str, now: int
+    ) -> None:
         if await self.opening.recorded(repo, out, item, result, now):
             return
         if item.request_id is None:
@@ -54,13 +72,20 @@ class SentHooks:
         elif item.purpose == DRAFT:
             await repo.update_request(item.request_id, draft_event_id=result)
 
-    async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
+    async def on_failed(
+        self, repo: Repository, item: OutboxItem, error: str, now: int
+    ) -> AfterCommit:
         """An operation failed for good (see `RoomOpening.failed`)."""
-        await self.opening.failed(repo, Outbox(repo, now), item, now)
+        plan = AfterCommit()
+        await self.opening.failed(repo, Outbox(repo, now, plan), item, now)
+        return plan
 
-    async def after_sent(self, item: OutboxItem) -> None:
-        """Once the sent operation's result is committed (see `RoomOpening.after_sent`)."""
-        await self.opening.after_sent(item)
+    async def after_commit(self, item: OutboxItem, plan: AfterCommit, *, sent: bool) -> None:
+        """Once `on_sent`'s or `on_failed`'s transaction committed: run its plan (a new
+        room's timers start), then a sent ballot's follow-up (`RoomOpening.after_sent`)."""
+        await plan.run(self.calendar, self.publisher, self.doorbell)
+        if sent:
+            await self.opening.after_sent(item)
 
     async def find_created_room(self, item: OutboxItem) -> str | None:
         """After a crash during room creation: the room created before, if any."""

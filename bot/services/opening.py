@@ -12,19 +12,19 @@
    (`INVITE_ABSENT`) and invited (`bot.services.reach.on_absent`).
 5. The ballot, poll, card and tally event IDs are stored as they are sent (`recorded`); the
    tally is pinned.
-6. After the commit (`after_sent`): the ballot's timers start, and its reactions are read
-   back once (any that raced its ID being stored).
+6. After the commit: the ballot's timers start (the plan `room_ready` made, run by the
+   hooks), and its reactions are read back once (any that raced its ID being stored:
+   `after_sent`).
 
 A room that can never be created blocks the request (`failed`). Steps 2-6 run in the outbox
 sender's hooks (`bot.services.hooks`). This module depends only on what it uses of the
-ballots, the calendar and the reconciliation (the protocols below), so the ballots can queue
-step 1 without an import cycle.
+ballots and the reconciliation (the protocols below), so the ballots can queue step 1
+without an import cycle.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Protocol
 from urllib.parse import quote
 
@@ -67,14 +67,6 @@ class BallotDesk(Protocol):
 
     async def block(self, repo: Repository, out: Outbox, req: Request, why: str, now: int) -> None:
         """Stop a request whose room the bot cannot control, and tell the chairs."""
-        ...
-
-
-class Follows(Protocol):
-    """What the opening needs of the calendar: the timers follow the database."""
-
-    async def follow(self, request_ids: Iterable[int]) -> None:
-        """After a commit: make these requests' timers match the database."""
         ...
 
 
@@ -130,14 +122,12 @@ class RoomOpening:
         settings: Settings,
         db: Backend,
         ballots: BallotDesk,
-        calendar: Follows,
         reconciler: Reconciles,
         gateway: Gateway | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.ballots = ballots
-        self.calendar = calendar
         self.reconciler = reconciler
         self.gateway = gateway
 
@@ -261,15 +251,13 @@ class RoomOpening:
                 "opened",
                 applicant,
             )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
 
     # --- 6. after the commit ---------------------------------------------------------------
 
     async def after_sent(self, item: OutboxItem) -> None:
-        """After a room was made: schedule its ballot. After a ballot or poll went out: read
-        back anything that raced its ID being stored."""
-        if item.op == "create_room" and item.request_id is not None:
-            await self.calendar.follow({item.request_id})
+        """After a ballot or poll went out and its ID is stored: read back anything that
+        raced that ID being stored."""
         if item.purpose not in (BALLOT_PURPOSE, POLL_PURPOSE) or item.request_id is None:
             return
         async with self.db.transaction() as tx:

@@ -297,6 +297,7 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
     opened: World,
 ) -> None:
     from bot.services.outbox import TXN_KEY, Doorbell, Outbox, OutboxSender
+    from bot.services.plans import AfterCommit
 
     w = opened
     media = _Media()
@@ -306,7 +307,9 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
         await tx.execute("UPDATE outbox SET state = 'sent'")
         req = await repo.request(1)
         assert req is not None
-        await w.services.ballots.post_draft(repo, Outbox(repo, w.clock.now_ms()), req)
+        await w.services.ballots.post_draft(
+            repo, Outbox(repo, w.clock.now_ms(), AfterCommit()), req
+        )
         [item] = await repo.pending_outbox()
     sent_before = {"event_id": "$first", "sender": "@bot:x", "content": {TXN_KEY: item.txn_id}}
 

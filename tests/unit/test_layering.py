@@ -222,8 +222,15 @@ SERVICE_BOUNDS = {
         "bot.services.hooks",
     },
     "bot.services.invites": {"*"},
+    # A job's plan knows the calendar, the site and the doorbell only by protocol.
+    "bot.services.plans": {"*"},
 }
-SERVICE_ALLOWED_ANYWHERE = {"bot.services.clock", "bot.services.settings", "bot.services.outbox"}
+SERVICE_ALLOWED_ANYWHERE = {
+    "bot.services.clock",
+    "bot.services.settings",
+    "bot.services.outbox",
+    "bot.services.plans",
+}
 
 
 def test_services_depend_only_on_what_they_use() -> None:

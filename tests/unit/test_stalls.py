@@ -15,6 +15,7 @@ from bot.services import ballots as ballots_module
 from bot.services.calendar import LAST_DIGEST
 from bot.services.export import _dated_objections
 from bot.services.outbox import Outbox
+from bot.services.plans import AfterCommit
 from storage.repo import Repository
 from tests.unit.test_engine import ALICE, BOB, CAROL, CHAIR, DAVE, World
 
@@ -50,7 +51,7 @@ async def _digest_in_one_transaction(w: World) -> str:
     try:
         async with w.db.transaction() as tx:
             repo = Repository(tx)
-            await w.services.calendar.post_digest(repo, Outbox(repo, now), now)
+            await w.services.calendar.post_digest(repo, Outbox(repo, now, AfterCommit()), now)
             [item] = [
                 i
                 for i in await repo.pending_outbox(10_000)
@@ -93,7 +94,7 @@ async def test_the_digest_counts_a_ballot_opened_after_the_per_ballot_counts(
     now = w.clock.now_ms()
     async with w.db.transaction() as tx:
         repo = Repository(tx)
-        await w.services.calendar.post_digest(repo, Outbox(repo, now), now, counts)
+        await w.services.calendar.post_digest(repo, Outbox(repo, now, AfterCommit()), now, counts)
     [digest] = await w.messages("digest")
     assert digest.payload["body"] == expected
 

@@ -1788,8 +1788,10 @@ class Handlers:
         return req
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`digest`: post the digest in the main room now."""
-        await self.calendar.post_digest(ctx.repo, ctx.out, ctx.now)
+        """`digest`: post the digest in the main room now: once this batch committed, as the
+        scheduled digest does, each open ballot counted in its own short transaction (never
+        all of them in this batch's, which holds the writer lock)."""
+        ctx.out.after.digest = True
         return Reply(True)
 
     async def export(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:

@@ -9,7 +9,9 @@ command's batch committed, each ballot counted in its own short transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -19,8 +21,9 @@ from bot.services.batches import SYNC_TOKEN
 from bot.services.handlers import Ctx, Reply
 from bot.services.outbox import Outbox
 from bot.services.plans import AfterCommit
+from storage.backend import Tx
 from storage.repo import Repository
-from tests.unit.test_engine import ALICE, BOB, CAROL, CHAIR, MAIN, ROOM, World
+from tests.unit.test_engine import ALICE, BOB, CAROL, CHAIR, DAVE, MAIN, ROOM, World
 
 
 class _Spy:
@@ -139,3 +142,65 @@ async def test_after_commit_the_outbox_is_a_queue_again(opened: World) -> None:
         await out.invite(ALICE, room_id=MAIN)
         assert plan.ring  # a queued row wakes the sender, once committed
         assert out.queued == 1
+
+
+# ---- !cb digest: one short transaction per ballot --------------------------------------------
+
+
+async def test_digest_command_counts_each_ballot_in_its_own_transaction(
+    opened: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = opened
+    assert await w.open_request("!req2:x", "$ballot2", applicant="@fred:x") == 2
+    assert await w.open_request("!req3:x", "$ballot3", applicant="@gina:x") == 3
+    await w.apply(
+        w.reaction(ALICE, "👍"),
+        w.reaction(CAROL, "👍", room="!req2:x", target="$ballot2"),
+        w.reaction(DAVE, "🤔", room="!req3:x", target="$ballot3"),
+    )
+    # Number every transaction; note which one the command ran in and which ones counted.
+    numbers = itertools.count(1)
+    current = [0]
+    transaction = w.db.transaction
+
+    @asynccontextmanager
+    async def numbered() -> AsyncIterator[Tx]:
+        async with transaction() as tx:
+            outer, current[0] = current[0], next(numbers)
+            try:
+                yield tx
+            finally:
+                current[0] = outer
+
+    counted_in: list[int] = []
+    sense = w.services.ballots.sense
+
+    async def spy_sense(repo: Repository, req: Any) -> Any:
+        counted_in.append(current[0])
+        return await sense(repo, req)
+
+    command_in: list[int] = []
+    digest = w.services.handlers.table["digest"]
+
+    async def spy_digest(ctx: Ctx, args: Mapping[str, Any]) -> Reply:
+        command_in.append(current[0])
+        return await digest(ctx, args)
+
+    monkeypatch.setattr(w.db, "transaction", numbered)
+    monkeypatch.setattr(w.services.ballots, "sense", spy_sense)
+    monkeypatch.setitem(w.services.handlers.table, "digest", spy_digest)
+    command = w.command(CHAIR, "!cb digest", room=MAIN)
+    await w.apply(command)
+    monkeypatch.undo()
+    assert await w.acks(command.event_id) == ["✅"]
+    [posted] = await w.messages("digest")
+    assert posted.payload["consensus_bot"]["open"] == [1, 2, 3]
+    # Three ballots, three transactions of their own, none of them the command's batch.
+    [batch] = command_in
+    assert len(counted_in) == 3
+    assert len(set(counted_in)) == 3
+    assert batch not in counted_in
+    # It says what the scheduled digest says.
+    await w.services.calendar.fire_digest()
+    first, second = await w.messages("digest")
+    assert first.payload["body"] == second.payload["body"]

@@ -5,7 +5,7 @@ each member has a device (its curve25519 key known to the bot, as after `/keys/q
 its own Megolm session, whose key the bot holds (as after the to-device room key). Then:
 
 * bot: `json.loads` → `Crypto.decrypt_timeline` (Megolm, the sender-key and type checks,
-  rebuilding the plain event) → `decode_sync` → `Engine.apply_batch` with a durable commit,
+  rebuilding the plain event) → `decode_sync` → `Batches.apply_batch` with a durable commit,
   on a copy of the same starting database as the unencrypted run;
 * baseline, same run: nio's `decrypt_megolm_event` alone on the same events (the least any
   nio-based bot pays to read them).
@@ -134,7 +134,7 @@ async def run_encrypted(path: Path, crypto: Any, batches: list[bytes]) -> tuple[
             t1 = time.perf_counter()
             crypto.decrypt_timeline(raw)
             t2 = time.perf_counter()
-            result = await bot.apply_batch(decode_sync(raw, BOT, PREFIX))
+            result = await bot.batches.apply_batch(decode_sync(raw, BOT, PREFIX))
             total += time.perf_counter() - t0
             decrypting += t2 - t1
             assert not result.failed

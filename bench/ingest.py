@@ -4,8 +4,8 @@ Synthetic `/sync` responses (reactions, redactions and `!cb` commands from 1,000
 100 open requests, 100,000 events in batches of 100–500) are kept as raw JSON bytes and
 replayed three times in the same run:
 
-* bot: `json.loads` → `decode_sync` → `Engine.apply_batch` (one durable SQLite commit per
-  batch: WAL, synchronous=FULL) on the engine `bot.app.build_engine` wires, exactly what
+* bot: `json.loads` → `decode_sync` → `Batches.apply_batch` (one durable SQLite commit per
+  batch: WAL, synchronous=FULL) on the services `bot.app.build_services` wires, exactly what
   `Syncer.run` does with a response;
 * baseline (a): `json.loads` → `nio.SyncResponse.from_dict` on the same bytes: the parsing
   every bot built on nio pays (this bot does not run it; it decodes the raw JSON itself);
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bench import Result, note, percentile
 
 if TYPE_CHECKING:
-    from bot.services.engine import Engine
+    from bot.app import Services
     from bot.services.settings import Settings
     from storage.backend import Backend, Params, Tx
 
@@ -321,14 +321,14 @@ def settings() -> Settings:
     )
 
 
-def engine(db: Backend) -> Engine:
-    """The services wired as the bot wires them (`bot.app.build_engine`), without a
+def engine(db: Backend) -> Services:
+    """The services wired as the bot wires them (`bot.app.build_services`), without a
     homeserver or a scheduler: the benchmarks measure the bot's code, not Matrix."""
-    from bot.app import build_engine
+    from bot.app import build_services
     from bot.services.clock import SystemClock
     from bot.services.outbox import Doorbell
 
-    return build_engine(settings(), db, SystemClock(), Doorbell())
+    return build_services(settings(), db, SystemClock(), Doorbell())
 
 
 def open_target(target: Path | str) -> Backend:
@@ -342,24 +342,26 @@ def open_target(target: Path | str) -> Backend:
 async def build_database(path: Path | str, members: int, requests: int) -> None:
     """Members, and open requests with their ballots, through the services and `Repository`.
 
-    `Ballots.file_request` and `Ballots.room_ready` do what the bot does when a chair files a
+    `Ballots.file_request` and `RoomOpening.room_ready` do what the bot does when a chair files a
     request and its room exists (eligibility snapshot, card, ballot, invites queued); the ballot
-    event ID is then recorded as `Engine.on_sent` would. The queued operations are marked sent.
+    event ID is then recorded as `SentHooks.on_sent` would. The queued operations are marked sent.
     """
     from bot.domain.request import Applicant
     from bot.services.clock import SystemClock
     from bot.services.outbox import Outbox
+    from bot.services.plans import AfterCommit
     from storage.repo import Repository
 
     db = open_target(path)
     await db.open()
-    ballots = engine(db).ballots
+    services = engine(db)
+    ballots = services.groups.first.ballots
     now = SystemClock().now_ms()
     try:
         async with db.transaction() as tx:
             repo = Repository(tx)
             await seed_roster(repo, members, now)
-            out = Outbox(repo, now)
+            out = Outbox(repo, now, AfterCommit())
             for r in range(1, requests + 1):
                 applicant = Applicant(
                     f"@applicant{r}:{SERVER}", f"Applicant {r}", "Org", None, None
@@ -368,7 +370,7 @@ async def build_database(path: Path | str, members: int, requests: int) -> None:
                     repo, out, applicant, "Wants to help.", CHAIR, f"$filing{r}", None, now
                 )
                 assert req.id == r
-                await ballots.room_ready(repo, out, r, room_id(r), now)
+                await services.opening.room_ready(repo, out, r, room_id(r), now)
                 await repo.update_request(r, ballot_event_id=ballot_id(r))
             await tx.execute("UPDATE outbox SET state = 'sent', sent_at = ?", (now,))
     finally:
@@ -395,9 +397,9 @@ async def run_bot(
     path: Path | str, work: Workload, counter: Calls | None = None
 ) -> tuple[list[float], dict[str, float], Any]:
     """The bot's path; returns per-batch seconds, the split by stage, and totals. With a
-    `counter`, every database call the engine makes is counted in it."""
+    `counter`, every database call the services make is counted in it."""
     from bot.matrix.decode import decode_sync
-    from bot.services.engine import BatchResult
+    from bot.services.batches import BatchResult
 
     db = open_target(path)
     await db.open()
@@ -413,7 +415,7 @@ async def run_bot(
             t1 = clock()
             batch = decode_sync(raw, BOT, PREFIX)
             t2 = clock()
-            result = await bot.apply_batch(batch)
+            result = await bot.batches.apply_batch(batch)
             t3 = clock()
             laps.append(t3 - t0)
             split["json"] += t1 - t0

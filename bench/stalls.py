@@ -4,10 +4,10 @@ While the loop is blocked nothing is read from or sent to the homeserver. A prob
 5 ms in a loop and records how late each wake-up is; its worst lateness during an operation is
 that operation's longest stall. The database (SQLite, as `bot.app` opens it) holds 10,000
 members and 20 open ballots, each with the whole roster eligible and 7,000 positions; on it,
-through the services `bot.app.build_engine` wires, one after the other:
+through the services `bot.app.build_services` wires, one after the other:
 
 * ingest: sync responses (reactions, redactions, commands on those 20 ballots) through
-  `decode_sync` → `Engine.apply_batch`, as `Syncer.run` does;
+  `decode_sync` → `Batches.apply_batch`, as `Syncer.run` does;
 * tally refresh: `Calendar.refresh_tallies` with every ballot's live tally out of date;
 * digest: `Calendar.fire_digest` over the 20 open ballots;
 * export: a chair's `export --format json` then `--format md` in an open ballot's room (the
@@ -106,7 +106,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
 
     async def ingest() -> None:
         for raw in work.batches:
-            await bot.apply_batch(decode_sync(json.loads(raw), BOT, PREFIX))
+            await bot.batches.apply_batch(decode_sync(json.loads(raw), BOT, PREFIX))
 
     async def tallies() -> None:
         async with db.transaction() as tx:
@@ -114,12 +114,12 @@ async def _run(quick: bool, workdir: Path) -> Result:
         await bot.calendar.refresh_tallies()
 
     async def command(request: int, body: str) -> None:
-        """A chair's command in the request's room, through the engine as a sync brings it."""
+        """A chair's command in the request's room, through the batch apply as a sync brings it."""
         nonlocal commands
         commands += 1
         ts = int(time.time() * 1000)
         text = CommandText(room_id(request), event_id(3 * 10**9 + commands), CHAIR, ts, body)
-        result = await bot.apply_batch(SyncBatch(next_batch=f"c{commands}", events=[text]))
+        result = await bot.batches.apply_batch(SyncBatch(next_batch=f"c{commands}", events=[text]))
         assert result.applied == 1, (body, result)
         assert not result.failed, (body, result)
 

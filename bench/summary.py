@@ -9,7 +9,7 @@ request with its own positions (so the queries must pick the right rows). Timed,
   the redactions aimed at them), counted by the one rule (`bot.domain.counting.standing`, the
   core `count` runs too), the objections read by `Repository.objections` and the whole
   drafted by `bot.domain.sense.determine` — plus `bot.matrix.render.summary` (the message the
-  chair gets), in one read transaction, on the services `bot.app.build_engine` wires;
+  chair gets), in one read transaction, on the services `bot.app.build_services` wires;
 * baseline, same run: the same result sets fetched with bare sqlite3 (`fetchall`,
   the statements `Repository.plain_rows` and `Repository.objections` run, no row objects, no
   logic) — the floor for reading what the draft needs — and `determine` alone on values

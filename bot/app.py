@@ -8,6 +8,7 @@ import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
@@ -21,15 +22,20 @@ from bot.matrix.crypto import CryptoError
 from bot.matrix.gateway import Gateway, GatewayError
 from bot.matrix.rooms import supports_restricted
 from bot.services.ballots import Ballots
+from bot.services.batches import Batches
 from bot.services.calendar import Calendar
 from bot.services.clock import Clock, SystemClock
 from bot.services.deadlines import Timers
-from bot.services.engine import Engine
+from bot.services.dms import DirectChats
 from bot.services.groups import Groups, GroupServices
 from bot.services.handlers import Handlers
+from bot.services.hooks import SentHooks
+from bot.services.invites import InvitePolicy
 from bot.services.keyrows import DatabaseKeyRows
+from bot.services.opening import RoomOpening
 from bot.services.outbox import Doorbell, OutboxSender
 from bot.services.publish import Publisher
+from bot.services.reconcile import Reconciler
 from bot.services.settings import Settings
 from bot.services.syncer import Syncer
 from storage.backend import Backend
@@ -86,14 +92,14 @@ class App:
         self._loaded_keys: Keys | None = None
         self.timers = Timers(self.clock)
         self.doorbell = Doorbell()
-        self.engine: Engine | None = None
+        self.services: Services | None = None
         self.sender: OutboxSender | None = None
         self.syncer: Syncer | None = None
         self._stop = asyncio.Event()
         self._catch_up: asyncio.Task[None] | None = None
         self._open_ballots = 0
 
-    async def start(self) -> Engine:
+    async def start(self) -> Services:
         """Take the lock (a standby waits here), open the database, log in and build the
         services."""
         await self.guard.acquire()
@@ -178,20 +184,24 @@ class App:
                 "joined through the main room; every member is invited instead",
                 room_version,
             )
-        engine = build_engine(
+        services = build_services(
             every, self.db, self.clock, self.doorbell, gateway=self.gateway, timers=self.timers
         )
-        self.sender = OutboxSender(self.db, self.gateway, engine, self.clock, self.doorbell)
+        self.sender = OutboxSender(self.db, self.gateway, services.hooks, self.clock, self.doorbell)
         self.syncer = Syncer(
             self.gateway,
-            engine,
+            services.settings,
+            services.batches,
+            services.reconciler,
+            services.dms,
+            services.invites,
             self.sender.kick,
             timeout_ms=self.sync_timeout_ms,
             watchdog_s=m.sync_watchdog_ms / 1000,
             on_first_batch=self._after_first_sync,
         )
-        self.engine = engine
-        return engine
+        self.services = services
+        return services
 
     async def _key_secret(self) -> bytes:
         """The secret the end-to-end state is sealed under (derived keys; see keystore)."""
@@ -282,9 +292,9 @@ class App:
         """Join each group's main room if needed. Only after the first sync stored a token,
         so that every command sent there after the join is seen (a fresh database skips the
         history of its first sync)."""
-        assert self.engine is not None
+        assert self.services is not None
         joined = await self.gateway.joined_rooms()
-        for group in self.engine.groups:
+        for group in self.services.groups:
             room_id = group.settings.main_room_id
             if room_id in joined:
                 continue
@@ -361,11 +371,11 @@ class App:
 
     async def _after_first_sync(self) -> None:
         """The first sync is stored: join the main room, say we run, then catch up."""
-        assert self.engine is not None
+        assert self.services is not None
         await self._patiently("joining the main rooms", self._join_main_rooms)
         log.info(
             "Consensus Bot running as %s; %d open ballots",
-            self.engine.settings.bot_user_id,
+            self.services.settings.bot_user_id,
             self._open_ballots,
         )
         self._catch_up = asyncio.create_task(self._reconcile_at_start(), name="catch-up")
@@ -376,25 +386,26 @@ class App:
         Deadlines are restored only now, after the first sync and the reconciliation: an
         overdue deadline must not close a ballot before the positions sent in time are in.
         """
-        assert self.engine is not None
+        services = self.services
+        assert services is not None
         assert self.sender is not None
         try:
-            fixed = await self.engine.reconcile()
+            fixed = await services.reconciler.reconcile()
             if fixed:
                 log.info("reconciled %d reactions missed while down", fixed)
                 self.sender.kick()
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
-        for group in self.engine.groups:
+        for group in services.groups:
             await group.calendar.restore()
-        if self.engine.publisher is not None:
+        if services.publisher is not None:
             # The site follows the database from the start (a decision while the bot was
             # stopped, a restored backup, a changed [publish] section).
-            await self.engine.publisher.refresh()
+            await services.publisher.refresh()
         try:
-            for group in self.engine.groups:
+            for group in services.groups:
                 await group.calendar.catch_up_digest()
-            zones = await self.engine.refresh_timezones()
+            zones = await services.dms.refresh_timezones()
             if zones:
                 log.info("%d members have a time zone in their profile", zones)
         except GatewayError as exc:
@@ -408,7 +419,23 @@ class App:
         await self.guard.release()
 
 
-def build_engine(
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The services, wired: one per job (see ARCHITECTURE.md)."""
+
+    settings: Settings  # the bot-wide values (the first group's settings hold them)
+    db: Backend
+    groups: Groups  # each group's settings, ballots, calendar and handlers
+    publisher: Publisher | None
+    batches: Batches  # sync batches and held encrypted events
+    reconciler: Reconciler  # gaps and downtime, from the relations endpoint
+    openings: dict[str, RoomOpening]  # each group's requests' rooms, created to open ballot
+    dms: DirectChats  # direct chats and members' time zones
+    invites: InvitePolicy  # which invites are accepted
+    hooks: SentHooks  # the outbox sender's hooks, handed to the services above
+
+
+def build_services(
     settings: Settings | Sequence[Settings],
     db: Backend,
     clock: Clock,
@@ -416,9 +443,9 @@ def build_engine(
     *,
     gateway: Gateway | None = None,
     timers: Timers | None = None,
-) -> Engine:
+) -> Services:
     """Wire the services, fully and in dependency order: for each group (one `Settings`
-    each) its ballots, calendar and handlers; then the engine over them all.
+    each) its ballots, calendar and handlers; then the jobs over them all.
 
     The one place that does (the app, the tests and the benchmarks all call it); nothing is
     patched on afterwards. Without a gateway or timers it runs without a homeserver or a
@@ -426,16 +453,33 @@ def build_engine(
     """
     every = [settings] if isinstance(settings, Settings) else list(settings)
     limiter = RateLimiter()  # one per bot: a person's flood is theirs, in any group
-    services = []
+    per_group = []
     for group in every:
         ballots = Ballots(group)
         calendar = Calendar(group, db, clock, ballots, doorbell, timers)
         handlers = Handlers(group, ballots, calendar, limiter)
-        services.append(GroupServices(group, ballots, calendar, handlers))
-    groups = Groups(services)
+        per_group.append(GroupServices(group, ballots, calendar, handlers))
+    groups = Groups(per_group)
     first = groups.first.settings
     publisher = Publisher(db, clock, first) if first.publish_dir else None
-    return Engine(groups, db, clock, doorbell, gateway, publisher=publisher)
+    batches = Batches(groups, db, clock, doorbell, publisher)
+    reconciler = Reconciler(first, db, batches, gateway)
+    openings = {
+        g.group_id: RoomOpening(g.settings, db, g.ballots, reconciler, gateway) for g in groups
+    }
+    dms = DirectChats(groups, db, clock, gateway)
+    return Services(
+        settings=first,
+        db=db,
+        groups=groups,
+        publisher=publisher,
+        batches=batches,
+        reconciler=reconciler,
+        openings=openings,
+        dms=dms,
+        invites=InvitePolicy(first, db, groups),
+        hooks=SentHooks(groups, db, openings, dms, doorbell, publisher),
+    )
 
 
 def _creator_privileged(room_version: str) -> bool:

@@ -15,8 +15,9 @@ Two rules keep it exact:
   the batch did so far. The working set itself is updated by the writes that change it.
 - Every write that does not go through the working set (a command closing a ballot or
   removing a member, an encrypted event kept for its key) ends it (`invalidate`): the
-  engine preloads again for the events after it. Commands at human rate cost a few
-  statements each; positions, by reaction, poll or command, cost none of their own.
+  batch apply (`bot.services.batches`) preloads again for the events after it. Commands at
+  human rate cost a few statements each; positions, by reaction, poll or command, cost
+  none of their own.
 
 The repository still decides nothing: it stores, loads and remembers what it loaded.
 """

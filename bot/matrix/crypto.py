@@ -16,7 +16,7 @@ whose sender key belongs to a device of the claimed sender: a member cannot re-s
 member's ciphertext as their own hum.
 
 An event whose key has not arrived stays `m.room.encrypted`; the decoder turns it into an
-`EncryptedMessage` carrying its raw JSON, which the engine keeps aside in the batch's
+`EncryptedMessage` carrying its raw JSON, which the batch apply keeps aside in the batch's
 transaction and applies later, when the key comes (with its original receipt time while its
 ballot is open; judged at the key's arrival once it has closed).
 
@@ -421,7 +421,7 @@ class Crypto:
 
     def decrypt_timeline(self, raw: dict[str, Any]) -> None:
         """Replace, in place, every encrypted timeline event of a sync response that can be
-        read by its plain event; the others stay encrypted (the engine keeps them aside)."""
+        read by its plain event; the others stay encrypted (the batch apply keeps them aside)."""
         for room_id, room in _dict(_dict(raw.get("rooms")).get("join")).items():
             events = _dict(_dict(room).get("timeline")).get("events")
             if isinstance(events, list):

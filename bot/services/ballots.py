@@ -1,8 +1,9 @@
 """Ballot use cases: file, open, record an input, draft, close, decide, block.
 
 Every method runs inside the caller's transaction and queues what to send in its `Outbox`;
-timer changes are noted on the outbox (`schedule_changed`) and applied by the caller after
-the commit, so a rolled-back savepoint can never leave a timer behind or missing. What
+timer changes, drafts and tallies to redo and the public site are noted in the job's plan
+(`out.after`, `bot.services.plans`) and done by the job at its end or after its commit, so a
+rolled-back savepoint can never leave a timer behind or missing. What
 counts is decided by `bot.domain.counting.count` only: this service loads raw rows, asks the
 rule, and stores what follows (objection rows, the frozen record).
 """
@@ -48,18 +49,14 @@ from bot.domain.record import HumAggregate, Record
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
 from bot.domain.text import N_
-from bot.i18n.catalog import Language
 from bot.matrix import render
 from bot.matrix.rooms import (
-    CREATE_ROOM_INVITES,
     POLL_END,
-    POLL_START,
-    request_marker,
-    request_room_spec,
 )
 from bot.services.export import freeze, live_record
+from bot.services.opening import queue_room
 from bot.services.outbox import CARD, DRAFT, POLL, TALLY, TIDY, Outbox, dm
-from bot.services.reach import invite_to_restricted, must_invite
+from bot.services.reach import tell_applicant
 from bot.services.settings import Settings
 from storage.repo import MemberRows, Repository, Rows
 
@@ -217,9 +214,9 @@ class Ballots:
         )
         tally = self.tally(req, rows)
         if tally.status.get(item.event_id) is Status.COUNTED:
-            out.retally.add(req.id)
+            out.after.retally.add(req.id)
             if req.state is RequestState.DRAFTED:
-                out.redraft.add(req.id)  # sent in time, seen after the close
+                out.after.redraft.add(req.id)  # sent in time, seen after the close
         if item.source is Source.REACTION and tally.current.get(item.member) is stored:
             await self._tidy(repo, out, req, rows, stored)
         await self.follow_objection(
@@ -337,9 +334,9 @@ class Ballots:
                 now,
             )
         if step is not ObjectionStep.NONE:
-            out.retally.add(req.id)
+            out.after.retally.add(req.id)
             if req.state is RequestState.DRAFTED:
-                out.redraft.add(req.id)
+                out.after.redraft.add(req.id)
         return current
 
     def _ask_reason(
@@ -467,7 +464,7 @@ class Ballots:
         if state is RequestState.TRIAGE:
             await self._announce_triage(out, req)
             return req
-        await self._open_room(repo, out, req)
+        await queue_room(repo, out, self.settings, req)
         return req
 
     async def _announce_triage(self, out: Outbox, req: Request) -> None:
@@ -505,7 +502,7 @@ class Ballots:
         await repo.update_request(req.id, state=state, deadline_at=now + self.settings.deadline_ms)
         accepted = await repo.request(req.id)
         assert accepted is not None
-        await self._open_room(repo, out, accepted)
+        await queue_room(repo, out, self.settings, accepted)
         return accepted
 
     async def cancel(
@@ -544,7 +541,7 @@ class Ballots:
         )
         if req.applicant.user_id:
             applicant = self.settings.language(await repo.language(req.applicant.user_id))
-            await self._tell_applicant(
+            await tell_applicant(
                 out,
                 req,
                 applicant._(
@@ -555,7 +552,7 @@ class Ballots:
                 "cancelled",
                 applicant,
             )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
         return cancelled
 
     async def edit(
@@ -608,114 +605,6 @@ class Ballots:
                 )
         return edited
 
-    async def _tell_applicant(
-        self, out: Outbox, req: Request, text: str, event: str, lang: Language | None = None
-    ) -> None:
-        """A direct message to the applicant (who is never in the request's room), `text`
-        said in `lang`, their language."""
-        applicant = req.applicant.user_id
-        assert applicant is not None
-        await out.message(
-            render.notice("reply", req.id, text, (applicant,), lang, event=event),
-            room_id=dm(applicant),
-            request_id=req.id,
-        )
-
-    async def _open_room(self, repo: Repository, out: Outbox, req: Request) -> None:
-        spec = self._room_spec(req)
-        # Invites cost one rate-limited request each; createRoom takes up to ten at once.
-        roster = await repo.active_members(req.group_id)
-        people = {m.user_id for m in roster} | set(self.settings.chairs)
-        if self.settings.allow_room:  # restricted: the rest join by themselves
-            people = {p for p in people if must_invite(p, self.settings)}
-        spec["invite"] = sorted(people - {self.settings.bot_user_id})[:CREATE_ROOM_INVITES]
-        await out.create_room(req.id, spec)
-
-    def _room_spec(self, req: Request) -> dict[str, object]:
-        s = self.settings
-        return request_room_spec(
-            name=render.inline(render.title(req, s.lang), 200),
-            topic=s.lang._(
-                "%(group)s: participation request #%(id)s. React to the ballot or use %(help)s.",
-                group=s.group_name,
-                id=req.number,
-                help=f"{s.prefix} help",
-            ),
-            marker=request_marker(s.marker_key, req.id),
-            chairs=s.chairs,
-            bot_user_id=s.bot_user_id,
-            bot_needs_power_entry=s.bot_needs_power_entry,
-            space_id=s.space_id,
-            server_name=s.server_name,
-            encrypted=s.encrypts,
-            allow_room=s.allow_room,
-        )
-
-    async def room_ready(
-        self,
-        repo: Repository,
-        out: Outbox,
-        request_id: int,
-        room_id: str,
-        now: int,
-        invited: frozenset[str] = frozenset(),
-        allow_room: str | None = None,
-    ) -> None:
-        """The request's room exists: open the ballot, post the card and invite everyone
-        (or, in a room restricted to `allow_room`'s members, only who cannot join it)."""
-        req = await repo.request(request_id)
-        if req is None or req.state is not RequestState.PENDING:
-            return
-        state = transition(req.state, Action.ROOM_READY)
-        await repo.update_request(request_id, state=state, room_id=room_id, opened_at=now)
-        await repo.snapshot_eligible(request_id)
-        req = await repo.request(request_id)
-        assert req is not None
-        tz = self.settings.group_tz
-        lang = self.settings.lang
-        await out.message(render.request_card(req, now, tz, lang), request_id=req.id, purpose=CARD)
-        await out.message(
-            render.ballot(req, self.settings.prefix, tz, now, lang),
-            request_id=req.id,
-            purpose="ballot",
-        )
-        # No reactions are seeded on the ballot: every counter a member sees is a real one.
-        # The same ballot as a native poll, for clients that show polls: one ledger for all
-        # (undisclosed, so the client shows no second count before the close).
-        await out.event(POLL_START, render.poll_start(req, lang), request_id=req.id, purpose="poll")
-        await out.message(await self._tally(repo, req, now), request_id=req.id, purpose=TALLY)
-        s = self.settings
-        if s.space_id:
-            await out.state(s.space_id, "m.space.child", room_id, {"via": [s.server_name]})
-        invitees = {v.user_id for v in await repo.voters(req.id)} | set(s.chairs)
-        if allow_room:
-            await invite_to_restricted(out, s, req.id, invitees, invited, allow_room)
-        else:
-            for user_id in sorted(invitees - {s.bot_user_id} - invited):
-                await out.invite(user_id, request_id=req.id)
-        await out.message(
-            render.announcement(req, tz, now, via=s.server_name, lang=lang),
-            room_id=s.main_room_id,
-            request_id=req.id,
-        )
-        if req.applicant.user_id:
-            applicant = s.language(await repo.language(req.applicant.user_id))
-            await self._tell_applicant(
-                out,
-                req,
-                applicant._(
-                    "Your request to join %(group)s (#%(id)s) is now in front of the members, "
-                    "until %(when)s. They may ask you questions through me; you will hear the "
-                    "outcome from me, with the chair's rationale.",
-                    group=s.group_name,
-                    id=req.number,
-                    when=applicant.when(req.deadline_at, tz, now_ms=now),
-                ),
-                "opened",
-                applicant,
-            )
-        out.schedule_changed(req.id)
-
     async def close_ballot(self, repo: Repository, out: Outbox, req: Request, now: int) -> Sense:
         """Close the ballot and post the draft sense of the room for the chair."""
         state = transition(req.state, Action.CLOSE)
@@ -727,7 +616,7 @@ class Ballots:
             await out.event(
                 POLL_END, render.poll_end(req, self.settings.lang), request_id=req.id, target=POLL
             )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
         return sense
 
     async def post_draft(
@@ -757,7 +646,8 @@ class Ballots:
             await out.edit(message, DRAFT, request_id=req.id)
         return sense
 
-    async def _tally(self, repo: Repository, req: Request, now: int) -> render.Message:
+    async def live_tally(self, repo: Repository, req: Request, now: int) -> render.Message:
+        """The ballot's live tally as it stands (posted when the room opens, then edited)."""
         sense = await self.sense(repo, req)
         lang = self.settings.lang
         closes = lang.when(req.deadline_at, self.settings.group_tz, now_ms=now)
@@ -773,18 +663,18 @@ class Ballots:
                 continue
             if req.tally_event_id is None and not await repo.pending_purpose(req.id, TALLY):
                 continue  # opened before live tallies existed
-            await out.edit(await self._tally(repo, req, now), TALLY, request_id=req.id)
+            await out.edit(await self.live_tally(repo, req, now), TALLY, request_id=req.id)
 
     async def redraft(self, repo: Repository, out: Outbox) -> None:
         """Post the draft again for this group's requests whose draft changed in this
         transaction (the others are their groups')."""
-        for request_id in sorted(out.redraft):
+        for request_id in sorted(out.after.redraft):
             req = await repo.request(request_id)
             if req is not None and req.group_id != self.settings.group_id:
                 continue
             if req is not None and req.state is RequestState.DRAFTED:
                 await self.post_draft(repo, out, req)
-            out.redraft.discard(request_id)
+            out.after.redraft.discard(request_id)
 
     async def decide(
         self,
@@ -819,7 +709,7 @@ class Ballots:
         assert decided is not None
         s = self.settings
         head = await self._freeze(repo, decided, now)
-        out.republish = True
+        out.after.republish = True
         message = render.outcome(decided, head, s.prefix, s.appeal_window_ms, s.group_tz, s.lang)
         await out.message(message, request_id=req.id)
         await out.message(message, room_id=s.main_room_id, request_id=req.id)
@@ -851,7 +741,7 @@ class Ballots:
                 decided.applicant.country,
             )
             await out.invite(user_id, room_id=s.main_room_id, request_id=req.id)
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
         return decided
 
     async def reopen(
@@ -886,14 +776,14 @@ class Ballots:
             note = f" {applicant} is off the roster again until it is decided."
         # Reactions and retractions that came in while it was closed count now.
         await self.follow_all(repo, out, reopened, now)
-        out.schedule_changed(req.id)
-        out.republish = True  # the decision is withdrawn from the public site
+        out.after.schedule_changed(req.id)
+        out.after.republish = True  # the decision is withdrawn from the public site
         return reopened, note
 
     async def refreeze(self, repo: Repository, out: Outbox, req: Request, now: int) -> str:
         """A decided request's record gains what came after the decision (an appeal and its
         answer) as a new segment chained to the last; earlier segments never change."""
-        out.republish = True
+        out.after.republish = True
         return await self._freeze(repo, req, now)
 
     async def _freeze(self, repo: Repository, req: Request, now: int) -> str:
@@ -939,7 +829,7 @@ class Ballots:
             room_id=self.settings.main_room_id,
             request_id=req.id,
         )
-        out.schedule_changed(req.id)
+        out.after.schedule_changed(req.id)
 
 
 TIDY_REASON = "superseded by a newer position"

@@ -25,6 +25,7 @@ from bot.services.ballots import Ballots
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
 from bot.services.outbox import Doorbell, Outbox, dm
+from bot.services.plans import AfterCommit
 from bot.services.reach import remind_in_room
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -93,6 +94,11 @@ class Calendar:
                 else:
                     await self.schedule(repo, req, zones)
 
+    async def run(self, plan: AfterCommit) -> None:
+        """After one of the calendar's jobs committed: do what it planned (the calendar's
+        jobs never change a decision, so there is no public site to regenerate)."""
+        await plan.run(self, None, self.doorbell)
+
     async def restore(self) -> int:
         """At start: schedule every open ballot (overdue deadlines fire at once), the digest
         and the chairs' nudges; returns how many ballots are open."""
@@ -118,20 +124,17 @@ class Calendar:
         path, which only marks them)."""
         async with self.db.transaction() as tx:
             dirty = await Repository(tx).dirty_tallies(self.settings.group_id)
-        queued = 0
         for n, request_id in enumerate(dirty):
             if n:
                 await asyncio.sleep(0)  # between ballots: the loop and other transactions
             now = self.clock.now_ms()
+            plan = AfterCommit()
             async with self.db.transaction() as tx:
                 repo = Repository(tx)
-                out = Outbox(repo, now)
                 # The mark is cleared with the edit it asked for: a failure keeps both.
                 await repo.tally_refreshed(request_id)
-                await self.ballots.retally(repo, out, now, [request_id])
-                queued += out.queued
-        if queued:
-            self.doorbell.ring()
+                await self.ballots.retally(repo, Outbox(repo, now, plan), now, [request_id])
+            await self.run(plan)
 
     async def prune(self) -> None:
         """Forget sent messages and processed event IDs older than `storage.retention`
@@ -154,11 +157,9 @@ class Calendar:
                 await self.schedule(repo, req)  # moved later meanwhile
                 return
             log.info("deadline of request %d reached", request_id)
-            out = Outbox(repo, now)
-            await self.ballots.close_ballot(repo, out, req, now)
-            reschedule = set(out.reschedule)
-        await self.follow(reschedule)
-        self.doorbell.ring()
+            plan = AfterCommit()
+            await self.ballots.close_ballot(repo, Outbox(repo, now, plan), req, now)
+        await self.run(plan)
 
     async def schedule(
         self, repo: Repository, req: Request, zones: set[str | None] | None = None
@@ -205,8 +206,10 @@ class Calendar:
         """Remind the members whose send time for `slot` is `when` and who still have no
         position (once per slot each)."""
         now = self.clock.now_ms()
+        plan = AfterCommit()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
+            out = Outbox(repo, now, plan)
             req = await repo.request(request_id)
             if req is None or req.state is not RequestState.OPEN:
                 return
@@ -221,11 +224,11 @@ class Calendar:
             members = tuple(
                 m for m, tz in zones.items() if self._send_time(due, tz, opened) == when
             )
-            sent = await self.remind(repo, Outbox(repo, now), req, now, slot, members)
+            sent = await self.remind(repo, out, req, now, slot, members)
             if last:
-                await self._note_silent_groups(repo, Outbox(repo, now), req, now, slot)
+                await self._note_silent_groups(repo, out, req, now, slot)
         log.info("request %d: %d reminders (%s)", request_id, sent, slot)
-        self.doorbell.ring()
+        await self.run(plan)
 
     async def _voter_zones(self, repo: Repository, req: Request) -> dict[str, str | None]:
         """Time zone (or None) of every member who counts on the request (the rule's voters)."""
@@ -316,10 +319,16 @@ class Calendar:
         """Post the digest in the main room (cron job, `digest` command, missed run)."""
         counts = await self.open_counts()
         now = self.clock.now_ms()
+        plan = AfterCommit()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            await self.post_digest(repo, Outbox(repo, now), now, counts)
-        self.doorbell.ring()
+            await self.post_digest(repo, Outbox(repo, now, plan), now, counts)
+        await self.run(plan)
+
+    async def fire_digests(self, group_ids: set[str]) -> None:
+        """Post the digest if this calendar's group is among those asked for."""
+        if self.settings.group_id in group_ids:
+            await self.fire_digest()
 
     async def open_counts(self) -> dict[int, OpenCounts]:
         """Each open ballot's counts for the digest, one transaction per ballot, yielding in
@@ -479,9 +488,10 @@ class Calendar:
     async def nudge_chairs(self) -> None:
         """Remind the chairs (once a day) of drafts that have waited more than a day."""
         now = self.clock.now_ms()
+        plan = AfterCommit()
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            out = Outbox(repo, now)
+            out = Outbox(repo, now, plan)
             for req in await repo.requests(self.settings.group_id, [RequestState.DRAFTED]):
                 if (req.closed_at or now) > now - DAY_MS:
                     continue
@@ -501,4 +511,4 @@ class Calendar:
                     request_id=req.id,
                 )
                 await repo.update_request(req.id, nudged_at=now)
-        self.doorbell.ring()
+        await self.run(plan)

@@ -985,7 +985,7 @@ class Handlers:
         still_open = sum(1 for o in objections if o.state.is_open)
         if req.state is RequestState.DRAFTED:
             # The chair should confirm what the draft says now, not what it said at close.
-            ctx.out.redraft.add(req.id)
+            ctx.out.after.redraft.add(req.id)
         await self._tell_objector(ctx, req, objection, state, rationale)
         text = ctx.lang._(
             "Objection #%(id)s by %(member)s: %(state)s.",
@@ -1052,7 +1052,7 @@ class Handlers:
         reason = render.clean(str(args["reason"]), 2_000)
         await ctx.repo.contest_objection(objection.id, ctx.event.sender, reason, ctx.now)
         if req.state is RequestState.DRAFTED:
-            ctx.out.redraft.add(req.id)
+            ctx.out.after.redraft.add(req.id)
         chairs = sorted(self.settings.chairs)
         contested = N_("Objection #%(id)s by %(member)s is contested and open again: %(reason)s")
         values = {"id": objection.id, "member": objection.member}
@@ -1247,7 +1247,7 @@ class Handlers:
                 req.id,
             )
         await ctx.repo.update_request(req.id, deadline_at=due)
-        ctx.out.schedule_changed(req.id)
+        ctx.out.after.schedule_changed(req.id)
         return Reply(
             True,
             ctx.lang._(
@@ -1852,8 +1852,10 @@ class Handlers:
         return req
 
     async def digest(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
-        """`digest`: post the digest in the main room now."""
-        await self.calendar.post_digest(ctx.repo, ctx.out, ctx.now)
+        """`digest`: post the digest in the main room now: once this batch committed, as the
+        scheduled digest does, each open ballot counted in its own short transaction (never
+        all of them in this batch's, which holds the writer lock)."""
+        ctx.out.after.digests.add(self.settings.group_id)
         return Reply(True)
 
     async def export(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:

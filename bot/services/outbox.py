@@ -24,6 +24,7 @@ from bot.matrix.gateway import AuthLost, Gateway, GatewayError
 from bot.matrix.render import Message
 from bot.matrix.rooms import allow_room_of, invite_only
 from bot.services.clock import Clock
+from bot.services.plans import AfterCommit
 from storage.backend import Backend
 from storage.repo import OutboxItem, Repository
 
@@ -64,25 +65,22 @@ def new_txn_id() -> str:
 
 
 class Outbox:
-    """Queues operations inside a transaction. Sends nothing itself."""
+    """Queues operations inside a transaction. Sends nothing itself.
 
-    def __init__(self, repo: Repository, now: int) -> None:
+    `after` is the plan of the job whose transaction this is (`bot.services.plans`): the
+    job made it and runs it after its commit; the outbox only carries it to the services
+    that queue, so they can plan through the one object they are handed."""
+
+    def __init__(self, repo: Repository, now: int, after: AfterCommit) -> None:
         self.repo = repo
         self.now = now
+        self.after = after
         self.queued = 0
-        # Work for after the commit (never inside a transaction that may roll back):
-        self.reschedule: set[int] = set()  # requests whose timers must follow the database
-        self.redraft: set[int] = set()  # drafted requests whose draft changed
-        self.retally: set[int] = set()  # open ballots whose live tally changed
-        self.republish = False  # a decision, appeal answer or reopen: the public site follows
-
-    def schedule_changed(self, request_id: int) -> None:
-        """The request's deadline or state changed: its timers follow once committed."""
-        self.reschedule.add(request_id)
 
     async def _put(self, op: str, payload: dict[str, Any], **where: Any) -> None:
         await self.repo.enqueue(new_txn_id(), op, payload, self.now, **where)
         self.queued += 1
+        self.after.ring = True  # once committed, the sender is woken
 
     async def message(
         self,
@@ -222,12 +220,17 @@ class Outbox:
 class OutboxHooks(Protocol):
     """What the services do once an operation went through or failed for good."""
 
-    async def on_sent(self, repo: Repository, item: OutboxItem, result: str, now: int) -> None:
-        """Record the result (a room or event ID) of a sent operation."""
+    async def on_sent(
+        self, repo: Repository, item: OutboxItem, result: str, now: int
+    ) -> AfterCommit:
+        """Record the result (a room or event ID) of a sent operation, in the sender's
+        transaction; returns what to do once it committed (`after_commit`)."""
         ...
 
-    async def on_failed(self, repo: Repository, item: OutboxItem, error: str, now: int) -> None:
-        """An operation failed for good."""
+    async def on_failed(
+        self, repo: Repository, item: OutboxItem, error: str, now: int
+    ) -> AfterCommit:
+        """An operation failed for good (in the sender's transaction, like `on_sent`)."""
         ...
 
     async def find_created_room(self, item: OutboxItem) -> str | None:
@@ -238,8 +241,9 @@ class OutboxHooks(Protocol):
         """The bot's direct chat with a user, created when there is none yet."""
         ...
 
-    async def after_sent(self, item: OutboxItem) -> None:
-        """Work to do once the sent operation's result is committed."""
+    async def after_commit(self, item: OutboxItem, plan: AfterCommit, *, sent: bool) -> None:
+        """Once `on_sent`'s (`sent`) or `on_failed`'s transaction committed: its plan, and
+        the follow-ups of a sent operation."""
         ...
 
     async def tidy_target(self, item: OutboxItem) -> str | None:
@@ -410,7 +414,8 @@ class OutboxSender:
                 async with self.db.transaction() as tx:
                     repo = Repository(tx)
                     await repo.outbox_attempt(item.id, str(exc)[:500], give_up=True)
-                    await self.hooks.on_failed(repo, item, str(exc), self.clock.now_ms())
+                    plan = await self.hooks.on_failed(repo, item, str(exc), self.clock.now_ms())
+                await self._after_commit(item, plan, sent=False)
                 return True
             except _Unresolvable as exc:
                 log.error("send %s %s dropped: %s", item.op, item.id, exc)
@@ -421,7 +426,7 @@ class OutboxSender:
         # Sent (or a room created before a failure adopted): record it with its result.
         async with self.db.transaction() as tx:
             repo = Repository(tx)
-            await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
+            plan = await self.hooks.on_sent(repo, item, result, self.clock.now_ms())
             # A private answer leaves nothing behind; a sent file's bytes are not kept.
             private = item.purpose == PRIVATE
             await repo.outbox_done(
@@ -432,11 +437,14 @@ class OutboxSender:
                 keep_where=not private,
             )
         self.sent += 1
-        try:
-            await self.hooks.after_sent(item)
-        except Exception:  # the item is sent; a follow-up failing must not undo that
-            log.exception("after sending outbox item %s", item.id)
+        await self._after_commit(item, plan, sent=True)
         return True
+
+    async def _after_commit(self, item: OutboxItem, plan: AfterCommit, *, sent: bool) -> None:
+        try:
+            await self.hooks.after_commit(item, plan, sent=sent)
+        except Exception:  # the item is done; a follow-up failing must not undo that
+            log.exception("after outbox item %s", item.id)
 
     async def _resolve(self, item: OutboxItem) -> tuple[str, str | None]:
         """The room and target event of an item, filled in from its request when needed."""

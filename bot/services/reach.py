@@ -29,7 +29,7 @@ from bot.domain.request import Request
 from bot.domain.text import N_, Np_
 from bot.i18n.catalog import Language
 from bot.matrix import render
-from bot.services.outbox import STRAGGLER, Outbox
+from bot.services.outbox import STRAGGLER, Outbox, dm
 from bot.services.settings import Settings
 from storage.repo import OutboxItem, Repository
 
@@ -48,6 +48,20 @@ def must_invite(user_id: str, settings: Settings) -> bool:
 def _some(users: Sequence[str]) -> str:
     shown = ", ".join(users[:LOGGED])
     return shown + (f" and {len(users) - LOGGED} more" if len(users) > LOGGED else "")
+
+
+async def tell_applicant(
+    out: Outbox, req: Request, text: str, event: str, lang: Language | None = None
+) -> None:
+    """A direct message to the request's applicant (who is never in the request's room),
+    `text` said in `lang`, their language."""
+    applicant = req.applicant.user_id
+    assert applicant is not None
+    await out.message(
+        render.notice("reply", req.id, text, (applicant,), lang, event=event),
+        room_id=dm(applicant),
+        request_id=req.id,
+    )
 
 
 async def invite_to_restricted(

@@ -1,7 +1,7 @@
 """The bot's own sync loop (not nio's `sync_forever`).
 
 nio's loop stores the token before callbacks run, stops on the first exception and never
-backs off. Here the token is stored by the engine in the same transaction as the batch's
+backs off. Here the token is stored by the batch apply in the same transaction as the batch's
 effects; failures back off exponentially with jitter and honour `retry_after_ms`; a
 watchdog logs loudly when the homeserver has been unreachable for too long.
 
@@ -28,8 +28,11 @@ from bot.matrix.crypto import Outcome
 from bot.matrix.decode import decode_event, decode_sync, invites_filter, sync_filter
 from bot.matrix.events import InboundEvent, Invite, SyncBatch
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
-from bot.services.engine import SYNC_TOKEN, Engine
-from storage.repo import Repository
+from bot.services.batches import Batches
+from bot.services.dms import DirectChats
+from bot.services.invites import InvitePolicy
+from bot.services.reconcile import Reconciler
+from bot.services.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,16 @@ DM_PRUNE_EVERY_S = 3_600.0  # unused direct chats are looked for at most this of
 
 
 class Syncer:
-    """Long-polls `/sync`, hands each batch to the engine, wakes the outbox sender."""
+    """Long-polls `/sync`, hands each batch to the batch apply, wakes the outbox sender."""
 
     def __init__(
         self,
         gateway: Gateway,
-        engine: Engine,
+        settings: Settings,
+        batches: Batches,
+        reconciler: Reconciler,
+        dms: DirectChats,
+        invites: InvitePolicy,
         wake_sender: Callable[[], None],
         *,
         timeout_ms: int = 30_000,
@@ -54,7 +61,11 @@ class Syncer:
         on_first_batch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.gateway = gateway
-        self.engine = engine
+        self.settings = settings
+        self.ingest = batches  # (`self.batches` counts the batches applied)
+        self.reconciler = reconciler
+        self.dms = dms
+        self.invites = invites
         self.wake_sender = wake_sender
         self.timeout_ms = timeout_ms
         self.watchdog_s = watchdog_s
@@ -68,18 +79,14 @@ class Syncer:
         self.undecodable = 0  # events set aside because decoding them failed
         self.synced = asyncio.Event()  # set after each applied batch (tests and demo wait on it)
 
-    async def _token(self) -> str | None:
-        async with self.engine.db.transaction() as tx:
-            return await Repository(tx).get_meta(SYNC_TOKEN)
-
     async def run(self) -> None:
         """Sync until cancelled."""
-        token = await self._token()
+        token = await self.ingest.sync_token()
         first = token is None
         backoff = 1.0
         failing_since: float | None = None
         loop = asyncio.get_running_loop()
-        settings = self.engine.settings
+        settings = self.settings
         filt = sync_filter()
         if token is not None:
             await self._pending_invites_at_start()
@@ -131,7 +138,7 @@ class Syncer:
                     await self._sleep(backoff * random.uniform(1.0, 1.5))
                     backoff = min(MAX_BACKOFF_S, backoff * 2)
                     continue
-            result = await self.engine.apply_batch(batch)
+            result = await self.ingest.apply_batch(batch)
             if result.applied or result.failed:
                 log.info(
                     "batch: %d applied, %d duplicates, %d failed, %d queued",
@@ -149,7 +156,7 @@ class Syncer:
             await self._handle_invites()
             if batch.limited_rooms:
                 try:
-                    fixed = await self.engine.reconcile(batch.limited_rooms)
+                    fixed = await self.reconciler.reconcile(batch.limited_rooms)
                     log.info(
                         "timeline gap in %d rooms: %d events recovered",
                         len(batch.limited_rooms),
@@ -171,7 +178,7 @@ class Syncer:
 
     async def _absorb_keys(self, raw: Any) -> bool:
         """With encryption: give the Olm machine the keys in a response, then decrypt its
-        timelines in place (what stays encrypted is held by the engine). True when room keys
+        timelines in place (what stays encrypted is held by the batch apply). True when room keys
         arrived. A failure here never holds the batch back: the keys are kept by the store
         and the housekeeping calls are made again after the next sync."""
         crypto = self.gateway.crypto
@@ -196,16 +203,16 @@ class Syncer:
         """Try again the held encrypted events whose session key has arrived, wherever they
         are in the table (so no flood of events whose keys never come can keep them waiting):
         apply them (oldest first, each with its original event ID and receipt time, judged
-        now, see `Engine.apply_batch`), drop the refused ones, and tell the senders of those
+        now, see `Batches.apply_batch`), drop the refused ones, and tell the senders of those
         unreadable for too long. Returns how many were applied or dropped."""
         crypto = self.gateway.crypto
         if crypto is None:
             return 0
-        settings = self.engine.settings
+        settings = self.settings
         ready: dict[int, list[InboundEvent]] = {}
         released: dict[int, list[str]] = {}
-        sessions = [s for s in await self.engine.held_sessions() if crypto.has_key(*s)]
-        for held in await self.engine.held_in_sessions(sessions):
+        sessions = [s for s in await self.ingest.held_sessions() if crypto.has_key(*s)]
+        for held in await self.ingest.held_in_sessions(sessions):
             try:
                 event = json.loads(held.raw)
             except ValueError:
@@ -229,11 +236,11 @@ class Syncer:
                 released=released[received_at],
                 received_at=received_at,
             )
-            await self.engine.apply_batch(batch)
+            await self.ingest.apply_batch(batch)
         if released:
             log.info("%d held encrypted events released", sum(map(len, released.values())))
             self.wake_sender()
-        if await self.engine.tell_unreadable():
+        if await self.ingest.tell_unreadable():
             self.wake_sender()
         return sum(map(len, released.values()))
 
@@ -245,7 +252,7 @@ class Syncer:
         except GatewayError as exc:
             log.warning("could not read pending invites at start: %s", exc)
             return
-        batch = decode_sync(raw, self.engine.settings.bot_user_id, "", initial=True)
+        batch = decode_sync(raw, self.settings.bot_user_id, "", initial=True)
         for invite in batch.invites:
             self._pending_invites[invite.room_id] = invite
 
@@ -256,7 +263,7 @@ class Syncer:
         Events applied before (e.g. by reconciliation) are skipped; a gap longer than
         MAX_GAP_PAGES pages is logged (the ballots are still reconciled from relations).
         """
-        settings = self.engine.settings
+        settings = self.settings
         missed: list[InboundEvent] = []
         for room_id, token in prev_batch.items():
             decoded: list[InboundEvent] = []
@@ -272,7 +279,7 @@ class Syncer:
                 )
             else:
                 log.warning("timeline gap in %s longer than %d pages", room_id, MAX_GAP_PAGES)
-            unseen = await self.engine.unseen([ev.event_id for ev in decoded])
+            unseen = await self.ingest.unseen([ev.event_id for ev in decoded])
             room_events = [ev for ev in reversed(decoded) if ev.event_id in unseen]
             if room_events:
                 log.info("filled a timeline gap in %s: %d events", room_id, len(room_events))
@@ -284,7 +291,7 @@ class Syncer:
         if now - self._dms_pruned >= DM_PRUNE_EVERY_S:
             self._dms_pruned = now
             try:
-                await self._leave(await self.engine.prune_dm_rooms(), "unused direct chat")
+                await self._leave(await self.dms.prune(), "unused direct chat")
             except Exception:
                 # Housekeeping: it must never stop the sync loop; it runs again in an hour.
                 log.exception(
@@ -292,11 +299,11 @@ class Syncer:
                 )
         for room_id, invite in list(self._pending_invites.items()):
             try:
-                if await self.engine.should_accept(invite):
+                if await self.invites.should_accept(invite):
                     log.info("accepting invite to %s from %s", room_id, invite.inviter)
                     await self.gateway.join(room_id)
                     if invite.is_direct and invite.inviter:
-                        older = await self.engine.remember_dm(invite.inviter, room_id)
+                        older = await self.dms.remember(invite.inviter, room_id)
                         await self._leave(older, "an outsider's older direct chat")
                 else:
                     log.info("rejecting invite to %s from %s", room_id, invite.inviter)
@@ -308,7 +315,7 @@ class Syncer:
             del self._pending_invites[room_id]
 
     async def _leave(self, rooms: list[str], why: str) -> None:
-        """Leave rooms the engine has forgotten; one that cannot be left now stays joined
+        """Leave rooms the direct chats have forgotten; one that cannot be left now stays joined
         (it is no longer anyone's direct chat, so nothing is sent there)."""
         for room_id in rooms:
             try:

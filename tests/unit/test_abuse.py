@@ -30,7 +30,7 @@ async def replies(w: World, event_id: str) -> list[str]:
 
 async def test_an_application_waits_for_triage_and_reaches_no_member(world: World) -> None:
     w = world
-    await w.engine.remember_dm(MALLORY, DM_MALLORY)
+    await w.services.dms.remember(MALLORY, DM_MALLORY)
     apply = w.command(MALLORY, "!cb apply I run a registry.", room=DM_MALLORY)
     await w.apply(apply)
     assert await w.acks(apply.event_id) == ["✅"]
@@ -72,7 +72,7 @@ async def test_an_application_waits_for_triage_and_reaches_no_member(world: Worl
 
 async def test_a_rejected_application_tells_the_applicant(world: World) -> None:
     w = world
-    await w.engine.remember_dm(MALLORY, DM_MALLORY)
+    await w.services.dms.remember(MALLORY, DM_MALLORY)
     await w.apply(w.command(MALLORY, "!cb apply I run a registry.", room=DM_MALLORY))
     reject = w.command(CHAIR, "!cb reject 1 We admit people with a background in it.", room=MAIN)
     await w.apply(reject)
@@ -121,7 +121,7 @@ async def test_a_request_for_a_member_and_too_many_requests_are_refused(world: W
 
 async def test_a_flood_is_refused_once_then_ignored(world: World) -> None:
     w = world
-    await w.engine.remember_dm(MALLORY, DM_MALLORY)
+    await w.services.dms.remember(MALLORY, DM_MALLORY)
     flood = [w.command(MALLORY, "!cb help", room=DM_MALLORY) for _ in range(60)]
     await w.apply(*flood)
     answered = [e for e in flood if await w.acks(e.event_id)]
@@ -157,7 +157,7 @@ async def test_hums_are_heard_only_after_the_close_from_enough_eligible_members(
 ) -> None:
     w = opened
     for member, dm in ((ALICE, DM_ALICE), (BOB, "!dm-bob:x"), (CAROL, "!dm-carol:x")):
-        await w.engine.remember_dm(member, dm)
+        await w.services.dms.remember(member, dm)
         await w.apply(w.command(member, "!cb hum for loud --request 1", room=dm))
     status = w.command(DAVE, "!cb status")
     await w.apply(status)
@@ -168,14 +168,14 @@ async def test_hums_are_heard_only_after_the_close_from_enough_eligible_members(
     [draft] = await w.messages("summary")
     assert "too few hums" in draft.payload["body"]  # 3 < process.hum_min (5)
     late = w.command(DAVE, "!cb hum against --request 1", room="!dm-dave:x")
-    await w.engine.remember_dm(DAVE, "!dm-dave:x")
+    await w.services.dms.remember(DAVE, "!dm-dave:x")
     await w.apply(late)
     assert await w.acks(late.event_id) == ["❌"]
 
 
 async def test_a_hum_answer_leaves_no_trace_once_sent(opened: World) -> None:
     w = opened
-    await w.engine.remember_dm(ALICE, DM_ALICE)
+    await w.services.dms.remember(ALICE, DM_ALICE)
     hum = w.command(ALICE, "!cb hum for --request 1", room=DM_ALICE)
     await w.apply(hum)
     private = [i for i in await w.pending() if i.purpose == "private"]
@@ -282,7 +282,7 @@ async def test_a_frozen_record_is_uploaded_once_and_its_bytes_are_not_kept(
     for _ in range(5):
         await w.apply(w.command(ALICE, "!cb export --format md"))
     media = _Media()
-    sender = OutboxSender(w.db, media, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    sender = OutboxSender(w.db, media, w.services.hooks, w.clock, Doorbell())  # type: ignore[arg-type]
     async with w.db.transaction() as tx:
         files = await tx.fetchall("SELECT id FROM outbox WHERE op = 'file'")
         await tx.execute("UPDATE outbox SET state = 'sent' WHERE op != 'file'")
@@ -299,6 +299,7 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
     opened: World,
 ) -> None:
     from bot.services.outbox import TXN_KEY, Doorbell, Outbox, OutboxSender
+    from bot.services.plans import AfterCommit
 
     w = opened
     media = _Media()
@@ -308,7 +309,9 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
         await tx.execute("UPDATE outbox SET state = 'sent'")
         req = await repo.request(1)
         assert req is not None
-        await w.engine.groups.first.ballots.post_draft(repo, Outbox(repo, w.clock.now_ms()), req)
+        await w.services.groups.first.ballots.post_draft(
+            repo, Outbox(repo, w.clock.now_ms(), AfterCommit()), req
+        )
         [item] = await repo.pending_outbox()
     sent_before = {"event_id": "$first", "sender": "@bot:x", "content": {TXN_KEY: item.txn_id}}
 
@@ -317,7 +320,7 @@ async def test_a_resend_after_a_long_outage_finds_the_message_instead_of_doublin
 
     media.recent_events = recent_events  # type: ignore[attr-defined]
     w.clock.advance(2 * 86_400_000)  # the bot was down for two days
-    sender = OutboxSender(w.db, media, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    sender = OutboxSender(w.db, media, w.services.hooks, w.clock, Doorbell())  # type: ignore[arg-type]
     await sender.drain()
     assert media.sent == []  # found, not sent again
     async with w.db.transaction() as tx:
@@ -365,7 +368,7 @@ async def test_times_are_shown_in_the_groups_zone_with_utc_beside(tmp_path: Path
 
 async def test_an_applicant_gets_a_short_conversation_not_a_flood(world: World) -> None:
     w = world
-    await w.engine.remember_dm(MALLORY, DM_MALLORY)
+    await w.services.dms.remember(MALLORY, DM_MALLORY)
     await w.apply(w.command(MALLORY, "!cb apply I run a registry.", room=DM_MALLORY))
     w.clock.advance(120_000)
     flood = [w.command(MALLORY, "!cb status", room=DM_MALLORY) for _ in range(30)]

@@ -16,7 +16,7 @@ async def text(w: World, event_id: str) -> str:
 
 async def test_an_application_is_completed_one_question_at_a_time(world: World) -> None:
     w = world
-    await w.engine.remember_dm(MALLORY, DM_MALLORY)
+    await w.services.dms.remember(MALLORY, DM_MALLORY)
     first = w.command(MALLORY, "!cb apply I run a registry.", room=DM_MALLORY)
     await w.apply(first)
     assert "Next, which country are you in: !cb apply - --country" in await text(w, first.event_id)
@@ -46,7 +46,7 @@ async def test_an_application_is_completed_one_question_at_a_time(world: World) 
 
 async def test_members_ask_and_the_applicant_answers(opened: World) -> None:
     w = opened  # request #1 for ERIN
-    await w.engine.remember_dm(ERIN, DM_ERIN)
+    await w.services.dms.remember(ERIN, DM_ERIN)
     ask = w.command(ALICE, "!cb ask Which RIR region do you operate in?")
     await w.apply(ask)
     assert await w.acks(ask.event_id) == ["✅"]
@@ -58,7 +58,7 @@ async def test_members_ask_and_the_applicant_answers(opened: World) -> None:
     assert "Which RIR region" in relayed.payload["body"]
     assert ALICE not in relayed.payload["body"]  # the applicant does not learn who asked
     stranger = w.command(BOB, "!cb answer 1 I am not the applicant.", room="!dm-bob:x")
-    await w.engine.remember_dm(BOB, "!dm-bob:x")
+    await w.services.dms.remember(BOB, "!dm-bob:x")
     await w.apply(stranger)
     assert "no question 1" in await text(w, stranger.event_id)
     answer = w.command(ERIN, "!cb answer 1 AFRINIC, from Nairobi.", room=DM_ERIN)
@@ -74,7 +74,7 @@ async def test_members_ask_and_the_applicant_answers(opened: World) -> None:
 async def test_the_applicant_sees_the_stage_and_dates_never_positions(opened: World) -> None:
     w = opened
     await w.apply(w.reaction(ALICE, "👎"))
-    await w.engine.remember_dm(ERIN, DM_ERIN)
+    await w.services.dms.remember(ERIN, DM_ERIN)
     status = w.command(ERIN, "!cb status", room=DM_ERIN)
     await w.apply(status)
     body = await text(w, status.event_id)

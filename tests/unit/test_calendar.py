@@ -60,21 +60,21 @@ class FakeTimers:
 @pytest.fixture
 def timers(opened: World) -> FakeTimers:
     fake = FakeTimers()
-    opened.engine.groups.first.calendar.timers = fake  # type: ignore[assignment]
+    opened.services.groups.first.calendar.timers = fake  # type: ignore[assignment]
     return fake
 
 
 async def reschedule(world: World, **settings: Any) -> None:
     from dataclasses import replace
 
-    world.engine.groups.first.calendar.settings = replace(
-        world.engine.groups.first.calendar.settings, **settings
+    world.services.groups.first.calendar.settings = replace(
+        world.services.groups.first.calendar.settings, **settings
     )
     async with world.db.transaction() as tx:
         repo = Repository(tx)
         req = await repo.request(1)
         assert req is not None
-        await world.engine.groups.first.calendar.schedule(repo, req)
+        await world.services.groups.first.calendar.schedule(repo, req)
 
 
 def ms(year: int, month: int, day: int, hour: int, minute: int = 0, tz: str = "UTC") -> int:
@@ -219,7 +219,7 @@ async def test_a_moved_deadline_drops_the_old_slots(opened: World, timers: FakeT
 async def test_an_overdue_deadline_fires_once(opened: World, timers: FakeTimers) -> None:
     req = await opened.request()
     opened.clock.now = req.deadline_at + DAY_MS  # the bot was down past the deadline
-    await opened.engine.groups.first.calendar.restore()
+    await opened.services.groups.first.calendar.restore()
     _, fire, args = timers.jobs["req:1:deadline"]
     await fire(*args)
     await fire(*args)  # a double wake-up
@@ -231,7 +231,7 @@ async def test_an_overdue_deadline_fires_once(opened: World, timers: FakeTimers)
 
 
 async def test_the_digest_lists_open_waiting_and_decided(opened: World, timers: FakeTimers) -> None:
-    await opened.engine.groups.first.calendar.fire_digest()
+    await opened.services.groups.first.calendar.fire_digest()
     [digest] = await opened.messages("digest")
     assert digest.room_id == MAIN
     assert digest.payload["consensus_bot"]["open"] == [1]
@@ -241,7 +241,7 @@ async def test_the_digest_lists_open_waiting_and_decided(opened: World, timers: 
 async def test_a_missed_digest_is_posted_once_at_start(opened: World, timers: FakeTimers) -> None:
     fields = {"minute": "0", "hour": "9", "day": "*", "month": "*", "day_of_week": "*"}
     await reschedule(opened, digest_cron=fields)
-    calendar = opened.engine.groups.first.calendar
+    calendar = opened.services.groups.first.calendar
     assert await calendar.catch_up_digest() is False  # first start: nothing was missed
     opened.clock.advance(3 * DAY_MS)  # down for three days: three slots missed
     assert await calendar.catch_up_digest() is True
@@ -253,7 +253,7 @@ async def test_chairs_are_nudged_once_a_day_about_a_waiting_draft(
     opened: World, timers: FakeTimers
 ) -> None:
     await opened.apply(opened.command("@chair:x", "!cb close"))
-    calendar = opened.engine.groups.first.calendar
+    calendar = opened.services.groups.first.calendar
 
     def nudges() -> Awaitable[list[Any]]:
         async def get() -> list[Any]:

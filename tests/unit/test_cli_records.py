@@ -16,6 +16,7 @@ from bot.domain.positions import Position
 from bot.domain.request import Applicant
 from bot.services.ballots import Ballots
 from bot.services.outbox import Outbox
+from bot.services.plans import AfterCommit
 from storage.database import Database
 from storage.repo import Repository
 from tests.unit.test_engine import make_settings
@@ -278,7 +279,7 @@ def test_the_record_carries_hums_as_loudness_only(
             assert req is not None
             await ballots.decide(
                 repo,
-                Outbox(repo, 100),
+                Outbox(repo, 100, AfterCommit()),
                 req,
                 Outcome.ADMIT,
                 "@chair:example.org",

@@ -1,11 +1,11 @@
-"""Service scenarios: the engine over a real database, a manual clock and no network.
+"""Service scenarios: the services over a real database, a manual clock and no network.
 
 The `world` fixture runs each scenario on SQLite and on a throwaway PostgreSQL database (see
 tests/conftest.py); `make_world(path)` alone gives a SQLite one.
 
-Events are decoded values built by hand and applied with `Engine.apply_batch`, exactly as the
+Events are decoded values built by hand and applied with `Batches.apply_batch`, exactly as the
 sync loop does. What the bot would send is read from the outbox. A request gets its room and
-ballot the way the outbox sender would record them: `Engine.on_sent` for the queued
+ballot the way the outbox sender would record them: `SentHooks.on_sent` for the queued
 `create_room` and for the ballot message.
 """
 
@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.app import build_engine
+from bot.app import Services, build_services
 from bot.config import Config
 from bot.domain.counting import Ballot, Redaction, count
 from bot.domain.errors import Refusal
@@ -42,11 +42,12 @@ from bot.matrix.events import (
     Redacted,
     SyncBatch,
 )
+from bot.services.batches import SYNC_TOKEN, BatchResult
 from bot.services.clock import Clock
 from bot.services.deadlines import Timers
-from bot.services.engine import SYNC_TOKEN, BatchResult, Engine
 from bot.services.outbox import Doorbell
 from bot.services.settings import Settings
+from bot.services.syncer import Syncer
 from commands import COMMANDS
 from storage.backend import Backend
 from storage.database import Database
@@ -123,10 +124,10 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 class World:
-    """An engine with its database and clock, and helpers to make events and read results."""
+    """The services with their database and clock, and helpers to make events and read results."""
 
-    def __init__(self, engine: Engine, db: Backend, clock: ManualClock) -> None:
-        self.engine = engine
+    def __init__(self, services: Services, db: Backend, clock: ManualClock) -> None:
+        self.services = services
         self.db = db
         self.clock = clock
         self._seq = itertools.count(1)
@@ -162,7 +163,9 @@ class World:
         return CommandText(room, event_id, sender, ts, body)
 
     async def apply(self, *events: InboundEvent, next_batch: str = "") -> BatchResult:
-        return await self.engine.apply_batch(SyncBatch(next_batch=next_batch, events=list(events)))
+        return await self.services.batches.apply_batch(
+            SyncBatch(next_batch=next_batch, events=list(events))
+        )
 
     # --- requests -----------------------------------------------------------------------
 
@@ -193,7 +196,7 @@ class World:
             ]
             assert len(create) == 1
             await repo.outbox_done(create[0].id, room, now)
-            await self.engine.on_sent(repo, create[0], room, now)
+            await self.services.hooks.on_sent(repo, create[0], room, now)
         async with self.db.transaction() as tx:
             repo = Repository(tx)
             ballots = [
@@ -203,7 +206,7 @@ class World:
             ]
             assert len(ballots) == 1
             await repo.outbox_done(ballots[0].id, ballot, now)
-            await self.engine.on_sent(repo, ballots[0], ballot, now)
+            await self.services.hooks.on_sent(repo, ballots[0], ballot, now)
             opened = await repo.request(req.id)
             assert opened is not None
             assert opened.state is RequestState.OPEN
@@ -252,7 +255,7 @@ class World:
             repo = Repository(tx)
             req = await repo.request(request_id)
             assert req is not None
-            return dict((await self.engine.groups.first.ballots.count(repo, req)).current)
+            return dict((await self.services.groups.first.ballots.count(repo, req)).current)
 
     async def inputs(self, request_id: int = 1) -> list[PositionInput]:
         async with self.db.transaction() as tx:
@@ -291,14 +294,23 @@ async def make_world(where: Path | Backend, **overrides: Any) -> World:
         repo = Repository(tx)
         for user_id, (stakeholder, region) in MEMBERS.items():
             await repo.seed_member("main", user_id, stakeholder, region, T0)
-    return World(make_engine(make_settings(**overrides), db, clock), db, clock)
+    return World(make_services(make_settings(**overrides), db, clock), db, clock)
 
 
-def make_engine(
+def make_services(
     settings: Settings, db: Backend, clock: Clock, timers: Timers | None = None
-) -> Engine:
+) -> Services:
     """The services wired by bot/app.py, without a homeserver or scheduler."""
-    return build_engine(settings, db, clock, Doorbell(), timers=timers)
+    return build_services(settings, db, clock, Doorbell(), timers=timers)
+
+
+def wire_syncer(w: World, gateway: Any, **options: Any) -> Syncer:
+    """The sync loop over the world's services, as bot/app.py wires it (with a scripted
+    gateway and no outbox sender to wake)."""
+    s = w.services
+    return Syncer(
+        gateway, s.settings, s.batches, s.reconciler, s.dms, s.invites, lambda: None, **options
+    )
 
 
 def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
@@ -345,7 +357,7 @@ async def test_filing_and_opening_a_request(world: World) -> None:
 
     async with world.db.transaction() as tx:
         repo = Repository(tx)
-        await world.engine.on_sent(repo, create[0], ROOM, T0)
+        await world.services.hooks.on_sent(repo, create[0], ROOM, T0)
     req = await world.request()
     assert req.state is RequestState.OPEN
     assert req.room_id == ROOM
@@ -369,7 +381,7 @@ async def test_filing_and_opening_a_request(world: World) -> None:
     # Recording the room twice (a resend) changes nothing.
     before = len(await world.pending())
     async with world.db.transaction() as tx:
-        await world.engine.on_sent(Repository(tx), create[0], ROOM, T0)
+        await world.services.hooks.on_sent(Repository(tx), create[0], ROOM, T0)
     assert len(await world.pending()) == before
 
 
@@ -663,7 +675,7 @@ async def test_positions_by_command_with_reasons_and_recusal(opened: World) -> N
         repo = Repository(tx)
         req = await repo.request(1)
         assert req is not None
-        sense = await w.engine.groups.first.ballots.sense(repo, req)
+        sense = await w.services.groups.first.ballots.sense(repo, req)
     assert current[ALICE].reason == "Strong track record."
     assert current[ALICE].source is Source.COMMAND
     assert current[BOB].position is Position.RECUSE
@@ -676,7 +688,7 @@ async def test_positions_by_command_with_reasons_and_recusal(opened: World) -> N
 async def test_a_position_command_in_a_dm_needs_the_request_number(opened: World) -> None:
     w = opened
     dm = "!dm-alice:x"
-    await w.engine.remember_dm(ALICE, dm)  # alice opened a direct chat with the bot
+    await w.services.dms.remember(ALICE, dm)  # alice opened a direct chat with the bot
     without = w.command(ALICE, "!cb support", room=dm)
     with_number = w.command(ALICE, "!cb support --request 1", room=dm)
     await w.apply(without, with_number)
@@ -803,7 +815,7 @@ async def test_confirm_after_disposing_of_the_objection_admits(opened: World) ->
     async with w.db.transaction() as tx:
         repo = Repository(tx)
         erin = await repo.member("main", ERIN)
-        sense = await w.engine.groups.first.ballots.sense(repo, req)
+        sense = await w.services.groups.first.ballots.sense(repo, req)
     assert erin is not None
     assert (erin.active, erin.stakeholder, erin.region) == (True, "academia", "europe")
     assert sense.in_the_rough == (BOB,)
@@ -872,7 +884,7 @@ async def test_encryption_blocks_the_request(opened: World) -> None:
 
 async def test_being_removed_from_the_room_blocks_the_request(opened: World) -> None:
     w = opened
-    await w.engine.apply_batch(
+    await w.services.batches.apply_batch(
         SyncBatch(next_batch="s9", left=[LeftRoom(ROOM, "ban", "@mod:x", "spam")])
     )
     assert (await w.request()).state is RequestState.BLOCKED
@@ -885,11 +897,11 @@ async def test_being_removed_from_the_room_blocks_the_request(opened: World) -> 
 async def test_deadline_fires_and_closes(opened: World) -> None:
     w = opened
     await w.apply(w.reaction(ALICE, "👍"), w.reaction(BOB, "👍"))
-    await w.engine.groups.first.calendar.fire_deadline(1)  # too early: nothing happens
+    await w.services.groups.first.calendar.fire_deadline(1)  # too early: nothing happens
     assert (await w.request()).state is RequestState.OPEN
     w.clock.advance(15 * DAY)
-    await w.engine.groups.first.calendar.fire_deadline(1)
-    await w.engine.groups.first.calendar.fire_deadline(1)  # firing twice is harmless
+    await w.services.groups.first.calendar.fire_deadline(1)
+    await w.services.groups.first.calendar.fire_deadline(1)  # firing twice is harmless
     assert (await w.request()).state is RequestState.DRAFTED
     assert len(await w.messages("summary")) == 1
 
@@ -906,7 +918,7 @@ async def test_a_failing_event_is_set_aside_and_the_batch_goes_on(
         await ctx.repo.set_meta("half-done", "yes")  # rolled back with the event's savepoint
         raise RuntimeError("secret detail")
 
-    monkeypatch.setitem(w.engine.groups.first.handlers.table, "status", boom)
+    monkeypatch.setitem(w.services.groups.first.handlers.table, "status", boom)
     before = w.reaction(ALICE, "👍")
     failing = w.command(CAROL, "!cb status")
     after = w.reaction(BOB, "👌")
@@ -942,7 +954,7 @@ async def test_a_bugs_value_error_text_never_reaches_the_room(
     async def buggy(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("secret bug detail")
 
-    monkeypatch.setattr(w.engine.groups.first.handlers.ballots, "file_request", buggy)
+    monkeypatch.setattr(w.services.groups.first.handlers.ballots, "file_request", buggy)
     filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
     result = await w.apply(filing)
     assert result.failed == 1
@@ -962,7 +974,7 @@ async def test_a_refusal_text_reaches_the_user(
     async def refusing(*args: Any, **kwargs: Any) -> Any:
         raise Refusal("the group is not taking applications this week")
 
-    monkeypatch.setattr(w.engine.groups.first.handlers.ballots, "file_request", refusing)
+    monkeypatch.setattr(w.services.groups.first.handlers.ballots, "file_request", refusing)
     filing = w.command(CHAIR, f"!cb request {ERIN} Erin wants to help.", room=MAIN)
     result = await w.apply(filing)
     assert (result.applied, result.failed) == (1, 0)
@@ -978,7 +990,7 @@ async def test_a_failing_reaction_is_set_aside_silently(
     async def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(w.engine, "_on_reaction", boom)
+    monkeypatch.setattr(w.services.batches, "_on_reaction", boom)
     bad = w.reaction(ALICE, "👍")
     result = await w.apply(bad, w.command(BOB, "!cb support"))
     assert (result.applied, result.failed) == (1, 1)
@@ -1117,7 +1129,7 @@ def test_batching_and_replays_do_not_change_positions(
 
 async def test_every_command_is_bound_to_its_executors_handler(world: World) -> None:
     """The services bind one handler per executor key of `commands.table`, totally."""
-    table = world.engine.groups.first.handlers.table
+    table = world.services.groups.first.handlers.table
     assert set(table) == {c.name for c in COMMANDS}
-    assert table["support"] == table["object"] == world.engine.groups.first.handlers.position
-    assert table["member add"] == world.engine.groups.first.handlers.member_add
+    assert table["support"] == table["object"] == world.services.groups.first.handlers.position
+    assert table["member add"] == world.services.groups.first.handlers.member_add

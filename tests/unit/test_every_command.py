@@ -97,7 +97,7 @@ async def test_apply_by_direct_message_files_a_self_application(tmp_path: Path) 
     world = await make_world(tmp_path / "db.sqlite")
     try:
         dm = "!dm-mallory:x"
-        await world.engine.remember_dm(MALLORY, dm)
+        await world.services.dms.remember(MALLORY, dm)
         application = world.command(MALLORY, "!cb apply --org 'Mal Org' I want to help.", room=dm)
         await world.apply(application)
         assert await world.acks(application.event_id) == ["✅"]

@@ -23,9 +23,8 @@ from bot.domain.record_render import render_json
 from bot.matrix.crypto import Crypto
 from bot.matrix.decode import decode_event
 from bot.matrix.events import CommandText, EncryptedMessage, InboundEvent, ReactionAdded, SyncBatch
-from bot.services import engine as engine_module
-from bot.services.engine import MAX_HELD_PER_SENDER
-from bot.services.syncer import Syncer
+from bot.services import batches as batches_module
+from bot.services.batches import MAX_HELD_PER_SENDER
 from storage.repo import Repository
 from tests.unit.test_crypto import World as CryptoWorld
 from tests.unit.test_engine import (
@@ -40,6 +39,7 @@ from tests.unit.test_engine import (
     World,
     fresh_database,
     make_world,
+    wire_syncer,
 )
 from tests.unit.test_process_rules import WHY, body, record
 
@@ -65,7 +65,7 @@ async def _release(w: World, plain: InboundEvent, received: int) -> None:
     """What the sync loop does when a held event's key arrives: its decrypted self, applied
     with the time the ciphertext was received."""
     batch = SyncBatch("", events=[plain], released=[plain.event_id], received_at=received)
-    await w.engine.apply_batch(batch)
+    await w.services.batches.apply_batch(batch)
 
 
 async def test_a_held_event_is_applied_under_its_receipt_time_once(opened: World) -> None:
@@ -73,7 +73,7 @@ async def test_a_held_event_is_applied_under_its_receipt_time_once(opened: World
     received = w.clock.now
     await w.apply(_sealed("$late", received))
     await w.apply(_sealed("$late", received))  # delivered again (a restart, a gap)
-    held = await w.engine.held()
+    held = await w.services.batches.held()
     assert [(h.event_id, h.received_at) for h in held] == [("$late", received)]
     assert await w.positions() == {}
 
@@ -81,14 +81,14 @@ async def test_a_held_event_is_applied_under_its_receipt_time_once(opened: World
     w.clock.advance(3_600_000)
     plain = ReactionAdded(ROOM, "$late", ALICE, received, BALLOT, "👍")
     batch = SyncBatch("", events=[plain], released=["$late"], received_at=received)
-    await w.engine.apply_batch(batch)
+    await w.services.batches.apply_batch(batch)
     assert await w.positions() == {ALICE: Position.SUPPORT}
     [stored] = await w.inputs()
     assert stored.recorded_at == received
-    assert await w.engine.held() == []
+    assert await w.services.batches.held() == []
 
     # Neither a late copy of the decrypted event nor of the ciphertext counts again.
-    await w.engine.apply_batch(SyncBatch("", events=[plain], released=["$late"]))
+    await w.services.batches.apply_batch(SyncBatch("", events=[plain], released=["$late"]))
     await w.apply(_sealed("$late", received))
     assert len(await w.inputs()) == 1
 
@@ -96,10 +96,10 @@ async def test_a_held_event_is_applied_under_its_receipt_time_once(opened: World
 async def test_the_sender_of_an_unreadable_event_is_told_once(opened: World) -> None:
     w = opened
     await w.apply(_sealed("$a", w.clock.now), _sealed("$b", w.clock.now))
-    assert await w.engine.tell_unreadable() == 0  # not yet: keys often come a little late
+    assert await w.services.batches.tell_unreadable() == 0  # not yet: keys often come a little late
     w.clock.advance(61_000)
-    assert await w.engine.tell_unreadable() == 1  # one notice for both of alice's events
-    assert await w.engine.tell_unreadable() == 0  # and never again
+    assert await w.services.batches.tell_unreadable() == 1  # one notice for both of alice's events
+    assert await w.services.batches.tell_unreadable() == 0  # and never again
     notices = [
         m
         for m in await w.messages("reply")
@@ -113,7 +113,7 @@ async def test_one_sender_cannot_fill_the_disk_with_unreadable_events(opened: Wo
     w = opened
     flood = [_sealed(f"$f{n}", w.clock.now) for n in range(MAX_HELD_PER_SENDER + 25)]
     await w.apply(*flood)
-    assert len(await w.engine.held()) == MAX_HELD_PER_SENDER
+    assert len(await w.services.batches.held()) == MAX_HELD_PER_SENDER
 
 
 async def test_held_events_are_forgotten_after_the_retention(opened: World) -> None:
@@ -123,7 +123,7 @@ async def test_held_events_are_forgotten_after_the_retention(opened: World) -> N
     await w.apply(_sealed("$old", w.clock.now))
     async with w.db.transaction() as tx:
         assert await Repository(tx).prune(w.clock.now + 1) >= 1
-    assert await w.engine.held() == []
+    assert await w.services.batches.held() == []
 
 
 # ---- a key held back (issue 21, item 1) ------------------------------------------------
@@ -151,7 +151,7 @@ async def test_withheld_key_released_after_the_close_is_late_and_never_counted(
     # The other session changes nothing either; nothing waits any more.
     await _release(w, ReactionAdded(ROOM, "$support", ALICE, sent, BALLOT, "👍"), sent)
     assert await w.positions() == {}
-    assert await w.engine.held() == []
+    assert await w.services.batches.held() == []
 
 
 async def test_withheld_key_released_before_the_close_keeps_its_receipt_time(
@@ -174,7 +174,7 @@ async def test_withheld_key_released_before_the_close_keeps_its_receipt_time(
 async def test_withheld_hum_counts_only_if_its_key_comes_before_the_close(opened: World) -> None:
     w = opened
     for member in (ALICE, BOB):
-        await w.engine.remember_dm(member, f"!dm-{member[1:]}")
+        await w.services.dms.remember(member, f"!dm-{member[1:]}")
     sent = w.clock.now
     await w.apply(
         _sealed("$hum-a", sent, sender=ALICE, room="!dm-alice:x"),
@@ -307,8 +307,8 @@ async def test_a_flood_of_unreadable_events_cannot_starve_a_members_event(
         keys, ALICE, {"type": "m.reaction", "room_id": ROOM, "content": {}}, relates=relates
     )
     await w.apply(mine)
-    assert len(await w.engine.held()) == 1_000  # the oldest 1,000: hers is not among them
-    syncer = Syncer(_KeyEdge(keys.crypto), w.engine, lambda: None)  # type: ignore[arg-type]
+    assert len(await w.services.batches.held()) == 1_000  # the oldest 1,000: hers is not among them
+    syncer = wire_syncer(w, _KeyEdge(keys.crypto))
     assert await syncer.release_held() == 0  # no key yet: nothing moves
     keys.release(ALICE, ROOM)
     assert await syncer.release_held() == 1
@@ -322,9 +322,9 @@ async def test_outsiders_cannot_starve_members_of_held_space(
 ) -> None:
     """Per sender for all; per homeserver and per room for outsiders together; members keep
     their own allowance whatever outsiders did."""
-    monkeypatch.setattr(engine_module, "MAX_HELD_PER_SENDER", 3)
-    monkeypatch.setattr(engine_module, "MAX_HELD_PER_SERVER", 5)
-    monkeypatch.setattr(engine_module, "MAX_HELD_PER_ROOM", 8)
+    monkeypatch.setattr(batches_module, "MAX_HELD_PER_SENDER", 3)
+    monkeypatch.setattr(batches_module, "MAX_HELD_PER_SERVER", 5)
+    monkeypatch.setattr(batches_module, "MAX_HELD_PER_ROOM", 8)
     w = opened
     now = w.clock.now
     # Three outsiders of one homeserver: 3 + 2 (the homeserver's cap), the rest refused.
@@ -332,16 +332,16 @@ async def test_outsiders_cannot_starve_members_of_held_space(
         _sealed(f"$a{u}{n}", now, f"@out{u}:evil.example") for u in range(3) for n in range(3)
     ]
     await w.apply(*one_server)
-    assert len(await w.engine.held()) == 5
+    assert len(await w.services.batches.held()) == 5
     # Outsiders of other homeservers fill the room up to its cap.
     others = [
         _sealed(f"$b{u}{n}", now, f"@out:other{u}.example") for u in range(3) for n in range(3)
     ]
     await w.apply(*others)
-    assert len(await w.engine.held()) == 8
+    assert len(await w.services.batches.held()) == 8
     # A member still has her own allowance (per sender), and no more.
     await w.apply(*[_sealed(f"$m{n}", now, ALICE) for n in range(4)])
-    held = await w.engine.held()
+    held = await w.services.batches.held()
     assert sorted(h.event_id for h in held if h.sender == ALICE) == ["$m0", "$m1", "$m2"]
 
 

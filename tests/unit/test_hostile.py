@@ -84,7 +84,7 @@ async def test_invites_are_accepted_only_from_those_allowed(tmp_path: Path) -> N
         tmp_path / "db.sqlite", self_apply=False, allowed_inviters=frozenset({"@ops:x"})
     )
     try:
-        accept = strict.engine.should_accept
+        accept = strict.services.invites.should_accept
         assert await accept(Invite("!any:x", CHAIR, is_direct=False))
         assert await accept(Invite("!any:x", "@ops:x", is_direct=False))
         assert await accept(Invite(MAIN, None, is_direct=False))  # the configured main room

@@ -34,7 +34,7 @@ async def run(hums: dict[str, tuple[str, str]]) -> tuple[World, list[str]]:
     commands = []
     for member, (side, strength) in hums.items():
         dm = f"!dm-{member[1:]}"
-        await world.engine.remember_dm(member, dm)
+        await world.services.dms.remember(member, dm)
         command = world.command(member, f"!cb hum {side} {strength} --request 1", room=dm)
         commands.append(command.event_id)
         await world.apply(command)

@@ -92,7 +92,7 @@ async def _hum_then_close(world: World) -> None:
     hums = {ALICE: "for soft", BOB: "for soft", CAROL: "for soft", DAVE: "against loud"}
     for member, hum in hums.items():
         dm = f"!dm-{member[1:]}"
-        await world.engine.remember_dm(member, dm)
+        await world.services.dms.remember(member, dm)
         await world.apply(world.command(member, f"!cb hum {hum} --request 1", room=dm))
     await world.apply(world.command(CHAIR, "!cb close"))
 

@@ -51,7 +51,7 @@ async def restricted(tmp_path: Path) -> AsyncIterator[World]:
 async def _sent(w: World, item: OutboxItem, result: str) -> None:
     """Play the outbox sender's part for one item."""
     async with w.db.transaction() as tx:
-        await w.engine.on_sent(Repository(tx), item, result, w.clock.now_ms())
+        await w.services.hooks.on_sent(Repository(tx), item, result, w.clock.now_ms())
         await tx.execute("UPDATE outbox SET state = 'sent' WHERE id = ?", (item.id,))
 
 
@@ -137,7 +137,7 @@ async def test_large_unreadable_main_room_invites_everyone(restricted: World) ->
     await w.open_request()
     row = await _absent_row(w)
     async with w.db.transaction() as tx:
-        await w.engine.on_failed(Repository(tx), row, "boom", w.clock.now_ms())
+        await w.services.hooks.on_failed(Repository(tx), row, "boom", w.clock.now_ms())
     assert _invites(await w.pending()) == sorted([*MEMBERS, CHAIR])
 
 
@@ -235,7 +235,7 @@ async def test_large_a_refused_restricted_room_falls_back_to_invites(
     filing = w.command(CHAIR, f"!cb request {ERIN} --stakeholder academia --region europe Hi")
     await w.apply(replace(filing, room_id=MAIN))
     gateway = _RefusesRestricted()
-    sender = OutboxSender(w.db, gateway, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    sender = OutboxSender(w.db, gateway, w.services.hooks, w.clock, Doorbell())  # type: ignore[arg-type]
     caplog.set_level(logging.INFO)
     await sender.drain()
     assert len(gateway.created) == 2  # restricted refused, then invite-only
@@ -258,7 +258,7 @@ async def test_large_reminder_is_one_message_in_the_main_room(tmp_path: Path) ->
     try:
         await w.open_request()
         timers = FakeTimers()
-        w.engine.groups.first.calendar.timers = timers  # type: ignore[assignment]
+        w.services.groups.first.calendar.timers = timers  # type: ignore[assignment]
         await w.apply(w.reaction(ALICE, "👍"))
         await reschedule(w, reminders_ms=(24 * HOUR,), allow_room=MAIN)
         [job] = list(timers.due("req:1:remind:"))

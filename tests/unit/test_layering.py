@@ -196,6 +196,66 @@ def test_the_domain_is_pure() -> None:
     assert offenders == []
 
 
+# The services are split by job (issue 22): each module depends on what it uses, and only the
+# composition root, bot/app.py, knows them all. Each entry: a service module, and the other
+# service modules it must not import (it takes what it needs from them by protocol, or not
+# at all).
+SERVICE_BOUNDS = {
+    # The outbox is a queue and its sender knows the services only as `OutboxHooks`.
+    "bot.services.outbox": {"*"},
+    # The room-opening sequence: the ballots call its first step, so it sees them (and the
+    # calendar and the reconciliation) only through its protocols.
+    "bot.services.opening": {
+        "bot.services.ballots",
+        "bot.services.calendar",
+        "bot.services.batches",
+        "bot.services.reconcile",
+        "bot.services.handlers",
+        "bot.services.hooks",
+    },
+    # The sync loop hands batches on: it never reaches into the use cases behind them.
+    "bot.services.syncer": {
+        "bot.services.ballots",
+        "bot.services.handlers",
+        "bot.services.calendar",
+        "bot.services.opening",
+        "bot.services.hooks",
+    },
+    "bot.services.invites": {"*"},
+    # A job's plan knows the calendar, the site and the doorbell only by protocol.
+    "bot.services.plans": {"*"},
+}
+SERVICE_ALLOWED_ANYWHERE = {
+    "bot.services.clock",
+    "bot.services.settings",
+    "bot.services.outbox",
+    "bot.services.plans",
+}
+
+
+def test_services_depend_only_on_what_they_use() -> None:
+    by_name = {module_name(p): p for p in source_files()}
+    offenders = []
+    for module, banned in SERVICE_BOUNDS.items():
+        for name in sorted(imports_of(by_name[module])):
+            if not name.startswith("bot.services.") or name == module:
+                continue
+            if ("*" in banned and name not in SERVICE_ALLOWED_ANYWHERE) or name in banned:
+                offenders.append(f"{module} imports {name}")
+    assert offenders == []
+
+
+def test_only_the_composition_root_wires_the_services() -> None:
+    """No service, and no storage or command module, imports bot.app (the CLI and the demo
+    start it)."""
+    importers = sorted(
+        str(p.relative_to(ROOT))
+        for p in source_files()
+        if any(name == "bot.app" or name.startswith("bot.app.") for name in imports_of(p))
+    )
+    assert importers == ["bot/cli.py", "bot/devtools/demo.py"]
+
+
 def test_the_walker_sees_nested_and_relative_imports() -> None:
     assert module_name(ROOT / "bot" / "domain" / "__init__.py") == "bot.domain"
     assert module_name(ROOT / "bot" / "domain" / "ledger.py") == "bot.domain.ledger"

@@ -29,6 +29,8 @@ from bot.domain.publish import PublishOptions
 from bot.domain.record import verify_json
 from bot.domain.sense import Proposal
 from bot.services.export import export_record
+from bot.services.outbox import Outbox
+from bot.services.plans import AfterCommit
 from bot.services.publish import site_files
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -51,7 +53,7 @@ from tests.unit.test_engine import (
     ManualClock,
     World,
     fresh_database,
-    make_engine,
+    make_services,
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -132,7 +134,7 @@ async def two_groups(
             for user_id, (stakeholder, region) in roster.items():
                 await repo.seed_member(group, user_id, stakeholder, region, T0)
     clock = ManualClock()
-    w = World(make_engine(two_group_settings(), db, clock), db, clock)  # type: ignore[arg-type]
+    w = World(make_services(two_group_settings(), db, clock), db, clock)  # type: ignore[arg-type]
     try:
         yield w
     finally:
@@ -160,7 +162,7 @@ async def file_and_open(
             if i.op == "create_room" and i.request_id == req.id
         ]
         await repo.outbox_done(create.id, room, now)
-        await w.engine.on_sent(repo, create, room, now)
+        await w.services.hooks.on_sent(repo, create, room, now)
     async with w.db.transaction() as tx:
         repo = Repository(tx)
         [posted] = [
@@ -169,7 +171,7 @@ async def file_and_open(
             if i.purpose == "ballot" and i.request_id == req.id
         ]
         await repo.outbox_done(posted.id, ballot, now)
-        await w.engine.on_sent(repo, posted, ballot, now)
+        await w.services.hooks.on_sent(repo, posted, ballot, now)
     return req.id
 
 
@@ -260,9 +262,9 @@ async def test_two_groups_direct_chat_asks_which_group_and_remembers(two_groups:
     await file_and_open(w, CHAIR, MAIN, "@erin:x", "!core1:x", "$core1")
     wg1 = await file_and_open(w, WG_CHAIR, WG_MAIN, "@erin:x", "!wg1:x", "$wg1")
     await w.apply(w.reaction(ALICE, "👎", room="!wg1:x", target="$wg1"))
-    await w.engine.remember_dm(ALICE, "!dm-alice:x")
-    await w.engine.remember_dm(DAVE, "!dm-dave:x")
-    await w.engine.remember_dm(MALLORY, "!dm-mallory:x")
+    await w.services.dms.remember(ALICE, "!dm-alice:x")
+    await w.services.dms.remember(DAVE, "!dm-dave:x")
+    await w.services.dms.remember(MALLORY, "!dm-mallory:x")
     # Alice is in both groups: the bot asks which one a command is about.
     ask = w.command(ALICE, "!cb mine 1", room="!dm-alice:x")
     await w.apply(ask)
@@ -305,13 +307,11 @@ async def test_two_groups_digest_and_timers_are_each_groups_own(two_groups: Worl
     w = two_groups
     await file_and_open(w, CHAIR, MAIN, "@erin:x", "!core1:x", "$core1")
     await file_and_open(w, WG_CHAIR, WG_MAIN, "@gina:x", "!wg1:x", "$wg1")
-    for group in w.engine.groups:
+    for group in w.services.groups:
         now = w.clock.now_ms()
         async with w.db.transaction() as tx:
             repo = Repository(tx)
-            from bot.services.outbox import Outbox
-
-            await group.calendar.post_digest(repo, Outbox(repo, now), now)
+            await group.calendar.post_digest(repo, Outbox(repo, now, AfterCommit()), now)
     digests = await w.messages("digest")
     by_room = {d.room_id: d.payload for d in digests}
     assert set(by_room) == {MAIN, WG_MAIN}
@@ -493,7 +493,7 @@ async def test_multi_group_migration_keeps_a_single_group_database_verifying(
         # The bot goes on numbering the old group where it stopped.
         clock = ManualClock(T0 + 30 * DAY)
         settings = [replace(s, min_deadline_ms=0) for s in two_group_settings_with_main()]
-        w = World(make_engine(settings, db_, clock), db_, clock)  # type: ignore[arg-type]
+        w = World(make_services(settings, db_, clock), db_, clock)  # type: ignore[arg-type]
         w._seq = itertools.count(1_000)  # event IDs after the old bot's
         third = await file_and_open(w, CHAIR, MAIN, "@ivy:x", "!req3:x", "$ballot3")
         first_wg = await file_and_open(w, WG_CHAIR, WG_MAIN, "@ivy:x", "!wg1:x", "$wg1")
@@ -548,3 +548,13 @@ async def test_two_groups_publish_a_site_each_under_one_index(two_groups: World)
                    and "record" in k]  # fmt: skip
     request = json.loads(wg_record)["request"]
     assert (request["group_id"], request["number"], request["id"]) == ("wg", 1, wg1)
+
+
+async def test_two_groups_digest_command_posts_only_its_groups_digest(two_groups: World) -> None:
+    w = two_groups
+    asked = w.command(WG_CHAIR, "!cb digest", room=WG_MAIN)
+    refused = w.command(WG_CHAIR, "!cb digest", room=MAIN)  # not a chair of the core group
+    await w.apply(asked, refused)
+    assert await w.acks(asked.event_id) == ["✅"]
+    assert await w.acks(refused.event_id) == ["❌"]
+    assert [d.room_id for d in await w.messages("digest")] == [WG_MAIN]

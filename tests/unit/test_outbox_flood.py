@@ -24,6 +24,7 @@ from bot.services.outbox import (
     pick,
     urgent,
 )
+from bot.services.plans import AfterCommit
 from storage.repo import OutboxItem, Repository
 from tests.unit.test_engine import ALICE, BOB, ROOM, World
 
@@ -71,7 +72,7 @@ def _kind(content: dict[str, Any]) -> str:
 
 
 def _sender(w: World, gateway: _Recorder) -> OutboxSender:
-    return OutboxSender(w.db, gateway, w.engine, w.clock, Doorbell())  # type: ignore[arg-type]
+    return OutboxSender(w.db, gateway, w.services.hooks, w.clock, Doorbell())  # type: ignore[arg-type]
 
 
 async def _tidy_ups(w: World) -> list[OutboxItem]:
@@ -152,7 +153,7 @@ async def test_a_flood_of_bulk_items_does_not_hold_back_the_draft(opened: World)
     now = w.clock.now_ms()
     async with w.db.transaction() as tx:
         await Repository(tx).update_request(1, tally_event_id="$tally1")
-        out = Outbox(Repository(tx), now)
+        out = Outbox(Repository(tx), now, AfterCommit())
         for n in range(30):  # queued first: a backlog of tidy-ups and tally edits
             await out.redact(f"$old{n}", request_id=1, reason="superseded")
             tally = render.Message("tally", 1, "tally", "tally")

@@ -329,7 +329,7 @@ async def test_publish_consent_is_asked_at_intake_and_stored(tmp_path: Path) -> 
     w = await make_world(tmp_path / "intake.db")
     try:
         dm = "!dm-mallory:x"
-        await w.engine.remember_dm("@mallory:x", dm)
+        await w.services.dms.remember("@mallory:x", dm)
         steps = [
             "!cb apply --country Nepal --stakeholder technical-community "
             "--background 'APNIC member; RFC 9999 co-author' I run a registry.",

@@ -32,7 +32,7 @@ from tests.unit.test_engine import (
     MALLORY,
     ROOM,
     World,
-    make_engine,
+    make_services,
     make_settings,
     make_world,
 )
@@ -78,7 +78,7 @@ class Run:
         db = Database(self.path)
         await db.open()
         self.w.db = db
-        self.w.engine = make_engine(make_settings(), db, self.w.clock)
+        self.w.services = make_services(make_settings(), db, self.w.clock)
 
     async def step(self, action: tuple[Any, ...]) -> None:
         w = self.w

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from bot.domain.ratelimit import APPLICANT_TIER, HUMAN_PACE_MS, RateLimiter, Verdict
 from bot.matrix.events import Invite
 from bot.services.outbox import dm
-from bot.services.syncer import Syncer
 from commands.help import render_command_help
 from commands.table import find_command
 from storage.repo import OutboxItem, Repository
@@ -33,6 +32,7 @@ from tests.unit.test_engine import (
     T0,
     World,
     make_world,
+    wire_syncer,
 )
 
 EVIL_ROOM = "!evil:x"  # a room Mallory made and invited the bot to, as a direct chat
@@ -59,7 +59,7 @@ async def _object(w: World, member: str, reason: str) -> None:
 async def test_foreign_room_gets_no_details_and_the_member_gets_them_by_dm(opened: World) -> None:
     w = opened
     await _object(w, ALICE, "Secret reason about the applicant.")
-    await w.engine.remember_dm(MALLORY, EVIL_ROOM)  # the bot accepted Mallory's direct chat
+    await w.services.dms.remember(MALLORY, EVIL_ROOM)  # the bot accepted Mallory's direct chat
     before = len(await _sent_to(w, EVIL_ROOM))
     commands = [
         w.command(ALICE, body, room=EVIL_ROOM)
@@ -83,7 +83,7 @@ async def test_foreign_room_owner_sees_nothing_of_others(opened: World) -> None:
     member's command there is not theirs to read."""
     w = opened
     await _object(w, ALICE, "Secret reason about the applicant.")
-    await w.engine.remember_dm(MALLORY, EVIL_ROOM)
+    await w.services.dms.remember(MALLORY, EVIL_ROOM)
     await w.apply(
         w.command(MALLORY, "!cb status 1", room=EVIL_ROOM),
         w.command(MALLORY, "!cb objections 1", room=EVIL_ROOM),
@@ -157,7 +157,7 @@ async def test_appeal_limit_applicant_text_stays_out_of_the_main_room(world: Wor
     """An application named as a phishing line: the main room (the chairs' notice, the
     digest, `list` and `triage` there) shows its number and MXID only."""
     w = world
-    await w.engine.remember_dm(MALLORY, EVIL_ROOM)
+    await w.services.dms.remember(MALLORY, EVIL_ROOM)
     await w.apply(
         w.command(MALLORY, f'!cb apply --name "{PHISH}" {PHISH} Click it now.', room=EVIL_ROOM)
     )
@@ -172,7 +172,7 @@ async def test_appeal_limit_applicant_text_stays_out_of_the_main_room(world: Wor
     assert f"Request #1 from {MALLORY}" in said
     # The chair reads the application itself in their direct chat.
     listing = w.command(CHAIR, "!cb triage", room=f"!dm-{CHAIR}")
-    await w.engine.remember_dm(CHAIR, f"!dm-{CHAIR}")
+    await w.services.dms.remember(CHAIR, f"!dm-{CHAIR}")
     await w.apply(listing)
     assert PHISH in (await w.reply_to(listing.event_id))["body"]
     # Rejected at triage: the main room hears the number and the MXID, not the name.
@@ -228,7 +228,7 @@ class InviteGateway:
 
 
 async def _invite(w: World, gateway: InviteGateway, *invites: Invite) -> set[str]:
-    syncer = Syncer(gateway, w.engine, lambda: None)  # type: ignore[arg-type]
+    syncer = wire_syncer(w, gateway)
     for invite in invites:
         syncer._pending_invites[invite.room_id] = invite
     await syncer._handle_invites()
@@ -330,7 +330,7 @@ async def test_honest_applicant_answers_the_intake_questions_one_after_another(
     w = world
     mine = "!dm-newcomer:x"
     newcomer = "@newcomer:elsewhere.example"
-    await w.engine.remember_dm(newcomer, mine)
+    await w.services.dms.remember(newcomer, mine)
     steps = [
         "!cb help",
         "!cb help apply",

@@ -15,6 +15,7 @@ from bot.services import ballots as ballots_module
 from bot.services.calendar import LAST_DIGEST
 from bot.services.export import _dated_objections
 from bot.services.outbox import Outbox
+from bot.services.plans import AfterCommit
 from storage.repo import Repository
 from tests.unit.test_engine import ALICE, BOB, CAROL, CHAIR, DAVE, World
 
@@ -50,7 +51,9 @@ async def _digest_in_one_transaction(w: World) -> str:
     try:
         async with w.db.transaction() as tx:
             repo = Repository(tx)
-            await w.engine.groups.first.calendar.post_digest(repo, Outbox(repo, now), now)
+            await w.services.groups.first.calendar.post_digest(
+                repo, Outbox(repo, now, AfterCommit()), now
+            )
             [item] = [
                 i
                 for i in await repo.pending_outbox(10_000)
@@ -74,7 +77,7 @@ async def test_the_per_ballot_digest_says_what_the_one_transaction_digest_said(
     assert re.search(r"#1 .* 2/\d+ took part; 1 objection open", before)
     assert re.search(r"#2 .* 1/\d+ took part\n", before)
     monkeypatch.setattr(ballots_module, "OFF_LOOP_ROWS", 0)  # counted off the loop
-    await w.engine.groups.first.calendar.fire_digest()
+    await w.services.groups.first.calendar.fire_digest()
     [digest] = await w.messages("digest")
     assert digest.payload["body"] == before
     assert digest.payload["consensus_bot"]["open"] == [1, 2, 3]
@@ -89,20 +92,22 @@ async def test_the_digest_counts_a_ballot_opened_after_the_per_ballot_counts(
     w = opened
     await _three_ballots(w)
     expected = await _digest_in_one_transaction(w)
-    counts = await w.engine.groups.first.calendar.open_counts()
+    counts = await w.services.groups.first.calendar.open_counts()
     assert sorted(counts) == [1, 2, 3]
     del counts[2]  # as if request 2 opened after its turn: counted in the digest's transaction
     now = w.clock.now_ms()
     async with w.db.transaction() as tx:
         repo = Repository(tx)
-        await w.engine.groups.first.calendar.post_digest(repo, Outbox(repo, now), now, counts)
+        await w.services.groups.first.calendar.post_digest(
+            repo, Outbox(repo, now, AfterCommit()), now, counts
+        )
     [digest] = await w.messages("digest")
     assert digest.payload["body"] == expected
 
 
 async def _inline_record(repo: Repository, w: World, request_id: int) -> dict[str, Any]:
     """The record `live_record` builds, built here on the loop from the same rows."""
-    s = w.engine.settings
+    s = w.services.settings
     req = await repo.request(request_id)
     assert req is not None
     rows = await repo.rows(request_id)
@@ -118,7 +123,7 @@ async def _inline_record(repo: Repository, w: World, request_id: int) -> dict[st
         quorum=s.quorum,
         skew_ms=s.clock_skew_ms,
         appeal_window_ms=s.appeal_window_ms,
-        hums=await w.engine.groups.first.ballots.hum_aggregate(repo, req),
+        hums=await w.services.groups.first.ballots.hum_aggregate(repo, req),
         segment=len(frozen) + 1,
         previous_head=frozen[-1].head if frozen else None,
         tidier=s.bot_user_id,
@@ -139,7 +144,7 @@ async def test_stall_free_live_record_is_the_record_built_on_the_loop(
         repo = Repository(tx)
         req = await repo.request(1)
         assert req is not None
-        threaded = await w.engine.groups.first.ballots.record(repo, req)
+        threaded = await w.services.groups.first.ballots.record(repo, req)
         inline = await _inline_record(repo, w, 1)
     assert render_json(threaded) == render_json(inline)
     assert threaded["head"] == inline["head"]
@@ -174,7 +179,7 @@ async def test_stall_free_tally_refresh_edits_every_dirty_ballot_once(
     await _three_ballots(w)
     async with w.db.transaction() as tx:
         await Repository(tx).mark_tally_dirty([1, 2, 3])
-    await w.engine.groups.first.calendar.refresh_tallies()
+    await w.services.groups.first.calendar.refresh_tallies()
     edits = sorted(
         i.request_id for i in await w.pending() if i.op == "edit" and i.target == "tally"
     )
@@ -189,16 +194,16 @@ async def test_stall_free_tally_refresh_keeps_the_mark_of_a_failed_edit(
     await _three_ballots(w)
     async with w.db.transaction() as tx:
         await Repository(tx).mark_tally_dirty([1, 2, 3])
-    retally = w.engine.groups.first.ballots.retally
+    retally = w.services.groups.first.ballots.retally
 
     async def failing(repo: Repository, out: Outbox, now: int, ids: list[int]) -> None:
         if 2 in ids:
             raise RuntimeError("a bug in ballot 2's tally")
         await retally(repo, out, now, ids)
 
-    monkeypatch.setattr(w.engine.groups.first.ballots, "retally", failing)
+    monkeypatch.setattr(w.services.groups.first.ballots, "retally", failing)
     with pytest.raises(RuntimeError):
-        await w.engine.groups.first.calendar.refresh_tallies()
+        await w.services.groups.first.calendar.refresh_tallies()
     async with w.db.transaction() as tx:
         dirty = await Repository(tx).dirty_tallies("main")
     assert dirty == [2, 3]  # 1 was edited; 2 failed and 3 was not reached: both stay marked

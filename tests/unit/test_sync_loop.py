@@ -19,10 +19,10 @@ import bot.matrix.decode as decode_module
 from bot.domain.positions import Position
 from bot.matrix.decode import load_json
 from bot.matrix.gateway import AuthLost, Gateway, GatewayError
-from bot.services.engine import SYNC_TOKEN
+from bot.services.batches import SYNC_TOKEN
 from bot.services.syncer import Syncer
 from storage.repo import Repository
-from tests.unit.test_engine import ALICE, BALLOT, BOB, ROOM, T0, World
+from tests.unit.test_engine import ALICE, BALLOT, BOB, ROOM, T0, World, wire_syncer
 
 
 def nested_text(depth: int) -> str:
@@ -173,7 +173,7 @@ def make_syncer(world: World, gateway: ScriptedGateway) -> tuple[Syncer, list[fl
         slept.append(seconds)
 
     fake_sleep: Callable[[float], Awaitable[None]] = sleep
-    syncer = Syncer(gateway, world.engine, lambda: None, sleep=fake_sleep)  # type: ignore[arg-type]
+    syncer = wire_syncer(world, gateway, sleep=fake_sleep)
     return syncer, slept
 
 

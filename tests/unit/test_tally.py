@@ -15,7 +15,7 @@ async def sent(w: World, op: str) -> None:
         for item in await repo.pending_outbox(10_000):
             if item.op == op:
                 result = f"$sent-{item.id}"
-                await w.engine.on_sent(repo, item, result, w.clock.now_ms())
+                await w.services.hooks.on_sent(repo, item, result, w.clock.now_ms())
                 await repo.outbox_done(item.id, result, w.clock.now_ms())
 
 
@@ -25,11 +25,11 @@ async def test_a_change_of_reaction_tidies_the_old_one_and_edits_the_tally(
     w = opened
     thumbs_up = w.reaction(ALICE, "👍")
     await w.apply(thumbs_up)
-    await w.engine.groups.first.calendar.refresh_tallies()
+    await w.services.groups.first.calendar.refresh_tallies()
     w.clock.advance(1_000)
     thinking = w.reaction(ALICE, "🤔")
     await w.apply(thinking)
-    await w.engine.groups.first.calendar.refresh_tallies()
+    await w.services.groups.first.calendar.refresh_tallies()
     redactions = [i for i in await w.pending() if i.op == "redact"]
     assert [i.target for i in redactions] == [thumbs_up.event_id]
     await sent(w, "redact")
@@ -37,8 +37,8 @@ async def test_a_change_of_reaction_tidies_the_old_one_and_edits_the_tally(
     await w.apply(w.reaction(ALICE, "👎"))
     assert [i.target for i in await w.pending() if i.op == "redact"] == [thinking.event_id]
     await sent(w, "redact")
-    await w.engine.groups.first.calendar.refresh_tallies()
-    await w.engine.groups.first.calendar.refresh_tallies()  # nothing changed since: no edit
+    await w.services.groups.first.calendar.refresh_tallies()
+    await w.services.groups.first.calendar.refresh_tallies()  # nothing changed since: no edit
     # Each refresh after a change edited the tally once; the last edit shows the truth.
     edits = [i for i in await w.pending() if i.op == "edit" and i.target == "tally"]
     assert len(edits) == 3
@@ -62,7 +62,7 @@ async def test_a_tidied_reaction_never_counts_again(opened: World) -> None:
         repo = Repository(tx)
         req = await repo.request(1)
         assert req is not None
-        tally = await w.engine.groups.first.ballots.count(repo, req)
+        tally = await w.services.groups.first.ballots.count(repo, req)
     assert tally.status[old.event_id] is Status.TIDIED
     assert tally.status[new.event_id] is Status.RETRACTED
 
@@ -72,7 +72,7 @@ async def test_a_burst_marks_the_tally_once_and_one_edit_follows(opened: World) 
     await w.apply(*(w.reaction(who, "👍") for who in (ALICE, BOB)))
     await w.apply(w.reaction(ALICE, "🤔"))
     assert [i for i in await w.pending() if i.op == "edit"] == []  # not on the batch path
-    await w.engine.groups.first.calendar.refresh_tallies()
+    await w.services.groups.first.calendar.refresh_tallies()
     [edit] = [i for i in await w.pending() if i.op == "edit" and i.target == "tally"]
     counts = edit.payload["m.new_content"]["consensus_bot"]["counts"]
     assert (counts["support"], counts["concern"]) == (1, 1)

@@ -85,13 +85,15 @@ async def _compare(ops: list[tuple[str, int, int]], where: Path) -> None:
         for w in (batched, one_by_one):
             assert await w.open_request() == 1
         events = _events(batched, ops)
-        result = await batched.engine.apply_batch(SyncBatch(next_batch="s1", events=events))
+        result = await batched.services.batches.apply_batch(
+            SyncBatch(next_batch="s1", events=events)
+        )
         assert result.failed == 0
-        engine = one_by_one.engine
+        batches = one_by_one.services.batches
         for event in events:
             # The path every event took before the unit of work: a plain repository, each
-            # event in its own savepoint (the engine's isolating attempt), one batch each.
-            await engine._apply_batch(
+            # event in its own savepoint (the batch apply's isolating attempt), one batch each.
+            await batches._apply_batch(
                 SyncBatch(next_batch="s1", events=[event]),
                 one_by_one.clock.now_ms(),
                 False,
@@ -121,7 +123,7 @@ async def test_unit_of_work_a_failing_position_leaves_the_others_applied_once(
     event, the failing one is set aside, and every other one is stored exactly once (what
     the first attempt held back is gone with its rollback)."""
     w = opened
-    original = w.engine.groups.first.ballots.record_input
+    original = w.services.groups.first.ballots.record_input
     failing = w.reaction(CAROL, "👍")
 
     async def sometimes(repo: Any, out: Any, req: Any, item: Any, *args: Any, **kw: Any) -> Any:
@@ -129,7 +131,7 @@ async def test_unit_of_work_a_failing_position_leaves_the_others_applied_once(
             raise RuntimeError("boom")
         return await original(repo, out, req, item, *args, **kw)
 
-    monkeypatch.setattr(w.engine.groups.first.ballots, "record_input", sometimes)
+    monkeypatch.setattr(w.services.groups.first.ballots, "record_input", sometimes)
     down = w.reaction(BOB, "👎")
     events = [w.reaction(ALICE, "👍"), down, failing, w.reaction(DAVE, "👌")]
     result = await w.apply(*events)

@@ -51,7 +51,7 @@ from bot.domain.ratelimit import (
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal
 from bot.domain.text import N_
-from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, english, normalize_code
+from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, Phrase, english, normalize_code
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
@@ -285,15 +285,15 @@ class Handlers:
             await self._answer(out, event, reply, where, False, lang)
             return
         if isinstance(parsed, ParseFailure):
-            reply = self._failure_reply(parsed)
+            reply = fail(parsed.render(lang))  # the usage's words stay as typed
             await self._answer(out, event, reply, where, False, lang)
             return
         reply = await self._run(repo, out, event, parsed, now, where, received_at, lang)
         if parsed.spec.executor in (Executor.LANGUAGE, Executor.APPLY):
             lang = await self._language(repo, event, where)  # the sender may have chosen now
-        if parsed.hint and reply.ok and reply.message is None:
-            # `vote X` worked as position X: say so (the hint says it was recorded).
-            text = f"{reply.text}\n{parsed.hint}".strip()
+        if parsed.note is not None and reply.ok and reply.message is None:
+            # `vote X` worked as position X: say so (the note says it was recorded).
+            text = f"{reply.text}\n{parsed.note.say(lang)}".strip()
             reply = Reply(True, text, reply.request, reply.data, None, None, reply.private)
         await self._answer(out, event, reply, where, parsed.spec.private_answer, lang)
 
@@ -337,9 +337,6 @@ class Handlers:
             )
         )
         await self._answer(out, event, reply, where, False, lang)
-
-    def _failure_reply(self, failure: ParseFailure) -> Reply:
-        return fail(failure.render())
 
     async def _run(
         self,
@@ -419,7 +416,7 @@ class Handlers:
         except LifecycleError as exc:
             return fail(lang._("Not now: %(why)s.", why=str(exc)))
         except Refusal as exc:  # only a refusal's text reaches the user: a bug's goes to the log
-            return fail(lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(lang))
 
     @staticmethod
     def _what(spec: CommandSpec, lang: Language) -> str:
@@ -512,7 +509,10 @@ class Handlers:
     async def help(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`help [COMMAND]`."""
         topic = (args.get("command") or "").strip()
-        text = render_topic_help(topic, self.prefix) if topic else render_help(self.prefix)
+        prefix = self.prefix
+        text = (
+            render_topic_help(topic, prefix, ctx.lang) if topic else render_help(prefix, ctx.lang)
+        )
         body = html.escape(text)
         return Reply(True, text, html=f"<pre>{body}</pre>")
 

@@ -1,0 +1,101 @@
+"""Help, usage and parse errors in the reader's language (issue #24): the room's answers in
+the group's language (French), a member's direct messages in their own (Arabic). Command
+words, options and placeholders stay as typed. Service scenarios over a real SQLite
+database, with the world of tests/unit/test_language_choice.py."""
+
+from __future__ import annotations
+
+from bot.i18n.catalog import FSI, PDI
+from commands import ParseFailure, parse
+from commands.help import render_command_help, render_help
+from commands.table import find_command
+from tests.unit.test_engine import ALICE, BOB, ROOM, World
+from tests.unit.test_language_choice import BOB_DM, TRANSLATOR, french
+
+__all__ = ["french"]  # the fixture, used by name
+
+
+def plain(text: str) -> str:
+    """Text without the bidi isolates an Arabic sentence puts around its values."""
+    return text.replace(FSI, "").replace(PDI, "")
+
+
+async def test_language_help_in_french_in_the_room(french: World) -> None:
+    ask = french.command(ALICE, "!cb help", room=ROOM)
+    await french.apply(ask)
+    body = (await french.reply_to(ask.event_id))["body"]
+    assert body.startswith("Commandes (envoyez « !cb help COMMAND » pour le détail")
+    assert "Prendre position" in body
+    assert "Outils des présidents" in body
+    assert "!cb support [REASON…] [--request N] — Soutenir l'admission du candidat." in body
+    one = french.command(ALICE, "!cb help object", room=ROOM)
+    await french.apply(one)
+    body = (await french.reply_to(one.event_id))["body"]
+    assert body.startswith("!cb object REASON… [--request N]\nS'opposer à l'admission")
+    assert "Une objection bloque le consensus" in body
+    assert "Dans le salon d'une demande, cela s'applique" in body  # the shared sentence
+    assert "Qui : les membres. Où : le salon d'une demande, ou un message direct au bot" in body
+    assert "Aussi : !cb no, !cb block" in body
+    assert "Exemples :" in body
+    assert "Who:" not in body
+
+
+async def test_language_help_in_arabic_in_a_members_direct_chat(french: World) -> None:
+    await french.apply(french.command(BOB, "!cb language ar", room=BOB_DM))
+    ask = french.command(BOB, "!cb help object", room=BOB_DM)
+    await french.apply(ask)
+    reply = await french.reply_to(ask.event_id)
+    body = plain(reply["body"])
+    assert body.startswith("!cb object REASON… [--request N]\nالاعتراض على قبول مقدّم الطلب")
+    assert "من: الأعضاء." in body
+    assert "فئة" not in body  # object has no stakeholder option: nothing else leaked in
+    assert reply["formatted_body"].startswith('<div dir="rtl">')
+    unknown = french.command(BOB, "!cb help frobnicate", room=BOB_DM)
+    await french.apply(unknown)
+    assert "لا يوجد أمر 'frobnicate'" in plain((await french.reply_to(unknown.event_id))["body"])
+
+
+async def test_language_usage_errors_in_french_and_arabic(french: World) -> None:
+    bad = french.command(ALICE, "!cb status abc", room=ROOM)
+    await french.apply(bad)
+    body = (await french.reply_to(bad.event_id))["body"]
+    assert "'abc' n'est pas un numéro de demande valable (écrivez par ex. 7 ou #7)." in body
+    assert body.endswith("Usage : !cb status [N]")
+    assert await french.acks(bad.event_id) == ["❌"]
+    typo = french.command(ALICE, "!cb suport", room=ROOM)
+    await french.apply(typo)
+    body = (await french.reply_to(typo.event_id))["body"]
+    assert "Je ne connais pas la commande 'suport'. Vouliez-vous dire !cb support ?" in body
+    await french.apply(french.command(BOB, "!cb language ar", room=BOB_DM))
+    option = french.command(BOB, "!cb support --request x", room=BOB_DM)
+    await french.apply(option)
+    body = plain((await french.reply_to(option.event_id))["body"])
+    assert "--request: 'x' ليس رقم الطلب صالحًا (اكتب مثلًا 7 أو #7)." in body
+    assert body.endswith("الاستخدام: !cb support [REASON…] [--request N]")
+    missing = french.command(BOB, "!cb object --request 1", room=BOB_DM)
+    await french.apply(missing)
+    body = plain((await french.reply_to(missing.event_id))["body"])
+    assert "يحتاج object إلى REASON…: سبب اعتراضك." in body
+
+
+async def test_language_vote_note_in_the_rooms_language(french: World) -> None:
+    vote = french.command(ALICE, "!cb vote yes", room=ROOM)
+    await french.apply(vote)
+    body = (await french.reply_to(vote.event_id))["body"]
+    assert "Il n'y a pas de vote ici : les positions sont support, no-objection" in body
+    assert "(enregistré comme support)" in body
+
+
+def test_language_help_and_failures_stay_english_without_a_language() -> None:
+    # The README reference and every English answer come from the same renderers.
+    assert render_help("!cb").startswith('Commands (send "!cb help COMMAND" for details')
+    fr = TRANSLATOR.get("fr")
+    hum = find_command("hum")
+    assert hum is not None
+    assert render_command_help(hum, "!cb", fr).splitlines()[1] == (
+        "Bourdonner pour ou contre en privé ; le salon n'entend que la force de chaque camp."
+    )
+    failure = parse("!cb hum sideways --request 1", "!cb", 0)
+    assert isinstance(failure, ParseFailure)
+    assert failure.message == "'sideways' is not one of: for, against."
+    assert failure.render(fr).startswith("'sideways' n'est pas l'un de : for, against.\nUsage : ")

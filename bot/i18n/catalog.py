@@ -16,7 +16,6 @@ from __future__ import annotations
 import gettext
 import html
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -33,6 +32,9 @@ from babel.numbers import format_decimal
 
 from bot.domain.clock_rules import format_when, zone
 from bot.domain.durations import clamp_ts, format_duration
+from bot.domain.text import Phrase as Phrase  # re-exported: the edges say phrases
+from bot.domain.text import Span as Span
+from bot.domain.text import phrase as phrase
 
 DOMAIN = "consensus"
 SOURCE_LANGUAGE = "en"
@@ -206,34 +208,6 @@ class Language:
                 )
             ]
         return " ".join(parts[:2])
-
-
-@dataclass(frozen=True, slots=True)
-class Phrase:
-    """A catalog message and its placeholder values, said later in the reader's language.
-
-    What is composed before the reader is known (a parser's error, a command's usage note)
-    is kept as phrases and said by the edge that answers (`say`). A value may itself be a
-    Phrase: it is said first, in the same language.
-    """
-
-    message: str
-    params: Mapping[str, object] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        """The phrase in English (a Refusal's `str` fills it in as text)."""
-        return self.say()
-
-    def say(self, lang: Language | None = None) -> str:
-        """The phrase in `lang` (English when None), its placeholders filled."""
-        lang = lang or english()
-        values = {k: v.say(lang) if isinstance(v, Phrase) else v for k, v in self.params.items()}
-        return lang._(self.message, **values)
-
-
-def phrase(message: str, **params: object) -> Phrase:
-    """`Phrase(message, params)`, with the values as keywords."""
-    return Phrase(message, params)
 
 
 @cache

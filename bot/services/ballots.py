@@ -27,7 +27,6 @@ from bot.domain.counting import (
     standing,
     still_eligible,
 )
-from bot.domain.durations import format_duration
 from bot.domain.errors import Refusal
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report_given
 from bot.domain.intake import incomplete
@@ -47,7 +46,7 @@ from bot.domain.process import RoughShape, rough_shape
 from bot.domain.record import HumAggregate, Record
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
-from bot.domain.text import N_
+from bot.domain.text import N_, Phrase, Span
 from bot.i18n.catalog import Language
 from bot.matrix import render
 from bot.matrix.rooms import (
@@ -126,10 +125,10 @@ class Ballots:
         objections = await repo.objections(req.id)
         return await _pure(len(now.voters), now.sense, objections, self.settings.quorum)
 
-    async def hums(self, repo: Repository, req: Request) -> str:
+    async def hums(self, repo: Repository, req: Request) -> Phrase:
         """What the room hears of the hums: each side's loudness, never names or counts, and
         nothing before the ballot closed."""
-        return (await self._hum_report(repo, req)).describe()
+        return (await self._hum_report(repo, req)).phrase()
 
     async def _hum_report(
         self, repo: Repository, req: Request, now: Standing | None = None
@@ -445,7 +444,7 @@ class Ballots:
         if due - now < s.min_deadline_ms:
             raise Refusal(
                 N_("the deadline must be at least %(span)s away, so every region can take part"),
-                span=format_duration(s.min_deadline_ms),
+                span=Span(s.min_deadline_ms),
             )
         # An application by direct message, or a member's request that lacks what the
         # members need to judge it, waits for a chair; a chair's request is triaged by filing.
@@ -736,7 +735,7 @@ class Ballots:
             sense,
             final=True,
             mentions=sorted(self.settings.chairs),
-            hums=(await self._hum_report(repo, req, now)).describe(),
+            hums=(await self._hum_report(repo, req, now)).phrase(),
             shape=shape,
             prefix=self.settings.prefix,
             updated=None if first else (updated or N_("the draft changed")),

@@ -32,6 +32,9 @@ from bot.domain.lifecycle import (
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.process import (
+    APPEAL_ANSWER,
+    DECISION,
+    EARLY,
     confirm_problem,
     contest_problem,
     disposition_problem,
@@ -414,7 +417,8 @@ class Handlers:
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
-            return fail(lang._("Not now: %(why)s.", why=str(exc)))
+            why = Phrase(exc.message, exc.params).say(lang)
+            return fail(lang._("Not now: %(why)s.", why=why))
         except Refusal as exc:  # only a refusal's text reaches the user: a bug's goes to the log
             return fail(Phrase(exc.message, exc.params).say(lang))
 
@@ -692,7 +696,7 @@ class Handlers:
             raise  # answered "Not now: …" by `_run`, like every refused transition
         except Refusal as exc:
             return fail(
-                ctx.lang._("Not filed: %(why)s.", why=ctx.lang._(exc.message, **exc.params))
+                ctx.lang._("Not filed: %(why)s.", why=Phrase(exc.message, exc.params).say(ctx.lang))
             )
         if req.state is RequestState.TRIAGE and req.self_applied:
             return Reply(
@@ -749,7 +753,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
             return fail(ctx.lang._(_NOT_OPEN, id=req.id), req.id)
         item = PositionInput(
@@ -807,12 +811,12 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         sense = await self.ballots.sense(ctx.repo, req)
         hums = await self.ballots.hums(ctx.repo, req)
         lang = ctx.lang
         msg = render.summary(req, sense, final=False, hums=hums, prefix=self.prefix, lang=lang)
-        head = lang._("State: %(state)s", state=req.state.value)
+        head = lang._("State: %(state)s", state=render.state_label(lang, req.state))
         if req.state is RequestState.OPEN:
             left = lang.duration(req.deadline_at - ctx.now)
             head += "; " + lang._(
@@ -864,7 +868,7 @@ class Handlers:
                 name = render.inline(
                     render.triage_title(req, ctx.lang)
                 )  # nothing unvetted in shared rooms
-            line = f"#{req.id} {name} — {req.state.value}"
+            line = f"#{req.id} {name} — {render.state_label(ctx.lang, req.state)}"
             if req.state is RequestState.OPEN:
                 line += ", " + ctx.lang._("closes %(when)s", when=self.when(ctx, req.deadline_at))
             open_appeals = [a for a in appeals if a.request_id == req.id]
@@ -895,7 +899,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         objections = await ctx.repo.objections(req.id)
         if not objections:
             return Reply(
@@ -907,7 +911,7 @@ class Handlers:
         lines = []
         for o in objections:
             reason = render.inline(o.reason, 300) or ctx.lang._("(no reason yet)")
-            line = f"#{o.id} {o.member} — {o.state.value}: {reason}"
+            line = f"#{o.id} {o.member} — {render.state_label(ctx.lang, o.state)}: {reason}"
             if o.rationale:
                 line += f" | {o.disposed_by}: {render.inline(o.rationale, 300)}"
             lines.append(line)
@@ -943,7 +947,7 @@ class Handlers:
                 ctx.lang._(
                     "objection #%(id)s was already disposed of (%(state)s).",
                     id=objection.id,
-                    state=objection.state.value,
+                    state=render.state_label(ctx.lang, objection.state),
                 ),
                 req.id,
             )
@@ -964,7 +968,7 @@ class Handlers:
             duplicate_of = other.id
         problem = disposition_problem(state, rationale)
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         await ctx.repo.dispose_objection(
             objection.id, state, ctx.event.sender, rationale, ctx.now, duplicate_of
         )
@@ -978,7 +982,7 @@ class Handlers:
             "Objection #%(id)s by %(member)s: %(state)s.",
             id=objection.id,
             member=objection.member,
-            state=state.value,
+            state=render.state_label(ctx.lang, state),
         )
         text += " " + ctx.lang.ngettext(
             "%(n)s objection still open on request #%(id)s.",
@@ -1008,7 +1012,7 @@ class Handlers:
             "before the decision: %(command)s",
             id=objection.id,
             title=render.inline(render.title(req, lang)),
-            state=state.value,
+            state=render.state_label(lang, state),
             chair=ctx.event.sender,
             rationale=render.inline(why, 1_000),
             window=window,
@@ -1035,7 +1039,7 @@ class Handlers:
         assert req is not None
         problem = contest_problem(objection, req.state, ctx.now, self.settings.contest_window_ms)
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
         await ctx.repo.contest_objection(objection.id, ctx.event.sender, reason, ctx.now)
         if req.state is RequestState.DRAFTED:
@@ -1080,10 +1084,10 @@ class Handlers:
         if not wait:
             return None
         if early is None:
-            raise Refusal(early_refusal(wait, command, self.prefix) + ".")
-        problem = rationale_problem(str(early), "acting before the minimum deadline")
+            raise Refusal(N_("%(why)s."), why=early_refusal(wait, command, self.prefix))
+        problem = rationale_problem(str(early), EARLY)
         if problem:
-            raise Refusal(problem + ".")
+            raise Refusal(N_("%(why)s."), why=problem)
         return render.clean(str(early), 2_000)
 
     async def _note_early(self, ctx: Ctx, req: Request, early: str | None) -> None:
@@ -1117,7 +1121,7 @@ class Handlers:
         rationale = args.get("rationale")
         problem = confirm_problem(sense, rough_shape(sense, tally.voters), rationale)
         if problem:
-            return fail(ctx.lang._("Not confirmed: %(why)s.", why=ctx.lang._(problem)), req.id)
+            return fail(ctx.lang._("Not confirmed: %(why)s.", why=problem.say(ctx.lang)), req.id)
         outcome = outcome_for(sense.proposal)
         words = render.clean(str(rationale), 2_000) if rationale else None
         await self.ballots.decide(
@@ -1138,9 +1142,9 @@ class Handlers:
         assert req is not None
         early = self._early(ctx, req, args, "decide OUTCOME") if req.closed_at is None else None
         rationale = render.clean(str(args["rationale"]), 2_000)
-        problem = rationale_problem(rationale, "a decision")
+        problem = rationale_problem(rationale, DECISION)
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         await self._note_early(ctx, req, early)
         await self.ballots.decide(
             ctx.repo,
@@ -1250,7 +1254,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         if req.state is not RequestState.OPEN:
             return fail(ctx.lang._(_NOT_OPEN, id=req.id))
         if not await self.ballots.is_voter(ctx.repo, req, ctx.event.sender):
@@ -1355,7 +1359,7 @@ class Handlers:
                 ctx.lang._(
                     "request #%(id)s is not waiting for triage (%(state)s).",
                     id=req.id,
-                    state=req.state.value,
+                    state=render.state_label(ctx.lang, req.state),
                 )
             )
         reason = render.clean(str(args["reason"]), 2_000)
@@ -1397,7 +1401,7 @@ class Handlers:
             already_open=own[0] if own else None,
         )
         if problem:
-            return fail(ctx.lang._(problem) + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
         aid = await ctx.repo.add_appeal(req.id, segment, sender, reason, ctx.now)
         chairs = sorted(self.settings.chairs)
@@ -1459,9 +1463,9 @@ class Handlers:
                 )
             )
         rationale = render.clean(str(args["rationale"]), 2_000)
-        problem = rationale_problem(rationale, "an answer to an appeal")
+        problem = rationale_problem(rationale, APPEAL_ANSWER)
         if problem:
-            return fail(ctx.lang._(problem) + ".", appeal.request_id)
+            return fail(problem.say(ctx.lang) + ".", appeal.request_id)
         req = await ctx.repo.request(appeal.request_id)
         assert req is not None
         answer = str(args["answer"])
@@ -1797,7 +1801,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         fmt: Format = args.get("format") or "json"
         s = self.settings
         record = await export_record(

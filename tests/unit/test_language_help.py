@@ -5,11 +5,14 @@ database, with the world of tests/unit/test_language_choice.py."""
 
 from __future__ import annotations
 
-from bot.i18n.catalog import FSI, PDI
+from bot.domain.appeals import appeal_problem
+from bot.domain.lifecycle import Action, LifecycleError, RequestState, transition
+from bot.domain.process import DECISION, early_refusal, rationale_problem
+from bot.i18n.catalog import FSI, PDI, Phrase
 from commands import ParseFailure, parse
 from commands.help import render_command_help, render_help
 from commands.table import find_command
-from tests.unit.test_engine import ALICE, BOB, ROOM, World
+from tests.unit.test_engine import ALICE, BOB, CHAIR, ROOM, World
 from tests.unit.test_language_choice import BOB_DM, TRANSLATOR, french
 
 __all__ = ["french"]  # the fixture, used by name
@@ -99,3 +102,81 @@ def test_language_help_and_failures_stay_english_without_a_language() -> None:
     assert isinstance(failure, ParseFailure)
     assert failure.message == "'sideways' is not one of: for, against."
     assert failure.render(fr).startswith("'sideways' n'est pas l'un de : for, against.\nUsage : ")
+
+
+# ---- refusals built by the domain's rules, and the state words -------------------------
+
+
+async def test_language_lifecycle_and_rule_refusals_in_the_rooms_french(french: World) -> None:
+    reopen = french.command(CHAIR, "!cb reopen 48h", room=ROOM)
+    await french.apply(reopen)
+    body = (await french.reply_to(reopen.event_id))["body"]
+    assert body == "❌ Pas maintenant : le scrutin est encore ouvert."
+    decide = french.command(CHAIR, "!cb decide admit ok", room=ROOM)
+    await french.apply(decide)
+    body = (await french.reply_to(decide.event_id))["body"]
+    assert body.startswith("❌ une décision demande une justification de fond : au moins une")
+    assert "(30 caractères, 5 mots à elle)" in body
+    status = french.command(CHAIR, "!cb status", room=ROOM)
+    await french.apply(status)
+    body = (await french.reply_to(status.event_id))["body"]
+    assert "\nÉtat : ouverte" in body
+    assert "Bourdonnements : les bourdonnements sont annoncés à la clôture du scrutin" in body
+    listed = french.command(CHAIR, "!cb list", room=ROOM)
+    await french.apply(listed)
+    assert (await french.reply_to(listed.event_id))["body"].startswith(
+        "#1 @erin:x — ouverte, clôture"
+    )
+
+
+async def test_language_a_members_refusals_in_arabic(french: World) -> None:
+    await french.apply(french.command(BOB, "!cb language ar", room=BOB_DM))
+    objected = "!cb object --request 1 They have not said how they would take part"
+    await french.apply(french.command(BOB, objected, room=BOB_DM))
+    contest = french.command(BOB, "!cb contest 1 It was never answered by anyone here", room=BOB_DM)
+    await french.apply(contest)
+    body = plain((await french.reply_to(contest.event_id))["body"])
+    assert body == "❌ الاعتراض #1 مفتوح: لا يوجد بتّ للطعن فيه."
+    chairs_only = french.command(BOB, "!cb triage", room=BOB_DM)
+    await french.apply(chairs_only)
+    body = plain((await french.reply_to(chairs_only.event_id))["body"])
+    assert body.startswith("❌ لا يستطيع الاطلاع على الطلبات بانتظار الفرز إلا الرئيس")
+    # The chair's dispositions in the room: French, the disposition's word as typed.
+    dispose = french.command(CHAIR, "!cb dispose 1 addressed ok", room=ROOM)
+    await french.apply(dispose)
+    body = (await french.reply_to(dispose.event_id))["body"]
+    assert body.startswith("❌ `addressed` demande une justification de fond")
+    objections = french.command(CHAIR, "!cb objections", room=ROOM)
+    await french.apply(objections)
+    assert (
+        "#1 @bob:x — ouverte: They have not" in (await french.reply_to(objections.event_id))["body"]
+    )
+
+
+def test_language_domain_phrases_say_spans_and_nested_words_in_each_language() -> None:
+    refusal = early_refusal(3 * 86_400_000 + 4 * 3_600_000, "close", "!cb")
+    assert str(refusal).startswith(
+        "the ballot has not been open for the minimum time yet (3d 4h to go)"
+    )
+    fr = refusal.say(TRANSLATOR.get("fr"))
+    assert fr.startswith(
+        "le scrutin n'est pas encore ouvert depuis la durée minimale (encore 3j 4h)"
+    )
+    assert fr.endswith("dites pourquoi : !cb close --early RATIONALE")
+    ru = plain(refusal.say(TRANSLATOR.get("ru")))
+    assert "(осталось 3 д. 4 ч)" in ru
+    closed = appeal_problem(0, 86_400_000, 2 * 86_400_000, entitled=True)
+    assert closed is not None
+    assert closed.say(TRANSLATOR.get("es")) == (
+        "el plazo de apelación (1d tras el resultado) ha terminado"
+    )
+    why = rationale_problem("fine", DECISION)
+    assert why is not None
+    assert why.say(TRANSLATOR.get("zh_Hans")).startswith("决定需要有实质内容的理由")
+    try:
+        transition(RequestState.DECIDED, Action.DECIDE)
+    except LifecycleError as exc:
+        said = Phrase(exc.message, exc.params).say(TRANSLATOR.get("fr"))
+        assert said == "la demande est déjà décidée (rouvrez-la d'abord)"
+    else:
+        raise AssertionError("a decided request was decided again")

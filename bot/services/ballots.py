@@ -571,29 +571,36 @@ class Ballots:
             await out.edit(render.request_card(edited, now, tz, lang), CARD, request_id=req.id)
         if req.state in (RequestState.OPEN, RequestState.DRAFTED):
             listed = "; ".join(f"{k}: {render.inline(v, 200)}" for k, v in changes.items())
-            text = lang._(
-                "✏ %(title)s was edited by %(chair)s — %(changes)s. If your position predates "
-                "this change, you may revise it.",
-                title=render.inline(render.title(edited, lang)),
-                chair=by,
-                changes=listed,
-            )
+
+            def notice(speak: Language) -> str:
+                return speak._(
+                    "✏ %(title)s was edited by %(chair)s — %(changes)s. If your position "
+                    "predates this change, you may revise it.",
+                    title=render.inline(render.title(edited, speak)),
+                    chair=by,
+                    changes=listed,
+                )
+
+            text = notice(lang)
             positioned = sorted((await self.count(repo, edited)).current)
             await out.message(
                 render.notice("reply", req.id, text, tuple(positioned), lang, event="edited"),
                 request_id=req.id,
             )
             if self.settings.allow_room and positioned:
-                # Not personal: one message where all members are (bot/services/reach.py).
+                # Not personal: one message where all members are (bot/services/reach.py),
+                # in the rooms' language.
                 await out.message(
-                    render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                    render.notice("reply", req.id, text, tuple(positioned), lang, event="edited"),
                     room_id=self.settings.main_room_id,
                     request_id=req.id,
                 )
                 positioned = []
+            chosen = await repo.languages_of(positioned)
             for member in positioned:
+                own = self.settings.language(chosen.get(member))  # a DM: their language
                 await out.message(
-                    render.notice("reply", req.id, text, (member,), lang, event="edited"),
+                    render.notice("reply", req.id, notice(own), (member,), own, event="edited"),
                     room_id=dm(member),
                     request_id=req.id,
                 )

@@ -180,3 +180,22 @@ def test_language_domain_phrases_say_spans_and_nested_words_in_each_language() -
         assert said == "la demande est déjà décidée (rouvrez-la d'abord)"
     else:
         raise AssertionError("a decided request was decided again")
+
+
+# ---- the edit notice -------------------------------------------------------------------
+
+
+async def test_language_edit_notice_in_each_members_language(french: World) -> None:
+    await french.apply(french.command(BOB, "!cb language ar", room=BOB_DM))
+    await french.apply(french.reaction(ALICE, "👍"), french.reaction(BOB, "👍"))
+    await french.apply(french.command(CHAIR, "!cb edit 1 --country Kenya", room=ROOM))
+    notices = {
+        m.room_id: m.payload["body"] for m in await french.messages() if "✏" in m.payload["body"]
+    }
+    assert set(notices) == {None, f"dm:{ALICE}", f"dm:{BOB}"}, notices  # None: the room
+    room = "✏ Demande #1 : @erin:x a été modifiée par @chair:x — country: KE"
+    assert notices[None].startswith(room)
+    assert notices[f"dm:{ALICE}"] == notices[None]  # Alice chose nothing: the group's
+    bob = plain(notices[f"dm:{BOB}"])
+    assert bob.startswith("✏ عدّل @chair:x")
+    assert bob.endswith("إن كان موقفك سابقًا لهذا التغيير، يمكنك مراجعته.")

@@ -404,6 +404,7 @@ def _publish(config_path: Path, out: Path) -> int:
     """`publish --config PATH --out DIR`: write the public site of the decisions."""
     import time
 
+    from bot.i18n.catalog import Translator
     from bot.services.publish import site_files, write_site
     from storage.database import DatabaseError
     from storage.repo import Repository
@@ -411,6 +412,7 @@ def _publish(config_path: Path, out: Path) -> int:
     config = _load(config_path)
     if config is None:
         return EXIT_CONFIG
+    language = config.group.language
 
     async def run() -> dict[str, str]:
         async with _database(config) as db, db.transaction() as tx:
@@ -419,6 +421,7 @@ def _publish(config_path: Path, out: Path) -> int:
                 group=config.group.name,
                 options=config.publish.options(),
                 now_ms=int(time.time() * 1000),
+                lang=Translator.load((language,)).get(language),  # the group's language
             )
 
     try:

@@ -66,15 +66,59 @@ def Np_(singular: str, plural: str) -> tuple[str, str]:
 
 
 class Speaker(Protocol):
-    """What says a phrase: `bot.i18n.catalog.Language` (the domain never imports Babel)."""
+    """What says a message in a language: `bot.i18n.catalog.Language` at the edges (the
+    domain never imports Babel), `SOURCE` for the messages as written."""
+
+    @property
+    def code(self) -> str:
+        """The catalog code (`fr`, `zh_Hans`)."""
+        ...
+
+    @property
+    def direction(self) -> str:
+        """`rtl` or `ltr`."""
+        ...
 
     def _(self, message: str, **params: Any) -> str:
         """`message` translated, its placeholders filled."""
         ...
 
+    def ngettext(self, singular: str, plural: str, n: int, **params: Any) -> str:
+        """The plural form for `n`, its placeholders (`%(n)s` among them) filled."""
+        ...
+
     def duration(self, ms: int) -> str:
         """A span as the language says it."""
         ...
+
+
+class Source:
+    """The messages as written (English), for a renderer that is given no language."""
+
+    @property
+    def code(self) -> str:
+        """English."""
+        return "en"
+
+    @property
+    def direction(self) -> str:
+        """Left to right."""
+        return "ltr"
+
+    def _(self, message: str, **params: Any) -> str:
+        """`message` with its placeholders filled."""
+        return message % params if params else message
+
+    def ngettext(self, singular: str, plural: str, n: int, **params: Any) -> str:
+        """The English form for `n`, filled."""
+        return (singular if n == 1 else plural) % {"n": n, **params}
+
+    def duration(self, ms: int) -> str:
+        """`3d 4h`."""
+        return format_duration(ms)
+
+
+SOURCE: Speaker = Source()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +150,16 @@ class Phrase:
 
     def say(self, lang: Speaker | None = None) -> str:
         """The phrase in `lang` (English, the messages as written, when None)."""
+        lang = lang or SOURCE
         values = {k: _said(v, lang) for k, v in self.params.items()}
-        if lang is None:
-            return self.message % values if values else self.message
         return lang._(self.message, **values)
 
 
-def _said(value: object, lang: Speaker | None) -> object:
+def _said(value: object, lang: Speaker) -> object:
     if isinstance(value, Phrase):
         return value.say(lang)
     if isinstance(value, Span):
-        return str(value) if lang is None else lang.duration(value.ms)
+        return lang.duration(value.ms)
     return value
 
 

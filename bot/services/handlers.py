@@ -1823,7 +1823,7 @@ class Handlers:
             },
         }
         await ctx.out.file(
-            await render_file(record, fmt),
+            await render_file(record, fmt, self.settings.lang),  # minutes: the group's
             export_filename(record, fmt),
             MEDIA_TYPES[fmt],
             caption,

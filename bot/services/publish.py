@@ -17,10 +17,11 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.domain.countries import lookup
+from bot.domain.countries import Country, lookup
 from bot.domain.lifecycle import RequestState
 from bot.domain.publish import Decision, PublishOptions, build_site
 from bot.domain.record_render import render_markdown
+from bot.i18n.catalog import SOURCE_LANGUAGE, Language
 from bot.services.clock import Clock
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -29,8 +30,9 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 
-async def gather(repo: Repository) -> list[Decision]:
-    """Every decided request with its frozen record segments (undecided ones never)."""
+async def gather(repo: Repository, lang: Language | None = None) -> list[Decision]:
+    """Every decided request with its frozen record segments (undecided ones never), the
+    minutes said in `lang` (the group's language)."""
     decisions = []
     for req in await repo.requests([RequestState.DECIDED]):
         frozen = await repo.frozen_records(req.id)
@@ -41,13 +43,21 @@ async def gather(repo: Repository) -> list[Decision]:
         decisions.append(
             Decision(
                 segments=tuple(f.body for f in frozen),
-                markdown=tuple(render_markdown(json.loads(f.body)) for f in frozen),
+                markdown=tuple(render_markdown(json.loads(f.body), lang) for f in frozen),
                 kind=a.kind,
-                country=country.name if country else a.country,
+                country=_country_name(country, lang) if country else a.country,
                 consent=req.publish_consent is True,
             )
         )
     return decisions
+
+
+def _country_name(country: Country, lang: Language | None) -> str:
+    """The country's name in the site's language (CLDR); in English, the bot's own table's
+    name, as every English text says it."""
+    if lang is None or lang.code == SOURCE_LANGUAGE:
+        return country.name
+    return lang.territory(country.alpha2)
 
 
 def write_site(files: dict[str, str], out: Path) -> None:
@@ -80,11 +90,17 @@ def write_site(files: dict[str, str], out: Path) -> None:
 
 
 async def site_files(
-    repo: Repository, *, group: str, options: PublishOptions, now_ms: int
+    repo: Repository,
+    *,
+    group: str,
+    options: PublishOptions,
+    now_ms: int,
+    lang: Language | None = None,
 ) -> dict[str, str]:
-    """Gather the decisions and render the site's files (`write_site` writes them)."""
-    decisions = await gather(repo)
-    return build_site(decisions, group=group, options=options, updated_iso=_iso(now_ms))
+    """Gather the decisions and render the site's files (`write_site` writes them), in
+    `lang` (the group's language; English when None)."""
+    decisions = await gather(repo, lang)
+    return build_site(decisions, group=group, options=options, updated_iso=_iso(now_ms), lang=lang)
 
 
 def _iso(ms: int) -> str:
@@ -116,13 +132,19 @@ class Publisher:
         def build_and_write(decisions: list[Decision]) -> None:
             # Rendering and writing both run in the worker thread: only the read is async.
             write_site(
-                build_site(decisions, group=s.group_name, options=options, updated_iso=_iso(now)),
+                build_site(
+                    decisions,
+                    group=s.group_name,
+                    options=options,
+                    updated_iso=_iso(now),
+                    lang=s.lang,
+                ),
                 out,
             )
 
         try:
             async with self.db.transaction() as tx:
-                decisions = await gather(Repository(tx))
+                decisions = await gather(Repository(tx), s.lang)
             await asyncio.to_thread(build_and_write, decisions)
         except (OSError, ValueError) as exc:
             log.warning("the public site in %s was not regenerated: %s", s.publish_dir, exc)

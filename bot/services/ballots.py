@@ -46,7 +46,7 @@ from bot.domain.process import RoughShape, rough_shape
 from bot.domain.record import HumAggregate, Record
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
-from bot.domain.text import N_, Phrase, Span
+from bot.domain.text import N_, Phrase, Span, phrase
 from bot.i18n.catalog import Language
 from bot.matrix import render
 from bot.matrix.rooms import (
@@ -847,10 +847,10 @@ class Ballots:
 
     async def reopen(
         self, repo: Repository, out: Outbox, req: Request, due: int, now: int
-    ) -> tuple[Request, str]:
+    ) -> tuple[Request, Phrase | None]:
         """Open a closed or decided ballot again until `due`: a new round with a new draft;
         positions so far stay, and a decided admission is withdrawn until decided again.
-        Returns the request and a note for the chair."""
+        Returns the request and a note for the chair (said in the reader's language)."""
         await repo.update_request(
             req.id,
             state=transition(req.state, Action.REOPEN),
@@ -866,11 +866,14 @@ class Ballots:
         )
         reopened = await repo.request(req.id)
         assert reopened is not None
-        note = ""
+        note = None
         applicant = req.applicant.user_id
         admitted = applicant is not None and req.outcome is Outcome.ADMIT
         if admitted and applicant and await repo.withdraw_admission(applicant, req.id):
-            note = f" {applicant} is off the roster again until it is decided."
+            note = phrase(
+                N_("%(applicant)s is off the roster again until it is decided."),
+                applicant=applicant,
+            )
         # Reactions and retractions that came in while it was closed count now.
         await self.follow_all(repo, out, reopened, now)
         out.schedule_changed(req.id)

@@ -1172,7 +1172,7 @@ class Handlers:
                 id=req.id,
                 when=self.when(ctx, reopened.deadline_at),
             )
-            + (ctx.lang._(note) if note else ""),
+            + (" " + note.say(ctx.lang) if note else ""),
             req.id,
         )
 
@@ -1471,7 +1471,7 @@ class Handlers:
         answer = str(args["answer"])
         await ctx.repo.answer_appeal(appeal.id, answer, ctx.event.sender, rationale, ctx.now)
         reopened_until: int | None = None
-        note = ""
+        note: Phrase | None = None
         if answer == "upheld" and req.state is RequestState.DECIDED:
             reopened, note = await self.ballots.reopen(
                 ctx.repo, ctx.out, req, ctx.now + self.settings.min_deadline_ms, ctx.now
@@ -1495,7 +1495,7 @@ class Handlers:
             if reopened_until is not None:
                 until = lang.when(reopened_until, self.settings.group_tz, now_ms=ctx.now)
                 text += "\n" + lang._("The ballot is open again until %(when)s.", when=until)
-                text += lang._(note) if note else ""
+                text += " " + note.say(lang) if note else ""
             return text
 
         room = self.settings.lang

@@ -461,7 +461,7 @@ def build_services(
         per_group.append(GroupServices(group, ballots, calendar, handlers))
     groups = Groups(per_group)
     first = groups.first.settings
-    publisher = Publisher(db, clock, first) if first.publish_dir else None
+    publisher = Publisher(db, clock, [g.settings for g in groups]) if first.publish_dir else None
     batches = Batches(groups, db, clock, doorbell, publisher)
     reconciler = Reconciler(first, db, batches, gateway)
     openings = {

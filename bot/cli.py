@@ -432,19 +432,23 @@ def _publish(config_path: Path, out: Path) -> int:
     """`publish --config PATH --out DIR`: write the public site of the decisions."""
     import time
 
-    from bot.services.publish import site_files, write_site
+    from bot.i18n.catalog import Translator
+    from bot.services.publish import SiteGroup, site_files, write_site
     from storage.database import DatabaseError
     from storage.repo import Repository
 
     config = _load(config_path)
     if config is None:
         return EXIT_CONFIG
+    languages = tuple({g.language for g in config.entries})
+    translator = Translator.load(languages)  # each group's site is in its language
+    groups = [SiteGroup(g.id, g.name, translator.get(g.language)) for g in config.entries]
 
     async def run() -> dict[str, str]:
         async with _database(config) as db, db.transaction() as tx:
             return await site_files(
                 Repository(tx),
-                groups=[(g.id, g.name) for g in config.entries],
+                groups=groups,
                 options=config.publish.options(),
                 now_ms=int(time.time() * 1000),
             )

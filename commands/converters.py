@@ -1,7 +1,8 @@
 """Typed argument converters: each turns one word into a value or raises `ConversionError`.
 
-Error messages are one sentence fit to show a user; any user text they repeat is shortened
-and stripped of control characters.
+Error messages are one sentence fit to show a user, a catalog message with named
+placeholders (`ConversionError(N_("%(text)s is …"), text=…)`) said in the reader's language
+by the edge; any user text they repeat is shortened and stripped of control characters.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from urllib.parse import unquote
 
 from bot.domain.durations import DurationError, parse_duration
 from bot.domain.mxid import is_user_id
+from bot.domain.text import N_
+from bot.i18n.catalog import Phrase
 from commands.spec import ConversionError
 
 _MAX_SHOWN = 40
@@ -75,7 +78,8 @@ class UserId:
         user_id = _read_user_id(text)
         if user_id is None:
             raise ConversionError(
-                f"{shown(text)} is not a Matrix user ID (they look like @name:example.org)."
+                N_("%(text)s is not a Matrix user ID (they look like @name:example.org)."),
+                text=shown(text),
             )
         return user_id
 
@@ -97,13 +101,16 @@ class Applicant:
         name = " ".join(text.split())
         if name.startswith("@") and " " not in name:
             raise ConversionError(
-                f"{shown(text)} is not a complete Matrix user ID (use @name:example.org), "
-                "or quote a name."
+                N_(
+                    "%(text)s is not a complete Matrix user ID (use @name:example.org), "
+                    "or quote a name."
+                ),
+                text=shown(text),
             )
         if not name:
-            raise ConversionError("The applicant's name is empty.")
+            raise ConversionError(N_("The applicant's name is empty."))
         if len(name) > _MAX_NAME or _has_control(name):
-            raise ConversionError(f"{shown(text)} is not a usable name.")
+            raise ConversionError(N_("%(text)s is not a usable name."), text=shown(text))
         return name
 
 
@@ -118,11 +125,15 @@ class Word:
         """Return the text with inner whitespace collapsed."""
         value = " ".join(text.split())
         if not value:
-            raise ConversionError("An empty value is not allowed here.")
+            raise ConversionError(N_("An empty value is not allowed here."))
         if len(value) > self.max_length:
-            raise ConversionError(f"{shown(text)} is longer than {self.max_length} characters.")
+            raise ConversionError(
+                N_("%(text)s is longer than %(limit)s characters."),
+                text=shown(text),
+                limit=self.max_length,
+            )
         if _has_control(value):
-            raise ConversionError(f"{shown(text)} contains control characters.")
+            raise ConversionError(N_("%(text)s contains control characters."), text=shown(text))
         return value
 
 
@@ -143,17 +154,19 @@ class DurationArg:
         if duration is None or duration > self.max_ms:
             if (duration or _rough_duration_ms(text) or 0) > self.max_ms:
                 raise ConversionError(
-                    f"{shown(text)} is longer than {_days(self.max_ms)}; use a shorter duration."
+                    N_("%(text)s is longer than %(days)s days; use a shorter duration."),
+                    text=shown(text),
+                    days=_days(self.max_ms),
                 ) from None
             raise ConversionError(
-                f"{shown(text)} is not a duration (use e.g. 90s, 45m, 12h, 14d)."
+                N_("%(text)s is not a duration (use e.g. 90s, 45m, 12h, 14d)."), text=shown(text)
             ) from None
         return duration
 
 
-def _days(ms: int) -> str:
-    days = ms // 86_400_000
-    return f"{days} day" if days == 1 else f"{days} days"
+def _days(ms: int) -> int:
+    """Whole days in `ms`. The limits are MAX_AHEAD_DAYS (365): the messages say "days"."""
+    return ms // 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,21 +190,25 @@ class WhenArg:
             raise
         except Exception:
             if (_rough_duration_ms(text) or 0) > self.max_ahead_ms:  # beyond parse_duration's
-                raise ConversionError(self._too_far(text)) from None
+                raise self._too_far(text) from None
             raise ConversionError(
-                f"{shown(text)} is neither a duration (e.g. 14d) nor an ISO 8601 time "
-                "(e.g. 2030-12-01T12:00Z)."
+                N_(
+                    "%(text)s is neither a duration (e.g. 14d) nor an ISO 8601 time "
+                    "(e.g. 2030-12-01T12:00Z)."
+                ),
+                text=shown(text),
             ) from None
         if moment <= now_ms:
-            raise ConversionError(f"{shown(text)} is in the past.")
+            raise ConversionError(N_("%(text)s is in the past."), text=shown(text))
         if moment - now_ms > self.max_ahead_ms:
-            raise ConversionError(self._too_far(text))
+            raise self._too_far(text)
         return moment
 
-    def _too_far(self, text: str) -> str:
-        return (
-            f"{shown(text)} is more than {_days(self.max_ahead_ms)} from now; "
-            "a deadline must be sooner."
+    def _too_far(self, text: str) -> ConversionError:
+        return ConversionError(
+            N_("%(text)s is more than %(days)s days from now; a deadline must be sooner."),
+            text=shown(text),
+            days=_days(self.max_ahead_ms),
         )
 
 
@@ -210,7 +227,8 @@ def _moment(text: str, now_ms: int) -> int:
         moment = moment.replace(tzinfo=UTC)
     elif abs(offset) > MAX_UTC_OFFSET:
         raise ConversionError(
-            f"{shown(text)} has a UTC offset beyond ±14:00 (write e.g. 2030-12-01T12:00-05:00)."
+            N_("%(text)s has a UTC offset beyond ±14:00 (write e.g. 2030-12-01T12:00-05:00)."),
+            text=shown(text),
         )
     # Exact integer arithmetic (no float rounding, no platform limits on timestamps).
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
@@ -237,7 +255,11 @@ class Choice:
         for value in self.values:
             if value.lower() == wanted:
                 return value
-        raise ConversionError(f"{shown(text)} is not one of: {', '.join(self.values)}.")
+        raise ConversionError(
+            N_("%(text)s is not one of: %(choices)s."),
+            text=shown(text),
+            choices=", ".join(self.values),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +267,17 @@ class PositiveInt:
     """A positive whole number, written `7` or `#7` (request and objection numbers)."""
 
     metavar: str = "N"
-    what: str = "number"
+    what: str = N_("number")
+    """What the number is, a catalog message (`N_("request number")`): said in the error."""
 
     def convert(self, text: str, now_ms: int) -> int:
         """Return the number."""
         match = _NUMBER.fullmatch(unicodedata.normalize("NFKC", text).strip())
         value = int(match.group(1)) if match else 0
         if not 0 < value <= _MAX_INT:
-            raise ConversionError(f"{shown(text)} is not a {self.what} (write e.g. 7 or #7).")
+            raise ConversionError(
+                N_("%(text)s is not a %(what)s (write e.g. 7 or #7)."),
+                text=shown(text),
+                what=Phrase(self.what),
+            )
         return value

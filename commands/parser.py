@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from bot.domain.text import N_
+from bot.i18n.catalog import Language, Phrase, phrase
 from commands.converters import shown
-from commands.help import usage
+from commands.help import param_help, usage
 from commands.spec import CommandSpec, ConversionError, Option, Positional, Rest
 from commands.table import (
     COMMAND_GROUPS,
@@ -75,17 +77,23 @@ class ParsedCommand:
     `+1`, `no objection`), or None when they typed the command's own name. It is for messages
     only; dispatch on `spec.name`.
 
-    `hint` is None, or a note for the sender to be sent with the acknowledgement when the
+    `note` is None, or a note for the sender to be sent with the acknowledgement when the
     command succeeds (it says what was recorded): `!cb vote yes` gives "There is no vote here:
     positions are support, no-objection, concern, object, abstain (recorded as support)." When
-    the command is refused (not eligible, ballot closed…), send the refusal without it.
+    the command is refused (not eligible, ballot closed…), send the refusal without it. It is
+    a Phrase, said in the reader's language by the edge; `hint` is its English text.
     """
 
     spec: CommandSpec
     args: Mapping[str, object]
     raw: str
     alias: str | None = None
-    hint: str | None = None
+    note: Phrase | None = None
+
+    @property
+    def hint(self) -> str | None:
+        """The note in English, or None."""
+        return None if self.note is None else self.note.say()
 
     @property
     def name(self) -> str:
@@ -129,19 +137,34 @@ class ParseFailure:
     name, or the alias that was closest, e.g. `agree` for `agre`), `usage` (missing,
     extra or invalid arguments; `usage` holds the usage line(s), `command` the command name),
     `too_long` (over MAX_COMMAND_CHARS) or `empty` (just the prefix; `suggestion` is `help`).
+
+    The message is kept as phrases (`bot.i18n.catalog.Phrase`), said in the reader's
+    language by `render(lang)`; `message` is their English text.
     """
 
     kind: FailureKind
-    message: str
+    phrases: tuple[Phrase, ...]
     usage: str | None = None
     suggestion: str | None = None
     command: str | None = None
 
-    def render(self) -> str:
-        """The reply to send: the message, then the usage when there is one."""
+    @property
+    def message(self) -> str:
+        """The message in English (without the usage)."""
+        return self.say()
+
+    def say(self, lang: Language | None = None) -> str:
+        """The message in `lang` (English when None), without the usage."""
+        return " ".join(p.say(lang) for p in self.phrases)
+
+    def render(self, lang: Language | None = None) -> str:
+        """The reply to send, in `lang` (English when None): the message, then the usage
+        when there is one (its command words and placeholders stay as typed)."""
+        text = self.say(lang)
         if self.usage is None:
-            return self.message
-        return f"{self.message}\nUsage: {self.usage}"
+            return text
+        usage_line = Phrase(N_("Usage: %(usage)s"), {"usage": self.usage}).say(lang)
+        return f"{text}\n{usage_line}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +180,7 @@ class _Failed(Exception):
     """Internal: carries a ParseFailure out of nested helpers."""
 
     def __init__(self, failure: ParseFailure) -> None:
-        super().__init__(failure.message)
+        super().__init__(failure.kind)
         self.failure = failure
 
 
@@ -235,22 +258,22 @@ def parse(body: str, prefix: str, now_ms: int) -> ParsedCommand | ParseFailure |
     if after and not after[0].isspace():
         return None
     if len(body) > MAX_COMMAND_CHARS:
-        return ParseFailure(
-            "too_long", f"That is too long for a command (over {MAX_COMMAND_CHARS} characters)."
-        )
+        too_long = N_("That is too long for a command (over %(limit)s characters).")
+        return ParseFailure("too_long", (phrase(too_long, limit=MAX_COMMAND_CHARS),))
     tokens = _tokenize(after)
     if not tokens:
-        return ParseFailure("empty", f"Send {prefix} help to see what I can do.", suggestion="help")
+        empty = phrase(N_("Send %(help)s to see what I can do."), help=f"{prefix} help")
+        return ParseFailure("empty", (empty,), suggestion="help")
     try:
         spec, used, alias = _resolve(tokens, prefix)
         words = list(tokens[used:])
-        hint = None
+        note = None
         if spec.forwards:
-            spec, words, alias, hint = _forward(spec, words, prefix)
+            spec, words, alias, note = _forward(spec, words, prefix)
         args = _bind(spec, words, prefix, now_ms, alias)
     except _Failed as failed:
         return failed.failure
-    return ParsedCommand(spec, MappingProxyType(args), body, alias, hint)
+    return ParsedCommand(spec, MappingProxyType(args), body, alias, note)
 
 
 def _lookup(tokens: Sequence[_Token]) -> tuple[CommandSpec, int, str | None] | None:
@@ -269,7 +292,7 @@ def _lookup(tokens: Sequence[_Token]) -> tuple[CommandSpec, int, str | None] | N
 
 def _forward(
     front: CommandSpec, words: list[_Token], prefix: str
-) -> tuple[CommandSpec, list[_Token], str | None, str]:
+) -> tuple[CommandSpec, list[_Token], str | None, Phrase]:
     """`vote X …`: the command X names, the words left for it, the alias typed for X and the
     hint to send; raise _Failed (listing the choices) when X is missing or not one of them."""
     choices = ", ".join(front.forwards)
@@ -282,28 +305,40 @@ def _forward(
             spec,
             lead + words[used:],
             alias,
-            front.hint.format(command=spec.name, choices=choices),
+            phrase(front.hint, command=spec.name, choices=choices),
         )
 
-    def refuse(message: str, suggestion: str | None = None) -> _Failed:
+    def refuse(*phrases: Phrase, suggestion: str | None = None) -> _Failed:
         return _Failed(
             ParseFailure(
                 "usage",
-                message,
+                phrases,
                 usage=usage(front, prefix),
                 suggestion=suggestion,
                 command=front.name,
             )
         )
 
-    there_is_none = f"There is no {front.name} here"
     if not words:
-        raise refuse(f"{there_is_none}: say your position, one of {choices}.")
+        raise refuse(
+            phrase(
+                N_("There is no %(word)s here: say your position, one of %(choices)s."),
+                word=front.name,
+                choices=choices,
+            )
+        )
     if found is not None and not found[0].forwards:  # not one of the choices: `vote withdraw`
         name = found[0].name
         raise refuse(
-            f"{there_is_none}: {front.name} takes one of {choices}; send {prefix} {name} on "
-            "its own.",
+            phrase(
+                N_(
+                    "There is no %(word)s here: %(word)s takes one of %(choices)s; send "
+                    "%(command)s on its own."
+                ),
+                word=front.name,
+                choices=choices,
+                command=f"{prefix} {name}",
+            ),
             suggestion=name,
         )
     targets = [TABLE_BY_NAME[t] for t in front.forwards]
@@ -311,12 +346,28 @@ def _forward(
         normalize_name(words[0].text)[:40],
         [*front.forwards, *(a for t in targets for a in t.aliases)],
     )
-    hint = f" Did you mean {prefix} {describe_suggestion(close)}?" if close else ""
-    raise refuse(
-        f"{shown(words[0].text)} is not a position.{hint} {there_is_none}: positions are "
-        f"{choices}.",
-        suggestion=close,
+    said = [phrase(N_("%(text)s is not a position."), text=shown(words[0].text))]
+    if close:
+        said.append(_did_you_mean(f"{prefix} {describe_suggestion(close)}"))
+    said.append(
+        phrase(
+            N_("There is no %(word)s here: positions are %(choices)s."),
+            word=front.name,
+            choices=choices,
+        )
     )
+    raise refuse(*said, suggestion=close)
+
+
+def _either(names: list[str]) -> Phrase | str:
+    """`a or b` (`a, b or c`), the `or` in the reader's language."""
+    if len(names) == 1:
+        return names[0]
+    return phrase(N_("%(first)s or %(last)s"), first=", ".join(names[:-1]), last=names[-1])
+
+
+def _did_you_mean(words: str) -> Phrase:
+    return phrase(N_("Did you mean %(words)s?"), words=words)
 
 
 def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, str | None]:
@@ -332,17 +383,21 @@ def _resolve(tokens: Sequence[_Token], prefix: str) -> tuple[CommandSpec, int, s
         raise _Failed(
             ParseFailure(
                 "usage",
-                "Say which: " + " or ".join(s.name for s in group) + ".",
+                (
+                    phrase(
+                        N_("Say which: %(commands)s."), commands=_either([s.name for s in group])
+                    ),
+                ),
                 usage="\n".join(usage(s, prefix) for s in group),
                 command=first,
             )
         )
     suggestion = suggest_command(first, second)
-    message = f"I don't know the command {shown(tokens[0].text)}."
+    said = [phrase(N_("I don't know the command %(text)s."), text=shown(tokens[0].text))]
     if suggestion is not None:
-        message += f" Did you mean {prefix} {describe_suggestion(suggestion)}?"
-    message += f" Send {prefix} help for the list."
-    raise _Failed(ParseFailure("unknown", message, suggestion=suggestion))
+        said.append(_did_you_mean(f"{prefix} {describe_suggestion(suggestion)}"))
+    said.append(phrase(N_("Send %(help)s for the list."), help=f"{prefix} help"))
+    raise _Failed(ParseFailure("unknown", tuple(said), suggestion=suggestion))
 
 
 def _bind(
@@ -350,11 +405,11 @@ def _bind(
 ) -> dict[str, object]:
     """Assign words to the spec's parameters and convert them (`alias`: the name typed)."""
 
-    def fail(message: str, suggestion: str | None = None) -> _Failed:
+    def fail(*phrases: Phrase, suggestion: str | None = None) -> _Failed:
         return _Failed(
             ParseFailure(
                 "usage",
-                message,
+                phrases,
                 usage=usage(spec, prefix),
                 suggestion=suggestion,
                 command=spec.name,
@@ -363,13 +418,20 @@ def _bind(
 
     def convert(param: Positional | Option, token_text: str, unclosed: str | None) -> object:
         if unclosed is not None:
-            raise fail(f"A quote mark ({unclosed}) is never closed; close it or leave it out.")
+            raise fail(
+                phrase(
+                    N_("A quote mark (%(mark)s) is never closed; close it or leave it out."),
+                    mark=unclosed,
+                )
+            )
         try:
             return param.converter.convert(token_text, now_ms)
         except ConversionError as error:
+            said = Phrase(error.message, error.params)
             if isinstance(param, Option):
-                raise fail(f"--{param.name}: {error}") from None
-            raise fail(str(error)) from None
+                option = phrase(N_("--%(option)s: %(error)s"), option=param.name, error=said)
+                raise fail(option) from None
+            raise fail(said) from None
 
     options = {p.name: p for p in spec.options}
     values: dict[str, object] = dict.fromkeys((p.name for p in spec.params), None)
@@ -393,14 +455,20 @@ def _bind(
         param = options.get(name)
         if param is None:
             close = difflib.get_close_matches(name[:40], list(options), n=1, cutoff=0.6)
-            hint = f" Did you mean --{close[0]}?" if close else ""
-            option_list = ", ".join(f"--{o}" for o in options) or "none"
-            raise fail(
-                f"{spec.name} has no option {shown('--' + name)} (options: {option_list}).{hint}",
-                suggestion=f"--{close[0]}" if close else None,
-            )
+            option_list = ", ".join(f"--{o}" for o in options) or Phrase(N_("none"))
+            said = [
+                phrase(
+                    N_("%(command)s has no option %(text)s (options: %(options)s)."),
+                    command=spec.name,
+                    text=shown("--" + name),
+                    options=option_list,
+                )
+            ]
+            if close:
+                said.append(_did_you_mean(f"--{close[0]}"))
+            raise fail(*said, suggestion=f"--{close[0]}" if close else None)
         if name in given:
-            raise fail(f"--{name} is given twice.")
+            raise fail(phrase(N_("--%(option)s is given twice."), option=name))
         given.add(name)
         if inline is not None:
             values[name] = convert(param, inline, token.unclosed)
@@ -409,7 +477,11 @@ def _bind(
             not tokens[i].quoted
             and (tokens[i].text == "--" or _option_name(tokens[i].text, options) is not None)
         ):
-            raise fail(f"--{name} needs a value ({param.label}).")
+            raise fail(
+                phrase(
+                    N_("--%(option)s needs a value (%(label)s)."), option=name, label=param.label
+                )
+            )
         values[name] = convert(param, tokens[i].text, tokens[i].unclosed)
         i += 1
 
@@ -426,13 +498,19 @@ def _bind(
                 text = unicodedata.normalize("NFKC", word.text).rstrip(",.;:")
                 number = hash_option.converter.convert(text, now_ms)
             except ConversionError as error:
-                raise fail(str(error)) from None
+                raise fail(Phrase(error.message, error.params)) from None
             name = hash_option.name
             if name not in given:
                 values[name] = number
                 given.add(name)
             elif values[name] != number:
-                raise fail(f"{shown(word.text)} and --{name} {values[name]} disagree; give one.")
+                raise fail(
+                    phrase(
+                        N_("%(text)s and %(option)s disagree; give one."),
+                        text=shown(word.text),
+                        option=f"--{name} {values[name]}",
+                    )
+                )
     for positional in spec.positionals:
         if remaining:
             word = remaining.pop(0)
@@ -448,11 +526,18 @@ def _bind(
         elif rest.required:
             raise fail(_missing(spec, rest, alias))
     elif remaining:
-        raise fail(f"{shown(remaining[0].raw)} was not expected here.")
+        raise fail(phrase(N_("%(text)s was not expected here."), text=shown(remaining[0].raw)))
 
     for param in spec.options:
         if isinstance(param, Option) and param.required and param.name not in given:
-            raise fail(f"{spec.name} needs --{param.name} {param.label}: {param.help}.")
+            raise fail(
+                phrase(
+                    N_("%(command)s needs %(label)s: %(help)s."),
+                    command=spec.name,
+                    label=f"--{param.name} {param.label}",
+                    help=param_help(param),
+                )
+            )
     return values
 
 
@@ -462,10 +547,22 @@ def _is_hash_word(token: _Token) -> bool:
     return not token.quoted and _HASH_NUMBER.fullmatch(text) is not None
 
 
-def _missing(spec: CommandSpec, param: Positional | Rest, alias: str | None) -> str:
+def _missing(spec: CommandSpec, param: Positional | Rest, alias: str | None) -> Phrase:
     label = f"{param.label}…" if isinstance(param, Rest) else param.label
-    who = spec.name if alias is None else f"{alias} means {spec.name}, which"
-    return f"{who} needs {label}: {param.help}."
+    if alias is None:
+        return phrase(
+            N_("%(command)s needs %(label)s: %(help)s."),
+            command=spec.name,
+            label=label,
+            help=param_help(param),
+        )
+    return phrase(
+        N_("%(alias)s means %(command)s, which needs %(label)s: %(help)s."),
+        alias=alias,
+        command=spec.name,
+        label=label,
+        help=param_help(param),
+    )
 
 
 def _option_name(text: str, options: Mapping[str, Option]) -> tuple[str, str | None] | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from bot.domain.errors import Refusal
+from bot.domain.text import N_
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -55,10 +56,10 @@ ANYWHERE: frozenset[Place] = frozenset(Place)
 class Section(enum.Enum):
     """The heading a command is listed under in `!cb help`, in display order."""
 
-    POSITIONS = "Taking a position"
-    REQUESTS = "Filing a request"
-    INFORMATION = "Information"
-    CHAIR = "Chair tools"
+    POSITIONS = N_("Taking a position")
+    REQUESTS = N_("Filing a request")
+    INFORMATION = N_("Information")
+    CHAIR = N_("Chair tools")
 
 
 class Executor(enum.Enum):
@@ -183,7 +184,7 @@ class CommandSpec:
 
     An entry with `forwards` is not a command but a front word (`vote`): `vote X …` is parsed
     as the command X, one of `forwards` (or an alias of one), with `hint` as the note to send
-    with the acknowledgement (`{command}` becomes X's name, `{choices}` the forwards). Its
+    with the acknowledgement (`%(command)s` becomes X's name, `%(choices)s` the forwards). Its
     `params` only describe it in the help; it is never dispatched itself.
     """
 
@@ -216,7 +217,7 @@ class CommandSpec:
         if bool(self.forwards) != bool(self.hint):
             raise ValueError(f"{self.name}: forwards and hint go together")
         if self.hint:
-            self.hint.format(command="x", choices="x")  # a typo in a placeholder fails here
+            _ = self.hint % {"command": "x", "choices": "x"}  # a placeholder typo fails here
         if not self.summary.strip():
             raise ValueError(f"command {self.name!r} needs a summary")
         if not self.places:

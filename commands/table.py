@@ -17,6 +17,7 @@ from types import MappingProxyType
 from bot.domain.lifecycle import Outcome
 from bot.domain.objections import ObjectionState
 from bot.domain.taxonomy import REGIONS, STAKEHOLDER_GROUPS
+from bot.domain.text import N_
 from commands.converters import (
     Applicant,
     Choice,
@@ -40,59 +41,67 @@ from commands.spec import (
 
 # ---- shared parameters -------------------------------------------------------------------
 
-_REQUEST_NUMBER = PositiveInt(metavar="N", what="request number")
+_REQUEST_NUMBER = PositiveInt(metavar="N", what=N_("request number"))
 
 REQUEST_OPTION = Option(
     "request",
     _REQUEST_NUMBER,
-    "the request number, or #N as the first word; needed in a direct message, implied in a "
-    "request's room",
+    N_(
+        "the request number, or #N as the first word; needed in a direct message, implied in a "
+        "request's room"
+    ),
     hash_word=True,
 )
 _REQUEST_POSITIONAL = Positional(
     "request",
     _REQUEST_NUMBER,
-    "the request number; in a request's room it defaults to that request",
+    N_("the request number; in a request's room it defaults to that request"),
     required=False,
 )
 _STAKEHOLDER = Option(
     "stakeholder",
     Choice(*STAKEHOLDER_GROUPS, metavar="GROUP"),
-    "stakeholder group: " + ", ".join(STAKEHOLDER_GROUPS),
+    N_("stakeholder group: %(choices)s"),
 )
-_REGION = Option("region", Choice(*REGIONS, metavar="REGION"), "region: " + ", ".join(REGIONS))
-_ORG = Option("org", Word(metavar="ORG"), "organisation (quote it when it has spaces)")
-_NAME = Option("name", Word(metavar="NAME"), "the name to show (quote it when it has spaces)")
+_REGION = Option("region", Choice(*REGIONS, metavar="REGION"), N_("region: %(choices)s"))
+_ORG = Option("org", Word(metavar="ORG"), N_("organisation (quote it when it has spaces)"))
+_NAME = Option("name", Word(metavar="NAME"), N_("the name to show (quote it when it has spaces)"))
 _COUNTRY = Option(
     "country",
     Word(metavar="COUNTRY"),
-    "country: a name or ISO 3166-1 code (the region follows from it)",
+    N_("country: a name or ISO 3166-1 code (the region follows from it)"),
 )
 _KIND = Option(
-    "as", Choice("individual", "organisation"), "applying as an individual or an organisation"
+    "as", Choice("individual", "organisation"), N_("applying as an individual or an organisation")
 )
 _PUBLISH = Option(
     "publish",
     Choice("yes", "no"),
-    "may your name and organisation be published with the decision (no: the public page says "
-    "'an individual/organisation from <country>')",
+    N_(
+        "may your name and organisation be published with the decision (no: the public page says "
+        "'an individual/organisation from <country>')"
+    ),
 )
 _REPRESENTATIVE = Option(
-    "representative", Word(metavar="WHO"), "for an organisation: who represents it (quote it)"
+    "representative", Word(metavar="WHO"), N_("for an organisation: who represents it (quote it)")
 )
 _BACKGROUND = Option(
     "background",
     Word(metavar="TEXT"),
-    "the Internet resources and roles, with links: RFCs, RIR or registry roles, operator or "
-    "policy work, publications (quote it)",
+    N_(
+        "the Internet resources and roles, with links: RFCs, RIR or registry roles, operator or "
+        "policy work, publications (quote it)"
+    ),
 )
 _EARLY = Option(
     "early",
     Word(metavar="RATIONALE"),
-    "act before the minimum deadline has passed, and say why (quote it); it is recorded",
+    N_("act before the minimum deadline has passed, and say why (quote it); it is recorded"),
 )
 
-_POSITION_DETAILS = (
+# Said by every position command after its own sentence; `commands.help.details` translates
+# the two parts apart, so the catalogs hold this text once.
+POSITION_DETAILS = N_(
     "In a request's room this applies to that request; in a direct message to the bot add "
     "--request N, or start with #N (support #7 Good work). Your latest position is the one "
     "that counts, and you can also react to the ballot instead. Only members on the roster "
@@ -107,11 +116,11 @@ TABLE: tuple[CommandSpec, ...] = (
     # Taking a position
     CommandSpec(
         "support",
-        "Support admitting the applicant.",
-        (Rest("reason", "why, if you like"), REQUEST_OPTION),
+        N_("Support admitting the applicant."),
+        (Rest("reason", N_("why, if you like")), REQUEST_OPTION),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=_POSITION_DETAILS,
+        details=POSITION_DETAILS,
         examples=(
             "support",
             "support Strong track record in the region.",
@@ -125,11 +134,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "no-objection",
-        "Say you do not object, without actively supporting.",
-        (Rest("reason", "why, if you like"), REQUEST_OPTION),
+        N_("Say you do not object, without actively supporting."),
+        (Rest("reason", N_("why, if you like")), REQUEST_OPTION),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=_POSITION_DETAILS,
+        details=POSITION_DETAILS,
         examples=("no-objection", "no-objection --request 7 Fine by me."),
         # Two words too: with `no` an alias of object, "no objection" must not become one.
         aliases=("no objection", "no objections", "no concerns", "noobjection", "no_objection"),
@@ -139,11 +148,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "concern",
-        "Raise a concern that does not block consensus; say what worries you.",
-        (Rest("reason", "what worries you"), REQUEST_OPTION),
+        N_("Raise a concern that does not block consensus; say what worries you."),
+        (Rest("reason", N_("what worries you")), REQUEST_OPTION),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details="A concern is heard and weighed but does not block. " + _POSITION_DETAILS,
+        details=N_("A concern is heard and weighed but does not block.") + " " + POSITION_DETAILS,
         examples=("concern Not sure how much time they can give.",),
         section=Section.POSITIONS,
         private_answer=True,
@@ -151,14 +160,16 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "object",
-        "Object to admitting the applicant, with your reason.",
-        (Rest("reason", "why you object", required=True), REQUEST_OPTION),
+        N_("Object to admitting the applicant, with your reason."),
+        (Rest("reason", N_("why you object"), required=True), REQUEST_OPTION),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=(
+        details=N_(
             "Objecting blocks consensus until the chair disposes of your objection; say why, "
-            "so that it can be addressed. " + _POSITION_DETAILS
-        ),
+            "so that it can be addressed."
+        )
+        + " "
+        + POSITION_DETAILS,
         examples=(
             "object They have not agreed to the participation principles.",
             'object --request 7 "No link to the group\'s work yet."',
@@ -171,11 +182,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "abstain",
-        "Take part without taking a side.",
-        (Rest("reason", "why, if you like"), REQUEST_OPTION),
+        N_("Take part without taking a side."),
+        (Rest("reason", N_("why, if you like")), REQUEST_OPTION),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details="You count as having taken part. " + _POSITION_DETAILS,
+        details=N_("You count as having taken part.") + " " + POSITION_DETAILS,
         examples=("abstain", "abstain Not enough information to judge."),
         aliases=("pass",),
         section=Section.POSITIONS,
@@ -184,19 +195,19 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "vote",
-        "There is no vote here: vote POSITION is taken as that position (vote yes as support).",
+        N_("There is no vote here: vote POSITION is taken as that position (vote yes as support)."),
         (
             Positional(
                 "position",
                 Choice(*_VOTE_POSITIONS, metavar="POSITION"),
-                ", ".join(_VOTE_POSITIONS) + ", or another name of one (yes, no, +1, pass…)",
+                N_("%(choices)s, or another name of one (yes, no, +1, pass…)"),
             ),
-            Rest("reason", "as for that position; object needs one"),
+            Rest("reason", N_("as for that position; object needs one")),
             REQUEST_OPTION,
         ),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=(
+        details=N_(
             "Rough consensus is not a vote: nobody counts hands, the chair weighs the positions "
             "and answers the objections. So vote POSITION is read as the position itself and "
             "you are told so; next time send the position on its own (support, object REASON…)."
@@ -204,18 +215,20 @@ TABLE: tuple[CommandSpec, ...] = (
         examples=("vote yes", "vote support Good fit.", "vote object --request 7 Not yet."),
         section=Section.POSITIONS,
         forwards=_VOTE_POSITIONS,
-        hint="There is no vote here: positions are {choices} (recorded as {command}).",
+        hint=N_("There is no vote here: positions are %(choices)s (recorded as %(command)s)."),
     ),
     CommandSpec(
         "recuse",
-        "Step aside from this request; you no longer count as eligible.",
-        (Rest("reason", "why, if you like (e.g. a conflict of interest)"), REQUEST_OPTION),
+        N_("Step aside from this request; you no longer count as eligible."),
+        (Rest("reason", N_("why, if you like (e.g. a conflict of interest)")), REQUEST_OPTION),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=(
+        details=N_(
             "Use it for a conflict of interest: you are left out of the eligible count, so "
-            "not taking part does not weigh on participation. " + _POSITION_DETAILS
-        ),
+            "not taking part does not weigh on participation."
+        )
+        + " "
+        + POSITION_DETAILS,
         examples=("recuse I work for the same organisation.",),
         section=Section.POSITIONS,
         private_answer=True,
@@ -223,11 +236,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "withdraw",
-        "Retract your position on a request.",
+        N_("Retract your position on a request."),
         (REQUEST_OPTION,),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=(
+        details=N_(
             "Afterwards you count as not having taken part. Removing your reaction from the "
             "ballot does the same."
         ),
@@ -239,23 +252,26 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "hum",
-        "Hum for or against in private; the room only hears how loud each side is.",
+        N_("Hum for or against in private; the room only hears how loud each side is."),
         (
-            Positional("side", Choice("for", "against"), "which side you hum for"),
+            Positional("side", Choice("for", "against"), N_("which side you hum for")),
             Positional(
-                "strength", Choice("soft", "loud"), "how strongly (default: soft)", required=False
+                "strength",
+                Choice("soft", "loud"),
+                N_("how strongly (default: soft)"),
+                required=False,
             ),
             Option(
                 "request",
                 _REQUEST_NUMBER,
-                "the request number (or #N after the side)",
+                N_("the request number (or #N after the side)"),
                 required=True,
                 hash_word=True,
             ),
         ),
         Role.MEMBER,
         frozenset({Place.DM}),
-        details=(
+        details=N_(
             "Send it to the bot in a direct message. Hums are never shown per person, only how "
             "loud each side is; your latest hum replaces an earlier one."
         ),
@@ -266,10 +282,10 @@ TABLE: tuple[CommandSpec, ...] = (
     # Filing a request
     CommandSpec(
         "request",
-        "File a participation request for someone.",
+        N_("File a participation request for someone."),
         (
-            Positional("applicant", Applicant(), "a Matrix user ID, or a quoted name"),
-            Rest("statement", "who they are and why they want to take part", required=True),
+            Positional("applicant", Applicant(), N_("a Matrix user ID, or a quoted name")),
+            Rest("statement", N_("who they are and why they want to take part"), required=True),
             _NAME,
             _KIND,
             _ORG,
@@ -278,11 +294,11 @@ TABLE: tuple[CommandSpec, ...] = (
             _STAKEHOLDER,
             _REGION,
             _BACKGROUND,
-            Option("deadline", WhenArg(), "when the ballot closes (default: the group's)"),
+            Option("deadline", WhenArg(), N_("when the ballot closes (default: the group's)")),
         ),
         Role.MEMBER_OR_CHAIR,
         frozenset({Place.MAIN, Place.DM}),
-        details=(
+        details=N_(
             "The bot opens a room for the request, invites the members and the chairs, and "
             "posts the request card and the ballot. WHEN is a duration from now (14d) or an "
             "ISO 8601 time (YYYY-MM-DDTHH:MMZ; UTC unless it has an offset), at most 365 days "
@@ -298,9 +314,9 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "apply",
-        "Ask to join the group yourself.",
+        N_("Ask to join the group yourself."),
         (
-            Rest("statement", "who you are and why you want to take part", required=True),
+            Rest("statement", N_("who you are and why you want to take part"), required=True),
             _KIND,
             _ORG,
             _REPRESENTATIVE,
@@ -313,13 +329,15 @@ TABLE: tuple[CommandSpec, ...] = (
             Option(
                 "language",
                 Word(metavar="LANGUAGE"),
-                "the language I write to you in: ar, zh_Hans, en, fr, ru, es (as with "
-                "the language command)",
+                N_(
+                    "the language I write to you in: ar, zh_Hans, en, fr, ru, es (as with "
+                    "the language command)"
+                ),
             ),
         ),
         Role.ANYONE,
         frozenset({Place.DM}),
-        details=(
+        details=N_(
             "Send it to the bot in a direct message, when the group allows applications. A "
             "chair looks at it first; the bot asks for what is missing (country, stakeholder "
             "group, background, your affirmation of the principles). Applying again while it "
@@ -336,10 +354,10 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "edit",
-        "Correct or complete a request before its decision; the card is updated.",
+        N_("Correct or complete a request before its decision; the card is updated."),
         (
-            Positional("request", _REQUEST_NUMBER, "the request number"),
-            Rest("statement", "a new statement (optional)"),
+            Positional("request", _REQUEST_NUMBER, N_("the request number")),
+            Rest("statement", N_("a new statement (optional)")),
             _NAME,
             _KIND,
             _ORG,
@@ -351,7 +369,7 @@ TABLE: tuple[CommandSpec, ...] = (
         ),
         Role.ANYONE,
         ANYWHERE,
-        details=(
+        details=N_(
             "A chair, until the decision; the filer or the applicant, until the ballot opens. "
             "The change is announced in the request room and kept in the record; members "
             "whose position predates it are told they may revise it."
@@ -362,48 +380,48 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "affirm",
-        "Affirm the six participation principles for your application.",
-        (Positional("request", _REQUEST_NUMBER, "your request's number"),),
+        N_("Affirm the six participation principles for your application."),
+        (Positional("request", _REQUEST_NUMBER, N_("your request's number")),),
         Role.ANYONE,
         frozenset({Place.DM}),
-        details="Only the applicant; the request card then says the principles are affirmed.",
+        details=N_("Only the applicant; the request card then says the principles are affirmed."),
         examples=("affirm 4",),
         section=Section.REQUESTS,
         executor=Executor.AFFIRM,
     ),
     CommandSpec(
         "ask",
-        "Ask the applicant a question; the bot relays it and posts the answer here.",
-        (Rest("question", "your question", required=True),),
+        N_("Ask the applicant a question; the bot relays it and posts the answer here."),
+        (Rest("question", N_("your question"), required=True),),
         Role.MEMBER_OR_CHAIR,
         frozenset({Place.REQUEST}),
-        details="The applicant is never in the request room and never sees who positioned how.",
+        details=N_("The applicant is never in the request room and never sees who positioned how."),
         examples=("ask Which RIR region do you operate in?",),
         section=Section.REQUESTS,
         executor=Executor.ASK,
     ),
     CommandSpec(
         "answer",
-        "Answer a member's question about your request.",
+        N_("Answer a member's question about your request."),
         (
             Positional(
                 "question",
-                PositiveInt(what="question number"),
-                "the question's number",
+                PositiveInt(what=N_("question number")),
+                N_("the question's number"),
                 metavar="QUESTION",
             ),
-            Rest("answer", "your answer", required=True),
+            Rest("answer", N_("your answer"), required=True),
         ),
         Role.ANYONE,
         frozenset({Place.DM}),
-        details="Only the applicant; the answer is posted in the request room as yours.",
+        details=N_("Only the applicant; the answer is posted in the request room as yours."),
         examples=("answer 2 We operate in the AFRINIC region, from Nairobi.",),
         section=Section.REQUESTS,
         executor=Executor.ANSWER,
     ),
     CommandSpec(
         "mine",
-        "Tell me my current position on a request (by direct message).",
+        N_("Tell me my current position on a request (by direct message)."),
         (_REQUEST_POSITIONAL,),
         Role.MEMBER,
         ANYWHERE,
@@ -414,19 +432,21 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "language",
-        "Show or choose the language I write to you in by direct message.",
+        N_("Show or choose the language I write to you in by direct message."),
         (
             Positional(
                 "language",
                 Word(metavar="LANGUAGE"),
-                "one of ar (العربية), zh_Hans (简体中文), en, fr, ru, es; without it, the one "
-                "you have",
+                N_(
+                    "one of ar (العربية), zh_Hans (简体中文), en, fr, ru, es; without it, the one "
+                    "you have"
+                ),
                 required=False,
             ),
         ),
         Role.ANYONE,
         ANYWHERE,
-        details=(
+        details=N_(
             "The rooms speak the group's language (group.language); each person chooses their "
             "own for what the bot tells them in direct messages: reminders, hums, answers. "
             "Commands keep their English words in every language, and each language adds a "
@@ -437,18 +457,18 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "group",
-        "Show or choose the group this direct chat is about (when I serve several).",
+        N_("Show or choose the group this direct chat is about (when I serve several)."),
         (
             Positional(
                 "group",
                 Word(metavar="GROUP"),
-                "a group's id; without it, the groups I serve",
+                N_("a group's id; without it, the groups I serve"),
                 required=False,
             ),
         ),
         Role.ANYONE,
         frozenset({Place.DM}),
-        details=(
+        details=N_(
             "One bot may serve several groups, each with its own members, chairs and "
             "requests (#N is counted in each group). In a group's rooms the group is known; "
             "in a direct chat I ask which group a command is about when you belong to several "
@@ -460,8 +480,8 @@ TABLE: tuple[CommandSpec, ...] = (
     # Information
     CommandSpec(
         "help",
-        "Show the commands, or the details of one.",
-        (Rest("command", "the command to explain", metavar="COMMAND"),),
+        N_("Show the commands, or the details of one."),
+        (Rest("command", N_("the command to explain"), metavar="COMMAND"),),
         Role.ANYONE,
         ANYWHERE,
         examples=("help", "help object", "help member add"),
@@ -470,11 +490,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "status",
-        "Show where a request stands: positions, objections and deadline.",
+        N_("Show where a request stands: positions, objections and deadline."),
         (_REQUEST_POSITIONAL,),
         Role.ANYONE,
         ANYWHERE,
-        details=(
+        details=N_(
             "Members and chairs see the positions; the applicant sees the stage and the dates "
             "of their own request only."
         ),
@@ -484,7 +504,7 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "list",
-        "List the open requests.",
+        N_("List the open requests."),
         (),
         Role.MEMBER_OR_CHAIR,
         ANYWHERE,
@@ -494,7 +514,7 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "members",
-        "List the members on the roster.",
+        N_("List the members on the roster."),
         (),
         Role.MEMBER_OR_CHAIR,
         ANYWHERE,
@@ -504,7 +524,7 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "objections",
-        "List the objections to a request and whether each has been disposed of.",
+        N_("List the objections to a request and whether each has been disposed of."),
         (_REQUEST_POSITIONAL,),
         Role.MEMBER_OR_CHAIR,
         ANYWHERE,
@@ -514,14 +534,14 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "export",
-        "Upload the record of a request as a file.",
+        N_("Upload the record of a request as a file."),
         (
             _REQUEST_POSITIONAL,
-            Option("format", Choice("json", "csv", "md"), "file format (default: json)"),
+            Option("format", Choice("json", "csv", "md"), N_("file format (default: json)")),
         ),
         Role.MEMBER_OR_CHAIR,
         ANYWHERE,
-        details="The record lists every position and objection with its time and the outcome.",
+        details=N_("The record lists every position and objection with its time and the outcome."),
         examples=("export", "export 7 --format csv"),
         private_answer=True,
         executor=Executor.EXPORT,
@@ -529,24 +549,24 @@ TABLE: tuple[CommandSpec, ...] = (
     # Chair tools
     CommandSpec(
         "dispose",
-        "Dispose of an objection, with your rationale.",
+        N_("Dispose of an objection, with your rationale."),
         (
             Positional(
                 "objection",
-                PositiveInt(what="objection number"),
-                "the objection's number (see objections)",
+                PositiveInt(what=N_("objection number")),
+                N_("the objection's number (see objections)"),
                 metavar="OBJECTION",
             ),
             Positional(
                 "disposition",
                 Choice(*(s.value for s in ObjectionState if s is not ObjectionState.OPEN)),
-                "how it was resolved",
+                N_("how it was resolved"),
             ),
-            Rest("rationale", "why", required=True),
+            Rest("rationale", N_("why"), required=True),
         ),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details=(
+        details=N_(
             "accommodated: the request changed to meet it. addressed: it was answered but not "
             "accommodated, so the objector is 'in the rough'. duplicate: it repeats another "
             "objection. withdrawn: the objector took it back."
@@ -557,19 +577,19 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "contest",
-        "Contest the disposition of your objection: it is open again.",
+        N_("Contest the disposition of your objection: it is open again."),
         (
             Positional(
                 "objection",
-                PositiveInt(what="objection number"),
-                "your objection's number",
+                PositiveInt(what=N_("objection number")),
+                N_("your objection's number"),
                 metavar="OBJECTION",
             ),
-            Rest("reason", "why the disposition does not answer it", required=True),
+            Rest("reason", N_("why the disposition does not answer it"), required=True),
         ),
         Role.MEMBER,
         frozenset({Place.REQUEST, Place.DM}),
-        details=(
+        details=N_(
             "Only the objector, within process.contest_window of the disposition and before "
             "the decision. The draft is updated and the chairs see it."
         ),
@@ -579,14 +599,14 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "appeal",
-        "Appeal a decision, with your reason; a chair answers it.",
+        N_("Appeal a decision, with your reason; a chair answers it."),
         (
-            Positional("request", _REQUEST_NUMBER, "the decided request's number"),
-            Rest("reason", "why the decision should be looked at again", required=True),
+            Positional("request", _REQUEST_NUMBER, N_("the decided request's number")),
+            Rest("reason", N_("why the decision should be looked at again"), required=True),
         ),
         Role.ANYONE,
         ANYWHERE,
-        details=(
+        details=N_(
             "Members and the applicant, within process.appeal_window of the outcome. The "
             "chairs are told; an upheld appeal reopens the ballot."
         ),
@@ -596,13 +616,16 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "appeal-answer",
-        "Answer an appeal: upheld (the ballot reopens) or denied, with your rationale.",
+        N_("Answer an appeal: upheld (the ballot reopens) or denied, with your rationale."),
         (
             Positional(
-                "appeal", PositiveInt(what="appeal number"), "the appeal's number", metavar="APPEAL"
+                "appeal",
+                PositiveInt(what=N_("appeal number")),
+                N_("the appeal's number"),
+                metavar="APPEAL",
             ),
-            Positional("answer", Choice("upheld", "denied"), "upheld or denied"),
-            Rest("rationale", "why", required=True),
+            Positional("answer", Choice("upheld", "denied"), N_("upheld or denied")),
+            Rest("rationale", N_("why"), required=True),
         ),
         Role.CHAIR,
         ANYWHERE,
@@ -612,22 +635,25 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "deadline",
-        "Set when the ballot closes.",
-        (Positional("when", WhenArg(), "a duration from now (10d) or an ISO 8601 time"), _EARLY),
+        N_("Set when the ballot closes."),
+        (
+            Positional("when", WhenArg(), N_("a duration from now (10d) or an ISO 8601 time")),
+            _EARLY,
+        ),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details="Not before the ballot has been open for process.min_deadline, unless --early.",
+        details=N_("Not before the ballot has been open for process.min_deadline, unless --early."),
         examples=("deadline 10d", "deadline 2026-06-30T17:00Z"),
         section=Section.CHAIR,
         executor=Executor.DEADLINE,
     ),
     CommandSpec(
         "extend",
-        "Push the deadline back.",
-        (Positional("duration", DurationArg(), "how much longer, e.g. 3d"),),
+        N_("Push the deadline back."),
+        (Positional("duration", DurationArg(), N_("how much longer, e.g. 3d")),),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details=(
+        details=N_(
             "After a draft that found too few members taking part, it opens the ballot again "
             "for that long and reminds those who have not taken part at once."
         ),
@@ -637,22 +663,22 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "close",
-        "Close the ballot now and post the draft sense of the room.",
+        N_("Close the ballot now and post the draft sense of the room."),
         (_EARLY,),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details="Not before the ballot has been open for process.min_deadline, unless --early.",
+        details=N_("Not before the ballot has been open for process.min_deadline, unless --early."),
         examples=("close", "close --early 'The applicant withdrew; nothing to wait for.'"),
         section=Section.CHAIR,
         executor=Executor.CLOSE,
     ),
     CommandSpec(
         "confirm",
-        "Confirm the draft sense of the room as the outcome, in your own words.",
-        (Rest("rationale", "why the draft is the sense of the room"),),
+        N_("Confirm the draft sense of the room as the outcome, in your own words."),
+        (Rest("rationale", N_("why the draft is the sense of the room")),),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details=(
+        details=N_(
             "Only after the draft has been posted. A rationale is required when the draft is "
             "not a rough consensus to admit, or when it says those in the rough carry weight; "
             "a draft of insufficient participation is extended, not confirmed."
@@ -666,15 +692,15 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "decide",
-        "Decide the outcome yourself, with a rationale.",
+        N_("Decide the outcome yourself, with a rationale."),
         (
-            Positional("outcome", Choice(*(o.value for o in Outcome)), "the outcome"),
+            Positional("outcome", Choice(*(o.value for o in Outcome)), N_("the outcome")),
             _EARLY,
-            Rest("rationale", "why", required=True),
+            Rest("rationale", N_("why"), required=True),
         ),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details=(
+        details=N_(
             "Use it when the draft sense of the room is not the right outcome; say why. Not "
             "before the ballot has been open for process.min_deadline, unless --early."
         ),
@@ -684,18 +710,18 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "reopen",
-        "Reopen a closed ballot for a while; positions so far stay.",
-        (Positional("duration", DurationArg(), "how long it stays open, e.g. 48h"),),
+        N_("Reopen a closed ballot for a while; positions so far stay."),
+        (Positional("duration", DurationArg(), N_("how long it stays open, e.g. 48h")),),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
-        details="Works after the ballot closed, whether drafted or decided.",
+        details=N_("Works after the ballot closed, whether drafted or decided."),
         examples=("reopen 48h",),
         section=Section.CHAIR,
         executor=Executor.REOPEN,
     ),
     CommandSpec(
         "remind",
-        "Nudge the members who have not taken a position yet.",
+        N_("Nudge the members who have not taken a position yet."),
         (),
         Role.CHAIR,
         frozenset({Place.REQUEST}),
@@ -705,33 +731,35 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "triage",
-        "List the applications waiting for a chair before any ballot opens.",
+        N_("List the applications waiting for a chair before any ballot opens."),
         (),
         Role.CHAIR,
         ANYWHERE,
-        details="Applications sent by direct message wait here; members hear of them only "
-        "once a chair accepts one.",
+        details=N_(
+            "Applications sent by direct message wait here; members hear of them only "
+            "once a chair accepts one."
+        ),
         examples=("triage",),
         section=Section.CHAIR,
         executor=Executor.TRIAGE,
     ),
     CommandSpec(
         "accept",
-        "Accept an application from triage: its room and ballot open now.",
-        (Positional("request", _REQUEST_NUMBER, "the application's request number"),),
+        N_("Accept an application from triage: its room and ballot open now."),
+        (Positional("request", _REQUEST_NUMBER, N_("the application's request number")),),
         Role.CHAIR,
         ANYWHERE,
-        details="The ballot gets the default deadline, counted from now.",
+        details=N_("The ballot gets the default deadline, counted from now."),
         examples=("accept 4",),
         section=Section.CHAIR,
         executor=Executor.ACCEPT,
     ),
     CommandSpec(
         "reject",
-        "Turn down an application from triage, with a reason the applicant is told.",
+        N_("Turn down an application from triage, with a reason the applicant is told."),
         (
-            Positional("request", _REQUEST_NUMBER, "the application's request number"),
-            Rest("reason", "why", required=True),
+            Positional("request", _REQUEST_NUMBER, N_("the application's request number")),
+            Rest("reason", N_("why"), required=True),
         ),
         Role.CHAIR,
         ANYWHERE,
@@ -741,22 +769,24 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "cancel",
-        "Cancel a request before its decision, with a reason.",
+        N_("Cancel a request before its decision, with a reason."),
         (
-            Positional("request", _REQUEST_NUMBER, "the request number"),
-            Rest("reason", "why", required=True),
+            Positional("request", _REQUEST_NUMBER, N_("the request number")),
+            Rest("reason", N_("why"), required=True),
         ),
         Role.MEMBER_OR_CHAIR,
         ANYWHERE,
-        details="Its filer or a chair can; the room and the main room are told, reminders "
-        "stop, and the record keeps it.",
+        details=N_(
+            "Its filer or a chair can; the room and the main room are told, reminders "
+            "stop, and the record keeps it."
+        ),
         examples=("cancel 4 Filed twice by mistake.",),
         section=Section.CHAIR,
         executor=Executor.CANCEL,
     ),
     CommandSpec(
         "digest",
-        "Post the digest of open requests in the main room now.",
+        N_("Post the digest of open requests in the main room now."),
         (),
         Role.CHAIR,
         ANYWHERE,
@@ -766,11 +796,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "member add",
-        "Add someone to the roster.",
-        (Positional("user", UserId(), "their Matrix user ID"), _STAKEHOLDER, _REGION, _COUNTRY),
+        N_("Add someone to the roster."),
+        (Positional("user", UserId(), N_("their Matrix user ID")), _STAKEHOLDER, _REGION, _COUNTRY),
         Role.CHAIR,
         ANYWHERE,
-        details=(
+        details=N_(
             "A new member needs a stakeholder group and a region (or a country, from which "
             "the region follows), so every breakdown counts them. The bot invites them into "
             "the main room and the rooms of ballots under way (they speak there; ballots "
@@ -782,11 +812,11 @@ TABLE: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "member remove",
-        "Remove someone from the roster.",
-        (Positional("user", UserId(), "their Matrix user ID"),),
+        N_("Remove someone from the roster."),
+        (Positional("user", UserId(), N_("their Matrix user ID")),),
         Role.CHAIR,
         ANYWHERE,
-        details=(
+        details=N_(
             "Their positions stay on record but stop counting on ballots still open; "
             "closed and decided requests keep the count they had. The bot takes them out of "
             "the rooms of undecided requests (not a chair's), so they cannot read what it "

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.domain.durations import format_duration
-from bot.domain.text import N_
+from bot.domain.text import N_, Phrase, Span, phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +39,27 @@ def appeal_problem(
     *,
     entitled: bool,
     already_open: int | None = None,
-) -> str | None:
+) -> Phrase | None:
     """Why an appeal cannot be lodged now, or None.
 
     `already_open`: the number of this person's appeal of the same decision that a chair
     has not answered yet. One at a time: each appeal is a message to every chair, so a
     second one before the answer would only repeat the first (or flood them)."""
     if decided_at is None:
-        return N_("only a decided request can be appealed")
+        return Phrase(N_("only a decided request can be appealed"))
     if not entitled:
-        return N_("only members and the applicant can appeal a decision")
+        return Phrase(N_("only members and the applicant can appeal a decision"))
     if window_ms is not None and now > decided_at + window_ms:
-        return f"the appeal window ({format_duration(window_ms)} after the outcome) has closed"
+        return phrase(
+            N_("the appeal window (%(window)s after the outcome) has closed"),
+            window=Span(window_ms),
+        )
     if already_open is not None:
-        return (
-            f"your appeal #{already_open} of this decision is still open; a chair answers it "
-            "before you can appeal it again"
+        return phrase(
+            N_(
+                "your appeal #%(id)s of this decision is still open; a chair answers it "
+                "before you can appeal it again"
+            ),
+            id=already_open,
         )
     return None

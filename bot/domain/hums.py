@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from bot.domain.text import N_, Phrase, phrase
+
 # The floor of any minimum: fewer hums than this are never reported, whatever the config
 # says (a lone hum would identify its author).
 MIN_HUMS_TO_REPORT = 3
@@ -52,6 +54,14 @@ class Loudness(StrEnum):
     LOUD = "loud"
 
 
+# How each loudness is said (the words `soft` and `loud` of the hum command stay English).
+LOUDNESS_WORDS: dict[Loudness, str] = {
+    Loudness.NONE: N_("none"),
+    Loudness.SOFT: N_("soft"),
+    Loudness.LOUD: N_("loud"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Hum:
     """One (anonymous) hum."""
@@ -71,13 +81,25 @@ class HumReport:
     held: bool = False  # an earlier report repeated: too few hums changed since to report anew
 
     def describe(self) -> str:
-        """One line for summaries and status."""
+        """One line for summaries and status, in English (the machine-readable block)."""
+        return self.phrase().say()
+
+    def phrase(self) -> Phrase:
+        """The line as a phrase, for the reader's language."""
         if self.ballot_open:
-            return "hums are reported when the ballot closes"
+            return Phrase(N_("hums are reported when the ballot closes"))
         if not self.reported:
-            return "too few hums to report"
-        line = f"for: {self.for_.value}, against: {self.against.value}"
-        return f"{line} (as reported before: too few hums changed since)" if self.held else line
+            return Phrase(N_("too few hums to report"))
+        line = phrase(
+            N_("for: %(for_side)s, against: %(against_side)s"),
+            for_side=Phrase(LOUDNESS_WORDS[self.for_]),
+            against_side=Phrase(LOUDNESS_WORDS[self.against]),
+        )
+        if self.held:
+            return phrase(
+                N_("%(line)s (as reported before: too few hums changed since)"), line=line
+            )
+        return line
 
 
 def _weight(hum: Hum) -> int:

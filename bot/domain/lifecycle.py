@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from bot.domain.errors import Refusal
 from bot.domain.sense import Proposal
+from bot.domain.text import N_
 
 
 class RequestState(StrEnum):
@@ -81,14 +82,16 @@ _TRANSITIONS: dict[tuple[RequestState, Action], RequestState] = {
 }
 
 _WHY_NOT: dict[Action, str] = {
-    Action.ACCEPT: "it is not waiting for triage",
-    Action.CANCEL: "it is already decided or cancelled",
-    Action.ROOM_READY: "the request's room is already set up",
-    Action.CLOSE: "the ballot is not open",
-    Action.CONFIRM: "there is no draft sense of the room to confirm yet (close the ballot first)",
-    Action.DECIDE: "the request is already decided (reopen it first)",
-    Action.REOPEN: "the ballot is still open",
-    Action.BLOCK: "the request is already decided",
+    Action.ACCEPT: N_("it is not waiting for triage"),
+    Action.CANCEL: N_("it is already decided or cancelled"),
+    Action.ROOM_READY: N_("the request's room is already set up"),
+    Action.CLOSE: N_("the ballot is not open"),
+    Action.CONFIRM: N_(
+        "there is no draft sense of the room to confirm yet (close the ballot first)"
+    ),
+    Action.DECIDE: N_("the request is already decided (reopen it first)"),
+    Action.REOPEN: N_("the ballot is still open"),
+    Action.BLOCK: N_("the request is already decided"),
 }
 
 
@@ -104,7 +107,7 @@ def outcome_for(proposal: Proposal) -> Outcome:
     """The outcome a chair's `confirm` records for a draft; refuses a draft with open objections."""
     if proposal is Proposal.NO_CONSENSUS_YET:
         raise LifecycleError(
-            "objections are still open: dispose of each, or decide with a rationale"
+            N_("objections are still open: dispose of each, or decide with a rationale")
         )
     if proposal is Proposal.ROUGH_CONSENSUS_ADMIT:
         return Outcome.ADMIT

@@ -12,6 +12,9 @@ rule (`bot.domain.sense.MIN_GROUP_FOR_POSITIONS`). Hums appear as loudness only;
 appear beside objections only when the group chose so; the applicant is named only with
 their consent. Every text is escaped; pages carry a strict Content-Security-Policy (no
 scripts, the one stylesheet pinned by its hash) and link relatively.
+The pages and the feed are said in the group's language (`lang`, a `Speaker`; English when
+None), `<html lang dir>` set from it; the records, their heads and `index.json` are the same
+in every language.
 Pure: standard library only.
 """
 
@@ -27,26 +30,50 @@ from typing import Any
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
+from bot.domain.text import N_, SOURCE, Speaker
+
 ATOM_NS = "http://www.w3.org/2005/Atom"
 OUTCOME_LABELS: dict[str, str] = {
-    "admit": "Admitted",
-    "decline": "Declined",
-    "no-consensus": "No consensus",
+    "admit": N_("Admitted"),
+    "decline": N_("Declined"),
+    "no-consensus": N_("No consensus"),
 }
 POSITION_LABELS: dict[str, str] = {
-    "support": "support",
-    "no-objection": "no objection",
-    "concern": "concern",
-    "object": "object",
+    "support": N_("support"),
+    "no-objection": N_("no objection"),
+    "concern": N_("concern"),
+    "object": N_("object"),
+    "abstain": N_("abstain"),
+    "recuse": N_("recuse"),
 }
+
+
+# The words a record stores for an objection's or an appeal's state, and a side's loudness.
+_STATES: dict[str, str] = {
+    "open": N_("open"),
+    "accommodated": N_("accommodated"),
+    "addressed": N_("addressed"),
+    "duplicate": N_("duplicate"),
+    "withdrawn": N_("withdrawn"),
+    "upheld": N_("upheld"),
+    "denied": N_("denied"),
+}
+_LOUDNESS: dict[str, str] = {"none": N_("none"), "soft": N_("soft"), "loud": N_("loud")}
+
+
+def _said(t: Speaker, labels: Mapping[str, str], value: str) -> str:
+    """A stored word in the reader's language, or the word itself when it has no label."""
+    return t._(labels[value]) if value in labels else value
+
+
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;
 color:#1b1b1b;line-height:1.5}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.2rem .5rem;
-text-align:left}.outcome{font-size:1.3rem;font-weight:bold}.admit{color:#1a6b2a}
+text-align:start}.outcome{font-size:1.3rem;font-weight:bold}.admit{color:#1a6b2a}
 .decline{color:#9b1c1c}.no-consensus{color:#6b4e00}code{word-break:break-all;
-background:#f4f4f4;padding:0 .2rem}nav a{margin-right:.7rem}figure{margin:1rem 0}
+background:#f4f4f4;padding:0 .2rem}nav a{margin-inline-end:.7rem}figure{margin:1rem 0}
 .muted{color:#555}
 """.strip()
 
@@ -124,30 +151,38 @@ def csp() -> str:
     )
 
 
-def applicant_label(d: Decision) -> str:
+def applicant_label(d: Decision, t: Speaker = SOURCE) -> str:
     """Who asked, as the public may read it: named only with consent."""
     a = d.record["request"]
     if d.consent:
         name = a.get("name") or a.get("applicant")
         org = a.get("org")
         return f"{name} ({org})" if org else str(name)
-    kind = "an organisation" if d.kind == "organisation" else "an individual"
-    return f"{kind} from {d.country}" if d.country else kind
+    if d.kind == "organisation":
+        if d.country:
+            return t._("an organisation from %(country)s", country=d.country)
+        return t._("an organisation")
+    if d.country:
+        return t._("an individual from %(country)s", country=d.country)
+    return t._("an individual")
 
 
-def _page(title: str, body: str, root: str, group: str) -> str:
+def _page(title: str, body: str, root: str, group: str, t: Speaker = SOURCE) -> str:
     """A whole HTML5 page; `root` is the relative path back to the site's top."""
+    code = t.code.replace("_", "-")  # a BCP 47 tag: zh_Hans is zh-Hans
+    feed_title, everything, atom = t._("Decisions"), t._("All decisions"), t._("Atom feed")
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{e(code)}" dir="{e(t.direction)}">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{e(csp())}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{e(title)} — {e(group)}</title>\n"
-        f'<link rel="alternate" type="application/atom+xml" title="Decisions" '
+        f'<link rel="alternate" type="application/atom+xml" title="{e(feed_title)}" '
         f'href="{root}feed.atom">\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f'<nav><a href="{root}index.html">All decisions</a>'
-        f'<a href="{root}feed.atom">Atom feed</a><a href="{root}index.json">index.json</a></nav>\n'
+        f'<nav><a href="{root}index.html">{e(everything)}</a>'
+        f'<a href="{root}feed.atom">{e(atom)}</a>'
+        f'<a href="{root}index.json">index.json</a></nav>\n'
         f"<main>\n{body}</main>\n</body>\n</html>\n"
     )
 
@@ -155,11 +190,17 @@ def _page(title: str, body: str, root: str, group: str) -> str:
 # --------------------------------------------------------------------------- charts
 
 
-def bar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, int, int]]) -> str:
+def bar_chart(
+    chart_id: str,
+    title: str,
+    desc: str,
+    rows: Sequence[tuple[str, int, int]],
+    t: Speaker = SOURCE,
+) -> str:
     """An accessible horizontal bar chart (inline SVG) of (label, part, whole) rows, with the
     same numbers in a table beside it."""
     if not rows:
-        return f"<p>{e(title)}: nothing to show yet.</p>\n"
+        return "<p>" + e(t._("%(title)s: nothing to show yet.", title=title)) + "</p>\n"
     width, bar_h, label_w = 480, 22, 170
     height = max(1, len(rows)) * (bar_h + 6) + 10
     svg = [
@@ -182,9 +223,11 @@ def bar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, in
             f"{round(share * 100)}%</text>"
         )
     svg.append("</svg>")
+    group, took_part, eligible = t._("Group"), t._("Took part"), t._("Eligible")
     table = [
-        f'<table aria-describedby="{chart_id}-t"><thead><tr><th scope="col">Group</th>'
-        '<th scope="col">Took part</th><th scope="col">Eligible</th></tr></thead><tbody>'
+        f'<table aria-describedby="{chart_id}-t"><thead><tr><th scope="col">{e(group)}</th>'
+        f'<th scope="col">{e(took_part)}</th><th scope="col">{e(eligible)}</th>'
+        "</tr></thead><tbody>"
     ]
     for label, part, whole in rows:
         table.append(f"<tr><td>{e(label)}</td><td>{part}</td><td>{whole}</td></tr>")
@@ -204,31 +247,42 @@ def _sum_groups(decisions: Sequence[Decision], key: str) -> list[tuple[str, int,
     return [(name, p, m) for name, (p, m) in sorted(totals.items())]
 
 
-def charts(decisions: Sequence[Decision]) -> str:
+def charts(decisions: Sequence[Decision], t: Speaker = SOURCE) -> str:
     """The charts across all decisions: by region, by stakeholder group, by development."""
     if not decisions:
         return ""
     return (
-        "<h2>Participation across decisions</h2>\n"
+        "<h2>"
+        + e(t._("Participation across decisions"))
+        + "</h2>\n"
         + bar_chart(
             "by-region",
-            "Participation by region",
-            "Share of eligible members of each region who took a position, over all decisions.",
+            t._("Participation by region"),
+            t._(
+                "Share of eligible members of each region who took a position, over all decisions."
+            ),
             _sum_groups(decisions, "by_region"),
+            t,
         )
         + bar_chart(
             "by-stakeholder",
-            "Participation by stakeholder group",
-            "Share of eligible members of each stakeholder group who took a position, "
-            "over all decisions.",
+            t._("Participation by stakeholder group"),
+            t._(
+                "Share of eligible members of each stakeholder group who took a position, "
+                "over all decisions."
+            ),
             _sum_groups(decisions, "by_stakeholder"),
+            t,
         )
         + bar_chart(
             "by-development",
-            "Participation by development status",
-            "Share of eligible members from developed, developing and least-developed "
-            "countries who took a position, over all decisions.",
+            t._("Participation by development status"),
+            t._(
+                "Share of eligible members from developed, developing and least-developed "
+                "countries who took a position, over all decisions."
+            ),
             _sum_groups(decisions, "by_development"),
+            t,
         )
     )
 
@@ -250,21 +304,23 @@ def verify_command(d: Decision, segment: int) -> str:
     return f"{cmd} --head {rec['head']}"
 
 
-def _breakdown_table(caption: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def _breakdown_table(caption: str, rows: Sequence[Mapping[str, Any]], t: Speaker) -> str:
     if not rows:  # e.g. no member's country is known: no development status to show
-        return f"<p>{e(caption)}: not known for any eligible member.</p>\n"
+        unknown = t._("%(caption)s: not known for any eligible member.", caption=caption)
+        return f"<p>{e(unknown)}</p>\n"
+    heads = (t._("Group"), t._("Eligible"), t._("Took part"), t._("Positions"))
     out = [
-        f"<table><caption>{e(caption)}</caption><thead><tr><th scope='col'>Group</th>"
-        "<th scope='col'>Eligible</th><th scope='col'>Took part</th>"
-        "<th scope='col'>Positions</th></tr></thead><tbody>"
+        f"<table><caption>{e(caption)}</caption><thead><tr>"
+        + "".join(f"<th scope='col'>{e(h)}</th>" for h in heads)
+        + "</tr></thead><tbody>"
     ]
     for row in rows:
         counts = row.get("counts")
         shown = (
-            "not shown (fewer than 3 members)"
+            t._("not shown (fewer than 3 members)")
             if counts is None
-            else ", ".join(f"{POSITION_LABELS.get(k, k)} {v}" for k, v in counts.items() if v)
-            or "none"
+            else ", ".join(f"{_said(t, POSITION_LABELS, k)} {v}" for k, v in counts.items() if v)
+            or t._("none")
         )
         out.append(
             f"<tr><td>{e(row['name'])}</td><td>{int(row['members'])}</td>"
@@ -274,7 +330,7 @@ def _breakdown_table(caption: str, rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(out)
 
 
-def _objections(d: Decision, options: PublishOptions) -> str:
+def _objections(d: Decision, options: PublishOptions, t: Speaker) -> str:
     """Every objection by number with its last disposition (and its raiser, if chosen)."""
     raised: dict[int, str] = {}
     disposed: dict[int, tuple[str, str]] = {}
@@ -284,20 +340,23 @@ def _objections(d: Decision, options: PublishOptions) -> str:
         elif entry["type"] == "objection_disposed":
             disposed[int(entry["id"])] = (str(entry["state"]), str(entry.get("rationale") or ""))
     if not raised:
-        return "<p>No objections were raised.</p>\n"
+        return "<p>" + e(t._("No objections were raised.")) + "</p>\n"
     items = []
     for number in sorted(raised):
         state, text = disposed.get(number, ("open", ""))
-        who = f" raised by {e(raised[number])}" if options.names_beside_objections else ""
+        if options.names_beside_objections:
+            head = t._("Objection %(id)s raised by %(who)s", id=number, who=raised[number])
+        else:
+            head = t._("Objection %(id)s", id=number)
         items.append(
-            f"<li>Objection {number}{who}: <strong>{e(state)}</strong>"
+            f"<li>{e(head)}: <strong>{e(_said(t, _STATES, state))}</strong>"
             + (f" — {e(text)}" if text else "")
             + "</li>"
         )
     return "<ul>" + "".join(items) + "</ul>\n"
 
 
-def _appeals(d: Decision) -> str:
+def _appeals(d: Decision, t: Speaker) -> str:
     appealed: list[int] = []
     answers: dict[int, tuple[str, str]] = {}
     for entry in d.record["entries"]:
@@ -306,93 +365,135 @@ def _appeals(d: Decision) -> str:
         elif entry["type"] == "appeal_answered":
             answers[int(entry["id"])] = (str(entry["state"]), str(entry.get("rationale") or ""))
     if not appealed:
-        return "<p>The decision was not appealed.</p>\n"
+        return "<p>" + e(t._("The decision was not appealed.")) + "</p>\n"
     items = []
     for number in appealed:
         if number in answers:
             state, text = answers[number]
+            head = t._("Appeal %(id)s: answered", id=number)
             items.append(
-                f"<li>Appeal {number}: answered, <strong>{e(state)}</strong> — {e(text)}</li>"
+                f"<li>{e(head)}, <strong>{e(_said(t, _STATES, state))}</strong> — {e(text)}</li>"
             )
         else:
-            items.append(f"<li>Appeal {number}: not answered yet</li>")
+            items.append("<li>" + e(t._("Appeal %(id)s: not answered yet", id=number)) + "</li>")
     return "<ul>" + "".join(items) + "</ul>\n"
 
 
-def decision_page(d: Decision, group: str, options: PublishOptions) -> str:
+# Where markup goes into a translated sentence: the sentence is escaped, then the slot is
+# replaced by the markup (a NUL never comes from a catalog or a record's escaped text).
+_SLOT = "\x00"
+
+
+def _heading(text: str) -> str:
+    return f"<h2>{e(text)}</h2>\n"
+
+
+def decision_page(d: Decision, group: str, options: PublishOptions, t: Speaker = SOURCE) -> str:
     """The page of one decision (it lives in `decisions/<n>/`)."""
     rec = d.record
     out, sense = rec["outcome"], rec["sense"]
-    label = OUTCOME_LABELS.get(d.outcome, d.outcome)
+    label = _said(t, OUTCOME_LABELS, d.outcome)
     counts = sense.get("counts") or {}
     hums = rec.get("hums")
+    rough = len(sense.get("in_the_rough") or [])
+    how_rough = t.ngettext(
+        "%(participated)s of %(eligible)s eligible members took a position; %(n)s was in the "
+        "rough.",
+        "%(participated)s of %(eligible)s eligible members took a position; %(n)s were in the "
+        "rough.",
+        rough,
+        participated=int(sense.get("participated") or 0),
+        eligible=int(sense.get("eligible") or 0),
+    )
+    if hums:
+        hummed = t._(
+            "For: %(for_side)s; against: %(against_side)s (loudness only: who hummed is never "
+            "recorded).",
+            for_side=_said(t, _LOUDNESS, str(hums.get("for") or "none")),
+            against_side=_said(t, _LOUDNESS, str(hums.get("against") or "none")),
+        )
+    else:
+        hummed = t._("Not hummed.")
+    day = str(out.get("decided_at_iso") or "")[:10]
+    moment = f'<time datetime="{e(out.get("decided_at_iso"))}">{e(day)}</time>'
+    decided = e(t._("Decided on %(day)s.", day=_SLOT)).replace(_SLOT, moment)
+    heading = t._("Request %(id)s: %(who)s", id=d.number, who=applicant_label(d, t))
+    rationale = out.get("rationale") or t._("(none given)")
     body = [
-        f"<h1>Request {d.number}: {e(applicant_label(d))}</h1>\n",
+        f"<h1>{e(heading)}</h1>\n",
         f'<p class="outcome {e(d.outcome)}" id="outcome">{e(label)}</p>\n',
-        f'<p>Decided on <time datetime="{e(out.get("decided_at_iso"))}">'
-        f"{e(str(out.get('decided_at_iso') or '')[:10])}</time>.</p>\n",
-        "<h2>The chair's rationale</h2>\n",
-        '<blockquote id="rationale"><p>'
-        f"{e(out.get('rationale') or '(none given)')}</p></blockquote>\n",
-        "<h2>How rough</h2>\n",
-        f"<p>{int(sense.get('participated') or 0)} of {int(sense.get('eligible') or 0)} eligible "
-        f"members took a position; {len(sense.get('in_the_rough') or [])} "
-        f"{'was' if len(sense.get('in_the_rough') or []) == 1 else 'were'} in the rough.</p>\n",
-        "<table><caption>Positions</caption><tbody>"
+        f"<p>{decided}</p>\n",
+        _heading(t._("The chair's rationale")),
+        f'<blockquote id="rationale"><p>{e(rationale)}</p></blockquote>\n',
+        _heading(t._("How rough")),
+        f"<p>{e(how_rough)}</p>\n",
+        "<table><caption>"
+        + e(t._("Positions"))
+        + "</caption><tbody>"
         + "".join(
-            f"<tr><th scope='row'>{e(POSITION_LABELS.get(k, k))}</th><td>{int(v)}</td></tr>"
+            f"<tr><th scope='row'>{e(_said(t, POSITION_LABELS, k))}</th><td>{int(v)}</td></tr>"
             for k, v in counts.items()
         )
         + "</tbody></table>\n",
-        "<h2>Hums</h2>\n",
-        "<p>Not hummed.</p>\n"
-        if not hums
-        else f"<p>For: {e(hums.get('for') or 'none')}; against: "
-        f"{e(hums.get('against') or 'none')} (loudness only: who hummed is never recorded).</p>\n",
-        "<h2>Participation</h2>\n",
-        "<p class='muted'>Positions of groups with fewer than 3 members are not shown, so "
-        "that no member is singled out.</p>\n",
-        _breakdown_table("By stakeholder group", sense.get("by_stakeholder") or []),
-        _breakdown_table("By region", sense.get("by_region") or []),
-        _breakdown_table("By development status", sense.get("by_development") or []),
-        "<h2>Objections</h2>\n",
-        _objections(d, options),
-        "<h2>Appeals</h2>\n",
-        _appeals(d),
-        "<h2>The record</h2>\n",
-        *_record_section(d, options),
+        _heading(t._("Hums")),
+        f"<p>{e(hummed)}</p>\n",
+        _heading(t._("Participation")),
+        "<p class='muted'>"
+        + e(
+            t._(
+                "Positions of groups with fewer than 3 members are not shown, so that no "
+                "member is singled out."
+            )
+        )
+        + "</p>\n",
+        _breakdown_table(t._("By stakeholder group"), sense.get("by_stakeholder") or [], t),
+        _breakdown_table(t._("By region"), sense.get("by_region") or [], t),
+        _breakdown_table(t._("By development status"), sense.get("by_development") or [], t),
+        _heading(t._("Objections")),
+        _objections(d, options, t),
+        _heading(t._("Appeals")),
+        _appeals(d, t),
+        _heading(t._("The record")),
+        *_record_section(d, options, t),
     ]
-    return _page(f"Request {d.number}: {label}", "".join(body), "../../", group)
+    title = t._("Request %(id)s: %(who)s", id=d.number, who=label)
+    return _page(title, "".join(body), "../../", group, t)
 
 
-def _record_section(d: Decision, options: PublishOptions) -> list[str]:
+def _record_section(d: Decision, options: PublishOptions, t: Speaker) -> list[str]:
     """The record's heads and verify commands, with links to the files when published."""
     if not options.record_files:
-        out = [
-            "<p>The frozen decision record, hash-chained, names each member's position, so the "
+        kept = t._(
+            "The frozen decision record, hash-chained, names each member's position, so the "
             "group keeps it among its members; its head is published here. A member checks "
-            "their copy (<code>consensus-bot export</code>) with the command beside it.</p>\n"
-            "<ul>"
-        ]
+            "their copy (%(command)s) with the command beside it.",
+            command=_SLOT,
+        )
+        intro = e(kept).replace(_SLOT, "<code>consensus-bot export</code>")
+        out = [f"<p>{intro}</p>\n<ul>"]
     else:
-        out = [
-            "<p>The frozen decision record, hash-chained; its head is published here. Check a "
-            "downloaded file with the command beside it.</p>\n<ul>"
-        ]
+        intro = t._(
+            "The frozen decision record, hash-chained; its head is published here. Check a "
+            "downloaded file with the command beside it."
+        )
+        out = [f"<p>{e(intro)}</p>\n<ul>"]
     for n in range(1, len(d.segments) + 1):
         head = json.loads(d.segments[n - 1])["head"]
         name = record_name(d, n, "json")
         if options.record_files:
+            minutes = e(t._("minutes"))
             md = (
-                f' (<a href="{record_name(d, n, "md")}">minutes</a>)'
+                f' (<a href="{record_name(d, n, "md")}">{minutes}</a>)'
                 if n <= len(d.markdown)
                 else ""
             )
             link = f'<a href="{name}">{name}</a>{md}'
         else:
             link = e(name)
+        segment = e(t._("Segment %(n)s: %(link)s", n=n, link=_SLOT)).replace(_SLOT, link)
+        head_word = e(t._("head"))
         out.append(
-            f"<li>Segment {n}: {link}<br>head "
+            f"<li>{segment}<br>{head_word} "
             f'<code class="head" id="head-{n}">{e(head)}</code><br>'
             f"<code>{e(verify_command(d, n))}</code></li>"
         )
@@ -401,40 +502,52 @@ def _record_section(d: Decision, options: PublishOptions) -> list[str]:
 
 
 def _index_body(
-    title: str, decisions: Sequence[Decision], all_: Sequence[Decision], root: str
+    title: str,
+    decisions: Sequence[Decision],
+    all_: Sequence[Decision],
+    root: str,
+    t: Speaker,
 ) -> str:
     outcomes = sorted({d.outcome for d in all_})
     years = sorted({d.year for d in all_}, reverse=True)
     nav = (
-        "<p>Outcome: "
+        "<p>"
+        + e(t._("Outcome:"))
+        + " "
         + " ".join(
-            f'<a href="{root}outcome/{e(o)}.html">{e(OUTCOME_LABELS.get(o, o))}</a>'
+            f'<a href="{root}outcome/{e(o)}.html">{e(_said(t, OUTCOME_LABELS, o))}</a>'
             for o in outcomes
         )
-        + " · Year: "
+        + " · "
+        + e(t._("Year:"))
+        + " "
         + " ".join(f'<a href="{root}year/{e(y)}.html">{e(y)}</a>' for y in years)
         + "</p>\n"
     )
     rows = "".join(
-        f'<tr><td><a href="{root}decisions/{d.number}/index.html">Request {d.number}</a></td>'
+        f'<tr><td><a href="{root}decisions/{d.number}/index.html">'
+        + e(t._("Request %(id)s", id=d.number))
+        + "</a></td>"
         f"<td>{e(str(d.record['outcome'].get('decided_at_iso') or '')[:10])}</td>"
-        f'<td class="{e(d.outcome)}">{e(OUTCOME_LABELS.get(d.outcome, d.outcome))}</td></tr>'
+        f'<td class="{e(d.outcome)}">{e(_said(t, OUTCOME_LABELS, d.outcome))}</td></tr>'
         for d in decisions
     )
+    heads = (t._("Request"), t._("Decided"), t._("Outcome"))
     table = (
-        "<table><thead><tr><th scope='col'>Request</th><th scope='col'>Decided</th>"
-        f"<th scope='col'>Outcome</th></tr></thead><tbody>{rows}</tbody></table>\n"
+        "<table><thead><tr>"
+        + "".join(f"<th scope='col'>{e(h)}</th>" for h in heads)
+        + f"</tr></thead><tbody>{rows}</tbody></table>\n"
         if decisions
-        else "<p>No decisions yet.</p>\n"
+        else "<p>" + e(t._("No decisions yet.")) + "</p>\n"
     )
     return f"<h1>{e(title)}</h1>\n{nav}{table}"
 
 
-def feed(decisions: Sequence[Decision], group: str, updated_iso: str) -> str:
+def feed(decisions: Sequence[Decision], group: str, updated_iso: str, t: Speaker = SOURCE) -> str:
     """An Atom feed of the decisions (links relative to the feed's own address)."""
     ET.register_namespace("", ATOM_NS)
     root = ET.Element(f"{{{ATOM_NS}}}feed")
-    ET.SubElement(root, f"{{{ATOM_NS}}}title").text = f"Decisions of {group}"
+    ET.SubElement(root, f"{{{ATOM_NS}}}title").text = t._("Decisions of %(group)s", group=group)
     urn = "urn:consensus-bot:" + quote(group, safe="")  # an ID is a URI: no spaces
     ET.SubElement(root, f"{{{ATOM_NS}}}id").text = f"{urn}:decisions"
     ET.SubElement(root, f"{{{ATOM_NS}}}updated").text = updated_iso
@@ -443,8 +556,9 @@ def feed(decisions: Sequence[Decision], group: str, updated_iso: str) -> str:
     ET.SubElement(author, f"{{{ATOM_NS}}}name").text = group
     for d in decisions:
         entry = ET.SubElement(root, f"{{{ATOM_NS}}}entry")
-        label = OUTCOME_LABELS.get(d.outcome, d.outcome)
-        ET.SubElement(entry, f"{{{ATOM_NS}}}title").text = f"Request {d.number}: {label}"
+        label = _said(t, OUTCOME_LABELS, d.outcome)
+        title = t._("Request %(id)s: %(who)s", id=d.number, who=label)
+        ET.SubElement(entry, f"{{{ATOM_NS}}}title").text = title
         ET.SubElement(
             entry, f"{{{ATOM_NS}}}id"
         ).text = f"{urn}:request:{d.number}:{d.record['head']}"
@@ -453,7 +567,12 @@ def feed(decisions: Sequence[Decision], group: str, updated_iso: str) -> str:
         )
         ET.SubElement(entry, f"{{{ATOM_NS}}}link", href=f"decisions/{d.number}/index.html")
         rationale = d.record["outcome"].get("rationale") or ""
-        summary = f"{label}: {rationale} (record head {d.record['head']})"
+        summary = t._(
+            "%(outcome)s: %(rationale)s (record head %(head)s)",
+            outcome=label,
+            rationale=rationale,
+            head=d.record["head"],
+        )
         ET.SubElement(entry, f"{{{ATOM_NS}}}summary").text = summary
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -509,39 +628,47 @@ def build_site(
     group: str,
     options: PublishOptions,
     updated_iso: str,
+    lang: Speaker | None = None,
 ) -> dict[str, str]:
-    """Every file of the site, by relative path. Only decisions (records with an outcome)
-    are published, newest first."""
+    """Every file of the site, by relative path, in `lang` (the group's language; English
+    when None). Only decisions (records with an outcome) are published, newest first."""
+    t = lang or SOURCE
     shown = sorted(
         (d for d in decisions if d.segments and d.record["outcome"].get("decision")),
         key=lambda d: (d.decided_at, d.number),
         reverse=True,
     )
+    everything = t._("Decisions of %(group)s", group=group)
     files: dict[str, str] = {
         "index.html": _page(
-            "Decisions",
-            _index_body(f"Decisions of {group}", shown, shown, "") + charts(shown),
+            t._("Decisions"),
+            _index_body(everything, shown, shown, "", t) + charts(shown, t),
             "",
             group,
+            t,
         ),
-        "index.json": index_json(shown, options),
-        "feed.atom": feed(shown, group, updated_iso),
+        "index.json": index_json(shown, options),  # machine-readable: English
+        "feed.atom": feed(shown, group, updated_iso, t),
     }
     for outcome in sorted({d.outcome for d in shown}):
         some = [d for d in shown if d.outcome == outcome]
-        title = f"{OUTCOME_LABELS.get(outcome, outcome)} — decisions of {group}"
+        title = t._(
+            "%(outcome)s — decisions of %(group)s",
+            outcome=_said(t, OUTCOME_LABELS, outcome),
+            group=group,
+        )
         files[f"outcome/{outcome}.html"] = _page(
-            title, _index_body(title, some, shown, "../"), "../", group
+            title, _index_body(title, some, shown, "../", t), "../", group, t
         )
     for year in sorted({d.year for d in shown}):
         some = [d for d in shown if d.year == year]
-        title = f"Decisions of {group} in {year}"
+        title = t._("Decisions of %(group)s in %(year)s", group=group, year=year)
         files[f"year/{year}.html"] = _page(
-            title, _index_body(title, some, shown, "../"), "../", group
+            title, _index_body(title, some, shown, "../", t), "../", group, t
         )
     for d in shown:
         folder = f"decisions/{d.number}/"
-        files[folder + "index.html"] = decision_page(d, group, options)
+        files[folder + "index.html"] = decision_page(d, group, options, t)
         if not options.record_files:
             continue
         for n, text in enumerate(d.segments, start=1):

@@ -16,12 +16,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.domain.durations import MIN_TS, clamp_ts, format_duration, format_utc
+from bot.domain.durations import MIN_TS, clamp_ts, format_utc
 from bot.domain.lifecycle import Outcome
 from bot.domain.objections import ObjectionState
 from bot.domain.positions import POSITION_ORDER, Position
 from bot.domain.sense import MIN_GROUP_FOR_POSITIONS, Proposal
-from bot.domain.text import sanitize
+from bot.domain.text import N_, SOURCE, Speaker, sanitize
 
 # --------------------------------------------------------------------------- JSON and CSV
 
@@ -166,77 +166,80 @@ def _md_word(match: re.Match[str]) -> str:
     return markup.sub(r"\\\1", word)
 
 
-def md_quote(text: str | None) -> str:
+def md_quote(text: str | None, lang: Speaker | None = None) -> str:
     """User text as a Markdown block quote, line breaks kept, every line escaped."""
     lines = _md_lines(text)
     if not any(lines):
-        return "> *(empty)*"
+        return "> *" + (lang or SOURCE)._("(empty)") + "*"
     return "\n".join(f"> {line}".rstrip() + ("  " if line else "") for line in lines).rstrip()
 
 
 _STAKEHOLDER_LABELS = {
-    "government": "Government",
-    "private-sector": "Private sector",
-    "civil-society": "Civil society",
-    "technical-community": "Technical community",
-    "academia": "Academia",
-    "intergovernmental": "Intergovernmental organisations",
-    "international-organization": "International organisations",
+    "government": N_("Government"),
+    "private-sector": N_("Private sector"),
+    "civil-society": N_("Civil society"),
+    "technical-community": N_("Technical community"),
+    "academia": N_("Academia"),
+    "intergovernmental": N_("Intergovernmental organisations"),
+    "international-organization": N_("International organisations"),
 }
 _REGION_LABELS = {
-    "africa": "Africa",
-    "americas": "Americas",
-    "arab-states": "Arab States",
-    "asia-pacific": "Asia-Pacific",
-    "europe": "Europe",
-    "cis": "CIS",
+    "africa": N_("Africa"),
+    "americas": N_("Americas"),
+    "arab-states": N_("Arab States"),
+    "asia-pacific": N_("Asia-Pacific"),
+    "europe": N_("Europe"),
+    "cis": N_("CIS"),
 }
 _OUTCOME_LABELS = {
-    Outcome.ADMIT.value: "admit",
-    Outcome.DECLINE.value: "decline",
-    Outcome.NO_CONSENSUS.value: "no consensus (the applicant is not admitted)",
+    Outcome.ADMIT.value: N_("admit"),
+    Outcome.DECLINE.value: N_("decline"),
+    Outcome.NO_CONSENSUS.value: N_("no consensus (the applicant is not admitted)"),
 }
 _DISPOSITION_NOTES = {
-    ObjectionState.ACCOMMODATED.value: "accommodated: the issue was resolved",
-    ObjectionState.ADDRESSED.value: (
+    ObjectionState.ACCOMMODATED.value: N_("accommodated: the issue was resolved"),
+    ObjectionState.ADDRESSED.value: N_(
         "addressed: considered and answered but not accepted; the objector is in the rough"
     ),
-    ObjectionState.DUPLICATE.value: "duplicate of another objection",
-    ObjectionState.WITHDRAWN.value: "withdrawn",
-    ObjectionState.OPEN.value: "open: not yet disposed of",
+    ObjectionState.DUPLICATE.value: N_("duplicate of another objection"),
+    ObjectionState.WITHDRAWN.value: N_("withdrawn"),
+    ObjectionState.OPEN.value: N_("open: not yet disposed of"),
 }
 
 
-def _label(value: str | None, labels: Mapping[str, str]) -> str:
+def _label(t: Speaker, value: str | None, labels: Mapping[str, str]) -> str:
     if not value:
-        return "not given"
-    return labels.get(value) or md_escape(value)
+        return t._("not given")
+    return t._(labels[value]) if value in labels else md_escape(value)
 
 
-def _position_label(value: str | None) -> str:
+def _position_label(t: Speaker, value: str | None) -> str:
     if value is None:
-        return "withdrawn"
+        return t._("withdrawn")
     try:
-        return Position(value).label
+        return t._(Position(value).label)
     except ValueError:
         return md_escape(value)
 
 
-def _proposal_label(value: str | None) -> str:
+def _proposal_label(t: Speaker, value: str | None) -> str:
     if value is None:
-        return "none"
+        return t._("none")
     try:
-        return Proposal(value).label
+        return t._(Proposal(value).label)
     except ValueError:
         return md_escape(value)
 
 
-def _when(ms: int | None) -> str:
+def _when(t: Speaker, ms: int | None) -> str:
+    """A moment in UTC, written the same in every language (`2026-11-23 15:44 UTC`)."""
     if ms is None:
         return "—"
     moment, clamped = clamp_ts(ms)
     if clamped:  # a corrupt or forged time: say so rather than crash or invent a date
-        return ("before " if moment == MIN_TS else "after ") + format_utc(moment)
+        if moment == MIN_TS:
+            return t._("before %(when)s", when=format_utc(moment))
+        return t._("after %(when)s", when=format_utc(moment))
     return format_utc(moment)
 
 
@@ -247,75 +250,123 @@ def _quoted(text: str | None) -> str:
 # Why an input did not count, as the minutes say it (counted and retracted ones say nothing:
 # a retraction has its own line).
 _NOT_COUNTED = {
-    "late": ", late: received after the ballot closed, not counted",
-    "not-eligible": ", not counted: not eligible",
-    "wrong-room": ", not counted: outside the request's room",
+    "late": N_(", late: received after the ballot closed, not counted"),
+    "not-eligible": N_(", not counted: not eligible"),
+    "wrong-room": N_(", not counted: outside the request's room"),
+}
+# How an input reached the bot (the record's `source`), as the minutes say it.
+_SOURCES = {
+    "reaction": N_("reaction"),
+    "command": N_("command"),
+    "poll": N_("poll"),
+    "input": N_("input"),
 }
 
 
-def _entry_line(e: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
+def _source(t: Speaker, value: object) -> str:
+    text = str(value)
+    return t._(_SOURCES[text]) if text in _SOURCES else md_escape(text)
+
+
+def _entry_line(t: Speaker, e: Mapping[str, Any], sources: Mapping[str, str]) -> str | None:
     kind = e.get("type")
     who = md_escape(e.get("member"))
     if kind == "filed":
         by = md_escape(e.get("by"))
         if e.get("self_applied"):
-            return f"Request filed by the applicant, {by}, by direct message."
-        return f"Request filed by {by}."
+            return t._("Request filed by the applicant, %(by)s, by direct message.", by=by)
+        return t._("Request filed by %(by)s.", by=by)
     if kind == "opened":
-        return f"Ballot opened; {e.get('eligible')} members eligible."
+        n = int(e.get("eligible") or 0)
+        return t.ngettext(
+            "Ballot opened; %(n)s member eligible.", "Ballot opened; %(n)s members eligible.", n
+        )
     if kind == "position":
-        via = f"by {e.get('source')}"
-        note = _NOT_COUNTED.get(str(e.get("status")), "")
+        via = t._("by %(source)s", source=_source(t, e.get("source")))
+        status = str(e.get("status"))
+        note = t._(_NOT_COUNTED[status]) if status in _NOT_COUNTED else ""
         if e.get("position") is None:
-            return f"{who} withdrew their position ({via}){note}."
+            return t._(
+                "%(who)s withdrew their position (%(via)s)%(note)s.", who=who, via=via, note=note
+            )
         reason = _quoted(e.get("reason"))
-        line = f"{who}: **{_position_label(e.get('position'))}** ({via}){note}"
+        position = _position_label(t, e.get("position"))
+        line = f"{who}: **{position}** ({via}){note}"
         return f"{line} — {reason}" if reason else f"{line}."
     if kind == "retracted":
         remover = e.get("by")
-        source = sources.get(str(e.get("event_id")), "input")
-        removed = "removed" if remover == e.get("member") else f"removed by {md_escape(remover)}"
-        return f"{who}'s {source} was {removed}: that position is retracted."
+        source = _source(t, sources.get(str(e.get("event_id")), "input"))
+        if remover == e.get("member"):
+            return t._(
+                "%(who)s's %(source)s was removed: that position is retracted.",
+                who=who,
+                source=source,
+            )
+        return t._(
+            "%(who)s's %(source)s was removed by %(by)s: that position is retracted.",
+            who=who,
+            source=source,
+            by=md_escape(remover),
+        )
     if kind == "objection_raised":
-        reason = _quoted(e.get("reason")) or "(no reason given yet)"
-        return f"Objection #{e.get('id')} raised by {who}: {reason}"
+        reason = _quoted(e.get("reason")) or t._("(no reason given yet)")
+        return t._(
+            "Objection #%(id)s raised by %(who)s: %(reason)s",
+            id=e.get("id"),
+            who=who,
+            reason=reason,
+        )
     if kind == "objection_disposed":
         state = str(e.get("state"))
         rationale = _quoted(e.get("rationale"))
-        line = f"Objection #{e.get('id')} {md_escape(state)} by {md_escape(e.get('by'))}"
+        line = t._(
+            "Objection #%(id)s %(state)s by %(by)s",
+            id=e.get("id"),
+            state=md_escape(state),
+            by=md_escape(e.get("by")),
+        )
         return f"{line}: {rationale}" if rationale else f"{line}."
     if kind == "closed":
-        return f"Ballot closed. Draft sense of the room: {_proposal_label(e.get('proposal'))}."
+        return t._(
+            "Ballot closed. Draft sense of the room: %(proposal)s.",
+            proposal=_proposal_label(t, e.get("proposal")),
+        )
     if kind == "edited":
         changes = e.get("changes") or {}
         listed = "; ".join(f"{md_escape(k)}: {md_escape(str(v))}" for k, v in changes.items())
-        return f"Edited by {md_escape(e.get('by'))}: {listed}."
+        return t._("Edited by %(by)s: %(changes)s.", by=md_escape(e.get("by")), changes=listed)
     if kind == "cancelled":
-        return f"Cancelled by {md_escape(e.get('by'))}: {_quoted(e.get('reason'))}"
+        return t._(
+            "Cancelled by %(by)s: %(reason)s",
+            by=md_escape(e.get("by")),
+            reason=_quoted(e.get("reason")),
+        )
     if kind == "decided":
-        outcome = _OUTCOME_LABELS.get(str(e.get("outcome")), md_escape(e.get("outcome")))
-        return f"{md_escape(e.get('by'))} decided: **{outcome}**."
+        outcome = str(e.get("outcome"))
+        label = t._(_OUTCOME_LABELS[outcome]) if outcome in _OUTCOME_LABELS else md_escape(outcome)
+        return t._("%(by)s decided: **%(outcome)s**.", by=md_escape(e.get("by")), outcome=label)
     return None
 
 
 def _group_table(
-    rows: Sequence[Mapping[str, Any]], heading: str, labels: Mapping[str, str]
+    t: Speaker, rows: Sequence[Mapping[str, Any]], heading: str, labels: Mapping[str, str]
 ) -> list[str]:
     """A Markdown table of participation (and positions, for groups large enough)."""
     shown = [r for r in rows if r.get("members")]
     if not shown:
-        return ["No eligible members."]
+        return [t._("No eligible members.")]
     columns = [p for p in POSITION_ORDER if p is not Position.RECUSE]
     detailed = any(r.get("counts") is not None for r in shown)
-    head = f"| {heading} | Eligible | Took a position |"
+    eligible, took_part = t._("Eligible"), t._("Took a position")
+    head = f"| {heading} | {eligible} | {took_part} |"
     rule = "|---|---:|---:|"
     if detailed:
-        head += " " + " | ".join(p.label.capitalize() for p in columns) + " |"
+        head += " " + " | ".join(t._(p.label).capitalize() for p in columns) + " |"
         rule += "---:|" * len(columns)
     lines = [head, rule]
     for row in shown:
         line = (
-            f"| {_label(row.get('name'), labels)} | {row.get('members')} | "
+            f"| {_label(t, row.get('name'), labels)} | {row.get('members')} | "
             f"{row.get('participated')} |"
         )
         if detailed:
@@ -330,46 +381,53 @@ def _group_table(
     if any(r.get("counts") is None for r in shown):
         lines += [
             "",
-            f"Groups with fewer than {MIN_GROUP_FOR_POSITIONS} eligible members show "
-            "participation only, so nobody's position is singled out.",
+            t._(
+                "Groups with fewer than %(n)s eligible members show participation only, so "
+                "nobody's position is singled out.",
+                n=MIN_GROUP_FOR_POSITIONS,
+            ),
         ]
     return lines
 
 
-def _absences(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> list[str]:
+def _absences(
+    t: Speaker, rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]
+) -> list[str]:
     """Which groups had eligible members who all stayed silent, and which had none."""
     silent = [
-        _label(r.get("name"), labels)
+        _label(t, r.get("name"), labels)
         for r in rows
         if r.get("members") and not r.get("participated")
     ]
-    empty = [_label(r.get("name"), labels) for r in rows if not r.get("members")]
+    empty = [_label(t, r.get("name"), labels) for r in rows if not r.get("members")]
     lines = []
     if silent:
-        lines += ["", "Eligible members but no participation: " + ", ".join(silent) + "."]
+        groups = ", ".join(silent)
+        lines += ["", t._("Eligible members but no participation: %(groups)s.", groups=groups)]
     if empty:
-        lines += ["", "No eligible members: " + ", ".join(empty) + "."]
+        lines += ["", t._("No eligible members: %(groups)s.", groups=", ".join(empty))]
     return lines
 
 
-def _days(ms: int) -> str:
+def _days(t: Speaker, ms: int) -> str:
     """A window as minutes read it: `14 days`, `36 hours`."""
     day, hour = 86_400_000, 3_600_000
     if ms % day == 0:
-        n = ms // day
-        return f"{n} day" + ("s" if n != 1 else "")
+        return t.ngettext("%(n)s day", "%(n)s days", ms // day)
     if ms % hour == 0:
-        n = ms // hour
-        return f"{n} hour" + ("s" if n != 1 else "")
-    return format_duration(ms)
+        return t.ngettext("%(n)s hour", "%(n)s hours", ms // hour)
+    return t.duration(ms)
 
 
-def render_markdown(record: Mapping[str, Any]) -> str:
-    """Minutes a secretary could publish, rendered from the record.
+def render_markdown(record: Mapping[str, Any], lang: Speaker | None = None) -> str:
+    """Minutes a secretary could publish, rendered from the record, in `lang` (the group's
+    language; English when None). Only the rendering is translated: the record, its data
+    and its head are the same in every language.
 
     All user text is escaped so it cannot inject links, HTML, headings or lists. The
     minutes end with the record's head hash, to check against the JSON export.
     """
+    t = lang or SOURCE
     req = record["request"]
     sense = record["sense"]
     outcome = record["outcome"]
@@ -379,85 +437,105 @@ def render_markdown(record: Mapping[str, Any]) -> str:
     name = req.get("name")
     who = f"{md_escape(name)} ({applicant})" if name and name != req.get("applicant") else applicant
 
+    def row(label: str, value: str) -> str:
+        return f"| {t._(label)} | {value} |"
+
+    filed_by = (
+        t._("the applicant (self-application)")
+        if req.get("self_applied")
+        else md_escape(req.get("filed_by"))
+    )
+    state = str(req.get("state"))
     out: list[str] = [
-        f"# Minutes: participation request #{req['id']} — {who}",
+        "# " + t._("Minutes: participation request #%(id)s — %(who)s", id=req["id"], who=who),
         "",
-        f"**{md_escape(record.get('group'))}** · decision record `{record.get('schema')}`",
+        t._(
+            "**%(group)s** · decision record `%(schema)s`",
+            group=md_escape(record.get("group")),
+            schema=record.get("schema"),
+        ),
         "",
-        "## The request",
+        "## " + t._("The request"),
         "",
         "| | |",
         "|---|---|",
-        f"| Applicant | {who} |",
-        f"| Organisation | {md_escape(req.get('org')) or 'not given'} |",
-        f"| Stakeholder group | {_label(req.get('stakeholder'), _STAKEHOLDER_LABELS)} |",
-        f"| Region | {_label(req.get('region'), _REGION_LABELS)} |",
-        "| Filed by | "
-        + (
-            "the applicant (self-application)"
-            if req.get("self_applied")
-            else md_escape(req.get("filed_by"))
-        )
-        + " |",
-        f"| Filed | {_when(req.get('created_at'))} |",
-        f"| Ballot opened | {_when(req.get('opened_at'))} |",
-        f"| Deadline | {_when(req.get('deadline_at'))} |",
-        f"| Ballot closed | {_when(req.get('closed_at'))} |",
-        f"| Status | {md_escape(req.get('state'))} |",
+        row(N_("Applicant"), who),
+        row(N_("Organisation"), md_escape(req.get("org")) or t._("not given")),
+        row(N_("Stakeholder group"), _label(t, req.get("stakeholder"), _STAKEHOLDER_LABELS)),
+        row(N_("Region"), _label(t, req.get("region"), _REGION_LABELS)),
+        row(N_("Filed by"), filed_by),
+        row(N_("Filed"), _when(t, req.get("created_at"))),
+        row(N_("Ballot opened"), _when(t, req.get("opened_at"))),
+        row(N_("Deadline"), _when(t, req.get("deadline_at"))),
+        row(N_("Ballot closed"), _when(t, req.get("closed_at"))),
+        row(N_("Status"), t._(_STATES[state]) if state in _STATES else md_escape(state)),
         "",
-        "### Statement",
+        "### " + t._("Statement"),
         "",
-        md_quote(req.get("statement")),
+        md_quote(req.get("statement"), t),
         "",
-        "The applicant affirms the group's participation principles: independence, community, "
-        "transparency, participation, technical relevance and excellence, and collaboration.",
+        t._(
+            "The applicant affirms the group's participation principles: independence, "
+            "community, transparency, participation, technical relevance and excellence, and "
+            "collaboration."
+        ),
         "",
-        "## Timeline",
+        "## " + t._("Timeline"),
         "",
     ]
     sources = {
         str(e.get("event_id")): f"{e.get('source')}" for e in entries if e.get("type") == "position"
     }
     for e in entries:
-        line = _entry_line(e, sources)
+        line = _entry_line(t, e, sources)
         if line is not None:
-            out.append(f"- {_when(e.get('ts'))} — {line}")
+            out.append(f"- {_when(t, e.get('ts'))} — {line}")
 
     counts = sense.get("counts", {})
     quorum = float(sense.get("quorum", 0))
     out += [
         "",
-        "## Positions",
+        "## " + t._("Positions"),
         "",
-        f"{sense.get('participated')} of {sense.get('eligible')} eligible members took a "
-        f"position (the quorum is {quorum * 100:g} % of them). This is not a vote "
-        "count: the chair judges whether every objection was addressed.",
+        t._(
+            "%(participated)s of %(eligible)s eligible members took a position (the quorum is "
+            "%(quorum)s %% of them). This is not a vote count: the chair judges whether every "
+            "objection was addressed.",
+            participated=sense.get("participated"),
+            eligible=sense.get("eligible"),
+            quorum=f"{quorum * 100:g}",
+        ),
         "",
-        "| Position | Members |",
+        "| " + t._("Position") + " | " + t._("Members") + " |",
         "|---|---:|",
     ]
-    out += [f"| {p.label.capitalize()} | {counts.get(p.value, 0)} |" for p in POSITION_ORDER]
+    out += [f"| {t._(p.label).capitalize()} | {counts.get(p.value, 0)} |" for p in POSITION_ORDER]
     recused = sense.get("recused") or []
     if recused:
         out += [
             "",
-            "Recused (not counted as eligible): " + ", ".join(md_escape(m) for m in recused) + ".",
+            t._(
+                "Recused (not counted as eligible): %(members)s.",
+                members=", ".join(md_escape(m) for m in recused),
+            ),
         ]
-    out += ["", "### By stakeholder group", ""]
+    out += ["", "### " + t._("By stakeholder group"), ""]
     by_stakeholder = sense.get("by_stakeholder", [])
-    out += _group_table(by_stakeholder, "Stakeholder group", _STAKEHOLDER_LABELS)
-    out += _absences(by_stakeholder, _STAKEHOLDER_LABELS)
-    out += ["", "### By region", ""]
+    out += _group_table(t, by_stakeholder, t._("Stakeholder group"), _STAKEHOLDER_LABELS)
+    out += _absences(t, by_stakeholder, _STAKEHOLDER_LABELS)
+    out += ["", "### " + t._("By region"), ""]
     by_region = sense.get("by_region", [])
-    out += _group_table(by_region, "Region", _REGION_LABELS)
-    out += _absences(by_region, _REGION_LABELS)
+    out += _group_table(t, by_region, t._("Region"), _REGION_LABELS)
+    out += _absences(t, by_region, _REGION_LABELS)
 
-    out += ["", "### Did not take part", ""]
+    out += ["", "### " + t._("Did not take part"), ""]
     absent = sense.get("did_not_take_part") or []
     if absent:
         out.append(
-            "These eligible members took no position. Not taking part is not the same as "
-            "“no objection”, which is a position."
+            t._(
+                "These eligible members took no position. Not taking part is not the same as "
+                "“no objection”, which is a position."
+            )
         )
         out.append("")
         for member in absent:
@@ -465,104 +543,173 @@ def render_markdown(record: Mapping[str, Any]) -> str:
             detail = ", ".join(
                 x
                 for x in (
-                    _label(info.get("stakeholder"), _STAKEHOLDER_LABELS) if info else "",
-                    _label(info.get("region"), _REGION_LABELS) if info else "",
+                    _label(t, info.get("stakeholder"), _STAKEHOLDER_LABELS) if info else "",
+                    _label(t, info.get("region"), _REGION_LABELS) if info else "",
                 )
                 if x
             )
             out.append(f"- {md_escape(member)}" + (f" ({detail})" if detail else ""))
     else:
-        out.append("Every eligible member took a position.")
+        out.append(t._("Every eligible member took a position."))
 
-    out += ["", "## Objections", ""]
+    out += ["", "## " + t._("Objections"), ""]
     raised = [e for e in entries if e.get("type") == "objection_raised"]
     disposed = {e.get("id"): e for e in entries if e.get("type") == "objection_disposed"}
     if not raised:
-        out.append("No objections were raised.")
+        out.append(t._("No objections were raised."))
     for e in raised:
         d = disposed.get(e.get("id"))
         out.append(
-            f"**Objection #{e.get('id')}** by {md_escape(e.get('member'))}, raised "
-            f"{_when(e.get('ts'))}:"
+            t._(
+                "**Objection #%(id)s** by %(member)s, raised %(when)s:",
+                id=e.get("id"),
+                member=md_escape(e.get("member")),
+                when=_when(t, e.get("ts")),
+            )
         )
-        out += ["", md_quote(e.get("reason")) if e.get("reason") else "> *(no reason given)*", ""]
+        no_reason = "> *" + t._("(no reason given)") + "*"
+        out += ["", md_quote(e.get("reason"), t) if e.get("reason") else no_reason, ""]
         if d is None:
-            out.append(f"Disposition: {_DISPOSITION_NOTES[ObjectionState.OPEN.value]}.")
+            note = t._(_DISPOSITION_NOTES[ObjectionState.OPEN.value])
+            out.append(t._("Disposition: %(note)s.", note=note))
         else:
-            note = _DISPOSITION_NOTES.get(str(d.get("state")), md_escape(d.get("state")))
-            line = f"Disposition: **{note}** — by {md_escape(d.get('by'))}, {_when(d.get('ts'))}"
+            state = str(d.get("state"))
+            note = (
+                t._(_DISPOSITION_NOTES[state])
+                if state in _DISPOSITION_NOTES
+                else md_escape(d.get("state"))
+            )
+            line = t._(
+                "Disposition: **%(note)s** — by %(by)s, %(when)s",
+                note=note,
+                by=md_escape(d.get("by")),
+                when=_when(t, d.get("ts")),
+            )
             rationale = _quoted(d.get("rationale"))
             out.append(f"{line}: {rationale}" if rationale else f"{line}.")
         out.append("")
     rough = sense.get("in_the_rough") or []
     if rough:
         out.append(
-            "In the rough (objection addressed, not accommodated): "
-            + ", ".join(md_escape(m) for m in rough)
-            + "."
+            t._(
+                "In the rough (objection addressed, not accommodated): %(members)s.",
+                members=", ".join(md_escape(m) for m in rough),
+            )
         )
         out.append("")
     if out[-1] != "":
         out.append("")
 
-    out += ["## Sense of the room", ""]
+    out += ["## " + t._("Sense of the room"), ""]
     if outcome.get("proposal"):
-        out.append(f"Draft at the close of the ballot: **{_proposal_label(outcome['proposal'])}**.")
-    out.append(
-        f"From the record as it stands: **{_proposal_label(sense.get('proposal'))}**"
-        + (
-            f" (open objections: {', '.join('#' + str(i) for i in sense['open_objections'])})."
-            if sense.get("open_objections")
-            else "."
+        out.append(
+            t._(
+                "Draft at the close of the ballot: **%(proposal)s**.",
+                proposal=_proposal_label(t, outcome["proposal"]),
+            )
         )
-    )
+    current = _proposal_label(t, sense.get("proposal"))
+    if sense.get("open_objections"):
+        out.append(
+            t._(
+                "From the record as it stands: **%(proposal)s** (open objections: %(ids)s).",
+                proposal=current,
+                ids=", ".join("#" + str(i) for i in sense["open_objections"]),
+            )
+        )
+    else:
+        out.append(t._("From the record as it stands: **%(proposal)s**.", proposal=current))
 
-    out += ["", "## Decision", ""]
+    out += ["", "## " + t._("Decision"), ""]
     decision = outcome.get("decision")
     if decision is None:
-        out.append("The chair has not decided yet.")
+        out.append(t._("The chair has not decided yet."))
     else:
-        label = _OUTCOME_LABELS.get(str(decision), md_escape(decision))
+        label = (
+            t._(_OUTCOME_LABELS[str(decision)])
+            if str(decision) in _OUTCOME_LABELS
+            else md_escape(decision)
+        )
         out += [
-            f"The chair, {md_escape(outcome.get('decided_by'))}, decided on "
-            f"{_when(outcome.get('decided_at'))}: **{label}**.",
+            t._(
+                "The chair, %(chair)s, decided on %(when)s: **%(outcome)s**.",
+                chair=md_escape(outcome.get("decided_by")),
+                when=_when(t, outcome.get("decided_at")),
+                outcome=label,
+            ),
             "",
-            "Rationale:",
+            t._("Rationale:"),
             "",
-            md_quote(outcome.get("rationale")),
+            md_quote(outcome.get("rationale"), t),
         ]
-    out += ["", "### Appeal", ""]
+    out += ["", "### " + t._("Appeal"), ""]
     window = outcome.get("appeal_window_ms")
     if decision is None:
-        out.append("Once decided, the decision can be appealed within the group's appeal window.")
+        out.append(
+            t._("Once decided, the decision can be appealed within the group's appeal window.")
+        )
     elif outcome.get("appeal_until") is not None and window is not None:
         out.append(
-            f"This decision can be appealed until {_when(outcome['appeal_until'])} "
-            f"({_days(int(window))} after the decision)."
+            t._(
+                "This decision can be appealed until %(when)s (%(window)s after the decision).",
+                when=_when(t, outcome["appeal_until"]),
+                window=_days(t, int(window)),
+            )
         )
     else:
-        out.append("This decision can be appealed within the group's appeal window.")
+        out.append(t._("This decision can be appealed within the group's appeal window."))
 
-    out += ["", "## Hums", ""]
+    out += ["", "## " + t._("Hums"), ""]
     hums = record.get("hums")
     if hums:
         out.append(
-            f"For: {md_escape(hums.get('for'))}; against: {md_escape(hums.get('against'))}. "
-            "Hums are anonymous: only how loud each side was is recorded."
+            t._(
+                "For: %(for_side)s; against: %(against_side)s. Hums are anonymous: only how loud "
+                "each side was is recorded.",
+                for_side=_loudness(t, hums.get("for")),
+                against_side=_loudness(t, hums.get("against")),
+            )
         )
     else:
-        out.append("No hum is part of this record. Hums are anonymous and never listed by name.")
+        out.append(
+            t._("No hum is part of this record. Hums are anonymous and never listed by name.")
+        )
 
+    head = record.get("head")
     out += [
         "",
-        "## Verification",
+        "## " + t._("Verification"),
         "",
-        f"Record head (SHA-256): `{record.get('head')}`",
+        t._("Record head (SHA-256): %(head)s", head=f"`{head}`"),
         "",
-        f"These minutes were rendered from a decision record of {len(entries)} entries. "
-        "Check the JSON export against them with "
-        f"`consensus-bot export --verify FILE --head {record.get('head')}`: it succeeds only "
-        "if the file is intact and its head is the one above.",
+        t.ngettext(
+            "These minutes were rendered from a decision record of %(n)s entry. Check the JSON "
+            "export against them with %(command)s: it succeeds only if the file is intact and "
+            "its head is the one above.",
+            "These minutes were rendered from a decision record of %(n)s entries. Check the "
+            "JSON export against them with %(command)s: it succeeds only if the file is intact "
+            "and its head is the one above.",
+            len(entries),
+            command=f"`consensus-bot export --verify FILE --head {head}`",
+        ),
         "",
     ]
     return "\n".join(out)
+
+
+# The request's state in the minutes' table (the words of `list` and `status`).
+_STATES = {
+    "triage": N_("triage"),
+    "pending": N_("pending"),
+    "open": N_("open"),
+    "drafted": N_("drafted"),
+    "decided": N_("decided"),
+    "blocked": N_("blocked"),
+    "cancelled": N_("cancelled"),
+}
+_LOUDNESS = {"none": N_("none"), "soft": N_("soft"), "loud": N_("loud")}
+
+
+def _loudness(t: Speaker, value: object) -> str:
+    text = str(value)
+    return t._(_LOUDNESS[text]) if text in _LOUDNESS else md_escape(text)

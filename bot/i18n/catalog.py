@@ -32,6 +32,9 @@ from babel.numbers import format_decimal
 
 from bot.domain.clock_rules import format_when, zone
 from bot.domain.durations import clamp_ts, format_duration
+from bot.domain.text import Phrase as Phrase  # re-exported: the edges say phrases
+from bot.domain.text import Span as Span
+from bot.domain.text import phrase as phrase
 
 DOMAIN = "consensus"
 SOURCE_LANGUAGE = "en"

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.countries import lookup
-from bot.domain.objections import Objection
+from bot.domain.lifecycle import RequestState
+from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import LEGEND, POSITION_ORDER, Position
 from bot.domain.principles import PRINCIPLES
 from bot.domain.process import RoughShape
 from bot.domain.request import Request
 from bot.domain.sense import GroupBreakdown, Proposal, Sense
-from bot.domain.text import N_, sanitize
+from bot.domain.text import N_, Phrase, sanitize
 from bot.i18n.catalog import Language, english
 
 MAX_FIELD_CHARS = 2_000
@@ -352,7 +353,7 @@ def summary(
     *,
     final: bool,
     mentions: Iterable[str] = (),
-    hums: str | None = None,
+    hums: Phrase | None = None,
     shape: RoughShape | None = None,
     prefix: str = "!cb",
     updated: str | None = None,
@@ -466,7 +467,7 @@ def summary(
             )
         )
     if hums is not None:
-        lines.append(lang._("Hums: %(hums)s", hums=hums))
+        lines.append(lang._("Hums: %(hums)s", hums=hums.say(lang)))
     if final:
         lines.append(
             lang._(
@@ -489,7 +490,7 @@ def summary(
         "rough_warning": None if shape is None else shape.warning,
     }
     if hums is not None:
-        data["hums"] = hums
+        data["hums"] = hums.say()  # the machine-readable block stays English
     return Message("summary", req.id, body, rtl_html(lang, html_), data, tuple(mentions))
 
 
@@ -560,6 +561,28 @@ OUTCOME_LABELS = {
     "decline": N_("decline"),
     "no-consensus": N_("no consensus"),
 }
+# The state words of `list`, `status` and `objections`: English as stored, translated when
+# shown. "open" is one word for both (a request's ballot, an objection not disposed of).
+STATE_LABELS: Mapping[str, str] = {
+    RequestState.TRIAGE: N_("triage"),
+    RequestState.PENDING: N_("pending"),
+    RequestState.OPEN: N_("open"),
+    RequestState.DRAFTED: N_("drafted"),
+    RequestState.DECIDED: N_("decided"),
+    RequestState.BLOCKED: N_("blocked"),
+    RequestState.CANCELLED: N_("cancelled"),
+    ObjectionState.ACCOMMODATED: N_("accommodated"),
+    ObjectionState.ADDRESSED: N_("addressed"),
+    ObjectionState.DUPLICATE: N_("duplicate"),
+    ObjectionState.WITHDRAWN: N_("withdrawn"),
+}
+
+
+def state_label(lang: Language, state: RequestState | ObjectionState) -> str:
+    """A request's or an objection's state in the reader's language."""
+    return lang._(STATE_LABELS.get(state, state.value))
+
+
 _PUBLIC_OUTCOMES = {
     "admit": N_("admitted"),
     "decline": N_("declined"),

@@ -28,7 +28,6 @@ from bot.domain.counting import (
     standing,
     still_eligible,
 )
-from bot.domain.durations import format_duration
 from bot.domain.errors import Refusal
 from bot.domain.hums import Hum, HumReport, Side, Strength, hum_report_given
 from bot.domain.intake import incomplete
@@ -48,7 +47,8 @@ from bot.domain.process import RoughShape, rough_shape
 from bot.domain.record import HumAggregate, Record
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Sense
-from bot.domain.text import N_
+from bot.domain.text import N_, Phrase, Span, phrase
+from bot.i18n.catalog import Language
 from bot.matrix import render
 from bot.matrix.rooms import (
     POLL_END,
@@ -123,10 +123,10 @@ class Ballots:
         objections = await repo.objections(req.id)
         return await _pure(len(now.voters), now.sense, objections, self.settings.quorum)
 
-    async def hums(self, repo: Repository, req: Request) -> str:
+    async def hums(self, repo: Repository, req: Request) -> Phrase:
         """What the room hears of the hums: each side's loudness, never names or counts, and
         nothing before the ballot closed."""
-        return (await self._hum_report(repo, req)).describe()
+        return (await self._hum_report(repo, req)).phrase()
 
     async def _hum_report(
         self, repo: Repository, req: Request, now: Standing | None = None
@@ -442,7 +442,7 @@ class Ballots:
         if due - now < s.min_deadline_ms:
             raise Refusal(
                 N_("the deadline must be at least %(span)s away, so every region can take part"),
-                span=format_duration(s.min_deadline_ms),
+                span=Span(s.min_deadline_ms),
             )
         # An application by direct message, or a member's request that lacks what the
         # members need to judge it, waits for a chair; a chair's request is triaged by filing.
@@ -577,29 +577,36 @@ class Ballots:
             await out.edit(render.request_card(edited, now, tz, lang), CARD, request_id=req.id)
         if req.state in (RequestState.OPEN, RequestState.DRAFTED):
             listed = "; ".join(f"{k}: {render.inline(v, 200)}" for k, v in changes.items())
-            text = lang._(
-                "✏ %(title)s was edited by %(chair)s — %(changes)s. If your position predates "
-                "this change, you may revise it.",
-                title=render.inline(render.title(edited, lang)),
-                chair=by,
-                changes=listed,
-            )
+
+            def notice(speak: Language) -> str:
+                return speak._(
+                    "✏ %(title)s was edited by %(chair)s — %(changes)s. If your position "
+                    "predates this change, you may revise it.",
+                    title=render.inline(render.title(edited, speak)),
+                    chair=by,
+                    changes=listed,
+                )
+
+            text = notice(lang)
             positioned = sorted((await self.count(repo, edited)).current)
             await out.message(
                 render.notice("reply", req.id, text, tuple(positioned), lang, event="edited"),
                 request_id=req.id,
             )
             if self.settings.allow_room and positioned:
-                # Not personal: one message where all members are (bot/services/reach.py).
+                # Not personal: one message where all members are (bot/services/reach.py),
+                # in the rooms' language.
                 await out.message(
-                    render.notice("reply", req.id, text, tuple(positioned), event="edited"),
+                    render.notice("reply", req.id, text, tuple(positioned), lang, event="edited"),
                     room_id=self.settings.main_room_id,
                     request_id=req.id,
                 )
                 positioned = []
+            chosen = await repo.languages_of(positioned)
             for member in positioned:
+                own = self.settings.language(chosen.get(member))  # a DM: their language
                 await out.message(
-                    render.notice("reply", req.id, text, (member,), lang, event="edited"),
+                    render.notice("reply", req.id, notice(own), (member,), own, event="edited"),
                     room_id=dm(member),
                     request_id=req.id,
                 )
@@ -634,7 +641,7 @@ class Ballots:
             sense,
             final=True,
             mentions=sorted(self.settings.chairs),
-            hums=(await self._hum_report(repo, req, now)).describe(),
+            hums=(await self._hum_report(repo, req, now)).phrase(),
             shape=shape,
             prefix=self.settings.prefix,
             updated=None if first else (updated or N_("the draft changed")),
@@ -746,10 +753,10 @@ class Ballots:
 
     async def reopen(
         self, repo: Repository, out: Outbox, req: Request, due: int, now: int
-    ) -> tuple[Request, str]:
+    ) -> tuple[Request, Phrase | None]:
         """Open a closed or decided ballot again until `due`: a new round with a new draft;
         positions so far stay, and a decided admission is withdrawn until decided again.
-        Returns the request and a note for the chair."""
+        Returns the request and a note for the chair (said in the reader's language)."""
         await repo.update_request(
             req.id,
             state=transition(req.state, Action.REOPEN),
@@ -765,7 +772,7 @@ class Ballots:
         )
         reopened = await repo.request(req.id)
         assert reopened is not None
-        note = ""
+        note = None
         applicant = req.applicant.user_id
         admitted = applicant is not None and req.outcome is Outcome.ADMIT
         if (
@@ -773,7 +780,10 @@ class Ballots:
             and applicant
             and await repo.withdraw_admission(req.group_id, applicant, req.id)
         ):
-            note = f" {applicant} is off the roster again until it is decided."
+            note = phrase(
+                N_("%(applicant)s is off the roster again until it is decided."),
+                applicant=applicant,
+            )
         # Reactions and retractions that came in while it was closed count now.
         await self.follow_all(repo, out, reopened, now)
         out.after.schedule_changed(req.id)

@@ -32,6 +32,7 @@ from bot.domain.record import (
 )
 from bot.domain.record_render import render_csv, render_json, render_markdown
 from bot.domain.request import Request
+from bot.domain.text import Speaker
 from storage.repo import Repository
 
 Format = Literal["json", "csv", "md"]
@@ -156,19 +157,20 @@ async def export_record(
     )
 
 
-async def render_file(record: Mapping[str, Any], fmt: Format) -> str:
+async def render_file(record: Mapping[str, Any], fmt: Format, lang: Speaker | None = None) -> str:
     """`render`, off the event loop (a big record takes a good part of a second)."""
-    return await asyncio.to_thread(render, record, fmt)
+    return await asyncio.to_thread(render, record, fmt, lang)
 
 
-def render(record: Mapping[str, Any], fmt: Format) -> str:
-    """The record as the text of a `json`, `csv` or `md` file."""
+def render(record: Mapping[str, Any], fmt: Format, lang: Speaker | None = None) -> str:
+    """The record as the text of a `json`, `csv` or `md` file; the Markdown minutes are
+    said in `lang` (the group's language), the JSON and CSV data are language-free."""
     if fmt == "json":
         return render_json(record)
     if fmt == "csv":
         return render_csv(record)
     if fmt == "md":
-        return render_markdown(record)
+        return render_markdown(record, lang)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 

@@ -32,6 +32,9 @@ from bot.domain.lifecycle import (
 from bot.domain.objections import Objection, ObjectionState
 from bot.domain.positions import Position
 from bot.domain.process import (
+    APPEAL_ANSWER,
+    DECISION,
+    EARLY,
     confirm_problem,
     contest_problem,
     disposition_problem,
@@ -51,7 +54,7 @@ from bot.domain.ratelimit import (
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal
 from bot.domain.text import N_
-from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, english, normalize_code
+from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, Phrase, english, normalize_code
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
@@ -293,7 +296,7 @@ class Handlers:
             await self._answer(out, event, reply, where, False, lang)
             return
         if isinstance(parsed, ParseFailure):
-            reply = self._failure_reply(parsed)
+            reply = fail(parsed.render(lang))  # the usage's words stay as typed
             await self._answer(out, event, reply, where, False, lang)
             return
         if unsure and parsed.spec.executor not in GROUPLESS:
@@ -302,9 +305,9 @@ class Handlers:
             reply = await self._run(repo, out, event, parsed, now, where, received_at, lang)
         if parsed.spec.executor in (Executor.LANGUAGE, Executor.APPLY):
             lang = await self._language(repo, event, where)  # the sender may have chosen now
-        if parsed.hint and reply.ok and reply.message is None:
-            # `vote X` worked as position X: say so (the hint says it was recorded).
-            text = f"{reply.text}\n{parsed.hint}".strip()
+        if parsed.note is not None and reply.ok and reply.message is None:
+            # `vote X` worked as position X: say so (the note says it was recorded).
+            text = f"{reply.text}\n{parsed.note.say(lang)}".strip()
             reply = Reply(True, text, reply.request, reply.data, None, None, reply.private)
         await self._answer(out, event, reply, where, parsed.spec.private_answer, lang)
 
@@ -348,9 +351,6 @@ class Handlers:
             )
         )
         await self._answer(out, event, reply, where, False, lang)
-
-    def _failure_reply(self, failure: ParseFailure) -> Reply:
-        return fail(failure.render())
 
     async def _run(
         self,
@@ -428,9 +428,10 @@ class Handlers:
         try:
             return await self.table[spec.name](ctx, parsed.args)
         except LifecycleError as exc:
-            return fail(lang._("Not now: %(why)s.", why=str(exc)))
+            why = Phrase(exc.message, exc.params).say(lang)
+            return fail(lang._("Not now: %(why)s.", why=why))
         except Refusal as exc:  # only a refusal's text reaches the user: a bug's goes to the log
-            return fail(lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(lang))
 
     @staticmethod
     def _what(spec: CommandSpec, lang: Language) -> str:
@@ -523,7 +524,10 @@ class Handlers:
     async def help(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`help [COMMAND]`."""
         topic = (args.get("command") or "").strip()
-        text = render_topic_help(topic, self.prefix) if topic else render_help(self.prefix)
+        prefix = self.prefix
+        text = (
+            render_topic_help(topic, prefix, ctx.lang) if topic else render_help(prefix, ctx.lang)
+        )
         body = html.escape(text)
         return Reply(True, text, html=f"<pre>{body}</pre>")
 
@@ -704,7 +708,7 @@ class Handlers:
             raise  # answered "Not now: …" by `_run`, like every refused transition
         except Refusal as exc:
             return fail(
-                ctx.lang._("Not filed: %(why)s.", why=ctx.lang._(exc.message, **exc.params))
+                ctx.lang._("Not filed: %(why)s.", why=Phrase(exc.message, exc.params).say(ctx.lang))
             )
         if req.state is RequestState.TRIAGE and req.self_applied:
             return Reply(
@@ -761,7 +765,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         if not self.ballots.accepts(req, ctx.event.ts, ctx.now):
             return fail(ctx.lang._(_NOT_OPEN, id=req.number), req.id)
         item = PositionInput(
@@ -819,12 +823,12 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         sense = await self.ballots.sense(ctx.repo, req)
         hums = await self.ballots.hums(ctx.repo, req)
         lang = ctx.lang
         msg = render.summary(req, sense, final=False, hums=hums, prefix=self.prefix, lang=lang)
-        head = lang._("State: %(state)s", state=req.state.value)
+        head = lang._("State: %(state)s", state=render.state_label(lang, req.state))
         if req.state is RequestState.OPEN:
             left = lang.duration(req.deadline_at - ctx.now)
             head += "; " + lang._(
@@ -877,7 +881,7 @@ class Handlers:
                 name = render.inline(
                     render.triage_title(req, ctx.lang)
                 )  # nothing unvetted in shared rooms
-            line = f"#{req.number} {name} — {req.state.value}"
+            line = f"#{req.number} {name} — {render.state_label(ctx.lang, req.state)}"
             if req.state is RequestState.OPEN:
                 line += ", " + ctx.lang._("closes %(when)s", when=self.when(ctx, req.deadline_at))
             open_appeals = [a for a in appeals if a.request_id == req.id]
@@ -908,7 +912,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         objections = await ctx.repo.objections(req.id)
         if not objections:
             return Reply(
@@ -920,7 +924,7 @@ class Handlers:
         lines = []
         for o in objections:
             reason = render.inline(o.reason, 300) or ctx.lang._("(no reason yet)")
-            line = f"#{o.id} {o.member} — {o.state.value}: {reason}"
+            line = f"#{o.id} {o.member} — {render.state_label(ctx.lang, o.state)}: {reason}"
             if o.rationale:
                 line += f" | {o.disposed_by}: {render.inline(o.rationale, 300)}"
             lines.append(line)
@@ -956,7 +960,7 @@ class Handlers:
                 ctx.lang._(
                     "objection #%(id)s was already disposed of (%(state)s).",
                     id=objection.id,
-                    state=objection.state.value,
+                    state=render.state_label(ctx.lang, objection.state),
                 ),
                 req.id,
             )
@@ -977,7 +981,7 @@ class Handlers:
             duplicate_of = other.id
         problem = disposition_problem(state, rationale)
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         await ctx.repo.dispose_objection(
             objection.id, state, ctx.event.sender, rationale, ctx.now, duplicate_of
         )
@@ -991,7 +995,7 @@ class Handlers:
             "Objection #%(id)s by %(member)s: %(state)s.",
             id=objection.id,
             member=objection.member,
-            state=state.value,
+            state=render.state_label(ctx.lang, state),
         )
         text += " " + ctx.lang.ngettext(
             "%(n)s objection still open on request #%(id)s.",
@@ -1021,7 +1025,7 @@ class Handlers:
             "before the decision: %(command)s",
             id=objection.id,
             title=render.inline(render.title(req, lang)),
-            state=state.value,
+            state=render.state_label(lang, state),
             chair=ctx.event.sender,
             rationale=render.inline(why, 1_000),
             window=window,
@@ -1048,7 +1052,7 @@ class Handlers:
         assert req is not None
         problem = contest_problem(objection, req.state, ctx.now, self.settings.contest_window_ms)
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
         await ctx.repo.contest_objection(objection.id, ctx.event.sender, reason, ctx.now)
         if req.state is RequestState.DRAFTED:
@@ -1093,10 +1097,10 @@ class Handlers:
         if not wait:
             return None
         if early is None:
-            raise Refusal(early_refusal(wait, command, self.prefix) + ".")
-        problem = rationale_problem(str(early), "acting before the minimum deadline")
+            raise Refusal(N_("%(why)s."), why=early_refusal(wait, command, self.prefix))
+        problem = rationale_problem(str(early), EARLY)
         if problem:
-            raise Refusal(problem + ".")
+            raise Refusal(N_("%(why)s."), why=problem)
         return render.clean(str(early), 2_000)
 
     async def _note_early(self, ctx: Ctx, req: Request, early: str | None) -> None:
@@ -1130,7 +1134,7 @@ class Handlers:
         rationale = args.get("rationale")
         problem = confirm_problem(sense, rough_shape(sense, tally.voters), rationale)
         if problem:
-            return fail(ctx.lang._("Not confirmed: %(why)s.", why=ctx.lang._(problem)), req.id)
+            return fail(ctx.lang._("Not confirmed: %(why)s.", why=problem.say(ctx.lang)), req.id)
         outcome = outcome_for(sense.proposal)
         words = render.clean(str(rationale), 2_000) if rationale else None
         await self.ballots.decide(
@@ -1151,9 +1155,9 @@ class Handlers:
         assert req is not None
         early = self._early(ctx, req, args, "decide OUTCOME") if req.closed_at is None else None
         rationale = render.clean(str(args["rationale"]), 2_000)
-        problem = rationale_problem(rationale, "a decision")
+        problem = rationale_problem(rationale, DECISION)
         if problem:
-            return fail(problem + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         await self._note_early(ctx, req, early)
         await self.ballots.decide(
             ctx.repo,
@@ -1181,7 +1185,7 @@ class Handlers:
                 id=req.number,
                 when=self.when(ctx, reopened.deadline_at),
             )
-            + (ctx.lang._(note) if note else ""),
+            + (" " + note.say(ctx.lang) if note else ""),
             req.id,
         )
 
@@ -1263,7 +1267,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         if req.state is not RequestState.OPEN:
             return fail(ctx.lang._(_NOT_OPEN, id=req.number))
         if not await self.ballots.is_voter(ctx.repo, req, ctx.event.sender):
@@ -1371,7 +1375,7 @@ class Handlers:
                 ctx.lang._(
                     "request #%(id)s is not waiting for triage (%(state)s).",
                     id=req.number,
-                    state=req.state.value,
+                    state=render.state_label(ctx.lang, req.state),
                 )
             )
         reason = render.clean(str(args["reason"]), 2_000)
@@ -1415,7 +1419,7 @@ class Handlers:
             already_open=own[0] if own else None,
         )
         if problem:
-            return fail(ctx.lang._(problem) + ".", req.id)
+            return fail(problem.say(ctx.lang) + ".", req.id)
         reason = render.clean(str(args["reason"]), 2_000)
         aid = await ctx.repo.add_appeal(req.id, segment, sender, reason, ctx.now)
         chairs = sorted(self.settings.chairs)
@@ -1477,15 +1481,15 @@ class Handlers:
                 )
             )
         rationale = render.clean(str(args["rationale"]), 2_000)
-        problem = rationale_problem(rationale, "an answer to an appeal")
+        problem = rationale_problem(rationale, APPEAL_ANSWER)
         if problem:
-            return fail(ctx.lang._(problem) + ".", appeal.request_id)
+            return fail(problem.say(ctx.lang) + ".", appeal.request_id)
         req = await ctx.repo.request(appeal.request_id)
         assert req is not None
         answer = str(args["answer"])
         await ctx.repo.answer_appeal(appeal.id, answer, ctx.event.sender, rationale, ctx.now)
         reopened_until: int | None = None
-        note = ""
+        note: Phrase | None = None
         if answer == "upheld" and req.state is RequestState.DECIDED:
             reopened, note = await self.ballots.reopen(
                 ctx.repo, ctx.out, req, ctx.now + self.settings.min_deadline_ms, ctx.now
@@ -1509,7 +1513,7 @@ class Handlers:
             if reopened_until is not None:
                 until = lang.when(reopened_until, self.settings.group_tz, now_ms=ctx.now)
                 text += "\n" + lang._("The ballot is open again until %(when)s.", when=until)
-                text += lang._(note) if note else ""
+                text += " " + note.say(lang) if note else ""
             return text
 
         room = self.settings.lang
@@ -1863,7 +1867,7 @@ class Handlers:
         try:
             req = await self._target(ctx, args)
         except Refusal as exc:
-            return fail(ctx.lang._(exc.message, **exc.params))
+            return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         fmt: Format = args.get("format") or "json"
         s = self.settings
         record = await export_record(
@@ -1885,7 +1889,7 @@ class Handlers:
             },
         }
         await ctx.out.file(
-            await render_file(record, fmt),
+            await render_file(record, fmt, self.settings.lang),  # minutes: the group's
             export_filename(record, fmt),
             MEDIA_TYPES[fmt],
             caption,

@@ -15,13 +15,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.domain.countries import lookup
+from bot.domain.countries import Country, lookup
 from bot.domain.lifecycle import RequestState
 from bot.domain.publish import Decision, PublishOptions, build_site, groups_index
 from bot.domain.record_render import render_markdown
+from bot.i18n.catalog import SOURCE_LANGUAGE, Language
 from bot.services.clock import Clock
 from bot.services.settings import Settings
 from storage.backend import Backend
@@ -30,9 +32,9 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 
-async def gather(repo: Repository, group_id: str) -> list[Decision]:
+async def gather(repo: Repository, group_id: str, lang: Language | None = None) -> list[Decision]:
     """A group's decided requests with their frozen record segments (undecided ones
-    never)."""
+    never), the minutes said in `lang` (the group's language)."""
     decisions = []
     for req in await repo.requests(group_id, [RequestState.DECIDED]):
         frozen = await repo.frozen_records(req.id)
@@ -43,13 +45,21 @@ async def gather(repo: Repository, group_id: str) -> list[Decision]:
         decisions.append(
             Decision(
                 segments=tuple(f.body for f in frozen),
-                markdown=tuple(render_markdown(json.loads(f.body)) for f in frozen),
+                markdown=tuple(render_markdown(json.loads(f.body), lang) for f in frozen),
                 kind=a.kind,
-                country=country.name if country else a.country,
+                country=_country_name(country, lang) if country else a.country,
                 consent=req.publish_consent is True,
             )
         )
     return decisions
+
+
+def _country_name(country: Country, lang: Language | None) -> str:
+    """The country's name in the site's language (CLDR); in English, the bot's own table's
+    name, as every English text says it."""
+    if lang is None or lang.code == SOURCE_LANGUAGE:
+        return country.name
+    return lang.territory(country.alpha2)
 
 
 def write_site(files: dict[str, str], out: Path) -> None:
@@ -84,31 +94,46 @@ def write_site(files: dict[str, str], out: Path) -> None:
 async def site_files(
     repo: Repository,
     *,
-    groups: Sequence[tuple[str, str]],
+    groups: Sequence[SiteGroup],
     options: PublishOptions,
     now_ms: int,
 ) -> dict[str, str]:
-    """Gather the decisions of these groups ((id, name) each) and render the site's files
-    (`write_site` writes them): one group's site at the top, several in a folder each."""
-    decisions = {gid: await gather(repo, gid) for gid, _ in groups}
+    """Gather the decisions of these groups and render the site's files (`write_site`
+    writes them): one group's site at the top, several in a folder each, each in its
+    group's language."""
+    decisions = {g.id: await gather(repo, g.id, g.lang) for g in groups}
     return render_sites(groups, decisions, options, _iso(now_ms))
 
 
+@dataclass(frozen=True, slots=True)
+class SiteGroup:
+    """A group as its site shows it: id (its folder, with several), name and language
+    (None: English)."""
+
+    id: str
+    name: str
+    lang: Language | None = None
+
+
 def render_sites(
-    groups: Sequence[tuple[str, str]],
+    groups: Sequence[SiteGroup],
     decisions: Mapping[str, Sequence[Decision]],
     options: PublishOptions,
     updated_iso: str,
 ) -> dict[str, str]:
     """The files of each group's site: at the top for a bot of one group; otherwise each in
     the folder of its id, under a page that lists the groups."""
+
+    def site(g: SiteGroup) -> dict[str, str]:
+        return build_site(
+            decisions[g.id], group=g.name, options=options, updated_iso=updated_iso, lang=g.lang
+        )
+
     if len(groups) == 1:
-        [(gid, name)] = groups
-        return build_site(decisions[gid], group=name, options=options, updated_iso=updated_iso)
-    files = {"index.html": groups_index(groups)}
-    for gid, name in groups:
-        site = build_site(decisions[gid], group=name, options=options, updated_iso=updated_iso)
-        files.update({f"{gid}/{rel}": text for rel, text in site.items()})
+        return site(groups[0])
+    files = {"index.html": groups_index([(g.id, g.name) for g in groups])}
+    for g in groups:
+        files.update({f"{g.id}/{rel}": text for rel, text in site(g).items()})
     return files
 
 
@@ -123,10 +148,11 @@ class Publisher:
     files are written in a worker thread so the event loop keeps syncing. Construction does
     no I/O."""
 
-    def __init__(self, db: Backend, clock: Clock, settings: Settings) -> None:
+    def __init__(self, db: Backend, clock: Clock, every: Sequence[Settings]) -> None:
         self.db = db
         self.clock = clock
-        self.settings = settings  # the bot-wide [publish] choices, and every group (`groups`)
+        self.settings = every[0]  # the bot-wide [publish] choices
+        self.groups = [SiteGroup(s.group_id, s.group_name, s.lang) for s in every]
 
     async def refresh(self) -> bool:
         """Regenerate the site; False (logged) when it could not be written — a decision
@@ -140,12 +166,12 @@ class Publisher:
 
         def build_and_write(decisions: dict[str, list[Decision]]) -> None:
             # Rendering and writing both run in the worker thread: only the read is async.
-            write_site(render_sites(s.groups, decisions, options, _iso(now)), out)
+            write_site(render_sites(self.groups, decisions, options, _iso(now)), out)
 
         try:
             async with self.db.transaction() as tx:
                 repo = Repository(tx)
-                decisions = {gid: await gather(repo, gid) for gid, _ in s.groups}
+                decisions = {g.id: await gather(repo, g.id, g.lang) for g in self.groups}
             await asyncio.to_thread(build_and_write, decisions)
         except (OSError, ValueError) as exc:
             log.warning("the public site in %s was not regenerated: %s", s.publish_dir, exc)

@@ -356,7 +356,7 @@ def test_a_front_word_is_declared_with_its_hint_and_real_targets() -> None:
     with pytest.raises(ValueError, match="go together"):
         CommandSpec("x", "X.", (), Role.ANYONE, frozenset(Place), hint="Hi.")
     with pytest.raises(KeyError):
-        CommandSpec("x", "X.", (), Role.ANYONE, frozenset(Place), forwards=("a",), hint="{nope}")
+        CommandSpec("x", "X.", (), Role.ANYONE, frozenset(Place), forwards=("a",), hint="%(nope)s")
 
 
 # ---- 3. `#N` wherever a request number goes ----------------------------------------------

@@ -31,7 +31,7 @@ from bot.domain.sense import Proposal
 from bot.services.export import export_record
 from bot.services.outbox import Outbox
 from bot.services.plans import AfterCommit
-from bot.services.publish import site_files
+from bot.services.publish import SiteGroup, site_files
 from bot.services.settings import Settings
 from storage.backend import Backend
 from storage.database import Database
@@ -534,7 +534,7 @@ async def test_two_groups_publish_a_site_each_under_one_index(two_groups: World)
     async with w.db.transaction() as tx:
         files = await site_files(
             Repository(tx),
-            groups=[("core", "Core Group"), ("wg", "Routing Working Group")],
+            groups=[SiteGroup("core", "Core Group"), SiteGroup("wg", "Routing Working Group")],
             options=PublishOptions(record_files=True),
             now_ms=w.clock.now_ms(),
         )

@@ -15,7 +15,7 @@ import pytest
 
 from bot.cli import main
 from bot.domain.publish import ATOM_NS, PublishOptions
-from bot.services.publish import site_files, write_site
+from bot.services.publish import SiteGroup, site_files, write_site
 from storage.repo import Repository
 from tests.unit.test_engine import (
     ALICE,
@@ -109,7 +109,7 @@ async def _site(w: World, options: PublishOptions | None = None) -> dict[str, st
     async with w.db.transaction() as tx:
         return await site_files(
             Repository(tx),
-            groups=[("main", "Test group")],
+            groups=[SiteGroup("main", "Test group")],
             options=options or PublishOptions(),
             now_ms=w.clock.now_ms(),
         )

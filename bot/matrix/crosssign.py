@@ -183,7 +183,13 @@ def sign_json(
     signature = sign(signable_bytes(obj))
     signed = {k: v for k, v in obj.items() if k != "unsigned"}
     old = obj.get("signatures")
-    signatures = {u: dict(s) for u, s in old.items()} if isinstance(old, Mapping) else {}
+    # Another party's entry that is not a mapping is no signature at all: it is dropped
+    # rather than failing the signing (found by hypothesis: `{"signatures": {"": None}}`).
+    signatures = (
+        {u: dict(s) for u, s in old.items() if isinstance(s, Mapping)}
+        if isinstance(old, Mapping)
+        else {}
+    )
     signatures.setdefault(user_id, {})[key_id] = signature
     signed["signatures"] = signatures
     return signed

@@ -12,7 +12,7 @@ from typing import Any
 
 import canonicaljson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from signedjson.key import decode_verify_key_bytes
 from signedjson.sign import SignatureVerifyException, verify_signed_json
@@ -132,6 +132,7 @@ def test_a_seed_has_32_bytes() -> None:
         SigningKey(b"short")
 
 
+@example({"signatures": {"": None}}, "@a:x")  # another party's entry that is no mapping
 @given(json_objects, st.text(min_size=1))
 def test_signatures_verify_here_and_with_signedjson(obj: dict[str, Any], user_id: str) -> None:
     key = SigningKey(bytes(range(32)))

@@ -54,11 +54,12 @@ from bot.domain.ratelimit import (
 from bot.domain.request import Applicant, Request
 from bot.domain.sense import Proposal
 from bot.domain.text import N_
-from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, Phrase, english, normalize_code
+from bot.i18n.catalog import LANGUAGES, NATIVE_NAMES, Language, Phrase, normalize_code
 from bot.matrix import render
 from bot.matrix.events import CommandText
 from bot.services.ballots import Ballots
 from bot.services.calendar import Calendar
+from bot.services.context import Act, Ctx, Where, details_room
 from bot.services.export import MEDIA_TYPES, Format, export_record, render_file
 from bot.services.export import filename as export_filename
 from bot.services.outbox import PRIVATE, Outbox, dm
@@ -68,7 +69,7 @@ from commands.help import render_help, render_topic_help, usage
 from commands.parser import ParsedCommand, ParseFailure, parse
 from commands.spec import ANYWHERE, CommandSpec, Executor, Place, Role
 from commands.table import COMMANDS
-from storage.repo import Member, Repository
+from storage.repo import Repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,53 +88,6 @@ class Reply:
 def fail(text: str, request: int | None = None) -> Reply:
     """A refusal with its reason."""
     return Reply(False, text, request)
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
-    """The room a command was typed in, as the bot knows it.
-
-    `place` is None for a room the bot keeps no role for: not the main room, not a
-    request's room, not the sender's own direct chat (e.g. a room an outsider made and
-    invited the bot to, or someone else's direct chat). No message is ever sent there (the
-    ✅/❌ reaction on the command alone): every answer goes to the sender's direct chat.
-    """
-
-    place: Place | None
-    room_request: Request | None
-
-
-@dataclass(slots=True)
-class Ctx:
-    """Everything a handler may use."""
-
-    repo: Repository
-    out: Outbox
-    now: int
-    event: CommandText
-    place: Place
-    room_request: Request | None
-    is_chair: bool
-    member: Member | None
-    where: Where  # the room as it is (`place` above: as the command is served)
-    received_at: int | None = None  # a released held event: when it was received
-    # What the answer is said in: the sender's own language in a direct message, the
-    # group's in a room (bot/i18n).
-    lang: Language = field(default_factory=english)
-
-    def answer_room(self, request_id: int | None) -> str:
-        """Where details of request `request_id` may be said (see `details_room`)."""
-        return details_room(self.event, self.where, request_id)
-
-
-def details_room(event: CommandText, where: Where, request_id: int | None) -> str:
-    """Where details of request `request_id` (None: of several) may be said: in that
-    request's own room or the sender's own direct chat; anywhere else by direct message."""
-    if where.place is Place.DM:
-        return event.room_id
-    if where.room_request is not None and where.room_request.id == request_id:
-        return event.room_id
-    return dm(event.sender)
 
 
 Handler = Callable[[Ctx, Mapping[str, Any]], Awaitable[Reply]]
@@ -423,7 +377,18 @@ class Handlers:
                 )
             )
         ctx = Ctx(
-            repo, out, now, event, place, room_request, is_chair, member, where, received_at, lang
+            repo,
+            out,
+            Act(repo, out),
+            now,
+            event,
+            place,
+            room_request,
+            is_chair,
+            member,
+            where,
+            received_at,
+            lang,
         )
         try:
             return await self.table[spec.name](ctx, parsed.args)
@@ -693,9 +658,8 @@ class Handlers:
         self, ctx: Ctx, applicant: Applicant, statement: str, deadline: Any, self_applied: bool
     ) -> Reply:
         try:
-            req = await self.ballots.file_request(
-                ctx.repo,
-                ctx.out,
+            req = await ctx.act(
+                self.ballots.file_request,
                 applicant,
                 statement,
                 ctx.event.sender,
@@ -777,8 +741,8 @@ class Handlers:
             render.clean(reason, 2_000) or None,
             ctx.event.room_id,
         )
-        if not await self.ballots.record_input(
-            ctx.repo, ctx.out, req, item, ctx.now, received_at=ctx.received_at
+        if not await ctx.act(
+            self.ballots.record_input, req, item, ctx.now, received_at=ctx.received_at
         ):
             return fail(
                 ctx.lang._(
@@ -824,8 +788,8 @@ class Handlers:
             req = await self._target(ctx, args)
         except Refusal as exc:
             return fail(Phrase(exc.message, exc.params).say(ctx.lang))
-        sense = await self.ballots.sense(ctx.repo, req)
-        hums = await self.ballots.hums(ctx.repo, req)
+        sense = await ctx.act.read(self.ballots.sense, req)
+        hums = await ctx.act.read(self.ballots.hums, req)
         lang = ctx.lang
         msg = render.summary(req, sense, final=False, hums=hums, prefix=self.prefix, lang=lang)
         head = lang._("State: %(state)s", state=render.state_label(lang, req.state))
@@ -1113,7 +1077,7 @@ class Handlers:
         assert req is not None
         early = self._early(ctx, req, args, "close")
         await self._note_early(ctx, req, early)
-        await self.ballots.close_ballot(ctx.repo, ctx.out, req, ctx.now)
+        await ctx.act(self.ballots.close_ballot, req, ctx.now)
         return Reply(True, request=req.id)
 
     async def confirm(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1129,7 +1093,7 @@ class Handlers:
                 ),
                 req.id,
             )
-        tally = await self.ballots.count(ctx.repo, req)
+        tally = await ctx.act.read(self.ballots.count, req)
         sense = tally.sense(await ctx.repo.objections(req.id), self.settings.quorum)
         rationale = args.get("rationale")
         problem = confirm_problem(sense, rough_shape(sense, tally.voters), rationale)
@@ -1137,9 +1101,8 @@ class Handlers:
             return fail(ctx.lang._("Not confirmed: %(why)s.", why=problem.say(ctx.lang)), req.id)
         outcome = outcome_for(sense.proposal)
         words = render.clean(str(rationale), 2_000) if rationale else None
-        await self.ballots.decide(
-            ctx.repo,
-            ctx.out,
+        await ctx.act(
+            self.ballots.decide,
             req,
             outcome,
             ctx.event.sender,
@@ -1159,9 +1122,8 @@ class Handlers:
         if problem:
             return fail(problem.say(ctx.lang) + ".", req.id)
         await self._note_early(ctx, req, early)
-        await self.ballots.decide(
-            ctx.repo,
-            ctx.out,
+        await ctx.act(
+            self.ballots.decide,
             req,
             Outcome(str(args["outcome"])),
             ctx.event.sender,
@@ -1175,8 +1137,8 @@ class Handlers:
         """`reopen DURATION`: open the ballot again; positions so far stay."""
         req = ctx.room_request
         assert req is not None
-        reopened, note = await self.ballots.reopen(
-            ctx.repo, ctx.out, req, ctx.now + int(args["duration"]), ctx.now
+        reopened, note = await ctx.act(
+            self.ballots.reopen, req, ctx.now + int(args["duration"]), ctx.now
         )
         return Reply(
             True,
@@ -1208,11 +1170,11 @@ class Handlers:
             req.state is RequestState.DRAFTED
             and req.proposal is Proposal.INSUFFICIENT_PARTICIPATION
         ):
-            reopened, _ = await self.ballots.reopen(
-                ctx.repo, ctx.out, req, ctx.now + int(args["duration"]), ctx.now
+            reopened, _ = await ctx.act(
+                self.ballots.reopen, req, ctx.now + int(args["duration"]), ctx.now
             )
-            sent = await self.calendar.remind(
-                ctx.repo, ctx.out, reopened, ctx.now, f"extend@{ctx.event.event_id}"
+            sent = await ctx.act(
+                self.calendar.remind, reopened, ctx.now, f"extend@{ctx.event.event_id}"
             )
             return Reply(
                 True,
@@ -1270,7 +1232,7 @@ class Handlers:
             return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         if req.state is not RequestState.OPEN:
             return fail(ctx.lang._(_NOT_OPEN, id=req.number))
-        if not await self.ballots.is_voter(ctx.repo, req, ctx.event.sender):
+        if not await ctx.act.read(self.ballots.is_voter, req, ctx.event.sender):
             return fail(ctx.lang._("you are not eligible on request #%(id)s.", id=req.number))
         strength = str(args.get("strength") or "soft")
         hummer = self.ballots.hummer(req.id, ctx.event.sender)
@@ -1294,9 +1256,7 @@ class Handlers:
         assert req is not None
         if req.state is not RequestState.OPEN:
             return fail(ctx.lang._(_NOT_OPEN, id=req.number), req.id)
-        sent = await self.calendar.remind(
-            ctx.repo, ctx.out, req, ctx.now, f"manual@{ctx.event.event_id}"
-        )
+        sent = await ctx.act(self.calendar.remind, req, ctx.now, f"manual@{ctx.event.event_id}")
         if not sent:
             return Reply(
                 True,
@@ -1356,7 +1316,7 @@ class Handlers:
     async def accept(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`accept N`: open the ballot of an application from triage."""
         req = await self._request(ctx, args)
-        accepted = await self.ballots.accept(ctx.repo, ctx.out, req, ctx.now)
+        accepted = await ctx.act(self.ballots.accept, req, ctx.now)
         return Reply(
             True,
             ctx.lang._(
@@ -1379,7 +1339,7 @@ class Handlers:
                 )
             )
         reason = render.clean(str(args["reason"]), 2_000)
-        await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
+        await ctx.act(self.ballots.cancel, req, ctx.event.sender, reason, ctx.now)
         return Reply(
             True,
             ctx.lang._("Application #%(id)s was rejected; the applicant is told.", id=req.number),
@@ -1396,7 +1356,7 @@ class Handlers:
                 )
             )
         reason = render.clean(str(args["reason"]), 2_000)
-        await self.ballots.cancel(ctx.repo, ctx.out, req, ctx.event.sender, reason, ctx.now)
+        await ctx.act(self.ballots.cancel, req, ctx.event.sender, reason, ctx.now)
         return Reply(True, ctx.lang._("Request #%(id)s is cancelled.", id=req.number), req.id)
 
     async def appeal(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
@@ -1491,14 +1451,12 @@ class Handlers:
         reopened_until: int | None = None
         note: Phrase | None = None
         if answer == "upheld" and req.state is RequestState.DECIDED:
-            reopened, note = await self.ballots.reopen(
-                ctx.repo, ctx.out, req, ctx.now + self.settings.min_deadline_ms, ctx.now
+            reopened, note = await ctx.act(
+                self.ballots.reopen, req, ctx.now + self.settings.min_deadline_ms, ctx.now
             )
             reopened_until = reopened.deadline_at
         elif req.state is RequestState.DECIDED:
-            await self.ballots.refreeze(
-                ctx.repo, ctx.out, req, ctx.now
-            )  # the record gains the answer
+            await ctx.act(self.ballots.refreeze, req, ctx.now)  # the record gains the answer
 
         def answered(lang: Language) -> str:
             text = lang._(
@@ -1615,7 +1573,7 @@ class Handlers:
                     usage=f"{self.prefix} edit N --field VALUE …",
                 )
             )
-        edited = await self.ballots.edit(ctx.repo, ctx.out, req, sender, changes, ctx.now)
+        edited = await ctx.act(self.ballots.edit, req, sender, changes, ctx.now)
         note = ""
         if edited.state is RequestState.TRIAGE:
             lacking = incomplete(edited.applicant)
@@ -1730,7 +1688,7 @@ class Handlers:
     async def mine(self, ctx: Ctx, args: Mapping[str, Any]) -> Reply:
         """`mine [N]`: the member's own current position and reason, by direct message."""
         req = await self._target(ctx, args)
-        tally = await self.ballots.count(ctx.repo, req)
+        tally = await ctx.act.read(self.ballots.count, req)
         current = tally.current.get(ctx.event.sender)
         # Said by direct message: in the member's own language.
         lang = self.settings.language(await ctx.repo.language(ctx.event.sender))
@@ -1870,8 +1828,8 @@ class Handlers:
             return fail(Phrase(exc.message, exc.params).say(ctx.lang))
         fmt: Format = args.get("format") or "json"
         s = self.settings
-        record = await export_record(
-            ctx.repo,
+        record = await ctx.act.read(
+            export_record,
             req.id,
             group_name=s.group_name,
             quorum=s.quorum,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -560,3 +561,25 @@ def test_no_import_cycles() -> None:
     graph = package_graph()
     cycles = find_cycles(graph)
     assert cycles == [], "import cycles (module (importer:line) -> …):\n" + report(graph)
+
+
+def test_executors_are_handed_a_narrow_context() -> None:
+    """An executor sees `CommandStore` and `Replies`, not the repository and the outbox:
+    what it reads and writes itself is a small part of the repository, and the use cases it
+    runs get the whole unit of work through `Ctx.act` (mypy checks every executor)."""
+    import typing
+
+    from bot.services.context import CommandStore, Ctx, Replies
+    from bot.services.outbox import Outbox
+    from storage.repo import Repository
+
+    hints = typing.get_type_hints(Ctx)
+    assert (hints["repo"], hints["out"]) == (CommandStore, Replies)
+    store = {n for n in vars(CommandStore) if not n.startswith("_")}
+    whole = {n for n in dir(Repository) if not n.startswith("_")}
+    assert store < whole
+    assert len(store) * 3 < len(whole)
+    said = {n for n in vars(Replies) if not n.startswith("_")} - {"after"}
+    assert said < {n for n in dir(Outbox) if not n.startswith("_")}
+    handlers = (ROOT / "bot" / "services" / "handlers.py").read_text(encoding="utf-8")
+    assert re.search(r"ctx\.(repo|out)\s*[,)]", handlers) is None  # never handed on whole

@@ -365,6 +365,12 @@ class Handlers:
                 ),
                 room_id=dm(event.sender),
             )
+            if len(s.groups) > 1:
+                # The direct chat the hum is to be sent in is about this group from now on,
+                # so the command it suggests works there as it is.
+                chat = await repo.dm_room(event.sender)
+                if chat is not None:
+                    await repo.set_dm_group(chat, s.group_id)
             return fail(text)
         if place is None or place not in spec.places:
             places = lang._(" or ").join(lang._(_PLACE_NAMES[p]) for p in Place if p in spec.places)

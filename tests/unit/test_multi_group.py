@@ -558,3 +558,20 @@ async def test_two_groups_digest_command_posts_only_its_groups_digest(two_groups
     assert await w.acks(asked.event_id) == ["✅"]
     assert await w.acks(refused.event_id) == ["❌"]
     assert [d.room_id for d in await w.messages("digest")] == [WG_MAIN]
+
+
+async def test_two_groups_a_hum_pointed_to_the_direct_chat_works_there_as_suggested(
+    two_groups: World,
+) -> None:
+    w = two_groups
+    await file_and_open(w, CHAIR, MAIN, "@erin:x", "!core1:x", "$core1")
+    wg1 = await file_and_open(w, WG_CHAIR, WG_MAIN, "@gina:x", "!wg1:x", "$wg1")
+    await w.services.dms.remember(ALICE, "!dm-alice:x")  # in both groups
+    in_room = w.command(ALICE, "!cb hum for --request 1", room="!wg1:x")
+    await w.apply(in_room)
+    assert await w.acks(in_room.event_id) == ["❌"]  # hums are private
+    hum = w.command(ALICE, "!cb hum for --request 1", room="!dm-alice:x")
+    await w.apply(hum)
+    assert await w.acks(hum.event_id) == ["✅"], await w.replies_to(hum.event_id)
+    hums = "SELECT count(*) FROM hums WHERE request_id = ?"
+    assert await w.scalar(hums, (wg1,)) == 1

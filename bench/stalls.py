@@ -111,7 +111,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
     async def tallies() -> None:
         async with db.transaction() as tx:
             await Repository(tx).mark_tally_dirty(list(range(1, ballots + 1)))
-        await bot.calendar.refresh_tallies()
+        await bot.groups.first.calendar.refresh_tallies()
 
     async def command(request: int, body: str) -> None:
         """A chair's command in the request's room, through the batch apply as a sync brings it."""
@@ -130,7 +130,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
     async def draft() -> None:
         async with db.transaction() as tx:
             await Repository(tx).update_request(ballots, deadline_at=0)
-        await bot.calendar.fire_deadline(ballots)
+        await bot.groups.first.calendar.fire_deadline(ballots)
 
     async def decide() -> None:
         await command(
@@ -149,7 +149,7 @@ async def _run(quick: bool, workdir: Path) -> Result:
     try:
         await measure("ingest", ingest)
         await measure("tally refresh", tallies)
-        await measure("digest", bot.calendar.fire_digest)
+        await measure("digest", bot.groups.first.calendar.fire_digest)
         await measure("export", export)
         await measure("draft", draft)
         await measure("decide", decide)

@@ -160,13 +160,13 @@ async def _run(quick: bool, workdir: Path) -> Result:
 
     db = Database(path)
     await db.open()
-    ballots = engine(db).ballots
-    quorum = ballots.settings.quorum
     chair = [f"@chair:{SERVER}"]
     bot_laps: list[float] = []
     sense_laps: list[float] = []
-    settle_heap()  # as the bot does once it has started (bot.app.App.run)
-    try:
+    try:  # the database is closed whatever happens: its thread would keep the process alive
+        ballots = engine(db).groups.first.ballots
+        quorum = ballots.settings.quorum
+        settle_heap()  # as the bot does once it has started (bot.app.App.run)
         for _ in range(rounds + 1):
             t0 = time.perf_counter()
             req, sense = await draft(db, ballots)
@@ -298,10 +298,10 @@ async def _postgresql(
         await build(pg.dsn("summary"), members, taking_part)
         db = open_target(pg.dsn("summary"))
         await db.open()
-        ballots = engine(db).ballots
         laps: list[float] = []
-        settle_heap()
         try:
+            ballots = engine(db).groups.first.ballots
+            settle_heap()
             for _ in range(rounds + 1):
                 t0 = time.perf_counter()
                 req, sense = await draft(db, ballots)

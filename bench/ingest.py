@@ -370,7 +370,9 @@ async def build_database(path: Path | str, members: int, requests: int) -> None:
                     repo, out, applicant, "Wants to help.", CHAIR, f"$filing{r}", None, now
                 )
                 assert req.id == r
-                await services.opening.room_ready(repo, out, r, room_id(r), now)
+                await services.openings[services.groups.first.group_id].room_ready(
+                    repo, out, r, room_id(r), now
+                )
                 await repo.update_request(r, ballot_event_id=ballot_id(r))
             await tx.execute("UPDATE outbox SET state = 'sent', sent_at = ?", (now,))
     finally:

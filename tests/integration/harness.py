@@ -292,6 +292,20 @@ async def query(group: Group, sql: str, params: tuple[Any, ...] = ()) -> list[di
         await conn.close()
 
 
+async def dm_with_bot(member: SimMember, group: Group) -> str:
+    """A direct chat of `member` with the group's bot, once the bot has joined it."""
+    room = await member.open_dm(group.bot_user.user_id)
+    await member.wait_for(
+        lambda ev: (
+            ev.get("type") == "m.room.member"
+            and ev.get("state_key") == group.bot_user.user_id
+            and ev.get("content", {}).get("membership") == "join"
+        ),
+        room_id=room,
+    )
+    return room
+
+
 @asynccontextmanager
 async def running_group(
     synapse: LocalSynapse, workdir: Path, tag: str, **options: Any

@@ -14,8 +14,7 @@ import pytest
 
 from bot.devtools.sim_member import bot_message
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import Group, running_group
-from tests.integration.test_attacks import dm_with_bot
+from tests.integration.harness import Group, dm_with_bot, running_group
 from tests.integration.test_process import command, reply_to
 
 pytestmark = pytest.mark.real

@@ -16,7 +16,7 @@ import pytest
 from bot.devtools.sim_member import Event, SimMember, bot_message
 from bot.devtools.synapse import LocalSynapse
 from bot.matrix.rooms import REQUEST_STATE_TYPE
-from tests.integration.harness import Group, running_group
+from tests.integration.harness import Group, dm_with_bot, running_group
 from tests.integration.test_process import command, open_request, reply_to
 
 pytestmark = pytest.mark.real
@@ -35,19 +35,6 @@ async def outsider(synapse: LocalSynapse, group: Group, name: str) -> SimMember:
     await client.connect()
     group.clients.append(client)
     return client
-
-
-async def dm_with_bot(member: SimMember, group: Group) -> str:
-    room = await member.open_dm(group.bot_user.user_id)
-    await member.wait_for(
-        lambda ev: (
-            ev.get("type") == "m.room.member"
-            and ev.get("state_key") == group.bot_user.user_id
-            and ev.get("content", {}).get("membership") == "join"
-        ),
-        room_id=room,
-    )
-    return room
 
 
 def from_bot(group: Group, member: SimMember, room: str) -> list[Event]:

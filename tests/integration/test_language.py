@@ -13,7 +13,7 @@ import pytest
 from bot.devtools.sim_member import bot_message
 from bot.devtools.synapse import LocalSynapse
 from bot.i18n.catalog import FSI, PDI
-from tests.integration.harness import running_group
+from tests.integration.harness import dm_with_bot, running_group
 from tests.integration.test_process import command, open_request, reply_to
 
 pytestmark = pytest.mark.real
@@ -25,15 +25,7 @@ async def test_language_french_rooms_and_an_arabic_members_direct_messages(
     async with running_group(synapse, tmp_path, "lang", group_extra='language = "fr"') as g:
         chair, m = g.chair, g.members
         alice = m["alice"]  # reads Arabic
-        dm = await alice.open_dm(g.bot_user.user_id)
-        await alice.wait_for(
-            lambda ev: (
-                ev.get("type") == "m.room.member"
-                and ev.get("state_key") == g.bot_user.user_id
-                and ev.get("content", {}).get("membership") == "join"
-            ),
-            room_id=dm,
-        )
+        dm = await dm_with_bot(alice, g)
         chosen = await command(alice, dm, "!cb language ar")
         answer = await alice.wait_for(reply_to(chosen), room_id=dm)
         assert "العربية" in answer["content"]["body"]

@@ -17,7 +17,7 @@ import pytest
 
 from bot.devtools.sim_member import SimMember, bot_message, reaction_to
 from bot.devtools.synapse import LocalSynapse
-from tests.integration.harness import make_group, query
+from tests.integration.harness import dm_with_bot, make_group, query
 from tests.integration.test_process import command, reply_to
 
 pytestmark = pytest.mark.real
@@ -164,15 +164,7 @@ schedule = ""
         )
 
         # Alice is in both groups: her direct chat asks which one, then remembers.
-        dm = await alice.open_dm(g.bot_user.user_id)
-        await alice.wait_for(
-            lambda ev: (
-                ev.get("type") == "m.room.member"
-                and ev.get("state_key") == g.bot_user.user_id
-                and ev.get("content", {}).get("membership") == "join"
-            ),
-            room_id=dm,
-        )
+        dm = await dm_with_bot(alice, g)
         ask = await alice.say(dm, "!cb mine 1")
         question = await alice.wait_for(reply_to(ask), room_id=dm)
         assert "Which group" in question["content"]["body"]

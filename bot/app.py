@@ -397,7 +397,7 @@ class App:
         except GatewayError as exc:
             log.warning("start-up reconciliation postponed: %s", exc)
         for group in services.groups:
-            await group.calendar.restore()
+            await group.calendar.restore(housekeeping=group is services.groups.first)
         if services.publisher is not None:
             # The site follows the database from the start (a decision while the bot was
             # stopped, a restored backup, a changed [publish] section).

@@ -99,9 +99,10 @@ class Calendar:
         jobs never change a decision, so there is no public site to regenerate)."""
         await plan.run(self, None, self.doorbell)
 
-    async def restore(self) -> int:
+    async def restore(self, *, housekeeping: bool = True) -> int:
         """At start: schedule every open ballot (overdue deadlines fire at once), the digest
-        and the chairs' nudges; returns how many ballots are open."""
+        and the chairs' nudges; returns how many ballots are open. `housekeeping`: also the
+        bot-wide pruning (one group's calendar does it for the bot)."""
         if self.timers is None:
             return 0
         group = self.settings.group_id
@@ -113,9 +114,9 @@ class Calendar:
             self.timers.cron(f"digest:{group}", s.digest_cron, zone(s.group_tz), self.fire_digest)
         self.timers.every(f"nudge:{group}", 3_600, self.nudge_chairs)
         self.timers.every(f"tallies:{group}", TALLY_EVERY_S, self.refresh_tallies)
-        # Bot-wide: one job whichever group's calendar sets it (the id replaces).
-        self.timers.every("prune", 86_400, self.prune)
-        await self.prune()
+        if housekeeping:  # bot-wide: once, not once per group
+            self.timers.every("prune", 86_400, self.prune)
+            await self.prune()
         return len(open_ids)
 
     async def refresh_tallies(self) -> None:
